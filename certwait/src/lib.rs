@@ -1,0 +1,1 @@
+//! certwait: see README.

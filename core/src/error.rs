@@ -1,0 +1,143 @@
+//! Errors as values, and the one place that maps them to messages and exit codes.
+//!
+//! Every tool's `main` is `kpipe_core::run("tool", || lib::run(args))`: the library
+//! returns an [`Error`], this module prints `tool: message` on stderr and exits with
+//! the code the contract gives (2 bad input or usage, 1 runtime failure, 124 timeout).
+//! A closed stdout (`| head`) ends the tool quietly.
+
+use std::fmt;
+use std::io;
+use std::process::ExitCode;
+
+/// Exit codes shared by every kpipe tool.
+pub mod exit {
+    /// Success.
+    pub const OK: u8 = 0;
+    /// A runtime failure: the API server said no, a certificate failed, I/O broke.
+    pub const FAILURE: u8 = 1;
+    /// Bad input or usage: nothing was done.
+    pub const BAD_INPUT: u8 = 2;
+    /// Gave up waiting, as timeout(1) does.
+    pub const TIMEOUT: u8 = 124;
+    /// Downstream closed the pipe: the conventional 128 + SIGPIPE.
+    pub const BROKEN_PIPE: u8 = 141;
+}
+
+/// What went wrong, and therefore how the tool exits.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The input (file, stream, flag value) is wrong; nothing was written or applied.
+    #[error("{0}")]
+    Input(String),
+    /// Something failed at run time (API, network, I/O other than a closed pipe).
+    #[error("{0}")]
+    Runtime(String),
+    /// A wait ran out of time; the message is the diagnosis.
+    #[error("{0}")]
+    Timeout(String),
+    /// Several objects failed; each was already reported, this is the summary.
+    #[error("{0}")]
+    Summary(String),
+    /// Downstream closed its end of the pipe: exit quietly.
+    #[error("broken pipe")]
+    BrokenPipe,
+}
+
+impl Error {
+    /// Bad input at a place in a file: `FILE:LINE: what`.
+    pub fn at(source: &str, line: usize, what: impl fmt::Display) -> Self {
+        Error::Input(format!("{source}:{line}: {what}"))
+    }
+
+    pub fn input(what: impl fmt::Display) -> Self {
+        Error::Input(what.to_string())
+    }
+
+    pub fn runtime(what: impl fmt::Display) -> Self {
+        Error::Runtime(what.to_string())
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Input(_) => exit::BAD_INPUT,
+            Error::Runtime(_) | Error::Summary(_) => exit::FAILURE,
+            Error::Timeout(_) => exit::TIMEOUT,
+            Error::BrokenPipe => exit::BROKEN_PIPE,
+        }
+    }
+}
+
+impl From<io::Error> for Error {
+    fn from(e: io::Error) -> Self {
+        if e.kind() == io::ErrorKind::BrokenPipe {
+            Error::BrokenPipe
+        } else {
+            Error::Runtime(e.to_string())
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Runs a tool's body and turns its result into an exit code, printing
+/// `tool: message` on stderr for any error but a closed pipe.
+pub fn run(tool: &str, body: impl FnOnce() -> Result<()>) -> ExitCode {
+    match body() {
+        Ok(()) => ExitCode::from(exit::OK),
+        Err(e) => report(tool, e),
+    }
+}
+
+/// Like [`run`] for tools that talk to the API server: builds the tokio runtime.
+pub fn run_async<F>(tool: &str, body: F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<()>>,
+{
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => return report(tool, Error::runtime(format!("cannot start runtime: {e}"))),
+    };
+    run(tool, || runtime.block_on(body))
+}
+
+fn report(tool: &str, e: Error) -> ExitCode {
+    let code = e.exit_code();
+    if !matches!(e, Error::BrokenPipe) {
+        // Nothing useful can be done if stderr itself is gone.
+        let _ = io::Write::write_all(&mut io::stderr(), format!("{tool}: {e}\n").as_bytes());
+    }
+    ExitCode::from(code)
+}
+
+/// Writes a whole output at once, so that bad input found late never leaves half a
+/// stream on stdout, and maps a closed pipe to [`Error::BrokenPipe`].
+pub fn write_stdout(text: &str) -> Result<()> {
+    use io::Write;
+    let mut out = io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_contract() {
+        assert_eq!(Error::input("x").exit_code(), 2);
+        assert_eq!(Error::runtime("x").exit_code(), 1);
+        assert_eq!(Error::Timeout("x".into()).exit_code(), 124);
+        let pipe: Error = io::Error::from(io::ErrorKind::BrokenPipe).into();
+        assert!(matches!(pipe, Error::BrokenPipe));
+    }
+
+    #[test]
+    fn located_input_error_reads_file_line_what() {
+        assert_eq!(Error::at("env", 3, "missing '='").to_string(), "env:3: missing '='");
+    }
+}

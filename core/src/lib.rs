@@ -1,0 +1,21 @@
+//! kpipe-core: what every kpipe tool shares.
+//!
+//! - [`stream`]: reading the multi-document manifest stream, with source positions.
+//! - [`yaml`]: writing YAML that YAML 1.1 (Kubernetes) and 1.2 readers agree on.
+//! - [`object`]: object identity and the API server's name and key rules.
+//! - [`error`]: errors as values, messages and exit codes, quiet broken pipes.
+//! - [`redact`]: keeping secret values out of messages and terminals.
+//! - [`connect`]: kubeconfig and client setup as kubectl does it.
+//! - [`time`]: durations on the command line.
+
+pub mod connect;
+pub mod error;
+pub mod object;
+pub mod redact;
+pub mod stream;
+pub mod time;
+pub mod yaml;
+
+pub use error::{Error, Result, run, run_async, write_stdout};
+pub use object::ObjectId;
+pub use stream::Document;

@@ -1,0 +1,1 @@
+//! envsplit: see README.

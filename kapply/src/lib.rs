@@ -1,0 +1,1 @@
+//! kapply: see README.

@@ -1,0 +1,1 @@
+//! secretgen: see README.

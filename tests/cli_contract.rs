@@ -1,0 +1,26 @@
+//! What every kpipe tool promises on the command line.
+
+mod common;
+use common::*;
+
+const TOOLS: &[&str] = &["envsplit", "secretgen", "manifest-gen", "kapply", "certwait"];
+
+#[test]
+fn help_goes_to_stdout_and_exits_zero() {
+    for tool in TOOLS {
+        let out = cmd(tool).arg("--help").output().unwrap();
+        assert!(out.status.success(), "{tool} --help failed");
+        assert!(stdout(&out).contains("Usage:"), "{tool} --help has no usage");
+        assert!(out.stderr.is_empty(), "{tool} --help wrote to stderr");
+    }
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error_with_exit_2() {
+    for tool in TOOLS {
+        let out = cmd(tool).arg("--no-such-flag").output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{tool}");
+        assert!(out.stdout.is_empty(), "{tool} wrote to stdout on a usage error");
+        assert!(stderr(&out).contains("--no-such-flag"), "{tool}");
+    }
+}
