@@ -1,25 +1,60 @@
 # kpipe: `make help` lists every target and variable.
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
+.ONESHELL:
 .DEFAULT_GOAL := help
 
-CARGO   ?= cargo
-PREFIX  ?= /usr/local
-VENV    ?= .venv
-TOOLS   := envsplit secretgen manifest-gen kapply certwait
-ENV     ?= examples/polls/env  ## env file for config/render/deploy
-APP     ?= polls               ## app name (object names derive from it)
-NAMESPACE ?=                   ## target namespace (default: the context's)
+CARGO     ?= cargo
+PREFIX    ?= /usr/local
+VENV      ?= .venv
+TOOLS     := envsplit secretgen manifest-gen kapply certwait
+#> ENV=examples/polls/env	env file (the tutorial's django-polls/env)
+ENV ?= examples/polls/env
+#> APP=polls	app name: polls-config, polls-secret, polls-app ...
+APP ?= polls
+#> IMAGE=docker.io/sammy/polls:latest	container image to deploy
+IMAGE ?= docker.io/sammy/polls:latest
+#> HOST=polls.example.com	public host name for the Ingress and certificate
+HOST ?= polls.example.com
+#> ISSUER=letsencrypt-staging	cert-manager ClusterIssuer
+ISSUER ?= letsencrypt-staging
+#> NAMESPACE=	namespace (default: the kubeconfig context's)
+NAMESPACE ?=
+#> REPLICAS=2	Deployment replicas
+REPLICAS ?= 2
+#> MIGRATE=1	1: run `manage.py migrate` as a Job
+MIGRATE ?= 1
+#> OUT=deploy.yaml	file written by `make render` (mode 0600)
+OUT ?= deploy.yaml
+#> TIMEOUT=5m	how long `certwait` waits
+TIMEOUT ?= 5m
+#> BIN=target/release	where the tools are run from
+BIN ?= target/release
 
-export PATH := $(CURDIR)/$(VENV)/bin:$(CURDIR)/target/release:$(PATH)
+export PATH := $(CURDIR)/$(VENV)/bin:$(abspath $(BIN)):$(PATH)
 
-.PHONY: help build test test-deps install bench config lint fmt
+NS_FLAG   := $(if $(NAMESPACE),--namespace $(NAMESPACE))
+# The tutorial's split: these six settings are plain config, everything else is secret.
+SPLIT     := --config DJANGO_ALLOWED_HOSTS --config STATIC_ENDPOINT_URL --config STATIC_BUCKET_NAME \
+             --config DJANGO_LOGLEVEL --config DEBUG --config DATABASE_ENGINE --secret '*'
+GEN_FLAGS := --app $(APP) --image $(IMAGE) --host $(HOST) --issuer $(ISSUER) \
+             --replicas $(REPLICAS) $(if $(filter 1,$(MIGRATE)),--migrate) $(NS_FLAG)
+
+# envsplit | secretgen | manifest-gen: the whole manifest set on stdout.
+define RENDER
+envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) \
+  | secretgen --generate DJANGO_SECRET_KEY \
+  | manifest-gen $(GEN_FLAGS)
+endef
+
+.PHONY: help build test test-deps lint fmt install completions man bench config \
+        render deploy diff wait-cert promote demo
 
 help: ## list targets and variables
 	@echo "kpipe targets:"
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-14s %s\n", $$1, $$2}'
-	@echo "variables:"
-	@grep -E '^[A-Z]+ +\?=.*## ' $(MAKEFILE_LIST) | sed -E 's/ +\?= *([^#]*)## (.*)/\t\1\t\2/' | awk -F'\t' '{printf "  %-10s %-22s %s\n", $$1, $$2, $$3}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | awk -F'\t' '{printf "  %-12s %s\n", $$1, $$2}'
+	@echo "variables (make TARGET VAR=value):"
+	@grep -E '^#> ' $(MAKEFILE_LIST) | sed -E 's/^#> //' | awk -F'\t' '{printf "  %-40s %s\n", $$1, $$2}'
 
 build: ## build the release binaries into target/release
 	$(CARGO) build --release --workspace --bins
@@ -42,12 +77,67 @@ lint: ## rustfmt check and clippy with warnings as errors
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-install: build ## install the tools into $(PREFIX)/bin
-	install -d $(DESTDIR)$(PREFIX)/bin
-	for t in $(TOOLS); do install -m 0755 target/release/$$t $(DESTDIR)$(PREFIX)/bin/; done
+completions: build ## shell completions into target/completions/{bash,zsh,fish}
+	for t in $(TOOLS); do
+	  mkdir -p target/completions/bash target/completions/zsh target/completions/fish
+	  $(BIN)/$$t --generate complete-bash > target/completions/bash/$$t
+	  $(BIN)/$$t --generate complete-zsh > target/completions/zsh/_$$t
+	  $(BIN)/$$t --generate complete-fish > target/completions/fish/$$t.fish
+	done
 
-config: build ## envsplit | secretgen on ENV: the ConfigMap and Secret
-	envsplit --app $(APP) $(if $(NAMESPACE),--namespace $(NAMESPACE)) $(ENV) | secretgen --show
+man: build ## man pages into target/man/man1
+	mkdir -p target/man/man1
+	for t in $(TOOLS); do $(BIN)/$$t --generate man > target/man/man1/$$t.1; done
 
-bench: build test-deps ## run every benchmark (ratios against kubectl, same run)
-	@for b in bench/*.sh; do bash "$$b"; done
+install: build completions man ## install tools, man pages and completions under PREFIX
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
+	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
+	for t in $(TOOLS); do
+	  install -m 0755 $(BIN)/$$t $(DESTDIR)$(PREFIX)/bin/
+	  install -m 0644 target/man/man1/$$t.1 $(DESTDIR)$(PREFIX)/share/man/man1/
+	  install -m 0644 target/completions/bash/$$t $(DESTDIR)$(PREFIX)/share/bash-completion/completions/
+	  install -m 0644 target/completions/zsh/_$$t $(DESTDIR)$(PREFIX)/share/zsh/site-functions/
+	  install -m 0644 target/completions/fish/$$t.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/
+	done
+
+config: ## envsplit | secretgen on ENV: the ConfigMap and Secret (shows secrets)
+	envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) | secretgen --show
+
+render: ## write the whole manifest set to OUT (0600: it holds Secrets), no cluster needed
+	umask 077
+	tmp=$$(mktemp "$(OUT).XXXXXX")
+	trap 'rm -f "$$tmp"' EXIT
+	$(RENDER) > "$$tmp"
+	mv "$$tmp" "$(OUT)"
+	echo "kpipe: wrote $(OUT)" >&2
+
+# Rendering finishes before anything is applied: a failing stage (bad env file, bad
+# flag) stops the target with that stage's message and nothing reaches the cluster.
+deploy: ## render, apply (server-side) and wait for the TLS certificate
+	umask 077
+	tmp=$$(mktemp)
+	trap 'rm -f "$$tmp"' EXIT
+	$(RENDER) > "$$tmp"
+	kapply $(NS_FLAG) -o yaml -f "$$tmp" | certwait $(NS_FLAG) --timeout $(TIMEOUT)
+
+diff: ## show what deploy would change in the cluster (applies nothing)
+	umask 077
+	tmp=$$(mktemp)
+	trap 'rm -f "$$tmp"' EXIT
+	$(RENDER) > "$$tmp"
+	kapply $(NS_FLAG) --diff -f "$$tmp"
+
+wait-cert: ## wait for the certificate of APP's Ingress
+	certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls
+
+promote: ## switch the Ingress to letsencrypt-prod and wait again (the tutorial's last step)
+	$(MAKE) --no-print-directory deploy ISSUER=letsencrypt-prod
+
+demo: ## everything, locally: simulator + the whole deploy pipeline (no cluster needed)
+	bash scripts/demo.sh
+
+bench: build test-deps ## run every benchmark (ratios against kubectl, same run) as one table
+	echo "| benchmark | kpipe | kubectl | kpipe/kubectl | notes |"
+	echo "|---|---|---|---|---|"
+	for b in bench/*.sh; do bash "$$b"; done

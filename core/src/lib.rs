@@ -7,7 +7,9 @@
 //! - [`redact`]: keeping secret values out of messages and terminals.
 //! - [`connect`]: kubeconfig and client setup as kubectl does it.
 //! - [`time`]: durations on the command line.
+//! - [`cli`]: argument parsing plus completions and man pages from the same definitions.
 
+pub mod cli;
 pub mod connect;
 pub mod error;
 pub mod object;
