@@ -80,14 +80,14 @@ fmt: ## format the code
 completions: build ## shell completions into target/completions/{bash,zsh,fish}
 	for t in $(TOOLS); do
 	  mkdir -p target/completions/bash target/completions/zsh target/completions/fish
-	  $(BIN)/$$t --generate complete-bash > target/completions/bash/$$t
-	  $(BIN)/$$t --generate complete-zsh > target/completions/zsh/_$$t
-	  $(BIN)/$$t --generate complete-fish > target/completions/fish/$$t.fish
+	  $(BIN)/$$t --completions bash > target/completions/bash/$$t
+	  $(BIN)/$$t --completions zsh > target/completions/zsh/_$$t
+	  $(BIN)/$$t --completions fish > target/completions/fish/$$t.fish
 	done
 
 man: build ## man pages into target/man/man1
 	mkdir -p target/man/man1
-	for t in $(TOOLS); do $(BIN)/$$t --generate man > target/man/man1/$$t.1; done
+	for t in $(TOOLS); do $(BIN)/$$t --man > target/man/man1/$$t.1; done
 
 install: build completions man ## install tools, man pages and completions under PREFIX
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \

@@ -5,12 +5,14 @@
 //! - [`object`]: object identity and the API server's name and key rules.
 //! - [`error`]: errors as values, messages and exit codes, quiet broken pipes.
 //! - [`redact`]: keeping secret values out of messages and terminals.
+//! - [`envfile`]: env files (dotenv and docker/kubectl dialects), for envsplit and secretgen.
 //! - [`connect`]: kubeconfig and client setup as kubectl does it.
 //! - [`time`]: durations on the command line.
 //! - [`cli`]: argument parsing plus completions and man pages from the same definitions.
 
 pub mod cli;
 pub mod connect;
+pub mod envfile;
 pub mod error;
 pub mod object;
 pub mod redact;

@@ -87,6 +87,27 @@ impl Scrubber {
     }
 }
 
+/// Refuses to put secret values on a terminal, where they end up in scrollback and
+/// screen shares, unless the user asked (`--show`). Pass `std::io::stdout().is_terminal()`.
+pub fn refuse_secrets_on_terminal<'a>(
+    objects: impl IntoIterator<Item = &'a Value>,
+    stdout_is_terminal: bool,
+    show: bool,
+) -> crate::Result<()> {
+    let has_values = |o: &Value| {
+        ["data", "stringData"]
+            .iter()
+            .any(|f| o[f].as_object().is_some_and(|m| !m.is_empty()))
+    };
+    if stdout_is_terminal && !show && objects.into_iter().any(|o| is_secret(o) && has_values(o)) {
+        return Err(crate::Error::input(
+            "refusing to write Secret values to a terminal: pipe the output on, redirect it \
+             to a file, or pass --show",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,6 +123,17 @@ mod tests {
         let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "1"}});
         mask_secret(&mut cm);
         assert_eq!(cm["data"]["a"], "1");
+    }
+
+    #[test]
+    fn secrets_reach_a_terminal_only_when_asked() {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "data": {"a": "eA=="}});
+        let empty = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "e"}});
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "data": {"a": "x"}});
+        assert!(refuse_secrets_on_terminal([&cm, &secret], true, false).is_err());
+        assert!(refuse_secrets_on_terminal([&secret], true, true).is_ok());
+        assert!(refuse_secrets_on_terminal([&secret], false, false).is_ok());
+        assert!(refuse_secrets_on_terminal([&cm, &empty], true, false).is_ok());
     }
 
     #[test]

@@ -1,1 +1,649 @@
-//! kapply: see README.
+//! kapply: fast, ordered, retrying server-side apply of a manifest stream.
+//!
+//! The whole input is read and checked first (parse, names, duplicates, namespaces,
+//! kinds the server serves); only then is anything written. Objects are applied by
+//! rank ([`order`]), the objects of one rank in parallel, each one GET (to tell created,
+//! configured and unchanged apart) and one server-side apply PATCH, both retried on
+//! transient failures ([`retry`]).
+
+mod api;
+mod diff;
+mod discover;
+mod input;
+mod order;
+mod report;
+mod retry;
+
+use api::{Caller, Target};
+use clap::{Parser, ValueEnum};
+use discover::{InputCrd, Resolved};
+use futures::StreamExt;
+use kpipe_core::connect::ConnectArgs;
+use kpipe_core::redact::{Scrubber, mask_secret};
+use kpipe_core::time::parse_duration;
+use kpipe_core::{Document, Error, ObjectId, Result};
+use kube::core::params::PatchParams;
+use kube::discovery::Scope;
+use order::Rank;
+use report::{Change, FailureKind};
+use retry::{Backoff, Failure};
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::IsTerminal;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const LONG_ABOUT: &str = "\
+Applies a stream of Kubernetes objects with server-side apply, in dependency order,
+in parallel within each step, retrying what a busy API server refuses for a moment.
+
+The whole input is read and checked before the first write: a bad document, an object
+in another namespace than -n, or a kind the cluster does not serve, and nothing is applied.
+Order: Namespace, CustomResourceDefinition (waited for until Established), ServiceAccount
+and RBAC, ConfigMap, Secret, PersistentVolumeClaim, Service, Deployment/StatefulSet/
+DaemonSet, Job, Ingress, HorizontalPodAutoscaler, PodDisruptionBudget, custom resources.
+
+Each object gets one line on stdout, as kubectl prints it:
+  configmap/polls-config created
+  deployment.apps/polls-app configured
+  ingress.networking.k8s.io/polls unchanged
+
+Examples:
+  manifest-gen --image IMG --host HOST < env | kapply -n polls
+  kapply -f k8s/ --dry-run=server          # what would change, checked by the server
+  kapply -f k8s/ --diff                    # unified diff of live vs. applied, no writes
+  kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
+  kapply -f stack.yaml --force-conflicts   # take over fields someone set with kubectl
+
+Exit codes:
+  0    every object applied (or checked, or diffed)
+  1    some objects failed (each reported on stderr, the others applied), or the cluster
+       does not serve a kind of the input (nothing applied), or it cannot be reached
+  2    bad input or usage: nothing was applied
+  124  --timeout ran out (what was not done is reported)
+  141  stdout was closed";
+
+/// Server-side apply of a manifest stream: ordered, parallel, retrying.
+#[derive(Parser, Debug)]
+#[command(name = "kapply", version, about, long_about = LONG_ABOUT)]
+pub struct Args {
+    /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted) or - for stdin;
+    /// repeatable. Default: stdin.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    pub files: Vec<String>,
+
+    /// The field manager that owns what kapply applies.
+    #[arg(long, value_name = "NAME", default_value = "kapply")]
+    pub field_manager: String,
+
+    /// Take over fields another field manager owns instead of failing with a conflict.
+    #[arg(long)]
+    pub force_conflicts: bool,
+
+    /// `server`: the API server checks and defaults everything, nothing is stored.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = DryRun::None)]
+    pub dry_run: DryRun,
+
+    /// Print a unified diff of each live object against the result of applying it
+    /// (checked by the server, Secret values masked); apply nothing.
+    #[arg(long, conflicts_with = "output")]
+    pub diff: bool,
+
+    /// Print the objects as the server returned them instead of result lines.
+    #[arg(short = 'o', long, value_name = "FORMAT", value_enum)]
+    pub output: Option<Output>,
+
+    /// Keep metadata.managedFields in -o output.
+    #[arg(long)]
+    pub show_managed_fields: bool,
+
+    /// Objects of one step applied at the same time.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Retries of a request that failed transiently (429, 5xx, connection reset or
+    /// refused, timeout), with capped exponential backoff and jitter.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+
+    /// Give up on everything not done after this long (e.g. 30s, 5m; 0 = never).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    None,
+    Server,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Yaml,
+    Json,
+}
+
+/// One object ready to apply.
+struct Item {
+    /// Position in the input, for output in input order.
+    position: usize,
+    id: ObjectId,
+    rank: Rank,
+    resolved: Resolved,
+    /// The object as sent: namespace set for namespaced kinds, removed for the others.
+    body: Value,
+    /// Why it cannot be applied, found after planning (its CRD failed).
+    blocked: Option<String>,
+}
+
+impl Item {
+    fn target(&self, resource: &kube::core::ApiResource) -> Target {
+        Target {
+            resource: resource.clone(),
+            namespace: self.id.namespace.clone(),
+            name: self.id.name.clone(),
+        }
+    }
+}
+
+/// What happened to one object.
+enum Outcome {
+    Done {
+        change: Change,
+        object: Value,
+        diff: String,
+    },
+    /// Not checkable in a dry run (its namespace or CRD comes with this input).
+    Skipped(String),
+    Failed(Failure),
+}
+
+struct Run {
+    caller: Caller,
+    params: PatchParams,
+    dry_run: bool,
+    diff: bool,
+    concurrency: usize,
+    scrubber: Scrubber,
+    /// Namespaces this input creates, which a dry run cannot find yet.
+    input_namespaces: HashSet<String>,
+}
+
+pub async fn run(args: Args) -> Result<()> {
+    let docs = input::read_all(&args.files)?;
+    input::check(&docs)?;
+    let mut scrubber = Scrubber::default();
+    scrubber.learn(docs.iter().map(|d| &d.value));
+
+    let connection = args.connect.connect().await?;
+    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let caller = Caller::new(
+        connection.client.clone(),
+        Backoff::new(args.retries),
+        deadline,
+        scrubber.clone(),
+    );
+
+    let crds = InputCrd::of(&docs);
+    let resolved = discover::resolve(&caller, &docs, &crds, &connection.server).await?;
+    let items = plan(
+        docs,
+        resolved,
+        &crds,
+        &connection.namespace,
+        connection.namespace_from_flag,
+    )?;
+
+    let dry_run = args.dry_run == DryRun::Server || args.diff;
+    let mut params = PatchParams::apply(&args.field_manager);
+    if args.force_conflicts {
+        params = params.force();
+    }
+    if dry_run {
+        params = params.dry_run();
+    }
+    let input_namespaces = items
+        .iter()
+        .filter(|i| i.rank == Rank::Namespace)
+        .map(|i| i.id.name.clone())
+        .collect();
+    let run = Run {
+        caller,
+        params,
+        dry_run,
+        diff: args.diff,
+        concurrency: args.concurrency.into(),
+        scrubber,
+        input_namespaces,
+    };
+    let total = items.len();
+    let outcomes = run.apply_all(items, &crds, args.output.is_none()).await?;
+
+    if let Some(format) = args.output {
+        let mut objects: Vec<Value> = outcomes
+            .iter()
+            .filter_map(|(_, _, o)| match o {
+                Outcome::Done { object, .. } => Some(object.clone()),
+                _ => None,
+            })
+            .collect();
+        let mask = std::io::stdout().is_terminal();
+        for object in &mut objects {
+            if !args.show_managed_fields
+                && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+            {
+                meta.remove("managedFields");
+            }
+            if mask {
+                mask_secret(object);
+            }
+        }
+        kpipe_core::write_stdout(&render(&objects, format))?;
+    }
+
+    let failures: Vec<FailureKind> = outcomes
+        .iter()
+        .filter_map(|(_, _, o)| match o {
+            Outcome::Failed(f) => Some(FailureKind::of(f)),
+            _ => None,
+        })
+        .collect();
+    if failures.is_empty() {
+        return Ok(());
+    }
+    let summary = report::summary(&failures, total, dry_run);
+    if failures.contains(&FailureKind::TimedOut) {
+        Err(Error::Timeout(summary))
+    } else {
+        Err(Error::Summary(summary))
+    }
+}
+
+/// Places every object: rank, namespace, the body to send. A namespace that
+/// contradicts `-n` is bad input, as in kubectl.
+fn plan(
+    docs: Vec<Document>,
+    resolved: Vec<Resolved>,
+    crds: &[InputCrd],
+    namespace: &str,
+    namespace_from_flag: bool,
+) -> Result<Vec<Item>> {
+    let crd_groups: HashSet<String> = crds.iter().map(|c| c.group.clone()).collect();
+    let mut items = Vec::with_capacity(docs.len());
+    for (position, (doc, resolved)) in docs.into_iter().zip(resolved).enumerate() {
+        let mut id = doc.id();
+        let mut body = doc.value.clone();
+        let meta = body
+            .as_object_mut()
+            .expect("documents are objects")
+            .entry("metadata")
+            .or_insert_with(|| Value::Object(Default::default()));
+        let meta = meta
+            .as_object_mut()
+            .expect("metadata is checked to be a mapping");
+        match resolved.scope() {
+            Scope::Cluster => {
+                meta.remove("namespace");
+                id.namespace = None;
+            }
+            Scope::Namespaced => {
+                let ns = match &id.namespace {
+                    Some(own) if namespace_from_flag && own != namespace => {
+                        return Err(Error::input(format!(
+                            "{}: {}/{}: its namespace \"{own}\" does not match -n \"{namespace}\" \
+                             (as kubectl, kapply does not move objects: drop -n or pass -n {own})",
+                            doc.place(),
+                            id.kind,
+                            id.name
+                        )));
+                    }
+                    Some(own) => own.clone(),
+                    None => namespace.to_owned(),
+                };
+                meta.insert("namespace".into(), Value::String(ns.clone()));
+                id.namespace = Some(ns);
+            }
+        }
+        let rank = order::rank(id.group(), &id.kind, &crd_groups);
+        items.push(Item {
+            position,
+            id,
+            rank,
+            resolved,
+            body,
+            blocked: None,
+        });
+    }
+    Ok(items)
+}
+
+impl Run {
+    /// Applies rank after rank, printing result lines (when `lines`) as each rank ends;
+    /// the outcomes come back in input order.
+    async fn apply_all(
+        &self,
+        items: Vec<Item>,
+        crds: &[InputCrd],
+        lines: bool,
+    ) -> Result<Vec<(usize, ObjectId, Outcome)>> {
+        let mut ranks: BTreeMap<Rank, Vec<Item>> = BTreeMap::new();
+        for item in items {
+            ranks.entry(item.rank).or_default().push(item);
+        }
+        let mut outcomes = Vec::new();
+        // CRDs of this input that were applied, by name: their kinds can be resolved.
+        let mut applied_crds: HashSet<String> = HashSet::new();
+        let mut discovered: HashMap<String, Result<kube::core::ApiResource, String>> =
+            HashMap::new();
+        for (rank, mut items) in ranks {
+            if rank == Rank::Custom && !self.dry_run {
+                self.confirm_pending(&mut items, crds, &applied_crds, &mut discovered)
+                    .await;
+            }
+            let results: Vec<Outcome> = futures::stream::iter(items.iter())
+                .map(|item| self.apply_one(item))
+                .buffered(self.concurrency)
+                .collect()
+                .await;
+            let mut text = String::new();
+            for (item, outcome) in items.iter().zip(results) {
+                match &outcome {
+                    Outcome::Done { change, diff, .. } => {
+                        if item.rank == Rank::CustomResourceDefinition {
+                            applied_crds.insert(item.id.name.clone());
+                        }
+                        if self.diff {
+                            text.push_str(diff);
+                        } else if lines {
+                            text.push_str(&report::result_line(&item.id, *change, self.dry_run));
+                        }
+                    }
+                    Outcome::Skipped(why) => {
+                        eprintln!("kapply: {}: {}", item.id, self.scrubber.scrub(why));
+                    }
+                    Outcome::Failed(failure) => {
+                        eprint!(
+                            "{}",
+                            report::failure(
+                                &item.id,
+                                failure,
+                                self.caller.retries(),
+                                &self.scrubber
+                            )
+                        );
+                    }
+                }
+                outcomes.push((item.position, item.id.clone(), outcome));
+            }
+            kpipe_core::write_stdout(&text)?;
+        }
+        outcomes.sort_by_key(|(position, _, _)| *position);
+        Ok(outcomes)
+    }
+
+    /// Waits for the input's CRDs to be Established and resolves their kinds through
+    /// discovery; an object whose CRD failed is failed with a reason.
+    async fn confirm_pending(
+        &self,
+        items: &mut [Item],
+        crds: &[InputCrd],
+        applied: &HashSet<String>,
+        discovered: &mut HashMap<String, Result<kube::core::ApiResource, String>>,
+    ) {
+        for item in items.iter_mut() {
+            let Resolved::Pending {
+                resource,
+                scope,
+                crd,
+            } = &item.resolved
+            else {
+                continue;
+            };
+            let key = format!("{}/{}", resource.api_version, resource.kind);
+            if !discovered.contains_key(&key) {
+                let result = if !applied.contains(crd) {
+                    Err(format!(
+                        "not applied: its CustomResourceDefinition/{crd} failed"
+                    ))
+                } else {
+                    let definition = crds
+                        .iter()
+                        .find(|c| &c.name == crd)
+                        .expect("pending kinds come from input CRDs");
+                    discover::wait_for_crd(&self.caller, definition, &resource.version)
+                        .await
+                        .map_err(|f| {
+                            format!(
+                                "CustomResourceDefinition/{crd} did not become usable: {}",
+                                f.message()
+                            )
+                        })
+                };
+                discovered.insert(key.clone(), result);
+            }
+            if let Ok(found) = &discovered[&key] {
+                item.resolved = Resolved::Served {
+                    resource: found.clone(),
+                    scope: scope.clone(),
+                };
+            }
+        }
+    }
+
+    async fn apply_one(&self, item: &Item) -> Outcome {
+        if let Some(why) = &item.blocked {
+            return Outcome::Failed(Failure::Transport {
+                message: why.clone(),
+                transient: false,
+            });
+        }
+        let resource = match &item.resolved {
+            Resolved::Served { resource, .. } => resource,
+            Resolved::Pending { crd, resource, .. } => {
+                return if self.dry_run {
+                    Outcome::Skipped(format!(
+                        "not checked: {} is served only once CustomResourceDefinition/{crd} of this input is applied",
+                        resource.api_version
+                    ))
+                } else {
+                    Outcome::Failed(Failure::Transport {
+                        message: format!("not applied: {} is not served", resource.api_version),
+                        transient: false,
+                    })
+                };
+            }
+        };
+        let target = item.target(resource);
+        let what = item.id.to_string();
+        let before = match self.caller.get(&target, &what).await {
+            Ok(before) => before,
+            Err(failure) => return Outcome::Failed(failure),
+        };
+        let after = match self
+            .caller
+            .apply(&target, &item.body, &self.params, &what)
+            .await
+        {
+            Ok(after) => after,
+            Err(failure) => return self.dry_run_gap(item, failure),
+        };
+        let change = classify(before.as_ref(), &after, self.dry_run);
+        let diff = if self.diff {
+            diff::unified(&item.id, before.as_ref(), &after)
+        } else {
+            String::new()
+        };
+        Outcome::Done {
+            change,
+            object: after,
+            diff,
+        }
+    }
+
+    /// In a dry run, an object in a namespace this same input creates cannot be found
+    /// by the server yet; that is a gap in what can be checked, not a failure.
+    fn dry_run_gap(&self, item: &Item, failure: Failure) -> Outcome {
+        if let Failure::Api { status, .. } = &failure
+            && self.dry_run
+            && status.code == 404
+            && let Some(ns) = &item.id.namespace
+            && self.input_namespaces.contains(ns)
+            && status
+                .details
+                .as_ref()
+                .is_some_and(|d| d.kind == "namespaces")
+        {
+            return Outcome::Skipped(format!(
+                "not checked: namespace \"{ns}\" is created by this input"
+            ));
+        }
+        Outcome::Failed(failure)
+    }
+}
+
+/// Created, configured or unchanged, from the live object before and the answer after.
+/// A real apply that changes nothing keeps the resourceVersion; a dry run never moves
+/// it, so there the objects themselves are compared.
+fn classify(before: Option<&Value>, after: &Value, dry_run: bool) -> Change {
+    let Some(before) = before else {
+        return Change::Created;
+    };
+    let same = if dry_run {
+        without_volatile(before) == without_volatile(after)
+    } else {
+        before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
+    };
+    if same {
+        Change::Unchanged
+    } else {
+        Change::Configured
+    }
+}
+
+/// The object minus what a dry run rewrites even when nothing changes.
+fn without_volatile(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(fields) = object["metadata"]["managedFields"].as_array_mut() {
+        for entry in fields.iter_mut().filter_map(Value::as_object_mut) {
+            entry.remove("time");
+        }
+    }
+    object
+}
+
+/// `-o yaml` is a stream, `-o json` one object or a `List`, as kubectl prints them.
+fn render(objects: &[Value], format: Output) -> String {
+    match format {
+        Output::Yaml => kpipe_core::yaml::to_stream(objects),
+        Output::Json => {
+            let value = match objects {
+                [one] => one.clone(),
+                many => {
+                    serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": many})
+                }
+            };
+            serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n"
+        }
+    }
+}
+
+#[cfg(test)]
+mod fixtures {
+    use serde_json::Value;
+
+    pub fn body(name: &str) -> Value {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
+    }
+
+    pub fn status(name: &str) -> kube::core::Status {
+        serde_json::from_value(body(name)).unwrap()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_from_fixtures_14_15_16() {
+        let created = fixtures::body("14-ssa-create.json");
+        let noop = fixtures::body("15-ssa-noop.json");
+        let changed = fixtures::body("16-ssa-change.json");
+        assert_eq!(classify(None, &created, false), Change::Created);
+        assert_eq!(classify(Some(&created), &noop, false), Change::Unchanged);
+        assert_eq!(classify(Some(&noop), &changed, false), Change::Configured);
+    }
+
+    #[test]
+    fn dry_run_compares_content_because_fixture_19_keeps_the_resource_version() {
+        let live = fixtures::body("16-ssa-change.json");
+        let dry = fixtures::body("19-ssa-dryrun.json");
+        assert_eq!(
+            live["metadata"]["resourceVersion"],
+            dry["metadata"]["resourceVersion"]
+        );
+        assert_eq!(classify(Some(&live), &dry, true), Change::Configured);
+        let mut same = live.clone();
+        same["metadata"]["managedFields"][0]["time"] = "2030-01-01T00:00:00Z".into();
+        assert_eq!(classify(Some(&live), &same, true), Change::Unchanged);
+    }
+
+    fn planned(text: &str, scope: Scope, ns: &str, from_flag: bool) -> Result<Vec<Item>> {
+        let docs = kpipe_core::stream::parse("in.yaml", text).unwrap();
+        let resolved =
+            docs.iter()
+                .map(|d| Resolved::Served {
+                    resource: kube::core::ApiResource::from_gvk(
+                        &kube::core::GroupVersionKind::gvk("", "v1", d.kind()),
+                    ),
+                    scope: scope.clone(),
+                })
+                .collect();
+        plan(docs, resolved, &[], ns, from_flag)
+    }
+
+    #[test]
+    fn namespaced_objects_get_the_default_namespace_and_keep_their_own() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n\
+                    apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: other}\n";
+        let items = planned(text, Scope::Namespaced, "polls", false).unwrap();
+        assert_eq!(items[0].body["metadata"]["namespace"], "polls");
+        assert_eq!(items[1].id.namespace.as_deref(), Some("other"));
+    }
+
+    #[test]
+    fn a_namespace_other_than_the_flag_is_bad_input() {
+        let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: b, namespace: other}\n";
+        let err = planned(text, Scope::Namespaced, "polls", true)
+            .err()
+            .unwrap();
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().starts_with("in.yaml: document 1 (line 1): ConfigMap/b: its namespace \"other\" does not match -n \"polls\""));
+    }
+
+    #[test]
+    fn cluster_scoped_objects_lose_their_namespace() {
+        let text = "apiVersion: v1\nkind: Namespace\nmetadata: {name: polls, namespace: stray}\n";
+        let items = planned(text, Scope::Cluster, "polls", true).unwrap();
+        assert!(items[0].body["metadata"].get("namespace").is_none());
+        assert_eq!(items[0].id.namespace, None);
+        assert_eq!(items[0].rank, Rank::Namespace);
+    }
+
+    #[test]
+    fn json_output_is_a_list_when_there_are_several() {
+        let a = serde_json::json!({"kind": "ConfigMap"});
+        let one: Value =
+            serde_json::from_str(&render(std::slice::from_ref(&a), Output::Json)).unwrap();
+        assert_eq!(one, a);
+        let two: Value =
+            serde_json::from_str(&render(&[a.clone(), a.clone()], Output::Json)).unwrap();
+        assert_eq!(two["kind"], "List");
+        assert_eq!(two["items"].as_array().unwrap().len(), 2);
+        assert_eq!(render(&[a], Output::Yaml), "---\nkind: ConfigMap\n");
+    }
+}

@@ -1,11 +1,7 @@
 use clap::Parser;
+use std::process::ExitCode;
 
-/// Not built yet.
-#[derive(Parser)]
-#[command(name = "kapply", version)]
-struct Args {}
-
-fn main() -> std::process::ExitCode {
-    let _ = Args::parse();
-    kpipe_core::run("kapply", || Err(kpipe_core::Error::runtime("not implemented yet")))
+fn main() -> ExitCode {
+    let args = kapply::Args::parse();
+    kpipe_core::run_async("kapply", kapply::run(args))
 }

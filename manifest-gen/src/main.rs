@@ -1,11 +1,8 @@
 use clap::Parser;
+use manifest_gen::Args;
+use std::process::ExitCode;
 
-/// Not built yet.
-#[derive(Parser)]
-#[command(name = "manifest-gen", version)]
-struct Args {}
-
-fn main() -> std::process::ExitCode {
-    let _ = Args::parse();
-    kpipe_core::run("manifest-gen", || Err(kpipe_core::Error::runtime("not implemented yet")))
+fn main() -> ExitCode {
+    let args = Args::parse();
+    kpipe_core::run("manifest-gen", || manifest_gen::run(args))
 }

@@ -1,1 +1,377 @@
-//! secretgen: see README.
+//! secretgen: turns Secrets' `stringData` into base64 `data`, fills in generated values,
+//! or makes a Secret from an env file, as `kubectl create secret generic` does.
+//!
+//! As a filter it owns only core/v1 Secrets; every other object passes through in order.
+//! The output is a fixed point: running secretgen on its own output changes nothing.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use clap::{Parser, ValueEnum};
+use kpipe_core::envfile::{self, Format};
+use kpipe_core::object::{
+    MAX_OBJECT_BYTES, config_key_error, dns1123_label_error, dns1123_subdomain_error,
+};
+use kpipe_core::redact::is_secret;
+use kpipe_core::stream::{self, Document};
+use kpipe_core::{Error, Result};
+use rand::TryRngCore;
+use rand::rngs::OsRng;
+use rand::seq::IndexedRandom;
+use serde_json::{Map, Value, json};
+use std::io::IsTerminal;
+
+const LONG_ABOUT: &str = "\
+As a filter (the default): reads a manifest stream (files or stdin) and, for every Secret,
+moves stringData into data as standard base64 (stringData wins over data for the same
+key, as the API server does). Every other object passes through unchanged and in order.
+Running it twice gives the same bytes as running it once.
+
+--generate KEY[:LENGTH] fills KEY from the operating system's CSPRNG when it is missing or
+empty in a Secret; a value that is set is never replaced. Default: 50 characters of
+Django's get_random_secret_key alphabet. An empty key in the env file gets a NEW value on
+every run: to keep it stable, write the value into the env file once (or keep the
+rendered output and re-apply that).
+
+With --from-env-file FILE --name NAME it makes a Secret from an env file like
+`kubectl create secret generic NAME --from-env-file FILE` (same parser as envsplit).
+
+Secret values are not written to a terminal unless --show.
+
+Examples:
+  envsplit --app polls env | secretgen --generate DJANGO_SECRET_KEY | kapply
+  secretgen --name polls-secret --from-env-file polls-secrets > secret.yaml
+  secretgen --show < secret.yaml          # look at the result on a terminal
+
+Exit status: 0 done, 2 bad input (invalid base64, invalid key, object over 1 MiB; the
+message names the object) with nothing on stdout, 1 runtime failure, 141 stdout closed.";
+
+/// Encode, generate and create Kubernetes Secret values.
+#[derive(Debug, Parser)]
+#[command(name = "secretgen", version, about, long_about = LONG_ABOUT)]
+pub struct Args {
+    /// Manifest streams to read; `-` is standard input.
+    #[arg(
+        value_name = "FILE",
+        default_value = "-",
+        conflicts_with = "from_env_file"
+    )]
+    pub files: Vec<String>,
+
+    /// Fill KEY with LENGTH random characters when missing or empty (repeatable).
+    #[arg(long, value_name = "KEY[:LENGTH]", value_parser = parse_generate)]
+    pub generate: Vec<Generate>,
+
+    /// Characters of generated values.
+    #[arg(long, value_enum, default_value_t = Charset::Django)]
+    pub charset: Charset,
+
+    /// Only generate into the Secrets with these names (repeatable) [default: every
+    /// Opaque Secret].
+    #[arg(long, value_name = "NAME")]
+    pub only: Vec<String>,
+
+    /// Make a Secret from this env file instead of reading a stream.
+    #[arg(long, value_name = "FILE", requires = "name")]
+    pub from_env_file: Option<String>,
+
+    /// Name of the Secret made with --from-env-file.
+    #[arg(long, value_name = "NAME", requires = "from_env_file")]
+    pub name: Option<String>,
+
+    /// Namespace of the Secret made with --from-env-file.
+    #[arg(
+        long,
+        short = 'n',
+        value_name = "NAMESPACE",
+        requires = "from_env_file"
+    )]
+    pub namespace: Option<String>,
+
+    /// Env file dialect for --from-env-file.
+    #[arg(long, value_enum, default_value_t = Format::Dotenv)]
+    pub format: Format,
+
+    /// dotenv: expand $VAR and ${VAR} (environment first, then earlier keys).
+    #[arg(long)]
+    pub expand: bool,
+
+    /// Write Secret values even when stdout is a terminal.
+    #[arg(long)]
+    pub show: bool,
+
+    /// Skip the 1 MiB per-Secret check (the API server still enforces it).
+    #[arg(long)]
+    pub no_size_limit: bool,
+}
+
+/// One `--generate KEY[:LENGTH]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generate {
+    pub key: String,
+    pub length: usize,
+}
+
+/// Django's `get_random_secret_key()`: 50 characters of its alphabet.
+const DEFAULT_LENGTH: usize = 50;
+const MAX_LENGTH: usize = 64 * 1024;
+
+fn parse_generate(spec: &str) -> Result<Generate, String> {
+    let (key, length) = match spec.split_once(':') {
+        Some((key, n)) => {
+            let length = n
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=MAX_LENGTH).contains(n));
+            (
+                key,
+                length.ok_or_else(|| format!("LENGTH must be 1 to {MAX_LENGTH}, not {n:?}"))?,
+            )
+        }
+        None => (spec, DEFAULT_LENGTH),
+    };
+    if let Some(why) = config_key_error(key) {
+        return Err(format!("invalid key {key:?}: {why}"));
+    }
+    Ok(Generate {
+        key: key.to_owned(),
+        length,
+    })
+}
+
+/// The alphabets generated values are drawn from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Charset {
+    /// Django's get_random_secret_key: a-z 0-9 !@#$%^&*(-_=+)
+    Django,
+    /// A-Z a-z 0-9
+    Alnum,
+    /// 0-9 a-f
+    Hex,
+    /// A-Z a-z 0-9 - _ (safe in URLs and file names)
+    Urlsafe,
+}
+
+impl Charset {
+    fn alphabet(self) -> &'static [u8] {
+        match self {
+            Charset::Django => b"abcdefghijklmnopqrstuvwxyz0123456789!@#$%^&*(-_=+)",
+            Charset::Alnum => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789",
+            Charset::Hex => b"0123456789abcdef",
+            Charset::Urlsafe => b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_",
+        }
+    }
+}
+
+/// `length` characters drawn uniformly from the charset with the OS CSPRNG.
+pub fn random_value(charset: Charset, length: usize) -> String {
+    // A failing OS RNG is not something to recover from; rand panics with the cause.
+    let mut rng = OsRng.unwrap_err();
+    let alphabet = charset.alphabet();
+    (0..length)
+        .map(|_| char::from(*alphabet.choose(&mut rng).expect("non-empty alphabet")))
+        .collect()
+}
+
+pub fn run(args: Args) -> Result<()> {
+    let mut docs = match &args.from_env_file {
+        Some(path) => vec![from_env_file(&args, path)?],
+        None => {
+            let mut docs = Vec::new();
+            for file in &args.files {
+                docs.extend(stream::read(file)?);
+            }
+            docs
+        }
+    };
+    let mut filled = vec![false; args.generate.len()];
+    for doc in &mut docs {
+        if is_secret(&doc.value) {
+            encode(doc, &args, &mut filled)?;
+        }
+    }
+    if let Some(missing) = args.generate.iter().zip(&filled).find(|(_, done)| !**done) {
+        return Err(Error::input(format!(
+            "--generate {}: no Secret to put it in{}",
+            missing.0.key,
+            if args.only.is_empty() {
+                ""
+            } else {
+                " (with --only)"
+            }
+        )));
+    }
+    let values: Vec<&Value> = docs.iter().map(|d| &d.value).collect();
+    kpipe_core::redact::refuse_secrets_on_terminal(
+        values.iter().copied(),
+        std::io::stdout().is_terminal(),
+        args.show,
+    )?;
+    kpipe_core::write_stdout(&kpipe_core::yaml::to_stream(values))
+}
+
+/// A Secret as `kubectl create secret generic NAME --from-env-file FILE` makes it.
+fn from_env_file(args: &Args, path: &str) -> Result<Document> {
+    let name = args.name.as_deref().unwrap_or_default();
+    if let Some(why) = dns1123_subdomain_error(name) {
+        return Err(Error::input(format!(
+            "--name: invalid name {name:?}: {why}"
+        )));
+    }
+    let options = envfile::Options {
+        format: args.format,
+        expand: args.expand,
+    };
+    let file = envfile::read(path, options)?;
+    for warning in &file.warnings {
+        eprintln!("secretgen: {warning}");
+    }
+    let string_data: Map<String, Value> = file
+        .entries
+        .into_iter()
+        .map(|e| (e.key, Value::String(e.value)))
+        .collect();
+    let mut metadata = json!({ "name": name });
+    if let Some(ns) = &args.namespace {
+        if let Some(why) = dns1123_label_error(ns) {
+            return Err(Error::input(format!(
+                "--namespace: invalid namespace {ns:?}: {why}"
+            )));
+        }
+        metadata["namespace"] = json!(ns);
+    }
+    let value = json!({
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": metadata,
+        "type": "Opaque",
+        "stringData": string_data,
+    });
+    Ok(Document {
+        value,
+        source: stream::source_name(path),
+        index: 1,
+        line: 1,
+    })
+}
+
+/// Moves stringData into data, fills generated keys, and checks keys, base64 and size.
+fn encode(doc: &mut Document, args: &Args, filled: &mut [bool]) -> Result<()> {
+    let place = format!("{}: {}", doc.place(), doc.id());
+    let fail = |what: String| Err(Error::input(format!("{place}: {what}")));
+    let obj = doc
+        .value
+        .as_object_mut()
+        .expect("stream documents are mappings");
+    let mut data = match obj.remove("data") {
+        None | Some(Value::Null) => Map::new(),
+        Some(Value::Object(map)) => map,
+        Some(_) => return fail("data must be a mapping".into()),
+    };
+    let mut size = 0;
+    for (key, value) in &data {
+        if let Some(why) = config_key_error(key) {
+            return fail(format!("data: invalid key {key:?}: {why}"));
+        }
+        let Some(text) = value.as_str() else {
+            return fail(format!("data.{key} must be a base64 string"));
+        };
+        match STANDARD.decode(text) {
+            Ok(bytes) => size += bytes.len(),
+            Err(_) => return fail(format!("data.{key} is not valid base64 (standard, padded)")),
+        }
+    }
+    match obj.remove("stringData") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (key, value) in map {
+                if let Some(why) = config_key_error(&key) {
+                    return fail(format!("stringData: invalid key {key:?}: {why}"));
+                }
+                let Some(text) = value.as_str() else {
+                    return fail(format!(
+                        "stringData.{key} must be a string (quote it in YAML)"
+                    ));
+                };
+                if let Some(Value::String(old)) = data.get(&key) {
+                    size -= STANDARD.decode(old).map_or(0, |b| b.len());
+                }
+                size += text.len();
+                data.insert(key, Value::String(STANDARD.encode(text)));
+            }
+        }
+        Some(_) => return fail("stringData must be a mapping".into()),
+    }
+    let opaque = obj.get("type").is_none_or(|t| t == "Opaque");
+    let name = obj
+        .get("metadata")
+        .and_then(|m| m.get("name"))
+        .and_then(Value::as_str);
+    let chosen = args.only.is_empty() || name.is_some_and(|n| args.only.iter().any(|o| o == n));
+    if opaque && chosen {
+        for (spec, done) in args.generate.iter().zip(filled.iter_mut()) {
+            *done = true;
+            if data
+                .get(&spec.key)
+                .and_then(Value::as_str)
+                .is_none_or(str::is_empty)
+            {
+                size += spec.length;
+                let value = random_value(args.charset, spec.length);
+                data.insert(spec.key.clone(), Value::String(STANDARD.encode(value)));
+            }
+        }
+    }
+    if size > MAX_OBJECT_BYTES && !args.no_size_limit {
+        return fail(format!(
+            "data holds {size} bytes, over the API server's limit of {MAX_OBJECT_BYTES} (1 MiB)"
+        ));
+    }
+    obj.insert("data".into(), Value::Object(data));
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generate_spec_parses_key_and_length() {
+        assert_eq!(
+            parse_generate("K").unwrap(),
+            Generate {
+                key: "K".into(),
+                length: 50
+            }
+        );
+        assert_eq!(parse_generate("K:12").unwrap().length, 12);
+        assert!(parse_generate("K:0").is_err());
+        assert!(parse_generate("K:x").is_err());
+        assert!(parse_generate("a b").is_err());
+    }
+
+    #[test]
+    fn random_values_use_the_charset_and_differ() {
+        for charset in [
+            Charset::Django,
+            Charset::Alnum,
+            Charset::Hex,
+            Charset::Urlsafe,
+        ] {
+            let a = random_value(charset, 200);
+            assert_eq!(a.len(), 200);
+            assert!(
+                a.bytes().all(|c| charset.alphabet().contains(&c)),
+                "{charset:?}: {a}"
+            );
+            assert_ne!(a, random_value(charset, 200));
+        }
+        // Uniform draws: in 4000 characters every one of 16 symbols shows up.
+        let many = random_value(Charset::Hex, 4000);
+        assert!(
+            Charset::Hex
+                .alphabet()
+                .iter()
+                .all(|c| many.as_bytes().contains(c))
+        );
+    }
+}

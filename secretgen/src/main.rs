@@ -1,11 +1,6 @@
-use clap::Parser;
+use std::process::ExitCode;
 
-/// Not built yet.
-#[derive(Parser)]
-#[command(name = "secretgen", version)]
-struct Args {}
-
-fn main() -> std::process::ExitCode {
-    let _ = Args::parse();
-    kpipe_core::run("secretgen", || Err(kpipe_core::Error::runtime("not implemented yet")))
+fn main() -> ExitCode {
+    let args = kpipe_core::cli::parse::<secretgen::Args>();
+    kpipe_core::run("secretgen", || secretgen::run(args))
 }

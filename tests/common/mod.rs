@@ -11,13 +11,20 @@ use std::time::{Duration, Instant};
 /// test executable's own path (target/debug/deps/test-xxxx).
 pub fn bin_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
-    exe.parent().and_then(Path::parent).expect("target/debug").to_path_buf()
+    exe.parent()
+        .and_then(Path::parent)
+        .expect("target/debug")
+        .to_path_buf()
 }
 
 /// Path of a workspace binary; `make test` builds them all before the tests run.
 pub fn bin(name: &str) -> PathBuf {
     let path = bin_dir().join(name);
-    assert!(path.exists(), "{} is not built: run `cargo build --workspace --bins` (make test does)", path.display());
+    assert!(
+        path.exists(),
+        "{} is not built: run `cargo build --workspace --bins` (make test does)",
+        path.display()
+    );
     path
 }
 
@@ -30,7 +37,9 @@ pub fn cmd(name: &str) -> Command {
 
 /// Runs a command with `stdin` piped in, collecting stdout, stderr and the exit status.
 pub fn run_with_stdin(mut c: Command, stdin: &[u8]) -> Output {
-    c.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = c.spawn().expect("spawn");
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
@@ -73,10 +82,18 @@ impl Sim {
             .stderr(log)
             .spawn()
             .expect("spawn kubesim");
-        let sim = Sim { child, dir, kubeconfig };
+        let sim = Sim {
+            child,
+            dir,
+            kubeconfig,
+        };
         let deadline = Instant::now() + Duration::from_secs(30);
         while !sim.kubeconfig.exists() {
-            assert!(Instant::now() < deadline, "kubesim did not start: {}", sim.log());
+            assert!(
+                Instant::now() < deadline,
+                "kubesim did not start: {}",
+                sim.log()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
         sim
@@ -97,7 +114,8 @@ impl Sim {
     /// The real kubectl pointed at this simulator.
     pub fn kubectl(&self) -> Command {
         let mut c = Command::new("kubectl");
-        c.env("KUBECONFIG", &self.kubeconfig).env("HOME", self.dir.path());
+        c.env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path());
         c
     }
 }

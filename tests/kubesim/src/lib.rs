@@ -1,1 +1,361 @@
-//! kubesim
+//! kubesim: a Kubernetes API server simulator for kpipe's tests and `make demo`.
+//!
+//! It serves the API (discovery, CRUD, server-side apply with managedFields,
+//! status subresources, watch) over HTTPS with its own CA and a bearer token, for
+//! the built-in kinds kpipe deploys and any CustomResourceDefinition applied to it.
+//! It runs no pods: simulated controllers (see [`controllers`]) write the status a
+//! real cluster would.
+//!
+//! Tests start one per test with [`serve`]; `make demo` runs `kubesim serve`.
+
+pub mod cluster;
+pub mod controllers;
+mod faults;
+mod fields;
+pub mod kinds;
+mod openapi;
+mod rules;
+mod select;
+mod server;
+pub mod status;
+mod store;
+mod tls;
+mod yaml11;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use kpipe_core::{Error, Result};
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use cluster::Cluster;
+pub use controllers::ControllerOptions;
+
+/// The cert-manager CRDs `--cert-manager` installs (from the cert-manager project).
+const CERT_MANAGER_CRDS: &[&str] = &[
+    include_str!("../crds/cert-manager.io_certificates.yaml"),
+    include_str!("../crds/cert-manager.io_certificaterequests.yaml"),
+    include_str!("../crds/cert-manager.io_issuers.yaml"),
+    include_str!("../crds/cert-manager.io_clusterissuers.yaml"),
+    include_str!("../crds/acme.cert-manager.io_orders.yaml"),
+    include_str!("../crds/acme.cert-manager.io_challenges.yaml"),
+];
+
+const LONG_ABOUT: &str = "\
+A Kubernetes API server simulator: the stand-in cluster for kpipe's tests and `make demo`.
+
+`kubesim serve` listens on 127.0.0.1 (HTTPS with a CA made at start, bearer-token
+auth), writes a kubeconfig for it, and serves discovery, get/list/watch, create,
+update, delete, server-side apply with managedFields and conflicts, merge/JSON/
+strategic patches and status subresources for namespaces, configmaps, secrets,
+services, serviceaccounts, events, deployments, jobs, ingresses,
+horizontalpodautoscalers, poddisruptionbudgets and any CustomResourceDefinition.
+It runs NO pods: simulated controllers write Deployment/Job status, and with
+--cert-manager a simulated cert-manager issues Certificates.
+
+Examples:
+  kubesim serve --kubeconfig-out /tmp/kubesim.kubeconfig --cert-manager &
+  KUBECONFIG=/tmp/kubesim.kubeconfig kubectl get ns
+  kubesim serve --kubeconfig-out kc --faults '503:3@PATCH,watch-close:5'
+
+Exit status: 0 when stopped by SIGTERM/SIGINT, 1 on a runtime failure, 2 on bad usage.";
+
+#[derive(Debug, Parser)]
+#[command(name = "kubesim", version, about = "Kubernetes API server simulator for tests and demos", long_about = LONG_ABOUT)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the simulated API until SIGTERM/SIGINT.
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Write a kubeconfig (cluster, user and context `kubesim`) here once serving.
+    #[arg(long, value_name = "FILE")]
+    pub kubeconfig_out: Option<PathBuf>,
+
+    /// Port on 127.0.0.1 (0: any free port).
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub port: u16,
+
+    /// Serve plain HTTP instead of HTTPS.
+    #[arg(long)]
+    pub http: bool,
+
+    /// Fault injection rules, comma-separated: CODE:N[@METHOD], reset:N[@METHOD],
+    /// rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N.
+    #[arg(long, value_name = "SPEC", default_value = "")]
+    pub faults: String,
+
+    /// Load objects from FILE at start if it exists; save them there on exit.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+
+    #[command(flatten)]
+    pub controllers: ControllerOptions,
+}
+
+/// How to start a simulator from a library (tests).
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// 0: any free port.
+    pub port: u16,
+    /// Plain HTTP instead of HTTPS.
+    pub http: bool,
+    /// Initial fault rules (see `kubesim serve --help`).
+    pub faults: String,
+    /// Objects to start with (a file written by [`RunningServer::save_state`]).
+    pub state: Option<PathBuf>,
+    /// Simulated controllers to run; None runs none. `cert_manager` in them also
+    /// installs the cert-manager CRDs.
+    pub controllers: Option<ControllerOptions>,
+    /// Install the cert-manager CRDs even without controllers.
+    pub cert_manager_crds: bool,
+}
+
+/// A simulator serving in the background of the current tokio runtime.
+pub struct RunningServer {
+    url: String,
+    kubeconfig: String,
+    cluster: Arc<Cluster>,
+    shared: Arc<server::Shared>,
+    shutdown: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl RunningServer {
+    /// `https://127.0.0.1:PORT` (or http://).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// A kubeconfig for this server (YAML), as `--kubeconfig-out` writes it.
+    pub fn kubeconfig(&self) -> &str {
+        &self.kubeconfig
+    }
+
+    /// The simulated cluster's state, for tests that look behind the API.
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// A kube-rs client for this server, configured from its kubeconfig.
+    pub async fn client(&self) -> Result<kube::Client> {
+        client_for(&self.kubeconfig).await
+    }
+
+    /// Starts the simulated controllers as clients of this server.
+    pub async fn start_controllers(&self, opts: &ControllerOptions) -> Result<()> {
+        controllers::start(self.client().await?, opts).await
+    }
+
+    /// Replaces the fault rules at run time (see `kubesim serve --help`).
+    pub fn set_faults(&self, spec: &str) -> Result<()> {
+        self.shared.faults.set(spec).map_err(Error::input)
+    }
+
+    /// Writes every object to `path`, as `--state` does on exit.
+    pub fn save_state(&self, path: &Path) -> Result<()> {
+        let objects: Vec<Value> = self.cluster.snapshot().into_iter().map(|(_, o)| o).collect();
+        let text = serde_json::to_string_pretty(&json!({"objects": objects})).expect("JSON values serialize");
+        tls::write_atomically(path, &text)
+    }
+
+    /// Stops accepting connections and waits for the listener to end.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+}
+
+async fn client_for(kubeconfig: &str) -> Result<kube::Client> {
+    let fail = |e: &dyn std::fmt::Display| Error::runtime(format!("cannot configure a client for kubesim: {e}"));
+    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(|e| fail(&e))?;
+    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+        .await
+        .map_err(|e| fail(&e))?;
+    kube::Client::try_from(config).map_err(|e| fail(&e))
+}
+
+fn load_state(cluster: &Cluster, path: &Path) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::runtime(format!("cannot read {}: {e}", path.display()))),
+    };
+    let state: Value =
+        serde_json::from_str(&text).map_err(|e| Error::input(format!("{}: not a kubesim state file: {e}", path.display())))?;
+    let types = cluster.types();
+    let mut objects = Vec::new();
+    for object in state["objects"].as_array().cloned().unwrap_or_default() {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let kind = object["kind"].as_str().unwrap_or_default();
+        // CRDs come first in a snapshot's order only by luck: look their types up afresh.
+        let known = types.iter().find(|t| t.group == group && t.version == version && t.kind == kind).cloned();
+        let rt = match known {
+            Some(rt) => rt,
+            None => {
+                let crds: Vec<_> = objects
+                    .iter()
+                    .filter(|(k, _): &&(store::Key, Value)| k.plural == "customresourcedefinitions")
+                    .flat_map(|(_, crd)| kinds::from_crd(crd))
+                    .collect();
+                match crds.into_iter().find(|t| t.group == group && t.version == version && t.kind == kind) {
+                    Some(rt) => rt,
+                    None => continue,
+                }
+            }
+        };
+        let key = store::Key {
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            namespace: object["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+            name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+        };
+        objects.push((key, object));
+    }
+    cluster.restore(objects);
+    Ok(())
+}
+
+/// Installs the cert-manager CRDs as a client applying them would.
+fn install_cert_manager_crds(cluster: &Cluster) -> Result<()> {
+    let crd_type = cluster
+        .find_type("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+        .expect("CRDs are built in");
+    for text in CERT_MANAGER_CRDS {
+        let crd: Value = serde_yaml::from_str(text).map_err(|e| Error::runtime(format!("bad embedded CRD: {e}")))?;
+        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let target = cluster::Target { rt: crd_type.clone(), namespace: None, name: Some(name), subresource: None };
+        let opts = cluster::WriteOptions { field_manager: Some("kubesim".into()), force: true, ..Default::default() };
+        cluster
+            .patch(&target, cluster::Patch::Apply(crd), &opts)
+            .map_err(|e| Error::runtime(format!("cannot install the cert-manager CRDs: {}", e.message)))?;
+    }
+    Ok(())
+}
+
+/// Starts a simulator on 127.0.0.1 in the current tokio runtime.
+pub async fn serve(opts: ServeOptions) -> Result<RunningServer> {
+    let cluster = Arc::new(Cluster::new());
+    if let Some(path) = &opts.state {
+        load_state(&cluster, path)?;
+    }
+    if opts.cert_manager_crds || opts.controllers.as_ref().is_some_and(|c| c.cert_manager) {
+        install_cert_manager_crds(&cluster)?;
+    }
+    let faults = Arc::new(faults::Faults::default());
+    faults.set(&opts.faults).map_err(Error::input)?;
+
+    let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], opts.port)))
+        .await
+        .map_err(|e| Error::runtime(format!("cannot listen on 127.0.0.1:{}: {e}", opts.port)))?;
+    let address = listener.local_addr().map_err(|e| Error::runtime(e.to_string()))?;
+    let token: String = {
+        use rand::Rng;
+        rand::rng().sample_iter(rand::distr::Alphanumeric).take(32).map(char::from).collect()
+    };
+    let (url, ca_pem, acceptor) = if opts.http {
+        (format!("http://{address}"), None, None)
+    } else {
+        let credentials = tls::Credentials::generate()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(credentials.server_config()?);
+        (format!("https://{address}"), Some(credentials.ca_pem), Some(acceptor))
+    };
+    let kubeconfig = tls::kubeconfig(&url, ca_pem.as_deref(), &token);
+    let shared = Arc::new(server::Shared {
+        cluster: cluster.clone(),
+        faults,
+        token,
+        address: address.to_string(),
+    });
+    let (shutdown, stop) = watch::channel(false);
+    let task = tokio::spawn(accept_loop(listener, acceptor, shared.clone(), stop));
+    let running = RunningServer { url, kubeconfig, cluster, shared, shutdown, task };
+    if let Some(controller_opts) = &opts.controllers {
+        running.start_controllers(controller_opts).await?;
+    }
+    Ok(running)
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<server::Shared>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let stream = tokio::select! {
+            _ = stop.changed() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                Err(_) => continue,
+            },
+        };
+        let shared = shared.clone();
+        let acceptor = acceptor.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| server::handle(shared.clone(), req));
+            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+            // A client that hangs up or fails the handshake ends only its connection.
+            match acceptor {
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                    }
+                }
+                None => {
+                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                }
+            }
+        });
+    }
+}
+
+/// `kubesim serve`: serve until SIGTERM/SIGINT, then save `--state` and exit 0.
+pub async fn run(args: Args) -> Result<()> {
+    let Command::Serve(args) = args.command;
+    let running = serve(ServeOptions {
+        port: args.port,
+        http: args.http,
+        faults: args.faults.clone(),
+        state: args.state.clone(),
+        controllers: None,
+        cert_manager_crds: args.controllers.cert_manager,
+    })
+    .await?;
+    eprintln!("kubesim: serving {}", running.url());
+    running.start_controllers(&args.controllers).await?;
+    if let Some(path) = &args.kubeconfig_out {
+        tls::write_atomically(path, running.kubeconfig())?;
+    }
+    wait_for_signal().await?;
+    if let Some(path) = &args.state {
+        running.save_state(path)?;
+    }
+    running.stop().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let fail = |e: std::io::Error| Error::runtime(format!("cannot wait for signals: {e}"));
+    let mut term = signal(SignalKind::terminate()).map_err(fail)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(fail)?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}

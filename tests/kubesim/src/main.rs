@@ -1,3 +1,7 @@
+//! kubesim: the Kubernetes API simulator (`kubesim serve`).
+use clap::Parser;
+
 fn main() -> std::process::ExitCode {
-    kpipe_core::run("kubesim", || Err(kpipe_core::Error::runtime("not implemented yet")))
+    let args = kubesim::Args::parse();
+    kpipe_core::run_async("kubesim", kubesim::run(args))
 }

@@ -1,0 +1,123 @@
+#!/usr/bin/env bash
+# kapply vs `kubectl apply --server-side` against one kubesim, in the same run.
+# Every measured run applies into a namespace of its own (created beforehand, outside
+# the timing), so both tools do the same creates; the no-op rows re-apply what exists.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+BIN=${BIN:-target/release}
+RUNS_SMALL=${RUNS_SMALL:-7}
+RUNS_BIG=${RUNS_BIG:-3}
+
+work=$(mktemp -d)
+sim_pid=
+cleanup() {
+    [[ -n $sim_pid ]] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$BIN/kubesim" serve --kubeconfig-out "$work/kubeconfig" 2>"$work/kubesim.log" &
+sim_pid=$!
+for _ in $(seq 300); do [[ -s $work/kubeconfig ]] && break; sleep 0.05; done
+[[ -s $work/kubeconfig ]] || { echo "kubesim did not start: $(cat "$work/kubesim.log")" >&2; exit 1; }
+export KUBECONFIG=$work/kubeconfig
+# kubectl keeps its discovery cache under HOME, as on a workstation.
+export HOME=$work
+
+cat >"$work/polls.yaml" <<'EOF'
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: polls-config}
+data: {DEBUG: "True", DJANGO_LOGLEVEL: info, DJANGO_ALLOWED_HOSTS: "*", DATABASE_ENGINE: postgresql_psycopg2}
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: polls-secret}
+type: Opaque
+stringData: {DATABASE_PASSWORD: bench-password, DJANGO_SECRET_KEY: bench-secret-key}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: polls, labels: {app: polls}}
+spec:
+  selector: {app: polls}
+  ports: [{port: 8000, targetPort: 8000, name: http}]
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: polls-app, labels: {app: polls}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: polls}}
+  template:
+    metadata: {labels: {app: polls}}
+    spec:
+      containers:
+      - name: polls
+        image: docker.io/sammy/polls:latest
+        envFrom: [{secretRef: {name: polls-secret}}, {configMapRef: {name: polls-config}}]
+        ports: [{containerPort: 8000, name: gunicorn}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: polls}
+spec:
+  rules:
+  - host: polls.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: polls, port: {number: 8000}}}}
+EOF
+for i in $(seq 500); do
+    printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d}\ndata: {INDEX: "%d", LEVEL: info}\n' "$i" "$i"
+done >"$work/500.yaml"
+
+# Namespaces for every measured run (plus warm-ups), made in one go before timing.
+{
+    for tool in kapply kubectl; do
+        for set in small big; do
+            for i in $(seq 0 12); do
+                printf -- '---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b-%s-%s-%d}\n' "$tool" "$set" "$i"
+            done
+        done
+        printf -- '---\napiVersion: v1\nkind: Namespace\nmetadata: {name: b-%s-noop}\n' "$tool"
+    done
+} | "$BIN/kapply" >/dev/null
+
+# Each measured command takes the next fresh namespace from its own counter.
+next_ns() { echo "n=\$(( \$(cat $work/$1.n 2>/dev/null || echo 0) + 1 )); echo \$n > $work/$1.n; ns=b-$1-\$n"; }
+KAPPLY="$BIN/kapply"
+KUBECTL="kubectl apply --server-side --field-manager kubectl-bench"
+
+measure() { python3 bench/measure.py -n "$1" --stdin "$2" -- "$3"; }
+
+row() { # name, kapply "secs kib", kubectl "secs kib", notes
+    local ks kr cs cr
+    read -r ks kr <<<"$2"
+    read -r cs cr <<<"$3"
+    awk -v name="$1" -v ks="$ks" -v kr="$kr" -v cs="$cs" -v cr="$cr" -v notes="$4" 'BEGIN {
+        printf "| %s | %.3f s, %.1f MiB | %.3f s, %.1f MiB | %.2fx (%.1fx faster) | %s |\n",
+            name, ks, kr / 1024, cs, cr / 1024, ks / cs, cs / ks, notes }'
+}
+
+# Warm-up: both tools once (kubectl fills its discovery cache, as it would have).
+"$KAPPLY" -n b-kapply-small-0 -f "$work/polls.yaml" >/dev/null
+$KUBECTL -n b-kubectl-small-0 -f "$work/polls.yaml" >/dev/null
+
+k5=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$(next_ns kapply-small); $KAPPLY -n \$ns")
+c5=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$(next_ns kubectl-small); $KUBECTL -n \$ns -f -")
+row "kapply: polls stack, 5 objects, create" "$k5" "$c5" "target <= 0.25x; fresh namespace per run"
+
+"$KAPPLY" -n b-kapply-noop -f "$work/polls.yaml" >/dev/null
+$KUBECTL -n b-kubectl-noop -f "$work/polls.yaml" >/dev/null
+k5n=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$KAPPLY -n b-kapply-noop")
+c5n=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$KUBECTL -n b-kubectl-noop -f -")
+row "kapply: polls stack, 5 objects, no-op" "$k5n" "$c5n" "second run: every object unchanged"
+
+k500=$(measure "$RUNS_BIG" "$work/500.yaml" "$(next_ns kapply-big); $KAPPLY -n \$ns")
+c500=$(measure "$RUNS_BIG" "$work/500.yaml" "$(next_ns kubectl-big); $KUBECTL -n \$ns -f -")
+row "kapply: 500 ConfigMaps, create" "$k500" "$c500" "target >= 5x faster; fresh namespace per run"
+
+k500n=$(measure "$RUNS_BIG" "$work/500.yaml" "$KAPPLY -n b-kapply-big-1")
+c500n=$(measure "$RUNS_BIG" "$work/500.yaml" "$KUBECTL -n b-kubectl-big-1 -f -")
+row "kapply: 500 ConfigMaps, no-op" "$k500n" "$c500n" "re-apply of the first create run"

@@ -1,0 +1,347 @@
+//! Which Certificates to wait for: named, or found in a manifest stream.
+//!
+//! In a stream, a Certificate is waited for by its own name; an Ingress annotated for
+//! cert-manager's ingress-shim gets one Certificate per `spec.tls[].secretName`, named
+//! after that Secret (which is what ingress-shim does).
+
+use kpipe_core::{Document, Error, Result};
+use serde_json::Value;
+use std::fmt;
+
+const CERT_MANAGER_GROUP: &str = "cert-manager.io";
+const CLUSTER_ISSUER_ANNOTATION: &str = "cert-manager.io/cluster-issuer";
+const ISSUER_ANNOTATION: &str = "cert-manager.io/issuer";
+const ISSUER_KIND_ANNOTATION: &str = "cert-manager.io/issuer-kind";
+const ISSUER_GROUP_ANNOTATION: &str = "cert-manager.io/issuer-group";
+
+/// A Certificate's place: namespace and name.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct CertKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl fmt::Display for CertKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// A Certificate's `spec.issuerRef` (or what an Ingress annotation will make of it).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IssuerRef {
+    /// `Issuer` or `ClusterIssuer` for cert-manager's own issuers.
+    pub kind: String,
+    pub name: String,
+    pub group: String,
+    /// Where an `Issuer` lives: the Certificate's namespace.
+    pub namespace: String,
+}
+
+impl IssuerRef {
+    /// Reads `spec.issuerRef` of a Certificate in `namespace`; kind defaults to Issuer and
+    /// group to cert-manager.io, as in cert-manager.
+    pub fn of_certificate(cert: &Value, namespace: &str) -> Option<IssuerRef> {
+        let spec = &cert["spec"]["issuerRef"];
+        let name = spec["name"].as_str().filter(|n| !n.is_empty())?;
+        let text = |field: &str, default: &str| {
+            spec[field]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .unwrap_or(default)
+                .to_owned()
+        };
+        Some(IssuerRef {
+            kind: text("kind", "Issuer"),
+            name: name.to_owned(),
+            group: text("group", CERT_MANAGER_GROUP),
+            namespace: namespace.to_owned(),
+        })
+    }
+
+    /// Only cert-manager's own issuers are checked; external issuers have their own types.
+    pub fn is_cert_manager(&self) -> bool {
+        self.group == CERT_MANAGER_GROUP && matches!(self.kind.as_str(), "Issuer" | "ClusterIssuer")
+    }
+
+    /// Whether `object` (from the input stream) is this issuer.
+    pub fn is(&self, object: &Value, default_namespace: &str) -> bool {
+        let namespace = object["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(default_namespace);
+        object["apiVersion"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("cert-manager.io/"))
+            && object["kind"].as_str() == Some(&self.kind)
+            && object["metadata"]["name"].as_str() == Some(&self.name)
+            && (self.kind == "ClusterIssuer" || namespace == self.namespace)
+    }
+}
+
+impl fmt::Display for IssuerRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind.as_str() {
+            "ClusterIssuer" => write!(f, "ClusterIssuer {}", self.name),
+            _ => write!(f, "{} {}/{}", self.kind, self.namespace, self.name),
+        }
+    }
+}
+
+/// One Certificate to wait for, with what is known about it before it is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub key: CertKey,
+    /// Known from the input before the Certificate exists (stream Certificate or Ingress).
+    pub issuer: Option<IssuerRef>,
+}
+
+/// What a manifest stream asks certwait to wait for.
+#[derive(Debug, Default)]
+pub struct StreamTargets {
+    pub targets: Vec<Target>,
+    /// Issuer objects in the stream: just applied, so not Ready yet is expected.
+    pub issuers_in_stream: Vec<Value>,
+}
+
+/// Finds the Certificates a stream implies. `namespace` is the `-n`/context namespace;
+/// when it came from `-n` (`strict`), objects in other namespaces are an error, as
+/// with kubectl.
+pub fn from_stream(docs: &[Document], namespace: &str, strict: bool) -> Result<StreamTargets> {
+    let mut found = StreamTargets::default();
+    for doc in docs {
+        let object = &doc.value;
+        let group = doc.api_version().split_once('/').map_or("", |(g, _)| g);
+        let wanted = matches!(
+            (group, doc.kind()),
+            (
+                "cert-manager.io",
+                "Certificate" | "Issuer" | "ClusterIssuer"
+            ) | ("networking.k8s.io", "Ingress")
+        );
+        if !wanted {
+            continue;
+        }
+        let object_namespace = object["metadata"]["namespace"].as_str();
+        let ns = match object_namespace {
+            Some(ns) if strict && ns != namespace && doc.kind() != "ClusterIssuer" => {
+                return Err(Error::input(format!(
+                    "{}: {} is in namespace {ns:?}, which does not match -n {namespace:?}",
+                    doc.place(),
+                    doc.id()
+                )));
+            }
+            Some(ns) => ns,
+            None => namespace,
+        };
+        match doc.kind() {
+            "Certificate" => {
+                if doc.api_version() != "cert-manager.io/v1" {
+                    return Err(Error::input(format!(
+                        "{}: Certificate apiVersion {:?} is not served by cert-manager 1.x; \
+                         use cert-manager.io/v1",
+                        doc.place(),
+                        doc.api_version()
+                    )));
+                }
+                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                push(
+                    &mut found.targets,
+                    Target {
+                        key: CertKey {
+                            namespace: ns.to_owned(),
+                            name: name.to_owned(),
+                        },
+                        issuer: IssuerRef::of_certificate(object, ns),
+                    },
+                );
+            }
+            "Ingress" => ingress_targets(doc, ns, &mut found.targets)?,
+            _ => found.issuers_in_stream.push(object.clone()),
+        }
+    }
+    Ok(found)
+}
+
+fn ingress_targets(doc: &Document, namespace: &str, targets: &mut Vec<Target>) -> Result<()> {
+    let annotations = &doc.value["metadata"]["annotations"];
+    let annotation = |key: &str| annotations[key].as_str().filter(|v| !v.is_empty());
+    let issuer = match (
+        annotation(CLUSTER_ISSUER_ANNOTATION),
+        annotation(ISSUER_ANNOTATION),
+    ) {
+        (None, None) => return Ok(()),
+        (Some(_), Some(_)) => {
+            return Err(Error::input(format!(
+                "{}: {} has both {CLUSTER_ISSUER_ANNOTATION} and {ISSUER_ANNOTATION}; \
+                 cert-manager refuses that, keep one",
+                doc.place(),
+                doc.id()
+            )));
+        }
+        (Some(name), None) => IssuerRef {
+            kind: "ClusterIssuer".into(),
+            name: name.into(),
+            group: annotation(ISSUER_GROUP_ANNOTATION)
+                .unwrap_or(CERT_MANAGER_GROUP)
+                .into(),
+            namespace: namespace.into(),
+        },
+        (None, Some(name)) => IssuerRef {
+            kind: annotation(ISSUER_KIND_ANNOTATION)
+                .unwrap_or("Issuer")
+                .into(),
+            name: name.into(),
+            group: annotation(ISSUER_GROUP_ANNOTATION)
+                .unwrap_or(CERT_MANAGER_GROUP)
+                .into(),
+            namespace: namespace.into(),
+        },
+    };
+    let tls = doc.value["spec"]["tls"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    if tls.is_empty() {
+        return Err(Error::input(format!(
+            "{}: {} asks cert-manager for a certificate (annotation) but has no spec.tls, \
+             so none will be issued",
+            doc.place(),
+            doc.id()
+        )));
+    }
+    for (i, entry) in tls.iter().enumerate() {
+        let Some(secret) = entry["secretName"].as_str().filter(|s| !s.is_empty()) else {
+            return Err(Error::input(format!(
+                "{}: {} spec.tls[{i}] has no secretName; cert-manager names the \
+                 certificate after it and skips entries without one",
+                doc.place(),
+                doc.id()
+            )));
+        };
+        push(
+            targets,
+            Target {
+                key: CertKey {
+                    namespace: namespace.into(),
+                    name: secret.into(),
+                },
+                issuer: Some(issuer.clone()),
+            },
+        );
+    }
+    Ok(())
+}
+
+/// Adds a target once; the first mention (usually the Certificate itself) wins.
+fn push(targets: &mut Vec<Target>, target: Target) {
+    if !targets.iter().any(|t| t.key == target.key) {
+        targets.push(target);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Vec<Document> {
+        kpipe_core::stream::parse("<stdin>", text).unwrap()
+    }
+
+    const INGRESS: &str = "\
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: polls
+  annotations:
+    cert-manager.io/cluster-issuer: letsencrypt-staging
+spec:
+  tls:
+  - hosts: [polls.example.com]
+    secretName: polls-tls
+  - hosts: [api.example.com]
+    secretName: api-tls
+";
+
+    #[test]
+    fn ingress_shim_names_one_certificate_per_tls_secret() {
+        let stream =
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: c}}\n---\n{INGRESS}");
+        let found = from_stream(&parse(&stream), "web", false).unwrap();
+        let keys: Vec<String> = found.targets.iter().map(|t| t.key.to_string()).collect();
+        assert_eq!(keys, ["web/polls-tls", "web/api-tls"]);
+        let issuer = found.targets[0].issuer.as_ref().unwrap();
+        assert_eq!(issuer.to_string(), "ClusterIssuer letsencrypt-staging");
+        assert!(issuer.is_cert_manager());
+    }
+
+    #[test]
+    fn certificate_in_stream_with_its_namespace_and_issuer() {
+        let text = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: a\n  \
+                    namespace: prod\nspec:\n  secretName: a\n  issuerRef: {name: ca}\n";
+        let found = from_stream(&parse(text), "default", false).unwrap();
+        assert_eq!(found.targets[0].key.to_string(), "prod/a");
+        assert_eq!(
+            found.targets[0].issuer.as_ref().unwrap().to_string(),
+            "Issuer prod/ca"
+        );
+    }
+
+    #[test]
+    fn certificate_and_ingress_naming_the_same_secret_count_once() {
+        let cert = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: polls-tls}\n\
+                    spec: {secretName: polls-tls, issuerRef: {name: x, kind: ClusterIssuer}}\n";
+        let found = from_stream(&parse(&format!("{cert}---\n{INGRESS}")), "d", false).unwrap();
+        assert_eq!(found.targets.len(), 2);
+        assert_eq!(found.targets[0].issuer.as_ref().unwrap().name, "x");
+    }
+
+    #[test]
+    fn unannotated_ingress_and_other_objects_are_ignored() {
+        let text = "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: a}\n\
+                    spec: {tls: [{secretName: s}]}\n";
+        assert!(
+            from_stream(&parse(text), "d", false)
+                .unwrap()
+                .targets
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn bad_ingress_and_certificate_are_input_errors_with_place() {
+        let no_secret = INGRESS.replace("    secretName: api-tls\n", "");
+        let e = from_stream(&parse(&no_secret), "d", false).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().contains("<stdin>: document 1 (line 1)"),
+            "{e}"
+        );
+        assert!(
+            e.to_string().contains("spec.tls[1] has no secretName"),
+            "{e}"
+        );
+
+        let old = "apiVersion: cert-manager.io/v1alpha2\nkind: Certificate\nmetadata: {name: a}\n";
+        let e = from_stream(&parse(old), "d", false).unwrap_err();
+        assert!(e.to_string().contains("cert-manager.io/v1alpha2"), "{e}");
+    }
+
+    #[test]
+    fn namespace_must_match_dash_n() {
+        let text = INGRESS.replace("  name: polls\n", "  name: polls\n  namespace: other\n");
+        assert!(from_stream(&parse(&text), "web", false).is_ok());
+        let e = from_stream(&parse(&text), "web", true).unwrap_err();
+        assert!(e.to_string().contains("does not match -n \"web\""), "{e}");
+    }
+
+    #[test]
+    fn issuers_in_the_stream_are_recognised() {
+        let text = "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: letsencrypt-staging}\n\
+                    spec: {}\n---\n"
+            .to_owned()
+            + INGRESS;
+        let found = from_stream(&parse(&text), "d", false).unwrap();
+        let issuer = found.targets[0].issuer.as_ref().unwrap();
+        assert!(issuer.is(&found.issuers_in_stream[0], "d"));
+    }
+}

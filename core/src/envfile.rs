@@ -1,0 +1,597 @@
+//! Reading env files, the one parser behind `envsplit` and `secretgen --from-env-file`.
+//!
+//! Two formats, because two tools read "env files" differently:
+//! - [`Format::Dotenv`]: dotenv rules as the `dotenvy` crate implements them (quotes,
+//!   escapes, `export `, comments, multi-line quoted values). dotenvy produces every
+//!   value; this module adds what it lacks: line numbers, duplicate keys, and refusing a
+//!   `$` that dotenv would silently expand.
+//! - [`Format::Docker`]: what `docker run --env-file` and `kubectl create ... --from-env-file`
+//!   do: one `KEY=value` per line, the value taken literally, a bare `KEY` read from the
+//!   environment.
+//!
+//! Every problem is an [`Error::Input`] reading `FILE:LINE: reason`. No message ever
+//! contains a value: a value may be a password.
+
+use crate::error::{Error, Result};
+use crate::object::{config_key_error, is_env_var_name};
+use crate::stream::{read_source, source_name};
+use std::collections::HashMap;
+
+/// The env file dialect.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Format {
+    /// dotenv rules (dotenvy): quotes, escapes, `export`, comments, multi-line values.
+    #[default]
+    Dotenv,
+    /// `docker run --env-file` / `kubectl --from-env-file`: values taken literally.
+    Docker,
+}
+
+/// How to read an env file.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Options {
+    pub format: Format,
+    /// dotenv only: expand `$VAR` / `${VAR}` as dotenvy does instead of refusing them.
+    pub expand: bool,
+}
+
+/// One `KEY=value` of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub key: String,
+    pub value: String,
+    /// 1-based line where the entry starts.
+    pub line: usize,
+}
+
+/// The entries of an env file, in file order, and what the reader should be warned about.
+#[derive(Debug, Default)]
+pub struct EnvFile {
+    pub entries: Vec<Entry>,
+    /// `FILE:LINE: warning: ...` lines, without the tool's prefix.
+    pub warnings: Vec<String>,
+}
+
+/// Go's bufio.Scanner, which kubectl reads env files with, silently stops at a line this
+/// long or longer and drops the rest of the file; we refuse such a line instead.
+const DOCKER_MAX_LINE: usize = 64 * 1024;
+
+/// Reads and parses an env file (`-` for stdin).
+pub fn read(path: &str, options: Options) -> Result<EnvFile> {
+    let text = read_source(path)?;
+    parse(&source_name(path), &text, options)
+}
+
+/// Parses env file text (a BOM already removed) named `source` in messages.
+pub fn parse(source: &str, text: &str, options: Options) -> Result<EnvFile> {
+    if let Some(at) = text.find('\0') {
+        return Err(Error::at(source, line_of(text, at), "NUL byte in the file"));
+    }
+    let mut file = match options.format {
+        Format::Dotenv => parse_dotenv(source, text, options.expand)?,
+        Format::Docker => parse_docker(source, text)?,
+    };
+    let mut first_line: HashMap<&str, usize> = HashMap::new();
+    for entry in &file.entries {
+        if let Some(why) = config_key_error(&entry.key) {
+            return Err(Error::at(
+                source,
+                entry.line,
+                format!("invalid key {:?}: {why}", entry.key),
+            ));
+        }
+        if let Some(first) = first_line.insert(&entry.key, entry.line) {
+            return Err(Error::at(
+                source,
+                entry.line,
+                format!("duplicate key {} (first set on line {first})", entry.key),
+            ));
+        }
+        if !is_env_var_name(&entry.key) {
+            file.warnings.push(format!(
+                "{source}:{}: warning: key {:?} is a valid ConfigMap/Secret key but not a shell \
+                 variable name: the app may not see it through envFrom",
+                entry.line, entry.key
+            ));
+        }
+    }
+    Ok(file)
+}
+
+fn line_of(text: &str, byte: usize) -> usize {
+    text.as_bytes()[..byte]
+        .iter()
+        .filter(|&&b| b == b'\n')
+        .count()
+        + 1
+}
+
+fn parse_docker(source: &str, text: &str) -> Result<EnvFile> {
+    let mut file = EnvFile::default();
+    let mut lines: Vec<&str> = text.split('\n').collect();
+    if lines.last() == Some(&"") {
+        lines.pop();
+    }
+    for (index, raw) in lines.into_iter().enumerate() {
+        let line = index + 1;
+        if raw.len() >= DOCKER_MAX_LINE {
+            return Err(Error::at(
+                source,
+                line,
+                "line is 64 KiB or longer: kubectl and docker cannot read it \
+                 (kubectl silently drops the rest of the file)",
+            ));
+        }
+        let content = raw.strip_suffix('\r').unwrap_or(raw).trim_start();
+        if content.is_empty() || content.starts_with('#') {
+            continue;
+        }
+        let (key, value) = match content.split_once('=') {
+            Some((key, value)) => {
+                check_docker_key(source, line, key)?;
+                (key, value.to_owned())
+            }
+            None => {
+                // A line without '=' could be a pasted value: only show it once it is a key.
+                check_docker_key(source, line, content)?;
+                let value = std::env::var(content).unwrap_or_else(|_| {
+                    file.warnings.push(format!(
+                        "{source}:{line}: warning: {content} is not set in the environment: \
+                         its value is empty (as with kubectl; docker would leave it out)"
+                    ));
+                    String::new()
+                });
+                (content, value)
+            }
+        };
+        file.entries.push(Entry {
+            key: key.to_owned(),
+            value,
+            line,
+        });
+    }
+    Ok(file)
+}
+
+/// kubectl's `validation.IsEnvVarName`.
+fn check_docker_key(source: &str, line: usize, key: &str) -> Result<()> {
+    let b = key.as_bytes();
+    let shaped = !b.is_empty()
+        && !b[0].is_ascii_digit()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'));
+    if !shaped {
+        let shown = if key.contains(char::is_whitespace) || key.len() > 253 {
+            String::new()
+        } else {
+            format!(" {key:?}")
+        };
+        return Err(Error::at(
+            source,
+            line,
+            format!(
+                "invalid key{shown}: a key must consist of letters, digits, '_', '-' or '.', \
+                 must not start with a digit, and is followed by '=' (no spaces around it)"
+            ),
+        ));
+    }
+    if key == "." || key == ".." {
+        return Err(Error::at(
+            source,
+            line,
+            format!("invalid key {key:?}: must not be '.' or '..'"),
+        ));
+    }
+    Ok(())
+}
+
+/// One logical line of a dotenv file: a physical line, or several when a quoted value
+/// spans lines.
+struct Logical<'a> {
+    line: usize,
+    text: &'a str,
+}
+
+fn parse_dotenv(source: &str, text: &str, expand: bool) -> Result<EnvFile> {
+    let mut file = EnvFile::default();
+    let mut chunks = Vec::new();
+    for logical in logical_lines(source, text)? {
+        let Some(key) = check_dotenv_line(source, logical.line, logical.text, expand)? else {
+            continue;
+        };
+        let value = if expand {
+            String::new() // filled from the whole-file pass below
+        } else {
+            dotenvy_value(source, &logical, &key)?
+        };
+        chunks.push(logical.text);
+        file.entries.push(Entry {
+            key,
+            value,
+            line: logical.line,
+        });
+    }
+    if expand {
+        // Expansion sees earlier keys of the same file, so dotenvy reads it whole.
+        let whole = format!("{text}\n");
+        let values: Vec<(String, String)> = dotenvy::from_read_iter(whole.as_bytes())
+            .collect::<Result<_, _>>()
+            .map_err(|_| Error::input(format!("{source}: dotenv expansion failed")))?;
+        if values.len() != file.entries.len()
+            || values
+                .iter()
+                .zip(&file.entries)
+                .any(|((k, _), e)| *k != e.key)
+        {
+            return Err(Error::runtime(format!(
+                "{source}: internal error: dotenvy read the file differently from envfile"
+            )));
+        }
+        for (entry, (_, value)) in file.entries.iter_mut().zip(values) {
+            entry.value = value;
+        }
+    }
+    Ok(file)
+}
+
+/// Where dotenvy's reader splits the file (its `QuotedLines`): a line ends at a newline
+/// outside quotes, or at a `#` comment after whitespace.
+fn logical_lines<'a>(source: &str, text: &'a str) -> Result<Vec<Logical<'a>>> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum State {
+        Complete,
+        WhiteSpace,
+        Escape,
+        Strong,
+        StrongEscape,
+        Weak,
+        WeakEscape,
+    }
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut start_line = 1;
+    let mut state = State::Complete;
+    let mut offset = 0;
+    for (n, physical) in text.split_inclusive('\n').enumerate() {
+        let begins = offset == start;
+        offset += physical.len();
+        if begins && physical.trim_start().starts_with('#') {
+            start = offset;
+            start_line = n + 2;
+            continue;
+        }
+        let mut comment_at = None;
+        for (i, c) in physical.char_indices() {
+            state = match state {
+                State::WhiteSpace if c == '#' => {
+                    comment_at = Some(i);
+                    break;
+                }
+                State::WhiteSpace | State::Complete => match c {
+                    '\\' => State::Escape,
+                    '"' => State::Weak,
+                    '\'' => State::Strong,
+                    c if state == State::Complete
+                        && c.is_whitespace()
+                        && c != '\n'
+                        && c != '\r' =>
+                    {
+                        State::WhiteSpace
+                    }
+                    _ => State::Complete,
+                },
+                State::Escape => State::Complete,
+                State::Weak => match c {
+                    '\\' => State::WeakEscape,
+                    '"' => State::Complete,
+                    _ => State::Weak,
+                },
+                State::WeakEscape => State::Weak,
+                State::Strong => match c {
+                    '\\' => State::StrongEscape,
+                    '\'' => State::Complete,
+                    _ => State::Strong,
+                },
+                State::StrongEscape => State::Strong,
+            };
+        }
+        let end = match comment_at {
+            Some(i) => offset - physical.len() + i,
+            // WhiteSpace or Escape only remain at the end of a file without a final
+            // newline, where dotenvy fails; a missing newline should not change the file.
+            None if matches!(state, State::Complete | State::WhiteSpace | State::Escape) => offset,
+            None => continue,
+        };
+        out.push(Logical {
+            line: start_line,
+            text: &text[start..end],
+        });
+        start = offset;
+        start_line = n + 2;
+        state = State::Complete;
+    }
+    if start < text.len() {
+        if matches!(
+            state,
+            State::Weak | State::WeakEscape | State::Strong | State::StrongEscape
+        ) {
+            let key = key_before_equals(&text[start..]);
+            return Err(Error::at(
+                source,
+                start_line,
+                format!("{key}unterminated quote"),
+            ));
+        }
+        out.push(Logical {
+            line: start_line,
+            text: &text[start..],
+        });
+    }
+    Ok(out)
+}
+
+/// `KEY: ` when the text starts with a plausible key and '=', for messages.
+fn key_before_equals(text: &str) -> String {
+    let text = text.trim_start();
+    let text = text.strip_prefix("export ").map_or(text, str::trim_start);
+    match text.split_once('=') {
+        Some((key, _)) if is_dotenv_key(key.trim_end()) => format!("{}: ", key.trim_end()),
+        _ => String::new(),
+    }
+}
+
+fn is_dotenv_key(key: &str) -> bool {
+    key.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+}
+
+/// The line's key, or `None` for a blank or comment line; an error says what dotenvy
+/// would reject (or silently change) and how to fix it, never showing the value.
+fn check_dotenv_line(
+    source: &str,
+    line: usize,
+    text: &str,
+    expand: bool,
+) -> Result<Option<String>> {
+    let fail = |what: String| Err(Error::at(source, line, what));
+    let rest = text.trim();
+    if rest.is_empty() || rest.starts_with('#') {
+        return Ok(None);
+    }
+    let Some((before, value)) = rest.split_once('=') else {
+        return fail("missing '=' (a line must read KEY=value)".into());
+    };
+    let before = before.trim_end();
+    let key = match before.strip_prefix("export") {
+        Some(k) if k.starts_with(char::is_whitespace) => k.trim_start(),
+        _ => before,
+    };
+    if !is_dotenv_key(key) {
+        let shown = if before.len() <= 253 {
+            format!(" {before:?}")
+        } else {
+            String::new()
+        };
+        return fail(format!(
+            "invalid key{shown}: a dotenv key is letters, digits, '_' and '.', not starting \
+             with a digit (use --format docker for keys with '-')"
+        ));
+    }
+    let value = value.trim_start();
+    if value.is_empty() || value.starts_with('#') {
+        return Ok(Some(key.to_owned()));
+    }
+    // dotenvy's value grammar, to explain its errors and find `$` before it expands them.
+    let (mut strong, mut weak, mut escaped, mut ended) = (false, false, false, false);
+    for c in value.chars() {
+        if ended {
+            match c {
+                ' ' | '\t' => continue,
+                '#' => break,
+                _ => {
+                    return fail(format!(
+                        "{key}: unquoted value contains a space: quote the value"
+                    ));
+                }
+            }
+        } else if escaped {
+            if !matches!(c, '\\' | '\'' | '"' | '$' | ' ' | 'n') {
+                return fail(format!(
+                    "{key}: unsupported escape sequence (dotenv knows \\n \\\\ \\' \\\" \\$ and \
+                     \\ followed by a space; use single quotes or --format docker for a literal \
+                     backslash)"
+                ));
+            }
+            escaped = false;
+        } else if strong {
+            strong = c != '\'';
+        } else if c == '$' {
+            if expand {
+                return Ok(Some(key.to_owned()));
+            }
+            return fail(format!(
+                "{key}: '$' would be expanded by dotenv rules, changing the value: keep it \
+                 literal with single quotes (KEY='...') or \\$, or use --format docker; pass \
+                 --expand to expand it"
+            ));
+        } else if weak {
+            match c {
+                '"' => weak = false,
+                '\\' => escaped = true,
+                _ => {}
+            }
+        } else {
+            match c {
+                '\'' => strong = true,
+                '"' => weak = true,
+                '\\' => escaped = true,
+                ' ' | '\t' => ended = true,
+                _ => {}
+            }
+        }
+    }
+    if strong || weak {
+        return fail(format!("{key}: unterminated quote"));
+    }
+    if escaped {
+        return fail(format!(
+            "{key}: value ends in a lone backslash, which dotenv would drop: write \\\\ or quote it"
+        ));
+    }
+    Ok(Some(key.to_owned()))
+}
+
+/// The value as dotenvy reads this one logical line.
+fn dotenvy_value(source: &str, logical: &Logical, key: &str) -> Result<String> {
+    // dotenvy fails on a last line without a newline; the comment cut may have removed it.
+    let text = format!("{}\n", logical.text);
+    let mut items = dotenvy::from_read_iter(text.as_bytes());
+    match (items.next(), items.next()) {
+        (Some(Ok((k, value))), None) if k == key => Ok(value),
+        _ => Err(Error::at(
+            source,
+            logical.line,
+            format!("{key}: dotenv cannot parse this line"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dotenv(text: &str) -> Result<Vec<(String, String, usize)>> {
+        let file = parse("env", text, Options::default())?;
+        Ok(file
+            .entries
+            .into_iter()
+            .map(|e| (e.key, e.value, e.line))
+            .collect())
+    }
+
+    fn err(text: &str, format: Format) -> String {
+        parse(
+            "env",
+            text,
+            Options {
+                format,
+                expand: false,
+            },
+        )
+        .unwrap_err()
+        .to_string()
+    }
+
+    fn kv(k: &str, v: &str, l: usize) -> (String, String, usize) {
+        (k.into(), v.into(), l)
+    }
+
+    #[test]
+    fn dotenv_quotes_escapes_export_comments_multiline() {
+        let text = "# c\nA=1\nexport B='x y'\nC=\"l1\nl2\" # tail\n\nD=a\\ b\nE=\"q\\\"q\\n\"\nF=v #c\nG=\n";
+        assert_eq!(
+            dotenv(text).unwrap(),
+            [
+                kv("A", "1", 2),
+                kv("B", "x y", 3),
+                kv("C", "l1\nl2", 4),
+                kv("D", "a b", 7),
+                kv("E", "q\"q\n", 8),
+                kv("F", "v", 9),
+                kv("G", "", 10),
+            ]
+        );
+    }
+
+    #[test]
+    fn dotenv_accepts_crlf_and_no_final_newline() {
+        assert_eq!(
+            dotenv("A=1\r\nB=2 ").unwrap(),
+            [kv("A", "1", 1), kv("B", "2", 2)]
+        );
+    }
+
+    #[test]
+    fn dotenv_refuses_dollar_unless_single_quoted_or_escaped() {
+        let e = err("X=1\nKEY=ab$cd\n", Format::Dotenv);
+        assert!(e.starts_with("env:2: KEY: '$' would be expanded"), "{e}");
+        assert!(!e.contains("ab$cd"));
+        assert!(err("K=\"a$b\"", Format::Dotenv).contains("'$'"));
+        assert_eq!(
+            dotenv("K='a$b'\nL=a\\$b\n").unwrap(),
+            [kv("K", "a$b", 1), kv("L", "a$b", 2)]
+        );
+        let expanded = parse(
+            "env",
+            "A=x\nB=${A}y\n",
+            Options {
+                format: Format::Dotenv,
+                expand: true,
+            },
+        );
+        assert_eq!(expanded.unwrap().entries[1].value, "xy");
+    }
+
+    #[test]
+    fn dotenv_errors_name_line_and_reason() {
+        let dotenv_err = |t| err(t, Format::Dotenv);
+        assert_eq!(
+            dotenv_err("A=1\nnoequals\n"),
+            "env:2: missing '=' (a line must read KEY=value)"
+        );
+        assert!(dotenv_err("1A=x").starts_with("env:1: invalid key \"1A\""));
+        assert!(dotenv_err("A=1\nB=\"open\nC=2\n").starts_with("env:2: B: unterminated quote"));
+        assert!(dotenv_err("P=a b").contains("P: unquoted value contains a space"));
+        assert!(dotenv_err("P=\"a\\tb\"").contains("unsupported escape"));
+        assert!(dotenv_err("P=abc\\").contains("lone backslash"));
+        assert_eq!(
+            dotenv_err("A=1\nB=2\nA=3\n"),
+            "env:3: duplicate key A (first set on line 1)"
+        );
+        assert_eq!(dotenv_err("A=1\nB=x\0y\n"), "env:2: NUL byte in the file");
+    }
+
+    #[test]
+    fn docker_takes_values_literally() {
+        let file = parse(
+            "env",
+            "  A=\"q\" #c\r\nB= x \r\r\n#c\n\nC=a=b\nPATH\nd.e-f=1\n",
+            Options {
+                format: Format::Docker,
+                expand: false,
+            },
+        )
+        .unwrap();
+        let got: Vec<_> = file
+            .entries
+            .iter()
+            .map(|e| (e.key.as_str(), e.value.as_str(), e.line))
+            .collect();
+        let path = std::env::var("PATH").unwrap_or_default();
+        assert_eq!(
+            got,
+            [
+                ("A", "\"q\" #c", 1),
+                ("B", " x \r", 2),
+                ("C", "a=b", 5),
+                ("PATH", path.as_str(), 6),
+                ("d.e-f", "1", 7)
+            ]
+        );
+        assert_eq!(file.warnings.len(), 1, "{:?}", file.warnings);
+        assert!(file.warnings[0].starts_with("env:7: warning: key \"d.e-f\""));
+    }
+
+    #[test]
+    fn docker_rejects_what_kubectl_rejects() {
+        assert!(err("A =1", Format::Docker).starts_with("env:1: invalid key:"));
+        assert!(err("export A=1", Format::Docker).starts_with("env:1: invalid key:"));
+        assert!(err("1A=1", Format::Docker).starts_with("env:1: invalid key \"1A\""));
+        assert!(err("..=1", Format::Docker).contains("must not be '.' or '..'"));
+        assert!(err("A=1\nA=2", Format::Docker).contains("duplicate key A (first set on line 1)"));
+        let long = format!("A={}\n", "x".repeat(DOCKER_MAX_LINE));
+        assert!(err(&long, Format::Docker).contains("64 KiB"));
+    }
+}

@@ -1,0 +1,207 @@
+//! Requests to the API server, each retried on transient failures.
+//!
+//! Requests are built by kube-rs (`kube::core::Request`, `PatchParams`, `Patch::Apply`)
+//! and sent with `Client::send`, because `Api::patch` keeps neither the status code nor
+//! the `Retry-After` header a 429 carries, and retrying on the server's terms needs it.
+
+use crate::retry::{Backoff, Failure};
+use http_body_util::BodyExt;
+use kpipe_core::redact::Scrubber;
+use kpipe_core::time::format_elapsed;
+use kube::core::params::{GetParams, Patch, PatchParams};
+use kube::core::{ApiResource, DynamicObject, Request, Resource, Status};
+use serde_json::Value;
+use std::future::Future;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// Where one object lives on the server.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub resource: ApiResource,
+    pub namespace: Option<String>,
+    pub name: String,
+}
+
+impl Target {
+    fn request(&self) -> Request {
+        Request::new(DynamicObject::url_path(
+            &self.resource,
+            self.namespace.as_deref(),
+        ))
+    }
+}
+
+/// A client that retries, knows the overall deadline and scrubs what it prints.
+pub struct Caller {
+    client: kube::Client,
+    backoff: Backoff,
+    deadline: Option<Instant>,
+    scrubber: Scrubber,
+}
+
+impl Caller {
+    pub fn new(
+        client: kube::Client,
+        backoff: Backoff,
+        deadline: Option<Instant>,
+        scrubber: Scrubber,
+    ) -> Self {
+        Caller {
+            client,
+            backoff,
+            deadline,
+            scrubber,
+        }
+    }
+
+    pub fn client(&self) -> &kube::Client {
+        &self.client
+    }
+
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
+    pub fn retries(&self) -> u32 {
+        self.backoff.retries
+    }
+
+    /// The live object, `None` when there is none.
+    pub async fn get(&self, target: &Target, what: &str) -> Result<Option<Value>, Failure> {
+        let result = self
+            .retrying(what, || async {
+                let req = target
+                    .request()
+                    .get(&target.name, &GetParams::default())
+                    .map_err(build_error)?;
+                self.send(req).await
+            })
+            .await;
+        match result {
+            Ok(object) => Ok(Some(object)),
+            Err(Failure::Api { status, .. }) if status.code == 404 => Ok(None),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Server-side apply of `body`; the object as the server now has it (or, with
+    /// `dryRun`, would have it).
+    pub async fn apply(
+        &self,
+        target: &Target,
+        body: &Value,
+        params: &PatchParams,
+        what: &str,
+    ) -> Result<Value, Failure> {
+        self.retrying(what, || async {
+            let req = target
+                .request()
+                .patch(&target.name, params, &Patch::Apply(body))
+                .map_err(build_error)?;
+            self.send(req).await
+        })
+        .await
+    }
+
+    /// Runs `attempt` until it succeeds, fails for good, runs out of retries or of time.
+    pub async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, Failure>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, Failure>>,
+    {
+        let mut retry = 0;
+        loop {
+            let result = match self.deadline {
+                Some(deadline) => tokio::time::timeout_at(deadline, attempt())
+                    .await
+                    .unwrap_or(Err(Failure::OutOfTime)),
+                None => attempt().await,
+            };
+            let failure = match result {
+                Ok(value) => return Ok(value),
+                Err(f) if f.is_transient() && retry < self.backoff.retries => f,
+                Err(f) => return Err(f),
+            };
+            let wait = self.backoff.wait_after(&failure, retry, rand::random());
+            if self.deadline.is_some_and(|d| Instant::now() + wait >= d) {
+                return Err(Failure::OutOfTime);
+            }
+            retry += 1;
+            eprintln!(
+                "kapply: {what}: {}; retry {retry} of {} in {}",
+                self.scrubber.scrub(&short(&failure)),
+                self.backoff.retries,
+                format_elapsed(wait)
+            );
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    async fn send(&self, req: http::Request<Vec<u8>>) -> Result<Value, Failure> {
+        let response = self.client.send(req.map(kube::client::Body::from)).await?;
+        let code = response.status();
+        let retry_after = response
+            .headers()
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let bytes = response.into_body().collect().await?.to_bytes();
+        if code.is_success() {
+            return serde_json::from_slice(&bytes).map_err(|e| Failure::Transport {
+                message: format!("the server's answer is not a JSON object: {e}"),
+                transient: false,
+            });
+        }
+        let status = serde_json::from_slice::<Status>(&bytes)
+            .ok()
+            .filter(|s| s.code != 0 || !s.message.is_empty())
+            .unwrap_or_else(|| {
+                let text = String::from_utf8_lossy(&bytes).trim().to_owned();
+                Status::failure(&text, "").with_code(code.as_u16())
+            });
+        // The HTTP code is the truth even when a body says otherwise or nothing.
+        Err(Failure::api(status.with_code(code.as_u16()), retry_after))
+    }
+}
+
+fn build_error(e: kube::core::request::Error) -> Failure {
+    Failure::Transport {
+        message: format!("cannot build the request: {e}"),
+        transient: false,
+    }
+}
+
+/// `503 Service Unavailable: message`, one line, for retry notices.
+fn short(failure: &Failure) -> String {
+    match failure {
+        Failure::Api { status, .. } => {
+            let reason = http::StatusCode::from_u16(status.code)
+                .ok()
+                .and_then(|c| c.canonical_reason())
+                .unwrap_or("");
+            let first_line = status.message.lines().next().unwrap_or("");
+            format!("{} {reason}: {first_line}", status.code)
+                .trim_end_matches([' ', ':'])
+                .to_owned()
+        }
+        other => other.message(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_notices_are_one_line_with_code_and_reason() {
+        let f = Failure::api(
+            Status::failure("too many\nrequests", "").with_code(429),
+            None,
+        );
+        assert_eq!(short(&f), "429 Too Many Requests: too many");
+        let f = Failure::api(Status::failure("", "").with_code(503), None);
+        assert_eq!(short(&f), "503 Service Unavailable");
+    }
+}

@@ -1,0 +1,128 @@
+//! `--diff`: the live object against what the server would make of the apply.
+
+use crate::report::kubectl_name;
+use kpipe_core::ObjectId;
+use kpipe_core::redact::{MASK, is_secret};
+use serde_json::Value;
+use similar::TextDiff;
+
+/// A unified diff of `live` (absent: a new object) against `merged`, empty when equal.
+/// Secret values are masked on both sides, marked `(before)`/`(after)` where they differ
+/// so that a changed value still shows as a change.
+pub fn unified(id: &ObjectId, live: Option<&Value>, merged: &Value) -> String {
+    let mut merged = comparable(merged);
+    let mut live = live.map(comparable);
+    if is_secret(&merged) {
+        mask_pair(live.as_mut(), &mut merged);
+    }
+    let old = live
+        .as_ref()
+        .map(kpipe_core::yaml::to_string)
+        .unwrap_or_default();
+    let new = kpipe_core::yaml::to_string(&merged);
+    if old == new {
+        return String::new();
+    }
+    let place = match &id.namespace {
+        Some(ns) => format!("{ns}/{}", kubectl_name(id)),
+        None => kubectl_name(id),
+    };
+    TextDiff::from_lines(&old, &new)
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("live/{place}"), &format!("merged/{place}"))
+        .to_string()
+}
+
+/// The object without the bookkeeping that changes on every write.
+pub fn comparable(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    object
+}
+
+fn mask_pair(live: Option<&mut Value>, merged: &mut Value) {
+    let empty = serde_json::Map::new();
+    let before = live
+        .as_ref()
+        .and_then(|l| l["data"].as_object())
+        .cloned()
+        .unwrap_or_default();
+    if let Some(after) = merged.get_mut("data").and_then(Value::as_object_mut) {
+        for (key, value) in after.iter_mut() {
+            *value = Value::String(mark(before.get(key).is_some_and(|b| b != value), "after"));
+        }
+    }
+    let after = merged["data"].as_object().unwrap_or(&empty).clone();
+    if let Some(live) = live
+        && let Some(data) = live.get_mut("data").and_then(Value::as_object_mut)
+    {
+        for (key, value) in data.iter_mut() {
+            let changed = after.get(key).is_some_and(|a| a.as_str() != Some(MASK));
+            *value = Value::String(mark(changed, "before"));
+        }
+    }
+}
+
+fn mark(changed: bool, side: &str) -> String {
+    if changed {
+        format!("{MASK} ({side})")
+    } else {
+        MASK.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn id(kind: &str) -> ObjectId {
+        ObjectId {
+            api_version: "v1".into(),
+            kind: kind.into(),
+            namespace: Some("ns".into()),
+            name: "x".into(),
+        }
+    }
+
+    #[test]
+    fn shows_changed_lines_only_and_nothing_when_equal() {
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x", "managedFields": [{}]},
+                          "data": {"A": "1", "B": "2"}});
+        let merged = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+                            "data": {"A": "1", "B": "3"}});
+        let text = unified(&id("ConfigMap"), Some(&live), &merged);
+        assert!(
+            text.starts_with("--- live/ns/configmap/x\n+++ merged/ns/configmap/x\n"),
+            "{text}"
+        );
+        assert!(text.contains("\n-  B: \"2\"\n+  B: \"3\"\n"), "{text}");
+        assert!(!text.contains("managedFields"), "{text}");
+        assert_eq!(unified(&id("ConfigMap"), Some(&merged), &merged), "");
+    }
+
+    #[test]
+    fn secret_values_are_masked_but_changes_still_show() {
+        let live = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                          "data": {"PW": "b2xk", "USER": "dXNlcg=="}});
+        let merged = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "x"},
+                            "data": {"PW": "bmV3", "USER": "dXNlcg=="}});
+        let text = unified(&id("Secret"), Some(&live), &merged);
+        for value in ["b2xk", "bmV3", "dXNlcg"] {
+            assert!(!text.contains(value), "{text}");
+        }
+        assert!(
+            text.contains("-  PW: \"<redacted> (before)\"\n+  PW: \"<redacted> (after)\"\n"),
+            "{text}"
+        );
+        assert!(text.contains("   USER: \"<redacted>\"\n"), "{text}");
+        let created = unified(&id("Secret"), None, &merged);
+        assert!(
+            created.contains("+  PW: \"<redacted>\"\n") && !created.contains("bmV3"),
+            "{created}"
+        );
+    }
+}

@@ -1,0 +1,334 @@
+//! Kind -> resource through discovery, asking only for the group-versions the input uses.
+
+use crate::api::{Caller, Target};
+use crate::order::is_built_in_group;
+use crate::retry::Failure;
+use futures::StreamExt;
+use kpipe_core::{Document, Error, Result};
+use kube::core::{ApiResource, GroupVersion};
+use kube::discovery::{self, ApiGroup, Scope};
+use serde_json::Value;
+use std::collections::{BTreeSet, HashMap};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// A kind the input's own CustomResourceDefinitions define.
+#[derive(Debug, Clone)]
+pub struct InputCrd {
+    pub name: String,
+    pub group: String,
+    pub kind: String,
+    pub plural: String,
+    pub scope: Scope,
+    pub versions: Vec<String>,
+}
+
+impl InputCrd {
+    /// The CRDs of a stream, read from their spec.
+    pub fn of(docs: &[Document]) -> Vec<InputCrd> {
+        docs.iter()
+            .filter(|d| {
+                d.kind() == "CustomResourceDefinition"
+                    && d.api_version().starts_with("apiextensions.k8s.io/")
+            })
+            .filter_map(|d| {
+                let spec = &d.value["spec"];
+                let text = |v: &Value| v.as_str().map(str::to_owned);
+                Some(InputCrd {
+                    name: text(&d.value["metadata"]["name"])?,
+                    group: text(&spec["group"])?,
+                    kind: text(&spec["names"]["kind"])?,
+                    plural: text(&spec["names"]["plural"])?,
+                    scope: if spec["scope"] == "Cluster" {
+                        Scope::Cluster
+                    } else {
+                        Scope::Namespaced
+                    },
+                    versions: spec["versions"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|v| v["served"].as_bool() != Some(false))
+                        .filter_map(|v| text(&v["name"]))
+                        .collect(),
+                })
+            })
+            .collect()
+    }
+
+    fn defines(&self, gv: &GroupVersion, kind: &str) -> bool {
+        self.group == gv.group && self.kind == kind && self.versions.contains(&gv.version)
+    }
+}
+
+/// How an object's kind maps to a resource on this server.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    Served {
+        resource: ApiResource,
+        scope: Scope,
+    },
+    /// Defined by a CRD in this input that the server does not serve yet: known from
+    /// the CRD itself, to be confirmed by discovery once the CRD is Established.
+    Pending {
+        resource: ApiResource,
+        scope: Scope,
+        crd: String,
+    },
+}
+
+impl Resolved {
+    pub fn scope(&self) -> &Scope {
+        match self {
+            Resolved::Served { scope, .. } | Resolved::Pending { scope, .. } => scope,
+        }
+    }
+}
+
+/// Resolves every document's kind, fetching each group-version the input needs once,
+/// in parallel. A kind the server does not serve and the input does not define stops
+/// the run before any write: applying half a stack whose other half cannot exist helps
+/// nobody, and kubectl refuses such input the same way.
+pub async fn resolve(
+    caller: &Caller,
+    docs: &[Document],
+    crds: &[InputCrd],
+    server: &str,
+) -> Result<Vec<Resolved>> {
+    let wanted: BTreeSet<String> = docs.iter().map(|d| d.api_version().to_owned()).collect();
+    let found: HashMap<String, Result<ApiGroup, Failure>> = futures::stream::iter(wanted)
+        .map(|api_version| async move {
+            let gv = group_version_of(&api_version);
+            let result = fetch(caller, &gv).await;
+            (api_version, result)
+        })
+        .buffer_unordered(8)
+        .collect()
+        .await;
+
+    let mut resolved = Vec::new();
+    let mut missing = Vec::new();
+    for doc in docs {
+        let gv = group_version_of(doc.api_version());
+        let kind = doc.kind();
+        let defined = crds.iter().find(|c| c.defines(&gv, kind));
+        let pending = |crd: &InputCrd| Resolved::Pending {
+            resource: ApiResource::from_gvk_with_plural(&gv.clone().with_kind(kind), &crd.plural),
+            scope: crd.scope.clone(),
+            crd: crd.name.clone(),
+        };
+        match &found[doc.api_version()] {
+            Ok(group) => match group.recommended_kind(kind) {
+                Some((resource, caps)) => resolved.push(Resolved::Served {
+                    resource,
+                    scope: caps.scope,
+                }),
+                None => match defined {
+                    Some(crd) => resolved.push(pending(crd)),
+                    None => missing.push(format!(
+                        "{} is not a kind of {}: {} (needed by {})",
+                        kind,
+                        doc.api_version(),
+                        missing_kind_hint(&gv.group, kind),
+                        doc.place()
+                    )),
+                },
+            },
+            Err(Failure::Api { status, .. }) if status.code == 404 => match defined {
+                Some(crd) => resolved.push(pending(crd)),
+                None => missing.push(format!(
+                    "{} is not served by {server}: {} (needed by {} {})",
+                    doc.api_version(),
+                    missing_api_hint(&gv.group, kind),
+                    kind,
+                    doc.place()
+                )),
+            },
+            Err(failure) => {
+                let retried = if failure.is_transient() {
+                    format!(" (gave up after {} retries)", caller.retries())
+                } else {
+                    String::new()
+                };
+                return Err(Error::runtime(format!(
+                    "discovery of {} at {server} failed: {}{retried}",
+                    doc.api_version(),
+                    failure.message()
+                )));
+            }
+        }
+    }
+    if missing.is_empty() {
+        Ok(resolved)
+    } else {
+        missing.dedup();
+        Err(Error::runtime(format!(
+            "{}\nkapply: nothing was applied",
+            missing.join("\nkapply: ")
+        )))
+    }
+}
+
+fn group_version_of(api_version: &str) -> GroupVersion {
+    match api_version.split_once('/') {
+        Some((group, version)) => GroupVersion::gv(group, version),
+        None => GroupVersion::gv("", api_version),
+    }
+}
+
+async fn fetch(caller: &Caller, gv: &GroupVersion) -> Result<ApiGroup, Failure> {
+    let what = format!("discovery of {}", gv.api_version());
+    caller
+        .retrying(&what, || async {
+            discovery::pinned_group(caller.client(), gv)
+                .await
+                .map_err(Failure::from)
+        })
+        .await
+}
+
+/// Groups people install rather than get with Kubernetes, and what to install.
+fn missing_api_hint(group: &str, kind: &str) -> String {
+    if group == "cert-manager.io" || group.ends_with(".cert-manager.io") {
+        "is cert-manager installed?".into()
+    } else if is_built_in_group(group) {
+        "this Kubernetes version does not serve it (`kubectl api-versions` lists what it does)"
+            .into()
+    } else {
+        format!("is the CustomResourceDefinition for {kind} installed?")
+    }
+}
+
+fn missing_kind_hint(group: &str, kind: &str) -> String {
+    if is_built_in_group(group) {
+        "misspelt, or from another API version? (`kubectl api-resources` lists the kinds)".into()
+    } else {
+        format!("is the CustomResourceDefinition for {kind} installed, at this version?")
+    }
+}
+
+/// The CustomResourceDefinition resource, for waiting on CRDs.
+pub fn crd_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(
+        &GroupVersion::gv("apiextensions.k8s.io", "v1").with_kind("CustomResourceDefinition"),
+        "customresourcedefinitions",
+    )
+}
+
+const POLL: Duration = Duration::from_millis(100);
+/// How long to wait for a CRD when no --timeout bounds the run.
+const CRD_WAIT: Duration = Duration::from_secs(120);
+
+/// Waits until the CRD is Established and its kind is discoverable, then returns the
+/// resource as discovery gives it.
+pub async fn wait_for_crd(
+    caller: &Caller,
+    crd: &InputCrd,
+    version: &str,
+) -> Result<ApiResource, Failure> {
+    let until = caller
+        .deadline()
+        .unwrap_or_else(|| Instant::now() + CRD_WAIT);
+    let target = Target {
+        resource: crd_resource(),
+        namespace: None,
+        name: crd.name.clone(),
+    };
+    let what = format!("CustomResourceDefinition/{}", crd.name);
+    let mut announced = false;
+    loop {
+        if let Some(live) = caller.get(&target, &what).await?
+            && established(&live)
+        {
+            break;
+        }
+        if !announced {
+            eprintln!("kapply: waiting for {what} to be Established");
+            announced = true;
+        }
+        if Instant::now() + POLL >= until {
+            return Err(Failure::OutOfTime);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+    // The API server updates discovery a moment after it marks the CRD Established.
+    let gv = GroupVersion::gv(&crd.group, version);
+    loop {
+        match discovery::pinned_group(caller.client(), &gv)
+            .await
+            .map_err(Failure::from)
+        {
+            Ok(group) => {
+                if let Some((resource, _)) = group.recommended_kind(&crd.kind) {
+                    return Ok(resource);
+                }
+            }
+            Err(Failure::Api { status, .. }) if status.code == 404 => {}
+            Err(failure) if failure.is_transient() => {}
+            Err(failure) => return Err(failure),
+        }
+        if Instant::now() + POLL >= until {
+            return Err(Failure::OutOfTime);
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn established(crd: &Value) -> bool {
+    crd["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Established" && c["status"] == "True")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_input_crds() {
+        let text = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+                    metadata: {name: widgets.example.com}\nspec:\n  group: example.com\n  scope: Cluster\n\
+                    \x20 names: {kind: Widget, plural: widgets}\n  versions:\n  - {name: v1, served: true}\n\
+                    \x20 - {name: v0, served: false}\n";
+        let crds = InputCrd::of(&kpipe_core::stream::parse("in", text).unwrap());
+        assert_eq!(crds.len(), 1);
+        assert_eq!(
+            (crds[0].name.as_str(), crds[0].plural.as_str()),
+            ("widgets.example.com", "widgets")
+        );
+        assert_eq!(crds[0].scope, Scope::Cluster);
+        assert!(crds[0].defines(&GroupVersion::gv("example.com", "v1"), "Widget"));
+        assert!(!crds[0].defines(&GroupVersion::gv("example.com", "v0"), "Widget"));
+    }
+
+    #[test]
+    fn missing_apis_say_what_to_install() {
+        assert_eq!(
+            missing_api_hint("cert-manager.io", "Certificate"),
+            "is cert-manager installed?"
+        );
+        assert_eq!(
+            missing_api_hint("acme.cert-manager.io", "Order"),
+            "is cert-manager installed?"
+        );
+        assert!(
+            missing_api_hint("example.com", "Widget")
+                .contains("CustomResourceDefinition for Widget")
+        );
+        assert!(missing_api_hint("extensions", "Deployment").contains("does not serve"));
+    }
+
+    #[test]
+    fn established_reads_the_condition() {
+        let yes = serde_json::json!({"status": {"conditions": [{"type": "NamesAccepted", "status": "True"},
+                                                              {"type": "Established", "status": "True"}]}});
+        let no = serde_json::json!({"status": {"conditions": [{"type": "Established", "status": "False"}]}});
+        assert!(established(&yes));
+        assert!(!established(&no));
+        assert!(!established(
+            &serde_json::json!({"status": {"conditions": null}})
+        ));
+    }
+}

@@ -1,0 +1,344 @@
+//! What kapply says about each object: result lines, failures, the summary.
+
+use crate::retry::Failure;
+use kpipe_core::ObjectId;
+use kpipe_core::redact::Scrubber;
+use std::fmt;
+
+/// What applying did to an object, decided from the live object before and after.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+impl fmt::Display for Change {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Change::Created => "created",
+            Change::Configured => "configured",
+            Change::Unchanged => "unchanged",
+        })
+    }
+}
+
+/// `deployment.apps/polls`, as kubectl names objects in its result lines.
+pub fn kubectl_name(id: &ObjectId) -> String {
+    let kind = id.kind.to_lowercase();
+    match id.group() {
+        "" => format!("{kind}/{}", id.name),
+        group => format!("{kind}.{group}/{}", id.name),
+    }
+}
+
+/// One result line: `configmap/polls-config created`, `... (server dry run)`.
+pub fn result_line(id: &ObjectId, change: Change, dry_run: bool) -> String {
+    let suffix = if dry_run { " (server dry run)" } else { "" };
+    format!("{} {change}{suffix}\n", kubectl_name(id))
+}
+
+/// Field managers that kubectl uses when a person edits the cluster by hand.
+const HAND_MANAGERS: &[&str] = &[
+    "kubectl-client-side-apply",
+    "kubectl",
+    "kubectl-create",
+    "kubectl-edit",
+];
+
+/// The kinds of failure the summary counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum FailureKind {
+    Conflict,
+    Invalid,
+    NotFound,
+    Forbidden,
+    Unavailable,
+    TimedOut,
+    Other,
+}
+
+impl FailureKind {
+    pub fn of(failure: &Failure) -> Self {
+        if matches!(failure, Failure::OutOfTime) {
+            return FailureKind::TimedOut;
+        }
+        if failure.is_transient() {
+            return FailureKind::Unavailable;
+        }
+        match failure.code() {
+            Some(409) => FailureKind::Conflict,
+            Some(400 | 422) => FailureKind::Invalid,
+            Some(404) => FailureKind::NotFound,
+            Some(401 | 403) => FailureKind::Forbidden,
+            _ => FailureKind::Other,
+        }
+    }
+
+    fn noun(self) -> &'static str {
+        match self {
+            FailureKind::Conflict => "conflict",
+            FailureKind::Invalid => "invalid",
+            FailureKind::NotFound => "not found",
+            FailureKind::Forbidden => "forbidden",
+            FailureKind::Unavailable => "server unavailable",
+            FailureKind::TimedOut => "timed out",
+            FailureKind::Other => "other",
+        }
+    }
+}
+
+/// The full report of one failed object, every line starting `kapply: `.
+pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubber) -> String {
+    let mut text = match failure {
+        Failure::Api { status, .. } if status.code == 409 && !conflicts(status).is_empty() => {
+            conflict_report(id, status)
+        }
+        Failure::Api { status, .. } => {
+            let mut line = format!("kapply: {id}: {}", failure.message());
+            if failure.is_transient() {
+                line.push_str(&format!(
+                    " (HTTP {}; gave up after {retries} retries)",
+                    status.code
+                ));
+            }
+            line + "\n"
+        }
+        Failure::Transport {
+            transient: true, ..
+        } => {
+            format!(
+                "kapply: {id}: {} (gave up after {retries} retries)\n",
+                failure.message()
+            )
+        }
+        _ => format!("kapply: {id}: {}\n", failure.message()),
+    };
+    text = scrubber.scrub(&text);
+    text
+}
+
+/// (field, manager) pairs from a 409's `FieldManagerConflict` causes.
+pub fn conflicts(status: &kube::core::Status) -> Vec<(String, String)> {
+    let Some(details) = &status.details else {
+        return Vec::new();
+    };
+    details
+        .causes
+        .iter()
+        .filter(|c| c.reason == "FieldManagerConflict")
+        .map(|c| {
+            // The message reads `conflict with "MANAGER"` (plus ` using VERSION` at times).
+            let manager = c.message.split('"').nth(1).unwrap_or(&c.message).to_owned();
+            (c.field.clone(), manager)
+        })
+        .collect()
+}
+
+fn conflict_report(id: &ObjectId, status: &kube::core::Status) -> String {
+    let fields = conflicts(status);
+    let count = fields.len();
+    let plural = if count == 1 { "field is" } else { "fields are" };
+    let mut text = format!(
+        "kapply: {id}: apply conflict: {count} {plural} managed by another field manager:\n"
+    );
+    let width = fields.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
+    for (field, manager) in &fields {
+        text.push_str(&format!(
+            "kapply:   {field:width$}  managed by \"{manager}\"\n"
+        ));
+    }
+    text.push_str(
+        "kapply:   to take these fields over, run again with --force-conflicts \
+         (the other manager then stops managing them)\n",
+    );
+    let by_hand: Vec<&str> = fields
+        .iter()
+        .map(|(_, m)| m.as_str())
+        .filter(|m| HAND_MANAGERS.contains(m))
+        .collect();
+    if let Some(manager) = by_hand.first() {
+        text.push_str(&format!(
+            "kapply:   \"{manager}\" is kubectl: these values were set by hand (kubectl apply \
+             without --server-side, create or edit), as when the tutorial was first followed \
+             step by step. If the manifests are now the truth, --force-conflicts hands these \
+             fields to kapply; from then on change them in the manifests, not with kubectl.\n"
+        ));
+    }
+    text
+}
+
+/// The last line on stderr when something failed.
+pub fn summary(kinds: &[FailureKind], total: usize, dry_run: bool) -> String {
+    let mut counts: Vec<(FailureKind, usize)> = Vec::new();
+    let mut sorted = kinds.to_vec();
+    sorted.sort();
+    for kind in sorted {
+        match counts.last_mut() {
+            Some((k, n)) if *k == kind => *n += 1,
+            _ => counts.push((kind, 1)),
+        }
+    }
+    let detail: Vec<String> = counts
+        .iter()
+        .map(|(k, n)| format!("{n} {}", k.noun()))
+        .collect();
+    let done = total - kinds.len();
+    let verb = if dry_run { "checked" } else { "applied" };
+    format!(
+        "{} of {total} objects failed ({}); {done} {verb}",
+        kinds.len(),
+        detail.join(", ")
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    fn id(api_version: &str, kind: &str, name: &str) -> ObjectId {
+        ObjectId {
+            api_version: api_version.into(),
+            kind: kind.into(),
+            namespace: Some("fixtures".into()),
+            name: name.into(),
+        }
+    }
+
+    #[test]
+    fn result_lines_name_objects_as_kubectl_does() {
+        assert_eq!(
+            result_line(
+                &id("v1", "ConfigMap", "polls-config"),
+                Change::Created,
+                false
+            ),
+            "configmap/polls-config created\n"
+        );
+        assert_eq!(
+            result_line(
+                &id("apps/v1", "Deployment", "polls-app"),
+                Change::Unchanged,
+                false
+            ),
+            "deployment.apps/polls-app unchanged\n"
+        );
+        assert_eq!(
+            result_line(
+                &id("cert-manager.io/v1", "ClusterIssuer", "le"),
+                Change::Configured,
+                true
+            ),
+            "clusterissuer.cert-manager.io/le configured (server dry run)\n"
+        );
+    }
+
+    #[test]
+    fn conflict_lists_each_field_with_its_manager_from_fixture_17() {
+        let failure = Failure::api(fixtures::status("17-ssa-conflict.json"), None);
+        let text = super::failure(
+            &id("v1", "ConfigMap", "polls-config"),
+            &failure,
+            5,
+            &Scrubber::default(),
+        );
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(
+            lines[0],
+            "kapply: ConfigMap/polls-config in namespace fixtures: apply conflict: 1 field is managed by another field manager:"
+        );
+        assert_eq!(
+            lines[1],
+            "kapply:   .data.DJANGO_LOGLEVEL  managed by \"kapply\""
+        );
+        assert!(lines[2].contains("--force-conflicts"), "{text}");
+        assert!(
+            !text.contains("by hand"),
+            "kapply is not a hand manager: {text}"
+        );
+        assert_eq!(FailureKind::of(&failure), FailureKind::Conflict);
+    }
+
+    #[test]
+    fn conflict_with_kubectl_explains_the_tutorial_done_by_hand() {
+        let mut status = fixtures::status("17-ssa-conflict.json");
+        let details = status.details.as_mut().unwrap();
+        let mut second = details.causes[0].clone();
+        second.message = "conflict with \"kubectl-client-side-apply\" using v1".into();
+        second.field = ".data.DEBUG".into();
+        details.causes.push(second);
+        let text = super::failure(
+            &id("v1", "ConfigMap", "polls-config"),
+            &Failure::api(status, None),
+            5,
+            &Scrubber::default(),
+        );
+        assert!(text.contains("2 fields are managed"), "{text}");
+        assert!(
+            text.contains(
+                "kapply:   .data.DEBUG            managed by \"kubectl-client-side-apply\""
+            ),
+            "{text}"
+        );
+        assert!(text.contains("followed step by step"), "{text}");
+    }
+
+    #[test]
+    fn other_failures_carry_the_servers_message_scrubbed() {
+        let failure = Failure::api(fixtures::status("21-ssa-missing-namespace.json"), None);
+        let text = super::failure(
+            &id("v1", "ConfigMap", "x"),
+            &failure,
+            5,
+            &Scrubber::default(),
+        );
+        assert_eq!(
+            text,
+            "kapply: ConfigMap/x in namespace fixtures: namespaces \"nonexistent\" not found\n"
+        );
+        assert_eq!(FailureKind::of(&failure), FailureKind::NotFound);
+
+        let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "stringData": {"pw": "hunter2-pw"}});
+        let mut scrubber = Scrubber::default();
+        scrubber.learn([&secret]);
+        let echo = Failure::api(
+            kube::core::Status::failure("bad value \"hunter2-pw\"", "Invalid").with_code(422),
+            None,
+        );
+        let text = super::failure(&id("v1", "Secret", "s"), &echo, 5, &scrubber);
+        assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn transient_failures_say_they_were_retried() {
+        let failure = Failure::api(kube::core::Status::failure("busy", "").with_code(503), None);
+        let text = super::failure(
+            &id("v1", "ConfigMap", "x"),
+            &failure,
+            5,
+            &Scrubber::default(),
+        );
+        assert!(
+            text.ends_with("busy (HTTP 503; gave up after 5 retries)\n"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn summary_counts_failures_by_kind() {
+        let kinds = [
+            FailureKind::Invalid,
+            FailureKind::Conflict,
+            FailureKind::Invalid,
+        ];
+        assert_eq!(
+            summary(&kinds, 7, false),
+            "3 of 7 objects failed (1 conflict, 2 invalid); 4 applied"
+        );
+        assert_eq!(
+            summary(&kinds[..1], 2, true),
+            "1 of 2 objects failed (1 invalid); 1 checked"
+        );
+    }
+}

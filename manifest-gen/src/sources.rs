@@ -1,0 +1,249 @@
+//! The ConfigMap and Secret the pods read through `envFrom`, found in the input stream,
+//! and the config hash over their content that rolls the pods when a value changes.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kpipe_core::{Document, Error, Result};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// What the Deployment's `envFrom` references, and the hash of what the stream holds of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvSources {
+    pub config_map: Option<String>,
+    pub secret: Option<String>,
+    /// sha256 (hex) over the names and data of the referenced objects found in the stream;
+    /// `None` when the stream holds neither.
+    pub config_hash: Option<String>,
+}
+
+/// Where the names come from besides the stream.
+pub struct Wanted<'a> {
+    pub config_map: Option<&'a str>,
+    pub secret: Option<&'a str>,
+    pub default_config_map: String,
+    pub default_secret: String,
+    /// The namespace the generated objects go to, when one was given.
+    pub namespace: Option<&'a str>,
+}
+
+/// Picks the envFrom sources: a flag wins; otherwise the stream's only ConfigMap and only
+/// Opaque Secret. When the stream holds neither, the tutorial's names are referenced;
+/// when it holds one of them, only that one (a reference to a missing object would keep
+/// the pods from starting).
+pub fn resolve(docs: &[Document], wanted: &Wanted) -> Result<EnvSources> {
+    let in_namespace = |d: &&Document| match (wanted.namespace, d.id().namespace) {
+        (Some(want), Some(have)) => want == have,
+        _ => true,
+    };
+    let config_maps: Vec<&Document> = docs
+        .iter()
+        .filter(|d| is_config_map(d))
+        .filter(in_namespace)
+        .collect();
+    let secrets: Vec<&Document> = docs
+        .iter()
+        .filter(|d| is_env_secret(d))
+        .filter(in_namespace)
+        .collect();
+
+    let (config_map, config_doc) =
+        pick(&config_maps, wanted.config_map, "ConfigMap", "--config-map")?;
+    let (secret, secret_doc) = pick(&secrets, wanted.secret, "Secret", "--secret")?;
+    let stream_has_none = config_maps.is_empty() && secrets.is_empty();
+    let config_map =
+        config_map.or_else(|| stream_has_none.then(|| wanted.default_config_map.clone()));
+    let secret = secret.or_else(|| stream_has_none.then(|| wanted.default_secret.clone()));
+
+    let found: Vec<&Document> = [config_doc, secret_doc].into_iter().flatten().collect();
+    let config_hash = if found.is_empty() {
+        None
+    } else {
+        Some(config_hash(&found)?)
+    };
+    Ok(EnvSources {
+        config_map,
+        secret,
+        config_hash,
+    })
+}
+
+fn is_config_map(d: &Document) -> bool {
+    d.kind() == "ConfigMap" && d.api_version() == "v1"
+}
+
+/// Secrets of another type (TLS, registry credentials) are not environment.
+fn is_env_secret(d: &Document) -> bool {
+    d.kind() == "Secret"
+        && d.api_version() == "v1"
+        && match d.value.get("type") {
+            None | Some(Value::Null) => true,
+            Some(kind) => kind == "Opaque",
+        }
+}
+
+/// The name to reference and the stream's object of that name, if any.
+fn pick<'a>(
+    candidates: &[&'a Document],
+    flag: Option<&str>,
+    kind: &str,
+    flag_name: &str,
+) -> Result<(Option<String>, Option<&'a Document>)> {
+    if let Some(name) = flag {
+        let doc = candidates.iter().copied().find(|d| d.id().name == name);
+        return Ok((Some(name.to_owned()), doc));
+    }
+    match candidates {
+        [] => Ok((None, None)),
+        [only] => Ok((Some(only.id().name), Some(only))),
+        [first, second, ..] => Err(Error::input(format!(
+            "the input holds more than one {kind}: {} ({}) and {} ({}); \
+             name the one the pods read with {flag_name} NAME",
+            first.id(),
+            first.place(),
+            second.id(),
+            second.place()
+        ))),
+    }
+}
+
+/// sha256 over kind, name and every key and value of each object, as the API server will
+/// store them: a Secret's `data` is decoded and its `stringData` wins over it, so a Secret
+/// hashes the same before and after secretgen moves stringData into data. Every field is
+/// length-prefixed so that no two different configs feed the same bytes.
+fn config_hash(objects: &[&Document]) -> Result<String> {
+    let mut hasher = Sha256::new();
+    let mut feed = |bytes: &[u8]| {
+        hasher.update((bytes.len() as u64).to_be_bytes());
+        hasher.update(bytes);
+    };
+    for doc in objects {
+        let entries = stored_data(doc)?;
+        feed(doc.kind().as_bytes());
+        feed(doc.id().name.as_bytes());
+        feed(&(entries.len() as u64).to_be_bytes());
+        for (key, value) in &entries {
+            feed(key.as_bytes());
+            feed(value);
+        }
+    }
+    Ok(hex::encode(hasher.finalize()))
+}
+
+/// Key -> bytes of a ConfigMap (data + binaryData) or Secret (data decoded, then stringData).
+fn stored_data(doc: &Document) -> Result<BTreeMap<String, Vec<u8>>> {
+    let mut entries = BTreeMap::new();
+    let (plain, encoded) = if doc.kind() == "Secret" {
+        ("stringData", "data")
+    } else {
+        ("data", "binaryData")
+    };
+    for (key, value) in fields(doc, encoded)? {
+        let text = text_of(value);
+        let bytes = STANDARD.decode(text.trim()).map_err(|_| {
+            Error::input(format!(
+                "{}: {}: {encoded}.{key} is not valid base64",
+                doc.place(),
+                doc.id()
+            ))
+        })?;
+        entries.insert(key.clone(), bytes);
+    }
+    for (key, value) in fields(doc, plain)? {
+        entries.insert(key.clone(), text_of(value).into_bytes());
+    }
+    Ok(entries)
+}
+
+fn fields<'a>(doc: &'a Document, field: &str) -> Result<Vec<(&'a String, &'a Value)>> {
+    match doc.value.get(field) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Object(map)) => Ok(map.iter().collect()),
+        Some(_) => Err(Error::input(format!(
+            "{}: {}: {field} must be a mapping",
+            doc.place(),
+            doc.id()
+        ))),
+    }
+}
+
+/// A value as the API server would read it; numbers and bools (which it rejects in data)
+/// still hash by their text, so that the hash is defined for every input.
+fn text_of(value: &Value) -> String {
+    value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn docs(text: &str) -> Vec<Document> {
+        kpipe_core::stream::parse("<stdin>", text).unwrap()
+    }
+
+    fn wanted() -> Wanted<'static> {
+        Wanted {
+            config_map: None,
+            secret: None,
+            default_config_map: "polls-config".into(),
+            default_secret: "polls-secret".into(),
+            namespace: None,
+        }
+    }
+
+    const CM: &str =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: polls-config}\ndata: {DEBUG: 'True'}\n";
+
+    #[test]
+    fn no_stream_references_the_tutorial_names_without_hash() {
+        let s = resolve(&[], &wanted()).unwrap();
+        assert_eq!(s.config_map.as_deref(), Some("polls-config"));
+        assert_eq!(s.secret.as_deref(), Some("polls-secret"));
+        assert_eq!(s.config_hash, None);
+    }
+
+    #[test]
+    fn string_data_and_base64_data_hash_the_same() {
+        let plain = format!(
+            "{CM}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData: {{K: hunter22}}\n"
+        );
+        let encoded = format!(
+            "{CM}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\ntype: Opaque\ndata: {{K: aHVudGVyMjI=}}\n"
+        );
+        let a = resolve(&docs(&plain), &wanted()).unwrap();
+        let b = resolve(&docs(&encoded), &wanted()).unwrap();
+        assert_eq!(a.config_hash, b.config_hash);
+        assert_eq!(a.secret.as_deref(), Some("s"));
+        assert!(!a.config_hash.unwrap().contains("hunter22"));
+    }
+
+    #[test]
+    fn string_data_wins_over_data() {
+        let both = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {K: b2xk}\nstringData: {K: new}\n";
+        let new = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData: {K: new}\n";
+        assert_eq!(
+            resolve(&docs(both), &wanted()).unwrap(),
+            resolve(&docs(new), &wanted()).unwrap()
+        );
+    }
+
+    #[test]
+    fn tls_secrets_are_not_environment() {
+        let tls =
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: polls-tls}\ntype: kubernetes.io/tls\n";
+        let s = resolve(&docs(&format!("{CM}---\n{tls}")), &wanted()).unwrap();
+        assert_eq!(s.secret, None);
+        assert_eq!(s.config_map.as_deref(), Some("polls-config"));
+    }
+
+    #[test]
+    fn bad_base64_names_object_and_key_only() {
+        let bad = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {K: 'not base64!'}\n";
+        let err = resolve(&docs(bad), &wanted()).unwrap_err().to_string();
+        assert!(err.contains("Secret/s") && err.contains("data.K"), "{err}");
+        assert!(!err.contains("not base64!"), "{err}");
+    }
+}

@@ -1,0 +1,629 @@
+//! certwait as a user runs it: against the simulator and its simulated cert-manager,
+//! with pipes, exit codes and stderr.
+
+mod common;
+use common::*;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+fn certificate(name: &str, issuer: &str, dns: &str) -> String {
+    format!(
+        "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: {name}\nspec:\n  \
+         secretName: {name}\n  dnsNames: [{dns}]\n  issuerRef:\n    name: {issuer}\n    \
+         kind: ClusterIssuer\n    group: cert-manager.io\n"
+    )
+}
+
+fn ingress(secret: &str, issuer: &str, host: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata:\n  name: polls\n  \
+         annotations:\n    cert-manager.io/cluster-issuer: {issuer}\nspec:\n  ingressClassName: nginx\n  \
+         tls:\n  - hosts: [{host}]\n    secretName: {secret}\n  rules:\n  - host: {host}\n    http:\n      \
+         paths:\n      - path: /\n        pathType: Prefix\n        backend:\n          service:\n            \
+         name: polls\n            port: {{number: 80}}\n"
+    )
+}
+
+/// `kubectl apply -f -` with `yaml`, which must succeed.
+fn apply(sim: &Sim, yaml: &str) {
+    let mut c = sim.kubectl();
+    c.args(["apply", "-f", "-"]);
+    let out = run_with_stdin(c, yaml.as_bytes());
+    assert!(
+        out.status.success(),
+        "kubectl apply: {}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+}
+
+/// `kubectl patch certificate NAME --subresource=status` with a merge patch.
+fn patch_status(sim: &Sim, name: &str, patch: &str) {
+    let out = sim
+        .kubectl()
+        .args([
+            "patch",
+            "certificate",
+            name,
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            patch,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl patch: {}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+}
+
+/// Waits (with kubectl) until the simulated controller has written the first status, so
+/// that patches written afterwards are not overwritten by it.
+fn wait_issuing(sim: &Sim, name: &str) {
+    let out = sim
+        .kubectl()
+        .args([
+            "wait",
+            "--for=condition=Issuing",
+            &format!("certificate/{name}"),
+            "--timeout=30s",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "kubectl wait: {}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+}
+
+fn run(mut c: Command) -> Output {
+    c.stdin(Stdio::null()).output().unwrap()
+}
+
+/// certwait running in the background, its stderr readable line by line.
+struct Running {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+}
+
+impl Running {
+    fn start(mut c: Command) -> Running {
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = c.spawn().unwrap();
+        let err = child.stderr.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Running {
+            child,
+            lines,
+            seen: Vec::new(),
+        }
+    }
+
+    /// Blocks until a stderr line contains `text`; the generous limit only guards
+    /// against a hang.
+    fn expect_line(&mut self, text: &str) {
+        loop {
+            match self.lines.recv_timeout(Duration::from_secs(60)) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {text:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Waits for the exit; returns the code, stdout and the whole stderr.
+    fn finish(mut self) -> (Option<i32>, String, String) {
+        let mut out = String::new();
+        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut out).unwrap();
+        let status = self.child.wait().unwrap();
+        self.seen.extend(self.lines.iter());
+        (status.code(), out, self.seen.join("\n"))
+    }
+}
+
+// --- bad input: exit 2, nothing on stdout, no cluster needed --------------------------
+
+fn assert_bad_input(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(out));
+    assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
+    assert!(stderr(out).starts_with("certwait: "), "{}", stderr(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
+}
+
+#[test]
+fn invalid_certificate_name_is_bad_input() {
+    assert_bad_input(
+        &run({
+            let mut c = cmd("certwait");
+            c.arg("Polls_TLS");
+            c
+        }),
+        "invalid Certificate name \"Polls_TLS\"",
+    );
+}
+
+#[test]
+fn names_and_all_together_are_a_usage_error() {
+    let out = run({
+        let mut c = cmd("certwait");
+        c.args(["--all", "polls-tls"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--all"), "{}", stderr(&out));
+}
+
+#[test]
+fn bad_timeout_is_a_usage_error() {
+    let out = run({
+        let mut c = cmd("certwait");
+        c.args(["--timeout", "soon", "polls-tls"]);
+        c
+    });
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("invalid duration"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn stream_without_certificates_is_bad_input() {
+    let stream = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: polls}\ndata: {A: b}\n";
+    assert_bad_input(
+        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
+        "nothing to wait for",
+    );
+}
+
+#[test]
+fn invalid_yaml_on_stdin_names_the_line() {
+    let stream = certificate("a", "letsencrypt-staging", "a.example") + "---\nkind: [\n";
+    assert_bad_input(
+        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
+        "<stdin>: document 2",
+    );
+}
+
+#[test]
+fn ingress_tls_without_secret_name_is_bad_input() {
+    let stream = ingress("polls-tls", "letsencrypt-staging", "polls.example.com")
+        .replace("    secretName: polls-tls\n", "");
+    assert_bad_input(
+        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
+        "Ingress/polls spec.tls[0] has no secretName",
+    );
+}
+
+#[test]
+fn old_certificate_api_version_is_bad_input() {
+    let stream = certificate("a", "x", "a.example")
+        .replace("cert-manager.io/v1\n", "cert-manager.io/v1alpha2\n");
+    assert_bad_input(
+        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
+        "cert-manager.io/v1alpha2",
+    );
+}
+
+// --- against the simulator ---------------------------------------------------------------
+
+#[test]
+fn waits_for_ready_then_prints_the_certificate_and_the_staging_warning() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "500ms"]);
+    apply(
+        &sim,
+        &certificate("polls-tls", "letsencrypt-staging", "polls.example.com"),
+    );
+    let out = run({
+        let mut c = sim.cmd("certwait");
+        c.arg("polls-tls");
+        c
+    });
+    let (err, data) = (stderr(&out), stdout(&out));
+    assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
+    let fields: Vec<&str> = data.trim_end().split('\t').collect();
+    assert_eq!(fields.len(), 4, "{data}");
+    assert_eq!(fields[0], "default/polls-tls");
+    assert_eq!(fields[1], "polls.example.com");
+    assert!(fields[2].contains("(STAGING) Ersatz Edamame E1"), "{data}");
+    assert!(fields[3].ends_with('Z') && fields[3].len() == 20, "{data}");
+    assert!(err.contains("default/polls-tls: Ready=True Ready"), "{err}");
+    assert!(err.contains("Let's Encrypt's STAGING CA"), "{err}");
+    assert!(err.contains("browsers will not trust it"), "{err}");
+    assert!(err.contains("letsencrypt-prod"), "{err}");
+
+    // No secret material anywhere in what certwait wrote.
+    let key = sim
+        .kubectl()
+        .args([
+            "get",
+            "secret",
+            "polls-tls",
+            "-o",
+            "jsonpath={.data.tls\\.key}",
+        ])
+        .output()
+        .unwrap();
+    let key_b64 = stdout(&key);
+    assert!(
+        key_b64.len() > 100,
+        "the simulator wrote no tls.key: {key_b64}"
+    );
+    let key_pem = base64_decode(&key_b64);
+    let body: String = key_pem
+        .lines()
+        .filter(|l| !l.starts_with("-----"))
+        .collect();
+    for output in [&err, &data] {
+        assert!(!output.contains(&key_b64[..40]), "secret data leaked");
+        assert!(!output.contains(&body[..40]), "secret key leaked");
+        assert!(!output.contains("PRIVATE KEY"), "secret key leaked");
+    }
+}
+
+#[test]
+fn a_certificate_created_after_certwait_started_is_waited_for() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    let mut waiting = Running::start({
+        let mut c = sim.cmd("certwait");
+        c.args(["later-tls", "--timeout", "2m"]);
+        c
+    });
+    waiting.expect_line("default/later-tls: waiting for the Certificate to be created");
+    apply(
+        &sim,
+        &certificate("later-tls", "letsencrypt-prod", "later.example.com"),
+    );
+    let (code, out, err) = waiting.finish();
+    assert_eq!(code, Some(0), "{err}\n{}", sim.log());
+    assert!(
+        out.starts_with("default/later-tls\tlater.example.com\t"),
+        "{out}"
+    );
+    assert!(out.contains("CN=E5"), "{out}");
+    assert!(
+        !err.contains("STAGING"),
+        "production certificate warned about: {err}"
+    );
+}
+
+#[test]
+fn names_come_from_an_ingress_on_stdin() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    let stream = format!(
+        "apiVersion: v1\nkind: Service\nmetadata: {{name: polls}}\nspec:\n  ports: [{{port: 80}}]\n---\n{}",
+        ingress("polls-tls", "letsencrypt-staging", "polls.example.com")
+    );
+    apply(&sim, &stream);
+    let out = run_with_stdin(sim.cmd("certwait"), stream.as_bytes());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+    assert!(
+        stdout(&out).starts_with("default/polls-tls\tpolls.example.com\t"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+}
+
+#[test]
+fn several_certificates_one_line_each_and_all() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    apply(
+        &sim,
+        &(certificate("a-tls", "letsencrypt-staging", "a.example.com")
+            + "---\n"
+            + &certificate("b-tls", "letsencrypt-prod", "b.example.com")),
+    );
+    let out = run({
+        let mut c = sim.cmd("certwait");
+        c.args(["b-tls", "a-tls"]);
+        c
+    });
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    assert!(
+        lines[0].starts_with("default/a-tls\ta.example.com\t"),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].starts_with("default/b-tls\tb.example.com\t"),
+        "{lines:?}"
+    );
+    let warnings = stderr(&out).matches("STAGING CA").count();
+    assert_eq!(warnings, 1, "only a-tls is from staging: {}", stderr(&out));
+
+    let all = run({
+        let mut c = sim.cmd("certwait");
+        c.args(["--all", "-q"]);
+        c
+    });
+    assert_eq!(all.status.code(), Some(0), "{}", stderr(&all));
+    assert_eq!(stdout(&all), stdout(&out));
+    assert!(
+        !stderr(&all).contains("Ready=True"),
+        "-q still showed progress: {}",
+        stderr(&all)
+    );
+}
+
+#[test]
+fn failed_issuance_prints_the_chain_and_exits_1() {
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "500ms",
+        "--cert-fail",
+        "challenge",
+    ]);
+    apply(
+        &sim,
+        &certificate("polls-tls", "letsencrypt-staging", "polls.example.com"),
+    );
+    let out = run({
+        let mut c = sim.cmd("certwait");
+        c.arg("polls-tls");
+        c
+    });
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}\n{}", sim.log());
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    for expected in [
+        "Certificate default/polls-tls:",
+        "Issuing: False, Reason: Failed",
+        "Issuer: ClusterIssuer letsencrypt-staging",
+        "CertificateRequest: ",
+        "Order: ",
+        "State: invalid",
+        "HTTP-01, Domain: polls.example.com, State: invalid",
+        "wrong status code '404'",
+        "Hint: Let's Encrypt could not fetch http://polls.example.com/",
+        "certwait: default/polls-tls: issuance failed at ",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn timeout_exits_124_after_the_diagnosis() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1h"]);
+    apply(
+        &sim,
+        &certificate("slow-tls", "letsencrypt-staging", "slow.example.com"),
+    );
+    let out = run({
+        let mut c = sim.cmd("certwait");
+        c.args(["slow-tls", "--timeout", "1s"]);
+        c
+    });
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(124), "{err}\n{}", sim.log());
+    assert!(err.contains("Certificate default/slow-tls:"), "{err}");
+    assert!(err.contains("Ready: False"), "{err}");
+    assert!(
+        err.contains("certwait: timed out after 1.0s waiting for default/slow-tls"),
+        "{err}"
+    );
+}
+
+#[test]
+fn an_old_failure_is_not_fatal_but_a_new_one_is() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1h"]);
+    apply(
+        &sim,
+        &certificate("old-tls", "letsencrypt-staging", "old.example.com"),
+    );
+    wait_issuing(&sim, "old-tls");
+    let failed = |at: &str| {
+        format!(
+            r#"{{"status":{{"lastFailureTime":"{at}","failedIssuanceAttempts":1,"conditions":[
+            {{"type":"Ready","status":"False","reason":"DoesNotExist","message":"Issuing certificate as Secret does not exist","observedGeneration":1}},
+            {{"type":"Issuing","status":"False","reason":"Failed","message":"The certificate request has failed to complete and will be retried","observedGeneration":1}}]}}}}"#
+        )
+    };
+    patch_status(&sim, "old-tls", &failed("2020-01-01T00:00:00Z"));
+    let mut waiting = Running::start({
+        let mut c = sim.cmd("certwait");
+        c.args(["old-tls", "--timeout", "2m"]);
+        c
+    });
+    waiting.expect_line("Issuing=False Failed");
+    patch_status(&sim, "old-tls", &failed("2020-01-01T01:00:00Z"));
+    let (code, _, err) = waiting.finish();
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("issuance failed at 2020-01-01T01:00:00Z"),
+        "{err}"
+    );
+}
+
+#[test]
+fn ready_for_an_older_generation_is_not_ready() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1h"]);
+    apply(
+        &sim,
+        &certificate("gen-tls", "letsencrypt-staging", "gen.example.com"),
+    );
+    wait_issuing(&sim, "gen-tls");
+    let ready = |observed: u32| {
+        format!(
+            r#"{{"status":{{"notAfter":"2027-02-22T00:00:00Z","conditions":[{{"type":"Ready","status":"True","reason":"Ready","message":"Certificate is up to date and has not expired","observedGeneration":{observed}}}]}}}}"#
+        )
+    };
+    patch_status(&sim, "gen-tls", &ready(0));
+    let mut waiting = Running::start({
+        let mut c = sim.cmd("certwait");
+        c.args(["gen-tls", "--timeout", "2m"]);
+        c
+    });
+    waiting.expect_line("(for generation 0, the spec is at 1)");
+    patch_status(&sim, "gen-tls", &ready(1));
+    let (code, out, err) = waiting.finish();
+    assert_eq!(code, Some(0), "{err}");
+    // The simulated controller never got to write the Secret: the status stands in.
+    assert_eq!(
+        out,
+        "default/gen-tls\tgen.example.com\t-\t2027-02-22T00:00:00Z\n"
+    );
+    assert!(
+        err.contains("cannot read the certificate in Secret default/gen-tls"),
+        "{err}"
+    );
+}
+
+#[test]
+fn dropped_watches_and_410_on_resume_still_end_in_success() {
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "1s",
+        "--faults",
+        "watch-close:1,watch-gone:2",
+    ]);
+    apply(
+        &sim,
+        &certificate("flaky-tls", "letsencrypt-staging", "flaky.example.com"),
+    );
+    let out = run({
+        let mut c = sim.cmd("certwait");
+        c.args(["flaky-tls", "--timeout", "2m"]);
+        c
+    });
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
+    assert!(err.contains("expired (410"), "no re-list after 410: {err}");
+    assert!(
+        stdout(&out).starts_with("default/flaky-tls\t"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn transient_api_errors_are_retried() {
+    // The faults hit the first requests, which are certwait's (discovery, list).
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "300ms",
+        "--faults",
+        "503:2@GET",
+    ]);
+    let mut waiting = Running::start({
+        let mut c = sim.cmd("certwait");
+        c.args(["retry-tls", "--timeout", "2m"]);
+        c
+    });
+    waiting.expect_line("default/retry-tls: waiting for the Certificate to be created");
+    apply(
+        &sim,
+        &certificate("retry-tls", "letsencrypt-prod", "retry.example.com"),
+    );
+    let (code, out, err) = waiting.finish();
+    assert_eq!(code, Some(0), "{err}\n{}", sim.log());
+    assert!(out.starts_with("default/retry-tls\t"), "{out}");
+    assert_eq!(sim.log().matches("-> 503").count(), 2, "{}", sim.log());
+}
+
+#[test]
+fn without_cert_manager_it_fails_at_once() {
+    let sim = Sim::start(&[]);
+    let out = run({
+        let mut c = sim.cmd("certwait");
+        c.arg("polls-tls");
+        c
+    });
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("cert-manager is not installed"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn a_missing_issuer_fails_unless_keep_waiting() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    apply(
+        &sim,
+        &certificate("lost-tls", "letsencrypt-nope", "lost.example.com"),
+    );
+    let out = run({
+        let mut c = sim.cmd("certwait");
+        c.arg("lost-tls");
+        c
+    });
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("ClusterIssuer letsencrypt-nope does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Hint: create the ClusterIssuer letsencrypt-nope"),
+        "{err}"
+    );
+
+    let kept = run({
+        let mut c = sim.cmd("certwait");
+        c.args(["lost-tls", "--keep-waiting", "--timeout", "1s"]);
+        c
+    });
+    let err = stderr(&kept);
+    assert_eq!(kept.status.code(), Some(124), "{err}");
+    assert!(
+        err.contains("warning: default/lost-tls: ClusterIssuer letsencrypt-nope does not exist"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Referenced \"ClusterIssuer\" not found"),
+        "the CertificateRequest's reason: {err}"
+    );
+}
+
+fn base64_decode(text: &str) -> String {
+    use base64::Engine;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .unwrap();
+    String::from_utf8(bytes).unwrap()
+}

@@ -1,0 +1,432 @@
+//! kubesim's simulated controllers as the installed kubectl sees them: cert-manager
+//! (ClusterIssuers, ingress-shim, issuance, failures), Deployment rollouts, Job completion.
+
+mod common;
+use common::*;
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use base64::Engine;
+use serde_json::Value;
+
+/// How long any wait below may take before the test fails: far more than the delays
+/// configured, so a slow machine does not fail a test, while a hang still does.
+const WAIT: &str = "--timeout=60s";
+
+fn run(mut c: Command) -> Output {
+    c.output().expect("run")
+}
+
+/// Runs kubectl with `args` and returns its stdout, failing the test with its stderr
+/// and the simulator's log if it fails.
+fn kubectl(sim: &Sim, args: &[&str]) -> String {
+    let out = run({
+        let mut c = sim.kubectl();
+        c.args(args);
+        c
+    });
+    assert!(
+        out.status.success(),
+        "kubectl {args:?} failed: {}\n--- kubesim log ---\n{}",
+        stderr(&out),
+        sim.log()
+    );
+    stdout(&out)
+}
+
+fn apply(sim: &Sim, manifest: &str) {
+    let mut c = sim.kubectl();
+    c.args(["apply", "-f", "-"]);
+    let out = run_with_stdin(c, manifest.as_bytes());
+    assert!(out.status.success(), "kubectl apply failed: {}\n{}", stderr(&out), sim.log());
+}
+
+fn get(sim: &Sim, resource: &str) -> Value {
+    serde_json::from_str(&kubectl(sim, &["get", resource, "-o", "json"])).expect("kubectl -o json")
+}
+
+fn condition<'a>(obj: &'a Value, kind: &str) -> &'a Value {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} condition in {:#}", obj["status"]))
+}
+
+fn ingress(issuer: &str, hosts: &[&str]) -> String {
+    let hosts: Vec<String> = hosts.iter().map(|h| format!("\"{h}\"")).collect();
+    format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: polls-ingress
+  annotations:
+    kubernetes.io/ingress.class: "nginx"
+    cert-manager.io/cluster-issuer: "{issuer}"
+spec:
+  tls:
+  - hosts: [{hosts}]
+    secretName: polls-tls
+  rules:
+  - host: {first}
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: polls
+            port:
+              number: 8000
+"#,
+        hosts = hosts.join(", "),
+        first = hosts[0],
+    )
+}
+
+fn certificate(issuer_kind: &str, issuer: &str) -> String {
+    format!(
+        r#"apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: polls-tls
+spec:
+  secretName: polls-tls
+  dnsNames: ["polls.example.com"]
+  issuerRef:
+    name: {issuer}
+    kind: {issuer_kind}
+    group: cert-manager.io
+"#
+    )
+}
+
+/// What `openssl x509` says about the first certificate of a PEM chain.
+fn describe_certificate(pem: &[u8]) -> String {
+    let mut child = Command::new("openssl")
+        .args(["x509", "-noout", "-subject", "-issuer", "-ext", "subjectAltName", "-startdate", "-enddate"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("openssl");
+    child.stdin.take().unwrap().write_all(pem).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "openssl cannot read the certificate: {}", stderr(&out));
+    stdout(&out)
+}
+
+fn secret_file(secret: &Value, key: &str) -> Vec<u8> {
+    let encoded = secret["data"][key].as_str().unwrap_or_else(|| panic!("Secret has no {key}"));
+    base64::engine::general_purpose::STANDARD.decode(encoded).expect("base64 data")
+}
+
+fn wait_ready(sim: &Sim, generation: u32) {
+    let jsonpath = format!("--for=jsonpath={{.status.conditions[?(@.type==\"Ready\")].observedGeneration}}={generation}");
+    kubectl(sim, &["wait", &jsonpath, "certificate/polls-tls", WAIT]);
+    kubectl(sim, &["wait", "--for=condition=Ready", "certificate/polls-tls", WAIT]);
+}
+
+#[test]
+fn cluster_issuers_exist_and_are_ready_when_the_kubeconfig_is_written() {
+    let sim = Sim::start(&["--cert-manager"]);
+    let issuers = get(&sim, "clusterissuers");
+    let mut names = Vec::new();
+    for issuer in issuers["items"].as_array().unwrap() {
+        let name = issuer["metadata"]["name"].as_str().unwrap();
+        names.push(name.to_owned());
+        let acme = &issuer["spec"]["acme"];
+        let server = acme["server"].as_str().unwrap();
+        assert_eq!(server.contains("staging"), name == "letsencrypt-staging", "{name}: {server}");
+        assert_eq!(acme["privateKeySecretRef"]["name"], name);
+        assert_eq!(acme["solvers"][0]["http01"]["ingress"]["class"], "nginx");
+        let ready = condition(issuer, "Ready");
+        assert_eq!(ready["status"], "True", "{name}");
+        assert_eq!(ready["reason"], "ACMEAccountRegistered");
+        assert_eq!(ready["message"], "The ACME account was registered with the ACME server");
+        assert!(issuer["status"]["acme"]["uri"].as_str().unwrap().starts_with(server.trim_end_matches("/directory")));
+    }
+    names.sort();
+    assert_eq!(names, ["letsencrypt-prod", "letsencrypt-staging"]);
+}
+
+#[test]
+fn an_annotated_ingress_gets_a_ready_certificate_from_staging() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    apply(&sim, &ingress("letsencrypt-staging", &["polls.example.com", "www.polls.example.com"]));
+    kubectl(&sim, &["wait", "--for=create", "certificate/polls-tls", WAIT]);
+    kubectl(&sim, &["wait", "--for=condition=Ready", "certificate/polls-tls", WAIT]);
+
+    let ingress = get(&sim, "ingress/polls-ingress");
+    let cert = get(&sim, "certificate/polls-tls");
+    let owner = &cert["metadata"]["ownerReferences"][0];
+    assert_eq!(owner["kind"], "Ingress");
+    assert_eq!(owner["uid"], ingress["metadata"]["uid"]);
+    assert_eq!(owner["controller"], true);
+    assert_eq!(cert["spec"]["secretName"], "polls-tls");
+    assert_eq!(cert["spec"]["dnsNames"], serde_json::json!(["polls.example.com", "www.polls.example.com"]));
+    assert_eq!(
+        cert["spec"]["issuerRef"],
+        serde_json::json!({"name": "letsencrypt-staging", "kind": "ClusterIssuer", "group": "cert-manager.io"})
+    );
+    let ready = condition(&cert, "Ready");
+    assert_eq!(ready["reason"], "Ready");
+    assert_eq!(ready["message"], "Certificate is up to date and has not expired");
+    assert_eq!(ready["observedGeneration"], cert["metadata"]["generation"]);
+    let status = &cert["status"];
+    assert_eq!(status["revision"], 1);
+    for field in ["notBefore", "notAfter", "renewalTime"] {
+        assert!(status[field].is_string(), "status.{field} missing: {status:#}");
+    }
+    assert!(status.get("nextPrivateKeySecretName").is_none(), "{status:#}");
+
+    // The chain behind it, as cert-manager leaves it.
+    let request = get(&sim, "certificaterequest/polls-tls-1");
+    assert_eq!(request["metadata"]["annotations"]["cert-manager.io/certificate-name"], "polls-tls");
+    assert_eq!(request["metadata"]["ownerReferences"][0]["uid"], cert["metadata"]["uid"]);
+    assert_eq!(condition(&request, "Approved")["status"], "True");
+    assert_eq!(condition(&request, "Ready")["reason"], "Issued");
+    let orders = get(&sim, "orders");
+    let order = &orders["items"][0];
+    assert_eq!(order["status"]["state"], "valid");
+    assert_eq!(order["metadata"]["ownerReferences"][0]["uid"], request["metadata"]["uid"]);
+    let challenges = get(&sim, "challenges");
+    let mut domains: Vec<&str> = challenges["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            assert_eq!(c["spec"]["type"], "HTTP-01");
+            assert_eq!(c["status"]["state"], "valid");
+            assert_eq!(c["metadata"]["ownerReferences"][0]["uid"], order["metadata"]["uid"]);
+            c["spec"]["dnsName"].as_str().unwrap()
+        })
+        .collect();
+    domains.sort();
+    assert_eq!(domains, ["polls.example.com", "www.polls.example.com"]);
+
+    // A real certificate for those names, issued by "Let's Encrypt staging".
+    let secret = get(&sim, "secret/polls-tls");
+    assert_eq!(secret["type"], "kubernetes.io/tls");
+    assert_eq!(secret["metadata"]["annotations"]["cert-manager.io/issuer-name"], "letsencrypt-staging");
+    let text = describe_certificate(&secret_file(&secret, "tls.crt"));
+    assert!(text.contains("DNS:polls.example.com, DNS:www.polls.example.com"), "{text}");
+    assert!(text.contains("CN = (STAGING) Ersatz Edamame E1"), "{text}");
+    assert!(text.contains("O = (STAGING) Let's Encrypt"), "{text}");
+    assert!(String::from_utf8(secret_file(&secret, "tls.key")).unwrap().contains("PRIVATE KEY"));
+    assert!(describe_certificate(&secret_file(&secret, "ca.crt")).contains("(STAGING) Ersatz Edamame E1"));
+    let not_after = status["notAfter"].as_str().unwrap();
+    let end = text.lines().find_map(|l| l.strip_prefix("notAfter=")).unwrap();
+    assert!(end.contains(&not_after[..4]), "notAfter {not_after} vs certificate's {end}");
+}
+
+#[test]
+fn describe_shows_cert_managers_events() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
+    apply(&sim, &ingress("letsencrypt-staging", &["polls.example.com"]));
+    kubectl(&sim, &["wait", "--for=create", "certificate/polls-tls", WAIT]);
+    kubectl(&sim, &["wait", "--for=condition=Ready", "certificate/polls-tls", WAIT]);
+    let events = get(&sim, "events");
+    let reasons: Vec<(String, String)> = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["involvedObject"]["kind"].as_str().unwrap().to_owned(), e["reason"].as_str().unwrap().to_owned()))
+        .collect();
+    for expected in [
+        ("Ingress", "CreateCertificate"),
+        ("Certificate", "Issuing"),
+        ("Certificate", "Generated"),
+        ("Certificate", "Requested"),
+        ("CertificateRequest", "CertificateIssued"),
+    ] {
+        let expected = (expected.0.to_owned(), expected.1.to_owned());
+        assert!(reasons.contains(&expected), "no {expected:?} event in {reasons:?}");
+    }
+    let issued = events["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|e| e["message"] == "The certificate has been successfully issued");
+    assert!(issued, "{events:#}");
+}
+
+#[test]
+fn a_failing_challenge_fails_the_issuance_as_cert_manager_records_it() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms", "--cert-fail", "challenge"]);
+    apply(&sim, &certificate("ClusterIssuer", "letsencrypt-staging"));
+    let failed = "--for=jsonpath={.status.conditions[?(@.type==\"Issuing\")].reason}=Failed";
+    kubectl(&sim, &["wait", failed, "certificate/polls-tls", WAIT]);
+
+    let cert = get(&sim, "certificate/polls-tls");
+    let issuing = condition(&cert, "Issuing");
+    assert_eq!(issuing["status"], "False");
+    assert_eq!(issuing["observedGeneration"], 1);
+    let message = issuing["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("The certificate request has failed to complete and will be retried: Failed to wait for order resource \"polls-tls-1-"),
+        "{message}"
+    );
+    assert!(message.ends_with("to become ready: order is in \"invalid\" state: "), "{message}");
+    assert!(cert["status"]["lastFailureTime"].is_string());
+    assert_eq!(cert["status"]["failedIssuanceAttempts"], 1);
+    let ready = condition(&cert, "Ready");
+    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("DoesNotExist")));
+
+    let request = get(&sim, "certificaterequest/polls-tls-1");
+    let request_ready = condition(&request, "Ready");
+    assert_eq!(request_ready["reason"], "Failed");
+    assert!(request["status"]["failureTime"].is_string());
+    assert!(message.ends_with(request_ready["message"].as_str().unwrap()));
+    let order = &get(&sim, "orders")["items"][0];
+    assert_eq!(order["status"]["state"], "invalid");
+    let challenge = &get(&sim, "challenges")["items"][0];
+    assert_eq!(challenge["status"]["state"], "invalid");
+    assert_eq!(
+        challenge["status"]["reason"],
+        "Waiting for HTTP-01 challenge propagation: wrong status code '404', expected '200'"
+    );
+    let secret = run({
+        let mut c = sim.kubectl();
+        c.args(["get", "secret", "polls-tls"]);
+        c
+    });
+    assert!(!secret.status.success(), "a failed issuance left a Secret");
+}
+
+#[test]
+fn a_missing_issuer_leaves_the_request_pending_until_it_appears() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
+    apply(&sim, &certificate("ClusterIssuer", "letsencrypt-missing"));
+    let pending = "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=Pending";
+    kubectl(&sim, &["wait", "--for=create", "certificaterequest/polls-tls-1", WAIT]);
+    kubectl(&sim, &["wait", pending, "certificaterequest/polls-tls-1", WAIT]);
+    let request = get(&sim, "certificaterequest/polls-tls-1");
+    assert_eq!(
+        condition(&request, "Ready")["message"],
+        "Referenced \"ClusterIssuer\" not found: clusterissuer.cert-manager.io \"letsencrypt-missing\" not found"
+    );
+    let cert = get(&sim, "certificate/polls-tls");
+    assert_eq!(condition(&cert, "Ready")["status"], "False");
+    assert_eq!(condition(&cert, "Issuing")["status"], "True");
+    let orders = get(&sim, "orders");
+    assert_eq!(orders["items"].as_array().unwrap().len(), 0, "an Order without an issuer");
+
+    apply(
+        &sim,
+        r#"apiVersion: cert-manager.io/v1
+kind: ClusterIssuer
+metadata:
+  name: letsencrypt-missing
+spec:
+  acme:
+    email: admin@example.com
+    server: https://acme-v02.api.letsencrypt.org/directory
+    privateKeySecretRef:
+      name: letsencrypt-missing
+    solvers:
+    - http01:
+        ingress:
+          class: nginx
+"#,
+    );
+    kubectl(&sim, &["wait", "--for=condition=Ready", "clusterissuer/letsencrypt-missing", WAIT]);
+    kubectl(&sim, &["wait", "--for=condition=Ready", "certificate/polls-tls", WAIT]);
+    let text = describe_certificate(&secret_file(&get(&sim, "secret/polls-tls"), "tls.crt"));
+    assert!(text.contains("CN = E5") && text.contains("O = Let's Encrypt"), "{text}");
+}
+
+#[test]
+fn switching_the_ingress_to_production_reissues_the_certificate() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    apply(&sim, &ingress("letsencrypt-staging", &["polls.example.com"]));
+    kubectl(&sim, &["wait", "--for=create", "certificate/polls-tls", WAIT]);
+    wait_ready(&sim, 1);
+    let staging = describe_certificate(&secret_file(&get(&sim, "secret/polls-tls"), "tls.crt"));
+    assert!(staging.contains("(STAGING)"), "{staging}");
+
+    apply(&sim, &ingress("letsencrypt-prod", &["polls.example.com"]));
+    wait_ready(&sim, 2);
+    let cert = get(&sim, "certificate/polls-tls");
+    assert_eq!(cert["metadata"]["generation"], 2);
+    assert_eq!(cert["spec"]["issuerRef"]["name"], "letsencrypt-prod");
+    assert_eq!(cert["status"]["revision"], 2);
+    let request = get(&sim, "certificaterequest/polls-tls-2");
+    assert_eq!(request["spec"]["issuerRef"]["name"], "letsencrypt-prod");
+    assert_eq!(condition(&request, "Ready")["reason"], "Issued");
+    let secret = get(&sim, "secret/polls-tls");
+    assert_eq!(secret["metadata"]["annotations"]["cert-manager.io/issuer-name"], "letsencrypt-prod");
+    let prod = describe_certificate(&secret_file(&secret, "tls.crt"));
+    assert!(prod.contains("CN = E5") && !prod.contains("STAGING"), "{prod}");
+    let events = get(&sim, "events");
+    let incorrect_issuer = events["items"].as_array().unwrap().iter().any(|e| {
+        e["reason"] == "Issuing"
+            && e["message"]
+                == "Issuing certificate as Secret was previously issued by ClusterIssuer.cert-manager.io/letsencrypt-staging"
+    });
+    assert!(incorrect_issuer, "{events:#}");
+}
+
+#[test]
+fn deployments_roll_out_and_jobs_complete_after_the_delay() {
+    let sim = Sim::start(&["--deploy-delay", "200ms"]);
+    apply(
+        &sim,
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: polls
+spec:
+  replicas: 2
+  selector:
+    matchLabels: {app: polls}
+  template:
+    metadata:
+      labels: {app: polls}
+    spec:
+      containers:
+      - name: polls
+        image: polls:1
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: migrate
+        image: polls:1
+        command: ["python", "manage.py", "migrate"]
+"#,
+    );
+    let rollout = kubectl(&sim, &["rollout", "status", "deployment/polls", WAIT]);
+    assert!(rollout.contains("successfully rolled out"), "{rollout}");
+    let deployment = get(&sim, "deployment/polls");
+    let status = &deployment["status"];
+    assert_eq!(status["observedGeneration"], deployment["metadata"]["generation"]);
+    for field in ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"] {
+        assert_eq!(status[field], 2, "status.{field}: {status:#}");
+    }
+    assert_eq!(condition(&deployment, "Available")["status"], "True");
+    assert_eq!(condition(&deployment, "Progressing")["reason"], "NewReplicaSetAvailable");
+
+    kubectl(&sim, &["wait", "--for=condition=Complete", "job/migrate", WAIT]);
+    let job = get(&sim, "job/migrate");
+    assert_eq!(job["status"]["succeeded"], 1);
+    assert!(job["status"]["startTime"].is_string() && job["status"]["completionTime"].is_string());
+    assert!(job["status"].get("active").is_none(), "{:#}", job["status"]);
+    assert_eq!(condition(&job, "SuccessCriteriaMet")["status"], "True");
+    assert_eq!(condition(&job, "Complete")["reason"], "CompletionsReached");
+
+    // A new template is a new rollout, observed and completed again.
+    let new_image = r#"{"spec":{"template":{"spec":{"containers":[{"name":"polls","image":"polls:2"}]}}}}"#;
+    kubectl(&sim, &["patch", "deployment/polls", "--type=merge", "-p", new_image]);
+    let rollout = kubectl(&sim, &["rollout", "status", "deployment/polls", WAIT]);
+    assert!(rollout.contains("successfully rolled out"), "{rollout}");
+    let deployment = get(&sim, "deployment/polls");
+    assert_eq!(deployment["metadata"]["generation"], 2);
+    assert_eq!(deployment["status"]["observedGeneration"], 2);
+}

@@ -1,0 +1,602 @@
+//! envsplit as a user runs it: the tutorial's split against a reviewed golden file, the
+//! kubectl differential on the env-file corpus, every bad input, terminals and pipes.
+
+mod common;
+use base64::Engine as _;
+use common::*;
+use serde_json::{Map, Value};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A value that stands for a password in the inputs below: it must never reach stderr.
+const SECRET: &str = "hunter2-Xyzzy";
+
+/// The flags that reproduce the tutorial's split (README and Makefile SPLIT).
+const TUTORIAL_SPLIT: &[&str] = &[
+    "--config",
+    "DJANGO_ALLOWED_HOSTS",
+    "--config",
+    "STATIC_ENDPOINT_URL",
+    "--config",
+    "STATIC_BUCKET_NAME",
+    "--config",
+    "DJANGO_LOGLEVEL",
+    "--config",
+    "DEBUG",
+    "--config",
+    "DATABASE_ENGINE",
+    "--secret",
+    "*",
+];
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Fails when a known secret value shows up in a tool's stderr.
+fn assert_no_secret_in_stderr(out: &Output) {
+    let err = stderr(out);
+    assert!(
+        !err.contains(SECRET),
+        "a secret value leaked to stderr:\n{err}"
+    );
+    let encoded = base64::engine::general_purpose::STANDARD.encode(SECRET);
+    assert!(
+        !err.contains(&encoded),
+        "a base64 secret value leaked to stderr:\n{err}"
+    );
+}
+
+fn envsplit(args: &[&str], stdin: &[u8]) -> Output {
+    let mut c = cmd("envsplit");
+    c.args(args);
+    let out = run_with_stdin(c, stdin);
+    assert_no_secret_in_stderr(&out);
+    out
+}
+
+fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path.to_str().unwrap().to_owned()
+}
+
+/// The documents of a tool's output (every one starts with a `---` line).
+fn docs(yaml: &str) -> Vec<Value> {
+    yaml.split("---\n")
+        .filter(|d| !d.is_empty())
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect()
+}
+
+fn data_of<'a>(objects: &'a [Value], kind: &str, field: &str) -> Map<String, Value> {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .and_then(|o| o[field].as_object().cloned())
+        .unwrap_or_default()
+}
+
+#[test]
+fn tutorial_env_through_secretgen_equals_the_reviewed_golden_file() {
+    let env = root().join("examples/polls/env");
+    let mut args = vec!["--app", "polls"];
+    args.extend(TUTORIAL_SPLIT);
+    args.push(env.to_str().unwrap());
+    let split = envsplit(&args, b"");
+    assert!(split.status.success(), "{}", stderr(&split));
+    // The tutorial leaves DJANGO_SECRET_KEY empty for the user to fill: say so.
+    assert!(
+        stderr(&split).contains("secret key DJANGO_SECRET_KEY is empty"),
+        "{}",
+        stderr(&split)
+    );
+    let encoded = run_with_stdin(cmd("secretgen"), &split.stdout);
+    assert!(encoded.status.success(), "{}", stderr(&encoded));
+    let golden =
+        std::fs::read_to_string(root().join("tests/golden/polls-config-secret.yaml")).unwrap();
+    assert_eq!(stdout(&encoded), golden);
+
+    // The split is exactly the tutorial's: six config keys, the other eight secret.
+    let objects = docs(&golden);
+    let config: Vec<_> = data_of(&objects, "ConfigMap", "data")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        config,
+        [
+            "DATABASE_ENGINE",
+            "DEBUG",
+            "DJANGO_ALLOWED_HOSTS",
+            "DJANGO_LOGLEVEL",
+            "STATIC_BUCKET_NAME",
+            "STATIC_ENDPOINT_URL"
+        ]
+    );
+    let secret: Vec<_> = data_of(&objects, "Secret", "data")
+        .keys()
+        .cloned()
+        .collect();
+    assert_eq!(
+        secret,
+        [
+            "DATABASE_HOST",
+            "DATABASE_NAME",
+            "DATABASE_PASSWORD",
+            "DATABASE_PORT",
+            "DATABASE_USERNAME",
+            "DJANGO_SECRET_KEY",
+            "STATIC_ACCESS_KEY_ID",
+            "STATIC_SECRET_KEY"
+        ]
+    );
+}
+
+#[test]
+fn default_heuristic_and_explain_never_show_values() {
+    let env = format!(
+        "DJANGO_SECRET_KEY='{SECRET}'\nDEBUG=True\nDATABASE_URL=postgres://u:{SECRET}@db/x\nDATABASE_HOST=db\n"
+    );
+    let out = envsplit(&["--app", "polls", "--explain", "-"], env.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects = docs(&stdout(&out));
+    let config = data_of(&objects, "ConfigMap", "data");
+    let secret = data_of(&objects, "Secret", "stringData");
+    assert_eq!(
+        config.keys().collect::<Vec<_>>(),
+        ["DATABASE_HOST", "DEBUG"]
+    );
+    assert_eq!(
+        secret.keys().collect::<Vec<_>>(),
+        ["DATABASE_URL", "DJANGO_SECRET_KEY"]
+    );
+    assert_eq!(secret["DJANGO_SECRET_KEY"], SECRET);
+    let err = stderr(&out);
+    assert!(
+        err.contains("<stdin>:1: DJANGO_SECRET_KEY: secret (default: key part SECRET)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("<stdin>:3: DATABASE_URL: secret (default: value is a URL with a password)"),
+        "{err}"
+    );
+    assert!(err.contains("<stdin>:2: DEBUG: config"), "{err}");
+}
+
+#[test]
+fn flags_then_rules_then_heuristic_first_match_wins() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = write_file(
+        dir.path(),
+        "rules",
+        b"# mine\nconfig API_KEY_ID\nsecret DATABASE_*\n",
+    );
+    let env = format!(
+        "API_KEY_ID=abc\nDATABASE_HOST=db\nDATABASE_PASSWORD={SECRET}\nDEBUG=1\nSTRIPE_KEY=x\n"
+    );
+    let out = envsplit(
+        &[
+            "--app",
+            "a",
+            "--config",
+            "STRIPE_*",
+            "--secret",
+            "DEBUG",
+            "--rules",
+            &rules,
+            "--explain",
+        ],
+        env.as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects = docs(&stdout(&out));
+    let config = data_of(&objects, "ConfigMap", "data");
+    let secret = data_of(&objects, "Secret", "stringData");
+    assert_eq!(
+        config.keys().collect::<Vec<_>>(),
+        ["API_KEY_ID", "STRIPE_KEY"]
+    );
+    assert_eq!(
+        secret.keys().collect::<Vec<_>>(),
+        ["DATABASE_HOST", "DATABASE_PASSWORD", "DEBUG"]
+    );
+    assert!(stderr(&out).contains(&format!(
+        "API_KEY_ID: config ({rules}:2: config API_KEY_ID)"
+    )));
+    assert!(stderr(&out).contains("STRIPE_KEY: config (--config 'STRIPE_*')"));
+
+    let bad = write_file(dir.path(), "bad", b"secret A\nsecrets B\n");
+    let out = envsplit(&["--app", "a", "--rules", &bad], b"A=1\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    assert_eq!(
+        stderr(&out),
+        format!("envsplit: {bad}:2: expected `secret GLOB` or `config GLOB`\n")
+    );
+}
+
+#[test]
+fn names_namespace_labels_and_always_both() {
+    let out = envsplit(
+        &[
+            "--app",
+            "polls",
+            "-n",
+            "web",
+            "--config-name",
+            "cfg",
+            "--always-both",
+        ],
+        b"DEBUG=1\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects = docs(&stdout(&out));
+    assert_eq!(objects.len(), 2);
+    assert_eq!(objects[0]["metadata"]["name"], "cfg");
+    assert_eq!(objects[1]["metadata"]["name"], "polls-secret");
+    assert_eq!(objects[1]["type"], "Opaque");
+    for o in &objects {
+        assert_eq!(o["metadata"]["namespace"], "web");
+        assert_eq!(o["metadata"]["labels"]["app"], "polls");
+        assert_eq!(o["metadata"]["labels"]["app.kubernetes.io/name"], "polls");
+        assert_eq!(
+            o["metadata"]["labels"]["app.kubernetes.io/managed-by"],
+            "kpipe"
+        );
+    }
+    // Without --always-both an empty side is left out.
+    let out = envsplit(&["--app", "polls"], b"DEBUG=1\n");
+    assert_eq!(docs(&stdout(&out)).len(), 1);
+    let out = envsplit(&["--app", "Polls"], b"DEBUG=1\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("invalid name \"Polls-config\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn bom_crlf_and_warnings_are_accepted() {
+    let out = envsplit(
+        &["--app", "a"],
+        format!("\u{feff}A=1\r\nmy.key=2\r\nAPI_TOKEN=\r\nPASSWORD={SECRET}\r\n").as_bytes(),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects = docs(&stdout(&out));
+    assert_eq!(data_of(&objects, "ConfigMap", "data")["A"], "1");
+    assert_eq!(
+        data_of(&objects, "Secret", "stringData")["PASSWORD"],
+        SECRET
+    );
+    let err = stderr(&out);
+    assert!(err.contains("<stdin>:2: warning: key \"my.key\""), "{err}");
+    assert!(
+        err.contains("<stdin>:3: warning: secret key API_TOKEN is empty"),
+        "{err}"
+    );
+}
+
+/// Every bad input: exit 2, nothing on stdout, `envsplit: FILE:LINE: reason`, no secret.
+#[test]
+fn bad_input_exits_2_with_file_line_and_empty_stdout() {
+    let big = format!(
+        "A={}\nB={}\n",
+        "x".repeat(600 * 1024),
+        "y".repeat(600 * 1024)
+    );
+    let long = format!("A={SECRET}\nLONG={}\n", "x".repeat(64 * 1024));
+    let cases: Vec<(&str, Vec<u8>, &[&str], String)> = vec![
+        (
+            "missing =",
+            format!("A={SECRET}\n{SECRET}\n").into(),
+            &[],
+            "2: missing '='".into(),
+        ),
+        (
+            "invalid key",
+            b"A=1\n1BAD=x\n".to_vec(),
+            &[],
+            "2: invalid key \"1BAD\"".into(),
+        ),
+        (
+            "duplicate",
+            format!("A=1\nPASSWORD={SECRET}\nA=2\n").into(),
+            &[],
+            "3: duplicate key A (first set on line 1)".into(),
+        ),
+        (
+            "unterminated",
+            format!("A=1\nPASSWORD=\"{SECRET}\nB=2\n").into(),
+            &[],
+            "2: PASSWORD: unterminated quote".into(),
+        ),
+        (
+            "NUL",
+            format!("PASSWORD={SECRET}\nB=x\0y\n").into(),
+            &[],
+            "2: NUL byte in the file".into(),
+        ),
+        (
+            "invalid UTF-8",
+            b"A=1\nB=2\nC=\xff\n".to_vec(),
+            &[],
+            "3: invalid UTF-8".into(),
+        ),
+        (
+            "over 1 MiB",
+            big.into(),
+            &[],
+            "2: B: the ConfigMap's values pass 1048576 bytes".into(),
+        ),
+        (
+            "dollar",
+            format!("PASSWORD={SECRET}$x\n").into(),
+            &[],
+            "1: PASSWORD: '$' would be expanded".into(),
+        ),
+        (
+            "space",
+            format!("PASSWORD={SECRET} x\n").into(),
+            &[],
+            "1: PASSWORD: unquoted value contains a space".into(),
+        ),
+        (
+            "docker key",
+            b"A=1\nexport B=2\n".to_vec(),
+            &["--format", "docker"],
+            "2: invalid key".into(),
+        ),
+        (
+            "docker long line",
+            long.into(),
+            &["--format", "docker"],
+            "2: line is 64 KiB or longer".into(),
+        ),
+    ];
+    let dir = tempfile::tempdir().unwrap();
+    for (name, input, extra, reason) in cases {
+        let file = write_file(dir.path(), "env", &input);
+        let mut args = vec!["--app", "a"];
+        args.extend(extra);
+        args.push(&file);
+        let out = envsplit(&args, b"");
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{name}: wrote to stdout");
+        let err = stderr(&out);
+        assert!(
+            err.starts_with(&format!("envsplit: {file}:{reason}")),
+            "{name}: {err}"
+        );
+        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+    }
+}
+
+#[test]
+fn dollar_is_literal_in_single_quotes_docker_format_or_expanded_on_request() {
+    let env = b"A='x$y'\nB=a\\$b\n";
+    let out = envsplit(&["--app", "a"], env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let data = data_of(&docs(&stdout(&out)), "ConfigMap", "data");
+    assert_eq!(
+        (data["A"].as_str(), data["B"].as_str()),
+        (Some("x$y"), Some("a$b"))
+    );
+    let out = envsplit(&["--app", "a", "--format", "docker"], b"A=x$y\n");
+    assert_eq!(
+        data_of(&docs(&stdout(&out)), "ConfigMap", "data")["A"],
+        "x$y"
+    );
+    let out = envsplit(&["--app", "a", "--expand"], b"A=x\nB=${A}y\n");
+    assert_eq!(
+        data_of(&docs(&stdout(&out)), "ConfigMap", "data")["B"],
+        "xy"
+    );
+}
+
+/// kubectl's parser decides: where it fails envsplit exits 2, where it succeeds the data
+/// match value for value, for the ConfigMap and (decoded) for the Secret.
+#[test]
+fn docker_format_matches_kubectl_on_the_corpus() {
+    let corpus = root().join("tests/corpus");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&corpus)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let (mut agreed_ok, mut agreed_err) = (0, 0);
+    for file in files {
+        let f = file.to_str().unwrap();
+        let name = file.file_name().unwrap().to_string_lossy().into_owned();
+        let env = [("KPIPE_CORPUS_FROM_ENV", "from the environment")];
+        let kubectl = |what: &[&str]| {
+            let out = Command::new("kubectl")
+                .args(["create"])
+                .args(what)
+                .args([
+                    "x",
+                    &format!("--from-env-file={f}"),
+                    "--dry-run=client",
+                    "-o",
+                    "json",
+                ])
+                .envs(env)
+                .env_remove("KPIPE_CORPUS_UNSET_XYZ")
+                .output()
+                .expect("kubectl is installed");
+            out.status
+                .success()
+                .then(|| serde_json::from_slice::<Value>(&out.stdout).unwrap())
+        };
+        let run = |tool: &str, args: &[&str]| {
+            let mut c = cmd(tool);
+            c.args(args).envs(env).env_remove("KPIPE_CORPUS_UNSET_XYZ");
+            run_with_stdin(c, b"")
+        };
+        let cm = run(
+            "envsplit",
+            &[
+                "--app",
+                "x",
+                "--format",
+                "docker",
+                "--config",
+                "*",
+                "--always-both",
+                f,
+            ],
+        );
+        let split = run(
+            "envsplit",
+            &[
+                "--app",
+                "x",
+                "--format",
+                "docker",
+                "--secret",
+                "*",
+                "--always-both",
+                f,
+            ],
+        );
+        let standalone = run(
+            "secretgen",
+            &["--name", "x", "--format", "docker", "--from-env-file", f],
+        );
+        match (kubectl(&["configmap"]), kubectl(&["secret", "generic"])) {
+            (Some(kube_cm), Some(kube_secret)) => {
+                assert!(!name.contains(".err."), "{name}: kubectl accepts it");
+                assert!(cm.status.success(), "{name}: {}", stderr(&cm));
+                let ours = data_of(&docs(&stdout(&cm)), "ConfigMap", "data");
+                let theirs = kube_cm["data"].as_object().cloned().unwrap_or_default();
+                assert_eq!(
+                    ours, theirs,
+                    "{name}: ConfigMap data differs from kubectl's"
+                );
+
+                let theirs = decoded(kube_secret["data"].as_object().cloned().unwrap_or_default());
+                let encoded = run_with_stdin(cmd("secretgen"), &split.stdout);
+                assert!(encoded.status.success(), "{name}: {}", stderr(&encoded));
+                let piped = decoded(data_of(&docs(&stdout(&encoded)), "Secret", "data"));
+                assert_eq!(
+                    piped, theirs,
+                    "{name}: envsplit | secretgen differs from kubectl"
+                );
+                assert!(
+                    standalone.status.success(),
+                    "{name}: {}",
+                    stderr(&standalone)
+                );
+                let made = decoded(data_of(&docs(&stdout(&standalone)), "Secret", "data"));
+                assert_eq!(
+                    made, theirs,
+                    "{name}: secretgen --from-env-file differs from kubectl"
+                );
+                agreed_ok += 1;
+            }
+            (None, None) => {
+                assert!(name.contains(".err."), "{name}: kubectl rejects it");
+                for (what, out) in [("envsplit", &cm), ("secretgen", &standalone)] {
+                    assert_eq!(
+                        out.status.code(),
+                        Some(2),
+                        "{name}: {what} accepted what kubectl rejects"
+                    );
+                    assert!(out.stdout.is_empty(), "{name}: {what} wrote to stdout");
+                    assert!(
+                        stderr(out).starts_with(&format!("{what}: {f}:")),
+                        "{name}: {}",
+                        stderr(out)
+                    );
+                }
+                agreed_err += 1;
+            }
+            _ => panic!("{name}: kubectl's configmap and secret disagree"),
+        }
+    }
+    assert!(
+        agreed_ok >= 8 && agreed_err >= 10,
+        "corpus too small: {agreed_ok} ok, {agreed_err} errors"
+    );
+}
+
+fn decoded(data: Map<String, Value>) -> Map<String, Value> {
+    data.into_iter()
+        .map(|(k, v)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(v.as_str().unwrap())
+                .unwrap();
+            (k, Value::String(String::from_utf8(bytes).unwrap()))
+        })
+        .collect()
+}
+
+#[test]
+fn a_closed_pipe_ends_quietly() {
+    let env: String = (0..20_000)
+        .map(|i| format!("SETTING_{i}='value number {i}'\n"))
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(dir.path(), "env", env.as_bytes());
+    let mut child = cmd("envsplit")
+        .args(["--app", "a", &file])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 1];
+    child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then dropped: `| head -c1`
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(&first, b"-");
+    assert_eq!(out.status.code(), Some(141));
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Runs a shell command line with stdout on a pseudo-terminal (util-linux `script`).
+fn on_terminal(command_line: &str) -> Output {
+    Command::new("script")
+        .args(["-qec", command_line, "/dev/null"])
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("script(1) from util-linux")
+}
+
+#[test]
+fn secret_values_reach_a_terminal_only_with_show() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "env",
+        format!("PASSWORD={SECRET}\nDEBUG=1\n").as_bytes(),
+    );
+    let envsplit = bin("envsplit");
+    let refused = on_terminal(&format!("{} --app a {file}", envsplit.display()));
+    assert_eq!(refused.status.code(), Some(2));
+    let text = stdout(&refused);
+    assert!(
+        text.contains("refusing to write Secret values to a terminal"),
+        "{text}"
+    );
+    assert!(!text.contains(SECRET), "{text}");
+    let shown = on_terminal(&format!("{} --app a --show {file}", envsplit.display()));
+    assert_eq!(shown.status.code(), Some(0));
+    assert!(stdout(&shown).contains(SECRET));
+    // Plain settings are fine on a terminal.
+    let config_only = on_terminal(&format!(
+        "{} --app a --config '*' {file}",
+        envsplit.display()
+    ));
+    assert_eq!(
+        config_only.status.code(),
+        Some(0),
+        "{}",
+        stdout(&config_only)
+    );
+}

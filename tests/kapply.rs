@@ -1,0 +1,640 @@
+//! kapply as a user runs it: bad input without a server, and everything else against a
+//! private kubesim per test, checked with the real kubectl.
+
+mod common;
+use common::*;
+use std::process::Output;
+
+/// The polls stack, deliberately out of order (Ingress first, ConfigMap last).
+const POLLS: &str = "\
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: polls
+  annotations: {cert-manager.io/cluster-issuer: letsencrypt-staging}
+spec:
+  rules:
+  - host: polls.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: polls, port: {number: 8000}}}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: polls-app, labels: {app: polls}}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: polls}}
+  template:
+    metadata: {labels: {app: polls}}
+    spec:
+      containers:
+      - name: polls
+        image: docker.io/sammy/polls:latest
+        envFrom: [{secretRef: {name: polls-secret}}, {configMapRef: {name: polls-config}}]
+        ports: [{containerPort: 8000, name: gunicorn}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: polls, labels: {app: polls}}
+spec:
+  type: ClusterIP
+  selector: {app: polls}
+  ports: [{port: 8000, targetPort: 8000, name: http}]
+---
+apiVersion: v1
+kind: Secret
+metadata: {name: polls-secret}
+type: Opaque
+stringData:
+  DATABASE_PASSWORD: s3cr3t-polls-pw
+  DJANGO_SECRET_KEY: k3y-that-must-not-leak
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: polls-config}
+data:
+  DEBUG: \"True\"
+  DJANGO_LOGLEVEL: info
+";
+
+/// Every secret value of [`POLLS`], plain and base64.
+const SECRETS: &[&str] = &[
+    "s3cr3t-polls-pw",
+    "k3y-that-must-not-leak",
+    "czNjcjN0LXBvbGxzLXB3",
+];
+
+const POLLS_CREATED: &str = "\
+configmap/polls-config created
+secret/polls-secret created
+service/polls created
+deployment.apps/polls-app created
+ingress.networking.k8s.io/polls created
+";
+
+fn kapply(sim: &Sim, args: &[&str], stdin: &str) -> Output {
+    let mut c = sim.cmd("kapply");
+    c.args(args);
+    run_with_stdin(c, stdin.as_bytes())
+}
+
+fn assert_no_secret(out: &Output) {
+    let err = stderr(out);
+    for secret in SECRETS {
+        assert!(
+            !err.contains(secret),
+            "a secret value reached stderr:\n{err}"
+        );
+    }
+}
+
+fn kubectl_json(sim: &Sim, args: &[&str]) -> serde_json::Value {
+    let out = sim
+        .kubectl()
+        .args(args)
+        .args(["-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kubectl {args:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn exists(sim: &Sim, args: &[&str]) -> bool {
+    sim.kubectl()
+        .args(["get"])
+        .args(args)
+        .output()
+        .unwrap()
+        .status
+        .success()
+}
+
+fn configmap_value(sim: &Sim, name: &str, key: &str) -> String {
+    kubectl_json(sim, &["get", "configmap", name])["data"][key]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+/// The order in which the simulator saw apply PATCHes for these resources.
+fn patch_order(sim: &Sim, resources: &[&str]) -> Vec<String> {
+    sim.log()
+        .lines()
+        .filter(|l| l.starts_with("PATCH "))
+        .filter_map(|l| {
+            resources
+                .iter()
+                .find(|r| l.contains(&format!("/{r}/")))
+                .map(|r| r.to_string())
+        })
+        .collect()
+}
+
+// ---- bad input and usage: no server needed ------------------------------------------
+
+#[test]
+fn bad_document_applies_nothing_and_names_source_document_and_line() {
+    let text =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\napiVersion: v1\nkind: [oops\n";
+    let out = run_with_stdin(cmd("kapply"), text.as_bytes());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("kapply: <stdin>: document 2 (line "),
+        "{err}"
+    );
+    assert!(err.contains("invalid YAML"), "{err}");
+}
+
+#[test]
+fn object_without_a_name_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("cm.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {generateName: x-}\n",
+    )
+    .unwrap();
+    let out = cmd("kapply").arg("-f").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        stderr(&out),
+        format!(
+            "kapply: {}: document 1 (line 1): ConfigMap has generateName but no name: server-side apply needs metadata.name\n",
+            file.display()
+        )
+    );
+}
+
+#[test]
+fn missing_file_empty_input_and_bad_flags_are_usage_errors() {
+    let out = cmd("kapply")
+        .args(["-f", "/nonexistent/stack.yaml"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("/nonexistent/stack.yaml: cannot read"),
+        "{}",
+        stderr(&out)
+    );
+
+    let out = run_with_stdin(cmd("kapply"), b"# nothing here\n---\n");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no objects in the input"),
+        "{}",
+        stderr(&out)
+    );
+
+    for bad in [
+        &["--concurrency", "0"][..],
+        &["--dry-run", "client"],
+        &["--timeout", "soon"],
+        &["--diff", "-o", "yaml"],
+    ] {
+        let mut c = cmd("kapply");
+        c.args(bad);
+        let out = run_with_stdin(c, POLLS.as_bytes());
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty(), "{bad:?}");
+    }
+}
+
+#[test]
+fn help_teaches_order_examples_and_exit_codes() {
+    let out = cmd("kapply").arg("--help").output().unwrap();
+    let text = stdout(&out);
+    for needle in [
+        "--force-conflicts",
+        "--dry-run",
+        "--diff",
+        "Exit codes:",
+        "124",
+        "Examples:",
+        "--kubeconfig",
+    ] {
+        assert!(text.contains(needle), "--help lacks {needle}");
+    }
+}
+
+#[test]
+fn unreachable_server_is_retried_then_a_runtime_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let kubeconfig = dir.path().join("config");
+    std::fs::write(
+        &kubeconfig,
+        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:9'}\n\
+         users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n\
+         current-context: x\n",
+    )
+    .unwrap();
+    let mut c = cmd("kapply");
+    c.env("KUBECONFIG", &kubeconfig).args(["--retries", "1"]);
+    let out = run_with_stdin(c, POLLS.as_bytes());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("retry 1 of 1"), "{err}");
+    assert!(err.contains("discovery of"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert_no_secret(&out);
+}
+
+// ---- against the simulator ----------------------------------------------------------
+
+#[test]
+fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
+    // No Deployment status writes between the runs: this is about kapply's no-op.
+    let sim = Sim::start(&["--deploy-delay", "10m"]);
+    let out = kapply(&sim, &[], POLLS);
+    assert_no_secret(&out);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), POLLS_CREATED);
+    let order = patch_order(
+        &sim,
+        &[
+            "configmaps",
+            "secrets",
+            "services",
+            "deployments",
+            "ingresses",
+        ],
+    );
+    assert_eq!(
+        order,
+        [
+            "configmaps",
+            "secrets",
+            "services",
+            "deployments",
+            "ingresses"
+        ]
+    );
+
+    assert_eq!(
+        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
+        "info"
+    );
+    let deployment = kubectl_json(&sim, &["get", "deployment", "polls-app", "--show-managed-fields"]);
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let managers: Vec<&str> = deployment["metadata"]["managedFields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["operation"] == "Apply")
+        .filter_map(|m| m["manager"].as_str())
+        .collect();
+    assert_eq!(managers, ["kapply"]);
+
+    let again = kapply(&sim, &[], POLLS);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stdout(&again),
+        POLLS_CREATED.replace("created", "unchanged")
+    );
+    assert_no_secret(&again);
+}
+
+#[test]
+fn a_changed_configmap_value_reports_configured_and_the_rest_unchanged() {
+    let sim = Sim::start(&["--deploy-delay", "10m"]);
+    assert!(kapply(&sim, &["-n", "default"], POLLS).status.success());
+    let changed = POLLS.replace("DJANGO_LOGLEVEL: info", "DJANGO_LOGLEVEL: debug");
+    let out = kapply(&sim, &["-n", "default"], &changed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("configmap/polls-config configured\n"),
+        "{text}"
+    );
+    assert_eq!(text.matches(" unchanged\n").count(), 4, "{text}");
+    assert_eq!(
+        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
+        "debug"
+    );
+    assert_no_secret(&out);
+}
+
+#[test]
+fn dry_run_and_diff_change_nothing() {
+    let sim = Sim::start(&[]);
+    assert!(kapply(&sim, &[], POLLS).status.success());
+    let changed = POLLS
+        .replace("DJANGO_LOGLEVEL: info", "DJANGO_LOGLEVEL: warning")
+        .replace("s3cr3t-polls-pw", "n3w-s3cr3t-pw");
+
+    let out = kapply(&sim, &["--dry-run=server"], &changed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("configmap/polls-config configured (server dry run)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("secret/polls-secret configured (server dry run)\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("service/polls unchanged (server dry run)\n"),
+        "{text}"
+    );
+    assert_eq!(
+        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
+        "info"
+    );
+
+    let out = kapply(&sim, &["--diff"], &changed);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let diff = stdout(&out);
+    assert!(
+        diff.contains("--- live/default/configmap/polls-config\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("-  DJANGO_LOGLEVEL: info\n+  DJANGO_LOGLEVEL: warning\n"),
+        "{diff}"
+    );
+    assert!(
+        diff.contains("DATABASE_PASSWORD: \"<redacted> (after)\""),
+        "{diff}"
+    );
+    assert!(
+        !diff.contains("service/polls"),
+        "unchanged objects have no diff: {diff}"
+    );
+    for secret in [
+        "n3w-s3cr3t-pw",
+        "bjN3LXMzY3IzdC1wdw",
+        "s3cr3t-polls-pw",
+        "czNjcjN0LXBvbGxzLXB3",
+    ] {
+        assert!(
+            !diff.contains(secret) && !stderr(&out).contains(secret),
+            "{diff}"
+        );
+    }
+    assert_eq!(
+        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
+        "info"
+    );
+    let secret = kubectl_json(&sim, &["get", "secret", "polls-secret"]);
+    assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0LXBvbGxzLXB3");
+}
+
+const WIDGET_CRD: &str = "\
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: widgets.example.com}
+spec:
+  group: example.com
+  scope: Namespaced
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+";
+
+#[test]
+fn a_crd_and_its_custom_resource_in_one_stream() {
+    let sim = Sim::start(&[]);
+    let widget =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: gear}\nspec: {teeth: 12}\n";
+    // The custom resource comes first: kapply must still apply the CRD first.
+    let out = kapply(&sim, &[], &format!("{widget}---\n{WIDGET_CRD}"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created\nwidget.example.com/gear created\n"
+    );
+    let gear = kubectl_json(&sim, &["get", "widgets.example.com", "gear"]);
+    assert_eq!(gear["spec"]["teeth"], 12);
+
+    let again = kapply(&sim, &[], &format!("{widget}---\n{WIDGET_CRD}"));
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stdout(&again).ends_with("widget.example.com/gear unchanged\n"),
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn a_kind_the_cluster_does_not_serve_stops_everything_before_writing() {
+    let sim = Sim::start(&[]);
+    let certificate = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: polls-tls}\n\
+                       spec: {secretName: polls-tls, dnsNames: [polls.example.com], issuerRef: {name: x, kind: ClusterIssuer}}\n";
+    let out = kapply(&sim, &[], &format!("{POLLS}---\n{certificate}"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("cert-manager.io/v1 is not served"), "{err}");
+    assert!(err.contains("is cert-manager installed?"), "{err}");
+    assert!(err.contains("nothing was applied"), "{err}");
+    assert!(out.stdout.is_empty());
+    assert!(!exists(&sim, &["configmap", "polls-config"]));
+    assert_no_secret(&out);
+}
+
+#[test]
+fn a_namespace_other_than_the_flag_is_refused_before_writing() {
+    let sim = Sim::start(&[]);
+    let stray =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: stray, namespace: kube-system}\n";
+    let out = kapply(&sim, &["-n", "default"], &format!("{POLLS}---\n{stray}"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "ConfigMap/stray: its namespace \"kube-system\" does not match -n \"default\""
+        )
+    );
+    assert!(!exists(&sim, &["configmap", "polls-config"]));
+    assert_no_secret(&out);
+}
+
+#[test]
+fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
+    let sim = Sim::start(&[]);
+    // The tutorial done by hand: kubectl's client-side apply owns DJANGO_LOGLEVEL.
+    let by_hand = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: polls-config, namespace: default}\n\
+                   data: {DEBUG: \"True\", DJANGO_LOGLEVEL: warning}\n";
+    let mut c = sim.kubectl();
+    c.args(["apply", "-f", "-"]);
+    let out = run_with_stdin(c, by_hand.as_bytes());
+    assert!(out.status.success(), "kubectl apply: {}", stderr(&out));
+
+    let out = kapply(&sim, &[], POLLS);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "ConfigMap/polls-config in namespace default: apply conflict: 1 field is managed"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains(".data.DJANGO_LOGLEVEL  managed by \"kubectl-client-side-apply\""),
+        "{err}"
+    );
+    assert!(err.contains("--force-conflicts"), "{err}");
+    assert!(err.contains("by hand"), "{err}");
+    assert!(
+        err.trim_end()
+            .ends_with("kapply: 1 of 5 objects failed (1 conflict); 4 applied"),
+        "{err}"
+    );
+    assert_no_secret(&out);
+    // The other objects were applied all the same.
+    assert!(
+        stdout(&out).contains("deployment.apps/polls-app created\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
+        "warning"
+    );
+
+    let out = kapply(&sim, &["--force-conflicts"], POLLS);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("configmap/polls-config configured\n"),
+        "{}",
+        stdout(&out)
+    );
+    assert_eq!(
+        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
+        "info"
+    );
+}
+
+#[test]
+fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
+    let sim = Sim::start(&[]);
+    let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lost, namespace: nonexistent}\ndata: {A: b}\n\
+                  ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\ndata: {A: b}\n";
+    let out = kapply(&sim, &[], &format!("{POLLS}---\n{broken}"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("kapply: ConfigMap/lost in namespace nonexistent: namespaces \"nonexistent\" not found\n"), "{err}");
+    assert!(
+        err.contains(
+            "kapply: ConfigMap/Bad_Name in namespace default: ConfigMap \"Bad_Name\" is invalid"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.trim_end()
+            .ends_with("kapply: 2 of 7 objects failed (1 invalid, 1 not found); 5 applied"),
+        "{err}"
+    );
+    assert_eq!(stdout(&out), POLLS_CREATED);
+    assert!(exists(&sim, &["ingress", "polls"]));
+    assert_no_secret(&out);
+}
+
+/// Faults are limited to PATCH: the simulator's own controllers LIST at start-up and
+/// would take the first faults of any method.
+fn assert_fault_survived(fault: &str) {
+    let sim = Sim::start(&["--faults", fault]);
+    let out = kapply(&sim, &[], POLLS);
+    assert!(
+        out.status.success(),
+        "{fault}: {}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+    assert_eq!(stdout(&out), POLLS_CREATED, "{fault}");
+    assert!(
+        stderr(&out).contains("retry 1 of 5"),
+        "{fault}: no retry reported: {}",
+        stderr(&out)
+    );
+    assert_no_secret(&out);
+    for object in [
+        ["configmap", "polls-config"],
+        ["secret", "polls-secret"],
+        ["service", "polls"],
+        ["deployment", "polls-app"],
+        ["ingress", "polls"],
+    ] {
+        assert!(exists(&sim, &object), "{fault}: {object:?} missing");
+    }
+}
+
+#[test]
+fn unavailable_patches_are_retried() {
+    assert_fault_survived("503:3@PATCH");
+}
+
+#[test]
+fn too_many_requests_waits_for_retry_after() {
+    assert_fault_survived("429:2@PATCH");
+}
+
+#[test]
+fn reset_connections_are_retried() {
+    assert_fault_survived("reset:2@PATCH");
+}
+
+#[test]
+fn internal_errors_and_gateway_failures_are_retried() {
+    assert_fault_survived("500:1@PATCH,502:1@PATCH,504:1@PATCH");
+}
+
+#[test]
+fn flaky_server_under_load_still_gets_every_object() {
+    let sim = Sim::start(&["--faults", "rate:503:0.3"]);
+    let stream: String = (0..40)
+        .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{N: \"{i}\"}}\n"))
+        .collect();
+    let out = kapply(&sim, &["--retries", "8"], &stream);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out).matches(" created\n").count(), 40);
+    // The final state, read through the same faults: every object is there as applied.
+    let again = kapply(&sim, &["--retries", "8"], &stream);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert_eq!(
+        stdout(&again).matches(" unchanged\n").count(),
+        40,
+        "{}",
+        stdout(&again)
+    );
+}
+
+#[test]
+fn output_yaml_is_the_live_objects_without_managed_fields() {
+    let sim = Sim::start(&[]);
+    let out = kapply(&sim, &["-o", "yaml"], POLLS);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let docs: Vec<serde_json::Value> = text
+        .split("---\n")
+        .filter(|d| !d.is_empty())
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect();
+    let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        ["Ingress", "Deployment", "Service", "Secret", "ConfigMap"],
+        "input order"
+    );
+    for doc in &docs {
+        assert!(
+            doc["metadata"]["uid"].is_string(),
+            "live objects carry uid: {doc}"
+        );
+        assert!(doc["metadata"].get("managedFields").is_none(), "{doc}");
+    }
+    // Not a terminal: Secret data passes through for the next tool, as the server has it.
+    assert_eq!(docs[3]["data"]["DATABASE_PASSWORD"], "czNjcjN0LXBvbGxzLXB3");
+    assert_no_secret(&out);
+
+    let out = kapply(&sim, &["-o", "json", "--show-managed-fields"], POLLS);
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["kind"], "List");
+    assert!(list["items"][0]["metadata"]["managedFields"].is_array());
+}

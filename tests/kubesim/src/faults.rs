@@ -1,0 +1,177 @@
+//! Fault injection (`--faults SPEC` and [`crate::RunningServer::set_faults`]):
+//! failing, resetting or slowing requests and cutting watches short, so clients'
+//! retry and resume paths can be tested.
+
+use std::sync::Mutex;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// One rule of a fault spec.
+#[derive(Debug, Clone, PartialEq)]
+enum Rule {
+    /// The next `remaining` requests (of `method`, if given) answer `code`.
+    Fail { code: u16, remaining: u32, method: Option<String> },
+    /// The next `remaining` requests get their connection closed without an answer.
+    Reset { remaining: u32, method: Option<String> },
+    /// A fraction of requests answer `code`.
+    Rate { code: u16, probability: f64 },
+    Latency(Duration),
+    /// Every watch stream ends after this many events.
+    WatchClose(u32),
+    /// The next `remaining` watches that resume from a resourceVersion get 410.
+    WatchGone { remaining: u32 },
+}
+
+/// What to do with one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Verdict {
+    Serve,
+    Fail(u16),
+    Reset,
+}
+
+/// The active fault rules; deterministic (seeded) so test runs repeat.
+pub struct Faults {
+    rules: Mutex<Vec<Rule>>,
+    rng: Mutex<StdRng>,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults { rules: Mutex::new(Vec::new()), rng: Mutex::new(StdRng::seed_from_u64(4)) }
+    }
+}
+
+fn parse_count(s: &str, rule: &str) -> Result<u32, String> {
+    s.parse().map_err(|_| format!("bad fault rule {rule:?}: {s:?} is not a count"))
+}
+
+fn parse_code(s: &str, rule: &str) -> Result<u16, String> {
+    match s.parse::<u16>() {
+        Ok(code) if (400..600).contains(&code) => Ok(code),
+        _ => Err(format!("bad fault rule {rule:?}: {s:?} is not an HTTP error code (400-599)")),
+    }
+}
+
+fn parse_rule(rule: &str) -> Result<Rule, String> {
+    let (body, method) = match rule.split_once('@') {
+        Some((b, m)) => (b, Some(m.to_ascii_uppercase())),
+        None => (rule, None),
+    };
+    let parts: Vec<&str> = body.split(':').collect();
+    match parts.as_slice() {
+        ["reset", n] => Ok(Rule::Reset { remaining: parse_count(n, rule)?, method }),
+        ["rate", code, p] => {
+            let probability: f64 = p.parse().map_err(|_| format!("bad fault rule {rule:?}: {p:?} is not a fraction"))?;
+            if !(0.0..=1.0).contains(&probability) {
+                return Err(format!("bad fault rule {rule:?}: the fraction must be between 0 and 1"));
+            }
+            Ok(Rule::Rate { code: parse_code(code, rule)?, probability })
+        }
+        ["latency", d] => kpipe_core::time::parse_duration(d)
+            .map(Rule::Latency)
+            .map_err(|e| format!("bad fault rule {rule:?}: {e}")),
+        ["watch-close", n] => Ok(Rule::WatchClose(parse_count(n, rule)?)),
+        ["watch-gone", n] => Ok(Rule::WatchGone { remaining: parse_count(n, rule)? }),
+        [code, n] => Ok(Rule::Fail { code: parse_code(code, rule)?, remaining: parse_count(n, rule)?, method }),
+        _ => Err(format!(
+            "bad fault rule {rule:?}: expected CODE:N[@METHOD], reset:N[@METHOD], rate:CODE:P, latency:DURATION, watch-close:N or watch-gone:N"
+        )),
+    }
+}
+
+impl Faults {
+    /// Replaces the rules with those of `spec` (comma-separated; empty clears them).
+    pub fn set(&self, spec: &str) -> Result<(), String> {
+        let rules = spec.split(',').map(str::trim).filter(|r| !r.is_empty()).map(parse_rule).collect::<Result<Vec<_>, _>>()?;
+        *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = rules;
+        Ok(())
+    }
+
+    fn with_rules<T>(&self, f: impl FnOnce(&mut Vec<Rule>) -> T) -> T {
+        f(&mut self.rules.lock().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    pub fn latency(&self) -> Duration {
+        self.with_rules(|rules| {
+            rules.iter().map(|r| if let Rule::Latency(d) = r { *d } else { Duration::ZERO }).sum()
+        })
+    }
+
+    /// Decides the fate of a non-watch request, using up counted rules.
+    pub fn verdict(&self, method: &str) -> Verdict {
+        let applies = |m: &Option<String>| m.as_deref().is_none_or(|m| m == method);
+        let rate = self.with_rules(|rules| {
+            for rule in rules.iter_mut() {
+                match rule {
+                    Rule::Fail { code, remaining, method } if *remaining > 0 && applies(method) => {
+                        *remaining -= 1;
+                        return Err(Verdict::Fail(*code));
+                    }
+                    Rule::Reset { remaining, method } if *remaining > 0 && applies(method) => {
+                        *remaining -= 1;
+                        return Err(Verdict::Reset);
+                    }
+                    _ => {}
+                }
+            }
+            Ok(rules.iter().find_map(|r| if let Rule::Rate { code, probability } = r { Some((*code, *probability)) } else { None }))
+        });
+        match rate {
+            Err(verdict) => verdict,
+            Ok(Some((code, p))) if self.rng.lock().unwrap_or_else(|e| e.into_inner()).random_bool(p) => Verdict::Fail(code),
+            Ok(_) => Verdict::Serve,
+        }
+    }
+
+    /// How many events a watch may send before it is cut (None: no limit).
+    pub fn watch_limit(&self) -> Option<u32> {
+        self.with_rules(|rules| rules.iter().find_map(|r| if let Rule::WatchClose(n) = r { Some(*n) } else { None }))
+    }
+
+    /// Whether this resuming watch is to be answered 410 Gone (uses up the rule).
+    pub fn take_watch_gone(&self) -> bool {
+        self.with_rules(|rules| {
+            rules.iter_mut().any(|r| match r {
+                Rule::WatchGone { remaining } if *remaining > 0 => {
+                    *remaining -= 1;
+                    true
+                }
+                _ => false,
+            })
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counted_rules_run_out_and_respect_the_method() {
+        let f = Faults::default();
+        f.set("503:2@PATCH,reset:1,latency:10ms,watch-close:3").unwrap();
+        assert_eq!(f.verdict("GET"), Verdict::Reset);
+        assert_eq!(f.verdict("GET"), Verdict::Serve);
+        assert_eq!(f.verdict("PATCH"), Verdict::Fail(503));
+        assert_eq!(f.verdict("PATCH"), Verdict::Fail(503));
+        assert_eq!(f.verdict("PATCH"), Verdict::Serve);
+        assert_eq!(f.latency(), Duration::from_millis(10));
+        assert_eq!(f.watch_limit(), Some(3));
+        assert!(!f.take_watch_gone());
+    }
+
+    #[test]
+    fn bad_specs_are_explained() {
+        let f = Faults::default();
+        assert!(f.set("700:1").unwrap_err().contains("HTTP error code"));
+        assert!(f.set("rate:500:2").unwrap_err().contains("between 0 and 1"));
+        assert!(f.set("bogus").is_err());
+        f.set("rate:500:1,watch-gone:1").unwrap();
+        assert_eq!(f.verdict("GET"), Verdict::Fail(500));
+        assert!(f.take_watch_gone());
+        assert!(!f.take_watch_gone());
+    }
+}

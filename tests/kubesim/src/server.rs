@@ -1,0 +1,416 @@
+//! HTTP: authentication, routing of API paths to [`Cluster`] verbs, discovery,
+//! watch streams, fault injection and the one-line-per-request log.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::SinkExt;
+use http::{Method, Request, Response, header};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::cluster::{Cluster, Patch, Target, WriteOptions};
+use crate::faults::{Faults, Verdict};
+use crate::{kinds, openapi};
+use crate::select::Selector;
+use crate::status::ApiError;
+use crate::store::Event;
+
+type Body = BoxBody<Bytes, Infallible>;
+
+/// The largest request body accepted, as kube-apiserver's limit.
+const MAX_BODY_BYTES: usize = 3 * 1024 * 1024;
+
+/// How long a watch without timeoutSeconds stays open.
+const DEFAULT_WATCH_SECONDS: u64 = 1800;
+
+/// Everything a request handler needs.
+pub struct Shared {
+    pub cluster: Arc<Cluster>,
+    pub faults: Arc<Faults>,
+    pub token: String,
+    /// host:port, for /api's serverAddressByClientCIDRs.
+    pub address: String,
+}
+
+/// Returned by the service to make hyper drop the connection without answering.
+#[derive(Debug)]
+pub struct ResetConnection;
+
+impl std::fmt::Display for ResetConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("connection reset by fault injection")
+    }
+}
+
+impl std::error::Error for ResetConnection {}
+
+fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into()).boxed()
+}
+
+fn json_response(code: u16, value: &Value) -> Response<Body> {
+    let mut body = serde_json::to_vec(value).expect("JSON values serialize");
+    body.push(b'\n');
+    Response::builder()
+        .status(code)
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(full(body))
+        .expect("valid response")
+}
+
+fn error_response(e: &ApiError) -> Response<Body> {
+    let mut response = json_response(e.code, &e.to_status());
+    if e.code == 429 {
+        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+    }
+    response
+}
+
+/// Query parameters, decoded.
+struct Query(Vec<(String, String)>);
+
+impl Query {
+    fn parse(q: Option<&str>) -> Query {
+        Query(form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    fn flag(&self, name: &str) -> bool {
+        matches!(self.get(name), Some("true" | "1"))
+    }
+}
+
+/// The manager recorded when a write names none: the User-Agent's program name.
+fn default_manager(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ua| ua.split('/').next())
+        .filter(|s| !s.is_empty())
+        .unwrap_or("unknown")
+        .to_string()
+}
+
+/// Serves one request: the hyper service function.
+pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, ResetConnection> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let latency = shared.faults.latency();
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    let query = Query::parse(req.uri().query());
+    let is_watch = query.flag("watch");
+    if !is_watch {
+        match shared.faults.verdict(method.as_str()) {
+            Verdict::Serve => {}
+            Verdict::Fail(code) => {
+                let response = error_response(&ApiError::injected(code));
+                log(&method, &path, code);
+                return Ok(response);
+            }
+            Verdict::Reset => {
+                log(&method, &path, 0);
+                return Err(ResetConnection);
+            }
+        }
+    }
+    let response = match route(&shared, req, query).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e),
+    };
+    log(&method, &path, response.status().as_u16());
+    Ok(response)
+}
+
+fn log(method: &Method, path: &str, code: u16) {
+    if code == 0 {
+        eprintln!("{method} {path} -> reset");
+    } else {
+        eprintln!("{method} {path} -> {code}");
+    }
+}
+
+fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
+    let expected = format!("Bearer {}", shared.token);
+    req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+}
+
+async fn route(shared: &Shared, req: Request<Incoming>, query: Query) -> Result<Response<Body>, ApiError> {
+    let path = req.uri().path().trim_end_matches('/').to_string();
+    let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
+    match segments.as_slice() {
+        ["version"] => return Ok(json_response(200, &kinds::version())),
+        ["healthz" | "livez" | "readyz"] => {
+            return Ok(Response::builder().status(200).body(full("ok")).expect("valid response"));
+        }
+        _ => {}
+    }
+    if !authorized(shared, &req) {
+        return Err(ApiError::unauthorized());
+    }
+    let get = req.method() == Method::GET;
+    match segments.as_slice() {
+        ["api"] if get => return Ok(json_response(200, &kinds::api_versions(&shared.address))),
+        ["apis"] if get => return Ok(json_response(200, &kinds::api_group_list(&shared.cluster.types()))),
+        ["api", version] if get => {
+            return kinds::api_resource_list(&shared.cluster.types(), "", version)
+                .map(|l| json_response(200, &l))
+                .ok_or_else(ApiError::no_route);
+        }
+        ["apis", group, version] if get => {
+            return kinds::api_resource_list(&shared.cluster.types(), group, version)
+                .map(|l| json_response(200, &l))
+                .ok_or_else(ApiError::no_route);
+        }
+        ["openapi", "v3"] if get => return Ok(json_response(200, &openapi::root(&shared.cluster.types()))),
+        ["openapi", "v3", "api", version] if get => {
+            return openapi::group_version(&shared.cluster.types(), "", version)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(ApiError::no_route);
+        }
+        ["openapi", "v3", "apis", group, version] if get => {
+            return openapi::group_version(&shared.cluster.types(), group, version)
+                .map(|d| json_response(200, &d))
+                .ok_or_else(ApiError::no_route);
+        }
+        _ => {}
+    }
+    let (group, version, rest) = match segments.as_slice() {
+        ["api", version, rest @ ..] => ("", *version, rest),
+        ["apis", group, version, rest @ ..] => (*group, *version, rest),
+        _ => return Err(ApiError::no_route()),
+    };
+    let target = resolve(&shared.cluster, group, version, rest)?;
+    serve_resource(shared, req, query, target).await
+}
+
+/// Works out resource, namespace, name and subresource from the path after the
+/// group/version: `[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]`.
+fn resolve(cluster: &Cluster, group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
+    let find = |plural: &str| cluster.find_type(group, version, plural);
+    if let ["namespaces", ns, plural, tail @ ..] = rest
+        && let Some(rt) = find(plural).filter(|t| t.namespaced)
+        && tail.len() <= 2
+    {
+        return Ok(Target {
+            rt,
+            namespace: Some(ns.to_string()),
+            name: tail.first().map(|s| s.to_string()),
+            subresource: tail.get(1).map(|s| s.to_string()),
+        });
+    }
+    match rest {
+        [plural, tail @ ..] if tail.len() <= 2 => {
+            let rt = find(plural).ok_or_else(ApiError::no_route)?;
+            Ok(Target {
+                rt,
+                namespace: None,
+                name: tail.first().map(|s| s.to_string()),
+                subresource: tail.get(1).map(|s| s.to_string()),
+            })
+        }
+        _ => Err(ApiError::no_route()),
+    }
+}
+
+async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
+    Limited::new(req.into_body(), MAX_BODY_BYTES)
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
+}
+
+fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
+    serde_json::from_slice(bytes)
+        .or_else(|_| serde_yaml::from_slice(bytes))
+        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
+}
+
+async fn serve_resource(shared: &Shared, req: Request<Incoming>, query: Query, t: Target) -> Result<Response<Body>, ApiError> {
+    if let Some(sub) = &t.subresource
+        && (sub != "status" || !t.rt.status_subresource)
+    {
+        return Err(ApiError::no_route());
+    }
+    if t.rt.namespaced && t.namespace.is_none() && !matches!(*req.method(), Method::GET) {
+        return Err(ApiError::method_not_allowed());
+    }
+    let opts = WriteOptions {
+        field_manager: query.get("fieldManager").map(String::from),
+        default_manager: default_manager(&req),
+        force: query.flag("force"),
+        dry_run: query.get("dryRun") == Some("All"),
+    };
+    let cluster = &shared.cluster;
+    let method = req.method().clone();
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(';').next().unwrap_or_default().trim().to_string())
+        .unwrap_or_default();
+    match (method, t.name.is_some()) {
+        (Method::GET, true) => Ok(json_response(200, &cluster.get(&t)?)),
+        (Method::GET, false) => {
+            let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
+            if query.flag("watch") {
+                Ok(watch(shared, t, selector, &query))
+            } else {
+                Ok(json_response(200, &cluster.list(&t, &selector)))
+            }
+        }
+        (Method::POST, false) => {
+            let body = parse_object(&read_body(req).await?)?;
+            let (code, obj) = cluster.create(&t, body, &opts)?;
+            Ok(json_response(code, &obj))
+        }
+        (Method::PUT, true) => {
+            let body = parse_object(&read_body(req).await?)?;
+            let (code, obj) = cluster.update(&t, body, &opts)?;
+            Ok(json_response(code, &obj))
+        }
+        (Method::PATCH, true) => {
+            let bytes = read_body(req).await?;
+            let patch = match content_type.as_str() {
+                "application/apply-patch+yaml" => Patch::Apply(crate::yaml11::parse_apply(&bytes)?),
+                "application/merge-patch+json" => Patch::Merge(parse_object(&bytes)?),
+                "application/strategic-merge-patch+json" if !t.rt.custom => Patch::Strategic(parse_object(&bytes)?),
+                "application/json-patch+json" => Patch::Json(
+                    serde_json::from_slice(&bytes)
+                        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))?,
+                ),
+                other => return Err(ApiError::unsupported_media_type(other)),
+            };
+            let (code, obj) = cluster.patch(&t, patch, &opts)?;
+            Ok(json_response(code, &obj))
+        }
+        (Method::DELETE, true) => {
+            let bytes = read_body(req).await?;
+            // kubectl sends dryRun in a DeleteOptions body rather than the query.
+            let body_dry_run = serde_json::from_slice::<Value>(&bytes)
+                .map(|b| b["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All")))
+                .unwrap_or(false);
+            let opts = WriteOptions { dry_run: opts.dry_run || body_dry_run, ..opts };
+            Ok(json_response(200, &cluster.delete(&t, &opts)?))
+        }
+        _ => Err(ApiError::method_not_allowed()),
+    }
+}
+
+fn watch_line(kind: &str, object: &Value) -> Bytes {
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("JSON values serialize");
+    line.push(b'\n');
+    Bytes::from(line)
+}
+
+fn streaming(rx: futures::channel::mpsc::Receiver<Bytes>) -> Response<Body> {
+    use futures::StreamExt;
+    let stream = rx.map(|b| Ok::<_, Infallible>(Frame::data(b)));
+    Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "application/json")
+        .header(header::TRANSFER_ENCODING, "chunked")
+        .body(BodyExt::boxed(StreamBody::new(stream)))
+        .expect("valid response")
+}
+
+/// A watch: 200 and then one JSON event per line until timeoutSeconds, a fault
+/// cut, or the client leaves. Too old a resourceVersion gets one ERROR event.
+fn watch(shared: &Shared, t: Target, selector: Selector, query: &Query) -> Response<Body> {
+    let rv = query.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0");
+    let parsed_rv = rv.and_then(|v| v.parse::<u64>().ok());
+    let bookmarks = query.flag("allowWatchBookmarks");
+    let initial_events = query.flag("sendInitialEvents");
+    let timeout = Duration::from_secs(query.get("timeoutSeconds").and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_WATCH_SECONDS));
+    let limit = shared.faults.watch_limit();
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(64);
+
+    let expired = |requested: u64, oldest: u64| watch_line("ERROR", &ApiError::expired(requested, oldest).to_status());
+    let start = if rv.is_some() && shared.faults.take_watch_gone() {
+        let current = shared.cluster.resource_version();
+        Err(expired(parsed_rv.unwrap_or(0), current))
+    } else {
+        // A resourceVersion we cannot read is as good as a compacted one.
+        match shared.cluster.watch(if rv.is_some() { Some(parsed_rv.unwrap_or(0)) } else { None }) {
+            Ok(started) => Ok(started),
+            Err(oldest) => Err(expired(parsed_rv.unwrap_or(0), oldest)),
+        }
+    };
+    let matches = move |e: &Event, t: &Target| {
+        e.key.group == t.rt.group
+            && e.key.plural == t.rt.plural
+            && t.namespace.as_deref().is_none_or(|ns| !t.rt.namespaced || e.key.namespace == ns)
+            && selector.matches(&e.object)
+    };
+    tokio::spawn(async move {
+        let (current, past, mut live) = match start {
+            Ok(s) => s,
+            Err(line) => {
+                let _ = tx.send(line).await;
+                return;
+            }
+        };
+        let bookmark = |rv: u64, initial_end: bool| {
+            let mut meta = json!({"resourceVersion": rv.to_string()});
+            if initial_end {
+                meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
+            }
+            watch_line("BOOKMARK", &json!({"kind": t.rt.kind, "apiVersion": t.rt.api_version(), "metadata": meta}))
+        };
+        let mut sent = 0u32;
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut last_rv = current;
+        for e in past.iter().filter(|e| matches(e, &t)) {
+            if limit.is_some_and(|l| sent >= l) || tx.send(watch_line(e.kind, &e.object)).await.is_err() {
+                return;
+            }
+            sent += 1;
+            last_rv = last_rv.max(e.rv);
+        }
+        if initial_events && tx.send(bookmark(current, true)).await.is_err() {
+            return;
+        }
+        let mut ticker = tokio::time::interval(Duration::from_secs(5));
+        ticker.tick().await;
+        loop {
+            if limit.is_some_and(|l| sent >= l) {
+                return;
+            }
+            tokio::select! {
+                _ = &mut deadline => return,
+                _ = ticker.tick(), if bookmarks => {
+                    if tx.send(bookmark(last_rv, false)).await.is_err() {
+                        return;
+                    }
+                }
+                event = live.recv() => match event {
+                    Ok(e) => {
+                        if e.rv <= current || !matches(&e, &t) {
+                            continue;
+                        }
+                        last_rv = e.rv;
+                        if tx.send(watch_line(e.kind, &e.object)).await.is_err() {
+                            return;
+                        }
+                        sent += 1;
+                    }
+                    // Fell behind or the server is stopping: the client re-lists.
+                    Err(RecvError::Lagged(_)) | Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    });
+    streaming(rx)
+}

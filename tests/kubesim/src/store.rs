@@ -1,0 +1,163 @@
+//! The object store: what etcd is to the real server. One resourceVersion counter,
+//! a bounded history of changes for watches to resume from, and a broadcast of new
+//! changes to the open watches.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+/// Changes kept for watches to resume from; older resourceVersions get 410 Expired.
+pub const HISTORY_LIMIT: usize = 4096;
+
+/// Where an object lives: its resource (group + plural), namespace ("" for
+/// cluster-scoped objects) and name.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Key {
+    pub group: String,
+    pub plural: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+/// One change, as a watch reports it.
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub rv: u64,
+    pub kind: &'static str,
+    pub key: Key,
+    pub object: Value,
+}
+
+pub struct Store {
+    objects: BTreeMap<Key, Value>,
+    rv: u64,
+    history: VecDeque<Arc<Event>>,
+    /// Watches from a resourceVersion below this one have missed changes.
+    oldest: u64,
+    tx: broadcast::Sender<Arc<Event>>,
+}
+
+impl Default for Store {
+    fn default() -> Self {
+        Store::new()
+    }
+}
+
+impl Store {
+    pub fn new() -> Store {
+        let (tx, _) = broadcast::channel(HISTORY_LIMIT);
+        Store { objects: BTreeMap::new(), rv: 1, history: VecDeque::new(), oldest: 1, tx }
+    }
+
+    pub fn resource_version(&self) -> u64 {
+        self.rv
+    }
+
+    /// Forgets the history so far, as etcd compaction does: watches must start from now.
+    pub fn compact(&mut self) {
+        self.history.clear();
+        self.oldest = self.rv;
+    }
+
+    pub fn get(&self, key: &Key) -> Option<&Value> {
+        self.objects.get(key)
+    }
+
+    /// Objects of one resource, in one namespace or all.
+    pub fn list<'a>(&'a self, group: &'a str, plural: &'a str, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
+        self.objects
+            .iter()
+            .filter(move |(k, _)| k.group == group && k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns))
+            .map(|(_, v)| v)
+    }
+
+    pub fn keys(&self) -> impl Iterator<Item = &Key> {
+        self.objects.keys()
+    }
+
+    /// Stores an object under a new resourceVersion and tells the watches.
+    pub fn put(&mut self, key: Key, mut object: Value) -> Value {
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = Value::from(self.rv.to_string());
+        let kind = if self.objects.contains_key(&key) { "MODIFIED" } else { "ADDED" };
+        self.objects.insert(key.clone(), object.clone());
+        self.record(kind, key, object.clone());
+        object
+    }
+
+    /// Removes an object; the DELETED event carries a new resourceVersion.
+    pub fn remove(&mut self, key: &Key) -> Option<Value> {
+        let mut object = self.objects.remove(key)?;
+        self.rv += 1;
+        object["metadata"]["resourceVersion"] = Value::from(self.rv.to_string());
+        self.record("DELETED", key.clone(), object.clone());
+        Some(object)
+    }
+
+    fn record(&mut self, kind: &'static str, key: Key, object: Value) {
+        let event = Arc::new(Event { rv: self.rv, kind, key, object });
+        if self.history.len() == HISTORY_LIMIT
+            && let Some(dropped) = self.history.pop_front()
+        {
+            self.oldest = dropped.rv;
+        }
+        self.history.push_back(event.clone());
+        // No receivers is fine: nobody is watching.
+        let _ = self.tx.send(event);
+    }
+
+    /// The changes after `rv` and a receiver for those still to come, or Err with
+    /// the oldest resourceVersion still known when `rv` is too old.
+    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+        if rv < self.oldest {
+            return Err(self.oldest);
+        }
+        let past = self.history.iter().filter(|e| e.rv > rv).cloned().collect();
+        Ok((past, self.tx.subscribe()))
+    }
+
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
+        self.tx.subscribe()
+    }
+
+    /// Every object, for `--state`.
+    pub fn snapshot(&self) -> Vec<(Key, Value)> {
+        self.objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    /// Loads saved objects, keeping the resourceVersion above every saved one.
+    pub fn restore(&mut self, objects: Vec<(Key, Value)>) {
+        for (key, object) in objects {
+            let rv = object["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+            self.rv = self.rv.max(rv);
+            self.objects.insert(key, object);
+        }
+        self.compact();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn key(name: &str) -> Key {
+        Key { group: String::new(), plural: "configmaps".into(), namespace: "default".into(), name: name.into() }
+    }
+
+    #[test]
+    fn watch_resumes_from_history_and_expires_when_compacted() {
+        let mut store = Store::new();
+        let start = store.resource_version();
+        store.put(key("a"), json!({"metadata": {"name": "a"}}));
+        store.put(key("a"), json!({"metadata": {"name": "a"}}));
+        let (past, _) = store.watch_from(start).unwrap();
+        assert_eq!(past.iter().map(|e| e.kind).collect::<Vec<_>>(), ["ADDED", "MODIFIED"]);
+        store.compact();
+        assert_eq!(store.watch_from(start).unwrap_err(), store.resource_version());
+        assert!(store.remove(&key("a")).is_some());
+        assert!(store.get(&key("a")).is_none());
+    }
+}

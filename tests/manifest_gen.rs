@@ -1,0 +1,1402 @@
+//! manifest-gen as a user runs it: flags in, YAML stream out, checked against the
+//! tutorial's manifests, kubernetes-validate, PyYAML (YAML 1.1) and kubectl.
+
+mod common;
+use common::*;
+
+use serde_json::{Value, json};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const IMAGE: &str = "your_dockerhub_username/app_repo_name:latest";
+const HOST: &str = "your-domain.com";
+/// A value of the test Secret (tests/golden/manifest-gen/polls-config.yaml).
+const SECRET_VALUE: &str = "kpipe-test-django-secret-key-0123456789";
+
+fn golden_path(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden/manifest-gen")
+        .join(name)
+}
+
+fn golden_text(name: &str) -> String {
+    std::fs::read_to_string(golden_path(name)).unwrap()
+}
+
+fn golden(name: &str) -> Value {
+    let docs = parse_stream(&golden_text(name));
+    assert_eq!(docs.len(), 1, "{name}");
+    docs.into_iter().next().unwrap()
+}
+
+/// The documents of a stream; every document manifest-gen writes starts with a `---` line.
+fn parse_stream(text: &str) -> Vec<Value> {
+    let mut docs = Vec::new();
+    let mut current = String::new();
+    for line in text.lines().chain(std::iter::once("---")) {
+        if line == "---" {
+            let value: Value =
+                serde_yaml::from_str(&current).unwrap_or_else(|e| panic!("{e}\n{current}"));
+            if !value.is_null() {
+                docs.push(value);
+            }
+            current.clear();
+        } else {
+            current.push_str(line);
+            current.push('\n');
+        }
+    }
+    docs
+}
+
+/// manifest-gen with no input stream (stdin is /dev/null, as in a pipeline with nothing before it).
+fn gen_args(args: &[&str]) -> Output {
+    cmd("manifest-gen")
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap()
+}
+
+fn gen_stream(args: &[&str], stdin: &str) -> Output {
+    run_with_stdin(
+        {
+            let mut c = cmd("manifest-gen");
+            c.args(args);
+            c
+        },
+        stdin.as_bytes(),
+    )
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "manifest-gen failed ({:?}): {}",
+        out.status,
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
+/// A generated stream's objects, with `--image IMAGE` added to `args`; every stream a
+/// test looks at must also be valid for Kubernetes.
+fn objects(args: &[&str]) -> Vec<Value> {
+    let mut all = vec!["--image", IMAGE];
+    all.extend_from_slice(args);
+    valid_objects(&all, ok(gen_args(&all)))
+}
+
+fn objects_from(args: &[&str], stdin: &str) -> Vec<Value> {
+    let mut all = vec!["--image", IMAGE];
+    all.extend_from_slice(args);
+    valid_objects(&all, ok(gen_stream(&all, stdin)))
+}
+
+fn valid_objects(args: &[&str], text: String) -> Vec<Value> {
+    let out = run_with_stdin(
+        {
+            let mut c = python3();
+            c.args(["-c", VALIDATE_SCRIPT]);
+            c
+        },
+        text.as_bytes(),
+    );
+    assert!(
+        out.status.success(),
+        "{args:?}: not valid for Kubernetes (or kubernetes-validate is missing: run `make test-deps`, \
+         .venv/bin first on PATH):\n{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    parse_stream(&text)
+}
+
+/// kubernetes-validate's Python API, strict, for Kubernetes 1.29 and the newest version it
+/// ships: an unknown kind or apiVersion is a failure too (its CLI only warns about those).
+const VALIDATE_SCRIPT: &str = r#"
+import sys, yaml, kubernetes_validate as kv
+docs = [d for d in yaml.safe_load_all(sys.stdin) if d is not None]
+problems = []
+for version in ["1.29.0", kv.latest_version()]:
+    for doc in docs:
+        try:
+            kv.validate(doc, version, strict=True)
+        except Exception as e:
+            why = getattr(e, "message", "") or str(e)
+            problems.append("%s: %s/%s: %s %s" % (version, doc.get("kind"), doc.get("metadata", {}).get("name"), type(e).__name__, why))
+print("\n".join(problems))
+sys.exit(1 if problems or not docs else 0)
+"#;
+
+fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
+    objects
+        .iter()
+        .find(|o| o["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind} in {objects:#?}"))
+}
+
+fn kinds(objects: &[Value]) -> Vec<&str> {
+    objects
+        .iter()
+        .map(|o| o["kind"].as_str().unwrap())
+        .collect()
+}
+
+/// Every field the tutorial sets has the tutorial's value; lists have the same length.
+fn assert_fields_equal(expected: &Value, actual: &Value, path: &str) {
+    match (expected, actual) {
+        (Value::Object(want), Value::Object(have)) => {
+            for (key, value) in want {
+                let child = format!("{path}.{key}");
+                let got = have
+                    .get(key)
+                    .unwrap_or_else(|| panic!("{child} is missing"));
+                assert_fields_equal(value, got, &child);
+            }
+        }
+        (Value::Array(want), Value::Array(have)) => {
+            assert_eq!(want.len(), have.len(), "{path}: {have:?}");
+            for (i, (w, h)) in want.iter().zip(have).enumerate() {
+                assert_fields_equal(w, h, &format!("{path}[{i}]"));
+            }
+        }
+        _ => assert_eq!(expected, actual, "{path}"),
+    }
+}
+
+fn config_stream() -> String {
+    golden_text("polls-config.yaml")
+}
+
+// ---------------------------------------------------------------- the tutorial's manifests
+
+#[test]
+fn defaults_are_the_tutorials_deployment_and_final_service() {
+    let objs = objects(&[]);
+    assert_eq!(kinds(&objs), ["Deployment", "Service"]);
+    assert_fields_equal(
+        &golden("polls-deployment.yaml"),
+        find(&objs, "Deployment"),
+        "Deployment",
+    );
+    assert_fields_equal(
+        &golden("polls-svc-clusterip.yaml"),
+        find(&objs, "Service"),
+        "Service",
+    );
+}
+
+#[test]
+fn node_port_is_the_tutorials_step_7_service() {
+    let objs = objects(&["--service-type", "NodePort"]);
+    assert_fields_equal(&golden("polls-svc.yaml"), find(&objs, "Service"), "Service");
+}
+
+#[test]
+fn host_gives_the_tutorials_step_8_ingress_in_v1() {
+    let objs = objects(&["--host", HOST]);
+    assert_eq!(kinds(&objs), ["Deployment", "Service", "Ingress"]);
+    let ingress = find(&objs, "Ingress");
+    assert_fields_equal(&golden("polls-ingress.yaml"), ingress, "Ingress");
+    assert_eq!(
+        ingress["metadata"]["annotations"]
+            .as_object()
+            .unwrap()
+            .len(),
+        1,
+        "no deprecated class annotation"
+    );
+
+    let prod = objects(&["--host", HOST, "--issuer", "letsencrypt-prod"]);
+    assert_eq!(
+        find(&prod, "Ingress")["metadata"]["annotations"]["cert-manager.io/cluster-issuer"],
+        "letsencrypt-prod"
+    );
+}
+
+#[test]
+fn ingress_options() {
+    let objs = objects(&[
+        "--host",
+        "a.example.com",
+        "--host",
+        "*.b.example.com",
+        "--namespaced-issuer",
+        "local",
+        "--tls-secret",
+        "web-tls",
+        "--ingress-class",
+        "traefik",
+    ]);
+    let ingress = find(&objs, "Ingress");
+    assert_eq!(
+        ingress["metadata"]["annotations"],
+        json!({"cert-manager.io/issuer": "local"})
+    );
+    assert_eq!(ingress["spec"]["ingressClassName"], "traefik");
+    assert_eq!(
+        ingress["spec"]["tls"],
+        json!([{"hosts": ["a.example.com", "*.b.example.com"], "secretName": "web-tls"}])
+    );
+    let hosts: Vec<&Value> = ingress["spec"]["rules"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| &r["host"])
+        .collect();
+    assert_eq!(hosts, [&json!("a.example.com"), &json!("*.b.example.com")]);
+
+    let plain = objects(&["--host", HOST, "--no-tls"]);
+    let ingress = find(&plain, "Ingress");
+    assert!(
+        ingress["spec"].get("tls").is_none() && ingress["metadata"].get("annotations").is_none()
+    );
+    let no_issuer = objects(&["--host", HOST, "--no-issuer"]);
+    assert!(
+        find(&no_issuer, "Ingress")["metadata"]
+            .get("annotations")
+            .is_none()
+    );
+}
+
+// ---------------------------------------------------------------- labels and selectors
+
+#[test]
+fn selectors_are_exactly_app_polls_and_extra_labels_stay_out_of_them() {
+    let objs = objects(&["--hpa", "2:4", "--pdb", "--migrate"]);
+    let app_only = json!({"app": "polls"});
+    let deployment = find(&objs, "Deployment");
+    assert_eq!(
+        deployment["spec"]["selector"],
+        json!({"matchLabels": app_only})
+    );
+    assert_eq!(find(&objs, "Service")["spec"]["selector"], app_only);
+    assert_eq!(
+        find(&objs, "PodDisruptionBudget")["spec"]["selector"],
+        json!({"matchLabels": app_only})
+    );
+    let pod_labels = &deployment["spec"]["template"]["metadata"]["labels"];
+    assert_eq!(pod_labels["app"], "polls");
+    assert_eq!(pod_labels["app.kubernetes.io/name"], "polls");
+    for obj in &objs {
+        let labels = obj["metadata"]["labels"].as_object().unwrap();
+        assert_eq!(labels["app"], "polls", "{}", obj["kind"]);
+        assert!(
+            labels
+                .keys()
+                .all(|k| k == "app" || k.starts_with("app.kubernetes.io/")),
+            "{labels:?}"
+        );
+    }
+    // A migration pod must not receive the Service's traffic nor count for the PDB.
+    let job_pod_labels = &find(&objs, "Job")["spec"]["template"]["metadata"]["labels"];
+    assert!(job_pod_labels.get("app").is_none(), "{job_pod_labels}");
+}
+
+#[test]
+fn names_follow_app() {
+    let objs = objects(&["--app", "shop", "--host", HOST, "--migrate"]);
+    assert_eq!(find(&objs, "Deployment")["metadata"]["name"], "shop-app");
+    assert_eq!(find(&objs, "Service")["metadata"]["name"], "shop");
+    assert_eq!(find(&objs, "Ingress")["metadata"]["name"], "shop-ingress");
+    assert_eq!(
+        find(&objs, "Ingress")["spec"]["tls"][0]["secretName"],
+        "shop-tls"
+    );
+    assert!(
+        find(&objs, "Job")["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .starts_with("shop-migrate-")
+    );
+    let container = &find(&objs, "Deployment")["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["name"], "shop");
+    assert_eq!(
+        container["envFrom"],
+        json!([{"secretRef": {"name": "shop-secret"}}, {"configMapRef": {"name": "shop-config"}}])
+    );
+}
+
+// ---------------------------------------------------------------- what a careful engineer adds
+
+fn container(objs: &[Value]) -> &Value {
+    &find(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+}
+
+#[test]
+fn extras_are_on_by_default() {
+    let objs = objects(&[]);
+    let deployment = find(&objs, "Deployment");
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        0
+    );
+    let c = container(&objs);
+    for probe in ["readinessProbe", "livenessProbe"] {
+        assert_eq!(c[probe]["tcpSocket"]["port"], "gunicorn", "{probe}");
+        assert!(c[probe]["periodSeconds"].as_i64().unwrap() > 0);
+    }
+    assert!(
+        c["livenessProbe"]["initialDelaySeconds"].as_i64()
+            > c["readinessProbe"]["initialDelaySeconds"].as_i64()
+    );
+    assert_eq!(
+        c["resources"]["requests"],
+        json!({"cpu": "100m", "memory": "128Mi"})
+    );
+    assert!(
+        c["resources"]["limits"].get("cpu").is_none(),
+        "no CPU limit by default"
+    );
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], json!(["ALL"]));
+    assert!(
+        c["securityContext"].get("runAsNonRoot").is_none(),
+        "the tutorial's image runs as root"
+    );
+    assert_eq!(
+        deployment["spec"]["template"]["spec"]["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+}
+
+#[test]
+fn extras_can_be_changed_or_turned_off() {
+    let objs = objects(&[
+        "--probe-path",
+        "/polls/",
+        "--cpu-request",
+        "250m",
+        "--memory-request",
+        "none",
+        "--cpu-limit",
+        "1",
+        "--memory-limit",
+        "none",
+        "--run-as-user",
+        "1000",
+        "--max-unavailable",
+        "25%",
+        "--port",
+        "8080",
+        "--port-name",
+        "http",
+        "--replicas",
+        "3",
+    ]);
+    let c = container(&objs);
+    assert_eq!(
+        c["readinessProbe"]["httpGet"],
+        json!({"path": "/polls/", "port": "http"})
+    );
+    assert_eq!(
+        c["resources"],
+        json!({"requests": {"cpu": "250m"}, "limits": {"cpu": "1"}})
+    );
+    assert_eq!(c["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(c["securityContext"]["runAsUser"], 1000);
+    assert_eq!(c["ports"], json!([{"containerPort": 8080, "name": "http"}]));
+    let deployment = find(&objs, "Deployment");
+    assert_eq!(
+        deployment["spec"]["strategy"]["rollingUpdate"]["maxUnavailable"],
+        "25%"
+    );
+    assert_eq!(deployment["spec"]["replicas"], 3);
+    assert_eq!(
+        find(&objs, "Service")["spec"]["ports"],
+        json!([{"port": 8080, "targetPort": 8080}])
+    );
+
+    let bare = objects(&[
+        "--no-probes",
+        "--no-security-context",
+        "--cpu-request",
+        "none",
+        "--memory-request",
+        "none",
+        "--memory-limit",
+        "none",
+    ]);
+    let c = container(&bare);
+    for field in [
+        "readinessProbe",
+        "livenessProbe",
+        "securityContext",
+        "resources",
+    ] {
+        assert!(c.get(field).is_none(), "{field} is still there");
+    }
+    assert!(
+        find(&bare, "Deployment")["spec"]["template"]["spec"]
+            .get("securityContext")
+            .is_none()
+    );
+}
+
+#[test]
+fn namespace_goes_on_every_object_and_the_namespace_comes_first() {
+    let objs = objects_from(
+        &[
+            "-n",
+            "web",
+            "--emit-namespace",
+            "--host",
+            HOST,
+            "--migrate",
+            "--hpa",
+            "1:3",
+            "--pdb",
+        ],
+        &config_stream(),
+    );
+    assert_eq!(
+        kinds(&objs),
+        [
+            "Namespace",
+            "ConfigMap",
+            "Secret",
+            "Job",
+            "Deployment",
+            "Service",
+            "Ingress",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget"
+        ]
+    );
+    assert_eq!(objs[0]["metadata"]["name"], "web");
+    for obj in &objs[3..] {
+        assert_eq!(obj["metadata"]["namespace"], "web", "{}", obj["kind"]);
+    }
+    let without = objects(&["-n", "web"]);
+    assert_eq!(kinds(&without), ["Deployment", "Service"]);
+}
+
+// ---------------------------------------------------------------- Job, HPA, PDB
+
+fn job_of(args: &[&str], stdin: &str) -> Value {
+    let mut all = vec!["--migrate"];
+    all.extend_from_slice(args);
+    find(&objects_from(&all, stdin), "Job").clone()
+}
+
+#[test]
+fn migration_job_runs_migrate_with_the_apps_image_and_env() {
+    let job = job_of(&[], &config_stream());
+    let spec = &job["spec"];
+    assert_eq!(spec["backoffLimit"], 2);
+    assert_eq!(spec["ttlSecondsAfterFinished"], 86400);
+    let pod = &spec["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    let c = &pod["containers"][0];
+    assert_eq!(c["image"], IMAGE);
+    assert_eq!(
+        c["command"],
+        json!(["python", "manage.py", "migrate", "--noinput"])
+    );
+    assert_eq!(
+        c["envFrom"],
+        json!([{"secretRef": {"name": "polls-secret"}}, {"configMapRef": {"name": "polls-config"}}])
+    );
+    let name = job["metadata"]["name"].as_str().unwrap();
+    assert!(
+        name.starts_with("polls-migrate-") && name.len() == "polls-migrate-".len() + 10,
+        "{name}"
+    );
+
+    let both = job_of(
+        &[
+            "--collectstatic",
+            "--job-ttl",
+            "1h",
+            "--job-backoff-limit",
+            "0",
+        ],
+        &config_stream(),
+    );
+    let pod = &both["spec"]["template"]["spec"];
+    assert_eq!(
+        pod["initContainers"][0]["command"],
+        json!(["python", "manage.py", "migrate", "--noinput"])
+    );
+    assert_eq!(
+        pod["containers"][0]["command"],
+        json!(["python", "manage.py", "collectstatic", "--noinput"])
+    );
+    assert_eq!(both["spec"]["ttlSecondsAfterFinished"], 3600);
+    assert_eq!(both["spec"]["backoffLimit"], 0);
+    let custom = job_of(
+        &[
+            "--migrate-command",
+            r#"["sh","-c","python manage.py migrate && echo done"]"#,
+        ],
+        "",
+    );
+    assert_eq!(
+        custom["spec"]["template"]["spec"]["containers"][0]["command"][2],
+        "python manage.py migrate && echo done"
+    );
+}
+
+#[test]
+fn job_name_changes_with_image_command_and_config_only() {
+    let name = |job: &Value| job["metadata"]["name"].as_str().unwrap().to_owned();
+    let base = name(&job_of(&[], &config_stream()));
+    assert_eq!(base, name(&job_of(&[], &config_stream())), "stable");
+    assert_eq!(
+        base,
+        name(&job_of(
+            &["--replicas", "5", "--host", HOST],
+            &config_stream()
+        )),
+        "unrelated flags"
+    );
+    let args = [
+        "--migrate",
+        "--image",
+        "your_dockerhub_username/app_repo_name:v2",
+    ];
+    let other_image = find(
+        &parse_stream(&ok(gen_stream(&args, &config_stream()))),
+        "Job",
+    )
+    .clone();
+    assert_ne!(base, name(&other_image), "image");
+    assert_ne!(
+        base,
+        name(&job_of(&["--collectstatic"], &config_stream())),
+        "command"
+    );
+    let changed = config_stream().replace("DEBUG: \"True\"", "DEBUG: \"False\"");
+    assert_ne!(base, name(&job_of(&[], &changed)), "config");
+}
+
+#[test]
+fn hpa_replaces_replicas_and_pdb_needs_two_replicas() {
+    let objs = objects(&["--hpa", "2:5:70", "--pdb"]);
+    assert_eq!(
+        kinds(&objs),
+        [
+            "Deployment",
+            "Service",
+            "HorizontalPodAutoscaler",
+            "PodDisruptionBudget"
+        ]
+    );
+    assert!(
+        find(&objs, "Deployment")["spec"].get("replicas").is_none(),
+        "replicas with an HPA"
+    );
+    let hpa = find(&objs, "HorizontalPodAutoscaler");
+    assert_eq!(hpa["apiVersion"], "autoscaling/v2");
+    assert_eq!(
+        hpa["spec"]["scaleTargetRef"],
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "name": "polls-app"})
+    );
+    assert_eq!(
+        (
+            hpa["spec"]["minReplicas"].as_i64(),
+            hpa["spec"]["maxReplicas"].as_i64()
+        ),
+        (Some(2), Some(5))
+    );
+    assert_eq!(
+        hpa["spec"]["metrics"][0]["resource"],
+        json!({"name": "cpu", "target": {"type": "Utilization", "averageUtilization": 70}})
+    );
+    let pdb = find(&objs, "PodDisruptionBudget");
+    assert_eq!(
+        (
+            pdb["apiVersion"].as_str(),
+            pdb["spec"]["minAvailable"].as_i64()
+        ),
+        (Some("policy/v1"), Some(1))
+    );
+
+    assert_eq!(
+        find(&objects(&["--hpa", "1:3"]), "HorizontalPodAutoscaler")["spec"]["metrics"][0]["resource"]
+            ["target"]["averageUtilization"],
+        80
+    );
+    assert_eq!(
+        kinds(&objects(&["--pdb"])),
+        ["Deployment", "Service", "PodDisruptionBudget"]
+    );
+    for args in [
+        &["--pdb", "--replicas", "1"][..],
+        &["--pdb", "--hpa", "1:1"],
+    ] {
+        let mut all = vec!["--image", IMAGE];
+        all.extend_from_slice(args);
+        let out = gen_args(&all);
+        assert!(out.status.success());
+        assert!(!stdout(&out).contains("PodDisruptionBudget"), "{args:?}");
+        assert!(
+            stderr(&out).contains("--pdb skipped"),
+            "{args:?}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+// ---------------------------------------------------------------- the input stream
+
+#[test]
+fn stream_objects_pass_through_first_in_order_and_unchanged() {
+    let input = format!(
+        "{}---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: zz, annotations: {{b: \"on\"}}}}\n",
+        config_stream()
+    );
+    let objs = objects_from(&[], &input);
+    let expected = parse_stream(&format!("---\n{input}"));
+    assert_eq!(objs[..3], expected[..]);
+    assert_eq!(kinds(&objs[3..]), ["Deployment", "Service"]);
+    // `-i -` reads stdin explicitly; `-i FILE` reads a file.
+    let explicit = ok(gen_stream(&["--image", IMAGE, "-i", "-"], &input));
+    assert_eq!(parse_stream(&explicit), objs);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("config.yaml");
+    std::fs::write(&file, &input).unwrap();
+    let from_file = ok(gen_args(&["--image", IMAGE, "-i", file.to_str().unwrap()]));
+    assert_eq!(from_file, explicit);
+}
+
+#[test]
+fn stream_config_becomes_env_from_and_the_config_hash() {
+    let objs = objects_from(&[], &config_stream());
+    let c = container(&objs);
+    assert_eq!(
+        c["envFrom"],
+        json!([{"secretRef": {"name": "polls-secret"}}, {"configMapRef": {"name": "polls-config"}}])
+    );
+    let hash = config_hash(&objs).expect("config hash annotation");
+    assert_eq!(hash.len(), 64);
+    assert!(hash.bytes().all(|b| b.is_ascii_hexdigit()));
+
+    // Names from the stream: only what it holds is referenced.
+    let renamed = config_stream().replace("name: polls-config", "name: web-env");
+    let objs = objects_from(&[], &renamed);
+    assert_eq!(
+        container(&objs)["envFrom"][1],
+        json!({"configMapRef": {"name": "web-env"}})
+    );
+    let only_config: String = config_stream().split("---").next().unwrap().to_owned();
+    let objs = objects_from(&[], &only_config);
+    assert_eq!(
+        container(&objs)["envFrom"],
+        json!([{"configMapRef": {"name": "polls-config"}}])
+    );
+    // Flags win.
+    let objs = objects_from(
+        &["--config-map", "other", "--secret", "creds"],
+        &config_stream(),
+    );
+    assert_eq!(
+        container(&objs)["envFrom"],
+        json!([{"secretRef": {"name": "creds"}}, {"configMapRef": {"name": "other"}}])
+    );
+    // Without a stream there is nothing to hash.
+    assert_eq!(config_hash(&objects(&[])), None);
+    assert_eq!(
+        config_hash(&objects_from(&["--no-config-hash"], &config_stream())),
+        None
+    );
+}
+
+fn config_hash(objs: &[Value]) -> Option<String> {
+    find(objs, "Deployment")["spec"]["template"]["metadata"]["annotations"]["kpipe/config-hash"]
+        .as_str()
+        .map(str::to_owned)
+}
+
+fn hash_of(stream: &str) -> String {
+    let out = gen_stream(&["--image", IMAGE], stream);
+    assert!(!stderr(&out).contains(SECRET_VALUE));
+    config_hash(&parse_stream(&ok(out))).unwrap()
+}
+
+#[test]
+fn config_hash_follows_every_value_and_nothing_else() {
+    let base_stream = config_stream();
+    let base = hash_of(&base_stream);
+    assert_eq!(base, hash_of(&base_stream), "deterministic");
+    let changes = [
+        ("DEBUG: \"True\"", "DEBUG: \"False\""),
+        ("DJANGO_LOGLEVEL: \"info\"", "DJANGO_LOGLEVEL: \"debug\""),
+        (SECRET_VALUE, "another-secret-key-value"),
+        ("DATABASE_PORT: \"25060\"", "DATABASE_PORT: \"25061\""),
+        (
+            "DATABASE_PORT: \"25060\"",
+            "DATABASE_PORT: \"25060\"\n  NEW_KEY: \"x\"",
+        ),
+        ("  DJANGO_LOGLEVEL: \"info\"\n", ""),
+        ("name: polls-config", "name: polls-config2"),
+    ];
+    for (from, to) in changes {
+        assert!(base_stream.contains(from), "{from}");
+        let changed = base_stream.replace(from, to);
+        assert_ne!(hash_of(&changed), base, "changing {from:?} kept the hash");
+    }
+    let unrelated = [
+        format!("{base_stream}---\napiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: x}}\n"),
+        base_stream.replace(
+            "labels:\n    app: polls\ndata:",
+            "labels:\n    app: other\ndata:",
+        ),
+        base_stream.replace("# What", "# Only a comment changed. What"),
+        base_stream
+            .replace("  DEBUG: \"True\"\n", "")
+            .replace("data:\n", "data:\n  DEBUG: \"True\"\n"),
+    ];
+    for stream in &unrelated {
+        assert_ne!(stream, &base_stream);
+        assert_eq!(
+            hash_of(stream),
+            base,
+            "an unrelated change moved the hash:\n{stream}"
+        );
+    }
+}
+
+#[test]
+fn secret_hashes_the_same_as_string_data_or_base64_data() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    let plain = config_stream();
+    let secret_part = plain.split("---\n").nth(1).unwrap();
+    let mut encoded_secret = String::from(secret_part.split("stringData:\n").next().unwrap());
+    encoded_secret.push_str("data:\n");
+    for line in secret_part.split("stringData:\n").nth(1).unwrap().lines() {
+        let (key, value) = line.trim().split_once(": ").unwrap();
+        let value: String = serde_json::from_str(value).unwrap();
+        encoded_secret.push_str(&format!("  {key}: {}\n", b64(&value)));
+    }
+    let encoded = plain.replace(secret_part, &encoded_secret);
+    assert!(!encoded.contains(SECRET_VALUE));
+    assert_eq!(hash_of(&encoded), hash_of(&plain));
+}
+
+#[test]
+fn secret_values_never_reach_stderr_or_the_generated_objects() {
+    let out = gen_stream(
+        &[
+            "--image",
+            IMAGE,
+            "--migrate",
+            "--host",
+            HOST,
+            "--hpa",
+            "2:3",
+            "--pdb",
+        ],
+        &config_stream(),
+    );
+    let text = ok(out);
+    let objs = parse_stream(&text);
+    // The Secret passes through (it is the stream's); nothing generated copies a value.
+    for obj in objs.iter().filter(|o| o["kind"] != "Secret") {
+        assert!(!obj.to_string().contains(SECRET_VALUE), "{}", obj["kind"]);
+        assert!(
+            !obj.to_string().contains("your_django_db_user_password"),
+            "{}",
+            obj["kind"]
+        );
+    }
+    let bad = config_stream().replace("stringData:", "data:");
+    let out = gen_stream(&["--image", IMAGE], &bad);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("Secret/polls-secret"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains(SECRET_VALUE));
+}
+
+#[test]
+fn two_config_maps_or_secrets_need_a_flag_to_pick_one() {
+    let two = format!(
+        "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: extra}}\ndata: {{A: b}}\n",
+        config_stream()
+    );
+    let out = gen_stream(&["--image", IMAGE], &two);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ConfigMap/polls-config")
+            && err.contains("ConfigMap/extra")
+            && err.contains("--config-map"),
+        "{err}"
+    );
+
+    let picked = objects_from(&["--config-map", "extra"], &two);
+    assert_eq!(
+        container(&picked)["envFrom"][1],
+        json!({"configMapRef": {"name": "extra"}})
+    );
+    let with_a = config_hash(&picked).unwrap();
+    let changed = objects_from(&["--config-map", "extra"], &two.replace("{A: b}", "{A: c}"));
+    assert_ne!(config_hash(&changed).unwrap(), with_a);
+    let other_changed = objects_from(
+        &["--config-map", "extra"],
+        &two.replace("DEBUG: \"True\"", "DEBUG: \"no\""),
+    );
+    assert_eq!(
+        config_hash(&other_changed).unwrap(),
+        with_a,
+        "the unused ConfigMap is not hashed"
+    );
+
+    // Two Opaque Secrets likewise; a TLS Secret is not environment and does not count.
+    let tls = "apiVersion: v1\nkind: Secret\nmetadata: {name: polls-tls}\ntype: kubernetes.io/tls\n";
+    let objs = objects_from(&[], &format!("{}---\n{tls}", config_stream()));
+    assert_eq!(container(&objs)["envFrom"][0], json!({"secretRef": {"name": "polls-secret"}}));
+    let two = format!("{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: more}}\n", config_stream());
+    let out = gen_stream(&["--image", IMAGE], &two);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(err.contains("Secret/polls-secret") && err.contains("Secret/more") && err.contains("--secret"), "{err}");
+    assert!(!err.contains(SECRET_VALUE));
+    let picked = objects_from(&["--secret", "more"], &two);
+    assert_eq!(container(&picked)["envFrom"][0], json!({"secretRef": {"name": "more"}}));
+}
+
+#[test]
+fn invalid_streams_are_refused() {
+    for (input, expect) in [
+        ("apiVersion: v1\nkind: [\n", "<stdin>: document 1"),
+        (
+            "kind: ConfigMap\nmetadata: {name: a}\n",
+            "missing apiVersion",
+        ),
+        ("- a\n", "not a Kubernetes object"),
+    ] {
+        let out = gen_stream(&["--image", IMAGE], input);
+        assert_eq!(out.status.code(), Some(2), "{input}");
+        assert!(out.stdout.is_empty());
+        assert!(
+            stderr(&out).starts_with("manifest-gen: ") && stderr(&out).contains(expect),
+            "{}",
+            stderr(&out)
+        );
+    }
+}
+
+// ---------------------------------------------------------------- bad flags
+
+#[test]
+fn bad_flags_exit_2_with_nothing_on_stdout_naming_the_flag() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["--image", ""], "--image"),
+        (&["--image", "polls app:1"], "--image"),
+        (&["--image", "polls:1\t"], "--image"),
+        (&["--image", IMAGE, "--app", "Polls"], "--app"),
+        (&["--image", IMAGE, "--app", "polls_app"], "--app"),
+        (
+            &["--image", IMAGE, "--app", &"a".repeat(50), "--migrate"],
+            "--app",
+        ),
+        (
+            &["--image", IMAGE, "--deployment-name=-x"],
+            "--deployment-name",
+        ),
+        (
+            &["--image", IMAGE, "--service-name", "9lives"],
+            "--service-name",
+        ),
+        (
+            &["--image", IMAGE, "--container-name", "a.b"],
+            "--container-name",
+        ),
+        (&["--image", IMAGE, "--config-map", "A"], "--config-map"),
+        (&["--image", IMAGE, "--secret", "a_b"], "--secret"),
+        (&["--image", IMAGE, "--namespace", "Web"], "--namespace"),
+        (&["--image", IMAGE, "--port", "0"], "--port"),
+        (&["--image", IMAGE, "--port", "65536"], "--port"),
+        (&["--image", IMAGE, "--port", "http"], "--port"),
+        (
+            &["--image", IMAGE, "--port-name", "Gunicorn"],
+            "--port-name",
+        ),
+        (&["--image", IMAGE, "--hpa", "5:2"], "--hpa"),
+        (&["--image", IMAGE, "--hpa", "0:2"], "--hpa"),
+        (&["--image", IMAGE, "--hpa", "2"], "--hpa"),
+        (
+            &["--image", IMAGE, "--hpa", "2:3", "--cpu-request", "none"],
+            "--cpu-request",
+        ),
+        (
+            &["--image", IMAGE, "--hpa", "2:3", "--replicas", "2"],
+            "--replicas",
+        ),
+        (
+            &["--image", IMAGE, "--cpu-request", "100 m"],
+            "--cpu-request",
+        ),
+        (
+            &["--image", IMAGE, "--memory-request", "128MB"],
+            "--memory-request",
+        ),
+        (&["--image", IMAGE, "--memory-limit=-1Gi"], "--memory-limit"),
+        (&["--image", IMAGE, "--cpu-limit", "1x"], "--cpu-limit"),
+        (
+            &[
+                "--image",
+                IMAGE,
+                "--memory-request",
+                "1Gi",
+                "--memory-limit",
+                "512Mi",
+            ],
+            "--memory-request",
+        ),
+        (&["--image", IMAGE, "--host", "your_domain.com"], "--host"),
+        (&["--image", IMAGE, "--host", "10.0.0.1"], "--host"),
+        (
+            &["--image", IMAGE, "--host", HOST, "--tls-secret", "Bad"],
+            "--tls-secret",
+        ),
+        (
+            &["--image", IMAGE, "--host", HOST, "--issuer", "Bad Issuer"],
+            "--issuer",
+        ),
+        (&["--image", IMAGE, "--probe-path", "polls"], "--probe-path"),
+        (
+            &["--image", IMAGE, "--max-unavailable", "200%"],
+            "--max-unavailable",
+        ),
+        (&["--image", IMAGE, "--run-as-user", "0"], "--run-as-user"),
+        (&["--image", IMAGE, "--replicas=-1"], "--replicas"),
+        (&["--image", IMAGE, "--collectstatic"], "--migrate"),
+        (
+            &["--image", IMAGE, "--migrate", "--migrate-command", "[1]"],
+            "--migrate-command",
+        ),
+        (
+            &["--image", IMAGE, "--migrate", "--job-ttl", "soon"],
+            "--job-ttl",
+        ),
+        (&["--image", IMAGE, "--emit-namespace"], "--namespace"),
+        (
+            &[
+                "--image",
+                IMAGE,
+                "--issuer",
+                "x",
+                "--namespaced-issuer",
+                "y",
+            ],
+            "--namespaced-issuer",
+        ),
+        (&["--app", "polls"], "--image"),
+    ];
+    for (args, flag) in cases {
+        let out = gen_args(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
+        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout");
+        assert!(
+            stderr(&out).contains(flag),
+            "{args:?}: message does not name {flag}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+// ---------------------------------------------------------------- output properties
+
+/// Flag combinations whose output must be valid for Kubernetes; each is also read back.
+fn combinations() -> Vec<(&'static str, Vec<&'static str>, bool)> {
+    vec![
+        ("defaults", vec![], false),
+        ("nodeport", vec!["--service-type", "NodePort"], false),
+        (
+            "loadbalancer",
+            vec![
+                "--service-type",
+                "LoadBalancer",
+                "--port",
+                "80",
+                "--port-name",
+                "http",
+            ],
+            false,
+        ),
+        ("ingress", vec!["--host", HOST], false),
+        (
+            "ingress-prod",
+            vec![
+                "--host",
+                HOST,
+                "--host",
+                "www.your-domain.com",
+                "--issuer",
+                "letsencrypt-prod",
+            ],
+            false,
+        ),
+        (
+            "ingress-namespaced-issuer",
+            vec![
+                "--host",
+                "*.example.com",
+                "--namespaced-issuer",
+                "local",
+                "-n",
+                "web",
+            ],
+            false,
+        ),
+        ("ingress-no-tls", vec!["--host", HOST, "--no-tls"], false),
+        ("stream", vec![], true),
+        (
+            "everything",
+            vec![
+                "--host",
+                HOST,
+                "--migrate",
+                "--collectstatic",
+                "--hpa",
+                "2:5:70",
+                "--pdb",
+                "-n",
+                "web",
+                "--emit-namespace",
+                "--run-as-user",
+                "1000",
+                "--probe-path",
+                "/polls/",
+                "--cpu-limit",
+                "1",
+                "--memory-limit",
+                "1Gi",
+            ],
+            true,
+        ),
+        (
+            "migrate-custom",
+            vec![
+                "--migrate",
+                "--migrate-command",
+                "python manage.py migrate",
+                "--job-ttl",
+                "10m",
+            ],
+            true,
+        ),
+        (
+            "bare",
+            vec![
+                "--no-probes",
+                "--no-security-context",
+                "--cpu-request",
+                "none",
+                "--memory-request",
+                "none",
+                "--memory-limit",
+                "none",
+                "--replicas",
+                "1",
+                "--pdb",
+            ],
+            false,
+        ),
+        (
+            "scaled",
+            vec!["--replicas", "4", "--pdb", "--max-unavailable", "25%"],
+            false,
+        ),
+    ]
+}
+
+fn generate_combination(args: &[&str], with_stream: bool) -> String {
+    let mut all = vec!["--image", IMAGE];
+    all.extend_from_slice(args);
+    if with_stream {
+        ok(gen_stream(&all, &config_stream()))
+    } else {
+        ok(gen_args(&all))
+    }
+}
+
+fn python3() -> Command {
+    Command::new("python3")
+}
+
+/// The newest Kubernetes version kubernetes-validate ships schemas for.
+fn newest_kubernetes() -> String {
+    let out = python3()
+        .args([
+            "-c",
+            "import kubernetes_validate.utils as u; print(u.latest_version())",
+        ])
+        .output()
+        .expect("python3 must be installed");
+    assert!(
+        out.status.success(),
+        "kubernetes-validate is not installed for python3 (run `make test-deps` and put .venv/bin first on PATH): {}",
+        stderr(&out)
+    );
+    stdout(&out).trim().to_owned()
+}
+
+fn kubernetes_validate(version: &str, files: &[PathBuf]) -> Output {
+    Command::new("kubernetes-validate")
+        .args(["-k", version, "--strict", "--quiet"])
+        .args(files)
+        .output()
+        .expect("kubernetes-validate is not installed (run `make test-deps`; tests need .venv/bin first on PATH)")
+}
+
+#[test]
+fn every_combination_passes_kubernetes_validate_for_1_29_and_the_newest() {
+    let dir = tempfile::tempdir().unwrap();
+    let files: Vec<PathBuf> = combinations()
+        .into_iter()
+        .map(|(name, args, stream)| {
+            let path = dir.path().join(format!("{name}.yaml"));
+            std::fs::write(&path, generate_combination(&args, stream)).unwrap();
+            path
+        })
+        .collect();
+    let newest = newest_kubernetes();
+    for version in ["1.29.0", newest.as_str()] {
+        let out = kubernetes_validate(version, &files);
+        // --quiet prints only problems; an unknown kind or version is a WARN with exit 0.
+        assert!(
+            out.status.success() && out.stdout.is_empty(),
+            "Kubernetes {version}:\n{}{}",
+            stdout(&out),
+            stderr(&out)
+        );
+    }
+    // The check can fail: the tutorial's own v1beta1 Ingress (removed in 1.22) and a
+    // misspelt field are both reported.
+    let out = kubernetes_validate("1.29.0", &[golden_path("polls-ingress-v1beta1.yaml")]);
+    assert!(
+        stdout(&out).contains("Couldn't find schema"),
+        "kubernetes-validate accepted a removed API: {}",
+        stdout(&out)
+    );
+    let misspelt = dir.path().join("misspelt.yaml");
+    std::fs::write(
+        &misspelt,
+        generate_combination(&[], false).replace("containerPort:", "containerPorts:"),
+    )
+    .unwrap();
+    let out = kubernetes_validate(&newest, &[misspelt]);
+    assert!(
+        !out.status.success() && stdout(&out).contains("containerPort"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn output_is_deterministic_and_reads_back_the_same_under_yaml_1_1() {
+    // Values YAML 1.1 would turn into bools, numbers or timestamps if written bare.
+    let tricky = config_stream()
+        .replace("DEBUG: \"True\"", "DEBUG: \"on\"\n  MODE: \"0755\"\n  WHEN: \"2001-12-14\"\n  SEXA: \"12:30:00\"\n  NO: \"no\"");
+    for (name, args, _) in combinations() {
+        let mut all = vec!["--image", IMAGE];
+        all.extend_from_slice(&args);
+        let first = ok(gen_stream(&all, &tricky));
+        let second = ok(gen_stream(&all, &tricky));
+        assert_eq!(first, second, "{name}: two runs differ");
+
+        let script = "import sys, json, yaml\nprint(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d is not None]))";
+        let out = run_with_stdin(
+            {
+                let mut c = python3();
+                c.args(["-c", script]);
+                c
+            },
+            first.as_bytes(),
+        );
+        assert!(
+            out.status.success(),
+            "PyYAML (run `make test-deps`): {}",
+            stderr(&out)
+        );
+        let yaml11: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        assert_eq!(
+            yaml11,
+            Value::Array(parse_stream(&first)),
+            "{name}: YAML 1.1 reads something else"
+        );
+    }
+}
+
+#[test]
+fn help_teaches_the_tutorials_steps() {
+    let out = cmd("manifest-gen").arg("--help").output().unwrap();
+    assert!(out.status.success());
+    let help = stdout(&out);
+    for needle in [
+        "Step 6",
+        "Step 7",
+        "--service-type NodePort",
+        "Step 8",
+        "--host",
+        "--issuer letsencrypt-prod",
+        "Exit status",
+        "kpipe/config-hash",
+    ] {
+        assert!(help.contains(needle), "--help lacks {needle:?}");
+    }
+}
+
+// ---------------------------------------------------------------- kubectl
+
+/// Answers kubectl's discovery with a real API server's recorded responses
+/// (shared/fixtures/apiserver) and every other GET with the recorded 404, which is all a
+/// client-side dry run asks of a cluster.
+struct RecordedDiscovery {
+    address: String,
+}
+
+impl RecordedDiscovery {
+    fn start() -> RecordedDiscovery {
+        use std::io::{BufRead, BufReader, Write};
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/apiserver");
+        let mut routes = std::collections::HashMap::new();
+        let mut not_found = None;
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+            let path = entry.unwrap().path();
+            let Ok(record) =
+                serde_json::from_str::<Value>(&std::fs::read_to_string(&path).unwrap())
+            else {
+                continue;
+            };
+            let request = &record["request"];
+            let accept = request["headers"]["Accept"].as_str().unwrap_or_default();
+            if request["method"] != "GET"
+                || accept.contains("apidiscovery")
+                || accept.contains("watch")
+            {
+                continue;
+            }
+            let body = record["response"]["body"].to_string();
+            if record["response"]["status"] == 404 {
+                not_found.get_or_insert(body);
+            } else if record["response"]["status"] == 200 {
+                routes.insert(request["path"].as_str().unwrap().to_owned(), body);
+            }
+        }
+        assert!(
+            routes.contains_key("/apis/apps/v1"),
+            "no discovery recordings in {}",
+            dir.display()
+        );
+        let not_found = not_found.expect("a recorded 404");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = format!("http://{}", listener.local_addr().unwrap());
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { continue };
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request_line = String::new();
+                if reader.read_line(&mut request_line).is_err() {
+                    continue;
+                }
+                let mut header = String::new();
+                while reader.read_line(&mut header).is_ok_and(|n| n > 2) {
+                    header.clear();
+                }
+                let target = request_line.split_whitespace().nth(1).unwrap_or("/");
+                let path = target.split('?').next().unwrap_or(target);
+                let (status, body) = match routes.get(path) {
+                    Some(body) => ("200 OK", body.as_str()),
+                    None => ("404 Not Found", not_found.as_str()),
+                };
+                let _ = write!(
+                    stream,
+                    "HTTP/1.1 {status}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+            }
+        });
+        RecordedDiscovery { address }
+    }
+}
+
+#[test]
+fn kubectl_client_dry_run_accepts_the_output() {
+    let server = RecordedDiscovery::start();
+    let home = tempfile::tempdir().unwrap();
+    for (name, args, stream) in combinations() {
+        let text = generate_combination(&args, stream);
+        let count = parse_stream(&text).len();
+        let mut kubectl = Command::new("kubectl");
+        kubectl
+            .env_remove("KUBECONFIG")
+            .env("HOME", home.path())
+            .args([
+                "--server",
+                &server.address,
+                "apply",
+                "--dry-run=client",
+                "--validate=false",
+                "-o",
+                "name",
+                "-f",
+                "-",
+            ]);
+        let out = run_with_stdin(kubectl, text.as_bytes());
+        assert!(
+            out.status.success(),
+            "{name}: kubectl refused:\n{}",
+            stderr(&out)
+        );
+        assert_eq!(
+            stdout(&out).lines().count(),
+            count,
+            "{name}: {}",
+            stdout(&out)
+        );
+    }
+}
+
+#[test]
+fn envsplit_and_envsplit_secretgen_give_the_same_config_hash() {
+    let env = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/polls/env");
+    let split = cmd("envsplit").args(["--app", "polls"]).arg(&env).stdin(Stdio::null()).output().unwrap();
+    let config = ok(split);
+    let encoded = ok(run_with_stdin(cmd("secretgen"), config.as_bytes()));
+    assert_ne!(config, encoded, "secretgen moved stringData into data");
+    let direct = objects_from(&[], &config);
+    let through_secretgen = objects_from(&[], &encoded);
+    assert!(config_hash(&direct).is_some());
+    assert_eq!(config_hash(&direct), config_hash(&through_secretgen));
+    assert_eq!(container(&direct)["envFrom"], container(&through_secretgen)["envFrom"]);
+}
+
+/// Runs manifest-gen with stdin, stdout and stderr on a terminal, through util-linux
+/// `script` (which gives the command a pseudo-terminal).
+fn on_terminal(args: &str) -> Output {
+    let command = format!("{} --image {IMAGE} {args}", bin("manifest-gen").display());
+    Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null())
+        .output()
+        .expect("util-linux `script` runs commands on a pseudo-terminal")
+}
+
+#[test]
+fn on_a_terminal_stdin_is_not_read_and_secrets_are_not_shown() {
+    // Nobody types a manifest: with stdin a terminal and no -i, it writes at once.
+    let out = on_terminal("");
+    assert!(out.status.success(), "{}", stdout(&out));
+    assert!(stdout(&out).contains("kind: Deployment"));
+
+    let config = golden_path("polls-config.yaml");
+    let out = on_terminal(&format!("-i {}", config.display()));
+    assert_eq!(out.status.code(), Some(2));
+    let text = stdout(&out);
+    assert!(text.contains("Secret/polls-secret") && text.contains("--show"), "{text}");
+    assert!(!text.contains(SECRET_VALUE) && !text.contains("kind: Deployment"), "{text}");
+    let shown = on_terminal(&format!("-i {} --show", config.display()));
+    assert!(shown.status.success() && stdout(&shown).contains(SECRET_VALUE));
+}
