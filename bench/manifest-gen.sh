@@ -16,7 +16,7 @@ envsplit --app polls examples/polls/env 2>/dev/null | secretgen > "$dir/config.y
 
 kpipe_cmd="manifest-gen --image $image"
 kpipe_stream_cmd="manifest-gen --image $image -i $dir/config.yaml"
-kubectl_cmd="kubectl create deployment polls-app --image=$image --replicas=2 --port=8000 --dry-run=client -o yaml \
+kubectl_cmd="kubectl create deployment polls-app --image=$image --replicas=2 --port=8000 --dry-run=client -o yaml && echo --- \
   && kubectl create service clusterip polls --tcp=8000:8000 --dry-run=client -o yaml"
 
 # Same objects first: both must write a Deployment polls-app and a Service polls.

@@ -38,7 +38,7 @@ for _ in $(seq 1 300); do
 done
 [[ -s "$work/kubeconfig" ]] || { echo "demo: kubesim did not start" >&2; exit 1; }
 export KUBECONFIG="$work/kubeconfig"
-grep -m1 'serving' "$work/kubesim.log" || true
+echo "kubesim pid $sim_pid, $(grep -m1 -o 'serving .*' "$work/kubesim.log" || echo serving)"
 
 # The tutorial leaves DJANGO_SECRET_KEY empty; fill it once so that re-deploying is a
 # no-op (secretgen --generate would make a new one on every run).

@@ -510,36 +510,79 @@ fn ready_for_an_older_generation_is_not_ready() {
 }
 
 #[test]
-fn dropped_watches_and_410_on_resume_still_end_in_success() {
-    let sim = Sim::start(&[
-        "--cert-manager",
-        "--cert-delay",
-        "1s",
-        "--faults",
-        "watch-close:1,watch-gone:2",
-    ]);
-    apply(
-        &sim,
-        &certificate("flaky-tls", "letsencrypt-staging", "flaky.example.com"),
-    );
-    let out = run({
+fn dropped_watch_streams_are_resumed() {
+    // Every watch stream, certwait's included, ends after one event.
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1s", "--faults", "watch-close:1"]);
+    let mut waiting = Running::start({
         let mut c = sim.cmd("certwait");
         c.args(["flaky-tls", "--timeout", "2m"]);
         c
     });
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
-    assert!(err.contains("expired (410"), "no re-list after 410: {err}");
-    assert!(
-        stdout(&out).starts_with("default/flaky-tls\t"),
-        "{}",
-        stdout(&out)
-    );
+    waiting.expect_line("default/flaky-tls: waiting for the Certificate to be created");
+    apply(&sim, &certificate("flaky-tls", "letsencrypt-staging", "flaky.example.com"));
+    let (code, out, err) = waiting.finish();
+    assert_eq!(code, Some(0), "{err}\n{}", sim.log());
+    assert!(out.starts_with("default/flaky-tls\t"), "{out}");
+    // Created, Issuing, Ready: one stream each after the list. Only certwait reads this
+    // namespaced collection (the simulated controllers watch across namespaces).
+    let requests = sim.log().matches("GET /apis/cert-manager.io/v1/namespaces/default/certificates -> 200").count();
+    assert!(requests >= 4, "expected a list and 3+ watches, saw {requests}:\n{}", sim.log());
+    assert!(!err.contains("410"), "resuming from the last resourceVersion needs no re-list: {err}");
+}
+
+/// cert-manager's CRDs, a Ready ClusterIssuer, but no simulated cert-manager: the test
+/// writes the Certificate's status itself.
+fn crds_without_controller(sim: &Sim) {
+    for crd in ["cert-manager.io_certificates.yaml", "cert-manager.io_clusterissuers.yaml"] {
+        let path = format!("{}/tests/kubesim/crds/{crd}", env!("CARGO_MANIFEST_DIR"));
+        let out = sim.kubectl().args(["apply", "--server-side", "-f", &path]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let out = sim
+        .kubectl()
+        .args(["wait", "--for=condition=Established", "crd/certificates.cert-manager.io", "crd/clusterissuers.cert-manager.io"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    apply(sim, "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: letsencrypt-staging}\nspec: {selfSigned: {}}\n");
+    let out = sim
+        .kubectl()
+        .args(["patch", "clusterissuer", "letsencrypt-staging", "--subresource=status", "--type=merge", "-p",
+               r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"IsReady","message":"ok"}]}}"#])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
 }
 
 #[test]
-fn transient_api_errors_are_retried() {
-    // The faults hit the first requests, which are certwait's (discovery, list).
+fn a_watch_answered_410_gone_lists_again() {
+    // Every watch from a resourceVersion is answered with an ERROR event 410 Expired
+    // (fixture 47): certwait can only follow the certificate by listing again.
+    let sim = Sim::start(&["--faults", "watch-gone:1000"]);
+    crds_without_controller(&sim);
+    let mut waiting = Running::start({
+        let mut c = sim.cmd("certwait");
+        c.args(["gone-tls", "--timeout", "2m"]);
+        c
+    });
+    waiting.expect_line("default/gone-tls: waiting for the Certificate to be created");
+    waiting.expect_line("watch in default expired (410 Expired): listing again");
+    apply(&sim, &certificate("gone-tls", "letsencrypt-staging", "gone.example.com"));
+    waiting.expect_line("default/gone-tls: created, no status yet");
+    patch_status(
+        &sim,
+        "gone-tls",
+        r#"{"status":{"notAfter":"2027-02-22T00:00:00Z","conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"Certificate is up to date and has not expired","observedGeneration":1}]}}"#,
+    );
+    let (code, out, err) = waiting.finish();
+    assert_eq!(code, Some(0), "{err}\n{}", sim.log());
+    assert_eq!(out, "default/gone-tls\tgone.example.com\t-\t2027-02-22T00:00:00Z\n");
+}
+
+#[test]
+fn a_flaky_api_server_at_startup_is_survived() {
+    // The simulator's own controllers share these faults, so which client meets the
+    // 503s is not fixed; api::tests cover the retry rules themselves.
     let sim = Sim::start(&[
         "--cert-manager",
         "--cert-delay",
@@ -560,7 +603,6 @@ fn transient_api_errors_are_retried() {
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(out.starts_with("default/retry-tls\t"), "{out}");
-    assert_eq!(sim.log().matches("-> 503").count(), 2, "{}", sim.log());
 }
 
 #[test]

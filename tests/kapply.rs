@@ -246,8 +246,7 @@ fn unreachable_server_is_retried_then_a_runtime_failure() {
 
 #[test]
 fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
-    // No Deployment status writes between the runs: this is about kapply's no-op.
-    let sim = Sim::start(&["--deploy-delay", "10m"]);
+    let sim = Sim::start(&[]);
     let out = kapply(&sim, &[], POLLS);
     assert_no_secret(&out);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -299,7 +298,7 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
 
 #[test]
 fn a_changed_configmap_value_reports_configured_and_the_rest_unchanged() {
-    let sim = Sim::start(&["--deploy-delay", "10m"]);
+    let sim = Sim::start(&[]);
     assert!(kapply(&sim, &["-n", "default"], POLLS).status.success());
     let changed = POLLS.replace("DJANGO_LOGLEVEL: info", "DJANGO_LOGLEVEL: debug");
     let out = kapply(&sim, &["-n", "default"], &changed);

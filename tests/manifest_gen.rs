@@ -849,18 +849,33 @@ fn two_config_maps_or_secrets_need_a_flag_to_pick_one() {
     );
 
     // Two Opaque Secrets likewise; a TLS Secret is not environment and does not count.
-    let tls = "apiVersion: v1\nkind: Secret\nmetadata: {name: polls-tls}\ntype: kubernetes.io/tls\n";
+    let tls =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: polls-tls}\ntype: kubernetes.io/tls\n";
     let objs = objects_from(&[], &format!("{}---\n{tls}", config_stream()));
-    assert_eq!(container(&objs)["envFrom"][0], json!({"secretRef": {"name": "polls-secret"}}));
-    let two = format!("{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: more}}\n", config_stream());
+    assert_eq!(
+        container(&objs)["envFrom"][0],
+        json!({"secretRef": {"name": "polls-secret"}})
+    );
+    let two = format!(
+        "{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: more}}\n",
+        config_stream()
+    );
     let out = gen_stream(&["--image", IMAGE], &two);
     assert_eq!(out.status.code(), Some(2));
     assert!(out.stdout.is_empty());
     let err = stderr(&out);
-    assert!(err.contains("Secret/polls-secret") && err.contains("Secret/more") && err.contains("--secret"), "{err}");
+    assert!(
+        err.contains("Secret/polls-secret")
+            && err.contains("Secret/more")
+            && err.contains("--secret"),
+        "{err}"
+    );
     assert!(!err.contains(SECRET_VALUE));
     let picked = objects_from(&["--secret", "more"], &two);
-    assert_eq!(container(&picked)["envFrom"][0], json!({"secretRef": {"name": "more"}}));
+    assert_eq!(
+        container(&picked)["envFrom"][0],
+        json!({"secretRef": {"name": "more"}})
+    );
 }
 
 #[test]
@@ -1361,7 +1376,12 @@ fn kubectl_client_dry_run_accepts_the_output() {
 #[test]
 fn envsplit_and_envsplit_secretgen_give_the_same_config_hash() {
     let env = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/polls/env");
-    let split = cmd("envsplit").args(["--app", "polls"]).arg(&env).stdin(Stdio::null()).output().unwrap();
+    let split = cmd("envsplit")
+        .args(["--app", "polls"])
+        .arg(&env)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
     let config = ok(split);
     let encoded = ok(run_with_stdin(cmd("secretgen"), config.as_bytes()));
     assert_ne!(config, encoded, "secretgen moved stringData into data");
@@ -1369,7 +1389,10 @@ fn envsplit_and_envsplit_secretgen_give_the_same_config_hash() {
     let through_secretgen = objects_from(&[], &encoded);
     assert!(config_hash(&direct).is_some());
     assert_eq!(config_hash(&direct), config_hash(&through_secretgen));
-    assert_eq!(container(&direct)["envFrom"], container(&through_secretgen)["envFrom"]);
+    assert_eq!(
+        container(&direct)["envFrom"],
+        container(&through_secretgen)["envFrom"]
+    );
 }
 
 /// Runs manifest-gen with stdin, stdout and stderr on a terminal, through util-linux
@@ -1395,8 +1418,14 @@ fn on_a_terminal_stdin_is_not_read_and_secrets_are_not_shown() {
     let out = on_terminal(&format!("-i {}", config.display()));
     assert_eq!(out.status.code(), Some(2));
     let text = stdout(&out);
-    assert!(text.contains("Secret/polls-secret") && text.contains("--show"), "{text}");
-    assert!(!text.contains(SECRET_VALUE) && !text.contains("kind: Deployment"), "{text}");
+    assert!(
+        text.contains("Secret/polls-secret") && text.contains("--show"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(SECRET_VALUE) && !text.contains("kind: Deployment"),
+        "{text}"
+    );
     let shown = on_terminal(&format!("-i {} --show", config.display()));
     assert!(shown.status.success() && stdout(&shown).contains(SECRET_VALUE));
 }

@@ -124,6 +124,7 @@ fn is_new_failure(failed_at: &str, started: Timestamp, baseline: Option<&str>) -
 /// The Ready and Issuing conditions in one line: what progress reports when it changes.
 pub fn summary(cert: &Value) -> String {
     let mut parts = Vec::new();
+    let mut said = String::new();
     for type_ in ["Ready", "Issuing"] {
         let Some(c) = condition(cert, type_) else {
             continue;
@@ -132,9 +133,11 @@ pub fn summary(cert: &Value) -> String {
         if !c.reason.is_empty() {
             part.push_str(&format!(" {}", c.reason));
         }
-        if !c.message.is_empty() {
+        // cert-manager often gives both conditions the same message: say it once.
+        if !c.message.is_empty() && c.message != said {
             part.push_str(&format!(": {}", c.message));
         }
+        said = c.message.clone();
         if !is_current(cert, &c) {
             part.push_str(&format!(
                 " (for generation {}, the spec is at {})",
@@ -261,7 +264,7 @@ mod tests {
         assert_eq!(
             summary(&issuing()),
             "Ready=False DoesNotExist: Issuing certificate as Secret does not exist; \
-             Issuing=True DoesNotExist: Issuing certificate as Secret does not exist"
+             Issuing=True DoesNotExist"
         );
         assert!(summary(&ready(1, 2)).contains("(for generation 1, the spec is at 2)"));
         assert!(summary(&json!({})).contains("no status yet"));

@@ -52,6 +52,7 @@ pub async fn follow(
         watch_params = watch_params.fields(selector);
     }
     let mut backoff = Backoff::default();
+    let mut gone = Backoff::default();
     let send = |update: Update| tx.send(update).is_ok();
 
     'list: loop {
@@ -90,6 +91,7 @@ pub async fn follow(
                     send(Update::Note(format!(
                         "watch in {namespace} expired (410 Gone): listing again"
                     )));
+                    pause_if_gone_again(&mut gone).await;
                     continue 'list;
                 }
                 Err(e) if api::is_transient(&e) => {
@@ -137,6 +139,7 @@ pub async fn follow(
                             "watch in {namespace} expired (410 {}): listing again",
                             status.reason
                         )));
+                        pause_if_gone_again(&mut gone).await;
                         continue 'list;
                     }
                     // Any other ERROR event or a broken stream: resume from `version`.
@@ -144,6 +147,7 @@ pub async fn follow(
                 };
                 events += 1;
                 backoff.reset();
+                gone.reset();
                 if !send(update) {
                     return;
                 }
@@ -153,6 +157,16 @@ pub async fn follow(
                 tokio::time::sleep(backoff.next_delay()).await;
             }
         }
+    }
+}
+
+/// The first 410 is answered by listing again at once, as after a compaction. 410 after
+/// 410 with no event in between means watches cannot be served at all: listing still
+/// sees every change, but must not run in a tight loop.
+async fn pause_if_gone_again(gone: &mut Backoff) {
+    let delay = gone.next_delay();
+    if gone.attempts() > 1 {
+        tokio::time::sleep(delay).await;
     }
 }
 

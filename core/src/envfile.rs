@@ -194,17 +194,13 @@ struct Logical<'a> {
 
 fn parse_dotenv(source: &str, text: &str, expand: bool) -> Result<EnvFile> {
     let mut file = EnvFile::default();
-    let mut chunks = Vec::new();
     for logical in logical_lines(source, text)? {
         let Some(key) = check_dotenv_line(source, logical.line, logical.text, expand)? else {
             continue;
         };
-        let value = if expand {
-            String::new() // filled from the whole-file pass below
-        } else {
-            dotenvy_value(source, &logical, &key)?
-        };
-        chunks.push(logical.text);
+        // Read alone, a line can only expand from the environment: with --expand this
+        // pass just finds the line of a syntax error, and the values come from below.
+        let value = dotenvy_value(source, &logical, &key)?;
         file.entries.push(Entry {
             key,
             value,
@@ -216,7 +212,7 @@ fn parse_dotenv(source: &str, text: &str, expand: bool) -> Result<EnvFile> {
         let whole = format!("{text}\n");
         let values: Vec<(String, String)> = dotenvy::from_read_iter(whole.as_bytes())
             .collect::<Result<_, _>>()
-            .map_err(|_| Error::input(format!("{source}: dotenv expansion failed")))?;
+            .map_err(|_| Error::runtime(format!("{source}: internal error: dotenvy failed")))?;
         if values.len() != file.entries.len()
             || values
                 .iter()
@@ -523,6 +519,19 @@ mod tests {
             dotenv("K='a$b'\nL=a\\$b\n").unwrap(),
             [kv("K", "a$b", 1), kv("L", "a$b", 2)]
         );
+        let bad = parse(
+            "env",
+            "A=1\nB=\"${A}\\t\"\n",
+            Options {
+                format: Format::Dotenv,
+                expand: true,
+            },
+        );
+        assert!(
+            bad.unwrap_err()
+                .to_string()
+                .starts_with("env:2: B: dotenv cannot parse this line")
+        );
         let expanded = parse(
             "env",
             "A=x\nB=${A}y\n",
@@ -551,6 +560,43 @@ mod tests {
             "env:3: duplicate key A (first set on line 1)"
         );
         assert_eq!(dotenv_err("A=1\nB=x\0y\n"), "env:2: NUL byte in the file");
+    }
+
+    /// Where dotenvy reads a whole file, our per-line reading gives the same pairs, and
+    /// where dotenvy fails, so do we.
+    #[test]
+    fn agrees_with_dotenvy_reading_the_whole_file() {
+        let inputs = [
+            "A=1\nB=2\n",
+            "  export   A = 'x y' \n#c\nB=\"multi\nline # not a comment\n\"\nC=v#no-comment\n",
+            "A='it''s'\nB=\"a'b\"\nC='a\"b'\nD=\"\\\"\"\n",
+            "A=\"x\" # c \"q\nB='l1\n#l2\nl3'\nC=2",
+            "A=a\\ b\nB=\\'x\\'\nC=\"\\n\"\nD=é✓\n",
+            "A=\nB= #\nC=   \nexport=e\n_x.y=1\n",
+            "A=\"unterminated\nB=2\n",
+            "A='unterminated\n",
+            "A=a b\n",
+            "A=\"\\t\"\n",
+            "1A=x\n",
+            "A\n",
+            "A=x\r\nB=\"y\r\nz\"\r\n",
+        ];
+        let (mut both_read, mut both_failed) = (0, 0);
+        for text in inputs {
+            let theirs: Result<Vec<(String, String)>, _> =
+                dotenvy::from_read_iter(format!("{text}\n").as_bytes()).collect();
+            let ours = parse("env", text, Options::default());
+            match (theirs, ours) {
+                (Ok(theirs), Ok(ours)) => {
+                    let ours: Vec<_> = ours.entries.into_iter().map(|e| (e.key, e.value)).collect();
+                    assert_eq!(ours, theirs, "{text:?}");
+                    both_read += 1;
+                }
+                (Err(_), Err(_)) => both_failed += 1,
+                (theirs, ours) => panic!("{text:?}: dotenvy {theirs:?}, envfile {ours:?}"),
+            }
+        }
+        assert_eq!((both_read, both_failed), (7, 6));
     }
 
     #[test]

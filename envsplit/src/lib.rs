@@ -222,8 +222,11 @@ pub fn run(args: Args) -> Result<()> {
         .map(|w| format!("envsplit: {w}"))
         .collect();
     let (mut config_bytes, mut secret_bytes) = (0, 0);
-    for entry in &file.entries {
-        let (side, why) = classify(&rules, entry);
+    if file.entries.is_empty() {
+        notes.push(format!("envsplit: {source}: warning: no keys"));
+    }
+    for entry in file.entries {
+        let (side, why) = classify(&rules, &entry);
         if args.explain {
             notes.push(format!(
                 "envsplit: {source}:{}: {}: {side} ({why})",
@@ -253,10 +256,7 @@ pub fn run(args: Args) -> Result<()> {
                 entry.line, entry.key, entry.key
             ));
         }
-        map.insert(entry.key.clone(), Value::String(entry.value.clone()));
-    }
-    if file.entries.is_empty() {
-        notes.push(format!("envsplit: {source}: warning: no keys"));
+        map.insert(entry.key, Value::String(entry.value));
     }
 
     let mut objects = Vec::new();

@@ -8,12 +8,15 @@ use crate::retry::{Backoff, Failure};
 use http_body_util::BodyExt;
 use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
-use kube::core::params::{GetParams, Patch, PatchParams};
+use kube::core::params::{GetParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, Request, Resource, Status};
 use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// Objects per LIST page, as kubectl pages.
+const LIST_PAGE: u32 = 500;
 
 /// Where one object lives on the server.
 #[derive(Debug, Clone)]
@@ -82,6 +85,33 @@ impl Caller {
             Ok(object) => Ok(Some(object)),
             Err(Failure::Api { status, .. }) if status.code == 404 => Ok(None),
             Err(other) => Err(other),
+        }
+    }
+
+    /// Every object of a resource in a namespace (or cluster-wide), page by page.
+    pub async fn list(&self, resource: &ApiResource, namespace: Option<&str>, what: &str) -> Result<Vec<Value>, Failure> {
+        let mut items = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let mut page = self
+                .retrying(what, || async {
+                    let mut params = ListParams::default().limit(LIST_PAGE);
+                    if let Some(token) = &token {
+                        params = params.continue_token(token);
+                    }
+                    let req = Request::new(DynamicObject::url_path(resource, namespace))
+                        .list(&params)
+                        .map_err(build_error)?;
+                    self.send(req).await
+                })
+                .await?;
+            if let Some(Value::Array(page_items)) = page.get_mut("items").map(Value::take) {
+                items.extend(page_items);
+            }
+            token = page["metadata"]["continue"].as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+            if token.is_none() {
+                return Ok(items);
+            }
         }
     }
 

@@ -126,6 +126,9 @@ pub enum Output {
     Json,
 }
 
+/// From this many objects of one resource in one namespace, one LIST replaces their GETs.
+const LIST_FROM: usize = 8;
+
 /// One object ready to apply.
 struct Item {
     /// Position in the input, for output in input order.
@@ -343,8 +346,9 @@ impl Run {
                 self.confirm_pending(&mut items, crds, &applied_crds, &mut discovered)
                     .await;
             }
+            let mut live = self.prefetch(&items).await;
             let results: Vec<Outcome> = futures::stream::iter(items.iter())
-                .map(|item| self.apply_one(item))
+                .map(|item| self.apply_one(item, live.remove(&item.position)))
                 .buffered(self.concurrency)
                 .collect()
                 .await;
@@ -433,7 +437,44 @@ impl Run {
         }
     }
 
-    async fn apply_one(&self, item: &Item) -> Outcome {
+    /// The live objects of a rank's larger groups (same resource and namespace), one
+    /// LIST each instead of a GET per object; by input position, `None` for absent.
+    /// Objects a LIST did not cover (small groups, a failed LIST) are fetched one by one.
+    async fn prefetch(&self, items: &[Item]) -> HashMap<usize, Option<Value>> {
+        let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Item>> = BTreeMap::new();
+        for item in items.iter().filter(|i| i.blocked.is_none()) {
+            if let Resolved::Served { resource, .. } = &item.resolved {
+                let key = (resource.api_version.clone(), resource.plural.clone(), item.id.namespace.clone());
+                groups.entry(key).or_default().push(item);
+            }
+        }
+        let mut known = HashMap::new();
+        for members in groups.into_values().filter(|m| m.len() >= LIST_FROM) {
+            let Resolved::Served { resource, .. } = &members[0].resolved else { continue };
+            let namespace = members[0].id.namespace.as_deref();
+            let what = match namespace {
+                Some(ns) => format!("list of {} in namespace {ns}", resource.plural),
+                None => format!("list of {}", resource.plural),
+            };
+            let Ok(objects) = self.caller.list(resource, namespace, &what).await else { continue };
+            let mut by_name: HashMap<String, Value> = objects
+                .into_iter()
+                .filter_map(|mut object| {
+                    let name = object["metadata"]["name"].as_str()?.to_owned();
+                    // List items may leave out what the list itself says.
+                    object["apiVersion"] = resource.api_version.clone().into();
+                    object["kind"] = resource.kind.clone().into();
+                    Some((name, object))
+                })
+                .collect();
+            for member in members {
+                known.insert(member.position, by_name.remove(&member.id.name));
+            }
+        }
+        known
+    }
+
+    async fn apply_one(&self, item: &Item, live: Option<Option<Value>>) -> Outcome {
         if let Some(why) = &item.blocked {
             return Outcome::Failed(Failure::Transport {
                 message: why.clone(),
@@ -458,9 +499,12 @@ impl Run {
         };
         let target = item.target(resource);
         let what = item.id.to_string();
-        let before = match self.caller.get(&target, &what).await {
-            Ok(before) => before,
-            Err(failure) => return Outcome::Failed(failure),
+        let before = match live {
+            Some(known) => known,
+            None => match self.caller.get(&target, &what).await {
+                Ok(before) => before,
+                Err(failure) => return Outcome::Failed(failure),
+            },
         };
         let after = match self
             .caller

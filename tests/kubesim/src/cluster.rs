@@ -186,7 +186,8 @@ impl Cluster {
         }
         let mut object = prepare_main(&t.rt, None, body);
         let tracked = tracked(&t.rt, &object, false);
-        let managed = update_managers(&[], &Value::Null, &tracked, &opts.manager(), &t.rt.api_version(), None);
+        let managed =
+            update_managers(&[], &Value::Null, &tracked, &Value::Null, &opts.manager(), &t.rt.api_version(), None);
         set_managed(&mut object, managed);
         commit(&mut store, t, &key, None, object, opts.dry_run)
     }
@@ -325,8 +326,16 @@ impl Cluster {
         let before = tracked(&t.rt, &old, t.status());
         let after = tracked(&t.rt, &object, t.status());
         let entries = managed_entries(&old);
-        let managed =
-            update_managers(&entries, &before, &after, &opts.manager(), &t.rt.api_version(), t.subresource.as_deref());
+        let whole = tracked_whole(&t.rt, &object);
+        let managed = update_managers(
+            &entries,
+            &before,
+            &after,
+            &whole,
+            &opts.manager(),
+            &t.rt.api_version(),
+            t.subresource.as_deref(),
+        );
         set_managed(&mut object, managed);
         commit(store, t, key, Some(&old), object, opts.dry_run)
     }
@@ -338,11 +347,10 @@ impl Cluster {
         t: &Target,
         key: &Key,
         old: Option<Value>,
-        mut applied: Value,
+        applied: Value,
         manager: &str,
         opts: &WriteOptions,
     ) -> Result<(u16, Value), ApiError> {
-        fields::default_port_protocols(&mut applied);
         let sub = t.subresource.as_deref();
         let applied_tracked = tracked(&t.rt, &applied, t.status());
         let applied_set = fields::field_set(&applied_tracked, false);
@@ -495,6 +503,15 @@ fn tracked(rt: &ResourceType, obj: &Value, status: bool) -> Value {
     Value::Object(out)
 }
 
+/// Every tracked field of an object, main resource and status together.
+fn tracked_whole(rt: &ResourceType, obj: &Value) -> Value {
+    let mut whole = tracked(rt, obj, false);
+    if let Some(status) = obj.get("status") {
+        whole["status"] = status.clone();
+    }
+    whole
+}
+
 /// What a write may change: the main resource leaves status to /status and back.
 fn restrict(rt: &ResourceType, obj: &mut Value, status: bool) {
     if let Some(m) = obj.as_object_mut() {
@@ -509,6 +526,7 @@ fn restrict(rt: &ResourceType, obj: &mut Value, status: bool) {
 /// A main-resource write: status and system metadata come from the old object.
 fn prepare_main(rt: &ResourceType, old: Option<&Value>, mut new: Value) -> Value {
     restrict(rt, &mut new, false);
+    rules::admit(rt, &mut new);
     if rt.status_subresource {
         let status = match old {
             Some(old) => old.get("status").cloned(),
@@ -554,6 +572,8 @@ fn commit(
     for system in ["uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp", "selfLink"] {
         meta.remove(system);
     }
+    let uid = old.map(|o| o["metadata"]["uid"].clone()).unwrap_or_else(|| json!(uuid()));
+    object["metadata"]["uid"] = uid;
     rules::fold_secret_string_data(rt, &mut object)?;
     rules::apply_defaults(rt, &mut object);
     if rt.group == "apiextensions.k8s.io" && !rt.custom {
@@ -565,18 +585,17 @@ fn commit(
     }
     rules::validate(rt, &object, old)?;
 
-    let (uid, created, generation) = match old {
+    let (created, generation) = match old {
         Some(old) => {
             let mut generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
             if spec_of(rt, old) != spec_of(rt, &object) {
                 generation += 1;
             }
-            (old["metadata"]["uid"].clone(), old["metadata"]["creationTimestamp"].clone(), generation)
+            (old["metadata"]["creationTimestamp"].clone(), generation)
         }
-        None => (json!(uuid()), json!(now()), 1),
+        None => (json!(now()), 1),
     };
     let meta = object["metadata"].as_object_mut().expect("metadata is a map");
-    meta.insert("uid".into(), uid);
     meta.insert("creationTimestamp".into(), created);
     if rt.has_generation() {
         meta.insert("generation".into(), json!(generation));
@@ -691,12 +710,13 @@ fn update_managers(
     entries: &[ManagedEntry],
     before: &Value,
     after: &Value,
+    whole: &Value,
     manager: &str,
     api_version: &str,
     subresource: Option<&str>,
 ) -> Vec<ManagedEntry> {
-    let present = fields::field_set(after, true);
-    let changed: FieldSet = present
+    let present = fields::field_set(whole, true);
+    let changed: FieldSet = fields::field_set(after, true)
         .iter()
         .filter(|p| fields::get_at(before, p) != fields::get_at(after, p))
         .cloned()

@@ -38,23 +38,32 @@ fn is_atomic_map(field: &str, map: &Map<String, Value>) -> bool {
     field == "selector" && (map.contains_key("matchLabels") || map.contains_key("matchExpressions"))
 }
 
+/// A merge key field of an item; a port's protocol defaults to TCP before the
+/// server keys it, so an applied port without one matches the stored one.
+fn key_field(item: &Value, field: &str) -> Option<Value> {
+    match item.get(field) {
+        Some(v) => Some(v.clone()),
+        None if field == "protocol" => Some(Value::from("TCP")),
+        None => None,
+    }
+}
+
 /// The `k:{...}` element for a list item.
 fn item_key(keys: &[&str], item: &Value) -> String {
     let mut m = Map::new();
     for k in keys {
-        if let Some(v) = item.get(*k) {
-            m.insert((*k).to_string(), v.clone());
+        if let Some(v) = key_field(item, k) {
+            m.insert((*k).to_string(), v);
         }
     }
     format!("k:{}", Value::Object(m))
 }
 
 fn item_matches(keys: &[&str], item: &Value, key: &Value) -> bool {
-    keys.iter().all(|k| item.get(*k) == key.get(*k))
+    keys.iter().all(|k| key_field(item, k) == key_field(key, k))
 }
 
-/// Ports are keyed with their protocol, which defaults to TCP: default it early so
-/// that applied configurations and stored objects agree on the key.
+/// Ports are keyed with their protocol, which the server defaults to TCP.
 pub fn default_port_protocols(value: &mut Value) {
     match value {
         Value::Object(map) => {
@@ -327,16 +336,15 @@ mod tests {
 
     #[test]
     fn apply_field_set_matches_the_recorded_deployment() {
-        let mut applied = json!({"spec": {"selector": {"matchLabels": {"app": "polls"}},
+        let applied = json!({"spec": {"selector": {"matchLabels": {"app": "polls"}},
             "template": {"spec": {"containers": [{"name": "polls", "image": "x",
                 "ports": [{"containerPort": 8000, "name": "gunicorn"}]}]}}}});
-        default_port_protocols(&mut applied);
         let tree = to_fields_v1(&field_set(&applied, false));
         assert_eq!(
             tree,
             json!({"f:spec": {"f:selector": {}, "f:template": {"f:spec": {"f:containers": {
                 "k:{\"name\":\"polls\"}": {".": {}, "f:image": {}, "f:name": {},
-                    "f:ports": {"k:{\"containerPort\":8000,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}, "f:name": {}, "f:protocol": {}}}}}}}}})
+                    "f:ports": {"k:{\"containerPort\":8000,\"protocol\":\"TCP\"}": {".": {}, "f:containerPort": {}, "f:name": {}}}}}}}}})
         );
         assert_eq!(from_fields_v1(&tree), field_set(&applied, false));
     }

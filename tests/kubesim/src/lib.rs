@@ -154,6 +154,11 @@ impl RunningServer {
         client_for(&self.kubeconfig).await
     }
 
+    /// The kube-rs configuration [`RunningServer::client`] uses, to adjust (retries, timeouts).
+    pub async fn config(&self) -> Result<kube::Config> {
+        config_for(&self.kubeconfig).await
+    }
+
     /// Starts the simulated controllers as clients of this server.
     pub async fn start_controllers(&self, opts: &ControllerOptions) -> Result<()> {
         controllers::start(self.client().await?, opts).await
@@ -178,13 +183,19 @@ impl RunningServer {
     }
 }
 
-async fn client_for(kubeconfig: &str) -> Result<kube::Client> {
-    let fail = |e: &dyn std::fmt::Display| Error::runtime(format!("cannot configure a client for kubesim: {e}"));
-    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(|e| fail(&e))?;
-    let config = kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+fn client_error(e: impl std::fmt::Display) -> Error {
+    Error::runtime(format!("cannot configure a client for kubesim: {e}"))
+}
+
+async fn config_for(kubeconfig: &str) -> Result<kube::Config> {
+    let kc = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(client_error)?;
+    kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
         .await
-        .map_err(|e| fail(&e))?;
-    kube::Client::try_from(config).map_err(|e| fail(&e))
+        .map_err(client_error)
+}
+
+async fn client_for(kubeconfig: &str) -> Result<kube::Client> {
+    kube::Client::try_from(config_for(kubeconfig).await?).map_err(client_error)
 }
 
 fn load_state(cluster: &Cluster, path: &Path) -> Result<()> {

@@ -180,6 +180,15 @@ fn ingress_hosts(obj: &Value, causes: &mut Vec<Cause>) {
     }
 }
 
+/// What admission adds before the write is recorded, so the writer owns it: a
+/// namespace's `kubernetes.io/metadata.name` label (fixture 12).
+pub fn admit(rt: &ResourceType, obj: &mut Value) {
+    if is(rt, "", "namespaces") && obj["metadata"].is_object() {
+        let name = obj["metadata"]["name"].clone();
+        obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
+    }
+}
+
 /// Fills in what the real server defaults, so objects read back as they would
 /// from a cluster (fixtures 27 and 29). Idempotent: a no-op apply stays a no-op.
 pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
@@ -188,11 +197,7 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
     }
     crate::fields::default_port_protocols(obj);
     match (rt.group.as_str(), rt.plural.as_str()) {
-        ("", "namespaces") => {
-            let name = obj["metadata"]["name"].clone();
-            obj["metadata"]["labels"]["kubernetes.io/metadata.name"] = name;
-            default(obj, &["spec", "finalizers"], json!(["kubernetes"]));
-        }
+        ("", "namespaces") => default(obj, &["spec", "finalizers"], json!(["kubernetes"])),
         ("", "secrets") => default(obj, &["type"], json!("Opaque")),
         ("", "services") => {
             default(obj, &["spec", "type"], json!("ClusterIP"));
@@ -206,6 +211,24 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             pod_template_defaults(&mut obj["spec"]["template"]["spec"]);
         }
         ("batch", "jobs") => {
+            // The job controller finds its pods by these labels, keyed by the Job's uid.
+            let uid = obj["metadata"]["uid"].clone();
+            let name = obj["metadata"]["name"].clone();
+            let labels = json!({
+                "batch.kubernetes.io/controller-uid": uid,
+                "batch.kubernetes.io/job-name": name,
+                "controller-uid": uid,
+                "job-name": name,
+            });
+            if obj["spec"]["manualSelector"] != json!(true) {
+                default(obj, &["spec", "selector"], json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}));
+                for (k, v) in labels.as_object().expect("literal map") {
+                    default(obj, &["metadata", "labels", k], v.clone());
+                    default(obj, &["spec", "template", "metadata", "labels", k], v.clone());
+                }
+            }
+            default(obj, &["spec", "manualSelector"], json!(false));
+            default(obj, &["spec", "podReplacementPolicy"], json!("TerminatingOrFailed"));
             default(obj, &["spec", "parallelism"], json!(1));
             default(obj, &["spec", "completions"], json!(1));
             default(obj, &["spec", "backoffLimit"], json!(6));

@@ -72,8 +72,14 @@ async fn send(client: &kube::Client, request: &Value, path: &str) -> Answer {
     Answer { status, content_type, body }
 }
 
-/// Blanks what differs between any two servers: identifiers, times, versions.
+/// Blanks what differs between any two servers: identifiers, times, versions,
+/// and the object's own uid wherever it is quoted (a Job's selector labels).
 fn normalize(v: &Value) -> Value {
+    let uid = v["metadata"]["uid"].as_str().or(v["object"]["metadata"]["uid"].as_str()).unwrap_or("-").to_string();
+    blank(v, &uid)
+}
+
+fn blank(v: &Value, uid: &str) -> Value {
     match v {
         Value::Object(m) => Value::Object(
             m.iter()
@@ -82,11 +88,12 @@ fn normalize(v: &Value) -> Value {
                         k.as_str(),
                         "uid" | "resourceVersion" | "creationTimestamp" | "deletionTimestamp" | "time" | "lastTransitionTime"
                     );
-                    (k.clone(), if blank { json!("<x>") } else { normalize(v) })
+                    (k.clone(), if blank { json!("<x>") } else { self::blank(v, uid) })
                 })
                 .collect(),
         ),
-        Value::Array(a) => Value::Array(a.iter().map(normalize).collect()),
+        Value::Array(a) => Value::Array(a.iter().map(|v| self::blank(v, uid)).collect()),
+        Value::String(s) if s == uid => json!("<uid>"),
         other => other.clone(),
     }
 }
@@ -125,11 +132,9 @@ fn assert_same(name: &str, mine: &Value, theirs: &Value) {
 fn comparable_status(name: &str, status: &Value) -> Value {
     let mut s = status.clone();
     if name.starts_with("30-") {
-        for m in [&mut s["message"], &mut s["details"]["causes"][0]["message"]] {
-            let text = m.as_str().unwrap().to_string();
-            let cut = text.split("Invalid value:").next().unwrap().to_string();
-            *m = json!(cut);
-        }
+        let cut = |v: &Value| json!(v.as_str().unwrap().split("Invalid value:").next().unwrap());
+        s["message"] = cut(&s["message"]);
+        s["details"]["causes"][0]["message"] = cut(&s["details"]["causes"][0]["message"]);
     }
     s
 }
@@ -148,17 +153,21 @@ fn entries(list: &Value) -> Vec<(String, Value)> {
         .collect()
 }
 
+/// Built-in lists: every entry kubesim serves is in the recording, identical. The
+/// cert-manager list was recorded while only some CRDs were Established: there,
+/// every recorded entry must be served, identical.
 fn assert_discovery_matches(name: &str, mine: &Value, theirs: &Value) {
     assert_eq!(mine["kind"], theirs["kind"], "{name}");
     assert_eq!(mine["groupVersion"], theirs["groupVersion"], "{name}");
     assert_eq!(mine.get("apiVersion"), theirs.get("apiVersion"), "{name}");
-    let real = entries(theirs);
-    for (resource, entry) in entries(mine) {
-        let recorded = real
+    let (mine, real) = (entries(mine), entries(theirs));
+    let (subset, superset) = if name.starts_with("39-") { (&real, &mine) } else { (&mine, &real) };
+    for (resource, entry) in subset {
+        let other = superset
             .iter()
-            .find(|(n, _)| *n == resource)
-            .unwrap_or_else(|| panic!("{name}: {resource} is not served by the real server"));
-        assert_same(&format!("{name} {resource}"), &entry, &recorded.1);
+            .find(|(n, _)| n == resource)
+            .unwrap_or_else(|| panic!("{name}: {resource} is served by only one of kubesim and the real server"));
+        assert_same(&format!("{name} {resource}"), entry, &other.1);
     }
 }
 

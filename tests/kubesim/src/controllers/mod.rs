@@ -18,9 +18,9 @@ pub use options::{CertFailure, ControllerOptions};
 /// has installed the CRDs before), so clients never see them missing.
 pub async fn start(client: kube::Client, opts: &ControllerOptions) -> kpipe_core::Result<()> {
     if opts.cert_manager {
-        certmanager::start(&client, opts)
-            .await
-            .map_err(|e| kpipe_core::Error::runtime(format!("starting the cert-manager simulation: {e}")))?;
+        certmanager::start(&client, opts).await.map_err(|e| {
+            kpipe_core::Error::runtime(format!("starting the cert-manager simulation: {e}"))
+        })?;
     }
     workloads::spawn(&client, opts.deploy_delay);
     Ok(())

@@ -9,10 +9,10 @@ use std::time::Duration;
 use futures::StreamExt;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
-use kube::runtime::watcher::{self, watcher};
 use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, watcher};
 use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
@@ -39,6 +39,15 @@ where
             }
         }
     });
+}
+
+/// `namespace/name`, how controllers key their work and name objects in messages.
+pub(crate) fn key<K: Resource>(obj: &K) -> String {
+    format!(
+        "{}/{}",
+        obj.meta().namespace.as_deref().unwrap_or_default(),
+        obj.meta().name.as_deref().unwrap_or_default()
+    )
 }
 
 /// The object a watch event is about, when it is about one that exists.
@@ -89,47 +98,78 @@ pub(crate) fn already_exists(e: &kube::Error) -> bool {
     matches!(e, kube::Error::Api(status) if status.code == 409)
 }
 
-/// A condition the way the API conventions keep it: `lastTransitionTime` moves only
-/// when `status` does. `extra` adds kind-specific fields (observedGeneration,
-/// lastUpdateTime, lastProbeTime).
-pub(crate) fn set_condition(
-    conditions: &mut Vec<Value>,
-    kind: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    now: Timestamp,
-    extra: Value,
-) {
-    let previous = conditions.iter().position(|c| c["type"] == kind);
-    let transition = previous
-        .map(|i| &conditions[i])
-        .filter(|c| c["status"] == status)
-        .and_then(|c| c.get("lastTransitionTime").cloned())
-        .unwrap_or_else(|| json!(now.to_string()));
-    let mut condition = json!({
-        "type": kind,
-        "status": status,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": transition,
-    });
-    if let (Value::Object(fields), Value::Object(more)) = (&mut condition, extra) {
-        fields.extend(more);
-    }
-    match previous {
-        Some(i) => conditions[i] = condition,
-        None => conditions.push(condition),
-    }
+/// An object's status conditions, kept the way the API conventions say:
+/// `lastTransitionTime` moves only when a condition's `status` does. Every condition
+/// set also gets `extra`, the kind-specific fields (observedGeneration, lastUpdateTime).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Conditions {
+    list: Vec<Value>,
 }
 
-/// The conditions in an object's status, to be updated and written back whole.
-pub(crate) fn conditions_of(status: &Value) -> Vec<Value> {
-    status["conditions"].as_array().cloned().unwrap_or_default()
+impl Conditions {
+    /// The conditions already in `status`, to be updated and written back whole.
+    pub(crate) fn of(status: &Value) -> Self {
+        Conditions {
+            list: status["conditions"].as_array().cloned().unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn set(
+        &mut self,
+        kind: &str,
+        status: &str,
+        reason: &str,
+        message: &str,
+        extra: Value,
+    ) {
+        self.set_at(now(), kind, status, reason, message, extra);
+    }
+
+    fn set_at(
+        &mut self,
+        at: Timestamp,
+        kind: &str,
+        status: &str,
+        reason: &str,
+        message: &str,
+        extra: Value,
+    ) {
+        let previous = self.list.iter().position(|c| c["type"] == kind);
+        let transition = previous
+            .map(|i| &self.list[i])
+            .filter(|c| c["status"] == status)
+            .and_then(|c| c.get("lastTransitionTime").cloned())
+            .unwrap_or_else(|| json!(at.to_string()));
+        let mut condition = json!({
+            "type": kind,
+            "status": status,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": transition,
+        });
+        if let (Value::Object(fields), Value::Object(more)) = (&mut condition, extra) {
+            fields.extend(more);
+        }
+        match previous {
+            Some(i) => self.list[i] = condition,
+            None => self.list.push(condition),
+        }
+    }
+
+    pub(crate) fn remove(&mut self, kind: &str) {
+        self.list.retain(|c| c["type"] != kind);
+    }
+
+    pub(crate) fn to_json(&self) -> Value {
+        Value::Array(self.list.clone())
+    }
 }
 
 pub(crate) fn find_condition<'a>(status: &'a Value, kind: &str) -> Option<&'a Value> {
-    status["conditions"].as_array()?.iter().find(|c| c["type"] == kind)
+    status["conditions"]
+        .as_array()?
+        .iter()
+        .find(|c| c["type"] == kind)
 }
 
 /// The reference an Event or an ownerReference needs, from an object's metadata.
@@ -168,7 +208,11 @@ pub(crate) fn is_controlled_by(meta: &ObjectMeta, uid: &str) -> bool {
 /// Deletes the objects of `api` controlled by any of `owners`, except those named in
 /// `keep`, and returns the uids of those deleted: the garbage collector's work, which
 /// no one else does in this simulation.
-pub(crate) async fn delete_controlled<K>(api: &Api<K>, owners: &[String], keep: &[&str]) -> kube::Result<Vec<String>>
+pub(crate) async fn delete_controlled<K>(
+    api: &Api<K>,
+    owners: &[String],
+    keep: &[&str],
+) -> kube::Result<Vec<String>>
 where
     K: Resource + Clone + DeserializeOwned + Debug,
 {
@@ -213,7 +257,10 @@ impl Recorder {
     }
 
     fn record(&self, about: &ObjectReference, kind: &str, reason: &str, message: &str) {
-        let namespace = about.namespace.clone().unwrap_or_else(|| "default".to_owned());
+        let namespace = about
+            .namespace
+            .clone()
+            .unwrap_or_else(|| "default".to_owned());
         let at = Timestamp::now();
         let event = Event {
             metadata: ObjectMeta {
@@ -230,10 +277,12 @@ impl Recorder {
             reason: Some(reason.to_owned()),
             message: Some(message.to_owned()),
             type_: Some(kind.to_owned()),
-            source: Some(EventSource { component: Some(self.component.to_owned()), host: None }),
+            source: Some(EventSource {
+                component: Some(self.component.to_owned()),
+                host: None,
+            }),
             first_timestamp: Some(Time(now())),
             last_timestamp: Some(Time(now())),
-            event_time: None::<MicroTime>,
             count: Some(1),
             reporting_component: Some(self.component.to_owned()),
             reporting_instance: Some(format!("{}-kubesim", self.component)),
@@ -262,23 +311,26 @@ mod tests {
 
     #[test]
     fn transition_time_moves_only_with_the_status() {
-        let mut conditions = Vec::new();
+        let mut conditions = Conditions::default();
         let t1 = at("2026-11-24T17:49:10Z");
         let t2 = at("2026-11-24T17:49:12Z");
         let gen1 = json!({"observedGeneration": 1});
-        set_condition(&mut conditions, "Ready", "False", "DoesNotExist", "a", t1, gen1.clone());
-        set_condition(&mut conditions, "Ready", "False", "Pending", "b", t2, gen1.clone());
-        assert_eq!(conditions.len(), 1);
-        assert_eq!(conditions[0]["lastTransitionTime"], "2026-11-24T17:49:10Z");
-        assert_eq!(conditions[0]["reason"], "Pending");
-        assert_eq!(conditions[0]["observedGeneration"], 1);
+        conditions.set_at(t1, "Ready", "False", "DoesNotExist", "a", gen1.clone());
+        conditions.set_at(t2, "Ready", "False", "Pending", "b", gen1.clone());
+        let list = conditions.to_json();
+        assert_eq!(list.as_array().unwrap().len(), 1);
+        assert_eq!(list[0]["lastTransitionTime"], "2026-11-24T17:49:10Z");
+        assert_eq!(list[0]["reason"], "Pending");
+        assert_eq!(list[0]["observedGeneration"], 1);
 
-        set_condition(&mut conditions, "Ready", "True", "Ready", "c", t2, gen1);
-        assert_eq!(conditions[0]["lastTransitionTime"], "2026-11-24T17:49:12Z");
-        set_condition(&mut conditions, "Issuing", "True", "x", "y", t2, json!({}));
-        assert_eq!(conditions.len(), 2);
-        assert_eq!(conditions[1]["type"], "Issuing");
-        assert!(conditions[1].get("observedGeneration").is_none());
+        conditions.set_at(t2, "Ready", "True", "Ready", "c", gen1);
+        conditions.set_at(t2, "Issuing", "True", "x", "y", json!({}));
+        let list = conditions.to_json();
+        assert_eq!(list[0]["lastTransitionTime"], "2026-11-24T17:49:12Z");
+        assert_eq!(list[1]["type"], "Issuing");
+        assert!(list[1].get("observedGeneration").is_none());
+        conditions.remove("Ready");
+        assert_eq!(conditions.to_json()[0]["type"], "Issuing");
     }
 
     #[test]
@@ -287,7 +339,7 @@ mod tests {
         assert_eq!(find_condition(&status, "Ready").unwrap()["status"], "True");
         assert!(find_condition(&status, "Issuing").is_none());
         assert!(find_condition(&Value::Null, "Ready").is_none());
-        assert_eq!(conditions_of(&status).len(), 1);
+        assert_eq!(Conditions::of(&status).to_json(), status["conditions"]);
     }
 
     #[test]

@@ -14,7 +14,7 @@ use kube::{Client, Resource, ResourceExt};
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
-use super::support::{Change, change, now, report, retry, set_condition, spawn_watch};
+use super::support::{Change, Conditions, change, key, now, report, retry, spawn_watch};
 
 const MANAGER: &str = "kube-controller-manager";
 
@@ -60,10 +60,6 @@ struct Delayed {
     tasks: Mutex<HashMap<String, (String, i64, AbortHandle)>>,
 }
 
-fn key<K: Resource>(obj: &K) -> String {
-    format!("{}/{}", obj.meta().namespace.as_deref().unwrap_or_default(), obj.meta().name.as_deref().unwrap_or_default())
-}
-
 impl Delayed {
     fn start<K, F, Fut>(&self, obj: &K, work: F)
     where
@@ -87,7 +83,10 @@ impl Delayed {
 
     fn finished<K: Resource>(&self, obj: &K) {
         let mut tasks = self.tasks.lock().expect("tasks lock");
-        if tasks.get(&key(obj)).is_some_and(|(_, _, task)| task.is_finished()) {
+        if tasks
+            .get(&key(obj))
+            .is_some_and(|(_, _, task)| task.is_finished())
+        {
             tasks.remove(&key(obj));
         }
     }
@@ -100,12 +99,18 @@ impl Delayed {
 }
 
 fn desired_replicas(deployment: &Deployment) -> i32 {
-    deployment.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+    deployment
+        .spec
+        .as_ref()
+        .and_then(|s| s.replicas)
+        .unwrap_or(1)
 }
 
 /// Whether the status already reports this generation fully available.
 fn rolled_out(deployment: &Deployment) -> bool {
-    let Some(status) = &deployment.status else { return false };
+    let Some(status) = &deployment.status else {
+        return false;
+    };
     let replicas = desired_replicas(deployment);
     status.observed_generation == deployment.metadata.generation
         && status.updated_replicas.unwrap_or(0) == replicas
@@ -115,7 +120,8 @@ fn rolled_out(deployment: &Deployment) -> bool {
 /// The pod-template-hash the ReplicaSet of this template would get (same alphabet).
 fn template_hash(deployment: &Deployment) -> String {
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-    let template = serde_json::to_string(&deployment.spec.as_ref().map(|s| &s.template)).unwrap_or_default();
+    let template =
+        serde_json::to_string(&deployment.spec.as_ref().map(|s| &s.template)).unwrap_or_default();
     let mut hasher = DefaultHasher::new();
     template.hash(&mut hasher);
     let mut n = hasher.finish();
@@ -131,7 +137,14 @@ fn template_hash(deployment: &Deployment) -> String {
 /// Status as the deployment controller writes it while the new ReplicaSet's pods start,
 /// then once they are all available.
 async fn roll_out(client: Client, deployment: Deployment, delay: Duration) {
-    let api: Api<Deployment> = Api::namespaced(client, deployment.metadata.namespace.as_deref().unwrap_or("default"));
+    let api: Api<Deployment> = Api::namespaced(
+        client,
+        deployment
+            .metadata
+            .namespace
+            .as_deref()
+            .unwrap_or("default"),
+    );
     let name = deployment.name_any();
     let replicas = desired_replicas(&deployment);
     let replica_set = format!("{name}-{}", template_hash(&deployment));
@@ -141,18 +154,30 @@ async fn roll_out(client: Client, deployment: Deployment, delay: Duration) {
     let times = || json!({"lastUpdateTime": now().to_string()});
 
     if replicas > 0 {
-        let mut conditions = previous["conditions"].as_array().cloned().unwrap_or_default();
+        let mut conditions = Conditions::of(&previous);
         if !was_available {
             let message = "Deployment does not have minimum availability.";
-            set_condition(&mut conditions, "Available", "False", "MinimumReplicasUnavailable", message, now(), times());
+            conditions.set(
+                "Available",
+                "False",
+                "MinimumReplicasUnavailable",
+                message,
+                times(),
+            );
         }
         let message = format!("ReplicaSet {replica_set:?} is progressing.");
-        set_condition(&mut conditions, "Progressing", "True", "ReplicaSetUpdated", &message, now(), times());
+        conditions.set(
+            "Progressing",
+            "True",
+            "ReplicaSetUpdated",
+            &message,
+            times(),
+        );
         let mut status = json!({
             "observedGeneration": generation,
             "replicas": replicas,
             "updatedReplicas": 0,
-            "conditions": conditions,
+            "conditions": conditions.to_json(),
         });
         if !was_available {
             status["updatedReplicas"] = json!(replicas);
@@ -164,11 +189,23 @@ async fn roll_out(client: Client, deployment: Deployment, delay: Duration) {
         tokio::time::sleep(delay).await;
     }
 
-    let mut conditions = previous["conditions"].as_array().cloned().unwrap_or_default();
+    let mut conditions = Conditions::of(&previous);
     let available = "Deployment has minimum availability.";
-    set_condition(&mut conditions, "Available", "True", "MinimumReplicasAvailable", available, now(), times());
+    conditions.set(
+        "Available",
+        "True",
+        "MinimumReplicasAvailable",
+        available,
+        times(),
+    );
     let progressed = format!("ReplicaSet {replica_set:?} has successfully progressed.");
-    set_condition(&mut conditions, "Progressing", "True", "NewReplicaSetAvailable", &progressed, now(), times());
+    conditions.set(
+        "Progressing",
+        "True",
+        "NewReplicaSetAvailable",
+        &progressed,
+        times(),
+    );
     let status = json!({
         "observedGeneration": generation,
         "replicas": replicas,
@@ -176,7 +213,7 @@ async fn roll_out(client: Client, deployment: Deployment, delay: Duration) {
         "readyReplicas": replicas,
         "availableReplicas": replicas,
         "unavailableReplicas": null,
-        "conditions": conditions,
+        "conditions": conditions.to_json(),
     });
     if let Err(e) = write_status(&api, &name, status).await {
         report(MANAGER, &name, "writing Deployment status", &e);
@@ -198,9 +235,16 @@ fn suspended(job: &Job) -> bool {
 /// Status as the job controller (1.31+) writes it: started with one active pod, then
 /// succeeded with SuccessCriteriaMet and Complete.
 async fn complete(client: Client, job: Job, delay: Duration) {
-    let api: Api<Job> = Api::namespaced(client, job.metadata.namespace.as_deref().unwrap_or("default"));
+    let api: Api<Job> = Api::namespaced(
+        client,
+        job.metadata.namespace.as_deref().unwrap_or("default"),
+    );
     let name = job.name_any();
-    let started = job.status.as_ref().and_then(|s| s.start_time.as_ref()).map(|t| t.0.to_string());
+    let started = job
+        .status
+        .as_ref()
+        .and_then(|s| s.start_time.as_ref())
+        .map(|t| t.0.to_string());
     let start_time = started.unwrap_or_else(|| now().to_string());
     let running = json!({
         "startTime": start_time,
@@ -217,9 +261,15 @@ async fn complete(client: Client, job: Job, delay: Duration) {
     let completions = job.spec.as_ref().and_then(|s| s.completions).unwrap_or(1);
     let message = "Reached expected number of succeeded pods";
     let probe = || json!({"lastProbeTime": now().to_string()});
-    let mut conditions = Vec::new();
-    set_condition(&mut conditions, "SuccessCriteriaMet", "True", "CompletionsReached", message, now(), probe());
-    set_condition(&mut conditions, "Complete", "True", "CompletionsReached", message, now(), probe());
+    let mut conditions = Conditions::default();
+    conditions.set(
+        "SuccessCriteriaMet",
+        "True",
+        "CompletionsReached",
+        message,
+        probe(),
+    );
+    conditions.set("Complete", "True", "CompletionsReached", message, probe());
     let done = json!({
         "startTime": start_time,
         "completionTime": now().to_string(),
@@ -228,7 +278,7 @@ async fn complete(client: Client, job: Job, delay: Duration) {
         "terminating": 0,
         "succeeded": completions,
         "uncountedTerminatedPods": {},
-        "conditions": conditions,
+        "conditions": conditions.to_json(),
     });
     if let Err(e) = write_status(&api, &name, done).await {
         report(MANAGER, &name, "writing Job status", &e);
@@ -239,7 +289,10 @@ async fn write_status<K>(api: &Api<K>, name: &str, status: Value) -> kube::Resul
 where
     K: Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug,
 {
-    let params = PatchParams { field_manager: Some(MANAGER.to_owned()), ..PatchParams::default() };
+    let params = PatchParams {
+        field_manager: Some(MANAGER.to_owned()),
+        ..PatchParams::default()
+    };
     let patch = json!({"status": status});
     retry(|| async { api.patch_status(name, &params, &Patch::Merge(&patch)).await }).await?;
     Ok(())
@@ -281,9 +334,16 @@ mod tests {
 
     #[test]
     fn jobs_finish_once() {
-        let job = |status: Value| -> Job { serde_json::from_value(json!({"metadata": {"name": "migrate"}, "status": status})).unwrap() };
+        let job = |status: Value| -> Job {
+            serde_json::from_value(json!({"metadata": {"name": "migrate"}, "status": status}))
+                .unwrap()
+        };
         assert!(!finished(&job(json!({"active": 1}))));
-        assert!(finished(&job(json!({"conditions": [{"type": "Complete", "status": "True"}]}))));
-        assert!(finished(&job(json!({"conditions": [{"type": "Failed", "status": "True"}]}))));
+        assert!(finished(&job(
+            json!({"conditions": [{"type": "Complete", "status": "True"}]})
+        )));
+        assert!(finished(&job(
+            json!({"conditions": [{"type": "Failed", "status": "True"}]})
+        )));
     }
 }

@@ -4,14 +4,14 @@
 //! updates the Certificate's issuerRef, which bumps its generation and re-issues it.
 
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::{Value, json};
 
 use super::{IssuerRef, certificates};
 use crate::controllers::support::{
-    Change, Recorder, change, controller_ref, delete_controlled, is_controlled_by, object_ref, report, retry,
-    spawn_watch,
+    Change, Recorder, change, controller_ref, delete_controlled, is_controlled_by, key, object_ref,
+    report, retry, spawn_watch,
 };
 
 const COMPONENT: &str = "cert-manager-ingress-shim";
@@ -35,12 +35,7 @@ pub(crate) fn spawn(client: &Client) {
                 None => return,
             };
             if let Err(e) = result {
-                let id = format!(
-                    "{}/{}",
-                    ingress.metadata.namespace.as_deref().unwrap_or_default(),
-                    ingress.metadata.name.as_deref().unwrap_or_default()
-                );
-                report(COMPONENT, &id, "syncing Certificates", &e);
+                report(COMPONENT, &key(&ingress), "syncing Certificates", &e);
             }
         }
     });
@@ -53,10 +48,21 @@ fn requested_issuer(ingress: &Ingress) -> Option<IssuerRef> {
         (name, "ClusterIssuer")
     } else {
         let name = annotations.get("cert-manager.io/issuer")?;
-        (name, annotations.get("cert-manager.io/issuer-kind").map_or("Issuer", String::as_str))
+        (
+            name,
+            annotations
+                .get("cert-manager.io/issuer-kind")
+                .map_or("Issuer", String::as_str),
+        )
     };
-    let group = annotations.get("cert-manager.io/issuer-group").map_or("cert-manager.io", String::as_str);
-    Some(IssuerRef { name: name.clone(), kind: kind.to_owned(), group: group.to_owned() })
+    let group = annotations
+        .get("cert-manager.io/issuer-group")
+        .map_or("cert-manager.io", String::as_str);
+    Some(IssuerRef {
+        name: name.clone(),
+        kind: kind.to_owned(),
+        group: group.to_owned(),
+    })
 }
 
 /// The Certificate specs an Ingress needs: (name, spec) per usable tls entry.
@@ -87,11 +93,17 @@ fn up_to_date(existing: &Value, desired: &Value) -> bool {
 }
 
 async fn sync(client: &Client, recorder: &Recorder, ingress: &Ingress) -> kube::Result<()> {
-    let Some(issuer) = requested_issuer(ingress) else { return Ok(()) };
+    let Some(issuer) = requested_issuer(ingress) else {
+        return Ok(());
+    };
     if ingress.metadata.deletion_timestamp.is_some() {
         return Ok(());
     }
-    let namespace = ingress.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
+    let namespace = ingress
+        .metadata
+        .namespace
+        .clone()
+        .unwrap_or_else(|| "default".to_owned());
     let ingress_ref = object_ref("networking.k8s.io/v1", "Ingress", &ingress.metadata);
     let uid = ingress_ref.uid.clone().unwrap_or_default();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &namespace, &certificates());
@@ -106,17 +118,32 @@ async fn sync(client: &Client, recorder: &Recorder, ingress: &Ingress) -> kube::
                     "spec": spec,
                 }))
                 .expect("a Certificate is a DynamicObject");
-                retry(|| async { api.create(&PostParams::default(), &certificate).await }).await?;
-                recorder.normal(&ingress_ref, "CreateCertificate", &format!("Successfully created Certificate {name:?}"));
+                let params = PostParams {
+                    field_manager: Some(COMPONENT.to_owned()),
+                    ..PostParams::default()
+                };
+                retry(|| async { api.create(&params, &certificate).await }).await?;
+                recorder.normal(
+                    &ingress_ref,
+                    "CreateCertificate",
+                    &format!("Successfully created Certificate {name:?}"),
+                );
             }
             // Someone else's Certificate: cert-manager refuses to touch it too.
             Some(existing) if !is_controlled_by(&existing.metadata, &uid) => {}
             Some(existing) if up_to_date(&existing.data["spec"], spec) => {}
             Some(_) => {
-                let params = PatchParams { field_manager: Some(COMPONENT.to_owned()), ..PatchParams::default() };
+                let params = PatchParams {
+                    field_manager: Some(COMPONENT.to_owned()),
+                    ..PatchParams::default()
+                };
                 let patch = json!({"spec": spec});
                 retry(|| async { api.patch(name, &params, &Patch::Merge(&patch)).await }).await?;
-                recorder.normal(&ingress_ref, "UpdateCertificate", &format!("Successfully updated Certificate {name:?}"));
+                recorder.normal(
+                    &ingress_ref,
+                    "UpdateCertificate",
+                    &format!("Successfully updated Certificate {name:?}"),
+                );
             }
         }
     }
@@ -131,7 +158,9 @@ async fn delete_owned(client: &Client, ingress: &Ingress, keep: &[&str]) -> kube
         return Ok(());
     };
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &certificates());
-    delete_controlled(&api, std::slice::from_ref(uid), keep).await.map(drop)
+    delete_controlled(&api, std::slice::from_ref(uid), keep)
+        .await
+        .map(drop)
 }
 
 #[cfg(test)]
@@ -148,9 +177,15 @@ mod tests {
 
     #[test]
     fn reads_the_issuer_annotations() {
-        let cluster = ingress(json!({"cert-manager.io/cluster-issuer": "letsencrypt-staging"}), json!([]));
+        let cluster = ingress(
+            json!({"cert-manager.io/cluster-issuer": "letsencrypt-staging"}),
+            json!([]),
+        );
         let issuer = requested_issuer(&cluster).unwrap();
-        assert_eq!((issuer.name.as_str(), issuer.kind.as_str()), ("letsencrypt-staging", "ClusterIssuer"));
+        assert_eq!(
+            (issuer.name.as_str(), issuer.kind.as_str()),
+            ("letsencrypt-staging", "ClusterIssuer")
+        );
         assert_eq!(issuer.group, "cert-manager.io");
 
         let namespaced = ingress(json!({"cert-manager.io/issuer": "ca"}), json!([]));

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use rand::Rng;
 use rand::distr::Alphanumeric;
 use rcgen::KeyPair;
@@ -31,16 +31,23 @@ use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
 use super::issuers::{Issuer, Lookup, acme_base, lookup};
-use super::pki::{Authorities, VALIDITY, csr_pem};
+use super::pki::{Authorities, Issued, VALIDITY, csr_pem};
 use super::{IssuerRef, certificate_requests, certificates, challenges, orders, stable_number};
 use crate::controllers::options::{CertFailure, ControllerOptions};
 use crate::controllers::support::{
-    Change, Recorder, already_exists, change, conditions_of, controller_ref, delete_controlled, find_condition, now,
-    object_ref, report, retry, set_condition, spawn_watch,
+    Change, Conditions, Recorder, already_exists, change, controller_ref, delete_controlled,
+    find_condition, key, now, object_ref, report, retry, spawn_watch,
 };
 
 const READY_MESSAGE: &str = "Certificate is up to date and has not expired";
-const SELF_CHECK_404: &str = "Waiting for HTTP-01 challenge propagation: wrong status code '404', expected '200'";
+const NOT_READY: &str = "Referenced issuer does not have a Ready status condition";
+const SELF_CHECK_404: &str =
+    "Waiting for HTTP-01 challenge propagation: wrong status code '404', expected '200'";
+// The controllers, as Event sources and field managers.
+const ISSUER: &str = "cert-manager-certificaterequests-issuer";
+const ACME_ISSUER: &str = "cert-manager-certificaterequests-issuer-acme";
+const ORDERS: &str = "cert-manager-orders";
+const CHALLENGES: &str = "cert-manager-challenges";
 /// How often a request waiting for its issuer looks again.
 const ISSUER_POLL: Duration = Duration::from_millis(250);
 
@@ -52,21 +59,29 @@ pub(crate) fn spawn(client: &Client, opts: &ControllerOptions) {
         authorities: Authorities::default(),
         work: Mutex::default(),
     });
-    spawn_watch(Api::<DynamicObject>::all_with(client.clone(), &certificates()), move |event| {
-        let controller = controller.clone();
-        async move {
-            match change(event) {
-                Some(Change::Applied(certificate)) => controller.consider(certificate),
-                Some(Change::Deleted(certificate)) => {
-                    controller.forget(&certificate);
-                    if let Err(e) = controller.collect_garbage(&certificate).await {
-                        report("garbage-collector", &key(&certificate), "deleting dependents", &e);
+    spawn_watch(
+        Api::<DynamicObject>::all_with(client.clone(), &certificates()),
+        move |event| {
+            let controller = controller.clone();
+            async move {
+                match change(event) {
+                    Some(Change::Applied(certificate)) => controller.consider(certificate),
+                    Some(Change::Deleted(certificate)) => {
+                        controller.forget(&certificate);
+                        if let Err(e) = controller.collect_garbage(&certificate).await {
+                            report(
+                                "garbage-collector",
+                                &key(&certificate),
+                                "deleting dependents",
+                                &e,
+                            );
+                        }
                     }
+                    None => {}
                 }
-                None => {}
             }
-        }
-    });
+        },
+    );
 }
 
 struct Controller {
@@ -82,14 +97,6 @@ struct Tracked {
     uid: String,
     generation: i64,
     task: Option<AbortHandle>,
-}
-
-fn key(certificate: &DynamicObject) -> String {
-    format!(
-        "{}/{}",
-        certificate.metadata.namespace.as_deref().unwrap_or_default(),
-        certificate.metadata.name.as_deref().unwrap_or_default()
-    )
 }
 
 impl Controller {
@@ -115,11 +122,25 @@ impl Controller {
             let controller = self.clone();
             tokio::spawn(async move { controller.issue(certificate).await }).abort_handle()
         });
-        work.insert(key, Tracked { uid, generation, task });
+        work.insert(
+            key,
+            Tracked {
+                uid,
+                generation,
+                task,
+            },
+        );
     }
 
     fn forget(&self, certificate: &DynamicObject) {
-        if let Some(Tracked { task: Some(task), .. }) = self.work.lock().expect("work lock").remove(&key(certificate)) {
+        if let Some(Tracked {
+            task: Some(task), ..
+        }) = self
+            .work
+            .lock()
+            .expect("work lock")
+            .remove(&key(certificate))
+        {
             task.abort();
         }
     }
@@ -132,7 +153,8 @@ impl Controller {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
         delete_controlled(&secrets, &owners, &[]).await?;
         for resource in [certificate_requests(), orders(), challenges()] {
-            let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), &namespace, &resource);
+            let api: Api<DynamicObject> =
+                Api::namespaced_with(self.client.clone(), &namespace, &resource);
             owners = delete_controlled(&api, &owners, &[]).await?;
         }
         Ok(())
@@ -155,7 +177,9 @@ impl Controller {
 /// would be an hour away).
 fn settled(status: &Value, generation: i64) -> bool {
     let at_generation = |c: &&Value| c["observedGeneration"] == generation;
-    let ready = find_condition(status, "Ready").filter(at_generation).is_some_and(|c| c["status"] == "True");
+    let ready = find_condition(status, "Ready")
+        .filter(at_generation)
+        .is_some_and(|c| c["status"] == "True");
     let failed = find_condition(status, "Issuing")
         .filter(at_generation)
         .is_some_and(|c| c["status"] == "False" && c["reason"] == "Failed");
@@ -173,16 +197,28 @@ struct CertificateSpec {
 
 /// Why a Certificate needs a new certificate, as (reason, message), or None when its
 /// Secret already holds what the spec asks for.
-fn issuance_reason(spec: &CertificateSpec, secret: Option<&Secret>) -> Option<(&'static str, String)> {
+fn issuance_reason(
+    spec: &CertificateSpec,
+    secret: Option<&Secret>,
+) -> Option<(&'static str, String)> {
     let Some(secret) = secret else {
-        return Some(("DoesNotExist", "Issuing certificate as Secret does not exist".to_owned()));
+        return Some((
+            "DoesNotExist",
+            "Issuing certificate as Secret does not exist".to_owned(),
+        ));
     };
     let data = secret.data.clone().unwrap_or_default();
     if !data.contains_key("tls.crt") {
-        return Some(("MissingData", "Issuing certificate as Secret does not contain a certificate".to_owned()));
+        return Some((
+            "MissingData",
+            "Issuing certificate as Secret does not contain a certificate".to_owned(),
+        ));
     }
     if !data.contains_key("tls.key") {
-        return Some(("MissingData", "Issuing certificate as Secret does not contain a private key".to_owned()));
+        return Some((
+            "MissingData",
+            "Issuing certificate as Secret does not contain a private key".to_owned(),
+        ));
     }
     let annotations = secret.metadata.annotations.clone().unwrap_or_default();
     let annotation = |name: &str| annotations.get(name).cloned().unwrap_or_default();
@@ -205,25 +241,65 @@ fn issuance_reason(spec: &CertificateSpec, secret: Option<&Secret>) -> Option<(&
     if annotation("cert-manager.io/alt-names") != spec.dns_names.join(",") {
         return Some((
             "RequestChanged",
-            "Fields on existing CertificateRequest resource not up to date: [spec.dnsNames]".to_owned(),
+            "Fields on existing CertificateRequest resource not up to date: [spec.dnsNames]"
+                .to_owned(),
         ));
     }
     None
 }
 
-/// Field managers as cert-manager's controllers name themselves.
-fn manager(name: &str) -> PatchParams {
-    PatchParams { field_manager: Some(format!("cert-manager-{name}")), ..PatchParams::default() }
-}
-
 /// A random lowercase suffix, as a generateName gives.
 fn random_suffix(len: usize) -> String {
-    rand::rng().sample_iter(&Alphanumeric).take(len).map(|c| (c as char).to_ascii_lowercase()).collect()
+    rand::rng()
+        .sample_iter(&Alphanumeric)
+        .take(len)
+        .map(|c| (c as char).to_ascii_lowercase())
+        .collect()
 }
 
 fn random_token() -> String {
     let bytes: [u8; 32] = rand::rng().random();
     URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Writes `status` through the /status subresource as a merge patch, the way the
+/// fixtures record cert-manager doing it, as the controller `component`.
+async fn write_status(
+    api: &Api<DynamicObject>,
+    name: &str,
+    component: &str,
+    status: Value,
+) -> kube::Result<()> {
+    let patch = json!({ "status": status });
+    let params = PatchParams {
+        field_manager: Some(component.to_owned()),
+        ..PatchParams::default()
+    };
+    retry(|| async { api.patch_status(name, &params, &Patch::Merge(&patch)).await }).await?;
+    Ok(())
+}
+
+/// Creates `object`, or takes the one an earlier run (before a restart) created.
+async fn create_or_get(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    component: &str,
+) -> kube::Result<DynamicObject> {
+    let params = PostParams {
+        field_manager: Some(component.to_owned()),
+        ..PostParams::default()
+    };
+    match retry(|| async { api.create(&params, object).await }).await {
+        Err(e) if already_exists(&e) => {
+            let name = object.metadata.name.as_deref().unwrap_or_default();
+            retry(|| api.get(name)).await
+        }
+        result => result,
+    }
+}
+
+fn dynamic(object: Value) -> DynamicObject {
+    serde_json::from_value(object).expect("an object with apiVersion, kind and metadata")
 }
 
 /// One issuance of one Certificate generation.
@@ -242,8 +318,11 @@ struct Attempt<'a> {
 }
 
 impl<'a> Attempt<'a> {
-    fn new(controller: &'a Controller, certificate: DynamicObject) -> Result<Self, serde_json::Error> {
-        let namespace = certificate.metadata.namespace.clone().unwrap_or_else(|| "default".to_owned());
+    fn new(
+        controller: &'a Controller,
+        certificate: DynamicObject,
+    ) -> Result<Self, serde_json::Error> {
+        let namespace = certificate.metadata.namespace.clone().unwrap_or_default();
         let client = controller.client.clone();
         Ok(Attempt {
             controller,
@@ -265,14 +344,11 @@ impl<'a> Attempt<'a> {
     }
 
     fn observed(&self) -> Value {
-        json!({"observedGeneration": self.generation})
+        json!({ "observedGeneration": self.generation })
     }
 
-    async fn write_certificate_status(&self, manager_name: &str, status: Value) -> kube::Result<()> {
-        let patch = json!({"status": status});
-        let params = manager(manager_name);
-        retry(|| async { self.certificates.patch_status(&self.name, &params, &Patch::Merge(&patch)).await }).await?;
-        Ok(())
+    async fn write_certificate_status(&self, component: &str, status: Value) -> kube::Result<()> {
+        write_status(&self.certificates, &self.name, component, status).await
     }
 
     async fn run(mut self) -> kube::Result<()> {
@@ -280,78 +356,21 @@ impl<'a> Attempt<'a> {
         let Some((reason, message)) = issuance_reason(&self.spec, secret.as_ref()) else {
             return self.up_to_date().await;
         };
-
-        // certificates-trigger and -readiness
-        let mut conditions = conditions_of(&self.status);
-        set_condition(&mut conditions, "Ready", "False", reason, &message, now(), self.observed());
-        set_condition(&mut conditions, "Issuing", "True", reason, &message, now(), self.observed());
-        self.write_certificate_status("certificates-trigger", json!({"conditions": conditions})).await?;
-        self.status["conditions"] = Value::Array(conditions);
-        self.recorder("cert-manager-certificates-trigger").normal(&self.certificate, "Issuing", &message);
-
-        // certificates-key-manager
+        self.trigger(reason, &message).await?;
         let key = KeyPair::generate().expect("ECDSA P-256 key generation");
         let key_secret = self.store_next_key(&key).await?;
-        self.write_certificate_status("certificates-key-manager", json!({"nextPrivateKeySecretName": key_secret}))
-            .await?;
-        self.recorder("cert-manager-certificates-key-manager").normal(
-            &self.certificate,
-            "Generated",
-            &format!("Stored new private key in temporary Secret resource {key_secret:?}"),
-        );
-
-        // certificates-request-manager and the approver
         let revision = self.status["revision"].as_i64().unwrap_or(0) + 1;
-        let request = self.create_request(&key, &key_secret, revision).await?;
-        let request_ref = object_ref("cert-manager.io/v1", "CertificateRequest", &request.metadata);
-        let request_name = request_ref.name.clone().unwrap_or_default();
-        self.recorder("cert-manager-certificates-request-manager").normal(
-            &self.certificate,
-            "Requested",
-            &format!("Created new CertificateRequest resource {request_name:?}"),
-        );
-        let mut request_conditions = Vec::new();
-        let approved = "Certificate request has been approved by cert-manager.io";
-        set_condition(&mut request_conditions, "Approved", "True", "cert-manager.io", approved, now(), json!({}));
-        self.write_request_status(&request_name, "certificaterequests-approver", json!({"conditions": request_conditions}))
-            .await?;
-        self.recorder("cert-manager-certificaterequests-approver").normal(&request_ref, "cert-manager.io", approved);
-
-        // the CertificateRequest issuer, once the referenced issuer is there and Ready
-        let issuer = self.wait_for_issuer(&request_ref, &mut request_conditions).await?;
-        let issuer_component = if issuer.acme_server.is_some() {
-            "cert-manager-certificaterequests-issuer-acme"
-        } else {
-            "cert-manager-certificaterequests-issuer"
-        };
-        let request_events = self.recorder(issuer_component);
-
+        let mut request = self.request(&key, &key_secret, revision).await?;
+        let issuer = self.wait_for_issuer(&mut request).await?;
         let order = match &issuer.acme_server {
-            Some(server) => {
-                let order = Order::create(&self, &request, &issuer, server).await?;
-                let order_name = format!("{}/{}", self.namespace, order.name);
-                request_events.normal(&request_ref, "OrderCreated", &format!("Created Order resource {order_name}"));
-                let pending = format!("Waiting on certificate issuance from order {order_name}: \"pending\"");
-                set_condition(&mut request_conditions, "Ready", "False", "Pending", &pending, now(), json!({}));
-                let status = json!({"conditions": request_conditions});
-                self.write_request_status(&request_name, "certificaterequests-issuer-acme", status).await?;
-                request_events.normal(&request_ref, "OrderPending", &pending);
-                Some(order)
-            }
+            Some(server) => Some(Order::create(&self, &mut request, &issuer, server).await?),
             None => None,
         };
 
         self.wait_out_the_delay().await;
         if let (Some(order), Some(CertFailure::Challenge)) = (&order, self.controller.failure) {
             order.fail().await?;
-            let failure = format!(
-                "Failed to wait for order resource {:?} to become ready: order is in \"invalid\" state: ",
-                order.name
-            );
-            set_condition(&mut request_conditions, "Ready", "False", "Failed", &failure, now(), json!({}));
-            let status = json!({"conditions": request_conditions, "failureTime": now().to_string()});
-            self.write_request_status(&request_name, "certificaterequests-issuer-acme", status).await?;
-            request_events.warning(&request_ref, "OrderFailed", &failure);
+            let failure = request.order_failed(order).await?;
             return self.failed(&failure, &key_secret).await;
         }
 
@@ -361,44 +380,39 @@ impl<'a> Attempt<'a> {
             .issue(&issuer.authority, &self.spec.dns_names, &key, now())
             .expect("signing with rcgen");
         let chain = STANDARD.encode(&issued.chain_pem);
-        let mut request_status = json!({"certificate": chain});
         match &order {
-            Some(order) => order.succeed(&chain).await?,
-            None => request_status["ca"] = json!(STANDARD.encode(&issued.ca_pem)),
+            Some(order) => {
+                order.succeed(&chain).await?;
+                request
+                    .issued(ACME_ISSUER, json!({ "certificate": chain }))
+                    .await?;
+            }
+            None => {
+                let ca = STANDARD.encode(&issued.ca_pem);
+                request
+                    .issued(ISSUER, json!({ "certificate": chain, "ca": ca }))
+                    .await?;
+            }
         }
-        let fetched = "Certificate fetched from issuer successfully";
-        set_condition(&mut request_conditions, "Ready", "True", "Issued", fetched, now(), json!({}));
-        request_status["conditions"] = Value::Array(request_conditions);
-        let issuer_manager = issuer_component.trim_start_matches("cert-manager-");
-        self.write_request_status(&request_name, issuer_manager, request_status).await?;
-        request_events.normal(&request_ref, "CertificateIssued", fetched);
-
-        // certificates-issuing: the Secret first, so that Ready=True means it is there
-        self.store_certificate(&issued.chain_pem, &issued.ca_pem, &key).await?;
+        // The Secret before the status, so that Ready=True means the Secret is there.
+        self.store_certificate(&issued, &key).await?;
         self.delete_next_key(&key_secret).await?;
-        let mut conditions = conditions_of(&self.status);
-        conditions.retain(|c| c["type"] != "Issuing");
-        set_condition(&mut conditions, "Ready", "True", "Ready", READY_MESSAGE, now(), self.observed());
-        // cert-manager renews when two thirds of the lifetime have passed.
-        let renewal = issued.not_before + VALIDITY * 2 / 3;
-        self.write_certificate_status(
-            "certificates-issuing",
-            json!({
-                "conditions": conditions,
-                "notBefore": issued.not_before.to_string(),
-                "notAfter": issued.not_after.to_string(),
-                "renewalTime": renewal.to_string(),
-                "revision": revision,
-                "lastFailureTime": null,
-                "failedIssuanceAttempts": null,
-                "nextPrivateKeySecretName": null,
-            }),
-        )
-        .await?;
-        self.recorder("cert-manager-certificates-issuing").normal(
+        self.issued(&issued, revision).await
+    }
+
+    /// certificates-trigger and -readiness: a new certificate is needed, and why.
+    async fn trigger(&mut self, reason: &str, message: &str) -> kube::Result<()> {
+        let mut conditions = Conditions::of(&self.status);
+        conditions.set("Ready", "False", reason, message, self.observed());
+        conditions.set("Issuing", "True", reason, message, self.observed());
+        self.status["conditions"] = conditions.to_json();
+        let status = json!({ "conditions": conditions.to_json() });
+        self.write_certificate_status("cert-manager-certificates-trigger", status)
+            .await?;
+        self.recorder("cert-manager-certificates-trigger").normal(
             &self.certificate,
             "Issuing",
-            "The certificate has been successfully issued",
+            message,
         );
         Ok(())
     }
@@ -406,50 +420,99 @@ impl<'a> Attempt<'a> {
     /// The Secret already matches the spec (say, a spec change that does not affect the
     /// certificate): Ready for this generation without a new certificate.
     async fn up_to_date(&self) -> kube::Result<()> {
-        let mut conditions = conditions_of(&self.status);
-        conditions.retain(|c| c["type"] != "Issuing");
-        set_condition(&mut conditions, "Ready", "True", "Ready", READY_MESSAGE, now(), self.observed());
-        self.write_certificate_status("certificates-readiness", json!({"conditions": conditions})).await
+        let mut conditions = Conditions::of(&self.status);
+        conditions.remove("Issuing");
+        conditions.set("Ready", "True", "Ready", READY_MESSAGE, self.observed());
+        let status = json!({ "conditions": conditions.to_json() });
+        self.write_certificate_status("cert-manager-certificates-readiness", status)
+            .await
     }
 
     async fn wait_out_the_delay(&self) {
         tokio::time::sleep(self.controller.delay.saturating_sub(self.started.elapsed())).await;
     }
 
-    /// The issuance failed: cert-manager backs off (an hour) and says so on the Certificate.
-    async fn failed(&self, request_message: &str, key_secret: &str) -> kube::Result<()> {
-        self.delete_next_key(key_secret).await?;
-        let message = format!("The certificate request has failed to complete and will be retried: {request_message}");
-        let mut conditions = conditions_of(&self.status);
-        set_condition(&mut conditions, "Issuing", "False", "Failed", &message, now(), self.observed());
-        let attempts = self.status["failedIssuanceAttempts"].as_i64().unwrap_or(0) + 1;
-        self.write_certificate_status(
-            "certificates-issuing",
-            json!({
-                "conditions": conditions,
-                "lastFailureTime": now().to_string(),
-                "failedIssuanceAttempts": attempts,
-                "nextPrivateKeySecretName": null,
-            }),
-        )
-        .await?;
-        self.recorder("cert-manager-certificates-issuing").warning(&self.certificate, "Failed", &message);
+    /// certificates-issuing: Ready with the new certificate's times and revision.
+    async fn issued(&self, issued: &Issued, revision: i64) -> kube::Result<()> {
+        let mut conditions = Conditions::of(&self.status);
+        conditions.remove("Issuing");
+        conditions.set("Ready", "True", "Ready", READY_MESSAGE, self.observed());
+        // cert-manager renews when two thirds of the lifetime have passed.
+        let renewal = issued.not_before + VALIDITY * 2 / 3;
+        let status = json!({
+            "conditions": conditions.to_json(),
+            "notBefore": issued.not_before.to_string(),
+            "notAfter": issued.not_after.to_string(),
+            "renewalTime": renewal.to_string(),
+            "revision": revision,
+            "lastFailureTime": null,
+            "failedIssuanceAttempts": null,
+            "nextPrivateKeySecretName": null,
+        });
+        self.write_certificate_status("cert-manager-certificates-issuing", status)
+            .await?;
+        let message = "The certificate has been successfully issued";
+        self.recorder("cert-manager-certificates-issuing").normal(
+            &self.certificate,
+            "Issuing",
+            message,
+        );
         Ok(())
     }
 
+    /// The issuance failed: cert-manager backs off (an hour) and says so on the Certificate.
+    async fn failed(&self, request_message: &str, key_secret: &str) -> kube::Result<()> {
+        self.delete_next_key(key_secret).await?;
+        let message = format!(
+            "The certificate request has failed to complete and will be retried: {request_message}"
+        );
+        let mut conditions = Conditions::of(&self.status);
+        conditions.set("Issuing", "False", "Failed", &message, self.observed());
+        let attempts = self.status["failedIssuanceAttempts"].as_i64().unwrap_or(0) + 1;
+        let status = json!({
+            "conditions": conditions.to_json(),
+            "lastFailureTime": now().to_string(),
+            "failedIssuanceAttempts": attempts,
+            "nextPrivateKeySecretName": null,
+        });
+        self.write_certificate_status("cert-manager-certificates-issuing", status)
+            .await?;
+        self.recorder("cert-manager-certificates-issuing").warning(
+            &self.certificate,
+            "Failed",
+            &message,
+        );
+        Ok(())
+    }
+
+    /// certificates-key-manager: the private key for the next certificate, in a
+    /// temporary Secret until the issuance ends.
     async fn store_next_key(&self, key: &KeyPair) -> kube::Result<String> {
         let name = format!("{}-{}", self.name, random_suffix(5));
         let secret: Secret = serde_json::from_value(json!({
             "metadata": {
                 "name": name,
                 "namespace": self.namespace,
-                "labels": {"cert-manager.io/next-private-key": "true", "controller.cert-manager.io/fao": "true"},
+                "labels": {
+                    "cert-manager.io/next-private-key": "true",
+                    "controller.cert-manager.io/fao": "true",
+                },
                 "ownerReferences": [controller_ref(&self.certificate)],
             },
-            "data": {"tls.key": STANDARD.encode(key.serialize_pem())},
+            "data": { "tls.key": STANDARD.encode(key.serialize_pem()) },
         }))
         .expect("a Secret");
-        retry(|| async { self.secrets.create(&PostParams::default(), &secret).await }).await?;
+        let component = "cert-manager-certificates-key-manager";
+        let params = PostParams {
+            field_manager: Some(component.to_owned()),
+            ..PostParams::default()
+        };
+        retry(|| async { self.secrets.create(&params, &secret).await }).await?;
+        let status = json!({ "nextPrivateKeySecretName": name });
+        self.write_certificate_status(component, status).await?;
+        let message = format!("Stored new private key in temporary Secret resource {name:?}");
+        self.recorder(component)
+            .normal(&self.certificate, "Generated", &message);
         Ok(name)
     }
 
@@ -460,14 +523,20 @@ impl<'a> Attempt<'a> {
         }
     }
 
-    async fn create_request(&self, key: &KeyPair, key_secret: &str, revision: i64) -> kube::Result<DynamicObject> {
-        let name = format!("{}-{revision}", self.name);
+    /// certificates-request-manager creates `<certificate>-<revision>`, and the
+    /// approver approves it.
+    async fn request(
+        &self,
+        key: &KeyPair,
+        key_secret: &str,
+        revision: i64,
+    ) -> kube::Result<Request<'_>> {
         let csr = csr_pem(&self.spec.dns_names, key).expect("a CSR for valid DNS names");
-        let request: DynamicObject = serde_json::from_value(json!({
+        let object = dynamic(json!({
             "apiVersion": "cert-manager.io/v1",
             "kind": "CertificateRequest",
             "metadata": {
-                "name": name,
+                "name": format!("{}-{revision}", self.name),
                 "namespace": self.namespace,
                 "annotations": {
                     "cert-manager.io/certificate-name": self.name,
@@ -482,38 +551,54 @@ impl<'a> Attempt<'a> {
                 "usages": ["digital signature", "key encipherment"],
                 "duration": "2160h0m0s",
             },
-        }))
-        .expect("a CertificateRequest");
-        create_or_get(&self.requests, &name, &request).await
-    }
-
-    async fn write_request_status(&self, name: &str, manager_name: &str, status: Value) -> kube::Result<()> {
-        let patch = json!({"status": status});
-        let params = manager(manager_name);
-        retry(|| async { self.requests.patch_status(name, &params, &Patch::Merge(&patch)).await }).await?;
-        Ok(())
+        }));
+        let component = "cert-manager-certificates-request-manager";
+        let object = create_or_get(&self.requests, &object, component).await?;
+        let mut request = Request {
+            attempt: self,
+            reference: object_ref("cert-manager.io/v1", "CertificateRequest", &object.metadata),
+            name: object.metadata.name.clone().unwrap_or_default(),
+            object,
+            conditions: Conditions::default(),
+        };
+        let message = format!("Created new CertificateRequest resource {:?}", request.name);
+        self.recorder(component)
+            .normal(&self.certificate, "Requested", &message);
+        let approved = "Certificate request has been approved by cert-manager.io";
+        let approver = "cert-manager-certificaterequests-approver";
+        request
+            .set(
+                approver,
+                "Approved",
+                "True",
+                "cert-manager.io",
+                approved,
+                json!({}),
+            )
+            .await?;
+        request.event(approver, "cert-manager.io", approved);
+        Ok(request)
     }
 
     /// Looks up the issuer until it exists and is Ready, leaving the request Pending
     /// with cert-manager's message meanwhile (written once per message).
-    async fn wait_for_issuer(&self, request: &ObjectReference, conditions: &mut Vec<Value>) -> kube::Result<Issuer> {
-        let name = request.name.clone().unwrap_or_default();
+    async fn wait_for_issuer(&self, request: &mut Request<'_>) -> kube::Result<Issuer> {
         let mut said = String::new();
         loop {
-            let (reason, message) = match lookup(&self.controller.client, &self.spec.issuer_ref, &self.namespace).await? {
-                Lookup::Ready(issuer) => return Ok(issuer),
-                Lookup::Missing(message) => ("IssuerNotFound", message),
-                Lookup::NotReady => ("IssuerNotReady", "Referenced issuer does not have a Ready status condition".to_owned()),
-                Lookup::External => {
+            let client = &self.controller.client;
+            let (reason, message) =
+                match lookup(client, &self.spec.issuer_ref, &self.namespace).await? {
+                    Lookup::Ready(issuer) => return Ok(issuer),
+                    Lookup::Missing(message) => ("IssuerNotFound", message),
+                    Lookup::NotReady => ("IssuerNotReady", NOT_READY.to_owned()),
                     // Another project's issuer signs these; none runs in this simulation.
-                    return std::future::pending().await;
-                }
-            };
+                    Lookup::External => return std::future::pending().await,
+                };
             if message != said {
-                set_condition(conditions, "Ready", "False", "Pending", &message, now(), json!({}));
-                self.write_request_status(&name, "certificaterequests-issuer", json!({"conditions": conditions}))
+                request
+                    .set(ISSUER, "Ready", "False", "Pending", &message, json!({}))
                     .await?;
-                self.recorder("cert-manager-certificaterequests-issuer").normal(request, reason, &message);
+                request.event(ISSUER, reason, &message);
                 said = message;
             }
             tokio::time::sleep(ISSUER_POLL).await;
@@ -521,7 +606,7 @@ impl<'a> Attempt<'a> {
     }
 
     /// The tls Secret as cert-manager's issuing controller applies it.
-    async fn store_certificate(&self, chain_pem: &str, ca_pem: &str, key: &KeyPair) -> kube::Result<()> {
+    async fn store_certificate(&self, issued: &Issued, key: &KeyPair) -> kube::Result<()> {
         let issuer = &self.spec.issuer_ref;
         let secret = json!({
             "apiVersion": "v1",
@@ -529,11 +614,11 @@ impl<'a> Attempt<'a> {
             "metadata": {
                 "name": self.spec.secret_name,
                 "namespace": self.namespace,
-                "labels": {"controller.cert-manager.io/fao": "true"},
+                "labels": { "controller.cert-manager.io/fao": "true" },
                 "annotations": {
                     "cert-manager.io/alt-names": self.spec.dns_names.join(","),
                     "cert-manager.io/certificate-name": self.name,
-                    "cert-manager.io/common-name": self.spec.dns_names.first().cloned().unwrap_or_default(),
+                    "cert-manager.io/common-name": self.spec.dns_names.first(),
                     "cert-manager.io/ip-sans": "",
                     "cert-manager.io/issuer-group": issuer.group(),
                     "cert-manager.io/issuer-kind": issuer.kind(),
@@ -543,195 +628,315 @@ impl<'a> Attempt<'a> {
             },
             "type": "kubernetes.io/tls",
             "data": {
-                "tls.crt": STANDARD.encode(chain_pem),
+                "tls.crt": STANDARD.encode(&issued.chain_pem),
                 "tls.key": STANDARD.encode(key.serialize_pem()),
-                "ca.crt": STANDARD.encode(ca_pem),
+                "ca.crt": STANDARD.encode(&issued.ca_pem),
             },
         });
         let params = PatchParams::apply("cert-manager-certificates-issuing").force();
-        retry(|| async { self.secrets.patch(&self.spec.secret_name, &params, &Patch::Apply(&secret)).await }).await?;
+        let name = &self.spec.secret_name;
+        retry(|| async {
+            self.secrets
+                .patch(name, &params, &Patch::Apply(&secret))
+                .await
+        })
+        .await?;
         Ok(())
     }
 }
 
-async fn create_or_get(api: &Api<DynamicObject>, name: &str, object: &DynamicObject) -> kube::Result<DynamicObject> {
-    match retry(|| async { api.create(&PostParams::default(), object).await }).await {
-        Err(e) if already_exists(&e) => retry(|| api.get(name)).await,
-        result => result,
+/// A CertificateRequest with the conditions its controllers keep on it.
+struct Request<'a> {
+    attempt: &'a Attempt<'a>,
+    object: DynamicObject,
+    reference: ObjectReference,
+    name: String,
+    conditions: Conditions,
+}
+
+impl Request<'_> {
+    /// Sets one condition and writes the status, with `more` status fields.
+    async fn set(
+        &mut self,
+        component: &str,
+        kind: &str,
+        status: &str,
+        reason: &str,
+        message: &str,
+        mut more: Value,
+    ) -> kube::Result<()> {
+        self.conditions
+            .set(kind, status, reason, message, json!({}));
+        more["conditions"] = self.conditions.to_json();
+        write_status(&self.attempt.requests, &self.name, component, more).await
+    }
+
+    fn event(&self, component: &'static str, reason: &str, message: &str) {
+        self.attempt
+            .recorder(component)
+            .normal(&self.reference, reason, message);
+    }
+
+    /// Signed: the certificate (and for a non-ACME issuer, the CA) in the status.
+    async fn issued(&mut self, component: &'static str, certificate: Value) -> kube::Result<()> {
+        let message = "Certificate fetched from issuer successfully";
+        self.set(component, "Ready", "True", "Issued", message, certificate)
+            .await?;
+        self.event(component, "CertificateIssued", message);
+        Ok(())
+    }
+
+    /// The Order failed, so the request does: returns the message, which the
+    /// Certificate quotes.
+    async fn order_failed(&mut self, order: &Order<'_>) -> kube::Result<String> {
+        let message = format!(
+            "Failed to wait for order resource {:?} to become ready: order is in \"invalid\" state: ",
+            order.name
+        );
+        let more = json!({ "failureTime": now().to_string() });
+        self.set(ACME_ISSUER, "Ready", "False", "Failed", &message, more)
+            .await?;
+        self.attempt
+            .recorder(ACME_ISSUER)
+            .warning(&self.reference, "OrderFailed", &message);
+        Ok(message)
     }
 }
 
-/// An ACME Order of a CertificateRequest with its Challenges, one HTTP-01 per DNS name.
+/// An HTTP-01 Challenge of an Order, for one DNS name.
+struct Challenge {
+    name: String,
+    dns_name: String,
+    reference: ObjectReference,
+}
+
+/// An ACME Order of a CertificateRequest with its Challenges.
 struct Order<'a> {
     attempt: &'a Attempt<'a>,
     name: String,
     reference: ObjectReference,
     orders: Api<DynamicObject>,
-    challenges: Api<DynamicObject>,
-    /// Challenge names with their DNS names.
-    challenge_names: Vec<(String, String)>,
-    /// The Challenges once created, for their Events.
-    challenge_refs: Vec<ObjectReference>,
+    challenges_api: Api<DynamicObject>,
+    challenges: Vec<Challenge>,
 }
 
 impl<'a> Order<'a> {
-    /// Creates the Order of a request, named `<request>-<hash>` and owned by the request,
-    /// and its Challenges, all pending.
-    async fn create(attempt: &'a Attempt<'a>, request: &DynamicObject, issuer: &Issuer, server: &str) -> kube::Result<Self> {
-        let request_name = request.metadata.name.clone().unwrap_or_default();
-        let name = format!("{request_name}-{}", stable_number(&format!("{request_name}/{server}")));
-        let client = attempt.controller.client.clone();
-        let orders: Api<DynamicObject> = Api::namespaced_with(client.clone(), &attempt.namespace, &orders());
-        let base = acme_base(server);
-        let account = stable_number(&attempt.spec.issuer_ref.name);
-        let order_id = stable_number(&name);
-        let request_ref = object_ref("cert-manager.io/v1", "CertificateRequest", &request.metadata);
-        let object: DynamicObject = serde_json::from_value(json!({
+    /// Creates the Order of a request, named `<request>-<hash>` and owned by the
+    /// request, and an HTTP-01 Challenge per DNS name, all pending.
+    async fn create(
+        attempt: &'a Attempt<'a>,
+        request: &mut Request<'_>,
+        issuer: &Issuer,
+        server: &str,
+    ) -> kube::Result<Self> {
+        let name = format!(
+            "{}-{}",
+            request.name,
+            stable_number(&format!("{}/{server}", request.name))
+        );
+        let client = &attempt.controller.client;
+        let namespace = &attempt.namespace;
+        let object = dynamic(json!({
             "apiVersion": "acme.cert-manager.io/v1",
             "kind": "Order",
             "metadata": {
                 "name": name,
-                "namespace": attempt.namespace,
-                "annotations": request.metadata.annotations,
-                "ownerReferences": [controller_ref(&request_ref)],
+                "namespace": namespace,
+                "annotations": request.object.metadata.annotations,
+                "ownerReferences": [controller_ref(&request.reference)],
             },
             "spec": {
-                "request": request.data["spec"]["request"],
+                "request": request.object.data["spec"]["request"],
                 "issuerRef": attempt.spec.issuer_ref,
                 "commonName": attempt.spec.dns_names.first(),
                 "dnsNames": attempt.spec.dns_names,
             },
-        }))
-        .expect("an Order");
-        let created = create_or_get(&orders, &name, &object).await?;
+        }));
+        let orders = Api::namespaced_with(client.clone(), namespace, &orders());
+        let object = create_or_get(&orders, &object, ACME_ISSUER).await?;
         let mut order = Order {
             attempt,
-            challenge_refs: Vec::new(),
-            reference: object_ref("acme.cert-manager.io/v1", "Order", &created.metadata),
-            orders,
-            challenges: Api::namespaced_with(client, &attempt.namespace, &challenges()),
-            challenge_names: attempt
-                .spec
-                .dns_names
-                .iter()
-                .map(|dns| (format!("{name}-{}", stable_number(&format!("{name}/{dns}"))), dns.clone()))
-                .collect(),
+            reference: object_ref("acme.cert-manager.io/v1", "Order", &object.metadata),
             name,
+            orders,
+            challenges_api: Api::namespaced_with(client.clone(), namespace, &challenges()),
+            challenges: Vec::new(),
         };
+        request.event(
+            ACME_ISSUER,
+            "OrderCreated",
+            &format!("Created Order resource {namespace}/{}", order.name),
+        );
+        order.submit(issuer, server).await?;
+        let pending = format!(
+            "Waiting on certificate issuance from order {namespace}/{}: \"pending\"",
+            order.name
+        );
+        request
+            .set(
+                ACME_ISSUER,
+                "Ready",
+                "False",
+                "Pending",
+                &pending,
+                json!({}),
+            )
+            .await?;
+        request.event(ACME_ISSUER, "OrderPending", &pending);
+        Ok(order)
+    }
 
+    /// What the orders controller does with a new Order: creates it on the ACME server
+    /// (URLs and authorizations in the status) and a Challenge per authorization.
+    async fn submit(&mut self, issuer: &Issuer, server: &str) -> kube::Result<()> {
+        let attempt = self.attempt;
+        let base = acme_base(server);
+        let account = stable_number(&attempt.spec.issuer_ref.name);
+        let order_id = stable_number(&self.name);
         // The ACME account key's thumbprint, the second half of every key authorization.
         let thumbprint = random_token();
         let mut authorizations = Vec::new();
-        let mut specs = Vec::new();
-        for (challenge_name, dns) in &order.challenge_names {
-            let authz_id = stable_number(challenge_name);
+        let mut challenges = Vec::new();
+        for dns_name in &attempt.spec.dns_names {
+            let challenge_name = format!(
+                "{}-{}",
+                self.name,
+                stable_number(&format!("{}/{dns_name}", self.name))
+            );
+            let authz_id = stable_number(&challenge_name);
             let authz_url = format!("{base}/acme/authz/{account}/{authz_id}");
-            let token = random_token();
-            let challenge_url = || format!("{base}/acme/chall/{account}/{authz_id}/{}", &random_token()[..6]);
+            let challenge_url = || {
+                format!(
+                    "{base}/acme/chall/{account}/{authz_id}/{}",
+                    &random_token()[..6]
+                )
+            };
+            let (token, url) = (random_token(), challenge_url());
             authorizations.push(json!({
                 "url": authz_url,
-                "identifier": dns,
+                "identifier": dns_name,
                 "initialState": "pending",
                 "wildcard": false,
                 "challenges": [
-                    {"type": "http-01", "url": challenge_url(), "token": token},
-                    {"type": "dns-01", "url": challenge_url(), "token": random_token()},
-                    {"type": "tls-alpn-01", "url": challenge_url(), "token": random_token()},
+                    { "type": "http-01", "url": url, "token": token },
+                    { "type": "dns-01", "url": challenge_url(), "token": random_token() },
+                    { "type": "tls-alpn-01", "url": challenge_url(), "token": random_token() },
                 ],
             }));
-            specs.push((challenge_name.clone(), json!({
-                "url": authorizations.last().unwrap()["challenges"][0]["url"],
-                "authorizationURL": authz_url,
-                "dnsName": dns,
-                "wildcard": false,
-                "type": "HTTP-01",
-                "token": token,
-                "key": format!("{token}.{thumbprint}"),
-                "solver": issuer.solver,
-                "issuerRef": attempt.spec.issuer_ref,
-            })));
-        }
-        order
-            .write_status(json!({
-                "url": format!("{base}/acme/order/{account}/{order_id}"),
-                "finalizeURL": format!("{base}/acme/finalize/{account}/{order_id}"),
-                "authorizations": authorizations,
-                "state": "pending",
-            }))
-            .await?;
-
-        let order_events = attempt.recorder("cert-manager-orders");
-        let challenge_events = attempt.recorder("cert-manager-challenges");
-        for (challenge_name, spec) in specs {
-            let object: DynamicObject = serde_json::from_value(json!({
+            challenges.push(dynamic(json!({
                 "apiVersion": "acme.cert-manager.io/v1",
                 "kind": "Challenge",
                 "metadata": {
                     "name": challenge_name,
                     "namespace": attempt.namespace,
-                    "ownerReferences": [controller_ref(&order.reference)],
+                    "ownerReferences": [controller_ref(&self.reference)],
                 },
-                "spec": spec,
-            }))
-            .expect("a Challenge");
-            let created = create_or_get(&order.challenges, &challenge_name, &object).await?;
-            let challenge_ref = object_ref("acme.cert-manager.io/v1", "Challenge", &created.metadata);
-            order_events.normal(
-                &order.reference,
-                "Created",
-                &format!("Created Challenge resource {challenge_name:?} for domain {:?}", spec["dnsName"].as_str().unwrap_or_default()),
-            );
-            order
-                .write_challenge_status(
-                    &challenge_name,
-                    json!({"processing": true, "presented": true, "presentedAt": now().to_string(), "state": "pending", "reason": ""}),
-                )
-                .await?;
-            challenge_events.normal(&challenge_ref, "Started", "Challenge scheduled for processing");
-            challenge_events.normal(&challenge_ref, "Presented", "Presented challenge using HTTP-01 challenge mechanism");
-            order.challenge_refs.push(challenge_ref);
+                "spec": {
+                    "url": url,
+                    "authorizationURL": authz_url,
+                    "dnsName": dns_name,
+                    "wildcard": false,
+                    "type": "HTTP-01",
+                    "token": token,
+                    "key": format!("{token}.{thumbprint}"),
+                    "solver": issuer.solver,
+                    "issuerRef": attempt.spec.issuer_ref,
+                },
+            })));
         }
-        Ok(order)
-    }
-
-    async fn write_status(&self, status: Value) -> kube::Result<()> {
-        let patch = json!({"status": status});
-        let params = manager("orders");
-        retry(|| async { self.orders.patch_status(&self.name, &params, &Patch::Merge(&patch)).await }).await?;
+        let status = json!({
+            "url": format!("{base}/acme/order/{account}/{order_id}"),
+            "finalizeURL": format!("{base}/acme/finalize/{account}/{order_id}"),
+            "authorizations": authorizations,
+            "state": "pending",
+        });
+        write_status(&self.orders, &self.name, ORDERS, status).await?;
+        for challenge in challenges {
+            self.start_challenge(&challenge).await?;
+        }
         Ok(())
     }
 
-    async fn write_challenge_status(&self, name: &str, status: Value) -> kube::Result<()> {
-        let patch = json!({"status": status});
-        let params = manager("challenges");
-        retry(|| async { self.challenges.patch_status(name, &params, &Patch::Merge(&patch)).await }).await?;
+    /// The challenges controller picks a new Challenge up and presents it.
+    async fn start_challenge(&mut self, object: &DynamicObject) -> kube::Result<()> {
+        let object = create_or_get(&self.challenges_api, object, ORDERS).await?;
+        let challenge = Challenge {
+            name: object.metadata.name.clone().unwrap_or_default(),
+            dns_name: object.data["spec"]["dnsName"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned(),
+            reference: object_ref("acme.cert-manager.io/v1", "Challenge", &object.metadata),
+        };
+        let created = format!(
+            "Created Challenge resource {:?} for domain {:?}",
+            challenge.name, challenge.dns_name
+        );
+        self.attempt
+            .recorder(ORDERS)
+            .normal(&self.reference, "Created", &created);
+        let status = json!({
+            "processing": true,
+            "presented": true,
+            "presentedAt": now().to_string(),
+            "state": "pending",
+            "reason": "",
+        });
+        write_status(&self.challenges_api, &challenge.name, CHALLENGES, status).await?;
+        let events = self.attempt.recorder(CHALLENGES);
+        events.normal(
+            &challenge.reference,
+            "Started",
+            "Challenge scheduled for processing",
+        );
+        events.normal(
+            &challenge.reference,
+            "Presented",
+            "Presented challenge using HTTP-01 challenge mechanism",
+        );
+        self.challenges.push(challenge);
         Ok(())
     }
 
     /// The HTTP-01 self check never sees the token: every Challenge and the Order invalid.
     async fn fail(&self) -> kube::Result<()> {
-        for (name, _) in &self.challenge_names {
-            self.write_challenge_status(
-                name,
-                json!({"processing": false, "presented": false, "state": "invalid", "reason": SELF_CHECK_404}),
-            )
-            .await?;
+        for challenge in &self.challenges {
+            let status = json!({
+                "processing": false,
+                "presented": false,
+                "state": "invalid",
+                "reason": SELF_CHECK_404,
+            });
+            write_status(&self.challenges_api, &challenge.name, CHALLENGES, status).await?;
         }
-        self.write_status(json!({"state": "invalid", "failureTime": now().to_string()})).await
+        let status = json!({ "state": "invalid", "failureTime": now().to_string() });
+        write_status(&self.orders, &self.name, ORDERS, status).await
     }
 
+    /// Every Challenge verified, the Order valid with the signed chain.
     async fn succeed(&self, chain_base64: &str) -> kube::Result<()> {
-        let events = self.attempt.recorder("cert-manager-challenges");
-        for ((name, dns), reference) in self.challenge_names.iter().zip(&self.challenge_refs) {
-            self.write_challenge_status(
-                name,
-                json!({"processing": false, "presented": false, "state": "valid", "reason": "Successfully authorized domain"}),
-            )
-            .await?;
-            events.normal(reference, "DomainVerified", &format!("Domain {dns:?} verified with \"HTTP-01\" validation"));
+        let events = self.attempt.recorder(CHALLENGES);
+        for challenge in &self.challenges {
+            let status = json!({
+                "processing": false,
+                "presented": false,
+                "state": "valid",
+                "reason": "Successfully authorized domain",
+            });
+            write_status(&self.challenges_api, &challenge.name, CHALLENGES, status).await?;
+            let verified = format!(
+                "Domain {:?} verified with \"HTTP-01\" validation",
+                challenge.dns_name
+            );
+            events.normal(&challenge.reference, "DomainVerified", &verified);
         }
-        self.write_status(json!({"state": "valid", "certificate": chain_base64})).await?;
-        self.attempt.recorder("cert-manager-orders").normal(&self.reference, "Complete", "Order completed successfully");
+        let status = json!({ "state": "valid", "certificate": chain_base64 });
+        write_status(&self.orders, &self.name, ORDERS, status).await?;
+        self.attempt.recorder(ORDERS).normal(
+            &self.reference,
+            "Complete",
+            "Order completed successfully",
+        );
         Ok(())
     }
 }
@@ -744,7 +949,11 @@ mod tests {
         CertificateSpec {
             dns_names: names.iter().map(|s| s.to_string()).collect(),
             secret_name: "polls-tls".into(),
-            issuer_ref: IssuerRef { name: issuer.into(), kind: "ClusterIssuer".into(), group: "cert-manager.io".into() },
+            issuer_ref: IssuerRef {
+                name: issuer.into(),
+                kind: "ClusterIssuer".into(),
+                group: "cert-manager.io".into(),
+            },
         }
     }
 
@@ -763,7 +972,8 @@ mod tests {
 
     #[test]
     fn a_missing_secret_is_issued_as_does_not_exist() {
-        let (reason, message) = issuance_reason(&spec("letsencrypt-staging", &["a.example"]), None).unwrap();
+        let (reason, message) =
+            issuance_reason(&spec("letsencrypt-staging", &["a.example"]), None).unwrap();
         assert_eq!(reason, "DoesNotExist");
         assert_eq!(message, "Issuing certificate as Secret does not exist");
     }
@@ -771,20 +981,28 @@ mod tests {
     #[test]
     fn an_issuer_switch_is_an_incorrect_issuer() {
         let secret = issued_secret("letsencrypt-staging", "a.example");
-        assert!(issuance_reason(&spec("letsencrypt-staging", &["a.example"]), Some(&secret)).is_none());
-        let (reason, message) = issuance_reason(&spec("letsencrypt-prod", &["a.example"]), Some(&secret)).unwrap();
+        assert!(
+            issuance_reason(&spec("letsencrypt-staging", &["a.example"]), Some(&secret)).is_none()
+        );
+        let (reason, message) =
+            issuance_reason(&spec("letsencrypt-prod", &["a.example"]), Some(&secret)).unwrap();
         assert_eq!(reason, "IncorrectIssuer");
         assert_eq!(
             message,
             "Issuing certificate as Secret was previously issued by ClusterIssuer.cert-manager.io/letsencrypt-staging"
         );
-        let (reason, _) = issuance_reason(&spec("letsencrypt-staging", &["a.example", "b.example"]), Some(&secret)).unwrap();
+        let (reason, _) = issuance_reason(
+            &spec("letsencrypt-staging", &["a.example", "b.example"]),
+            Some(&secret),
+        )
+        .unwrap();
         assert_eq!(reason, "RequestChanged");
     }
 
     #[test]
     fn settled_means_ready_or_failed_at_this_generation() {
-        let ready = json!({"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 2}]});
+        let ready =
+            json!({"conditions": [{"type": "Ready", "status": "True", "observedGeneration": 2}]});
         assert!(settled(&ready, 2));
         assert!(!settled(&ready, 3));
         let failed = json!({"conditions": [
@@ -792,7 +1010,8 @@ mod tests {
             {"type": "Issuing", "status": "False", "reason": "Failed", "observedGeneration": 1},
         ]});
         assert!(settled(&failed, 1));
-        let issuing = json!({"conditions": [{"type": "Issuing", "status": "True", "observedGeneration": 1}]});
+        let issuing =
+            json!({"conditions": [{"type": "Issuing", "status": "True", "observedGeneration": 1}]});
         assert!(!settled(&issuing, 1));
         assert!(!settled(&Value::Null, 1));
     }
@@ -801,7 +1020,11 @@ mod tests {
     fn generated_names_look_like_kubernetes_ones() {
         let suffix = random_suffix(5);
         assert_eq!(suffix.len(), 5);
-        assert!(suffix.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit()));
+        assert!(
+            suffix
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        );
         assert_eq!(random_token().len(), 43);
     }
 }

@@ -2,19 +2,27 @@
 //! Ready for any ACME, selfSigned or CA issuer a user adds; and the lookup a
 //! CertificateRequest does, with cert-manager's own messages when it finds nothing.
 
-use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::pki::Authority;
 use super::{IssuerRef, cluster_issuers, issuers, stable_number};
-use crate::controllers::support::{Change, change, find_condition, now, report, retry, set_condition, spawn_watch};
+use crate::controllers::support::{
+    Change, Conditions, change, find_condition, report, retry, spawn_watch,
+};
 
 /// The ClusterIssuers of the tutorial's prerequisite, as `kubesim serve --cert-manager`
 /// creates them.
 pub(crate) const LETS_ENCRYPT: [(&str, &str); 2] = [
-    ("letsencrypt-staging", "https://acme-staging-v02.api.letsencrypt.org/directory"),
-    ("letsencrypt-prod", "https://acme-v02.api.letsencrypt.org/directory"),
+    (
+        "letsencrypt-staging",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ),
+    (
+        "letsencrypt-prod",
+        "https://acme-v02.api.letsencrypt.org/directory",
+    ),
 ];
 
 const EMAIL: &str = "admin@your_domain.com";
@@ -36,7 +44,8 @@ pub(crate) async fn create_lets_encrypt(client: &Client) -> kube::Result<()> {
             }},
         });
         let params = PatchParams::apply("kubesim").force();
-        let applied = retry(|| async { api.patch(name, &params, &Patch::Apply(&issuer)).await }).await?;
+        let applied =
+            retry(|| async { api.patch(name, &params, &Patch::Apply(&issuer)).await }).await?;
         make_ready(&api, &applied, "cert-manager-clusterissuers").await?;
     }
     Ok(())
@@ -45,15 +54,27 @@ pub(crate) async fn create_lets_encrypt(client: &Client) -> kube::Result<()> {
 /// Watches Issuers and ClusterIssuers and sets Ready on those cert-manager could set up.
 pub(crate) fn spawn(client: &Client) {
     for (api, manager) in [
-        (Api::<DynamicObject>::all_with(client.clone(), &issuers()), "cert-manager-issuers"),
-        (Api::all_with(client.clone(), &cluster_issuers()), "cert-manager-clusterissuers"),
+        (
+            Api::<DynamicObject>::all_with(client.clone(), &issuers()),
+            "cert-manager-issuers",
+        ),
+        (
+            Api::all_with(client.clone(), &cluster_issuers()),
+            "cert-manager-clusterissuers",
+        ),
     ] {
         let client = client.clone();
         spawn_watch(api, move |event| {
             let client = client.clone();
             async move {
-                let Some(Change::Applied(issuer)) = change(event) else { return };
-                let ar = if issuer.metadata.namespace.is_some() { issuers() } else { cluster_issuers() };
+                let Some(Change::Applied(issuer)) = change(event) else {
+                    return;
+                };
+                let ar = if issuer.metadata.namespace.is_some() {
+                    issuers()
+                } else {
+                    cluster_issuers()
+                };
                 let api: Api<DynamicObject> = match &issuer.metadata.namespace {
                     Some(ns) => Api::namespaced_with(client, ns, &ar),
                     None => Api::all_with(client, &ar),
@@ -69,7 +90,11 @@ pub(crate) fn spawn(client: &Client) {
 
 /// Sets the Ready condition cert-manager sets once an issuer is usable: ACME account
 /// registered, selfSigned always, CA keypair verified. Other kinds are left alone.
-async fn make_ready(api: &Api<DynamicObject>, issuer: &DynamicObject, manager: &str) -> kube::Result<()> {
+async fn make_ready(
+    api: &Api<DynamicObject>,
+    issuer: &DynamicObject,
+    manager: &str,
+) -> kube::Result<()> {
     let generation = issuer.metadata.generation.unwrap_or(1);
     let status = &issuer.data["status"];
     let ready = find_condition(status, "Ready")
@@ -86,7 +111,10 @@ async fn make_ready(api: &Api<DynamicObject>, issuer: &DynamicObject, manager: &
             "lastRegisteredEmail": spec["acme"]["email"],
             "lastPrivateKeyHash": format!("{:016x}{:016x}=", stable_number(&name), stable_number(server)),
         });
-        ("ACMEAccountRegistered", "The ACME account was registered with the ACME server")
+        (
+            "ACMEAccountRegistered",
+            "The ACME account was registered with the ACME server",
+        )
     } else if spec.get("selfSigned").is_some() {
         ("IsReady", "")
     } else if spec.get("ca").is_some() {
@@ -94,12 +122,25 @@ async fn make_ready(api: &Api<DynamicObject>, issuer: &DynamicObject, manager: &
     } else {
         return Ok(());
     };
-    let mut conditions = Vec::new();
-    set_condition(&mut conditions, "Ready", "True", reason, message, now(), json!({"observedGeneration": generation}));
-    new_status["conditions"] = Value::Array(conditions);
-    let params = PatchParams { field_manager: Some(manager.to_owned()), ..PatchParams::default() };
+    let mut conditions = Conditions::default();
+    conditions.set(
+        "Ready",
+        "True",
+        reason,
+        message,
+        json!({"observedGeneration": generation}),
+    );
+    new_status["conditions"] = conditions.to_json();
+    let params = PatchParams {
+        field_manager: Some(manager.to_owned()),
+        ..PatchParams::default()
+    };
     let patch = json!({"status": new_status});
-    retry(|| async { api.patch_status(&name, &params, &Patch::Merge(&patch)).await }).await?;
+    retry(|| async {
+        api.patch_status(&name, &params, &Patch::Merge(&patch))
+            .await
+    })
+    .await?;
     Ok(())
 }
 
@@ -126,7 +167,11 @@ pub(crate) struct Issuer {
     pub authority: Authority,
 }
 
-pub(crate) async fn lookup(client: &Client, issuer_ref: &IssuerRef, namespace: &str) -> kube::Result<Lookup> {
+pub(crate) async fn lookup(
+    client: &Client,
+    issuer_ref: &IssuerRef,
+    namespace: &str,
+) -> kube::Result<Lookup> {
     if issuer_ref.group() != "cert-manager.io" {
         return Ok(Lookup::External);
     }
@@ -152,7 +197,11 @@ pub(crate) async fn lookup(client: &Client, issuer_ref: &IssuerRef, namespace: &
         Some(server) => Authority::lets_encrypt(server),
         None => Authority::local(&issuer_ref.name),
     };
-    Ok(Lookup::Ready(Issuer { acme_server, solver: spec["acme"]["solvers"][0].clone(), authority }))
+    Ok(Lookup::Ready(Issuer {
+        acme_server,
+        solver: spec["acme"]["solvers"][0].clone(),
+        authority,
+    }))
 }
 
 #[cfg(test)]
@@ -161,7 +210,13 @@ mod tests {
 
     #[test]
     fn acme_urls_hang_off_the_directory_host() {
-        assert_eq!(acme_base(LETS_ENCRYPT[0].1), "https://acme-staging-v02.api.letsencrypt.org");
-        assert_eq!(acme_base("https://acme.example/directory/"), "https://acme.example");
+        assert_eq!(
+            acme_base(LETS_ENCRYPT[0].1),
+            "https://acme-staging-v02.api.letsencrypt.org"
+        );
+        assert_eq!(
+            acme_base("https://acme.example/directory/"),
+            "https://acme.example"
+        );
     }
 }

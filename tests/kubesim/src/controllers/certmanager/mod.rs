@@ -41,7 +41,11 @@ pub(crate) fn certificates() -> ApiResource {
 }
 
 pub(crate) fn certificate_requests() -> ApiResource {
-    resource("cert-manager.io", "CertificateRequest", "certificaterequests")
+    resource(
+        "cert-manager.io",
+        "CertificateRequest",
+        "certificaterequests",
+    )
 }
 
 pub(crate) fn issuers() -> ApiResource {
@@ -72,11 +76,19 @@ pub(crate) struct IssuerRef {
 
 impl IssuerRef {
     pub(crate) fn kind(&self) -> &str {
-        if self.kind.is_empty() { "Issuer" } else { &self.kind }
+        if self.kind.is_empty() {
+            "Issuer"
+        } else {
+            &self.kind
+        }
     }
 
     pub(crate) fn group(&self) -> &str {
-        if self.group.is_empty() { "cert-manager.io" } else { &self.group }
+        if self.group.is_empty() {
+            "cert-manager.io"
+        } else {
+            &self.group
+        }
     }
 
     /// Same issuer, whether or not the defaults are spelled out.
@@ -99,12 +111,22 @@ mod tests {
 
     #[test]
     fn issuer_ref_defaults_are_the_apis() {
-        let bare = IssuerRef { name: "ca".into(), ..IssuerRef::default() };
+        let bare = IssuerRef {
+            name: "ca".into(),
+            ..IssuerRef::default()
+        };
         assert_eq!(bare.kind(), "Issuer");
         assert_eq!(bare.group(), "cert-manager.io");
-        let spelled = IssuerRef { name: "ca".into(), kind: "Issuer".into(), group: "cert-manager.io".into() };
+        let spelled = IssuerRef {
+            name: "ca".into(),
+            kind: "Issuer".into(),
+            group: "cert-manager.io".into(),
+        };
         assert!(bare.same_as(&spelled));
-        let cluster = IssuerRef { kind: "ClusterIssuer".into(), ..spelled };
+        let cluster = IssuerRef {
+            kind: "ClusterIssuer".into(),
+            ..spelled
+        };
         assert!(!bare.same_as(&cluster));
     }
 

@@ -31,13 +31,19 @@ impl Authority {
                 common_name: "(STAGING) Ersatz Edamame E1".into(),
             }
         } else {
-            Authority { organization: "Let's Encrypt".into(), common_name: "E5".into() }
+            Authority {
+                organization: "Let's Encrypt".into(),
+                common_name: "E5".into(),
+            }
         }
     }
 
     /// A CA of this simulation for an issuer that is not ACME (selfSigned, ca, ...).
     pub(crate) fn local(issuer_name: &str) -> Self {
-        Authority { organization: "kubesim".into(), common_name: issuer_name.into() }
+        Authority {
+            organization: "kubesim".into(),
+            common_name: issuer_name.into(),
+        }
     }
 }
 
@@ -58,20 +64,30 @@ pub(crate) struct Authorities {
 }
 
 impl Authorities {
-    fn get(&self, authority: &Authority) -> Result<Arc<CertifiedIssuer<'static, KeyPair>>, rcgen::Error> {
+    fn get(
+        &self,
+        authority: &Authority,
+    ) -> Result<Arc<CertifiedIssuer<'static, KeyPair>>, rcgen::Error> {
         let mut issuers = self.issuers.lock().expect("authorities lock");
         if let Some(issuer) = issuers.get(authority) {
             return Ok(issuer.clone());
         }
         let mut params = CertificateParams::default();
         params.distinguished_name.push(DnType::CountryName, "US");
-        params.distinguished_name.push(DnType::OrganizationName, authority.organization.as_str());
-        params.distinguished_name.push(DnType::CommonName, authority.common_name.as_str());
+        params
+            .distinguished_name
+            .push(DnType::OrganizationName, authority.organization.as_str());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, authority.common_name.as_str());
         params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
         // Validity as an intermediate has it: a while ago to a few years ahead.
         let now = Timestamp::now();
-        params.not_before = to_rcgen_time(now - Duration::from_secs(30 * 24 * 3600));
-        params.not_after = to_rcgen_time(now + Duration::from_secs(3 * 365 * 24 * 3600));
+        set_validity(
+            &mut params,
+            now - Duration::from_secs(30 * 24 * 3600),
+            now + Duration::from_secs(3 * 365 * 24 * 3600),
+        );
         params.key_usages = vec![
             KeyUsagePurpose::DigitalSignature,
             KeyUsagePurpose::KeyCertSign,
@@ -94,28 +110,36 @@ impl Authorities {
         let ca = self.get(authority)?;
         let mut params = leaf_params(dns_names)?;
         let not_after = not_before + VALIDITY;
-        params.not_before = to_rcgen_time(not_before);
-        params.not_after = to_rcgen_time(not_after);
+        set_validity(&mut params, not_before, not_after);
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         params.use_authority_key_identifier_extension = true;
         let leaf = params.signed_by(key, &ca)?;
-        Ok(Issued { chain_pem: leaf.pem() + &ca.pem(), ca_pem: ca.pem(), not_before, not_after })
+        Ok(Issued {
+            chain_pem: leaf.pem() + &ca.pem(),
+            ca_pem: ca.pem(),
+            not_before,
+            not_after,
+        })
     }
 }
 
 fn leaf_params(dns_names: &[String]) -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::new(dns_names.to_vec())?;
     if let Some(first) = dns_names.first() {
-        params.distinguished_name.push(DnType::CommonName, first.as_str());
+        params
+            .distinguished_name
+            .push(DnType::CommonName, first.as_str());
     }
     Ok(params)
 }
 
 /// rcgen takes `time`'s type; adding to its epoch avoids depending on `time` too.
-fn to_rcgen_time(t: Timestamp) -> impl Copy {
-    rcgen::date_time_ymd(1970, 1, 1) + Duration::from_secs(t.as_second().max(0) as u64)
+fn set_validity(params: &mut CertificateParams, not_before: Timestamp, not_after: Timestamp) {
+    let epoch = rcgen::date_time_ymd(1970, 1, 1);
+    params.not_before = epoch + Duration::from_secs(not_before.as_second().max(0) as u64);
+    params.not_after = epoch + Duration::from_secs(not_after.as_second().max(0) as u64);
 }
 
 /// The PEM CSR cert-manager puts in a CertificateRequest's spec.request.
@@ -129,7 +153,8 @@ mod tests {
 
     #[test]
     fn staging_and_production_look_like_lets_encrypt() {
-        let staging = Authority::lets_encrypt("https://acme-staging-v02.api.letsencrypt.org/directory");
+        let staging =
+            Authority::lets_encrypt("https://acme-staging-v02.api.letsencrypt.org/directory");
         assert_eq!(staging.common_name, "(STAGING) Ersatz Edamame E1");
         assert_eq!(staging.organization, "(STAGING) Let's Encrypt");
         let prod = Authority::lets_encrypt("https://acme-v02.api.letsencrypt.org/directory");
@@ -141,14 +166,26 @@ mod tests {
     fn issues_a_chain_and_a_csr_for_the_names() {
         let authorities = Authorities::default();
         let key = KeyPair::generate().unwrap();
-        let names = vec!["your_domain.com".to_owned(), "www.your_domain.com".to_owned()];
+        let names = vec![
+            "your_domain.com".to_owned(),
+            "www.your_domain.com".to_owned(),
+        ];
         let start: Timestamp = "2026-11-24T17:49:10Z".parse().unwrap();
         let issued = authorities
-            .issue(&Authority::lets_encrypt("https://acme-v02.api.letsencrypt.org/directory"), &names, &key, start)
+            .issue(
+                &Authority::lets_encrypt("https://acme-v02.api.letsencrypt.org/directory"),
+                &names,
+                &key,
+                start,
+            )
             .unwrap();
         assert_eq!(issued.chain_pem.matches("BEGIN CERTIFICATE").count(), 2);
         assert!(issued.chain_pem.ends_with(&issued.ca_pem));
         assert_eq!(issued.not_after.to_string(), "2027-02-22T17:49:10Z");
-        assert!(csr_pem(&names, &key).unwrap().contains("BEGIN CERTIFICATE REQUEST"));
+        assert!(
+            csr_pem(&names, &key)
+                .unwrap()
+                .contains("BEGIN CERTIFICATE REQUEST")
+        );
     }
 }

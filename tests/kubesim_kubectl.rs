@@ -1,0 +1,384 @@
+//! The installed kubectl, a client nobody here wrote, against a fresh `kubesim serve`
+//! per test: if kubectl accepts the simulator, so do kapply and certwait.
+
+mod common;
+
+use std::process::{Command, Output, Stdio};
+
+use common::{Sim, stderr, stdout};
+use serde_json::Value;
+
+/// Every built-in kind kubesim serves, as a manifest stream.
+const EVERY_KIND: &str = r#"
+apiVersion: v1
+kind: Namespace
+metadata:
+  name: polls
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: polls-config
+  namespace: polls
+data:
+  DEBUG: "True"
+  DJANGO_LOGLEVEL: info
+---
+apiVersion: v1
+kind: Secret
+metadata:
+  name: polls-secret
+  namespace: polls
+type: Opaque
+stringData:
+  DATABASE_PASSWORD: s3cr3t
+---
+apiVersion: v1
+kind: ServiceAccount
+metadata:
+  name: polls
+  namespace: polls
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: polls
+  namespace: polls
+spec:
+  selector:
+    app: polls
+  ports:
+  - port: 80
+    targetPort: 8000
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: polls-app
+  namespace: polls
+  labels:
+    app: polls
+spec:
+  replicas: 2
+  selector:
+    matchLabels:
+      app: polls
+  template:
+    metadata:
+      labels:
+        app: polls
+    spec:
+      containers:
+      - name: polls
+        image: sammy/sammy-django:latest
+        envFrom:
+        - secretRef:
+            name: polls-secret
+        - configMapRef:
+            name: polls-config
+        ports:
+        - containerPort: 8000
+          name: gunicorn
+---
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: polls-migrate
+  namespace: polls
+spec:
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: migrate
+        image: sammy/sammy-django:1
+        command: ["python", "manage.py", "migrate"]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: polls-ingress
+  namespace: polls
+spec:
+  ingressClassName: nginx
+  tls:
+  - hosts: ["polls.example.com"]
+    secretName: polls-tls
+  rules:
+  - host: polls.example.com
+    http:
+      paths:
+      - path: /
+        pathType: Prefix
+        backend:
+          service:
+            name: polls
+            port:
+              number: 80
+---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata:
+  name: polls
+  namespace: polls
+spec:
+  scaleTargetRef:
+    apiVersion: apps/v1
+    kind: Deployment
+    name: polls-app
+  minReplicas: 1
+  maxReplicas: 3
+---
+apiVersion: policy/v1
+kind: PodDisruptionBudget
+metadata:
+  name: polls
+  namespace: polls
+spec:
+  minAvailable: 1
+  selector:
+    matchLabels:
+      app: polls
+---
+apiVersion: v1
+kind: Event
+metadata:
+  name: polls.started
+  namespace: polls
+involvedObject:
+  kind: Deployment
+  name: polls-app
+  namespace: polls
+reason: Started
+message: deployed by the test
+type: Normal
+"#;
+
+const CERTIFICATE: &str = r#"
+apiVersion: cert-manager.io/v1
+kind: Certificate
+metadata:
+  name: polls-tls
+  namespace: default
+spec:
+  secretName: polls-tls
+  dnsNames: ["polls.example.com"]
+  issuerRef:
+    name: no-such-issuer
+    kind: ClusterIssuer
+"#;
+
+fn write(sim: &Sim, name: &str, text: &str) -> std::path::PathBuf {
+    let path = sim.dir.path().join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn run(mut c: Command) -> Output {
+    c.stdin(Stdio::null()).output().expect("run kubectl")
+}
+
+fn ok(sim: &Sim, out: Output) -> String {
+    assert!(out.status.success(), "kubectl failed: {}\nkubesim log:\n{}", stderr(&out), sim.log());
+    stdout(&out)
+}
+
+fn kubectl(sim: &Sim, args: &[&str]) -> Output {
+    let mut c = sim.kubectl();
+    c.args(args);
+    run(c)
+}
+
+/// `kind/name -> resourceVersion` for every object in a file.
+fn resource_versions(sim: &Sim, file: &str) -> Vec<(String, String)> {
+    let list: Value = serde_json::from_str(&ok(sim, kubectl(sim, &["get", "-f", file, "-o", "json"]))).unwrap();
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()),
+                o["metadata"]["resourceVersion"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn version_reports_the_server() {
+    let sim = Sim::start(&[]);
+    let v: Value = serde_json::from_str(&ok(&sim, kubectl(&sim, &["version", "-o", "json"]))).unwrap();
+    assert_eq!(v["serverVersion"]["major"], "1");
+    assert!(v["serverVersion"]["gitVersion"].as_str().unwrap().starts_with("v1."));
+}
+
+#[test]
+fn api_resources_lists_every_served_kind() {
+    let sim = Sim::start(&["--cert-manager"]);
+    let out = ok(&sim, kubectl(&sim, &["api-resources", "-o", "name"]));
+    for resource in [
+        "namespaces",
+        "configmaps",
+        "secrets",
+        "services",
+        "serviceaccounts",
+        "events",
+        "deployments.apps",
+        "jobs.batch",
+        "ingresses.networking.k8s.io",
+        "horizontalpodautoscalers.autoscaling",
+        "poddisruptionbudgets.policy",
+        "customresourcedefinitions.apiextensions.k8s.io",
+        "certificates.cert-manager.io",
+        "certificaterequests.cert-manager.io",
+        "issuers.cert-manager.io",
+        "clusterissuers.cert-manager.io",
+        "orders.acme.cert-manager.io",
+        "challenges.acme.cert-manager.io",
+    ] {
+        assert!(out.lines().any(|l| l == resource), "{resource} missing from:\n{out}");
+    }
+}
+
+#[test]
+fn server_side_apply_of_every_kind_twice_changes_nothing_the_second_time() {
+    // A long deploy delay keeps the simulated controllers from writing status meanwhile.
+    let sim = Sim::start(&["--deploy-delay", "1h"]);
+    let file = write(&sim, "all.yaml", EVERY_KIND);
+    let file = file.to_str().unwrap();
+    let first = ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file]));
+    assert_eq!(first.lines().count(), 11, "{first}");
+    assert!(first.lines().all(|l| l.ends_with("serverside-applied")), "{first}");
+    let before = resource_versions(&sim, file);
+    assert_eq!(before.len(), 11);
+    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file]));
+    assert_eq!(resource_versions(&sim, file), before);
+}
+
+#[test]
+fn get_yaml_shows_what_a_cluster_stores() {
+    let sim = Sim::start(&["--deploy-delay", "1h"]);
+    let file = write(&sim, "all.yaml", EVERY_KIND);
+    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]));
+    let secret: Value =
+        serde_yaml::from_str(&ok(&sim, kubectl(&sim, &["get", "-n", "polls", "secret", "polls-secret", "-o", "yaml"]))).unwrap();
+    assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0");
+    assert!(secret.get("stringData").is_none());
+    let deploy: Value = serde_yaml::from_str(&ok(
+        &sim,
+        kubectl(&sim, &["get", "-n", "polls", "deploy", "polls-app", "-o", "yaml", "--show-managed-fields"]),
+    ))
+    .unwrap();
+    assert_eq!(deploy["metadata"]["generation"], 1);
+    assert_eq!(deploy["metadata"]["managedFields"][0]["manager"], "kubectl");
+    assert_eq!(deploy["metadata"]["managedFields"][0]["operation"], "Apply");
+    assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+}
+
+#[test]
+fn delete_removes_objects_and_namespaces_take_their_objects_along() {
+    let sim = Sim::start(&["--deploy-delay", "1h"]);
+    let file = write(&sim, "all.yaml", EVERY_KIND);
+    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]));
+    let out = ok(&sim, kubectl(&sim, &["delete", "-n", "polls", "configmap", "polls-config"]));
+    assert_eq!(out.trim(), "configmap \"polls-config\" deleted");
+    let missing = kubectl(&sim, &["get", "-n", "polls", "configmap", "polls-config"]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("NotFound"), "{}", stderr(&missing));
+    ok(&sim, kubectl(&sim, &["delete", "namespace", "polls"]));
+    let left = ok(&sim, kubectl(&sim, &["get", "deploy", "-A", "-o", "name"]));
+    assert_eq!(left, "");
+}
+
+#[test]
+fn status_patch_changes_status_only() {
+    let sim = Sim::start(&["--cert-manager"]);
+    let file = write(&sim, "cert.yaml", CERTIFICATE);
+    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]));
+    let patch = r#"{"spec":{"secretName":"changed"},"status":{"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"done"}]}}"#;
+    ok(&sim, kubectl(&sim, &["patch", "certificate", "polls-tls", "--subresource=status", "--type=merge", "-p", patch]));
+    let cert: Value =
+        serde_json::from_str(&ok(&sim, kubectl(&sim, &["get", "certificate", "polls-tls", "-o", "json"]))).unwrap();
+    let ready = cert["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    assert_eq!(ready["status"], "True");
+    assert_eq!(cert["spec"]["secretName"], "polls-tls");
+    assert_eq!(cert["metadata"]["generation"], 1);
+}
+
+#[test]
+fn wait_sees_a_condition_set_through_the_status_subresource() {
+    let sim = Sim::start(&["--cert-manager"]);
+    let file = write(&sim, "cert.yaml", CERTIFICATE);
+    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]));
+    let mut wait = sim.kubectl();
+    wait.args(["wait", "--for=condition=Ready", "certificate/polls-tls", "--timeout=60s"]);
+    let waiting = wait.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let patch = r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"issued"}]}}"#;
+    ok(&sim, kubectl(&sim, &["patch", "certificate", "polls-tls", "--subresource=status", "--type=merge", "-p", patch]));
+    let out = waiting.wait_with_output().unwrap();
+    assert_eq!(ok(&sim, out).trim(), "certificate.cert-manager.io/polls-tls condition met");
+}
+
+#[test]
+fn field_manager_conflict_is_reported_as_a_conflict() {
+    let sim = Sim::start(&[]);
+    let file = write(&sim, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  LEVEL: info\n");
+    ok(&sim, kubectl(&sim, &["apply", "--server-side", "--field-manager=kapply", "-f", file.to_str().unwrap()]));
+    let other = write(&sim, "other.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  LEVEL: debug\n");
+    let out = kubectl(&sim, &["apply", "--server-side", "--field-manager=other", "-f", other.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("Apply failed with 1 conflict: conflict with \"kapply\": .data.LEVEL"),
+        "{}",
+        stderr(&out)
+    );
+    ok(&sim, kubectl(&sim, &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", other.to_str().unwrap()]));
+    let level = ok(&sim, kubectl(&sim, &["get", "cm", "c", "-o", "jsonpath={.data.LEVEL}"]));
+    assert_eq!(level, "debug");
+}
+
+#[test]
+fn a_crd_applied_by_a_client_is_served() {
+    let sim = Sim::start(&[]);
+    let crd = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.example.com
+spec:
+  group: example.com
+  names: {kind: Widget, plural: widgets, singular: widget, listKind: WidgetList}
+  scope: Namespaced
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+---
+apiVersion: example.com/v1
+kind: Widget
+metadata:
+  name: w
+spec:
+  size: 3
+"#;
+    let file = write(&sim, "crd.yaml", crd);
+    let file = file.to_str().unwrap();
+    // kubectl resolves every kind before applying, so the CRD goes first on its own.
+    let crd_only = write(&sim, "crd-only.yaml", crd.split("---").next().unwrap());
+    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", crd_only.to_str().unwrap()]));
+    ok(&sim, kubectl(&sim, &["wait", "--for=condition=Established", "crd/widgets.example.com"]));
+    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file]));
+    let size = ok(&sim, kubectl(&sim, &["get", "widget", "w", "-o", "jsonpath={.spec.size}"]));
+    assert_eq!(size, "3");
+}
+
+#[test]
+fn server_side_validation_errors_come_back_as_the_real_server_words_them() {
+    let sim = Sim::start(&[]);
+    let file = write(&sim, "bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n");
+    let out = kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""), "{}", stderr(&out));
+}
