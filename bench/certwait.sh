@@ -52,6 +52,11 @@ def certificate(name):
                  "issuerRef": {"name": "letsencrypt-prod", "kind": "ClusterIssuer", "group": "cert-manager.io"}},
     })
 
+def tls_secret(name):
+    data = {key: base64.b64encode(open(f"{work}/{key}", "rb").read()).decode() for key in ("tls.crt", "tls.key")}
+    return json.dumps({"apiVersion": "v1", "kind": "Secret", "type": "kubernetes.io/tls",
+                       "metadata": {"name": name, "namespace": "default"}, "data": data})
+
 def write_ready(connection, name):
     body = json.dumps({"status": {"conditions": [{
         "type": "Ready", "status": "True", "reason": "Ready",
@@ -67,7 +72,7 @@ def write_ready(connection, name):
 def delay(tool, rep):
     name = f"bench-{tool}-{rep}"
     kubectl("apply", "-f", "-", stdin=certificate(name))
-    kubectl("create", "secret", "tls", name, f"--cert={work}/tls.crt", f"--key={work}/tls.key")
+    kubectl("apply", "-f", "-", stdin=tls_secret(name))
     # The simulated controller's first status write must not race ours.
     kubectl("wait", "--for=condition=Issuing", f"certificate/{name}", "--timeout=30s")
     if tool == "certwait":

@@ -100,13 +100,28 @@ row() { # name, kapply "secs kib", kubectl "secs kib", notes
             name, ks, kr / 1024, cs, cr / 1024, ks / cs, cs / ks, notes }'
 }
 
+# The polls stack as the pipeline makes it, when the pipeline works and gives the five
+# objects; else the fixed stack above.
+stack="fixed 5-object stack"
+if "$BIN/envsplit" --app polls --config DJANGO_ALLOWED_HOSTS --config STATIC_ENDPOINT_URL \
+        --config STATIC_BUCKET_NAME --config DJANGO_LOGLEVEL --config DEBUG --config DATABASE_ENGINE \
+        --secret '*' examples/polls/env 2>/dev/null \
+    | "$BIN/secretgen" --generate DJANGO_SECRET_KEY 2>/dev/null \
+    | "$BIN/manifest-gen" --app polls --image docker.io/sammy/polls:latest --host polls.example.com \
+        >"$work/gen.yaml" 2>/dev/null \
+    && [[ $(grep -c '^kind:' "$work/gen.yaml") == 5 ]] \
+    && "$BIN/kapply" --dry-run=server -n b-kapply-small-0 -f "$work/gen.yaml" >/dev/null 2>&1; then
+    cp "$work/gen.yaml" "$work/polls.yaml"
+    stack="made by envsplit, secretgen and manifest-gen"
+fi
+
 # Warm-up: both tools once (kubectl fills its discovery cache, as it would have).
 "$KAPPLY" -n b-kapply-small-0 -f "$work/polls.yaml" >/dev/null
 $KUBECTL -n b-kubectl-small-0 -f "$work/polls.yaml" >/dev/null
 
 k5=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$(next_ns kapply-small); $KAPPLY -n \$ns")
 c5=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$(next_ns kubectl-small); $KUBECTL -n \$ns -f -")
-row "kapply: polls stack, 5 objects, create" "$k5" "$c5" "target <= 0.25x; fresh namespace per run"
+row "kapply: polls stack, 5 objects, create" "$k5" "$c5" "target <= 0.25x; $stack; fresh namespace per run"
 
 "$KAPPLY" -n b-kapply-noop -f "$work/polls.yaml" >/dev/null
 $KUBECTL -n b-kubectl-noop -f "$work/polls.yaml" >/dev/null

@@ -386,6 +386,40 @@ fn several_certificates_one_line_each_and_all() {
 }
 
 #[test]
+fn stream_objects_keep_their_namespaces() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    let web = certificate("web-tls", "letsencrypt-prod", "web.example.com")
+        .replace("  name: web-tls\n", "  name: web-tls\n  namespace: web\n");
+    let stream = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: web}}\n---\n{web}---\n{}",
+        certificate("home-tls", "letsencrypt-prod", "home.example.com")
+    );
+    apply(&sim, &stream);
+    let out = run_with_stdin(sim.cmd("certwait"), stream.as_bytes());
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+    let data = stdout(&out);
+    let names: Vec<&str> = data.lines().filter_map(|l| l.split('\t').next()).collect();
+    assert_eq!(names, ["default/home-tls", "web/web-tls"], "{data}");
+
+    // -n must agree with the objects' own namespace, as with kubectl.
+    let mut c = sim.cmd("certwait");
+    c.args(["-n", "default"]);
+    let out = run_with_stdin(c, stream.as_bytes());
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("does not match -n \"default\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn failed_issuance_prints_the_chain_and_exits_1() {
     let sim = Sim::start(&[
         "--cert-manager",
@@ -429,6 +463,7 @@ fn timeout_exits_124_after_the_diagnosis() {
         &sim,
         &certificate("slow-tls", "letsencrypt-staging", "slow.example.com"),
     );
+    wait_issuing(&sim, "slow-tls");
     let out = run({
         let mut c = sim.cmd("certwait");
         c.args(["slow-tls", "--timeout", "1s"]);
@@ -512,39 +547,73 @@ fn ready_for_an_older_generation_is_not_ready() {
 #[test]
 fn dropped_watch_streams_are_resumed() {
     // Every watch stream, certwait's included, ends after one event.
-    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1s", "--faults", "watch-close:1"]);
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "1s",
+        "--faults",
+        "watch-close:1",
+    ]);
     let mut waiting = Running::start({
         let mut c = sim.cmd("certwait");
         c.args(["flaky-tls", "--timeout", "2m"]);
         c
     });
     waiting.expect_line("default/flaky-tls: waiting for the Certificate to be created");
-    apply(&sim, &certificate("flaky-tls", "letsencrypt-staging", "flaky.example.com"));
+    apply(
+        &sim,
+        &certificate("flaky-tls", "letsencrypt-staging", "flaky.example.com"),
+    );
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(out.starts_with("default/flaky-tls\t"), "{out}");
     // Created, Issuing, Ready: one stream each after the list. Only certwait reads this
     // namespaced collection (the simulated controllers watch across namespaces).
-    let requests = sim.log().matches("GET /apis/cert-manager.io/v1/namespaces/default/certificates -> 200").count();
-    assert!(requests >= 4, "expected a list and 3+ watches, saw {requests}:\n{}", sim.log());
-    assert!(!err.contains("410"), "resuming from the last resourceVersion needs no re-list: {err}");
+    let requests = sim
+        .log()
+        .matches("GET /apis/cert-manager.io/v1/namespaces/default/certificates -> 200")
+        .count();
+    assert!(
+        requests >= 4,
+        "expected a list and 3+ watches, saw {requests}:\n{}",
+        sim.log()
+    );
+    assert!(
+        !err.contains("410"),
+        "resuming from the last resourceVersion needs no re-list: {err}"
+    );
 }
 
 /// cert-manager's CRDs, a Ready ClusterIssuer, but no simulated cert-manager: the test
 /// writes the Certificate's status itself.
 fn crds_without_controller(sim: &Sim) {
-    for crd in ["cert-manager.io_certificates.yaml", "cert-manager.io_clusterissuers.yaml"] {
+    for crd in [
+        "cert-manager.io_certificates.yaml",
+        "cert-manager.io_clusterissuers.yaml",
+    ] {
         let path = format!("{}/tests/kubesim/crds/{crd}", env!("CARGO_MANIFEST_DIR"));
-        let out = sim.kubectl().args(["apply", "--server-side", "-f", &path]).output().unwrap();
+        let out = sim
+            .kubectl()
+            .args(["apply", "--server-side", "-f", &path])
+            .output()
+            .unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
     }
     let out = sim
         .kubectl()
-        .args(["wait", "--for=condition=Established", "crd/certificates.cert-manager.io", "crd/clusterissuers.cert-manager.io"])
+        .args([
+            "wait",
+            "--for=condition=Established",
+            "crd/certificates.cert-manager.io",
+            "crd/clusterissuers.cert-manager.io",
+        ])
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
-    apply(sim, "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: letsencrypt-staging}\nspec: {selfSigned: {}}\n");
+    apply(
+        sim,
+        "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: letsencrypt-staging}\nspec: {selfSigned: {}}\n",
+    );
     let out = sim
         .kubectl()
         .args(["patch", "clusterissuer", "letsencrypt-staging", "--subresource=status", "--type=merge", "-p",
@@ -567,7 +636,10 @@ fn a_watch_answered_410_gone_lists_again() {
     });
     waiting.expect_line("default/gone-tls: waiting for the Certificate to be created");
     waiting.expect_line("watch in default expired (410 Expired): listing again");
-    apply(&sim, &certificate("gone-tls", "letsencrypt-staging", "gone.example.com"));
+    apply(
+        &sim,
+        &certificate("gone-tls", "letsencrypt-staging", "gone.example.com"),
+    );
     waiting.expect_line("default/gone-tls: created, no status yet");
     patch_status(
         &sim,
@@ -576,7 +648,10 @@ fn a_watch_answered_410_gone_lists_again() {
     );
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
-    assert_eq!(out, "default/gone-tls\tgone.example.com\t-\t2027-02-22T00:00:00Z\n");
+    assert_eq!(
+        out,
+        "default/gone-tls\tgone.example.com\t-\t2027-02-22T00:00:00Z\n"
+    );
 }
 
 #[test]
@@ -645,6 +720,20 @@ fn a_missing_issuer_fails_unless_keep_waiting() {
         "{err}"
     );
 
+    // The CertificateRequest the simulated cert-manager leaves pending, for the chain.
+    for condition in ["--for=create", "--for=condition=Ready=false"] {
+        let out = sim
+            .kubectl()
+            .args([
+                "wait",
+                condition,
+                "certificaterequest/lost-tls-1",
+                "--timeout=30s",
+            ])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}\n{}", stderr(&out), sim.log());
+    }
     let kept = run({
         let mut c = sim.cmd("certwait");
         c.args(["lost-tls", "--keep-waiting", "--timeout", "1s"]);

@@ -323,8 +323,13 @@ fn an_annotated_ingress_gets_a_ready_certificate_from_staging() {
         text.contains("DNS:polls.example.com, DNS:www.polls.example.com"),
         "{text}"
     );
-    assert!(text.contains("CN = (STAGING) Ersatz Edamame E1"), "{text}");
-    assert!(text.contains("O = (STAGING) Let's Encrypt"), "{text}");
+    // In the order Let's Encrypt's intermediates have it.
+    let issuer = "issuer=C = US, O = (STAGING) Let's Encrypt, CN = (STAGING) Ersatz Edamame E1";
+    assert!(text.lines().any(|l| l == issuer), "{text}");
+    assert!(
+        text.lines().any(|l| l == "subject=CN = polls.example.com"),
+        "{text}"
+    );
     assert!(
         String::from_utf8(secret_file(&secret, "tls.key"))
             .unwrap()
@@ -738,5 +743,106 @@ fn a_self_signed_issuer_in_the_namespace_issues_without_acme() {
     assert!(
         text.contains("DNS:polls.example.com") && text.contains("CN = local"),
         "{text}"
+    );
+}
+
+#[test]
+fn a_deleted_secret_is_issued_again() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
+    apply(&sim, &certificate("ClusterIssuer", "letsencrypt-prod"));
+    kubectl(
+        &sim,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "certificate/polls-tls",
+            WAIT,
+        ],
+    );
+    let first = get(&sim, "secret/polls-tls");
+
+    kubectl(&sim, &["delete", "secret", "polls-tls"]);
+    kubectl(
+        &sim,
+        &[
+            "wait",
+            "--for=jsonpath={.status.revision}=2",
+            "certificate/polls-tls",
+            WAIT,
+        ],
+    );
+    let cert = get(&sim, "certificate/polls-tls");
+    assert_eq!(condition(&cert, "Ready")["status"], "True");
+    assert_eq!(
+        cert["metadata"]["generation"], 1,
+        "a re-issue is no spec change"
+    );
+    let request = get(&sim, "certificaterequest/polls-tls-2");
+    assert_eq!(condition(&request, "Ready")["reason"], "Issued");
+    let second = get(&sim, "secret/polls-tls");
+    assert_ne!(first["metadata"]["uid"], second["metadata"]["uid"]);
+    assert_ne!(
+        secret_file(&first, "tls.crt"),
+        secret_file(&second, "tls.crt")
+    );
+}
+
+#[test]
+fn a_manual_renewal_issues_a_new_revision() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
+    apply(&sim, &certificate("ClusterIssuer", "letsencrypt-staging"));
+    kubectl(
+        &sim,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "certificate/polls-tls",
+            WAIT,
+        ],
+    );
+
+    // What `cmctl renew` writes: Issuing=True, reason ManuallyTriggered, next to Ready.
+    let ready = condition(&get(&sim, "certificate/polls-tls"), "Ready").clone();
+    let renew = serde_json::json!({"status": {"conditions": [ready, {
+        "type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
+        "message": "Certificate re-issuance manually triggered",
+        "lastTransitionTime": "2026-11-24T18:00:00Z", "observedGeneration": 1,
+    }]}});
+    let renew = renew.to_string();
+    kubectl(
+        &sim,
+        &[
+            "patch",
+            "certificate/polls-tls",
+            "--subresource=status",
+            "--type=merge",
+            "-p",
+            &renew,
+        ],
+    );
+    kubectl(
+        &sim,
+        &[
+            "wait",
+            "--for=jsonpath={.status.revision}=2",
+            "certificate/polls-tls",
+            WAIT,
+        ],
+    );
+    let cert = get(&sim, "certificate/polls-tls");
+    assert_eq!(condition(&cert, "Ready")["status"], "True");
+    let issuing = cert["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|c| c["type"] == "Issuing");
+    assert!(
+        !issuing,
+        "Issuing stays after the renewal: {:#}",
+        cert["status"]
+    );
+    assert_eq!(
+        condition(&get(&sim, "certificaterequest/polls-tls-2"), "Ready")["reason"],
+        "Issued"
     );
 }

@@ -117,11 +117,12 @@ fn configmap_value(sim: &Sim, name: &str, key: &str) -> String {
         .to_owned()
 }
 
-/// The order in which the simulator saw apply PATCHes for these resources.
+/// The order in which the simulator saw apply PATCHes for these resources (its own
+/// controllers' status writes left out).
 fn patch_order(sim: &Sim, resources: &[&str]) -> Vec<String> {
     sim.log()
         .lines()
-        .filter(|l| l.starts_with("PATCH "))
+        .filter(|l| l.starts_with("PATCH ") && !l.contains("/status"))
         .filter_map(|l| {
             resources
                 .iter()
@@ -246,7 +247,7 @@ fn unreachable_server_is_retried_then_a_runtime_failure() {
 
 #[test]
 fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
-    let sim = Sim::start(&[]);
+    let sim = Sim::start(&["--deploy-delay", "200ms"]);
     let out = kapply(&sim, &[], POLLS);
     assert_no_secret(&out);
     assert!(out.status.success(), "{}", stderr(&out));
@@ -276,7 +277,10 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
         configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
         "info"
     );
-    let deployment = kubectl_json(&sim, &["get", "deployment", "polls-app", "--show-managed-fields"]);
+    let deployment = kubectl_json(
+        &sim,
+        &["get", "deployment", "polls-app", "--show-managed-fields"],
+    );
     assert_eq!(deployment["spec"]["replicas"], 2);
     let managers: Vec<&str> = deployment["metadata"]["managedFields"]
         .as_array()
@@ -287,6 +291,18 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
         .collect();
     assert_eq!(managers, ["kapply"]);
 
+    // As on a cluster, the Deployment's controller writes its status in between: that
+    // is no change of what kapply applied.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while kubectl_json(&sim, &["get", "deployment", "polls-app"])["status"]["availableReplicas"]
+        != 2
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the Deployment never became available"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
     let again = kapply(&sim, &[], POLLS);
     assert!(again.status.success(), "{}", stderr(&again));
     assert_eq!(
@@ -537,7 +553,8 @@ fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
 
 /// Faults are limited to PATCH: the simulator's own controllers LIST at start-up and
 /// would take the first faults of any method.
-fn assert_fault_survived(fault: &str) {
+/// `notice` is what the retry line must say about the fault.
+fn assert_fault_survived(fault: &str, notice: &str) {
     let sim = Sim::start(&["--faults", fault]);
     let out = kapply(&sim, &[], POLLS);
     assert!(
@@ -547,10 +564,10 @@ fn assert_fault_survived(fault: &str) {
         sim.log()
     );
     assert_eq!(stdout(&out), POLLS_CREATED, "{fault}");
+    let err = stderr(&out);
     assert!(
-        stderr(&out).contains("retry 1 of 5"),
-        "{fault}: no retry reported: {}",
-        stderr(&out)
+        err.contains("retry 1 of 5") && err.contains(notice),
+        "{fault}: no retry reported with {notice:?}: {err}"
     );
     assert_no_secret(&out);
     for object in [
@@ -566,22 +583,28 @@ fn assert_fault_survived(fault: &str) {
 
 #[test]
 fn unavailable_patches_are_retried() {
-    assert_fault_survived("503:3@PATCH");
+    assert_fault_survived("503:3@PATCH", "503 Service Unavailable");
 }
 
 #[test]
 fn too_many_requests_waits_for_retry_after() {
-    assert_fault_survived("429:2@PATCH");
+    // The simulator sends Retry-After: 1, which beats the first backoff steps.
+    assert_fault_survived("429:2@PATCH", "429 Too Many Requests: ");
+    assert_fault_survived("429:1@PATCH", "; retry 1 of 5 in 1.0s");
 }
 
 #[test]
 fn reset_connections_are_retried() {
-    assert_fault_survived("reset:2@PATCH");
+    assert_fault_survived("reset:2@PATCH", "the connection closed without an answer");
 }
 
 #[test]
 fn internal_errors_and_gateway_failures_are_retried() {
-    assert_fault_survived("500:1@PATCH,502:1@PATCH,504:1@PATCH");
+    assert_fault_survived(
+        "500:1@PATCH,502:1@PATCH,504:1@PATCH",
+        "500 Internal Server Error",
+    );
+    assert_fault_survived("502:1@PATCH,504:1@PATCH", "504 Gateway Timeout");
 }
 
 #[test]
@@ -630,10 +653,183 @@ fn output_yaml_is_the_live_objects_without_managed_fields() {
     }
     // Not a terminal: Secret data passes through for the next tool, as the server has it.
     assert_eq!(docs[3]["data"]["DATABASE_PASSWORD"], "czNjcjN0LXBvbGxzLXB3");
+    // What changed is still told, on stderr.
+    assert!(
+        stderr(&out).contains("kapply: secret/polls-secret created\n"),
+        "{}",
+        stderr(&out)
+    );
     assert_no_secret(&out);
 
     let out = kapply(&sim, &["-o", "json", "--show-managed-fields"], POLLS);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(list["kind"], "List");
     assert!(list["items"][0]["metadata"]["managedFields"].is_array());
+}
+
+#[test]
+fn timeout_gives_up_with_exit_124_and_names_what_was_not_done() {
+    let sim = Sim::start(&["--faults", "503:1000@PATCH"]);
+    let out = kapply(&sim, &["--timeout", "2s", "--retries", "100"], POLLS);
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "kapply: ConfigMap/polls-config in namespace default: not done when --timeout ran out"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.trim_end()
+            .ends_with("5 of 5 objects failed (5 timed out); 0 applied"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert_no_secret(&out);
+}
+
+#[test]
+fn dry_run_of_a_new_namespace_and_crd_notes_what_the_server_cannot_check_yet() {
+    let sim = Sim::start(&[]);
+    let namespace = "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n";
+    let config =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: shop}\ndata: {A: b}\n";
+    let widget =
+        "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: gear, namespace: shop}\n";
+    let stream = format!("{namespace}---\n{config}---\n{WIDGET_CRD}---\n{widget}");
+    let out = kapply(&sim, &["--dry-run=server"], &stream);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "namespace/shop created (server dry run)\n\
+         customresourcedefinition.apiextensions.k8s.io/widgets.example.com created (server dry run)\n"
+    );
+    let err = stderr(&out);
+    assert!(err.contains("ConfigMap/c in namespace shop: not checked: namespace \"shop\" is created by this input"), "{err}");
+    assert!(
+        err.contains(
+            "Widget/gear in namespace shop: not checked: example.com/v1 is served only once"
+        ),
+        "{err}"
+    );
+    assert!(!exists(&sim, &["namespace", "shop"]));
+    assert!(!exists(&sim, &["crd", "widgets.example.com"]));
+}
+
+#[test]
+fn cert_manager_kinds_apply_when_cert_manager_is_installed() {
+    let sim = Sim::start(&["--cert-manager"]);
+    let issuer = "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: selfsigned}\nspec: {selfSigned: {}}\n";
+    let certificate = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: polls-tls}\n\
+                       spec: {secretName: polls-tls, dnsNames: [polls.example.com], issuerRef: {name: selfsigned, kind: ClusterIssuer}}\n";
+    let out = kapply(
+        &sim,
+        &["-n", "default"],
+        &format!("{certificate}---\n{issuer}"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "certificate.cert-manager.io/polls-tls created\nclusterissuer.cert-manager.io/selfsigned created\n"
+    );
+    let issuer = kubectl_json(&sim, &["get", "clusterissuer", "selfsigned"]);
+    assert!(
+        issuer["metadata"].get("namespace").is_none(),
+        "cluster-scoped: {issuer}"
+    );
+}
+
+#[test]
+fn files_directories_json_and_lists_are_read_in_order() {
+    let sim = Sim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("b.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-b}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("a.json"),
+        r#"{"apiVersion": "v1", "kind": "List", "items": [
+             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "from-a1"}},
+             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "from-a2"}}]}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("notes.txt"), "not a manifest").unwrap();
+    let single = dir.path().join("single.yml.txt");
+    std::fs::write(
+        &single,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: single}\n",
+    )
+    .unwrap();
+    let mut c = sim.cmd("kapply");
+    c.arg("-f")
+        .arg(dir.path())
+        .arg("-f")
+        .arg(&single)
+        .args(["-f", "-"]);
+    let out = run_with_stdin(
+        c,
+        b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: piped}\n",
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out),
+        "configmap/from-a1 created\nconfigmap/from-a2 created\nconfigmap/from-b created\n\
+         configmap/single created\nconfigmap/piped created\n"
+    );
+}
+
+#[test]
+fn secret_data_is_masked_when_output_goes_to_a_terminal() {
+    let sim = Sim::start(&[]);
+    let stack = sim.dir.path().join("polls.yaml");
+    std::fs::write(&stack, POLLS).unwrap();
+    let kapply = bin("kapply");
+    let on_terminal = |flags: &str| {
+        // script(1) gives kapply a pseudo-terminal for stdout.
+        let line = format!(
+            "{} -o yaml {flags} -f {}",
+            kapply.display(),
+            stack.display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .env("KUBECONFIG", &sim.kubeconfig)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stdout(&out));
+        stdout(&out)
+    };
+    let shown = on_terminal("");
+    assert!(
+        shown.contains("DATABASE_PASSWORD: \"<redacted>\""),
+        "{shown}"
+    );
+    assert!(shown.contains("DJANGO_LOGLEVEL: info"), "{shown}");
+    for secret in SECRETS {
+        assert!(!shown.contains(secret), "{shown}");
+    }
+    let asked = on_terminal("--show-secrets");
+    assert!(asked.contains("czNjcjN0LXBvbGxzLXB3"), "{asked}");
+}
+
+#[test]
+fn request_timeouts_are_retried_then_reported() {
+    let sim = Sim::start(&["--faults", "latency:2s"]);
+    let out = kapply(
+        &sim,
+        &["--request-timeout", "200ms", "--retries", "2"],
+        POLLS,
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains(": timed out; retry 2 of 2 in "), "{err}");
+    assert!(
+        err.contains("failed: timed out (gave up after 2 retries)"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+    assert_no_secret(&out);
 }

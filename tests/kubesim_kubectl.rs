@@ -179,7 +179,12 @@ fn run(mut c: Command) -> Output {
 }
 
 fn ok(sim: &Sim, out: Output) -> String {
-    assert!(out.status.success(), "kubectl failed: {}\nkubesim log:\n{}", stderr(&out), sim.log());
+    assert!(
+        out.status.success(),
+        "kubectl failed: {}\nkubesim log:\n{}",
+        stderr(&out),
+        sim.log()
+    );
     stdout(&out)
 }
 
@@ -191,15 +196,23 @@ fn kubectl(sim: &Sim, args: &[&str]) -> Output {
 
 /// `kind/name -> resourceVersion` for every object in a file.
 fn resource_versions(sim: &Sim, file: &str) -> Vec<(String, String)> {
-    let list: Value = serde_json::from_str(&ok(sim, kubectl(sim, &["get", "-f", file, "-o", "json"]))).unwrap();
+    let list: Value =
+        serde_json::from_str(&ok(sim, kubectl(sim, &["get", "-f", file, "-o", "json"]))).unwrap();
     list["items"]
         .as_array()
         .unwrap()
         .iter()
         .map(|o| {
             (
-                format!("{}/{}", o["kind"].as_str().unwrap(), o["metadata"]["name"].as_str().unwrap()),
-                o["metadata"]["resourceVersion"].as_str().unwrap().to_string(),
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    o["metadata"]["name"].as_str().unwrap()
+                ),
+                o["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
             )
         })
         .collect()
@@ -208,9 +221,15 @@ fn resource_versions(sim: &Sim, file: &str) -> Vec<(String, String)> {
 #[test]
 fn version_reports_the_server() {
     let sim = Sim::start(&[]);
-    let v: Value = serde_json::from_str(&ok(&sim, kubectl(&sim, &["version", "-o", "json"]))).unwrap();
+    let v: Value =
+        serde_json::from_str(&ok(&sim, kubectl(&sim, &["version", "-o", "json"]))).unwrap();
     assert_eq!(v["serverVersion"]["major"], "1");
-    assert!(v["serverVersion"]["gitVersion"].as_str().unwrap().starts_with("v1."));
+    assert!(
+        v["serverVersion"]["gitVersion"]
+            .as_str()
+            .unwrap()
+            .starts_with("v1.")
+    );
 }
 
 #[test]
@@ -237,7 +256,10 @@ fn api_resources_lists_every_served_kind() {
         "orders.acme.cert-manager.io",
         "challenges.acme.cert-manager.io",
     ] {
-        assert!(out.lines().any(|l| l == resource), "{resource} missing from:\n{out}");
+        assert!(
+            out.lines().any(|l| l == resource),
+            "{resource} missing from:\n{out}"
+        );
     }
 }
 
@@ -249,7 +271,10 @@ fn server_side_apply_of_every_kind_twice_changes_nothing_the_second_time() {
     let file = file.to_str().unwrap();
     let first = ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file]));
     assert_eq!(first.lines().count(), 11, "{first}");
-    assert!(first.lines().all(|l| l.ends_with("serverside-applied")), "{first}");
+    assert!(
+        first.lines().all(|l| l.ends_with("serverside-applied")),
+        "{first}"
+    );
     let before = resource_versions(&sim, file);
     assert_eq!(before.len(), 11);
     ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file]));
@@ -260,32 +285,75 @@ fn server_side_apply_of_every_kind_twice_changes_nothing_the_second_time() {
 fn get_yaml_shows_what_a_cluster_stores() {
     let sim = Sim::start(&["--deploy-delay", "1h"]);
     let file = write(&sim, "all.yaml", EVERY_KIND);
-    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]));
-    let secret: Value =
-        serde_yaml::from_str(&ok(&sim, kubectl(&sim, &["get", "-n", "polls", "secret", "polls-secret", "-o", "yaml"]))).unwrap();
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "-f", file.to_str().unwrap()],
+        ),
+    );
+    let secret: Value = serde_yaml::from_str(&ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["get", "-n", "polls", "secret", "polls-secret", "-o", "yaml"],
+        ),
+    ))
+    .unwrap();
     assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0");
     assert!(secret.get("stringData").is_none());
     let deploy: Value = serde_yaml::from_str(&ok(
         &sim,
-        kubectl(&sim, &["get", "-n", "polls", "deploy", "polls-app", "-o", "yaml", "--show-managed-fields"]),
+        kubectl(
+            &sim,
+            &[
+                "get",
+                "-n",
+                "polls",
+                "deploy",
+                "polls-app",
+                "-o",
+                "yaml",
+                "--show-managed-fields",
+            ],
+        ),
     ))
     .unwrap();
     assert_eq!(deploy["metadata"]["generation"], 1);
     assert_eq!(deploy["metadata"]["managedFields"][0]["manager"], "kubectl");
     assert_eq!(deploy["metadata"]["managedFields"][0]["operation"], "Apply");
-    assert_eq!(deploy["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"], "TCP");
+    assert_eq!(
+        deploy["spec"]["template"]["spec"]["containers"][0]["ports"][0]["protocol"],
+        "TCP"
+    );
 }
 
 #[test]
 fn delete_removes_objects_and_namespaces_take_their_objects_along() {
     let sim = Sim::start(&["--deploy-delay", "1h"]);
     let file = write(&sim, "all.yaml", EVERY_KIND);
-    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]));
-    let out = ok(&sim, kubectl(&sim, &["delete", "-n", "polls", "configmap", "polls-config"]));
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "-f", file.to_str().unwrap()],
+        ),
+    );
+    let out = ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["delete", "-n", "polls", "configmap", "polls-config"],
+        ),
+    );
     assert_eq!(out.trim(), "configmap \"polls-config\" deleted");
     let missing = kubectl(&sim, &["get", "-n", "polls", "configmap", "polls-config"]);
     assert!(!missing.status.success());
-    assert!(stderr(&missing).contains("NotFound"), "{}", stderr(&missing));
+    assert!(
+        stderr(&missing).contains("NotFound"),
+        "{}",
+        stderr(&missing)
+    );
     ok(&sim, kubectl(&sim, &["delete", "namespace", "polls"]));
     let left = ok(&sim, kubectl(&sim, &["get", "deploy", "-A", "-o", "name"]));
     assert_eq!(left, "");
@@ -295,12 +363,40 @@ fn delete_removes_objects_and_namespaces_take_their_objects_along() {
 fn status_patch_changes_status_only() {
     let sim = Sim::start(&["--cert-manager"]);
     let file = write(&sim, "cert.yaml", CERTIFICATE);
-    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]));
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "-f", file.to_str().unwrap()],
+        ),
+    );
     let patch = r#"{"spec":{"secretName":"changed"},"status":{"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"done"}]}}"#;
-    ok(&sim, kubectl(&sim, &["patch", "certificate", "polls-tls", "--subresource=status", "--type=merge", "-p", patch]));
-    let cert: Value =
-        serde_json::from_str(&ok(&sim, kubectl(&sim, &["get", "certificate", "polls-tls", "-o", "json"]))).unwrap();
-    let ready = cert["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap();
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "patch",
+                "certificate",
+                "polls-tls",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                patch,
+            ],
+        ),
+    );
+    let cert: Value = serde_json::from_str(&ok(
+        &sim,
+        kubectl(&sim, &["get", "certificate", "polls-tls", "-o", "json"]),
+    ))
+    .unwrap();
+    let ready = cert["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "Ready")
+        .unwrap();
     assert_eq!(ready["status"], "True");
     assert_eq!(cert["spec"]["secretName"], "polls-tls");
     assert_eq!(cert["metadata"]["generation"], 1);
@@ -310,31 +406,109 @@ fn status_patch_changes_status_only() {
 fn wait_sees_a_condition_set_through_the_status_subresource() {
     let sim = Sim::start(&["--cert-manager"]);
     let file = write(&sim, "cert.yaml", CERTIFICATE);
-    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]));
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "-f", file.to_str().unwrap()],
+        ),
+    );
     let mut wait = sim.kubectl();
-    wait.args(["wait", "--for=condition=Ready", "certificate/polls-tls", "--timeout=60s"]);
-    let waiting = wait.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    wait.args([
+        "wait",
+        "--for=condition=Ready",
+        "certificate/polls-tls",
+        "--timeout=60s",
+    ]);
+    let waiting = wait
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     let patch = r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"issued"}]}}"#;
-    ok(&sim, kubectl(&sim, &["patch", "certificate", "polls-tls", "--subresource=status", "--type=merge", "-p", patch]));
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "patch",
+                "certificate",
+                "polls-tls",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                patch,
+            ],
+        ),
+    );
     let out = waiting.wait_with_output().unwrap();
-    assert_eq!(ok(&sim, out).trim(), "certificate.cert-manager.io/polls-tls condition met");
+    assert_eq!(
+        ok(&sim, out).trim(),
+        "certificate.cert-manager.io/polls-tls condition met"
+    );
 }
 
 #[test]
 fn field_manager_conflict_is_reported_as_a_conflict() {
     let sim = Sim::start(&[]);
-    let file = write(&sim, "cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  LEVEL: info\n");
-    ok(&sim, kubectl(&sim, &["apply", "--server-side", "--field-manager=kapply", "-f", file.to_str().unwrap()]));
-    let other = write(&sim, "other.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  LEVEL: debug\n");
-    let out = kubectl(&sim, &["apply", "--server-side", "--field-manager=other", "-f", other.to_str().unwrap()]);
+    let file = write(
+        &sim,
+        "cm.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  LEVEL: info\n",
+    );
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=kapply",
+                "-f",
+                file.to_str().unwrap(),
+            ],
+        ),
+    );
+    let other = write(
+        &sim,
+        "other.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  LEVEL: debug\n",
+    );
+    let out = kubectl(
+        &sim,
+        &[
+            "apply",
+            "--server-side",
+            "--field-manager=other",
+            "-f",
+            other.to_str().unwrap(),
+        ],
+    );
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("Apply failed with 1 conflict: conflict with \"kapply\": .data.LEVEL"),
+        stderr(&out)
+            .contains("Apply failed with 1 conflict: conflict with \"kapply\": .data.LEVEL"),
         "{}",
         stderr(&out)
     );
-    ok(&sim, kubectl(&sim, &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", other.to_str().unwrap()]));
-    let level = ok(&sim, kubectl(&sim, &["get", "cm", "c", "-o", "jsonpath={.data.LEVEL}"]));
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "apply",
+                "--server-side",
+                "--field-manager=other",
+                "--force-conflicts",
+                "-f",
+                other.to_str().unwrap(),
+            ],
+        ),
+    );
+    let level = ok(
+        &sim,
+        kubectl(&sim, &["get", "cm", "c", "-o", "jsonpath={.data.LEVEL}"]),
+    );
     assert_eq!(level, "debug");
 }
 
@@ -367,18 +541,228 @@ spec:
     let file = file.to_str().unwrap();
     // kubectl resolves every kind before applying, so the CRD goes first on its own.
     let crd_only = write(&sim, "crd-only.yaml", crd.split("---").next().unwrap());
-    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", crd_only.to_str().unwrap()]));
-    ok(&sim, kubectl(&sim, &["wait", "--for=condition=Established", "crd/widgets.example.com"]));
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "-f", crd_only.to_str().unwrap()],
+        ),
+    );
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "wait",
+                "--for=condition=Established",
+                "crd/widgets.example.com",
+            ],
+        ),
+    );
     ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file]));
-    let size = ok(&sim, kubectl(&sim, &["get", "widget", "w", "-o", "jsonpath={.spec.size}"]));
+    let size = ok(
+        &sim,
+        kubectl(&sim, &["get", "widget", "w", "-o", "jsonpath={.spec.size}"]),
+    );
     assert_eq!(size, "3");
 }
 
 #[test]
 fn server_side_validation_errors_come_back_as_the_real_server_words_them() {
     let sim = Sim::start(&[]);
-    let file = write(&sim, "bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n");
-    let out = kubectl(&sim, &["apply", "--server-side", "-f", file.to_str().unwrap()]);
+    let file = write(
+        &sim,
+        "bad.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n",
+    );
+    let out = kubectl(
+        &sim,
+        &["apply", "--server-side", "-f", file.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr(&out).contains("ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""
+        ),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn get_prints_the_columns_a_cluster_prints() {
+    let sim = Sim::start(&["--deploy-delay", "1h", "--cert-manager"]);
+    let file = write(&sim, "all.yaml", EVERY_KIND);
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "-f", file.to_str().unwrap()],
+        ),
+    );
+    let deploys = ok(&sim, kubectl(&sim, &["get", "-n", "polls", "deployments"]));
+    let header: Vec<&str> = deploys.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(
+        header,
+        ["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "{deploys}"
+    );
+    assert!(
+        deploys
+            .lines()
+            .nth(1)
+            .unwrap()
+            .starts_with("polls-app   0/2 "),
+        "{deploys}"
+    );
+    let cert = write(&sim, "cert.yaml", CERTIFICATE);
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "-f", cert.to_str().unwrap()],
+        ),
+    );
+    let certs = ok(&sim, kubectl(&sim, &["get", "certificates"]));
+    let header: Vec<&str> = certs.lines().next().unwrap().split_whitespace().collect();
+    assert_eq!(header, ["NAME", "READY", "SECRET", "AGE"], "{certs}");
+}
+
+#[test]
+fn scale_writes_replicas_through_the_scale_subresource() {
+    let sim = Sim::start(&["--deploy-delay", "1h"]);
+    let file = write(&sim, "all.yaml", EVERY_KIND);
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "-f", file.to_str().unwrap()],
+        ),
+    );
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "scale",
+                "-n",
+                "polls",
+                "deployment/polls-app",
+                "--replicas=3",
+            ],
+        ),
+    );
+    let got = ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "get",
+                "-n",
+                "polls",
+                "deploy",
+                "polls-app",
+                "-o",
+                "jsonpath={.spec.replicas} {.metadata.generation}",
+            ],
+        ),
+    );
+    assert_eq!(got, "3 2");
+}
+
+#[test]
+fn wait_for_a_certificate_the_simulated_cert_manager_issues() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1s"]);
+    let ingress = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: polls
+  annotations:
+    cert-manager.io/cluster-issuer: letsencrypt-staging
+spec:
+  ingressClassName: nginx
+  tls:
+  - hosts: [polls.example.com]
+    secretName: polls-tls
+  rules:
+  - host: polls.example.com
+"#;
+    let file = write(&sim, "ingress.yaml", ingress);
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "-f", file.to_str().unwrap()],
+        ),
+    );
+    // ingress-shim creates the Certificate a moment later: wait for it to exist first.
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "wait",
+                "--for=create",
+                "certificate/polls-tls",
+                "--timeout=60s",
+            ],
+        ),
+    );
+    let out = ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "wait",
+                "--for=condition=Ready",
+                "certificate/polls-tls",
+                "--timeout=60s",
+            ],
+        ),
+    );
+    assert_eq!(
+        out.trim(),
+        "certificate.cert-manager.io/polls-tls condition met"
+    );
+    let secret = ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["get", "secret", "polls-tls", "-o", "jsonpath={.type}"],
+        ),
+    );
+    assert_eq!(secret, "kubernetes.io/tls");
+}
+
+#[test]
+fn kubectl_create_secret_from_env_file_as_the_tutorial_does() {
+    // kubectl's typed create commands send protobuf, not JSON.
+    let sim = Sim::start(&[]);
+    let env = write(
+        &sim,
+        "poll-secrets",
+        "DJANGO_SECRET_KEY=abc\nDATABASE_PASSWORD=s3cr3t\n",
+    );
+    let from = format!("--from-env-file={}", env.display());
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["create", "secret", "generic", "polls-secret", &from],
+        ),
+    );
+    let secret: Value = serde_json::from_str(&ok(
+        &sim,
+        kubectl(&sim, &["get", "secret", "polls-secret", "-o", "json"]),
+    ))
+    .unwrap();
+    assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0");
+    assert_eq!(secret["type"], "Opaque");
+    let out = kubectl(&sim, &["create", "deployment", "d", "--image=nginx"]);
+    assert!(
+        !out.status.success(),
+        "protobuf Deployments are not decoded"
+    );
+    assert!(stderr(&out).contains("unknown format"), "{}", stderr(&out));
 }

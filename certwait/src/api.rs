@@ -76,7 +76,21 @@ pub fn describe(e: &kube::Error) -> String {
             format!("{} ({})", status.message, status.code)
         }
         kube::Error::Api(status) => format!("HTTP {}", status.code),
-        other => other.to_string(),
+        // "ServiceError: client error (Connect)" alone hides the cause (refused, DNS,
+        // certificate): add the chain of sources.
+        other => {
+            let mut text = other.to_string();
+            let mut source = std::error::Error::source(other);
+            while let Some(cause) = source {
+                let cause_text = cause.to_string();
+                if !text.contains(&cause_text) {
+                    text.push_str(": ");
+                    text.push_str(&cause_text);
+                }
+                source = cause.source();
+            }
+            text
+        }
     }
 }
 

@@ -216,9 +216,9 @@ pub fn render(chain: &Chain) -> String {
         let _ = writeln!(out, "Order: {}", name_of(order));
         let _ = writeln!(
             out,
-            "  State: {}, Reason: {}",
+            "  State: {}{}",
             text(order, "/status/state", "<none>"),
-            text(order, "/status/reason", "")
+            reason_suffix(order)
         );
         let _ = writeln!(out, "Challenges:");
         if chain.challenges.is_empty() {
@@ -227,12 +227,12 @@ pub fn render(chain: &Chain) -> String {
         for challenge in &chain.challenges {
             let _ = writeln!(
                 out,
-                "  - {}: {}, Domain: {}, State: {}, Reason: {}",
+                "  - {}: {}, Domain: {}, State: {}{}",
                 name_of(challenge),
                 text(challenge, "/spec/type", "?"),
                 text(challenge, "/spec/dnsName", "?"),
                 text(challenge, "/status/state", "<none>"),
-                text(challenge, "/status/reason", "")
+                reason_suffix(challenge)
             );
         }
     }
@@ -357,6 +357,14 @@ pub fn hints(chain: &Chain) -> Vec<String> {
     hints
 }
 
+/// `, Reason: ...` when an Order or Challenge gives one.
+fn reason_suffix(object: &Value) -> String {
+    match text(object, "/status/reason", "") {
+        "" => String::new(),
+        reason => format!(", Reason: {reason}"),
+    }
+}
+
 fn name_of(object: &Value) -> &str {
     object["metadata"]["name"].as_str().unwrap_or("?")
 }
@@ -448,7 +456,7 @@ CertificateRequest: polls-tls-1
   Approved: True, Reason: cert-manager.io, Message: Certificate request has been approved by cert-manager.io
   Ready: False, Reason: Failed, Message: Failed to wait for order resource \"polls-tls-1-1234\" to become ready: order is in \"invalid\" state
 Order: polls-tls-1-1234
-  State: invalid, Reason: 
+  State: invalid
 Challenges:
   - polls-tls-1-1234-5678: HTTP-01, Domain: polls.example.com, State: invalid, Reason: Waiting for HTTP-01 challenge propagation: wrong status code '404', expected '200'
 Hint: Let's Encrypt could not fetch http://polls.example.com/.well-known/acme-challenge/...: the DNS record of polls.example.com must point at the ingress controller's external IP (`kubectl get svc -n ingress-nginx`) and port 80 must reach it

@@ -160,6 +160,8 @@ pub async fn run(args: Args) -> Result<()> {
             tx.clone(),
         ));
     }
+    // The channel closes when every watcher has given up, which `wait` reports.
+    drop(tx);
     let outcome = waiter.wait(rx).await;
     watchers.abort_all();
     outcome?;
@@ -414,8 +416,9 @@ impl Waiter {
                 Err(Error::runtime(format!(
                     "{key}: issuance failed at {last_failure_time}: {message}\n\
                      cert-manager retries with exponential backoff, the first time after about \
-                     an hour; fix the cause above and delete the CertificateRequest to retry now, \
-                     or wait with --keep-waiting"
+                     an hour; fix the cause above, then `cmctl renew -n {} {}` retries at once, \
+                     or wait with --keep-waiting",
+                    key.namespace, key.name
                 )))
             }
             Verdict::Failed {

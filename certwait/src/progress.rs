@@ -52,7 +52,7 @@ impl Progress {
                 let spinner = live.spinners.entry(key.clone()).or_insert_with(|| {
                     let bar = live.bars.add(ProgressBar::new_spinner());
                     bar.set_style(
-                        ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}")
+                        ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
                             .unwrap_or_else(|_| ProgressStyle::default_spinner()),
                     );
                     bar.enable_steady_tick(Duration::from_millis(100));

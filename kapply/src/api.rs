@@ -89,7 +89,12 @@ impl Caller {
     }
 
     /// Every object of a resource in a namespace (or cluster-wide), page by page.
-    pub async fn list(&self, resource: &ApiResource, namespace: Option<&str>, what: &str) -> Result<Vec<Value>, Failure> {
+    pub async fn list(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        what: &str,
+    ) -> Result<Vec<Value>, Failure> {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -108,7 +113,10 @@ impl Caller {
             if let Some(Value::Array(page_items)) = page.get_mut("items").map(Value::take) {
                 items.extend(page_items);
             }
-            token = page["metadata"]["continue"].as_str().filter(|t| !t.is_empty()).map(str::to_owned);
+            token = page["metadata"]["continue"]
+                .as_str()
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned);
             if token.is_none() {
                 return Ok(items);
             }

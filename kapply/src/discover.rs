@@ -107,7 +107,16 @@ pub async fn resolve(
         .await;
 
     let mut resolved = Vec::new();
-    let mut missing = Vec::new();
+    // (api version, kind) -> (first needed at, what is wrong, where, how often).
+    let mut missing: HashMap<(String, String), (usize, String, String, usize)> = HashMap::new();
+    let mut note_missing = |doc: &Document, why: String| {
+        let key = (doc.api_version().to_owned(), doc.kind().to_owned());
+        let first = missing.len();
+        missing
+            .entry(key)
+            .or_insert_with(|| (first, why, doc.place(), 0))
+            .3 += 1;
+    };
     for doc in docs {
         let gv = group_version_of(doc.api_version());
         let kind = doc.kind();
@@ -125,24 +134,26 @@ pub async fn resolve(
                 }),
                 None => match defined {
                     Some(crd) => resolved.push(pending(crd)),
-                    None => missing.push(format!(
-                        "{} is not a kind of {}: {} (needed by {})",
-                        kind,
-                        doc.api_version(),
-                        missing_kind_hint(&gv.group, kind),
-                        doc.place()
-                    )),
+                    None => note_missing(
+                        doc,
+                        format!(
+                            "{kind} is not a kind of {}: {}",
+                            doc.api_version(),
+                            missing_kind_hint(&gv.group, kind)
+                        ),
+                    ),
                 },
             },
             Err(Failure::Api { status, .. }) if status.code == 404 => match defined {
                 Some(crd) => resolved.push(pending(crd)),
-                None => missing.push(format!(
-                    "{} is not served by {server}: {} (needed by {} {})",
-                    doc.api_version(),
-                    missing_api_hint(&gv.group, kind),
-                    kind,
-                    doc.place()
-                )),
+                None => note_missing(
+                    doc,
+                    format!(
+                        "{kind}: {} is not served by {server}: {}",
+                        doc.api_version(),
+                        missing_api_hint(&gv.group, kind)
+                    ),
+                ),
             },
             Err(failure) => {
                 let retried = if failure.is_transient() {
@@ -159,14 +170,21 @@ pub async fn resolve(
         }
     }
     if missing.is_empty() {
-        Ok(resolved)
-    } else {
-        missing.dedup();
-        Err(Error::runtime(format!(
-            "{}\nkapply: nothing was applied",
-            missing.join("\nkapply: ")
-        )))
+        return Ok(resolved);
     }
+    let mut missing: Vec<_> = missing.into_values().collect();
+    missing.sort();
+    let lines: Vec<String> = missing
+        .into_iter()
+        .map(|(_, why, place, count)| match count {
+            1 => format!("{place}: {why}"),
+            n => format!("{place} (and {} more): {why}", n - 1),
+        })
+        .collect();
+    Err(Error::runtime(format!(
+        "{}\nkapply: nothing was applied",
+        lines.join("\nkapply: ")
+    )))
 }
 
 fn group_version_of(api_version: &str) -> GroupVersion {

@@ -97,6 +97,10 @@ pub struct Args {
     #[arg(long)]
     pub show_managed_fields: bool,
 
+    /// Write Secret data in -o output to a terminal too (into a pipe it always goes).
+    #[arg(long)]
+    pub show_secrets: bool,
+
     /// Objects of one step applied at the same time.
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
@@ -225,35 +229,36 @@ pub async fn run(args: Args) -> Result<()> {
     let total = items.len();
     let outcomes = run.apply_all(items, &crds, args.output.is_none()).await?;
 
-    if let Some(format) = args.output {
-        let mut objects: Vec<Value> = outcomes
-            .iter()
-            .filter_map(|(_, _, o)| match o {
-                Outcome::Done { object, .. } => Some(object.clone()),
-                _ => None,
-            })
-            .collect();
-        let mask = std::io::stdout().is_terminal();
-        for object in &mut objects {
-            if !args.show_managed_fields
-                && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
-            {
-                meta.remove("managedFields");
-            }
-            if mask {
-                mask_secret(object);
-            }
-        }
-        kpipe_core::write_stdout(&render(&objects, format))?;
-    }
-
     let failures: Vec<FailureKind> = outcomes
         .iter()
-        .filter_map(|(_, _, o)| match o {
+        .filter_map(|o| match o {
             Outcome::Failed(f) => Some(FailureKind::of(f)),
             _ => None,
         })
         .collect();
+    if let Some(format) = args.output {
+        let mask = std::io::stdout().is_terminal() && !args.show_secrets;
+        let objects: Vec<Value> = outcomes
+            .into_iter()
+            .filter_map(|o| match o {
+                Outcome::Done { object, .. } => Some(object),
+                _ => None,
+            })
+            .map(|mut object| {
+                if !args.show_managed_fields
+                    && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
+                {
+                    meta.remove("managedFields");
+                }
+                if mask {
+                    mask_secret(&mut object);
+                }
+                object
+            })
+            .collect();
+        kpipe_core::write_stdout(&render(&objects, format))?;
+    }
+
     if failures.is_empty() {
         return Ok(());
     }
@@ -324,14 +329,14 @@ fn plan(
 }
 
 impl Run {
-    /// Applies rank after rank, printing result lines (when `lines`) as each rank ends;
-    /// the outcomes come back in input order.
+    /// Applies rank after rank, printing result lines as each rank ends, on stdout when
+    /// `lines`, else on stderr; the outcomes come back in input order.
     async fn apply_all(
         &self,
         items: Vec<Item>,
         crds: &[InputCrd],
         lines: bool,
-    ) -> Result<Vec<(usize, ObjectId, Outcome)>> {
+    ) -> Result<Vec<Outcome>> {
         let mut ranks: BTreeMap<Rank, Vec<Item>> = BTreeMap::new();
         for item in items {
             ranks.entry(item.rank).or_default().push(item);
@@ -359,10 +364,14 @@ impl Run {
                         if item.rank == Rank::CustomResourceDefinition {
                             applied_crds.insert(item.id.name.clone());
                         }
+                        let line = report::result_line(&item.id, *change, self.dry_run);
                         if self.diff {
                             text.push_str(diff);
                         } else if lines {
-                            text.push_str(&report::result_line(&item.id, *change, self.dry_run));
+                            text.push_str(&line);
+                        } else {
+                            // stdout carries the objects: what changed is a diagnostic.
+                            eprint!("kapply: {line}");
                         }
                     }
                     Outcome::Skipped(why) => {
@@ -380,12 +389,12 @@ impl Run {
                         );
                     }
                 }
-                outcomes.push((item.position, item.id.clone(), outcome));
+                outcomes.push((item.position, outcome));
             }
             kpipe_core::write_stdout(&text)?;
         }
-        outcomes.sort_by_key(|(position, _, _)| *position);
-        Ok(outcomes)
+        outcomes.sort_by_key(|(position, _)| *position);
+        Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
     }
 
     /// Waits for the input's CRDs to be Established and resolves their kinds through
@@ -428,11 +437,14 @@ impl Run {
                 };
                 discovered.insert(key.clone(), result);
             }
-            if let Ok(found) = &discovered[&key] {
-                item.resolved = Resolved::Served {
-                    resource: found.clone(),
-                    scope: scope.clone(),
-                };
+            match &discovered[&key] {
+                Ok(found) => {
+                    item.resolved = Resolved::Served {
+                        resource: found.clone(),
+                        scope: scope.clone(),
+                    }
+                }
+                Err(why) => item.blocked = Some(why.clone()),
             }
         }
     }
@@ -444,19 +456,27 @@ impl Run {
         let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Item>> = BTreeMap::new();
         for item in items.iter().filter(|i| i.blocked.is_none()) {
             if let Resolved::Served { resource, .. } = &item.resolved {
-                let key = (resource.api_version.clone(), resource.plural.clone(), item.id.namespace.clone());
+                let key = (
+                    resource.api_version.clone(),
+                    resource.plural.clone(),
+                    item.id.namespace.clone(),
+                );
                 groups.entry(key).or_default().push(item);
             }
         }
         let mut known = HashMap::new();
         for members in groups.into_values().filter(|m| m.len() >= LIST_FROM) {
-            let Resolved::Served { resource, .. } = &members[0].resolved else { continue };
+            let Resolved::Served { resource, .. } = &members[0].resolved else {
+                continue;
+            };
             let namespace = members[0].id.namespace.as_deref();
             let what = match namespace {
                 Some(ns) => format!("list of {} in namespace {ns}", resource.plural),
                 None => format!("list of {}", resource.plural),
             };
-            let Ok(objects) = self.caller.list(resource, namespace, &what).await else { continue };
+            let Ok(objects) = self.caller.list(resource, namespace, &what).await else {
+                continue;
+            };
             let mut by_name: HashMap<String, Value> = objects
                 .into_iter()
                 .filter_map(|mut object| {

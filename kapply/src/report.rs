@@ -68,7 +68,8 @@ impl FailureKind {
         }
         match failure.code() {
             Some(409) => FailureKind::Conflict,
-            Some(400 | 422) => FailureKind::Invalid,
+            // A 500 that is not transient is the server rejecting the object's content.
+            Some(400 | 422 | 500) => FailureKind::Invalid,
             Some(404) => FailureKind::NotFound,
             Some(401 | 403) => FailureKind::Forbidden,
             _ => FailureKind::Other,
@@ -102,7 +103,20 @@ pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubb
                     status.code
                 ));
             }
-            line + "\n"
+            line.push('\n');
+            if status.code == 422 && status.message.contains("field is immutable") {
+                let namespace = id
+                    .namespace
+                    .as_ref()
+                    .map(|ns| format!(" -n {ns}"))
+                    .unwrap_or_default();
+                line.push_str(&format!(
+                    "kapply:   that field cannot change on a live object: delete it \
+                     (kubectl delete {}{namespace}) and apply again\n",
+                    kubectl_name(id)
+                ));
+            }
+            line
         }
         Failure::Transport {
             transient: true, ..
@@ -185,8 +199,9 @@ pub fn summary(kinds: &[FailureKind], total: usize, dry_run: bool) -> String {
         .collect();
     let done = total - kinds.len();
     let verb = if dry_run { "checked" } else { "applied" };
+    let objects = if total == 1 { "object" } else { "objects" };
     format!(
-        "{} of {total} objects failed ({}); {done} {verb}",
+        "{} of {total} {objects} failed ({}); {done} {verb}",
         kinds.len(),
         detail.join(", ")
     )
@@ -308,6 +323,29 @@ mod tests {
         );
         let text = super::failure(&id("v1", "Secret", "s"), &echo, 5, &scrubber);
         assert!(!text.contains("hunter2"), "{text}");
+    }
+
+    #[test]
+    fn immutable_fields_get_a_way_out_from_fixture_28() {
+        let failure = Failure::api(
+            fixtures::status("28-deployment-selector-immutable.json"),
+            None,
+        );
+        let text = super::failure(
+            &id("apps/v1", "Deployment", "polls-app"),
+            &failure,
+            5,
+            &Scrubber::default(),
+        );
+        assert!(text.contains("spec.selector: Invalid value"), "{text}");
+        assert!(
+            text.ends_with(
+                "delete it (kubectl delete deployment.apps/polls-app -n fixtures) and apply again\n"
+            ),
+            "{text}"
+        );
+        let bad_type = Failure::api(fixtures::status("22-configmap-bool-value.json"), None);
+        assert_eq!(FailureKind::of(&bad_type), FailureKind::Invalid);
     }
 
     #[test]

@@ -135,13 +135,25 @@ fn is_transient_transport(e: &(dyn std::error::Error + 'static)) -> bool {
 }
 
 /// The innermost cause says what happened ("Connection refused"); the wrappers around
-/// it (service error, client error) only say where.
+/// it (service error, client error) only say where. A connection that ends without an
+/// answer gets plain words: TLS libraries describe it in their own terms.
 fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
     let mut deepest = e;
-    while let Some(source) = deepest.source() {
-        deepest = source;
+    loop {
+        if let Some(io) = deepest.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    return "the connection closed without an answer".into();
+                }
+                std::io::ErrorKind::ConnectionReset => return "the connection was reset".into(),
+                _ => {}
+            }
+        }
+        match deepest.source() {
+            Some(source) => deepest = source,
+            None => return deepest.to_string(),
+        }
     }
-    deepest.to_string()
 }
 
 /// Capped exponential backoff with jitter.

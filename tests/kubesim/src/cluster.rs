@@ -5,14 +5,13 @@
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::{Map, Value, json};
-use tokio::sync::broadcast;
 
 use crate::fields::{self, FieldSet};
 use crate::kinds::{self, ResourceType};
 use crate::rules;
 use crate::select::Selector;
 use crate::status::{self, ApiError};
-use crate::store::{Event, Key, Store};
+use crate::store::{Event, Key, Store, WatchStart};
 
 /// What a request addresses: a resource type, maybe a namespace, name and subresource.
 #[derive(Debug, Clone)]
@@ -32,7 +31,11 @@ impl Target {
         Key {
             group: self.rt.group.clone(),
             plural: self.rt.plural.clone(),
-            namespace: if self.rt.namespaced { self.namespace.clone().unwrap_or_default() } else { String::new() },
+            namespace: if self.rt.namespaced {
+                self.namespace.clone().unwrap_or_default()
+            } else {
+                String::new()
+            },
             name: name.to_string(),
         }
     }
@@ -51,7 +54,9 @@ pub struct WriteOptions {
 
 impl WriteOptions {
     fn manager(&self) -> String {
-        self.field_manager.clone().unwrap_or_else(|| self.default_manager.clone())
+        self.field_manager
+            .clone()
+            .unwrap_or_else(|| self.default_manager.clone())
     }
 }
 
@@ -75,7 +80,9 @@ impl Default for Cluster {
 }
 
 fn now() -> String {
-    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
+    jiff::Timestamp::now()
+        .strftime("%Y-%m-%dT%H:%M:%SZ")
+        .to_string()
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
@@ -85,13 +92,28 @@ fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
 impl Cluster {
     /// A cluster with the namespaces every cluster has.
     pub fn new() -> Cluster {
-        let cluster = Cluster { store: Mutex::new(Store::new()) };
-        let namespaces = kinds::builtins().into_iter().find(|t| t.plural == "namespaces").expect("built in");
+        let cluster = Cluster {
+            store: Mutex::new(Store::new()),
+        };
+        let namespaces = kinds::builtins()
+            .into_iter()
+            .find(|t| t.plural == "namespaces")
+            .expect("built in");
         for ns in ["default", "kube-system", "kube-public"] {
-            let target = Target { rt: namespaces.clone(), namespace: None, name: None, subresource: None };
+            let target = Target {
+                rt: namespaces.clone(),
+                namespace: None,
+                name: None,
+                subresource: None,
+            };
             let body = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});
-            let opts = WriteOptions { default_manager: "kube-apiserver".into(), ..Default::default() };
-            cluster.create(&target, body, &opts).expect("bootstrap namespaces are valid");
+            let opts = WriteOptions {
+                default_manager: "kube-apiserver".into(),
+                ..Default::default()
+            };
+            cluster
+                .create(&target, body, &opts)
+                .expect("bootstrap namespaces are valid");
         }
         cluster.lock().compact();
         cluster
@@ -113,7 +135,23 @@ impl Cluster {
     }
 
     pub fn find_type(&self, group: &str, version: &str, plural: &str) -> Option<ResourceType> {
-        self.types().into_iter().find(|t| t.group == group && t.version == version && t.plural == plural)
+        self.types()
+            .into_iter()
+            .find(|t| t.group == group && t.version == version && t.plural == plural)
+    }
+
+    /// The CustomResourceDefinition that serves a custom resource type.
+    pub fn definition(&self, rt: &ResourceType) -> Option<Value> {
+        if !rt.custom {
+            return None;
+        }
+        let key = Key {
+            group: "apiextensions.k8s.io".into(),
+            plural: "customresourcedefinitions".into(),
+            namespace: String::new(),
+            name: format!("{}.{}", rt.plural, rt.group),
+        };
+        self.lock().get(&key).cloned()
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -123,12 +161,50 @@ impl Cluster {
     pub fn get(&self, t: &Target) -> Result<Value, ApiError> {
         let name = t.name.as_deref().unwrap_or_default();
         let store = self.lock();
-        store.get(&t.key(name)).cloned().ok_or_else(|| ApiError::not_found(&t.rt, name))
+        store
+            .get(&t.key(name))
+            .cloned()
+            .ok_or_else(|| ApiError::not_found(&t.rt, name))
+    }
+
+    /// GET .../scale: the autoscaling/v1 Scale view of a Deployment.
+    pub fn get_scale(&self, t: &Target) -> Result<Value, ApiError> {
+        Ok(scale_of(&self.get(t)?))
+    }
+
+    /// PUT or PATCH .../scale: `change` turns the current Scale into the wanted one;
+    /// its spec.replicas goes to the Deployment.
+    pub fn set_scale(
+        &self,
+        t: &Target,
+        change: impl FnOnce(Value) -> Result<Value, ApiError>,
+        opts: &WriteOptions,
+    ) -> Result<(u16, Value), ApiError> {
+        let name = t.name.clone().unwrap_or_default();
+        let mut store = self.lock();
+        let key = t.key(&name);
+        let Some(old) = store.get(&key).cloned() else {
+            return Err(ApiError::not_found(&t.rt, &name));
+        };
+        let wanted = change(scale_of(&old))?;
+        let Some(replicas) = wanted["spec"]["replicas"].as_i64() else {
+            return Err(ApiError::bad_request(
+                "spec.replicas of the Scale must be an integer",
+            ));
+        };
+        let mut new = old.clone();
+        new["spec"]["replicas"] = json!(replicas);
+        let (code, stored) = self.write_update(&mut store, t, &key, old, new, opts)?;
+        Ok((code, scale_of(&stored)))
     }
 
     pub fn list(&self, t: &Target, selector: &Selector) -> Value {
         let store = self.lock();
-        let ns = if t.rt.namespaced { t.namespace.as_deref() } else { None };
+        let ns = if t.rt.namespaced {
+            t.namespace.as_deref()
+        } else {
+            None
+        };
         let items: Vec<Value> = store
             .list(&t.rt.group, &t.rt.plural, ns)
             .filter(|o| selector.matches(o))
@@ -142,39 +218,60 @@ impl Cluster {
         })
     }
 
-    /// Objects matching a watch, as ADDED events, plus a receiver for what follows.
-    #[allow(clippy::type_complexity)]
-    pub fn watch(&self, rv: Option<u64>) -> Result<(u64, Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+    /// The current resourceVersion and a watch's start: the changes after `rv` (or,
+    /// without one, every object as ADDED) and a receiver for what follows.
+    /// Err(oldest known resourceVersion) when `rv` is too old.
+    pub fn watch(&self, rv: Option<u64>) -> Result<(u64, WatchStart), u64> {
         let store = self.lock();
         let current = store.resource_version();
         match rv {
-            Some(rv) => store.watch_from(rv).map(|(past, rx)| (current, past, rx)),
+            Some(rv) => store.watch_from(rv).map(|start| (current, start)),
             None => {
                 let existing = store
                     .snapshot()
                     .into_iter()
                     .map(|(key, object)| {
-                        let rv = object["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
-                        Arc::new(Event { rv, kind: "ADDED", key, object })
+                        let rv = object["metadata"]["resourceVersion"]
+                            .as_str()
+                            .and_then(|s| s.parse().ok())
+                            .unwrap_or(0);
+                        Arc::new(Event {
+                            rv,
+                            kind: "ADDED",
+                            key,
+                            object,
+                            previous: None,
+                        })
                     })
                     .collect();
-                Ok((current, existing, store.subscribe()))
+                Ok((current, (existing, store.subscribe())))
             }
         }
     }
 
-    pub fn create(&self, t: &Target, mut body: Value, opts: &WriteOptions) -> Result<(u16, Value), ApiError> {
+    pub fn create(
+        &self,
+        t: &Target,
+        mut body: Value,
+        opts: &WriteOptions,
+    ) -> Result<(u16, Value), ApiError> {
         check_kind(&t.rt, &body)?;
         rules::check_string_values(&t.rt, &body, false)?;
         let name = match meta_str(&body, "name") {
             Some(n) if !n.is_empty() => n.to_string(),
             _ => match meta_str(&body, "generateName") {
                 Some(prefix) => format!("{prefix}{}", random_suffix()),
-                None => return Err(ApiError::invalid(&t.rt, "", vec![status::Cause {
-                    reason: "FieldValueRequired",
-                    message: "Required value: name or generateName is required".into(),
-                    field: "metadata.name".into(),
-                }])),
+                None => {
+                    return Err(ApiError::invalid(
+                        &t.rt,
+                        "",
+                        vec![status::Cause {
+                            reason: "FieldValueRequired",
+                            message: "Required value: name or generateName is required".into(),
+                            field: "metadata.name".into(),
+                        }],
+                    ));
+                }
             },
         };
         body["metadata"]["name"] = json!(name);
@@ -186,13 +283,25 @@ impl Cluster {
         }
         let mut object = prepare_main(&t.rt, None, body);
         let tracked = tracked(&t.rt, &object, false);
-        let managed =
-            update_managers(&[], &Value::Null, &tracked, &Value::Null, &opts.manager(), &t.rt.api_version(), None);
+        let managed = update_managers(
+            &[],
+            &Value::Null,
+            &tracked,
+            &Value::Null,
+            &opts.manager(),
+            &t.rt.api_version(),
+            None,
+        );
         set_managed(&mut object, managed);
         commit(&mut store, t, &key, None, object, opts.dry_run)
     }
 
-    pub fn update(&self, t: &Target, body: Value, opts: &WriteOptions) -> Result<(u16, Value), ApiError> {
+    pub fn update(
+        &self,
+        t: &Target,
+        body: Value,
+        opts: &WriteOptions,
+    ) -> Result<(u16, Value), ApiError> {
         check_kind(&t.rt, &body)?;
         rules::check_string_values(&t.rt, &body, false)?;
         let name = t.name.clone().unwrap_or_default();
@@ -211,7 +320,12 @@ impl Cluster {
         self.write_update(&mut store, t, &key, old, body, opts)
     }
 
-    pub fn patch(&self, t: &Target, patch: Patch, opts: &WriteOptions) -> Result<(u16, Value), ApiError> {
+    pub fn patch(
+        &self,
+        t: &Target,
+        patch: Patch,
+        opts: &WriteOptions,
+    ) -> Result<(u16, Value), ApiError> {
         let name = t.name.clone().unwrap_or_default();
         let mut store = self.lock();
         let key = t.key(&name);
@@ -237,8 +351,9 @@ impl Cluster {
                 match other {
                     Patch::Merge(p) => json_patch::merge(&mut new, &p),
                     Patch::Strategic(p) => fields::strategic_merge(&mut new, &p),
-                    Patch::Json(p) => json_patch::patch(&mut new, &p)
-                        .map_err(|e| ApiError::new_unprocessable(&format!("the server rejected our request due to an error in our request: {e}")))?,
+                    Patch::Json(p) => {
+                        json_patch::patch(&mut new, &p).map_err(ApiError::json_patch_failed)?
+                    }
                     Patch::Apply(_) => unreachable!("handled above"),
                 }
                 rules::check_string_values(&t.rt, &new, false)?;
@@ -261,11 +376,23 @@ impl Cluster {
         let is_namespace = t.rt.plural == "namespaces" && t.rt.group.is_empty();
         if is_crd || is_namespace {
             // What the namespace and CRD finalizers do, at once: their objects go first.
-            let group = old["spec"]["group"].as_str().unwrap_or_default().to_string();
-            let plural = old["spec"]["names"]["plural"].as_str().unwrap_or_default().to_string();
+            let group = old["spec"]["group"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            let plural = old["spec"]["names"]["plural"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
             let doomed: Vec<Key> = store
                 .keys()
-                .filter(|k| if is_crd { k.group == group && k.plural == plural } else { k.namespace == name })
+                .filter(|k| {
+                    if is_crd {
+                        k.group == group && k.plural == plural
+                    } else {
+                        k.namespace == name
+                    }
+                })
                 .cloned()
                 .collect();
             for k in doomed {
@@ -304,7 +431,12 @@ impl Cluster {
                 "the namespace of the provided object does not match the namespace sent on the request",
             ));
         }
-        let ns_key = Key { group: String::new(), plural: "namespaces".into(), namespace: String::new(), name: ns.clone() };
+        let ns_key = Key {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.clone(),
+        };
         match store.get(&ns_key) {
             Some(_) => Ok(()),
             None => Err(ApiError::namespace_not_found(&ns)),
@@ -322,7 +454,11 @@ impl Cluster {
         new: Value,
         opts: &WriteOptions,
     ) -> Result<(u16, Value), ApiError> {
-        let mut object = if t.status() { prepare_status(&old, new) } else { prepare_main(&t.rt, Some(&old), new) };
+        let mut object = if t.status() {
+            prepare_status(&old, new)
+        } else {
+            prepare_main(&t.rt, Some(&old), new)
+        };
         let before = tracked(&t.rt, &old, t.status());
         let after = tracked(&t.rt, &object, t.status());
         let entries = managed_entries(&old);
@@ -359,7 +495,9 @@ impl Cluster {
         });
         let live_tracked = tracked(&t.rt, &live, t.status());
         let mut entries = managed_entries(&live);
-        let me = |e: &ManagedEntry| e.manager == manager && e.operation == "Apply" && e.subresource.as_deref() == sub;
+        let me = |e: &ManagedEntry| {
+            e.manager == manager && e.operation == "Apply" && e.subresource.as_deref() == sub
+        };
 
         let mut conflicts = Vec::new();
         for entry in entries.iter_mut().filter(|e| !me(e)) {
@@ -375,7 +513,11 @@ impl Cluster {
                     entry.fields.remove(p);
                 }
             } else {
-                conflicts.extend(contested.iter().map(|p| (entry.label(), fields::display_path(p))));
+                conflicts.extend(
+                    contested
+                        .iter()
+                        .map(|p| (entry.label(), fields::display_path(p))),
+                );
             }
         }
         if !conflicts.is_empty() {
@@ -384,10 +526,20 @@ impl Cluster {
 
         // Fields this manager applied before and no longer does, that nobody else
         // owns, are removed from the object.
-        let previous: FieldSet = entries.iter().find(|e| me(e)).map(|e| e.fields.clone()).unwrap_or_default();
-        let others: FieldSet = entries.iter().filter(|e| !me(e)).flat_map(|e| e.fields.iter().cloned()).collect();
-        let mut dropped: Vec<&fields::Path> =
-            previous.iter().filter(|p| !applied_set.contains(*p) && !others.contains(*p)).collect();
+        let previous: FieldSet = entries
+            .iter()
+            .find(|e| me(e))
+            .map(|e| e.fields.clone())
+            .unwrap_or_default();
+        let others: FieldSet = entries
+            .iter()
+            .filter(|e| !me(e))
+            .flat_map(|e| e.fields.iter().cloned())
+            .collect();
+        let mut dropped: Vec<&fields::Path> = previous
+            .iter()
+            .filter(|p| !applied_set.contains(*p) && !others.contains(*p))
+            .collect();
         // Deepest first, so that removing an item does not hide its fields' paths.
         dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for p in dropped {
@@ -402,7 +554,9 @@ impl Cluster {
 
         let now = now();
         entries.retain(|e| !me(e));
-        let old_entry = old.as_ref().and_then(|o| managed_entries(o).into_iter().find(|e| me(e)));
+        let old_entry = old
+            .as_ref()
+            .and_then(|o| managed_entries(o).into_iter().find(|e| me(e)));
         if !applied_set.is_empty() {
             let time = match old_entry {
                 Some(e) if e.fields == applied_set => e.time,
@@ -417,7 +571,9 @@ impl Cluster {
                 subresource: sub.map(String::from),
             };
             // The applier's entry keeps its place; a new one goes last.
-            let position = managed_entries(old.as_ref().unwrap_or(&Value::Null)).iter().position(|e| me(e));
+            let position = managed_entries(old.as_ref().unwrap_or(&Value::Null))
+                .iter()
+                .position(me);
             match position {
                 Some(i) if i <= entries.len() => entries.insert(i, entry),
                 _ => entries.push(entry),
@@ -434,26 +590,26 @@ impl Cluster {
     }
 }
 
-impl ApiError {
-    fn new_unprocessable(message: &str) -> ApiError {
-        ApiError { code: 422, reason: Some("Invalid".into()), message: message.into(), details: None }
-    }
-}
-
 fn random_suffix() -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::rng();
-    (0..5).map(|_| CHARS[rng.random_range(0..CHARS.len())] as char).collect()
+    (0..5)
+        .map(|_| CHARS[rng.random_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 fn check_kind(rt: &ResourceType, body: &Value) -> Result<(), ApiError> {
     if !body.is_object() {
-        return Err(ApiError::bad_request("the body of the request is not a JSON or YAML object"));
+        return Err(ApiError::bad_request(
+            "the body of the request is not a JSON or YAML object",
+        ));
     }
     let kind = body["kind"].as_str().unwrap_or_default();
     let api_version = body["apiVersion"].as_str().unwrap_or_default();
-    if (!kind.is_empty() && kind != rt.kind) || (!api_version.is_empty() && api_version != rt.api_version()) {
+    if (!kind.is_empty() && kind != rt.kind)
+        || (!api_version.is_empty() && api_version != rt.api_version())
+    {
         return Err(ApiError::bad_request(format!(
             "the API version in the data ({api_version}) does not match the expected API version ({})",
             rt.api_version()
@@ -475,7 +631,9 @@ fn check_name(body: &Value, url_name: &str) -> Result<(), ApiError> {
 /// owners of metadata, and the body (spec or status, by subresource).
 fn tracked(rt: &ResourceType, obj: &Value, status: bool) -> Value {
     let mut out = Map::new();
-    let Some(map) = obj.as_object() else { return Value::Object(out) };
+    let Some(map) = obj.as_object() else {
+        return Value::Object(out);
+    };
     for (k, v) in map {
         match k.as_str() {
             "apiVersion" | "kind" => {}
@@ -484,7 +642,12 @@ fn tracked(rt: &ResourceType, obj: &Value, status: bool) -> Value {
                     .as_object()
                     .map(|m| {
                         m.iter()
-                            .filter(|(k, _)| matches!(k.as_str(), "labels" | "annotations" | "finalizers" | "ownerReferences"))
+                            .filter(|(k, _)| {
+                                matches!(
+                                    k.as_str(),
+                                    "labels" | "annotations" | "finalizers" | "ownerReferences"
+                                )
+                            })
                             .map(|(k, v)| (k.clone(), v.clone()))
                             .collect()
                     })
@@ -563,16 +726,27 @@ fn commit(
     object["apiVersion"] = json!(rt.api_version());
     object["kind"] = json!(rt.kind);
     object["metadata"]["name"] = json!(key.name);
-    let meta = object["metadata"].as_object_mut().expect("metadata is a map");
+    let meta = object["metadata"]
+        .as_object_mut()
+        .expect("metadata is a map");
     if rt.namespaced {
         meta.insert("namespace".into(), json!(key.namespace));
     } else {
         meta.remove("namespace");
     }
-    for system in ["uid", "creationTimestamp", "generation", "resourceVersion", "deletionTimestamp", "selfLink"] {
+    for system in [
+        "uid",
+        "creationTimestamp",
+        "generation",
+        "resourceVersion",
+        "deletionTimestamp",
+        "selfLink",
+    ] {
         meta.remove(system);
     }
-    let uid = old.map(|o| o["metadata"]["uid"].clone()).unwrap_or_else(|| json!(uuid()));
+    let uid = old
+        .map(|o| o["metadata"]["uid"].clone())
+        .unwrap_or_else(|| json!(uuid()));
     object["metadata"]["uid"] = uid;
     rules::fold_secret_string_data(rt, &mut object)?;
     rules::apply_defaults(rt, &mut object);
@@ -595,7 +769,9 @@ fn commit(
         }
         None => (json!(now()), 1),
     };
-    let meta = object["metadata"].as_object_mut().expect("metadata is a map");
+    let meta = object["metadata"]
+        .as_object_mut()
+        .expect("metadata is a map");
     meta.insert("creationTimestamp".into(), created);
     if rt.has_generation() {
         meta.insert("generation".into(), json!(generation));
@@ -603,9 +779,13 @@ fn commit(
     if let Some(rv) = old.and_then(|o| o["metadata"].get("resourceVersion")) {
         meta.insert("resourceVersion".into(), rv.clone());
     }
-    let size = serde_json::to_vec(&object).map(|v| v.len()).unwrap_or_default();
+    let size = serde_json::to_vec(&object)
+        .map(|v| v.len())
+        .unwrap_or_default();
     if size > 3 * kpipe_core::object::MAX_OBJECT_BYTES {
-        return Err(ApiError::too_large(3 * kpipe_core::object::MAX_OBJECT_BYTES));
+        return Err(ApiError::too_large(
+            3 * kpipe_core::object::MAX_OBJECT_BYTES,
+        ));
     }
     if old == Some(&object) {
         return Ok((200, object.clone()));
@@ -616,6 +796,31 @@ fn commit(
     }
     let stored = store.put(key.clone(), object);
     Ok((code, stored.clone()))
+}
+
+fn scale_of(deployment: &Value) -> Value {
+    let meta = &deployment["metadata"];
+    let selector: Vec<String> = deployment["spec"]["selector"]["matchLabels"]
+        .as_object()
+        .map(|m| {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or_default()))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta["name"],
+            "namespace": meta["namespace"],
+            "uid": meta["uid"],
+            "resourceVersion": meta["resourceVersion"],
+            "creationTimestamp": meta["creationTimestamp"],
+        },
+        "spec": {"replicas": deployment["spec"]["replicas"]},
+        "status": {"replicas": deployment["status"]["replicas"].as_i64().unwrap_or(0), "selector": selector.join(",")},
+    })
 }
 
 /// The parts whose change bumps metadata.generation.
@@ -633,7 +838,14 @@ fn spec_of(rt: &ResourceType, obj: &Value) -> Value {
 fn uuid() -> String {
     let b: [u8; 16] = rand::random();
     let h = |r: std::ops::Range<usize>| b[r].iter().map(|x| format!("{x:02x}")).collect::<String>();
-    format!("{}-{}-4{}-a{}-{}", h(0..4), h(4..6), &h(6..8)[1..], &h(8..10)[1..], h(10..16))
+    format!(
+        "{}-{}-4{}-a{}-{}",
+        h(0..4),
+        h(4..6),
+        &h(6..8)[1..],
+        &h(8..10)[1..],
+        h(10..16)
+    )
 }
 
 /// One managedFields entry.
@@ -700,7 +912,10 @@ fn set_managed(obj: &mut Value, entries: Vec<ManagedEntry>) {
     if entries.is_empty() {
         meta.remove("managedFields");
     } else {
-        meta.insert("managedFields".into(), Value::Array(entries.iter().map(ManagedEntry::to_json).collect()));
+        meta.insert(
+            "managedFields".into(),
+            Value::Array(entries.iter().map(ManagedEntry::to_json).collect()),
+        );
     }
 }
 
@@ -724,7 +939,9 @@ fn update_managers(
     let mut out: Vec<ManagedEntry> = Vec::new();
     let mut mine_seen = false;
     for e in entries {
-        let mine = e.manager == manager && e.operation == "Update" && e.subresource.as_deref() == subresource;
+        let mine = e.manager == manager
+            && e.operation == "Update"
+            && e.subresource.as_deref() == subresource;
         let mut entry = e.clone();
         let kept: FieldSet = e.fields.intersection(&present).cloned().collect();
         entry.fields = if mine {

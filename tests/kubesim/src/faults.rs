@@ -12,16 +12,28 @@ use rand::{Rng, SeedableRng};
 #[derive(Debug, Clone, PartialEq)]
 enum Rule {
     /// The next `remaining` requests (of `method`, if given) answer `code`.
-    Fail { code: u16, remaining: u32, method: Option<String> },
+    Fail {
+        code: u16,
+        remaining: u32,
+        method: Option<String>,
+    },
     /// The next `remaining` requests get their connection closed without an answer.
-    Reset { remaining: u32, method: Option<String> },
+    Reset {
+        remaining: u32,
+        method: Option<String>,
+    },
     /// A fraction of requests answer `code`.
-    Rate { code: u16, probability: f64 },
+    Rate {
+        code: u16,
+        probability: f64,
+    },
     Latency(Duration),
     /// Every watch stream ends after this many events.
     WatchClose(u32),
     /// The next `remaining` watches that resume from a resourceVersion get 410.
-    WatchGone { remaining: u32 },
+    WatchGone {
+        remaining: u32,
+    },
 }
 
 /// What to do with one request.
@@ -40,18 +52,24 @@ pub struct Faults {
 
 impl Default for Faults {
     fn default() -> Self {
-        Faults { rules: Mutex::new(Vec::new()), rng: Mutex::new(StdRng::seed_from_u64(4)) }
+        Faults {
+            rules: Mutex::new(Vec::new()),
+            rng: Mutex::new(StdRng::seed_from_u64(4)),
+        }
     }
 }
 
 fn parse_count(s: &str, rule: &str) -> Result<u32, String> {
-    s.parse().map_err(|_| format!("bad fault rule {rule:?}: {s:?} is not a count"))
+    s.parse()
+        .map_err(|_| format!("bad fault rule {rule:?}: {s:?} is not a count"))
 }
 
 fn parse_code(s: &str, rule: &str) -> Result<u16, String> {
     match s.parse::<u16>() {
         Ok(code) if (400..600).contains(&code) => Ok(code),
-        _ => Err(format!("bad fault rule {rule:?}: {s:?} is not an HTTP error code (400-599)")),
+        _ => Err(format!(
+            "bad fault rule {rule:?}: {s:?} is not an HTTP error code (400-599)"
+        )),
     }
 }
 
@@ -62,20 +80,36 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
     };
     let parts: Vec<&str> = body.split(':').collect();
     match parts.as_slice() {
-        ["reset", n] => Ok(Rule::Reset { remaining: parse_count(n, rule)?, method }),
+        ["reset", n] => Ok(Rule::Reset {
+            remaining: parse_count(n, rule)?,
+            method,
+        }),
         ["rate", code, p] => {
-            let probability: f64 = p.parse().map_err(|_| format!("bad fault rule {rule:?}: {p:?} is not a fraction"))?;
+            let probability: f64 = p
+                .parse()
+                .map_err(|_| format!("bad fault rule {rule:?}: {p:?} is not a fraction"))?;
             if !(0.0..=1.0).contains(&probability) {
-                return Err(format!("bad fault rule {rule:?}: the fraction must be between 0 and 1"));
+                return Err(format!(
+                    "bad fault rule {rule:?}: the fraction must be between 0 and 1"
+                ));
             }
-            Ok(Rule::Rate { code: parse_code(code, rule)?, probability })
+            Ok(Rule::Rate {
+                code: parse_code(code, rule)?,
+                probability,
+            })
         }
         ["latency", d] => kpipe_core::time::parse_duration(d)
             .map(Rule::Latency)
             .map_err(|e| format!("bad fault rule {rule:?}: {e}")),
         ["watch-close", n] => Ok(Rule::WatchClose(parse_count(n, rule)?)),
-        ["watch-gone", n] => Ok(Rule::WatchGone { remaining: parse_count(n, rule)? }),
-        [code, n] => Ok(Rule::Fail { code: parse_code(code, rule)?, remaining: parse_count(n, rule)?, method }),
+        ["watch-gone", n] => Ok(Rule::WatchGone {
+            remaining: parse_count(n, rule)?,
+        }),
+        [code, n] => Ok(Rule::Fail {
+            code: parse_code(code, rule)?,
+            remaining: parse_count(n, rule)?,
+            method,
+        }),
         _ => Err(format!(
             "bad fault rule {rule:?}: expected CODE:N[@METHOD], reset:N[@METHOD], rate:CODE:P, latency:DURATION, watch-close:N or watch-gone:N"
         )),
@@ -85,7 +119,12 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
 impl Faults {
     /// Replaces the rules with those of `spec` (comma-separated; empty clears them).
     pub fn set(&self, spec: &str) -> Result<(), String> {
-        let rules = spec.split(',').map(str::trim).filter(|r| !r.is_empty()).map(parse_rule).collect::<Result<Vec<_>, _>>()?;
+        let rules = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|r| !r.is_empty())
+            .map(parse_rule)
+            .collect::<Result<Vec<_>, _>>()?;
         *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = rules;
         Ok(())
     }
@@ -96,7 +135,16 @@ impl Faults {
 
     pub fn latency(&self) -> Duration {
         self.with_rules(|rules| {
-            rules.iter().map(|r| if let Rule::Latency(d) = r { *d } else { Duration::ZERO }).sum()
+            rules
+                .iter()
+                .map(|r| {
+                    if let Rule::Latency(d) = r {
+                        *d
+                    } else {
+                        Duration::ZERO
+                    }
+                })
+                .sum()
         })
     }
 
@@ -106,7 +154,11 @@ impl Faults {
         let rate = self.with_rules(|rules| {
             for rule in rules.iter_mut() {
                 match rule {
-                    Rule::Fail { code, remaining, method } if *remaining > 0 && applies(method) => {
+                    Rule::Fail {
+                        code,
+                        remaining,
+                        method,
+                    } if *remaining > 0 && applies(method) => {
                         *remaining -= 1;
                         return Err(Verdict::Fail(*code));
                     }
@@ -117,18 +169,40 @@ impl Faults {
                     _ => {}
                 }
             }
-            Ok(rules.iter().find_map(|r| if let Rule::Rate { code, probability } = r { Some((*code, *probability)) } else { None }))
+            Ok(rules.iter().find_map(|r| {
+                if let Rule::Rate { code, probability } = r {
+                    Some((*code, *probability))
+                } else {
+                    None
+                }
+            }))
         });
         match rate {
             Err(verdict) => verdict,
-            Ok(Some((code, p))) if self.rng.lock().unwrap_or_else(|e| e.into_inner()).random_bool(p) => Verdict::Fail(code),
+            Ok(Some((code, p)))
+                if self
+                    .rng
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .random_bool(p) =>
+            {
+                Verdict::Fail(code)
+            }
             Ok(_) => Verdict::Serve,
         }
     }
 
     /// How many events a watch may send before it is cut (None: no limit).
     pub fn watch_limit(&self) -> Option<u32> {
-        self.with_rules(|rules| rules.iter().find_map(|r| if let Rule::WatchClose(n) = r { Some(*n) } else { None }))
+        self.with_rules(|rules| {
+            rules.iter().find_map(|r| {
+                if let Rule::WatchClose(n) = r {
+                    Some(*n)
+                } else {
+                    None
+                }
+            })
+        })
     }
 
     /// Whether this resuming watch is to be answered 410 Gone (uses up the rule).
@@ -152,7 +226,8 @@ mod tests {
     #[test]
     fn counted_rules_run_out_and_respect_the_method() {
         let f = Faults::default();
-        f.set("503:2@PATCH,reset:1,latency:10ms,watch-close:3").unwrap();
+        f.set("503:2@PATCH,reset:1,latency:10ms,watch-close:3")
+            .unwrap();
         assert_eq!(f.verdict("GET"), Verdict::Reset);
         assert_eq!(f.verdict("GET"), Verdict::Serve);
         assert_eq!(f.verdict("PATCH"), Verdict::Fail(503));

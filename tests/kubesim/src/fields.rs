@@ -20,9 +20,12 @@ pub fn list_keys(field: &str, items: &[Value]) -> Option<&'static [&'static str]
         return None;
     }
     match field {
-        "containers" | "initContainers" | "ephemeralContainers" | "volumes" | "env" | "imagePullSecrets" => {
-            Some(&["name"])
-        }
+        "containers"
+        | "initContainers"
+        | "ephemeralContainers"
+        | "volumes"
+        | "env"
+        | "imagePullSecrets" => Some(&["name"]),
         "volumeMounts" => Some(&["mountPath"]),
         "ports" if any_has("containerPort") => Some(&["containerPort", "protocol"]),
         "ports" if any_has("port") => Some(&["port", "protocol"]),
@@ -100,7 +103,14 @@ pub fn field_set(value: &Value, updates: bool) -> FieldSet {
     set
 }
 
-fn walk(path: &Path, field: &str, value: &Value, own_self: bool, updates: bool, set: &mut FieldSet) {
+fn walk(
+    path: &Path,
+    field: &str,
+    value: &Value,
+    own_self: bool,
+    updates: bool,
+    set: &mut FieldSet,
+) {
     let with = |p: &Path, e: String| -> Path {
         let mut p = p.clone();
         p.push(e);
@@ -125,7 +135,14 @@ fn walk(path: &Path, field: &str, value: &Value, own_self: bool, updates: bool, 
                     set.insert(with(&item_path, ".".into()));
                     if let Value::Object(m) = item {
                         for (k, v) in m {
-                            walk(&with(&item_path, format!("f:{k}")), k, v, updates, updates, set);
+                            walk(
+                                &with(&item_path, format!("f:{k}")),
+                                k,
+                                v,
+                                updates,
+                                updates,
+                                set,
+                            );
                         }
                     }
                 }
@@ -195,7 +212,9 @@ fn step<'a>(cur: &'a Value, element: &str) -> Option<&'a Value> {
     } else if let Some(key) = element.strip_prefix("k:") {
         let key: Value = serde_json::from_str(key).ok()?;
         let keys: Vec<&str> = key.as_object()?.keys().map(String::as_str).collect();
-        cur.as_array()?.iter().find(|item| item_matches(&keys, item, &key))
+        cur.as_array()?
+            .iter()
+            .find(|item| item_matches(&keys, item, &key))
     } else {
         None
     }
@@ -203,14 +222,19 @@ fn step<'a>(cur: &'a Value, element: &str) -> Option<&'a Value> {
 
 /// Removes the field (or list item, for a `k:..` + `.` path) a path names.
 pub fn remove_at(value: &mut Value, path: &[String]) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     if last == "." {
         if let Some((item, list_path)) = parents.split_last()
             && let Some(key) = item.strip_prefix("k:")
             && let Ok(key) = serde_json::from_str::<Value>(key)
             && let Some(Value::Array(items)) = get_mut_at(value, list_path)
         {
-            let keys: Vec<String> = key.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
+            let keys: Vec<String> = key
+                .as_object()
+                .map(|m| m.keys().cloned().collect())
+                .unwrap_or_default();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             items.retain(|i| !item_matches(&keys, i, &key));
         }
@@ -234,7 +258,9 @@ fn get_mut_at<'a>(value: &'a mut Value, path: &[String]) -> Option<&'a mut Value
             let key: Value = serde_json::from_str(key).ok()?;
             let keys: Vec<String> = key.as_object()?.keys().cloned().collect();
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
-            cur.as_array_mut()?.iter_mut().find(|item| item_matches(&keys, item, &key))?
+            cur.as_array_mut()?
+                .iter_mut()
+                .find(|item| item_matches(&keys, item, &key))?
         } else {
             return None;
         };
@@ -294,10 +320,13 @@ fn merge_with(live: &mut Value, patch: &Value, field: &str, strategic: bool) {
                 }
             }
         }
-        (Value::Array(l), Value::Array(p)) if list_keys(field, p).is_some() && list_keys(field, l).is_some() => {
+        (Value::Array(l), Value::Array(p))
+            if list_keys(field, p).is_some() && list_keys(field, l).is_some() =>
+        {
             let keys = list_keys(field, p).expect("checked");
             for pi in p {
-                let delete = strategic && pi.get("$patch").and_then(Value::as_str) == Some("delete");
+                let delete =
+                    strategic && pi.get("$patch").and_then(Value::as_str) == Some("delete");
                 let pos = l.iter().position(|li| item_matches(keys, li, pi));
                 match (pos, delete) {
                     (Some(i), true) => {
@@ -322,7 +351,10 @@ fn merge_with(live: &mut Value, patch: &Value, field: &str, strategic: bool) {
 fn strip_directives(v: &Value) -> Value {
     match v {
         Value::Object(m) => Value::Object(
-            m.iter().filter(|(k, _)| !k.starts_with('$')).map(|(k, v)| (k.clone(), strip_directives(v))).collect(),
+            m.iter()
+                .filter(|(k, _)| !k.starts_with('$'))
+                .map(|(k, v)| (k.clone(), strip_directives(v)))
+                .collect(),
         ),
         Value::Array(a) => Value::Array(a.iter().map(strip_directives).collect()),
         other => other.clone(),
@@ -351,28 +383,48 @@ mod tests {
 
     #[test]
     fn update_field_set_owns_maps() {
-        let tree = to_fields_v1(&field_set(&json!({"spec": {"a": 1}, "metadata": {"labels": {"x": "y"}}}), true));
-        assert_eq!(tree, json!({"f:spec": {".": {}, "f:a": {}}, "f:metadata": {"f:labels": {".": {}, "f:x": {}}}}));
+        let tree = to_fields_v1(&field_set(
+            &json!({"spec": {"a": 1}, "metadata": {"labels": {"x": "y"}}}),
+            true,
+        ));
+        assert_eq!(
+            tree,
+            json!({"f:spec": {".": {}, "f:a": {}}, "f:metadata": {"f:labels": {".": {}, "f:x": {}}}})
+        );
     }
 
     #[test]
     fn paths_reach_list_items_and_remove_them() {
         let mut v = json!({"spec": {"containers": [{"name": "a", "image": "1"}, {"name": "b", "image": "2"}]}});
-        let p: Path = vec!["f:spec".into(), "f:containers".into(), "k:{\"name\":\"b\"}".into(), "f:image".into()];
+        let p: Path = vec![
+            "f:spec".into(),
+            "f:containers".into(),
+            "k:{\"name\":\"b\"}".into(),
+            "f:image".into(),
+        ];
         assert_eq!(get_at(&v, &p), Some(&json!("2")));
         assert_eq!(display_path(&p), ".spec.containers[name=\"b\"].image");
         let mut item = p.clone();
         item.pop();
         item.push(".".into());
         remove_at(&mut v, &item);
-        assert_eq!(v, json!({"spec": {"containers": [{"name": "a", "image": "1"}]}}));
+        assert_eq!(
+            v,
+            json!({"spec": {"containers": [{"name": "a", "image": "1"}]}})
+        );
     }
 
     #[test]
     fn strategic_merge_merges_containers_by_name() {
         let mut live = json!({"spec": {"containers": [{"name": "a", "image": "1"}], "x": 1}});
-        strategic_merge(&mut live, &json!({"$setElementOrder/containers": [], "spec": {"x": null,
-            "containers": [{"name": "a", "image": "2"}, {"name": "b", "image": "3"}]}}));
-        assert_eq!(live, json!({"spec": {"containers": [{"name": "a", "image": "2"}, {"name": "b", "image": "3"}]}}));
+        strategic_merge(
+            &mut live,
+            &json!({"$setElementOrder/containers": [], "spec": {"x": null,
+            "containers": [{"name": "a", "image": "2"}, {"name": "b", "image": "3"}]}}),
+        );
+        assert_eq!(
+            live,
+            json!({"spec": {"containers": [{"name": "a", "image": "2"}, {"name": "b", "image": "3"}]}})
+        );
     }
 }

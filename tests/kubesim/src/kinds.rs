@@ -49,6 +49,11 @@ impl ResourceType {
         }
     }
 
+    /// Has a /scale subresource (autoscaling/v1 Scale), as Deployments do.
+    pub fn scale_subresource(&self) -> bool {
+        !self.custom && self.group == "apps" && self.plural == "deployments"
+    }
+
     /// Whether objects carry metadata.generation: the core group's kinds do not.
     pub fn has_generation(&self) -> bool {
         !self.group.is_empty()
@@ -57,11 +62,31 @@ impl ResourceType {
     fn verbs(&self) -> Value {
         if self.custom {
             // The apiextensions server lists them in its own order (fixture 39).
-            json!(["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"])
+            json!([
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "create",
+                "update",
+                "watch"
+            ])
         } else if self.plural == "namespaces" {
-            json!(["create", "delete", "get", "list", "patch", "update", "watch"])
+            json!([
+                "create", "delete", "get", "list", "patch", "update", "watch"
+            ])
         } else {
-            json!(["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"])
+            json!([
+                "create",
+                "delete",
+                "deletecollection",
+                "get",
+                "list",
+                "patch",
+                "update",
+                "watch"
+            ])
         }
     }
 
@@ -81,6 +106,17 @@ impl ResourceType {
             main["categories"] = json!(self.categories);
         }
         let mut entries = vec![main];
+        if self.scale_subresource() {
+            entries.push(json!({
+                "name": format!("{}/scale", self.plural),
+                "singularName": "",
+                "namespaced": self.namespaced,
+                "group": "autoscaling",
+                "version": "v1",
+                "kind": "Scale",
+                "verbs": ["get", "patch", "update"],
+            }));
+        }
         if self.status_subresource {
             entries.push(json!({
                 "name": format!("{}/status", self.plural),
@@ -106,18 +142,126 @@ struct Builtin {
 }
 
 const BUILTINS: &[Builtin] = &[
-    Builtin { group: "", version: "v1", plural: "configmaps", kind: "ConfigMap", namespaced: true, short_names: &["cm"], categories: &[], status: false },
-    Builtin { group: "", version: "v1", plural: "events", kind: "Event", namespaced: true, short_names: &["ev"], categories: &[], status: false },
-    Builtin { group: "", version: "v1", plural: "namespaces", kind: "Namespace", namespaced: false, short_names: &["ns"], categories: &[], status: true },
-    Builtin { group: "", version: "v1", plural: "secrets", kind: "Secret", namespaced: true, short_names: &[], categories: &[], status: false },
-    Builtin { group: "", version: "v1", plural: "serviceaccounts", kind: "ServiceAccount", namespaced: true, short_names: &["sa"], categories: &[], status: false },
-    Builtin { group: "", version: "v1", plural: "services", kind: "Service", namespaced: true, short_names: &["svc"], categories: &["all"], status: true },
-    Builtin { group: "apps", version: "v1", plural: "deployments", kind: "Deployment", namespaced: true, short_names: &["deploy"], categories: &["all"], status: true },
-    Builtin { group: "batch", version: "v1", plural: "jobs", kind: "Job", namespaced: true, short_names: &[], categories: &["all"], status: true },
-    Builtin { group: "networking.k8s.io", version: "v1", plural: "ingresses", kind: "Ingress", namespaced: true, short_names: &["ing"], categories: &[], status: true },
-    Builtin { group: "autoscaling", version: "v2", plural: "horizontalpodautoscalers", kind: "HorizontalPodAutoscaler", namespaced: true, short_names: &["hpa"], categories: &["all"], status: true },
-    Builtin { group: "policy", version: "v1", plural: "poddisruptionbudgets", kind: "PodDisruptionBudget", namespaced: true, short_names: &["pdb"], categories: &[], status: true },
-    Builtin { group: "apiextensions.k8s.io", version: "v1", plural: "customresourcedefinitions", kind: "CustomResourceDefinition", namespaced: false, short_names: &["crd", "crds"], categories: &["api-extensions"], status: true },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "configmaps",
+        kind: "ConfigMap",
+        namespaced: true,
+        short_names: &["cm"],
+        categories: &[],
+        status: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "events",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        status: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "namespaces",
+        kind: "Namespace",
+        namespaced: false,
+        short_names: &["ns"],
+        categories: &[],
+        status: true,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "secrets",
+        kind: "Secret",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        status: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "serviceaccounts",
+        kind: "ServiceAccount",
+        namespaced: true,
+        short_names: &["sa"],
+        categories: &[],
+        status: false,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
+        plural: "services",
+        kind: "Service",
+        namespaced: true,
+        short_names: &["svc"],
+        categories: &["all"],
+        status: true,
+    },
+    Builtin {
+        group: "apps",
+        version: "v1",
+        plural: "deployments",
+        kind: "Deployment",
+        namespaced: true,
+        short_names: &["deploy"],
+        categories: &["all"],
+        status: true,
+    },
+    Builtin {
+        group: "batch",
+        version: "v1",
+        plural: "jobs",
+        kind: "Job",
+        namespaced: true,
+        short_names: &[],
+        categories: &["all"],
+        status: true,
+    },
+    Builtin {
+        group: "networking.k8s.io",
+        version: "v1",
+        plural: "ingresses",
+        kind: "Ingress",
+        namespaced: true,
+        short_names: &["ing"],
+        categories: &[],
+        status: true,
+    },
+    Builtin {
+        group: "autoscaling",
+        version: "v2",
+        plural: "horizontalpodautoscalers",
+        kind: "HorizontalPodAutoscaler",
+        namespaced: true,
+        short_names: &["hpa"],
+        categories: &["all"],
+        status: true,
+    },
+    Builtin {
+        group: "policy",
+        version: "v1",
+        plural: "poddisruptionbudgets",
+        kind: "PodDisruptionBudget",
+        namespaced: true,
+        short_names: &["pdb"],
+        categories: &[],
+        status: true,
+    },
+    Builtin {
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        plural: "customresourcedefinitions",
+        kind: "CustomResourceDefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        categories: &["api-extensions"],
+        status: true,
+    },
 ];
 
 /// The built-in resource types.
@@ -146,7 +290,13 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
     let names = &spec["names"];
     let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
     let strings = |v: &Value| -> Vec<String> {
-        v.as_array().map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect()).unwrap_or_default()
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|s| s.as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default()
     };
     let kind = text(&names["kind"]);
     let plural = text(&names["plural"]);
@@ -192,7 +342,9 @@ pub fn api_group_list(types: &[ResourceType]) -> Value {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for t in types.iter().filter(|t| !t.group.is_empty()) {
         match groups.iter_mut().find(|(g, _)| *g == t.group) {
-            Some((_, versions)) if !versions.contains(&t.version) => versions.push(t.version.clone()),
+            Some((_, versions)) if !versions.contains(&t.version) => {
+                versions.push(t.version.clone())
+            }
             Some(_) => {}
             None => groups.push((t.group.clone(), vec![t.version.clone()])),
         }
@@ -213,8 +365,10 @@ pub fn api_group_list(types: &[ResourceType]) -> Value {
 
 /// GET /apis/G/V or /api/v1; None when no resource is served there.
 pub fn api_resource_list(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
-    let mut served: Vec<&ResourceType> =
-        types.iter().filter(|t| t.group == group && t.version == version).collect();
+    let mut served: Vec<&ResourceType> = types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
     if served.is_empty() {
         return None;
     }

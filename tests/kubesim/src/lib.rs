@@ -14,11 +14,13 @@ mod faults;
 mod fields;
 pub mod kinds;
 mod openapi;
+mod protobuf;
 mod rules;
 mod select;
 mod server;
 pub mod status;
 mod store;
+mod table;
 mod tls;
 mod yaml11;
 
@@ -88,7 +90,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub port: u16,
 
-    /// Serve plain HTTP instead of HTTPS.
+    /// Serve plain HTTP instead of HTTPS, without authentication (kubectl sends no
+    /// credentials over plain HTTP).
     #[arg(long)]
     pub http: bool,
 
@@ -171,8 +174,14 @@ impl RunningServer {
 
     /// Writes every object to `path`, as `--state` does on exit.
     pub fn save_state(&self, path: &Path) -> Result<()> {
-        let objects: Vec<Value> = self.cluster.snapshot().into_iter().map(|(_, o)| o).collect();
-        let text = serde_json::to_string_pretty(&json!({"objects": objects})).expect("JSON values serialize");
+        let objects: Vec<Value> = self
+            .cluster
+            .snapshot()
+            .into_iter()
+            .map(|(_, o)| o)
+            .collect();
+        let text = serde_json::to_string_pretty(&json!({"objects": objects}))
+            .expect("JSON values serialize");
         tls::write_atomically(path, &text)
     }
 
@@ -202,10 +211,15 @@ fn load_state(cluster: &Cluster, path: &Path) -> Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::runtime(format!("cannot read {}: {e}", path.display()))),
+        Err(e) => {
+            return Err(Error::runtime(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )));
+        }
     };
-    let state: Value =
-        serde_json::from_str(&text).map_err(|e| Error::input(format!("{}: not a kubesim state file: {e}", path.display())))?;
+    let state: Value = serde_json::from_str(&text)
+        .map_err(|e| Error::input(format!("{}: not a kubesim state file: {e}", path.display())))?;
     let types = cluster.types();
     let mut objects = Vec::new();
     for object in state["objects"].as_array().cloned().unwrap_or_default() {
@@ -213,7 +227,10 @@ fn load_state(cluster: &Cluster, path: &Path) -> Result<()> {
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let kind = object["kind"].as_str().unwrap_or_default();
         // CRDs come first in a snapshot's order only by luck: look their types up afresh.
-        let known = types.iter().find(|t| t.group == group && t.version == version && t.kind == kind).cloned();
+        let known = types
+            .iter()
+            .find(|t| t.group == group && t.version == version && t.kind == kind)
+            .cloned();
         let rt = match known {
             Some(rt) => rt,
             None => {
@@ -222,7 +239,10 @@ fn load_state(cluster: &Cluster, path: &Path) -> Result<()> {
                     .filter(|(k, _): &&(store::Key, Value)| k.plural == "customresourcedefinitions")
                     .flat_map(|(_, crd)| kinds::from_crd(crd))
                     .collect();
-                match crds.into_iter().find(|t| t.group == group && t.version == version && t.kind == kind) {
+                match crds
+                    .into_iter()
+                    .find(|t| t.group == group && t.version == version && t.kind == kind)
+                {
                     Some(rt) => rt,
                     None => continue,
                 }
@@ -231,8 +251,14 @@ fn load_state(cluster: &Cluster, path: &Path) -> Result<()> {
         let key = store::Key {
             group: rt.group.clone(),
             plural: rt.plural.clone(),
-            namespace: object["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
-            name: object["metadata"]["name"].as_str().unwrap_or_default().to_string(),
+            namespace: object["metadata"]["namespace"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
+            name: object["metadata"]["name"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string(),
         };
         objects.push((key, object));
     }
@@ -246,13 +272,31 @@ fn install_cert_manager_crds(cluster: &Cluster) -> Result<()> {
         .find_type("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         .expect("CRDs are built in");
     for text in CERT_MANAGER_CRDS {
-        let crd: Value = serde_yaml::from_str(text).map_err(|e| Error::runtime(format!("bad embedded CRD: {e}")))?;
-        let name = crd["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let target = cluster::Target { rt: crd_type.clone(), namespace: None, name: Some(name), subresource: None };
-        let opts = cluster::WriteOptions { field_manager: Some("kubesim".into()), force: true, ..Default::default() };
+        let crd: Value = serde_yaml::from_str(text)
+            .map_err(|e| Error::runtime(format!("bad embedded CRD: {e}")))?;
+        let name = crd["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let target = cluster::Target {
+            rt: crd_type.clone(),
+            namespace: None,
+            name: Some(name),
+            subresource: None,
+        };
+        let opts = cluster::WriteOptions {
+            field_manager: Some("kubesim".into()),
+            force: true,
+            ..Default::default()
+        };
         cluster
             .patch(&target, cluster::Patch::Apply(crd), &opts)
-            .map_err(|e| Error::runtime(format!("cannot install the cert-manager CRDs: {}", e.message)))?;
+            .map_err(|e| {
+                Error::runtime(format!(
+                    "cannot install the cert-manager CRDs: {}",
+                    e.message
+                ))
+            })?;
     }
     Ok(())
 }
@@ -272,28 +316,45 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningServer> {
     let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], opts.port)))
         .await
         .map_err(|e| Error::runtime(format!("cannot listen on 127.0.0.1:{}: {e}", opts.port)))?;
-    let address = listener.local_addr().map_err(|e| Error::runtime(e.to_string()))?;
+    let address = listener
+        .local_addr()
+        .map_err(|e| Error::runtime(e.to_string()))?;
     let token: String = {
         use rand::Rng;
-        rand::rng().sample_iter(rand::distr::Alphanumeric).take(32).map(char::from).collect()
+        rand::rng()
+            .sample_iter(rand::distr::Alphanumeric)
+            .take(32)
+            .map(char::from)
+            .collect()
     };
     let (url, ca_pem, acceptor) = if opts.http {
         (format!("http://{address}"), None, None)
     } else {
         let credentials = tls::Credentials::generate()?;
         let acceptor = tokio_rustls::TlsAcceptor::from(credentials.server_config()?);
-        (format!("https://{address}"), Some(credentials.ca_pem), Some(acceptor))
+        (
+            format!("https://{address}"),
+            Some(credentials.ca_pem),
+            Some(acceptor),
+        )
     };
     let kubeconfig = tls::kubeconfig(&url, ca_pem.as_deref(), &token);
     let shared = Arc::new(server::Shared {
         cluster: cluster.clone(),
         faults,
-        token,
+        token: (!opts.http).then_some(token),
         address: address.to_string(),
     });
     let (shutdown, stop) = watch::channel(false);
     let task = tokio::spawn(accept_loop(listener, acceptor, shared.clone(), stop));
-    let running = RunningServer { url, kubeconfig, cluster, shared, shutdown, task };
+    let running = RunningServer {
+        url,
+        kubeconfig,
+        cluster,
+        shared,
+        shutdown,
+        task,
+    };
     if let Some(controller_opts) = &opts.controllers {
         running.start_controllers(controller_opts).await?;
     }
@@ -317,7 +378,8 @@ async fn accept_loop(
         let shared = shared.clone();
         let acceptor = acceptor.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |req| server::handle(shared.clone(), req));
+            let service =
+                hyper::service::service_fn(move |req| server::handle(shared.clone(), req));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             // A client that hangs up or fails the handshake ends only its connection.
             match acceptor {
@@ -327,7 +389,9 @@ async fn accept_loop(
                     }
                 }
                 None => {
-                    let _ = builder.serve_connection(TokioIo::new(stream), service).await;
+                    let _ = builder
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 }
             }
         });

@@ -8,7 +8,11 @@ use serde_json::{Map, Value, json};
 use crate::kinds::ResourceType;
 
 fn gv_path(group: &str, version: &str) -> String {
-    if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") }
+    if group.is_empty() {
+        format!("api/{version}")
+    } else {
+        format!("apis/{group}/{version}")
+    }
 }
 
 /// GET /openapi/v3: one entry per served group/version.
@@ -24,14 +28,21 @@ pub fn root(types: &[ResourceType]) -> Value {
 
 /// GET /openapi/v3/api/v1 or /openapi/v3/apis/G/V; None when nothing is served there.
 pub fn group_version(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
-    let served: Vec<&ResourceType> = types.iter().filter(|t| t.group == group && t.version == version).collect();
+    let served: Vec<&ResourceType> = types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+        .collect();
     if served.is_empty() {
         return None;
     }
     let mut paths = Map::new();
     for t in served {
         let base = if t.namespaced {
-            format!("/{}/namespaces/{{namespace}}/{}", gv_path(group, version), t.plural)
+            format!(
+                "/{}/namespaces/{{namespace}}/{}",
+                gv_path(group, version),
+                t.plural
+            )
         } else {
             format!("/{}/{}", gv_path(group, version), t.plural)
         };

@@ -47,7 +47,9 @@ pub fn check_string_values(rt: &ResourceType, obj: &Value, apply: bool) -> Resul
         return Ok(());
     };
     for field in fields {
-        let Some(map) = obj.get(*field).and_then(Value::as_object) else { continue };
+        let Some(map) = obj.get(*field).and_then(Value::as_object) else {
+            continue;
+        };
         for (key, value) in map {
             if value.is_string() {
                 continue;
@@ -85,7 +87,8 @@ pub fn fold_secret_string_data(rt: &ResourceType, obj: &mut Value) -> Result<(),
             if let Err(e) = STANDARD.decode(text) {
                 let name = obj["metadata"]["name"].as_str().unwrap_or_default();
                 let at = match e {
-                    base64::DecodeError::InvalidByte(i, _) | base64::DecodeError::InvalidLastSymbol(i, _) => i,
+                    base64::DecodeError::InvalidByte(i, _)
+                    | base64::DecodeError::InvalidLastSymbol(i, _) => i,
                     _ => text.len(),
                 };
                 return Err(ApiError::internal(format!(
@@ -96,7 +99,9 @@ pub fn fold_secret_string_data(rt: &ResourceType, obj: &mut Value) -> Result<(),
             }
         }
     }
-    if let Some(Value::Object(string_data)) = obj.as_object_mut().and_then(|m| m.remove("stringData")) {
+    if let Some(Value::Object(string_data)) =
+        obj.as_object_mut().and_then(|m| m.remove("stringData"))
+    {
         let data = obj
             .as_object_mut()
             .expect("objects are maps")
@@ -104,7 +109,10 @@ pub fn fold_secret_string_data(rt: &ResourceType, obj: &mut Value) -> Result<(),
             .or_insert_with(|| Value::Object(Map::new()));
         if let Value::Object(data) = data {
             for (k, v) in string_data {
-                data.insert(k, Value::from(STANDARD.encode(v.as_str().unwrap_or_default())));
+                data.insert(
+                    k,
+                    Value::from(STANDARD.encode(v.as_str().unwrap_or_default())),
+                );
             }
         }
     }
@@ -127,7 +135,10 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
         let size: usize = ["data", "binaryData"]
             .iter()
             .filter_map(|f| obj.get(*f).and_then(Value::as_object))
-            .flat_map(|m| m.iter().map(|(k, v)| k.len() + v.as_str().map_or(0, str::len)))
+            .flat_map(|m| {
+                m.iter()
+                    .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            })
             .sum();
         if size > MAX_OBJECT_BYTES {
             causes.push(Cause {
@@ -142,10 +153,17 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
     }
     if let Some(old) = old {
         let immutable = |field: &str, path: &[&str], causes: &mut Vec<Cause>| {
-            let get = |v: &Value| path.iter().fold(v.clone(), |v, p| v.get(*p).cloned().unwrap_or(Value::Null));
+            let get = |v: &Value| {
+                path.iter()
+                    .fold(v.clone(), |v, p| v.get(*p).cloned().unwrap_or(Value::Null))
+            };
             let (before, after) = (get(old), get(obj));
             if before != after {
-                causes.push(Cause::invalid(field, &after.to_string(), "field is immutable"));
+                causes.push(Cause::invalid(
+                    field,
+                    &after.to_string(),
+                    "field is immutable",
+                ));
             }
         };
         if is(rt, "apps", "deployments") {
@@ -155,14 +173,22 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
             immutable("spec.template", &["spec", "template"], &mut causes);
         }
     }
-    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(rt, name, causes)) }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::invalid(rt, name, causes))
+    }
 }
 
 fn ingress_hosts(obj: &Value, causes: &mut Vec<Cause>) {
     let mut check = |field: String, host: &str| {
         let bare = host.strip_prefix("*.").unwrap_or(host);
         if let Some(why) = dns1123_subdomain_error(bare) {
-            causes.push(Cause::invalid(field, &format!("{host:?}"), &format!("{why} {DNS1123_SUBDOMAIN_HINT}")));
+            causes.push(Cause::invalid(
+                field,
+                &format!("{host:?}"),
+                &format!("{why} {DNS1123_SUBDOMAIN_HINT}"),
+            ));
         }
     };
     let items = |v: &Value| v.as_array().cloned().unwrap_or_default();
@@ -205,7 +231,11 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
         }
         ("apps", "deployments") => {
             default(obj, &["spec", "replicas"], json!(1));
-            default(obj, &["spec", "strategy"], json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}));
+            default(
+                obj,
+                &["spec", "strategy"],
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": "25%", "maxSurge": "25%"}}),
+            );
             default(obj, &["spec", "revisionHistoryLimit"], json!(10));
             default(obj, &["spec", "progressDeadlineSeconds"], json!(600));
             pod_template_defaults(&mut obj["spec"]["template"]["spec"]);
@@ -221,14 +251,26 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
                 "job-name": name,
             });
             if obj["spec"]["manualSelector"] != json!(true) {
-                default(obj, &["spec", "selector"], json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}));
+                default(
+                    obj,
+                    &["spec", "selector"],
+                    json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}),
+                );
                 for (k, v) in labels.as_object().expect("literal map") {
                     default(obj, &["metadata", "labels", k], v.clone());
-                    default(obj, &["spec", "template", "metadata", "labels", k], v.clone());
+                    default(
+                        obj,
+                        &["spec", "template", "metadata", "labels", k],
+                        v.clone(),
+                    );
                 }
             }
             default(obj, &["spec", "manualSelector"], json!(false));
-            default(obj, &["spec", "podReplacementPolicy"], json!("TerminatingOrFailed"));
+            default(
+                obj,
+                &["spec", "podReplacementPolicy"],
+                json!("TerminatingOrFailed"),
+            );
             default(obj, &["spec", "parallelism"], json!(1));
             default(obj, &["spec", "completions"], json!(1));
             default(obj, &["spec", "backoffLimit"], json!(6));
@@ -247,7 +289,11 @@ fn default(obj: &mut Value, path: &[&str], value: Value) {
         if !cur.is_object() {
             return;
         }
-        cur = cur.as_object_mut().expect("checked").entry(*p).or_insert_with(|| json!({}));
+        cur = cur
+            .as_object_mut()
+            .expect("checked")
+            .entry(*p)
+            .or_insert_with(|| json!({}));
     }
     if let Some(m) = cur.as_object_mut() {
         m.entry(*last).or_insert(value);
@@ -268,10 +314,18 @@ fn pod_template_defaults(spec: &mut Value) {
             for c in containers {
                 let image = c["image"].as_str().unwrap_or_default();
                 let tag = image.rsplit('/').next().unwrap_or_default();
-                let pull = if !tag.contains(':') || tag.ends_with(":latest") { "Always" } else { "IfNotPresent" };
+                let pull = if !tag.contains(':') || tag.ends_with(":latest") {
+                    "Always"
+                } else {
+                    "IfNotPresent"
+                };
                 default(c, &["imagePullPolicy"], json!(pull));
                 default(c, &["resources"], json!({}));
-                default(c, &["terminationMessagePath"], json!("/dev/termination-log"));
+                default(
+                    c,
+                    &["terminationMessagePath"],
+                    json!("/dev/termination-log"),
+                );
                 default(c, &["terminationMessagePolicy"], json!("File"));
             }
         }
@@ -283,7 +337,9 @@ pub fn initial_status(rt: &ResourceType) -> Option<Value> {
     match (rt.custom, rt.group.as_str(), rt.plural.as_str()) {
         (true, _, _) => None,
         (_, "", "namespaces") => Some(json!({"phase": "Active"})),
-        (_, "", "services") | (_, "networking.k8s.io", "ingresses") => Some(json!({"loadBalancer": {}})),
+        (_, "", "services") | (_, "networking.k8s.io", "ingresses") => {
+            Some(json!({"loadBalancer": {}}))
+        }
         (_, "apiextensions.k8s.io", _) => None,
         (_, _, _) if rt.status_subresource => Some(json!({})),
         _ => None,
@@ -295,7 +351,12 @@ pub fn initial_status(rt: &ResourceType) -> Option<Value> {
 pub fn crd_status(crd: &Value, now: &str) -> Value {
     let stored: Vec<Value> = crd["spec"]["versions"]
         .as_array()
-        .map(|vs| vs.iter().filter(|v| v["storage"].as_bool() == Some(true)).map(|v| v["name"].clone()).collect())
+        .map(|vs| {
+            vs.iter()
+                .filter(|v| v["storage"].as_bool() == Some(true))
+                .map(|v| v["name"].clone())
+                .collect()
+        })
         .unwrap_or_default();
     json!({
         "conditions": [
@@ -320,17 +381,26 @@ mod tests {
     fn string_data_becomes_base64_data() {
         let mut s = json!({"metadata": {"name": "s"}, "stringData": {"A": "s3cr3t"}, "data": {"B": "b3RoZXI="}});
         fold_secret_string_data(&rt("secrets"), &mut s).unwrap();
-        assert_eq!(s, json!({"metadata": {"name": "s"}, "data": {"A": "czNjcjN0", "B": "b3RoZXI="}}));
+        assert_eq!(
+            s,
+            json!({"metadata": {"name": "s"}, "data": {"A": "czNjcjN0", "B": "b3RoZXI="}})
+        );
         let mut bad = json!({"metadata": {"name": "bad64"}, "data": {"K": "***notbase64"}});
         let e = fold_secret_string_data(&rt("secrets"), &mut bad).unwrap_err();
         assert_eq!(e.code, 500);
-        assert!(e.message.ends_with("illegal base64 data at input byte 0"), "{}", e.message);
+        assert!(
+            e.message.ends_with("illegal base64 data at input byte 0"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]
     fn deployment_selector_is_immutable() {
-        let old = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "a"}}}});
-        let new = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "b"}}}});
+        let old =
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "a"}}}});
+        let new =
+            json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"app": "b"}}}});
         let e = validate(&rt("deployments"), &new, Some(&old)).unwrap_err();
         assert_eq!(e.code, 422);
         assert!(e.message.starts_with("Deployment.apps \"d\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"b\"}}: field is immutable"), "{}", e.message);
@@ -340,6 +410,9 @@ mod tests {
     fn bool_in_configmap_is_rejected() {
         let cm = json!({"metadata": {"name": "boolish"}, "data": {"DEBUG": true}});
         let e = check_string_values(&rt("configmaps"), &cm, true).unwrap_err();
-        assert_eq!(e.message, "failed to create typed patch object (/boolish; /v1, Kind=ConfigMap): .data.DEBUG: expected string, got &value.valueUnstructured{Value:true}");
+        assert_eq!(
+            e.message,
+            "failed to create typed patch object (/boolish; /v1, Kind=ConfigMap): .data.DEBUG: expected string, got &value.valueUnstructured{Value:true}"
+        );
     }
 }

@@ -39,12 +39,21 @@ fn split_terms(s: &str) -> Vec<String> {
         cur.push(c);
     }
     terms.push(cur);
-    terms.into_iter().map(|t| t.trim().to_string()).filter(|t| !t.is_empty()).collect()
+    terms
+        .into_iter()
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect()
 }
 
 fn parse_term(term: &str) -> Result<Requirement, ApiError> {
     let set = |rest: &str| -> Vec<String> {
-        rest.trim().trim_start_matches('(').trim_end_matches(')').split(',').map(|v| v.trim().to_string()).collect()
+        rest.trim()
+            .trim_start_matches('(')
+            .trim_end_matches(')')
+            .split(',')
+            .map(|v| v.trim().to_string())
+            .collect()
     };
     if let Some((k, v)) = term.split_once("!=") {
         return Ok(Requirement::NotEquals(k.trim().into(), v.trim().into()));
@@ -62,7 +71,9 @@ fn parse_term(term: &str) -> Result<Requirement, ApiError> {
         return Ok(Requirement::NotExists(k.trim().into()));
     }
     if term.contains(char::is_whitespace) {
-        return Err(ApiError::bad_request(format!("unable to parse requirement: {term:?}")));
+        return Err(ApiError::bad_request(format!(
+            "unable to parse requirement: {term:?}"
+        )));
     }
     Ok(Requirement::Exists(term.into()))
 }
@@ -80,15 +91,26 @@ fn holds(req: &Requirement, value: impl Fn(&str) -> Option<String>) -> bool {
 
 impl Selector {
     pub fn parse(labels: Option<&str>, fields: Option<&str>) -> Result<Selector, ApiError> {
-        let labels = split_terms(labels.unwrap_or_default()).iter().map(|t| parse_term(t)).collect::<Result<_, _>>()?;
-        let fields: Vec<Requirement> =
-            split_terms(fields.unwrap_or_default()).iter().map(|t| parse_term(t)).collect::<Result<_, _>>()?;
+        let labels = split_terms(labels.unwrap_or_default())
+            .iter()
+            .map(|t| parse_term(t))
+            .collect::<Result<_, _>>()?;
+        let fields: Vec<Requirement> = split_terms(fields.unwrap_or_default())
+            .iter()
+            .map(|t| parse_term(t))
+            .collect::<Result<_, _>>()?;
         for f in &fields {
             let (Requirement::Equals(k, _) | Requirement::NotEquals(k, _)) = f else {
-                return Err(ApiError::bad_request("invalid field selector: only = and != are supported"));
+                return Err(ApiError::bad_request(
+                    "invalid field selector: only = and != are supported",
+                ));
             };
-            if !matches!(k.as_str(), "metadata.name" | "metadata.namespace") {
-                return Err(ApiError::bad_request(format!("field label not supported: {k}")));
+            // Real servers allow a few fields per kind (involvedObject.name for Events,
+            // status.phase for Pods...); any dotted path of the object is served here.
+            if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '.') {
+                return Err(ApiError::bad_request(format!(
+                    "field label not supported: {k}"
+                )));
             }
         }
         Ok(Selector { labels, fields })
@@ -98,8 +120,12 @@ impl Selector {
         let meta = &obj["metadata"];
         let label = |k: &str| meta["labels"][k].as_str().map(String::from);
         let field = |k: &str| {
-            let name = k.strip_prefix("metadata.").unwrap_or(k);
-            Some(meta[name].as_str().unwrap_or_default().to_string())
+            let value = k.split('.').fold(obj, |v, part| &v[part]);
+            Some(match value {
+                Value::String(s) => s.clone(),
+                Value::Null => String::new(),
+                other => other.to_string(),
+            })
         };
         self.labels.iter().all(|r| holds(r, label)) && self.fields.iter().all(|r| holds(r, field))
     }
@@ -119,6 +145,7 @@ mod tests {
         assert!(!s("app!=polls", ""));
         assert!(!s("", "metadata.name=b"));
         assert!(s("!missing,tier notin (db)", "metadata.namespace=n"));
-        assert!(Selector::parse(None, Some("spec.x=1")).is_err());
+        assert!(s("", "metadata.name!=b,spec.missing="));
+        assert!(Selector::parse(None, Some("spec x=1")).is_err());
     }
 }

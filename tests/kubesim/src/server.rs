@@ -16,10 +16,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::cluster::{Cluster, Patch, Target, WriteOptions};
 use crate::faults::{Faults, Verdict};
-use crate::{kinds, openapi};
+use crate::kinds::ResourceType;
 use crate::select::Selector;
 use crate::status::ApiError;
 use crate::store::Event;
+use crate::table::{self, Include};
+use crate::{kinds, openapi, protobuf};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -33,7 +35,9 @@ const DEFAULT_WATCH_SECONDS: u64 = 1800;
 pub struct Shared {
     pub cluster: Arc<Cluster>,
     pub faults: Arc<Faults>,
-    pub token: String,
+    /// The bearer token every request must carry; None over plain HTTP, where
+    /// kubectl (client-go) sends no credentials at all.
+    pub token: Option<String>,
     /// host:port, for /api's serverAddressByClientCIDRs.
     pub address: String,
 }
@@ -67,7 +71,9 @@ fn json_response(code: u16, value: &Value) -> Response<Body> {
 fn error_response(e: &ApiError) -> Response<Body> {
     let mut response = json_response(e.code, &e.to_status());
     if e.code == 429 {
-        response.headers_mut().insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
     }
     response
 }
@@ -77,11 +83,18 @@ struct Query(Vec<(String, String)>);
 
 impl Query {
     fn parse(q: Option<&str>) -> Query {
-        Query(form_urlencoded::parse(q.unwrap_or_default().as_bytes()).into_owned().collect())
+        Query(
+            form_urlencoded::parse(q.unwrap_or_default().as_bytes())
+                .into_owned()
+                .collect(),
+        )
     }
 
     fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     fn flag(&self, name: &str) -> bool {
@@ -101,7 +114,10 @@ fn default_manager(req: &Request<Incoming>) -> String {
 }
 
 /// Serves one request: the hyper service function.
-pub async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Response<Body>, ResetConnection> {
+pub async fn handle(
+    shared: Arc<Shared>,
+    req: Request<Incoming>,
+) -> Result<Response<Body>, ResetConnection> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let latency = shared.faults.latency();
@@ -141,17 +157,30 @@ fn log(method: &Method, path: &str, code: u16) {
 }
 
 fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
-    let expected = format!("Bearer {}", shared.token);
-    req.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()) == Some(expected.as_str())
+    let Some(token) = &shared.token else {
+        return true;
+    };
+    let expected = format!("Bearer {token}");
+    req.headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        == Some(expected.as_str())
 }
 
-async fn route(shared: &Shared, req: Request<Incoming>, query: Query) -> Result<Response<Body>, ApiError> {
+async fn route(
+    shared: &Shared,
+    req: Request<Incoming>,
+    query: Query,
+) -> Result<Response<Body>, ApiError> {
     let path = req.uri().path().trim_end_matches('/').to_string();
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     match segments.as_slice() {
         ["version"] => return Ok(json_response(200, &kinds::version())),
         ["healthz" | "livez" | "readyz"] => {
-            return Ok(Response::builder().status(200).body(full("ok")).expect("valid response"));
+            return Ok(Response::builder()
+                .status(200)
+                .body(full("ok"))
+                .expect("valid response"));
         }
         _ => {}
     }
@@ -161,7 +190,12 @@ async fn route(shared: &Shared, req: Request<Incoming>, query: Query) -> Result<
     let get = req.method() == Method::GET;
     match segments.as_slice() {
         ["api"] if get => return Ok(json_response(200, &kinds::api_versions(&shared.address))),
-        ["apis"] if get => return Ok(json_response(200, &kinds::api_group_list(&shared.cluster.types()))),
+        ["apis"] if get => {
+            return Ok(json_response(
+                200,
+                &kinds::api_group_list(&shared.cluster.types()),
+            ));
+        }
         ["api", version] if get => {
             return kinds::api_resource_list(&shared.cluster.types(), "", version)
                 .map(|l| json_response(200, &l))
@@ -172,7 +206,9 @@ async fn route(shared: &Shared, req: Request<Incoming>, query: Query) -> Result<
                 .map(|l| json_response(200, &l))
                 .ok_or_else(ApiError::no_route);
         }
-        ["openapi", "v3"] if get => return Ok(json_response(200, &openapi::root(&shared.cluster.types()))),
+        ["openapi", "v3"] if get => {
+            return Ok(json_response(200, &openapi::root(&shared.cluster.types())));
+        }
         ["openapi", "v3", "api", version] if get => {
             return openapi::group_version(&shared.cluster.types(), "", version)
                 .map(|d| json_response(200, &d))
@@ -196,7 +232,12 @@ async fn route(shared: &Shared, req: Request<Incoming>, query: Query) -> Result<
 
 /// Works out resource, namespace, name and subresource from the path after the
 /// group/version: `[namespaces/NS/]RESOURCE[/NAME[/SUBRESOURCE]]`.
-fn resolve(cluster: &Cluster, group: &str, version: &str, rest: &[&str]) -> Result<Target, ApiError> {
+fn resolve(
+    cluster: &Cluster,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Target, ApiError> {
     let find = |plural: &str| cluster.find_type(group, version, plural);
     if let ["namespaces", ns, plural, tail @ ..] = rest
         && let Some(rt) = find(plural).filter(|t| t.namespaced)
@@ -231,52 +272,78 @@ async fn read_body(req: Request<Incoming>) -> Result<Bytes, ApiError> {
         .map_err(|_| ApiError::too_large(MAX_BODY_BYTES))
 }
 
-fn parse_object(bytes: &[u8]) -> Result<Value, ApiError> {
+fn parse_object(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
+    if content_type == "application/vnd.kubernetes.protobuf" {
+        return protobuf::decode(bytes);
+    }
+    if content_type.contains("cbor") {
+        return Err(ApiError::unsupported_media_type(content_type));
+    }
     serde_json::from_slice(bytes)
         .or_else(|_| serde_yaml::from_slice(bytes))
-        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))
+        .map_err(|e| {
+            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
+        })
 }
 
-async fn serve_resource(shared: &Shared, req: Request<Incoming>, query: Query, t: Target) -> Result<Response<Body>, ApiError> {
-    if let Some(sub) = &t.subresource
-        && (sub != "status" || !t.rt.status_subresource)
-    {
-        return Err(ApiError::no_route());
+async fn serve_resource(
+    shared: &Shared,
+    req: Request<Incoming>,
+    query: Query,
+    t: Target,
+) -> Result<Response<Body>, ApiError> {
+    match t.subresource.as_deref() {
+        None => {}
+        Some("status") if t.rt.status_subresource => {}
+        Some("scale") if t.rt.scale_subresource() => return serve_scale(shared, req, t).await,
+        Some(_) => return Err(ApiError::no_route()),
     }
     if t.rt.namespaced && t.namespace.is_none() && !matches!(*req.method(), Method::GET) {
         return Err(ApiError::method_not_allowed());
     }
-    let opts = WriteOptions {
-        field_manager: query.get("fieldManager").map(String::from),
-        default_manager: default_manager(&req),
-        force: query.flag("force"),
-        dry_run: query.get("dryRun") == Some("All"),
-    };
+    let opts = write_options(&req, &query);
     let cluster = &shared.cluster;
+    let printer = Printer::new(cluster, &req, &query, &t);
     let method = req.method().clone();
-    let content_type = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .map(|s| s.split(';').next().unwrap_or_default().trim().to_string())
-        .unwrap_or_default();
+    let content_type = content_type(&req);
     match (method, t.name.is_some()) {
-        (Method::GET, true) => Ok(json_response(200, &cluster.get(&t)?)),
+        (Method::GET, true) => {
+            let object = cluster.get(&t)?;
+            let rv = object["metadata"]["resourceVersion"]
+                .as_str()
+                .unwrap_or_default()
+                .to_string();
+            Ok(json_response(
+                200,
+                &printer
+                    .print(std::slice::from_ref(&object), &rv)
+                    .unwrap_or(object),
+            ))
+        }
         (Method::GET, false) => {
             let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
             if query.flag("watch") {
-                Ok(watch(shared, t, selector, &query))
+                Ok(watch(shared, t, selector, &query, printer))
             } else {
-                Ok(json_response(200, &cluster.list(&t, &selector)))
+                let list = cluster.list(&t, &selector);
+                let rv = list["metadata"]["resourceVersion"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                let items = list["items"].as_array().cloned().unwrap_or_default();
+                Ok(json_response(
+                    200,
+                    &printer.print(&items, &rv).unwrap_or(list),
+                ))
             }
         }
         (Method::POST, false) => {
-            let body = parse_object(&read_body(req).await?)?;
+            let body = parse_object(&content_type, &read_body(req).await?)?;
             let (code, obj) = cluster.create(&t, body, &opts)?;
             Ok(json_response(code, &obj))
         }
         (Method::PUT, true) => {
-            let body = parse_object(&read_body(req).await?)?;
+            let body = parse_object(&content_type, &read_body(req).await?)?;
             let (code, obj) = cluster.update(&t, body, &opts)?;
             Ok(json_response(code, &obj))
         }
@@ -284,12 +351,19 @@ async fn serve_resource(shared: &Shared, req: Request<Incoming>, query: Query, t
             let bytes = read_body(req).await?;
             let patch = match content_type.as_str() {
                 "application/apply-patch+yaml" => Patch::Apply(crate::yaml11::parse_apply(&bytes)?),
-                "application/merge-patch+json" => Patch::Merge(parse_object(&bytes)?),
-                "application/strategic-merge-patch+json" if !t.rt.custom => Patch::Strategic(parse_object(&bytes)?),
-                "application/json-patch+json" => Patch::Json(
-                    serde_json::from_slice(&bytes)
-                        .map_err(|e| ApiError::bad_request(format!("the body of the request could not be decoded: {e}")))?,
-                ),
+                "application/merge-patch+json" => {
+                    Patch::Merge(parse_object(&content_type, &bytes)?)
+                }
+                "application/strategic-merge-patch+json" if !t.rt.custom => {
+                    Patch::Strategic(parse_object(&content_type, &bytes)?)
+                }
+                "application/json-patch+json" => {
+                    Patch::Json(serde_json::from_slice(&bytes).map_err(|e| {
+                        ApiError::bad_request(format!(
+                            "the body of the request could not be decoded: {e}"
+                        ))
+                    })?)
+                }
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
             let (code, obj) = cluster.patch(&t, patch, &opts)?;
@@ -299,17 +373,86 @@ async fn serve_resource(shared: &Shared, req: Request<Incoming>, query: Query, t
             let bytes = read_body(req).await?;
             // kubectl sends dryRun in a DeleteOptions body rather than the query.
             let body_dry_run = serde_json::from_slice::<Value>(&bytes)
-                .map(|b| b["dryRun"].as_array().is_some_and(|a| a.iter().any(|v| v == "All")))
+                .map(|b| {
+                    b["dryRun"]
+                        .as_array()
+                        .is_some_and(|a| a.iter().any(|v| v == "All"))
+                })
                 .unwrap_or(false);
-            let opts = WriteOptions { dry_run: opts.dry_run || body_dry_run, ..opts };
+            let opts = WriteOptions {
+                dry_run: opts.dry_run || body_dry_run,
+                ..opts
+            };
             Ok(json_response(200, &cluster.delete(&t, &opts)?))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
 }
 
+fn write_options(req: &Request<Incoming>, query: &Query) -> WriteOptions {
+    WriteOptions {
+        field_manager: query.get("fieldManager").map(String::from),
+        default_manager: default_manager(req),
+        force: query.flag("force"),
+        dry_run: query.get("dryRun") == Some("All"),
+    }
+}
+
+fn content_type(req: &Request<Incoming>) -> String {
+    req.headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| s.split(';').next().unwrap_or_default().trim().to_string())
+        .unwrap_or_default()
+}
+
+/// The /scale subresource (`kubectl scale`): a Scale view whose spec.replicas
+/// writes through to the Deployment.
+async fn serve_scale(
+    shared: &Shared,
+    req: Request<Incoming>,
+    t: Target,
+) -> Result<Response<Body>, ApiError> {
+    let opts = write_options(&req, &Query::parse(req.uri().query()));
+    let content_type = content_type(&req);
+    let method = req.method().clone();
+    if method == Method::GET {
+        return Ok(json_response(200, &shared.cluster.get_scale(&t)?));
+    }
+    let body = read_body(req).await?;
+    let change = |scale: Value| -> Result<Value, ApiError> {
+        match (&method, content_type.as_str()) {
+            (&Method::PUT, _) => parse_object(&content_type, &body),
+            (
+                &Method::PATCH,
+                "application/merge-patch+json" | "application/strategic-merge-patch+json",
+            ) => {
+                let mut scale = scale;
+                json_patch::merge(&mut scale, &parse_object(&content_type, &body)?);
+                Ok(scale)
+            }
+            (&Method::PATCH, "application/json-patch+json") => {
+                let patch: json_patch::Patch = serde_json::from_slice(&body).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the body of the request could not be decoded: {e}"
+                    ))
+                })?;
+                let mut scale = scale;
+                json_patch::patch(&mut scale, &patch)
+                    .map_err(|e| ApiError::bad_request(e.to_string()))?;
+                Ok(scale)
+            }
+            (&Method::PATCH, other) => Err(ApiError::unsupported_media_type(other)),
+            _ => Err(ApiError::method_not_allowed()),
+        }
+    };
+    let (code, scale) = shared.cluster.set_scale(&t, change, &opts)?;
+    Ok(json_response(code, &scale))
+}
+
 fn watch_line(kind: &str, object: &Value) -> Bytes {
-    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object})).expect("JSON values serialize");
+    let mut line = serde_json::to_vec(&json!({"type": kind, "object": object}))
+        .expect("JSON values serialize");
     line.push(b'\n');
     Bytes::from(line)
 }
@@ -327,34 +470,108 @@ fn streaming(rx: futures::channel::mpsc::Receiver<Bytes>) -> Response<Body> {
 
 /// A watch: 200 and then one JSON event per line until timeoutSeconds, a fault
 /// cut, or the client leaves. Too old a resourceVersion gets one ERROR event.
-fn watch(shared: &Shared, t: Target, selector: Selector, query: &Query) -> Response<Body> {
-    let rv = query.get("resourceVersion").filter(|v| !v.is_empty() && *v != "0");
+/// Prints objects as a Table when the client asked for one.
+struct Printer {
+    wanted: Option<(ResourceType, Option<Value>, Include)>,
+}
+
+impl Printer {
+    fn new(cluster: &Cluster, req: &Request<Incoming>, query: &Query, t: &Target) -> Printer {
+        let accept = req
+            .headers()
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let wanted = table::wanted(accept).then(|| {
+            (
+                t.rt.clone(),
+                cluster.definition(&t.rt),
+                Include::parse(query.get("includeObject")),
+            )
+        });
+        Printer { wanted }
+    }
+
+    fn print(&self, objects: &[Value], resource_version: &str) -> Option<Value> {
+        let (rt, crd, include) = self.wanted.as_ref()?;
+        Some(table::table(
+            rt,
+            crd.as_ref(),
+            objects,
+            resource_version,
+            *include,
+        ))
+    }
+
+    /// A watch event's object, as a one-row Table if tables were asked for.
+    fn event_object(&self, object: &Value) -> Value {
+        let rv = object["metadata"]["resourceVersion"]
+            .as_str()
+            .unwrap_or_default();
+        self.print(std::slice::from_ref(object), rv)
+            .unwrap_or_else(|| object.clone())
+    }
+}
+
+fn watch(
+    shared: &Shared,
+    t: Target,
+    selector: Selector,
+    query: &Query,
+    printer: Printer,
+) -> Response<Body> {
+    let rv = query
+        .get("resourceVersion")
+        .filter(|v| !v.is_empty() && *v != "0");
     let parsed_rv = rv.and_then(|v| v.parse::<u64>().ok());
     let bookmarks = query.flag("allowWatchBookmarks");
     let initial_events = query.flag("sendInitialEvents");
-    let timeout = Duration::from_secs(query.get("timeoutSeconds").and_then(|s| s.parse().ok()).unwrap_or(DEFAULT_WATCH_SECONDS));
+    let timeout = Duration::from_secs(
+        query
+            .get("timeoutSeconds")
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(DEFAULT_WATCH_SECONDS),
+    );
     let limit = shared.faults.watch_limit();
     let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(64);
 
-    let expired = |requested: u64, oldest: u64| watch_line("ERROR", &ApiError::expired(requested, oldest).to_status());
+    let expired = |requested: u64, oldest: u64| {
+        watch_line("ERROR", &ApiError::expired(requested, oldest).to_status())
+    };
     let start = if rv.is_some() && shared.faults.take_watch_gone() {
         let current = shared.cluster.resource_version();
         Err(expired(parsed_rv.unwrap_or(0), current))
     } else {
         // A resourceVersion we cannot read is as good as a compacted one.
-        match shared.cluster.watch(if rv.is_some() { Some(parsed_rv.unwrap_or(0)) } else { None }) {
+        match shared.cluster.watch(if rv.is_some() {
+            Some(parsed_rv.unwrap_or(0))
+        } else {
+            None
+        }) {
             Ok(started) => Ok(started),
             Err(oldest) => Err(expired(parsed_rv.unwrap_or(0), oldest)),
         }
     };
-    let matches = move |e: &Event, t: &Target| {
-        e.key.group == t.rt.group
+    // What this watch reports of a change, if anything: an object entering or
+    // leaving the selection is ADDED or DELETED for it, as on a real server.
+    let seen = move |e: &Event, t: &Target| -> Option<&'static str> {
+        let ours = e.key.group == t.rt.group
             && e.key.plural == t.rt.plural
-            && t.namespace.as_deref().is_none_or(|ns| !t.rt.namespaced || e.key.namespace == ns)
-            && selector.matches(&e.object)
+            && t.namespace
+                .as_deref()
+                .is_none_or(|ns| !t.rt.namespaced || e.key.namespace == ns);
+        let now = selector.matches(&e.object);
+        let before = e.previous.as_ref().map(|p| selector.matches(p));
+        match (ours, e.kind, before, now) {
+            (false, ..) => None,
+            (true, "MODIFIED", Some(false), true) => Some("ADDED"),
+            (true, "MODIFIED", Some(true), false) => Some("DELETED"),
+            (true, kind, _, true) => Some(kind),
+            _ => None,
+        }
     };
     tokio::spawn(async move {
-        let (current, past, mut live) = match start {
+        let (current, (past, mut live)) = match start {
             Ok(s) => s,
             Err(line) => {
                 let _ = tx.send(line).await;
@@ -366,14 +583,22 @@ fn watch(shared: &Shared, t: Target, selector: Selector, query: &Query) -> Respo
             if initial_end {
                 meta["annotations"] = json!({"k8s.io/initial-events-end": "true"});
             }
-            watch_line("BOOKMARK", &json!({"kind": t.rt.kind, "apiVersion": t.rt.api_version(), "metadata": meta}))
+            watch_line(
+                "BOOKMARK",
+                &json!({"kind": t.rt.kind, "apiVersion": t.rt.api_version(), "metadata": meta}),
+            )
         };
         let mut sent = 0u32;
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut last_rv = current;
-        for e in past.iter().filter(|e| matches(e, &t)) {
-            if limit.is_some_and(|l| sent >= l) || tx.send(watch_line(e.kind, &e.object)).await.is_err() {
+        for (kind, e) in past.iter().filter_map(|e| Some((seen(e, &t)?, e))) {
+            if limit.is_some_and(|l| sent >= l)
+                || tx
+                    .send(watch_line(kind, &printer.event_object(&e.object)))
+                    .await
+                    .is_err()
+            {
                 return;
             }
             sent += 1;
@@ -397,11 +622,11 @@ fn watch(shared: &Shared, t: Target, selector: Selector, query: &Query) -> Respo
                 }
                 event = live.recv() => match event {
                     Ok(e) => {
-                        if e.rv <= current || !matches(&e, &t) {
+                        let Some(kind) = seen(&e, &t).filter(|_| e.rv > current) else {
                             continue;
-                        }
+                        };
                         last_rv = e.rv;
-                        if tx.send(watch_line(e.kind, &e.object)).await.is_err() {
+                        if tx.send(watch_line(kind, &printer.event_object(&e.object))).await.is_err() {
                             return;
                         }
                         sent += 1;

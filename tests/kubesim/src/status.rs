@@ -26,7 +26,11 @@ pub struct Cause {
 
 impl Cause {
     pub fn invalid(field: impl Into<String>, value: &str, why: &str) -> Cause {
-        Cause { reason: "FieldValueInvalid", message: format!("Invalid value: {value}: {why}"), field: field.into() }
+        Cause {
+            reason: "FieldValueInvalid",
+            message: format!("Invalid value: {value}: {why}"),
+            field: field.into(),
+        }
     }
 
     fn to_json(&self) -> Value {
@@ -45,8 +49,18 @@ fn details(name: &str, rt: &ResourceType, kind: &str) -> Value {
 }
 
 impl ApiError {
-    fn new(code: u16, reason: Option<&str>, message: impl Into<String>, details: Option<Value>) -> ApiError {
-        ApiError { code, reason: reason.map(String::from), message: message.into(), details }
+    fn new(
+        code: u16,
+        reason: Option<&str>,
+        message: impl Into<String>,
+        details: Option<Value>,
+    ) -> ApiError {
+        ApiError {
+            code,
+            reason: reason.map(String::from),
+            message: message.into(),
+            details,
+        }
     }
 
     pub fn not_found(rt: &ResourceType, name: &str) -> ApiError {
@@ -69,7 +83,12 @@ impl ApiError {
 
     /// A path that names no resource the server knows.
     pub fn no_route() -> ApiError {
-        ApiError::new(404, Some("NotFound"), "the server could not find the requested resource", Some(json!({})))
+        ApiError::new(
+            404,
+            Some("NotFound"),
+            "the server could not find the requested resource",
+            Some(json!({})),
+        )
     }
 
     pub fn already_exists(rt: &ResourceType, name: &str) -> ApiError {
@@ -96,11 +115,23 @@ impl ApiError {
 
     /// 422 with one cause per broken field, worded as the real server words it.
     pub fn invalid(rt: &ResourceType, name: &str, causes: Vec<Cause>) -> ApiError {
-        let parts: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-        let joined = if parts.len() == 1 { parts[0].clone() } else { format!("[{}]", parts.join(", ")) };
+        let parts: Vec<String> = causes
+            .iter()
+            .map(|c| format!("{}: {}", c.field, c.message))
+            .collect();
+        let joined = if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("[{}]", parts.join(", "))
+        };
         let mut d = details(name, rt, &rt.kind);
         d["causes"] = Value::Array(causes.iter().map(Cause::to_json).collect());
-        ApiError::new(422, Some("Invalid"), format!("{} \"{name}\" is invalid: {joined}", rt.qualified_kind()), Some(d))
+        ApiError::new(
+            422,
+            Some("Invalid"),
+            format!("{} \"{name}\" is invalid: {joined}", rt.qualified_kind()),
+            Some(d),
+        )
     }
 
     /// Server-side apply without `?fieldManager=` (fixture 18).
@@ -126,7 +157,12 @@ impl ApiError {
             managers.dedup();
             for manager in managers {
                 lines.push(format!("conflicts with {manager}:"));
-                lines.extend(conflicts.iter().filter(|(m, _)| m == manager).map(|(_, f)| format!("- {f}")));
+                lines.extend(
+                    conflicts
+                        .iter()
+                        .filter(|(m, _)| m == manager)
+                        .map(|(_, f)| format!("- {f}")),
+                );
             }
             lines.join("\n")
         };
@@ -137,8 +173,21 @@ impl ApiError {
         ApiError::new(
             409,
             Some("Conflict"),
-            format!("Apply failed with {n} conflict{}: {summary}", if n == 1 { "" } else { "s" }),
+            format!(
+                "Apply failed with {n} conflict{}: {summary}",
+                if n == 1 { "" } else { "s" }
+            ),
             Some(json!({"causes": causes})),
+        )
+    }
+
+    /// A JSON patch whose operations do not apply (a failed `test`, a missing path).
+    pub fn json_patch_failed(e: impl std::fmt::Display) -> ApiError {
+        ApiError::new(
+            422,
+            Some("Invalid"),
+            format!("the server rejected our request due to an error in our request: {e}"),
+            None,
         )
     }
 
@@ -152,11 +201,23 @@ impl ApiError {
     }
 
     pub fn method_not_allowed() -> ApiError {
-        ApiError::new(405, Some("MethodNotAllowed"), "the server does not allow this method on the requested resource", Some(json!({})))
+        ApiError::new(
+            405,
+            Some("MethodNotAllowed"),
+            "the server does not allow this method on the requested resource",
+            Some(json!({})),
+        )
     }
 
     pub fn unsupported_media_type(content_type: &str) -> ApiError {
-        ApiError::new(415, Some("UnsupportedMediaType"), format!("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"), None)
+        ApiError::new(
+            415,
+            Some("UnsupportedMediaType"),
+            format!(
+                "the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml, application/strategic-merge-patch+json (got {content_type:?})"
+            ),
+            None,
+        )
     }
 
     pub fn unauthorized() -> ApiError {
@@ -164,24 +225,51 @@ impl ApiError {
     }
 
     pub fn too_large(limit: usize) -> ApiError {
-        ApiError::new(413, Some("RequestEntityTooLarge"), format!("Request entity too large: limit is {limit}"), None)
+        ApiError::new(
+            413,
+            Some("RequestEntityTooLarge"),
+            format!("Request entity too large: limit is {limit}"),
+            None,
+        )
     }
 
     /// A watch from a resourceVersion older than the kept history (fixture 47).
     pub fn expired(requested: u64, oldest: u64) -> ApiError {
-        ApiError::new(410, Some("Expired"), format!("too old resource version: {requested} ({oldest})"), None)
+        ApiError::new(
+            410,
+            Some("Expired"),
+            format!("too old resource version: {requested} ({oldest})"),
+            None,
+        )
     }
 
     /// An injected failure (`--faults`).
     pub fn injected(code: u16) -> ApiError {
         let (reason, message) = match code {
-            429 => ("TooManyRequests", "the server has received too many requests and has asked us to try again later"),
-            500 => ("InternalError", "an error on the server (\"injected by kubesim\") has prevented the request from succeeding"),
-            503 => ("ServiceUnavailable", "the server is currently unable to handle the request"),
-            504 => ("Timeout", "the server was unable to return a response in the time allotted, but may still be processing the request"),
+            429 => (
+                "TooManyRequests",
+                "the server has received too many requests and has asked us to try again later",
+            ),
+            500 => (
+                "InternalError",
+                "an error on the server (\"injected by kubesim\") has prevented the request from succeeding",
+            ),
+            503 => (
+                "ServiceUnavailable",
+                "the server is currently unable to handle the request",
+            ),
+            504 => (
+                "Timeout",
+                "the server was unable to return a response in the time allotted, but may still be processing the request",
+            ),
             _ => ("InternalError", "injected by kubesim"),
         };
-        ApiError::new(code, Some(reason), message, Some(json!({"retryAfterSeconds": 1})))
+        ApiError::new(
+            code,
+            Some(reason),
+            message,
+            Some(json!({"retryAfterSeconds": 1})),
+        )
     }
 
     pub fn to_status(&self) -> Value {
@@ -216,8 +304,17 @@ mod tests {
     #[test]
     fn conflict_message_matches_the_real_server() {
         let e = ApiError::apply_conflicts(&[("\"kapply\"".into(), ".data.DJANGO_LOGLEVEL".into())]);
-        assert_eq!(e.message, "Apply failed with 1 conflict: conflict with \"kapply\": .data.DJANGO_LOGLEVEL");
-        let e = ApiError::apply_conflicts(&[("\"a\"".into(), ".x".into()), ("\"a\"".into(), ".y".into())]);
-        assert_eq!(e.message, "Apply failed with 2 conflicts: conflicts with \"a\":\n- .x\n- .y");
+        assert_eq!(
+            e.message,
+            "Apply failed with 1 conflict: conflict with \"kapply\": .data.DJANGO_LOGLEVEL"
+        );
+        let e = ApiError::apply_conflicts(&[
+            ("\"a\"".into(), ".x".into()),
+            ("\"a\"".into(), ".y".into()),
+        ]);
+        assert_eq!(
+            e.message,
+            "Apply failed with 2 conflicts: conflicts with \"a\":\n- .x\n- .y"
+        );
     }
 }

@@ -21,6 +21,9 @@ pub struct Key {
     pub name: String,
 }
 
+/// Changes a watch has missed plus a receiver for those still to come.
+pub type WatchStart = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
 /// One change, as a watch reports it.
 #[derive(Debug, Clone)]
 pub struct Event {
@@ -28,6 +31,8 @@ pub struct Event {
     pub kind: &'static str,
     pub key: Key,
     pub object: Value,
+    /// The object before a MODIFIED change, for watches whose selector it left or entered.
+    pub previous: Option<Value>,
 }
 
 pub struct Store {
@@ -48,7 +53,13 @@ impl Default for Store {
 impl Store {
     pub fn new() -> Store {
         let (tx, _) = broadcast::channel(HISTORY_LIMIT);
-        Store { objects: BTreeMap::new(), rv: 1, history: VecDeque::new(), oldest: 1, tx }
+        Store {
+            objects: BTreeMap::new(),
+            rv: 1,
+            history: VecDeque::new(),
+            oldest: 1,
+            tx,
+        }
     }
 
     pub fn resource_version(&self) -> u64 {
@@ -66,10 +77,19 @@ impl Store {
     }
 
     /// Objects of one resource, in one namespace or all.
-    pub fn list<'a>(&'a self, group: &'a str, plural: &'a str, namespace: Option<&'a str>) -> impl Iterator<Item = &'a Value> + 'a {
+    pub fn list<'a>(
+        &'a self,
+        group: &'a str,
+        plural: &'a str,
+        namespace: Option<&'a str>,
+    ) -> impl Iterator<Item = &'a Value> + 'a {
         self.objects
             .iter()
-            .filter(move |(k, _)| k.group == group && k.plural == plural && namespace.is_none_or(|ns| k.namespace == ns))
+            .filter(move |(k, _)| {
+                k.group == group
+                    && k.plural == plural
+                    && namespace.is_none_or(|ns| k.namespace == ns)
+            })
             .map(|(_, v)| v)
     }
 
@@ -81,9 +101,13 @@ impl Store {
     pub fn put(&mut self, key: Key, mut object: Value) -> Value {
         self.rv += 1;
         object["metadata"]["resourceVersion"] = Value::from(self.rv.to_string());
-        let kind = if self.objects.contains_key(&key) { "MODIFIED" } else { "ADDED" };
-        self.objects.insert(key.clone(), object.clone());
-        self.record(kind, key, object.clone());
+        let previous = self.objects.insert(key.clone(), object.clone());
+        let kind = if previous.is_some() {
+            "MODIFIED"
+        } else {
+            "ADDED"
+        };
+        self.record(kind, key, object.clone(), previous);
         object
     }
 
@@ -92,12 +116,18 @@ impl Store {
         let mut object = self.objects.remove(key)?;
         self.rv += 1;
         object["metadata"]["resourceVersion"] = Value::from(self.rv.to_string());
-        self.record("DELETED", key.clone(), object.clone());
+        self.record("DELETED", key.clone(), object.clone(), None);
         Some(object)
     }
 
-    fn record(&mut self, kind: &'static str, key: Key, object: Value) {
-        let event = Arc::new(Event { rv: self.rv, kind, key, object });
+    fn record(&mut self, kind: &'static str, key: Key, object: Value, previous: Option<Value>) {
+        let event = Arc::new(Event {
+            rv: self.rv,
+            kind,
+            key,
+            object,
+            previous,
+        });
         if self.history.len() == HISTORY_LIMIT
             && let Some(dropped) = self.history.pop_front()
         {
@@ -110,7 +140,7 @@ impl Store {
 
     /// The changes after `rv` and a receiver for those still to come, or Err with
     /// the oldest resourceVersion still known when `rv` is too old.
-    pub fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), u64> {
+    pub fn watch_from(&self, rv: u64) -> Result<WatchStart, u64> {
         if rv < self.oldest {
             return Err(self.oldest);
         }
@@ -124,13 +154,19 @@ impl Store {
 
     /// Every object, for `--state`.
     pub fn snapshot(&self) -> Vec<(Key, Value)> {
-        self.objects.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        self.objects
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     /// Loads saved objects, keeping the resourceVersion above every saved one.
     pub fn restore(&mut self, objects: Vec<(Key, Value)>) {
         for (key, object) in objects {
-            let rv = object["metadata"]["resourceVersion"].as_str().and_then(|s| s.parse().ok()).unwrap_or(0);
+            let rv = object["metadata"]["resourceVersion"]
+                .as_str()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(0);
             self.rv = self.rv.max(rv);
             self.objects.insert(key, object);
         }
@@ -144,7 +180,12 @@ mod tests {
     use serde_json::json;
 
     fn key(name: &str) -> Key {
-        Key { group: String::new(), plural: "configmaps".into(), namespace: "default".into(), name: name.into() }
+        Key {
+            group: String::new(),
+            plural: "configmaps".into(),
+            namespace: "default".into(),
+            name: name.into(),
+        }
     }
 
     #[test]
@@ -154,9 +195,15 @@ mod tests {
         store.put(key("a"), json!({"metadata": {"name": "a"}}));
         store.put(key("a"), json!({"metadata": {"name": "a"}}));
         let (past, _) = store.watch_from(start).unwrap();
-        assert_eq!(past.iter().map(|e| e.kind).collect::<Vec<_>>(), ["ADDED", "MODIFIED"]);
+        assert_eq!(
+            past.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            ["ADDED", "MODIFIED"]
+        );
         store.compact();
-        assert_eq!(store.watch_from(start).unwrap_err(), store.resource_version());
+        assert_eq!(
+            store.watch_from(start).unwrap_err(),
+            store.resource_version()
+        );
         assert!(store.remove(&key("a")).is_some());
         assert!(store.get(&key("a")).is_none());
     }

@@ -8,10 +8,22 @@ use crate::status::ApiError;
 
 /// YAML 1.1 booleans that YAML 1.2 reads as strings.
 const YAML11_BOOLS: &[(&str, bool)] = &[
-    ("y", true), ("Y", true), ("yes", true), ("Yes", true), ("YES", true),
-    ("on", true), ("On", true), ("ON", true),
-    ("n", false), ("N", false), ("no", false), ("No", false), ("NO", false),
-    ("off", false), ("Off", false), ("OFF", false),
+    ("y", true),
+    ("Y", true),
+    ("yes", true),
+    ("Yes", true),
+    ("YES", true),
+    ("on", true),
+    ("On", true),
+    ("ON", true),
+    ("n", false),
+    ("N", false),
+    ("no", false),
+    ("No", false),
+    ("NO", false),
+    ("off", false),
+    ("Off", false),
+    ("OFF", false),
 ];
 
 /// Parses an `application/apply-patch+yaml` body.
@@ -46,7 +58,9 @@ fn retype(value: &mut Value, plain: &[(String, bool)]) {
         Value::Object(map) => {
             for (k, v) in map.iter_mut() {
                 if let Value::String(s) = v
-                    && let Some((_, b)) = plain.iter().find(|(key, b)| key == k && YAML11_BOOLS.contains(&(s.as_str(), *b)))
+                    && let Some((_, b)) = plain
+                        .iter()
+                        .find(|(key, b)| key == k && YAML11_BOOLS.contains(&(s.as_str(), *b)))
                 {
                     *v = Value::Bool(*b);
                 } else {
@@ -67,7 +81,10 @@ mod tests {
     #[test]
     fn plain_on_is_a_bool_and_quoted_on_is_not() {
         let v = parse_apply(b"data:\n  DEBUG: on\n  QUOTED: \"on\"\n  AT: 12:30:00\n").unwrap();
-        assert_eq!(v, json!({"data": {"DEBUG": true, "QUOTED": "on", "AT": "12:30:00"}}));
+        assert_eq!(
+            v,
+            json!({"data": {"DEBUG": true, "QUOTED": "on", "AT": "12:30:00"}})
+        );
         let v = parse_apply(b"{\"data\": {\"DEBUG\": \"on\"}}").unwrap();
         assert_eq!(v, json!({"data": {"DEBUG": "on"}}));
     }

@@ -23,7 +23,8 @@ async fn setup() -> (kubesim::RunningServer, Api<ConfigMap>) {
 
 async fn apply(cms: &Api<ConfigMap>, name: &str, value: &str) -> Result<ConfigMap, kube::Error> {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"V": value}});
-    cms.patch(name, &PatchParams::apply("test"), &Patch::Apply(&cm)).await
+    cms.patch(name, &PatchParams::apply("test"), &Patch::Apply(&cm))
+        .await
 }
 
 fn code(e: kube::Error) -> u16 {
@@ -37,7 +38,10 @@ fn code(e: kube::Error) -> u16 {
 async fn counted_failures_hit_only_their_method_then_stop() {
     let (server, cms) = setup().await;
     server.set_faults("503:2@PATCH").unwrap();
-    assert!(cms.get_opt("a").await.unwrap().is_none(), "GET must not be failed by a PATCH rule");
+    assert!(
+        cms.get_opt("a").await.unwrap().is_none(),
+        "GET must not be failed by a PATCH rule"
+    );
     assert_eq!(code(apply(&cms, "a", "1").await.unwrap_err()), 503);
     assert_eq!(code(apply(&cms, "a", "1").await.unwrap_err()), 503);
     apply(&cms, "a", "1").await.unwrap();
@@ -56,13 +60,18 @@ async fn too_many_requests_carries_retry_after() {
     let (server, _) = setup().await;
     server.set_faults("429:1").unwrap();
     let client = client(&server).await;
-    let request = http::Request::get("/api/v1/namespaces").body(kube::client::Body::empty()).unwrap();
+    let request = http::Request::get("/api/v1/namespaces")
+        .body(kube::client::Body::empty())
+        .unwrap();
     let response = client.send(request).await.unwrap();
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "1");
     let body = response.into_body().collect().await.unwrap().to_bytes();
     let status: serde_json::Value = serde_json::from_slice(&body).unwrap();
-    assert_eq!((status["kind"].as_str(), status["reason"].as_str()), (Some("Status"), Some("TooManyRequests")));
+    assert_eq!(
+        (status["kind"].as_str(), status["reason"].as_str()),
+        (Some("Status"), Some("TooManyRequests"))
+    );
 }
 
 #[tokio::test]
@@ -96,11 +105,21 @@ async fn watch_close_ends_streams_and_watch_gone_answers_410() {
     apply(&cms, "a", "3").await.unwrap();
 
     server.set_faults("watch-close:1").unwrap();
-    let events: Vec<_> = cms.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().try_collect().await.unwrap();
+    let events: Vec<_> = cms
+        .watch(&WatchParams::default().timeout(30), &rv)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
     assert_eq!(events.len(), 1, "{events:?}");
 
     server.set_faults("watch-gone:1").unwrap();
-    let mut stream = cms.watch(&WatchParams::default().timeout(30), &rv).await.unwrap().boxed();
+    let mut stream = cms
+        .watch(&WatchParams::default().timeout(30), &rv)
+        .await
+        .unwrap()
+        .boxed();
     match stream.next().await {
         Some(Ok(WatchEvent::Error(e))) => assert_eq!((e.code, e.reason.as_str()), (410, "Expired")),
         other => panic!("expected a 410 ERROR event, got {other:?}"),
@@ -108,6 +127,16 @@ async fn watch_close_ends_streams_and_watch_gone_answers_410() {
     assert!(stream.next().await.is_none());
 
     server.set_faults("").unwrap();
-    let events: Vec<_> = cms.watch(&WatchParams::default().timeout(1), &rv).await.unwrap().try_collect().await.unwrap();
-    assert_eq!(events.len(), 2, "both changes after {rv} are replayed: {events:?}");
+    let events: Vec<_> = cms
+        .watch(&WatchParams::default().timeout(1), &rv)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(
+        events.len(),
+        2,
+        "both changes after {rv} are replayed: {events:?}"
+    );
 }

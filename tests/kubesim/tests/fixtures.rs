@@ -45,37 +45,64 @@ struct Answer {
 
 impl Answer {
     fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
     }
 
     fn events(&self) -> Vec<Value> {
-        String::from_utf8_lossy(&self.body).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+        String::from_utf8_lossy(&self.body)
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     }
 }
 
 async fn send(client: &kube::Client, request: &Value, path: &str) -> Answer {
-    let mut builder = http::Request::builder().method(request["method"].as_str().unwrap()).uri(path);
+    let mut builder = http::Request::builder()
+        .method(request["method"].as_str().unwrap())
+        .uri(path);
     if let Some(headers) = request["headers"].as_object() {
         for (k, v) in headers {
             builder = builder.header(k.as_str(), v.as_str().unwrap());
         }
     }
-    let body = request["body"].as_str().unwrap_or_default().as_bytes().to_vec();
-    let response = client.send(builder.body(kube::client::Body::from(body)).unwrap()).await.unwrap();
+    let body = request["body"]
+        .as_str()
+        .unwrap_or_default()
+        .as_bytes()
+        .to_vec();
+    let response = client
+        .send(builder.body(kube::client::Body::from(body)).unwrap())
+        .await
+        .unwrap();
     let status = response.status().as_u16();
     let content_type = response
         .headers()
         .get("content-type")
         .map(|v| v.to_str().unwrap().to_string())
         .unwrap_or_default();
-    let body = response.into_body().collect().await.unwrap().to_bytes().to_vec();
-    Answer { status, content_type, body }
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Answer {
+        status,
+        content_type,
+        body,
+    }
 }
 
 /// Blanks what differs between any two servers: identifiers, times, versions,
 /// and the object's own uid wherever it is quoted (a Job's selector labels).
 fn normalize(v: &Value) -> Value {
-    let uid = v["metadata"]["uid"].as_str().or(v["object"]["metadata"]["uid"].as_str()).unwrap_or("-").to_string();
+    let uid = v["metadata"]["uid"]
+        .as_str()
+        .or(v["object"]["metadata"]["uid"].as_str())
+        .unwrap_or("-")
+        .to_string();
     blank(v, &uid)
 }
 
@@ -86,9 +113,21 @@ fn blank(v: &Value, uid: &str) -> Value {
                 .map(|(k, v)| {
                     let blank = matches!(
                         k.as_str(),
-                        "uid" | "resourceVersion" | "creationTimestamp" | "deletionTimestamp" | "time" | "lastTransitionTime"
+                        "uid"
+                            | "resourceVersion"
+                            | "creationTimestamp"
+                            | "deletionTimestamp"
+                            | "time"
+                            | "lastTransitionTime"
                     );
-                    (k.clone(), if blank { json!("<x>") } else { self::blank(v, uid) })
+                    (
+                        k.clone(),
+                        if blank {
+                            json!("<x>")
+                        } else {
+                            self::blank(v, uid)
+                        },
+                    )
                 })
                 .collect(),
         ),
@@ -125,7 +164,11 @@ fn differences(path: &str, mine: &Value, theirs: &Value, out: &mut Vec<String>) 
 fn assert_same(name: &str, mine: &Value, theirs: &Value) {
     let mut diffs = Vec::new();
     differences("", &normalize(mine), &normalize(theirs), &mut diffs);
-    assert!(diffs.is_empty(), "{name}: the answer differs from the recording:\n{}", diffs.join("\n"));
+    assert!(
+        diffs.is_empty(),
+        "{name}: the answer differs from the recording:\n{}",
+        diffs.join("\n")
+    );
 }
 
 /// The Job pod template message quotes a Go struct dump; compare up to the value.
@@ -161,19 +204,27 @@ fn assert_discovery_matches(name: &str, mine: &Value, theirs: &Value) {
     assert_eq!(mine["groupVersion"], theirs["groupVersion"], "{name}");
     assert_eq!(mine.get("apiVersion"), theirs.get("apiVersion"), "{name}");
     let (mine, real) = (entries(mine), entries(theirs));
-    let (subset, superset) = if name.starts_with("39-") { (&real, &mine) } else { (&mine, &real) };
+    let (subset, superset) = if name.starts_with("39-") {
+        (&real, &mine)
+    } else {
+        (&mine, &real)
+    };
     for (resource, entry) in subset {
         let other = superset
             .iter()
             .find(|(n, _)| n == resource)
-            .unwrap_or_else(|| panic!("{name}: {resource} is served by only one of kubesim and the real server"));
+            .unwrap_or_else(|| {
+                panic!("{name}: {resource} is served by only one of kubesim and the real server")
+            });
         assert_same(&format!("{name} {resource}"), entry, &other.1);
     }
 }
 
 #[tokio::test]
 async fn recorded_exchanges_replay_identically() {
-    let server = kubesim::serve(kubesim::ServeOptions::default()).await.unwrap();
+    let server = kubesim::serve(kubesim::ServeOptions::default())
+        .await
+        .unwrap();
     let client = server.client().await.unwrap();
     let mut certificate_rv = String::new();
     let mut replayed = 0;
@@ -184,7 +235,10 @@ async fn recorded_exchanges_replay_identically() {
         let mut path = request["path"].as_str().unwrap().to_string();
         if name.starts_with("44-") {
             // Resume from our own create's resourceVersion; end the watch sooner.
-            path = path.replace("resourceVersion=287", &format!("resourceVersion={certificate_rv}"));
+            path = path.replace(
+                "resourceVersion=287",
+                &format!("resourceVersion={certificate_rv}"),
+            );
             path = path.replace("timeoutSeconds=5", "timeoutSeconds=1");
         }
         let answer = send(&client, request, &path).await;
@@ -192,10 +246,19 @@ async fn recorded_exchanges_replay_identically() {
         let code = expected["status"].as_u64().unwrap() as u16;
         if name.contains("-crd-") && !name.contains("-get") {
             // The recording server already had one of these CRDs (200); kubesim starts empty.
-            assert!(matches!(answer.status, 200 | 201), "{name}: {}", String::from_utf8_lossy(&answer.body));
+            assert!(
+                matches!(answer.status, 200 | 201),
+                "{name}: {}",
+                String::from_utf8_lossy(&answer.body)
+            );
             continue;
         }
-        assert_eq!(answer.status, code, "{name}: {}", String::from_utf8_lossy(&answer.body));
+        assert_eq!(
+            answer.status,
+            code,
+            "{name}: {}",
+            String::from_utf8_lossy(&answer.body)
+        );
         let n = &name[..3];
         match n {
             "01-" => {
@@ -203,18 +266,32 @@ async fn recorded_exchanges_replay_identically() {
                 let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
                 assert_eq!(keys(&mine), keys(&expected["body"]), "{name}");
             }
-            "02-" => assert_same(&name, &json!({"kind": answer.json()["kind"], "versions": answer.json()["versions"]}),
-                &json!({"kind": expected["body"]["kind"], "versions": expected["body"]["versions"]})),
+            "02-" => assert_same(
+                &name,
+                &json!({"kind": answer.json()["kind"], "versions": answer.json()["versions"]}),
+                &json!({"kind": expected["body"]["kind"], "versions": expected["body"]["versions"]}),
+            ),
             "04-" | "05-" => {
                 // Aggregated discovery may be answered in the legacy form (05).
                 let mine = answer.json();
-                assert!(answer.content_type.starts_with("application/json"), "{name}");
+                assert!(
+                    answer.content_type.starts_with("application/json"),
+                    "{name}"
+                );
                 assert_eq!(mine["kind"], "APIGroupList", "{name}");
                 let real = fixture("04-discovery-apis.json")["response"]["body"].clone();
                 for group in mine["groups"].as_array().unwrap() {
-                    let recorded = real["groups"].as_array().unwrap().iter().find(|g| g["name"] == group["name"]);
-                    let recorded = recorded.unwrap_or_else(|| panic!("{name}: unknown group {}", group["name"]));
-                    assert_eq!(group["preferredVersion"], recorded["preferredVersion"], "{name}");
+                    let recorded = real["groups"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|g| g["name"] == group["name"]);
+                    let recorded = recorded
+                        .unwrap_or_else(|| panic!("{name}: unknown group {}", group["name"]));
+                    assert_eq!(
+                        group["preferredVersion"], recorded["preferredVersion"],
+                        "{name}"
+                    );
                 }
             }
             "03-" | "06-" | "07-" | "08-" | "09-" | "10-" | "11-" | "39-" => {
@@ -222,12 +299,26 @@ async fn recorded_exchanges_replay_identically() {
             }
             "38-" => {
                 let mine = answer.json();
-                let types = |v: &Value| v["status"]["conditions"].as_array().unwrap().iter().map(|c| c["type"].clone()).collect::<Vec<_>>();
+                let types = |v: &Value| {
+                    v["status"]["conditions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|c| c["type"].clone())
+                        .collect::<Vec<_>>()
+                };
                 assert_eq!(types(&mine), types(&expected["body"]), "{name}");
-                assert_eq!(mine["status"]["acceptedNames"], expected["body"]["status"]["acceptedNames"], "{name}");
+                assert_eq!(
+                    mine["status"]["acceptedNames"], expected["body"]["status"]["acceptedNames"],
+                    "{name}"
+                );
             }
             "44-" => {
-                let mine: Vec<Value> = answer.events().into_iter().filter(|e| e["type"] != "BOOKMARK").collect();
+                let mine: Vec<Value> = answer
+                    .events()
+                    .into_iter()
+                    .filter(|e| e["type"] != "BOOKMARK")
+                    .collect();
                 let theirs = expected["events"].as_array().unwrap();
                 assert_eq!(mine.len(), theirs.len(), "{name}: {mine:?}");
                 for (m, t) in mine.iter().zip(theirs) {
@@ -247,10 +338,17 @@ async fn recorded_exchanges_replay_identically() {
             _ => {
                 let mine = answer.json();
                 if name.starts_with("41-") {
-                    certificate_rv = mine["metadata"]["resourceVersion"].as_str().unwrap().to_string();
+                    certificate_rv = mine["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap()
+                        .to_string();
                 }
                 if mine["kind"] == "Status" {
-                    assert_same(&name, &comparable_status(&name, &mine), &comparable_status(&name, &expected["body"]));
+                    assert_same(
+                        &name,
+                        &comparable_status(&name, &mine),
+                        &comparable_status(&name, &expected["body"]),
+                    );
                 } else {
                     assert_same(&name, &mine, &expected["body"]);
                 }

@@ -1,9 +1,12 @@
 //! The kubectl scenarios again, through kube-rs (the client kapply and certwait
 //! use), against an in-process simulator per test.
 
+use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{
+    Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::discovery::{ApiResource, Discovery};
 use kube::runtime::wait::{await_condition, conditions};
 use kubesim::{RunningServer, ServeOptions};
@@ -21,7 +24,11 @@ fn apply_as(manager: &str) -> PatchParams {
 
 fn certificates(client: &kube::Client) -> Api<DynamicObject> {
     let gvk = kube::api::GroupVersionKind::gvk("cert-manager.io", "v1", "Certificate");
-    Api::namespaced_with(client.clone(), "default", &ApiResource::from_gvk_with_plural(&gvk, "certificates"))
+    Api::namespaced_with(
+        client.clone(),
+        "default",
+        &ApiResource::from_gvk_with_plural(&gvk, "certificates"),
+    )
 }
 
 fn api_error(e: kube::Error) -> kube::core::Status {
@@ -33,7 +40,11 @@ fn api_error(e: kube::Error) -> kube::core::Status {
 
 #[tokio::test]
 async fn version_and_discovery() {
-    let (_server, client) = start(ServeOptions { cert_manager_crds: true, ..Default::default() }).await;
+    let (_server, client) = start(ServeOptions {
+        cert_manager_crds: true,
+        ..Default::default()
+    })
+    .await;
     let version = client.apiserver_version().await.unwrap();
     assert_eq!(version.major, "1");
     let discovery = Discovery::new(client.clone()).run().await.unwrap();
@@ -42,8 +53,20 @@ async fn version_and_discovery() {
         .flat_map(|g| g.recommended_resources().into_iter().map(|(r, _)| r.kind))
         .collect();
     kinds.sort();
-    for kind in ["Certificate", "ConfigMap", "Deployment", "Ingress", "Job", "Namespace", "Secret", "Service"] {
-        assert!(kinds.iter().any(|k| k == kind), "{kind} not discovered in {kinds:?}");
+    for kind in [
+        "Certificate",
+        "ConfigMap",
+        "Deployment",
+        "Ingress",
+        "Job",
+        "Namespace",
+        "Secret",
+        "Service",
+    ] {
+        assert!(
+            kinds.iter().any(|k| k == kind),
+            "{kind} not discovered in {kinds:?}"
+        );
     }
 }
 
@@ -52,12 +75,27 @@ async fn server_side_apply_twice_keeps_the_resource_version() {
     let (_server, client) = start(ServeOptions::default()).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"A": "1"}});
-    let first = cms.patch("c", &apply_as("kapply"), &Patch::Apply(&cm)).await.unwrap();
-    let second = cms.patch("c", &apply_as("kapply"), &Patch::Apply(&cm)).await.unwrap();
-    assert_eq!(first.metadata.resource_version, second.metadata.resource_version);
+    let first = cms
+        .patch("c", &apply_as("kapply"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
+    let second = cms
+        .patch("c", &apply_as("kapply"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
+    assert_eq!(
+        first.metadata.resource_version,
+        second.metadata.resource_version
+    );
     let changed = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"A": "2"}});
-    let third = cms.patch("c", &apply_as("kapply"), &Patch::Apply(&changed)).await.unwrap();
-    assert_ne!(third.metadata.resource_version, second.metadata.resource_version);
+    let third = cms
+        .patch("c", &apply_as("kapply"), &Patch::Apply(&changed))
+        .await
+        .unwrap();
+    assert_ne!(
+        third.metadata.resource_version,
+        second.metadata.resource_version
+    );
     let got = cms.get("c").await.unwrap();
     assert_eq!(got.data.unwrap()["A"], "2");
     assert_eq!(got.metadata.uid, first.metadata.uid);
@@ -73,14 +111,26 @@ async fn generation_bumps_only_on_spec_change() {
             "spec": {"selector": {"matchLabels": {"app": "d"}},
                 "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": [{"name": "c", "image": image}]}}}})
     };
-    let first = deploys.patch("d", &apply_as("kapply"), &Patch::Apply(deploy("a:1", "x"))).await.unwrap();
+    let first = deploys
+        .patch("d", &apply_as("kapply"), &Patch::Apply(deploy("a:1", "x")))
+        .await
+        .unwrap();
     assert_eq!(first.metadata.generation, Some(1));
-    let relabeled = deploys.patch("d", &apply_as("kapply"), &Patch::Apply(deploy("a:1", "y"))).await.unwrap();
+    let relabeled = deploys
+        .patch("d", &apply_as("kapply"), &Patch::Apply(deploy("a:1", "y")))
+        .await
+        .unwrap();
     assert_eq!(relabeled.metadata.generation, Some(1));
-    let new_image = deploys.patch("d", &apply_as("kapply"), &Patch::Apply(deploy("a:2", "y"))).await.unwrap();
+    let new_image = deploys
+        .patch("d", &apply_as("kapply"), &Patch::Apply(deploy("a:2", "y")))
+        .await
+        .unwrap();
     assert_eq!(new_image.metadata.generation, Some(2));
     let status = json!({"status": {"observedGeneration": 2, "readyReplicas": 1}});
-    let after_status = deploys.patch_status("d", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    let after_status = deploys
+        .patch_status("d", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
     assert_eq!(after_status.metadata.generation, Some(2));
     assert_eq!(after_status.status.unwrap().ready_replicas, Some(1));
 }
@@ -90,9 +140,24 @@ async fn a_manager_that_stops_applying_a_field_removes_it() {
     let (_server, client) = start(ServeOptions::default()).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let cm = |data: Value| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": data});
-    cms.patch("c", &apply_as("kapply"), &Patch::Apply(cm(json!({"A": "1", "B": "2"})))).await.unwrap();
-    cms.patch("c", &apply_as("other"), &Patch::Apply(cm(json!({"B": "2"})))).await.unwrap();
-    let after = cms.patch("c", &apply_as("kapply"), &Patch::Apply(cm(json!({})))).await.unwrap();
+    cms.patch(
+        "c",
+        &apply_as("kapply"),
+        &Patch::Apply(cm(json!({"A": "1", "B": "2"}))),
+    )
+    .await
+    .unwrap();
+    cms.patch(
+        "c",
+        &apply_as("other"),
+        &Patch::Apply(cm(json!({"B": "2"}))),
+    )
+    .await
+    .unwrap();
+    let after = cms
+        .patch("c", &apply_as("kapply"), &Patch::Apply(cm(json!({}))))
+        .await
+        .unwrap();
     // A was kapply's alone and goes; B is still applied by "other" and stays.
     let data = after.data.unwrap_or_default();
     assert_eq!(data.keys().collect::<Vec<_>>(), ["B"]);
@@ -103,23 +168,43 @@ async fn conflicts_name_the_owner_and_force_takes_over() {
     let (_server, client) = start(ServeOptions::default()).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     let cm = |v: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"LEVEL": v}});
-    cms.patch("c", &apply_as("kapply"), &Patch::Apply(cm("info"))).await.unwrap();
-    let status = api_error(cms.patch("c", &apply_as("other"), &Patch::Apply(cm("debug"))).await.unwrap_err());
+    cms.patch("c", &apply_as("kapply"), &Patch::Apply(cm("info")))
+        .await
+        .unwrap();
+    let status = api_error(
+        cms.patch("c", &apply_as("other"), &Patch::Apply(cm("debug")))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(status.code, 409);
     assert_eq!(status.reason, "Conflict");
-    assert_eq!(status.message, "Apply failed with 1 conflict: conflict with \"kapply\": .data.LEVEL");
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"kapply\": .data.LEVEL"
+    );
     let causes = status.details.unwrap().causes;
     assert_eq!(causes.len(), 1);
     assert_eq!(causes[0].field, ".data.LEVEL");
-    let forced = cms.patch("c", &apply_as("other").force(), &Patch::Apply(cm("debug"))).await.unwrap();
+    let forced = cms
+        .patch("c", &apply_as("other").force(), &Patch::Apply(cm("debug")))
+        .await
+        .unwrap();
     let managers: Vec<(String, Value)> = forced
         .metadata
         .managed_fields
         .unwrap()
         .into_iter()
-        .map(|m| (m.manager.unwrap(), serde_json::to_value(m.fields_v1.unwrap()).unwrap()))
+        .map(|m| {
+            (
+                m.manager.unwrap(),
+                serde_json::to_value(m.fields_v1.unwrap()).unwrap(),
+            )
+        })
         .collect();
-    assert_eq!(managers, [("other".to_string(), json!({"f:data": {"f:LEVEL": {}}}))]);
+    assert_eq!(
+        managers,
+        [("other".to_string(), json!({"f:data": {"f:LEVEL": {}}}))]
+    );
 }
 
 #[tokio::test]
@@ -127,11 +212,19 @@ async fn secrets_fold_string_data_and_reject_bad_base64() {
     let (_server, client) = start(ServeOptions::default()).await;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), "default");
     let s = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"P": "s3cr3t"}});
-    let stored = secrets.patch("s", &apply_as("kapply"), &Patch::Apply(&s)).await.unwrap();
+    let stored = secrets
+        .patch("s", &apply_as("kapply"), &Patch::Apply(&s))
+        .await
+        .unwrap();
     assert_eq!(stored.data.unwrap()["P"].0, b"s3cr3t");
     assert!(stored.string_data.is_none());
     let bad = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "b"}, "data": {"K": "***"}});
-    let status = api_error(secrets.patch("b", &apply_as("kapply"), &Patch::Apply(&bad)).await.unwrap_err());
+    let status = api_error(
+        secrets
+            .patch("b", &apply_as("kapply"), &Patch::Apply(&bad))
+            .await
+            .unwrap_err(),
+    );
     assert_eq!(status.code, 500);
 }
 
@@ -140,8 +233,15 @@ async fn missing_namespace_and_missing_objects_are_404() {
     let (_server, client) = start(ServeOptions::default()).await;
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "nonexistent");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
-    let status = api_error(cms.patch("x", &apply_as("kapply"), &Patch::Apply(&cm)).await.unwrap_err());
-    assert_eq!((status.code, status.message.as_str()), (404, "namespaces \"nonexistent\" not found"));
+    let status = api_error(
+        cms.patch("x", &apply_as("kapply"), &Patch::Apply(&cm))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (status.code, status.message.as_str()),
+        (404, "namespaces \"nonexistent\" not found")
+    );
     let defaults: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
     assert!(defaults.get_opt("nope").await.unwrap().is_none());
 }
@@ -151,18 +251,41 @@ async fn create_delete_and_dry_run() {
     let (_server, client) = start(ServeOptions::default()).await;
     let namespaces: Api<Namespace> = Api::all(client.clone());
     let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": "polls"}})).unwrap();
-    namespaces.create(&PostParams::default(), &ns).await.unwrap();
-    let status = api_error(namespaces.create(&PostParams::default(), &ns).await.unwrap_err());
-    assert_eq!((status.code, status.reason.as_str()), (409, "AlreadyExists"));
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+    let status = api_error(
+        namespaces
+            .create(&PostParams::default(), &ns)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(
+        (status.code, status.reason.as_str()),
+        (409, "AlreadyExists")
+    );
     let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "polls");
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}, "data": {"A": "1"}});
-    cms.patch("c", &apply_as("kapply").dry_run(), &Patch::Apply(&cm)).await.unwrap();
-    assert!(cms.get_opt("c").await.unwrap().is_none(), "a dry run stored the object");
-    cms.patch("c", &apply_as("kapply"), &Patch::Apply(&cm)).await.unwrap();
+    cms.patch("c", &apply_as("kapply").dry_run(), &Patch::Apply(&cm))
+        .await
+        .unwrap();
+    assert!(
+        cms.get_opt("c").await.unwrap().is_none(),
+        "a dry run stored the object"
+    );
+    cms.patch("c", &apply_as("kapply"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
     cms.delete("c", &DeleteParams::default()).await.unwrap();
     assert!(cms.get_opt("c").await.unwrap().is_none());
-    cms.patch("c", &apply_as("kapply"), &Patch::Apply(&cm)).await.unwrap();
-    namespaces.delete("polls", &DeleteParams::default()).await.unwrap();
+    cms.patch("c", &apply_as("kapply"), &Patch::Apply(&cm))
+        .await
+        .unwrap();
+    namespaces
+        .delete("polls", &DeleteParams::default())
+        .await
+        .unwrap();
     assert!(namespaces.get_opt("polls").await.unwrap().is_none());
     let status = api_error(cms.get("c").await.unwrap_err());
     assert_eq!(status.code, 404);
@@ -170,21 +293,77 @@ async fn create_delete_and_dry_run() {
 
 #[tokio::test]
 async fn await_condition_sees_a_status_subresource_write() {
-    let (_server, client) = start(ServeOptions { cert_manager_crds: true, ..Default::default() }).await;
+    let (_server, client) = start(ServeOptions {
+        cert_manager_crds: true,
+        ..Default::default()
+    })
+    .await;
     let certs = certificates(&client);
     let cert = json!({"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "metadata": {"name": "t"},
         "spec": {"secretName": "t", "dnsNames": ["a.example.com"], "issuerRef": {"name": "x", "kind": "ClusterIssuer"}}});
-    certs.patch("t", &apply_as("kapply"), &Patch::Apply(&cert)).await.unwrap();
-    let waiting = tokio::spawn(await_condition(certs.clone(), "t", |obj: Option<&DynamicObject>| {
-        obj.and_then(|o| o.data["status"]["conditions"].as_array().cloned())
-            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-    }));
+    certs
+        .patch("t", &apply_as("kapply"), &Patch::Apply(&cert))
+        .await
+        .unwrap();
+    let waiting = tokio::spawn(await_condition(
+        certs.clone(),
+        "t",
+        |obj: Option<&DynamicObject>| {
+            obj.and_then(|o| o.data["status"]["conditions"].as_array().cloned())
+                .is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+        },
+    ));
     let status = json!({"status": {"conditions": [{"type": "Ready", "status": "True", "reason": "Ready", "message": "ok"}]}});
-    let patched = certs.patch_status("t", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    let patched = certs
+        .patch_status("t", &PatchParams::default(), &Patch::Merge(&status))
+        .await
+        .unwrap();
     assert_eq!(patched.data["spec"]["secretName"], "t");
     let seen = waiting.await.unwrap().unwrap().unwrap();
     assert_eq!(seen.metadata.generation, Some(1));
     // The condition helper kube-rs ships agrees with what the server stored.
-    let gone = await_condition(certs.clone(), "nope", conditions::is_deleted("")).await.unwrap();
+    let gone = await_condition(certs.clone(), "nope", conditions::is_deleted(""))
+        .await
+        .unwrap();
     assert!(gone.is_none());
+}
+
+#[tokio::test]
+async fn a_watch_with_a_label_selector_sees_objects_enter_and_leave_it() {
+    let (_server, client) = start(ServeOptions::default()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    let cm = |tier: &str| json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "labels": {"tier": tier}}});
+    let start = cms
+        .patch("c", &apply_as("t"), &Patch::Apply(cm("db")))
+        .await
+        .unwrap();
+    let rv = start.metadata.resource_version.unwrap();
+    cms.patch("c", &apply_as("t"), &Patch::Apply(cm("web")))
+        .await
+        .unwrap();
+    cms.patch("c", &apply_as("t"), &Patch::Apply(cm("db")))
+        .await
+        .unwrap();
+    let params = WatchParams::default().labels("tier=web").timeout(1);
+    let events: Vec<WatchEvent<ConfigMap>> = cms
+        .watch(&params, &rv)
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| match e {
+            WatchEvent::Added(_) => "ADDED",
+            WatchEvent::Modified(_) => "MODIFIED",
+            WatchEvent::Deleted(_) => "DELETED",
+            WatchEvent::Bookmark(_) => "BOOKMARK",
+            WatchEvent::Error(_) => "ERROR",
+        })
+        .collect();
+    assert_eq!(kinds, ["ADDED", "DELETED"]);
 }

@@ -289,9 +289,13 @@ impl Recorder {
             ..Event::default()
         };
         let events: Api<Event> = Api::namespaced(self.client.clone(), &namespace);
+        let params = PostParams {
+            field_manager: Some(self.component.to_owned()),
+            ..PostParams::default()
+        };
         tokio::spawn(async move {
             // An Event lost is a line missing from `kubectl describe`, nothing more.
-            let _ = retry(|| async { events.create(&PostParams::default(), &event).await }).await;
+            let _ = retry(|| async { events.create(&params, &event).await }).await;
         });
     }
 }

@@ -137,33 +137,32 @@ fn template_hash(deployment: &Deployment) -> String {
 /// Status as the deployment controller writes it while the new ReplicaSet's pods start,
 /// then once they are all available.
 async fn roll_out(client: Client, deployment: Deployment, delay: Duration) {
-    let api: Api<Deployment> = Api::namespaced(
-        client,
-        deployment
-            .metadata
-            .namespace
-            .as_deref()
-            .unwrap_or("default"),
-    );
+    let api: Api<Deployment> = Api::namespaced(client, &deployment.namespace().unwrap_or_default());
     let name = deployment.name_any();
     let replicas = desired_replicas(&deployment);
     let replica_set = format!("{name}-{}", template_hash(&deployment));
     let previous = serde_json::to_value(&deployment.status).unwrap_or(Value::Null);
+    // A rollout of a Deployment already up keeps the old pods available meanwhile.
     let was_available = previous["availableReplicas"].as_i64().unwrap_or(0) > 0;
     let generation = deployment.metadata.generation;
-    let times = || json!({"lastUpdateTime": now().to_string()});
+    let mut conditions = Conditions::of(&previous);
+    let updated = || json!({ "lastUpdateTime": now().to_string() });
 
     if replicas > 0 {
-        let mut conditions = Conditions::of(&previous);
-        if !was_available {
+        let mut status = json!({ "observedGeneration": generation, "replicas": replicas });
+        if was_available {
+            status["updatedReplicas"] = json!(0);
+        } else {
             let message = "Deployment does not have minimum availability.";
             conditions.set(
                 "Available",
                 "False",
                 "MinimumReplicasUnavailable",
                 message,
-                times(),
+                updated(),
             );
+            status["updatedReplicas"] = json!(replicas);
+            status["unavailableReplicas"] = json!(replicas);
         }
         let message = format!("ReplicaSet {replica_set:?} is progressing.");
         conditions.set(
@@ -171,32 +170,22 @@ async fn roll_out(client: Client, deployment: Deployment, delay: Duration) {
             "True",
             "ReplicaSetUpdated",
             &message,
-            times(),
+            updated(),
         );
-        let mut status = json!({
-            "observedGeneration": generation,
-            "replicas": replicas,
-            "updatedReplicas": 0,
-            "conditions": conditions.to_json(),
-        });
-        if !was_available {
-            status["updatedReplicas"] = json!(replicas);
-            status["unavailableReplicas"] = json!(replicas);
-        }
+        status["conditions"] = conditions.to_json();
         if let Err(e) = write_status(&api, &name, status).await {
-            return report(MANAGER, &name, "writing Deployment status", &e);
+            return report(MANAGER, &key(&deployment), "writing Deployment status", &e);
         }
         tokio::time::sleep(delay).await;
     }
 
-    let mut conditions = Conditions::of(&previous);
     let available = "Deployment has minimum availability.";
     conditions.set(
         "Available",
         "True",
         "MinimumReplicasAvailable",
         available,
-        times(),
+        updated(),
     );
     let progressed = format!("ReplicaSet {replica_set:?} has successfully progressed.");
     conditions.set(
@@ -204,7 +193,7 @@ async fn roll_out(client: Client, deployment: Deployment, delay: Duration) {
         "True",
         "NewReplicaSetAvailable",
         &progressed,
-        times(),
+        updated(),
     );
     let status = json!({
         "observedGeneration": generation,
@@ -216,7 +205,7 @@ async fn roll_out(client: Client, deployment: Deployment, delay: Duration) {
         "conditions": conditions.to_json(),
     });
     if let Err(e) = write_status(&api, &name, status).await {
-        report(MANAGER, &name, "writing Deployment status", &e);
+        report(MANAGER, &key(&deployment), "writing Deployment status", &e);
     }
 }
 
@@ -235,10 +224,7 @@ fn suspended(job: &Job) -> bool {
 /// Status as the job controller (1.31+) writes it: started with one active pod, then
 /// succeeded with SuccessCriteriaMet and Complete.
 async fn complete(client: Client, job: Job, delay: Duration) {
-    let api: Api<Job> = Api::namespaced(
-        client,
-        job.metadata.namespace.as_deref().unwrap_or("default"),
-    );
+    let api: Api<Job> = Api::namespaced(client, &job.namespace().unwrap_or_default());
     let name = job.name_any();
     let started = job
         .status
@@ -254,7 +240,7 @@ async fn complete(client: Client, job: Job, delay: Duration) {
         "uncountedTerminatedPods": {},
     });
     if let Err(e) = write_status(&api, &name, running).await {
-        return report(MANAGER, &name, "writing Job status", &e);
+        return report(MANAGER, &key(&job), "writing Job status", &e);
     }
     tokio::time::sleep(delay).await;
 
@@ -281,7 +267,7 @@ async fn complete(client: Client, job: Job, delay: Duration) {
         "conditions": conditions.to_json(),
     });
     if let Err(e) = write_status(&api, &name, done).await {
-        report(MANAGER, &name, "writing Job status", &e);
+        report(MANAGER, &key(&job), "writing Job status", &e);
     }
 }
 

@@ -5,10 +5,10 @@
 
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::Client;
-use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
-use super::{IssuerRef, certificates};
+use super::{IssuerRef, certificates, create_or_get, dynamic};
 use crate::controllers::support::{
     Change, Recorder, change, controller_ref, delete_controlled, is_controlled_by, key, object_ref,
     report, retry, spawn_watch,
@@ -111,18 +111,17 @@ async fn sync(client: &Client, recorder: &Recorder, ingress: &Ingress) -> kube::
     for (name, spec) in &desired {
         match retry(|| api.get_opt(name)).await? {
             None => {
-                let certificate: DynamicObject = serde_json::from_value(json!({
+                let certificate = dynamic(json!({
                     "apiVersion": "cert-manager.io/v1",
                     "kind": "Certificate",
-                    "metadata": {"name": name, "namespace": namespace, "ownerReferences": [controller_ref(&ingress_ref)]},
+                    "metadata": {
+                        "name": name,
+                        "namespace": namespace,
+                        "ownerReferences": [controller_ref(&ingress_ref)],
+                    },
                     "spec": spec,
-                }))
-                .expect("a Certificate is a DynamicObject");
-                let params = PostParams {
-                    field_manager: Some(COMPONENT.to_owned()),
-                    ..PostParams::default()
-                };
-                retry(|| async { api.create(&params, &certificate).await }).await?;
+                }));
+                create_or_get(&api, &certificate, COMPONENT).await?;
                 recorder.normal(
                     &ingress_ref,
                     "CreateCertificate",

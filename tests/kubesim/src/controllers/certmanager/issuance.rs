@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use k8s_openapi::api::core::v1::{ObjectReference, Secret};
 use kube::Client;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
@@ -30,24 +30,23 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::task::AbortHandle;
 
-use super::issuers::{Issuer, Lookup, acme_base, lookup};
+use super::acme::{ACME_ISSUER, Order};
+use super::issuers::{Issuer, Lookup, lookup};
 use super::pki::{Authorities, Issued, VALIDITY, csr_pem};
-use super::{IssuerRef, certificate_requests, certificates, challenges, orders, stable_number};
+use super::{
+    IssuerRef, certificate_requests, certificates, challenges, create_or_get, dynamic, orders,
+    write_status,
+};
 use crate::controllers::options::{CertFailure, ControllerOptions};
 use crate::controllers::support::{
-    Change, Conditions, Recorder, already_exists, change, controller_ref, delete_controlled,
-    find_condition, key, now, object_ref, report, retry, spawn_watch,
+    Change, Conditions, Recorder, change, controller_ref, delete_controlled, find_condition, key,
+    now, object_ref, report, retry, spawn_watch,
 };
 
 const READY_MESSAGE: &str = "Certificate is up to date and has not expired";
 const NOT_READY: &str = "Referenced issuer does not have a Ready status condition";
-const SELF_CHECK_404: &str =
-    "Waiting for HTTP-01 challenge propagation: wrong status code '404', expected '200'";
 // The controllers, as Event sources and field managers.
 const ISSUER: &str = "cert-manager-certificaterequests-issuer";
-const ACME_ISSUER: &str = "cert-manager-certificaterequests-issuer-acme";
-const ORDERS: &str = "cert-manager-orders";
-const CHALLENGES: &str = "cert-manager-challenges";
 /// How often a request waiting for its issuer looks again.
 const ISSUER_POLL: Duration = Duration::from_millis(250);
 
@@ -59,29 +58,29 @@ pub(crate) fn spawn(client: &Client, opts: &ControllerOptions) {
         authorities: Authorities::default(),
         work: Mutex::default(),
     });
+    let for_certificates = controller.clone();
     spawn_watch(
         Api::<DynamicObject>::all_with(client.clone(), &certificates()),
         move |event| {
-            let controller = controller.clone();
+            let controller = for_certificates.clone();
             async move {
                 match change(event) {
                     Some(Change::Applied(certificate)) => controller.consider(certificate),
-                    Some(Change::Deleted(certificate)) => {
-                        controller.forget(&certificate);
-                        if let Err(e) = controller.collect_garbage(&certificate).await {
-                            report(
-                                "garbage-collector",
-                                &key(&certificate),
-                                "deleting dependents",
-                                &e,
-                            );
-                        }
-                    }
+                    Some(Change::Deleted(certificate)) => controller.deleted(&certificate).await,
                     None => {}
                 }
             }
         },
     );
+    // A deleted tls Secret is issued again, as cert-manager's trigger controller does.
+    spawn_watch(Api::<Secret>::all(client.clone()), move |event| {
+        let controller = controller.clone();
+        async move {
+            if let Some(Change::Deleted(secret)) = change(event) {
+                controller.secret_deleted(&secret).await;
+            }
+        }
+    });
 }
 
 struct Controller {
@@ -106,30 +105,72 @@ impl Controller {
         if certificate.metadata.deletion_timestamp.is_some() {
             return self.forget(&certificate);
         }
-        let uid = certificate.metadata.uid.clone().unwrap_or_default();
         let generation = certificate.metadata.generation.unwrap_or(1);
-        let mut work = self.work.lock().expect("work lock");
-        let key = key(&certificate);
-        if let Some(tracked) = work.get(&key) {
-            if tracked.uid == uid && tracked.generation == generation {
-                return;
+        let status = &certificate.data["status"];
+        let (handled, idle) = match self.work.lock().expect("work lock").get(&key(&certificate)) {
+            Some(t)
+                if Some(&t.uid) == certificate.metadata.uid.as_ref()
+                    && t.generation == generation =>
+            {
+                (true, t.task.as_ref().is_none_or(AbortHandle::is_finished))
             }
-            if let Some(task) = &tracked.task {
-                task.abort();
-            }
+            _ => (false, true),
+        };
+        if !handled {
+            let needed = !settled(status, generation);
+            self.track(certificate, needed);
+        } else if idle && manually_triggered(status) {
+            self.track(certificate, true);
         }
-        let task = (!settled(&certificate.data["status"], generation)).then(|| {
+    }
+
+    /// Records the Certificate's generation as handled, replacing any issuance under
+    /// way for it, and starts a new one if `issue`.
+    fn track(self: &Arc<Self>, certificate: DynamicObject, issue: bool) {
+        let tracked = Tracked {
+            uid: certificate.metadata.uid.clone().unwrap_or_default(),
+            generation: certificate.metadata.generation.unwrap_or(1),
+            task: None,
+        };
+        let key = key(&certificate);
+        let task = issue.then(|| {
             let controller = self.clone();
             tokio::spawn(async move { controller.issue(certificate).await }).abort_handle()
         });
-        work.insert(
-            key,
-            Tracked {
-                uid,
-                generation,
-                task,
-            },
-        );
+        let mut work = self.work.lock().expect("work lock");
+        if let Some(Tracked {
+            task: Some(old), ..
+        }) = work.insert(key, Tracked { task, ..tracked })
+        {
+            old.abort();
+        }
+    }
+
+    async fn deleted(&self, certificate: &DynamicObject) {
+        self.forget(certificate);
+        if let Err(e) = self.collect_garbage(certificate).await {
+            report(
+                "garbage-collector",
+                &key(certificate),
+                "deleting dependents",
+                &e,
+            );
+        }
+    }
+
+    async fn secret_deleted(self: &Arc<Self>, secret: &Secret) {
+        let annotations = secret.metadata.annotations.as_ref();
+        let Some(name) = annotations.and_then(|a| a.get("cert-manager.io/certificate-name")) else {
+            return;
+        };
+        let namespace = secret.metadata.namespace.as_deref().unwrap_or_default();
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.client.clone(), namespace, &certificates());
+        match retry(|| api.get_opt(name)).await {
+            Ok(Some(certificate)) => self.track(certificate, true),
+            Ok(None) => {}
+            Err(e) => report("cert-manager", &key(secret), "reading its Certificate", &e),
+        }
     }
 
     fn forget(&self, certificate: &DynamicObject) {
@@ -173,6 +214,13 @@ impl Controller {
     }
 }
 
+/// Someone (`cmctl renew`) asked for a new certificate now. No write of ours uses
+/// this reason, so it never restarts an issuance by itself.
+fn manually_triggered(status: &Value) -> bool {
+    find_condition(status, "Issuing")
+        .is_some_and(|c| c["status"] == "True" && c["reason"] == "ManuallyTriggered")
+}
+
 /// Whether cert-manager is done with this generation: issued, or failed (its next try
 /// would be an hour away).
 fn settled(status: &Value, generation: i64) -> bool {
@@ -188,11 +236,11 @@ fn settled(status: &Value, generation: i64) -> bool {
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct CertificateSpec {
+pub(super) struct CertificateSpec {
     #[serde(default)]
-    dns_names: Vec<String>,
+    pub(super) dns_names: Vec<String>,
     secret_name: String,
-    issuer_ref: IssuerRef,
+    pub(super) issuer_ref: IssuerRef,
 }
 
 /// Why a Certificate needs a new certificate, as (reason, message), or None when its
@@ -257,61 +305,16 @@ fn random_suffix(len: usize) -> String {
         .collect()
 }
 
-fn random_token() -> String {
-    let bytes: [u8; 32] = rand::rng().random();
-    URL_SAFE_NO_PAD.encode(bytes)
-}
-
-/// Writes `status` through the /status subresource as a merge patch, the way the
-/// fixtures record cert-manager doing it, as the controller `component`.
-async fn write_status(
-    api: &Api<DynamicObject>,
-    name: &str,
-    component: &str,
-    status: Value,
-) -> kube::Result<()> {
-    let patch = json!({ "status": status });
-    let params = PatchParams {
-        field_manager: Some(component.to_owned()),
-        ..PatchParams::default()
-    };
-    retry(|| async { api.patch_status(name, &params, &Patch::Merge(&patch)).await }).await?;
-    Ok(())
-}
-
-/// Creates `object`, or takes the one an earlier run (before a restart) created.
-async fn create_or_get(
-    api: &Api<DynamicObject>,
-    object: &DynamicObject,
-    component: &str,
-) -> kube::Result<DynamicObject> {
-    let params = PostParams {
-        field_manager: Some(component.to_owned()),
-        ..PostParams::default()
-    };
-    match retry(|| async { api.create(&params, object).await }).await {
-        Err(e) if already_exists(&e) => {
-            let name = object.metadata.name.as_deref().unwrap_or_default();
-            retry(|| api.get(name)).await
-        }
-        result => result,
-    }
-}
-
-fn dynamic(object: Value) -> DynamicObject {
-    serde_json::from_value(object).expect("an object with apiVersion, kind and metadata")
-}
-
 /// One issuance of one Certificate generation.
-struct Attempt<'a> {
+pub(super) struct Attempt<'a> {
     controller: &'a Controller,
     started: Instant,
-    namespace: String,
+    pub(super) namespace: String,
     name: String,
     generation: i64,
     certificate: ObjectReference,
     status: Value,
-    spec: CertificateSpec,
+    pub(super) spec: CertificateSpec,
     certificates: Api<DynamicObject>,
     requests: Api<DynamicObject>,
     secrets: Api<Secret>,
@@ -339,8 +342,12 @@ impl<'a> Attempt<'a> {
         })
     }
 
-    fn recorder(&self, component: &'static str) -> Recorder {
+    pub(super) fn recorder(&self, component: &'static str) -> Recorder {
         Recorder::new(self.controller.client.clone(), component)
+    }
+
+    pub(super) fn client(&self) -> &Client {
+        &self.controller.client
     }
 
     fn observed(&self) -> Value {
@@ -352,11 +359,20 @@ impl<'a> Attempt<'a> {
     }
 
     async fn run(mut self) -> kube::Result<()> {
-        let secret = retry(|| self.secrets.get_opt(&self.spec.secret_name)).await?;
-        let Some((reason, message)) = issuance_reason(&self.spec, secret.as_ref()) else {
-            return self.up_to_date().await;
-        };
-        self.trigger(reason, &message).await?;
+        if manually_triggered(&self.status) {
+            // The event may be an old one: a renewal since then took the trigger away.
+            let current = retry(|| self.certificates.get(&self.name)).await?;
+            if !manually_triggered(&current.data["status"]) {
+                return Ok(());
+            }
+            self.status = current.data["status"].clone();
+        } else {
+            let secret = retry(|| self.secrets.get_opt(&self.spec.secret_name)).await?;
+            let Some((reason, message)) = issuance_reason(&self.spec, secret.as_ref()) else {
+                return self.up_to_date().await;
+            };
+            self.trigger(reason, &message).await?;
+        }
         let key = KeyPair::generate().expect("ECDSA P-256 key generation");
         let key_secret = self.store_next_key(&key).await?;
         let revision = self.status["revision"].as_i64().unwrap_or(0) + 1;
@@ -550,6 +566,13 @@ impl<'a> Attempt<'a> {
                 "issuerRef": self.spec.issuer_ref,
                 "usages": ["digital signature", "key encipherment"],
                 "duration": "2160h0m0s",
+                // Who asked, as cert-manager's webhook records its service account.
+                "username": "system:serviceaccount:cert-manager:cert-manager",
+                "groups": [
+                    "system:serviceaccounts",
+                    "system:serviceaccounts:cert-manager",
+                    "system:authenticated",
+                ],
             },
         }));
         let component = "cert-manager-certificates-request-manager";
@@ -646,17 +669,17 @@ impl<'a> Attempt<'a> {
 }
 
 /// A CertificateRequest with the conditions its controllers keep on it.
-struct Request<'a> {
+pub(super) struct Request<'a> {
     attempt: &'a Attempt<'a>,
-    object: DynamicObject,
-    reference: ObjectReference,
-    name: String,
+    pub(super) object: DynamicObject,
+    pub(super) reference: ObjectReference,
+    pub(super) name: String,
     conditions: Conditions,
 }
 
 impl Request<'_> {
     /// Sets one condition and writes the status, with `more` status fields.
-    async fn set(
+    pub(super) async fn set(
         &mut self,
         component: &str,
         kind: &str,
@@ -671,7 +694,7 @@ impl Request<'_> {
         write_status(&self.attempt.requests, &self.name, component, more).await
     }
 
-    fn event(&self, component: &'static str, reason: &str, message: &str) {
+    pub(super) fn event(&self, component: &'static str, reason: &str, message: &str) {
         self.attempt
             .recorder(component)
             .normal(&self.reference, reason, message);
@@ -700,244 +723,6 @@ impl Request<'_> {
             .recorder(ACME_ISSUER)
             .warning(&self.reference, "OrderFailed", &message);
         Ok(message)
-    }
-}
-
-/// An HTTP-01 Challenge of an Order, for one DNS name.
-struct Challenge {
-    name: String,
-    dns_name: String,
-    reference: ObjectReference,
-}
-
-/// An ACME Order of a CertificateRequest with its Challenges.
-struct Order<'a> {
-    attempt: &'a Attempt<'a>,
-    name: String,
-    reference: ObjectReference,
-    orders: Api<DynamicObject>,
-    challenges_api: Api<DynamicObject>,
-    challenges: Vec<Challenge>,
-}
-
-impl<'a> Order<'a> {
-    /// Creates the Order of a request, named `<request>-<hash>` and owned by the
-    /// request, and an HTTP-01 Challenge per DNS name, all pending.
-    async fn create(
-        attempt: &'a Attempt<'a>,
-        request: &mut Request<'_>,
-        issuer: &Issuer,
-        server: &str,
-    ) -> kube::Result<Self> {
-        let name = format!(
-            "{}-{}",
-            request.name,
-            stable_number(&format!("{}/{server}", request.name))
-        );
-        let client = &attempt.controller.client;
-        let namespace = &attempt.namespace;
-        let object = dynamic(json!({
-            "apiVersion": "acme.cert-manager.io/v1",
-            "kind": "Order",
-            "metadata": {
-                "name": name,
-                "namespace": namespace,
-                "annotations": request.object.metadata.annotations,
-                "ownerReferences": [controller_ref(&request.reference)],
-            },
-            "spec": {
-                "request": request.object.data["spec"]["request"],
-                "issuerRef": attempt.spec.issuer_ref,
-                "commonName": attempt.spec.dns_names.first(),
-                "dnsNames": attempt.spec.dns_names,
-            },
-        }));
-        let orders = Api::namespaced_with(client.clone(), namespace, &orders());
-        let object = create_or_get(&orders, &object, ACME_ISSUER).await?;
-        let mut order = Order {
-            attempt,
-            reference: object_ref("acme.cert-manager.io/v1", "Order", &object.metadata),
-            name,
-            orders,
-            challenges_api: Api::namespaced_with(client.clone(), namespace, &challenges()),
-            challenges: Vec::new(),
-        };
-        request.event(
-            ACME_ISSUER,
-            "OrderCreated",
-            &format!("Created Order resource {namespace}/{}", order.name),
-        );
-        order.submit(issuer, server).await?;
-        let pending = format!(
-            "Waiting on certificate issuance from order {namespace}/{}: \"pending\"",
-            order.name
-        );
-        request
-            .set(
-                ACME_ISSUER,
-                "Ready",
-                "False",
-                "Pending",
-                &pending,
-                json!({}),
-            )
-            .await?;
-        request.event(ACME_ISSUER, "OrderPending", &pending);
-        Ok(order)
-    }
-
-    /// What the orders controller does with a new Order: creates it on the ACME server
-    /// (URLs and authorizations in the status) and a Challenge per authorization.
-    async fn submit(&mut self, issuer: &Issuer, server: &str) -> kube::Result<()> {
-        let attempt = self.attempt;
-        let base = acme_base(server);
-        let account = stable_number(&attempt.spec.issuer_ref.name);
-        let order_id = stable_number(&self.name);
-        // The ACME account key's thumbprint, the second half of every key authorization.
-        let thumbprint = random_token();
-        let mut authorizations = Vec::new();
-        let mut challenges = Vec::new();
-        for dns_name in &attempt.spec.dns_names {
-            let challenge_name = format!(
-                "{}-{}",
-                self.name,
-                stable_number(&format!("{}/{dns_name}", self.name))
-            );
-            let authz_id = stable_number(&challenge_name);
-            let authz_url = format!("{base}/acme/authz/{account}/{authz_id}");
-            let challenge_url = || {
-                format!(
-                    "{base}/acme/chall/{account}/{authz_id}/{}",
-                    &random_token()[..6]
-                )
-            };
-            let (token, url) = (random_token(), challenge_url());
-            authorizations.push(json!({
-                "url": authz_url,
-                "identifier": dns_name,
-                "initialState": "pending",
-                "wildcard": false,
-                "challenges": [
-                    { "type": "http-01", "url": url, "token": token },
-                    { "type": "dns-01", "url": challenge_url(), "token": random_token() },
-                    { "type": "tls-alpn-01", "url": challenge_url(), "token": random_token() },
-                ],
-            }));
-            challenges.push(dynamic(json!({
-                "apiVersion": "acme.cert-manager.io/v1",
-                "kind": "Challenge",
-                "metadata": {
-                    "name": challenge_name,
-                    "namespace": attempt.namespace,
-                    "ownerReferences": [controller_ref(&self.reference)],
-                },
-                "spec": {
-                    "url": url,
-                    "authorizationURL": authz_url,
-                    "dnsName": dns_name,
-                    "wildcard": false,
-                    "type": "HTTP-01",
-                    "token": token,
-                    "key": format!("{token}.{thumbprint}"),
-                    "solver": issuer.solver,
-                    "issuerRef": attempt.spec.issuer_ref,
-                },
-            })));
-        }
-        let status = json!({
-            "url": format!("{base}/acme/order/{account}/{order_id}"),
-            "finalizeURL": format!("{base}/acme/finalize/{account}/{order_id}"),
-            "authorizations": authorizations,
-            "state": "pending",
-        });
-        write_status(&self.orders, &self.name, ORDERS, status).await?;
-        for challenge in challenges {
-            self.start_challenge(&challenge).await?;
-        }
-        Ok(())
-    }
-
-    /// The challenges controller picks a new Challenge up and presents it.
-    async fn start_challenge(&mut self, object: &DynamicObject) -> kube::Result<()> {
-        let object = create_or_get(&self.challenges_api, object, ORDERS).await?;
-        let challenge = Challenge {
-            name: object.metadata.name.clone().unwrap_or_default(),
-            dns_name: object.data["spec"]["dnsName"]
-                .as_str()
-                .unwrap_or_default()
-                .to_owned(),
-            reference: object_ref("acme.cert-manager.io/v1", "Challenge", &object.metadata),
-        };
-        let created = format!(
-            "Created Challenge resource {:?} for domain {:?}",
-            challenge.name, challenge.dns_name
-        );
-        self.attempt
-            .recorder(ORDERS)
-            .normal(&self.reference, "Created", &created);
-        let status = json!({
-            "processing": true,
-            "presented": true,
-            "presentedAt": now().to_string(),
-            "state": "pending",
-            "reason": "",
-        });
-        write_status(&self.challenges_api, &challenge.name, CHALLENGES, status).await?;
-        let events = self.attempt.recorder(CHALLENGES);
-        events.normal(
-            &challenge.reference,
-            "Started",
-            "Challenge scheduled for processing",
-        );
-        events.normal(
-            &challenge.reference,
-            "Presented",
-            "Presented challenge using HTTP-01 challenge mechanism",
-        );
-        self.challenges.push(challenge);
-        Ok(())
-    }
-
-    /// The HTTP-01 self check never sees the token: every Challenge and the Order invalid.
-    async fn fail(&self) -> kube::Result<()> {
-        for challenge in &self.challenges {
-            let status = json!({
-                "processing": false,
-                "presented": false,
-                "state": "invalid",
-                "reason": SELF_CHECK_404,
-            });
-            write_status(&self.challenges_api, &challenge.name, CHALLENGES, status).await?;
-        }
-        let status = json!({ "state": "invalid", "failureTime": now().to_string() });
-        write_status(&self.orders, &self.name, ORDERS, status).await
-    }
-
-    /// Every Challenge verified, the Order valid with the signed chain.
-    async fn succeed(&self, chain_base64: &str) -> kube::Result<()> {
-        let events = self.attempt.recorder(CHALLENGES);
-        for challenge in &self.challenges {
-            let status = json!({
-                "processing": false,
-                "presented": false,
-                "state": "valid",
-                "reason": "Successfully authorized domain",
-            });
-            write_status(&self.challenges_api, &challenge.name, CHALLENGES, status).await?;
-            let verified = format!(
-                "Domain {:?} verified with \"HTTP-01\" validation",
-                challenge.dns_name
-            );
-            events.normal(&challenge.reference, "DomainVerified", &verified);
-        }
-        let status = json!({ "state": "valid", "certificate": chain_base64 });
-        write_status(&self.orders, &self.name, ORDERS, status).await?;
-        self.attempt.recorder(ORDERS).normal(
-            &self.reference,
-            "Complete",
-            "Order completed successfully",
-        );
-        Ok(())
     }
 }
 
@@ -1017,6 +802,18 @@ mod tests {
     }
 
     #[test]
+    fn only_a_manual_trigger_is_one() {
+        let renew = json!({"conditions": [
+            {"type": "Ready", "status": "True", "reason": "Ready"},
+            {"type": "Issuing", "status": "True", "reason": "ManuallyTriggered"},
+        ]});
+        assert!(manually_triggered(&renew));
+        let ours = json!({"conditions": [{"type": "Issuing", "status": "True", "reason": "DoesNotExist"}]});
+        assert!(!manually_triggered(&ours));
+        assert!(!manually_triggered(&Value::Null));
+    }
+
+    #[test]
     fn generated_names_look_like_kubernetes_ones() {
         let suffix = random_suffix(5);
         assert_eq!(suffix.len(), 5);
@@ -1025,6 +822,5 @@ mod tests {
                 .chars()
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
         );
-        assert_eq!(random_token().len(), 43);
     }
 }

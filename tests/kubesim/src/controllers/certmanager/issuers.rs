@@ -7,7 +7,7 @@ use kube::api::{Api, DynamicObject, Patch, PatchParams};
 use serde_json::{Value, json};
 
 use super::pki::Authority;
-use super::{IssuerRef, cluster_issuers, issuers, stable_number};
+use super::{IssuerRef, cluster_issuers, issuers, stable_number, write_status};
 use crate::controllers::support::{
     Change, Conditions, change, find_condition, report, retry, spawn_watch,
 };
@@ -131,17 +131,7 @@ async fn make_ready(
         json!({"observedGeneration": generation}),
     );
     new_status["conditions"] = conditions.to_json();
-    let params = PatchParams {
-        field_manager: Some(manager.to_owned()),
-        ..PatchParams::default()
-    };
-    let patch = json!({"status": new_status});
-    retry(|| async {
-        api.patch_status(&name, &params, &Patch::Merge(&patch))
-            .await
-    })
-    .await?;
-    Ok(())
+    write_status(api, &name, manager, new_status).await
 }
 
 /// `https://host/directory` -> `https://host`, the base of every ACME URL.

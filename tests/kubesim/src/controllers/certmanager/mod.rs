@@ -4,6 +4,7 @@
 //! the reasons and messages real cert-manager uses, so that tools reading them
 //! (certwait, `kubectl describe`, cmctl-style diagnosis) see what a cluster would show.
 
+mod acme;
 mod ingress_shim;
 mod issuance;
 mod issuers;
@@ -12,10 +13,13 @@ mod pki;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use kube::Client;
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::discovery::ApiResource;
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use super::ControllerOptions;
+use super::support::{already_exists, retry};
 
 /// Creates the Let's Encrypt ClusterIssuers (Ready) and starts the controllers.
 pub(crate) async fn start(client: &Client, opts: &ControllerOptions) -> kube::Result<()> {
@@ -62,6 +66,46 @@ pub(crate) fn orders() -> ApiResource {
 
 pub(crate) fn challenges() -> ApiResource {
     resource("acme.cert-manager.io", "Challenge", "challenges")
+}
+
+/// Writes `status` through the /status subresource as a merge patch, the way the
+/// fixtures record cert-manager doing it, as the controller `component`.
+pub(crate) async fn write_status(
+    api: &Api<DynamicObject>,
+    name: &str,
+    component: &str,
+    status: Value,
+) -> kube::Result<()> {
+    let patch = json!({ "status": status });
+    let params = PatchParams {
+        field_manager: Some(component.to_owned()),
+        ..PatchParams::default()
+    };
+    retry(|| async { api.patch_status(name, &params, &Patch::Merge(&patch)).await }).await?;
+    Ok(())
+}
+
+/// Creates `object`, or takes the one an earlier run (before a restart) created.
+pub(crate) async fn create_or_get(
+    api: &Api<DynamicObject>,
+    object: &DynamicObject,
+    component: &str,
+) -> kube::Result<DynamicObject> {
+    let params = PostParams {
+        field_manager: Some(component.to_owned()),
+        ..PostParams::default()
+    };
+    match retry(|| async { api.create(&params, object).await }).await {
+        Err(e) if already_exists(&e) => {
+            let name = object.metadata.name.as_deref().unwrap_or_default();
+            retry(|| api.get(name)).await
+        }
+        result => result,
+    }
+}
+
+pub(crate) fn dynamic(object: Value) -> DynamicObject {
+    serde_json::from_value(object).expect("an object with apiVersion, kind and metadata")
 }
 
 /// A Certificate's `spec.issuerRef`; kind and group may be left out, as in the API.

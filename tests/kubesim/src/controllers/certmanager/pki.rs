@@ -8,8 +8,8 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rcgen::{
-    BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
-    KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
 
 /// Let's Encrypt certificates live 90 days.
@@ -73,6 +73,8 @@ impl Authorities {
             return Ok(issuer.clone());
         }
         let mut params = CertificateParams::default();
+        // rcgen's default subject is a placeholder CN; this one is built in X.509 order.
+        params.distinguished_name = DistinguishedName::new();
         params.distinguished_name.push(DnType::CountryName, "US");
         params
             .distinguished_name
@@ -127,6 +129,7 @@ impl Authorities {
 
 fn leaf_params(dns_names: &[String]) -> Result<CertificateParams, rcgen::Error> {
     let mut params = CertificateParams::new(dns_names.to_vec())?;
+    params.distinguished_name = DistinguishedName::new();
     if let Some(first) = dns_names.first() {
         params
             .distinguished_name
