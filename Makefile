@@ -78,7 +78,7 @@ fmt: ## format the code
 	$(CARGO) fmt --all
 
 completions: build ## shell completions into target/completions/{bash,zsh,fish}
-	for t in $(TOOLS); do
+	@for t in $(TOOLS); do
 	  mkdir -p target/completions/bash target/completions/zsh target/completions/fish
 	  $(BIN)/$$t --completions bash > target/completions/bash/$$t
 	  $(BIN)/$$t --completions zsh > target/completions/zsh/_$$t
@@ -86,11 +86,11 @@ completions: build ## shell completions into target/completions/{bash,zsh,fish}
 	done
 
 man: build ## man pages into target/man/man1
-	mkdir -p target/man/man1
+	@mkdir -p target/man/man1
 	for t in $(TOOLS); do $(BIN)/$$t --man > target/man/man1/$$t.1; done
 
 install: build completions man ## install tools, man pages and completions under PREFIX
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
+	@install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1 \
 	  $(DESTDIR)$(PREFIX)/share/bash-completion/completions \
 	  $(DESTDIR)$(PREFIX)/share/zsh/site-functions $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d
 	for t in $(TOOLS); do
@@ -102,10 +102,10 @@ install: build completions man ## install tools, man pages and completions under
 	done
 
 config: ## envsplit | secretgen on ENV: the ConfigMap and Secret (shows secrets)
-	envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) | secretgen --show
+	@envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) | secretgen --show
 
 render: ## write the whole manifest set to OUT (0600: it holds Secrets), no cluster needed
-	umask 077
+	@umask 077
 	tmp=$$(mktemp "$(OUT).XXXXXX")
 	trap 'rm -f "$$tmp"' EXIT
 	$(RENDER) > "$$tmp"
@@ -115,29 +115,29 @@ render: ## write the whole manifest set to OUT (0600: it holds Secrets), no clus
 # Rendering finishes before anything is applied: a failing stage (bad env file, bad
 # flag) stops the target with that stage's message and nothing reaches the cluster.
 deploy: ## render, apply (server-side) and wait for the TLS certificate
-	umask 077
+	@umask 077
 	tmp=$$(mktemp)
 	trap 'rm -f "$$tmp"' EXIT
 	$(RENDER) > "$$tmp"
 	kapply $(NS_FLAG) -o yaml -f "$$tmp" | certwait $(NS_FLAG) --timeout $(TIMEOUT)
 
 diff: ## show what deploy would change in the cluster (applies nothing)
-	umask 077
+	@umask 077
 	tmp=$$(mktemp)
 	trap 'rm -f "$$tmp"' EXIT
 	$(RENDER) > "$$tmp"
 	kapply $(NS_FLAG) --diff -f "$$tmp"
 
 wait-cert: ## wait for the certificate of APP's Ingress
-	certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls
+	@certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls
 
 promote: ## switch the Ingress to letsencrypt-prod and wait again (the tutorial's last step)
-	$(MAKE) --no-print-directory deploy ISSUER=letsencrypt-prod
+	@$(MAKE) --no-print-directory deploy ISSUER=letsencrypt-prod
 
 demo: ## everything, locally: simulator + the whole deploy pipeline (no cluster needed)
-	bash scripts/demo.sh
+	@bash scripts/demo.sh
 
 bench: build test-deps ## run every benchmark (ratios against kubectl, same run) as one table
-	echo "| benchmark | kpipe | kubectl | kpipe/kubectl | notes |"
+	@echo "| benchmark | kpipe | kubectl | kpipe/kubectl | notes |"
 	echo "|---|---|---|---|---|"
 	for b in bench/*.sh; do bash "$$b"; done

@@ -25,7 +25,11 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then
+  step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+else
+  step() { printf '\n== %s\n' "$*"; }
+fi
 
 step "Starting kubesim (local API simulator with cert-manager simulation)"
 kubesim serve --cert-manager --cert-delay 2s --kubeconfig-out "$work/kubeconfig" \

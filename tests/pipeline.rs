@@ -111,9 +111,9 @@ fn make_demo_runs_the_whole_pipeline_and_leaves_nothing_running() {
     for expected in [
         "configmap/polls-config created",
         "secret/polls-secret created",
-        "deployment/polls-app created",
-        "ingress/polls-ingress created",
-        "deployment/polls-app unchanged",
+        "deployment.apps/polls-app created",
+        "ingress.networking.k8s.io/polls-ingress created",
+        "deployment.apps/polls-app unchanged",
     ] {
         assert!(all.contains(expected), "demo output lacks {expected:?}:\n{all}");
     }

@@ -309,6 +309,9 @@ impl Waiter {
             Update::Listed { namespace, certs } => {
                 self.listed.insert(namespace.clone());
                 if self.all_namespace.as_ref() == Some(&namespace) {
+                    // After a re-list, certificates deleted meanwhile are no longer wanted.
+                    self.tracked
+                        .retain(|key, _| certs.iter().any(|c| name_of(c) == key.name));
                     for cert in &certs {
                         self.track(&namespace, cert);
                     }
@@ -511,9 +514,10 @@ impl Waiter {
             self.explain(key).await;
         }
         let what = if pending.is_empty() {
+            // Only with --all, before the namespace could be listed at all.
             format!(
-                "no Certificates found in namespace {}",
-                self.all_namespace.as_deref().unwrap_or("?")
+                "the Certificates of namespace {}",
+                self.all_namespace.as_deref().unwrap_or_default()
             )
         } else {
             pending

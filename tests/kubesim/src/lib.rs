@@ -220,45 +220,35 @@ fn load_state(cluster: &Cluster, path: &Path) -> Result<()> {
     };
     let state: Value = serde_json::from_str(&text)
         .map_err(|e| Error::input(format!("{}: not a kubesim state file: {e}", path.display())))?;
-    let types = cluster.types();
+    let saved = state["objects"].as_array().cloned().unwrap_or_default();
+    // Custom resources need their CRDs' types, wherever the CRDs are in the file.
+    let mut types = kinds::builtins();
+    types.extend(
+        saved
+            .iter()
+            .filter(|o| o["kind"] == "CustomResourceDefinition")
+            .flat_map(kinds::from_crd),
+    );
     let mut objects = Vec::new();
-    for object in state["objects"].as_array().cloned().unwrap_or_default() {
+    for object in saved {
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let kind = object["kind"].as_str().unwrap_or_default();
-        // CRDs come first in a snapshot's order only by luck: look their types up afresh.
-        let known = types
+        let Some(rt) = types
             .iter()
             .find(|t| t.group == group && t.version == version && t.kind == kind)
-            .cloned();
-        let rt = match known {
-            Some(rt) => rt,
-            None => {
-                let crds: Vec<_> = objects
-                    .iter()
-                    .filter(|(k, _): &&(store::Key, Value)| k.plural == "customresourcedefinitions")
-                    .flat_map(|(_, crd)| kinds::from_crd(crd))
-                    .collect();
-                match crds
-                    .into_iter()
-                    .find(|t| t.group == group && t.version == version && t.kind == kind)
-                {
-                    Some(rt) => rt,
-                    None => continue,
-                }
-            }
+        else {
+            return Err(Error::input(format!(
+                "{}: {kind} {api_version} is not served (its CRD is missing)",
+                path.display()
+            )));
         };
+        let text = |field: &str| object["metadata"][field].as_str().unwrap_or_default().to_string();
         let key = store::Key {
             group: rt.group.clone(),
             plural: rt.plural.clone(),
-            namespace: object["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
-            name: object["metadata"]["name"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string(),
+            namespace: text("namespace"),
+            name: text("name"),
         };
         objects.push((key, object));
     }
