@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release}
 RUNS_SMALL=${RUNS_SMALL:-7}
-RUNS_BIG=${RUNS_BIG:-3}
+RUNS_BIG=${RUNS_BIG:-5}
 
 work=$(mktemp -d)
 sim_pid=
@@ -89,13 +89,27 @@ next_ns() { echo "n=\$(( \$(cat $work/$1.n 2>/dev/null || echo 0) + 1 )); echo \
 KAPPLY="$BIN/kapply"
 KUBECTL="kubectl apply --server-side --field-manager kubectl-bench"
 
-measure() { python3 bench/measure.py -n "$1" --stdin "$2" -- "$3"; }
+# The simulator slows down a little as it holds more objects: measuring the two tools
+# alternately, run by run, gives both the same simulator. Prints the median seconds and
+# peak RSS of each: "k_secs k_kib c_secs c_kib".
+pair() { # runs, stdin file, kapply command, kubectl command
+    local i ks=() kr=0 cs=() cr=0 s r
+    for ((i = 0; i < $1; i++)); do
+        s=$(python3 bench/measure.py -n 1 --stdin "$2" -- "$3") || exit 1
+        read -r s r <<<"$s"
+        ks+=("$s"); ((r > kr)) && kr=$r
+        s=$(python3 bench/measure.py -n 1 --stdin "$2" -- "$4") || exit 1
+        read -r s r <<<"$s"
+        cs+=("$s"); ((r > cr)) && cr=$r
+    done
+    echo "$(median "${ks[@]}") $kr $(median "${cs[@]}") $cr"
+}
+median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
-row() { # name, kapply "secs kib", kubectl "secs kib", notes
+row() { # name, "k_secs k_kib c_secs c_kib", notes
     local ks kr cs cr
-    read -r ks kr <<<"$2"
-    read -r cs cr <<<"$3"
-    awk -v name="$1" -v ks="$ks" -v kr="$kr" -v cs="$cs" -v cr="$cr" -v notes="$4" 'BEGIN {
+    read -r ks kr cs cr <<<"$2"
+    awk -v name="$1" -v ks="$ks" -v kr="$kr" -v cs="$cs" -v cr="$cr" -v notes="$3" 'BEGIN {
         printf "| %s | %.3f s, %.1f MiB | %.3f s, %.1f MiB | %.2fx (%.1fx faster) | %s |\n",
             name, ks, kr / 1024, cs, cr / 1024, ks / cs, cs / ks, notes }'
 }
@@ -119,20 +133,22 @@ fi
 "$KAPPLY" -n b-kapply-small-0 -f "$work/polls.yaml" >/dev/null
 $KUBECTL -n b-kubectl-small-0 -f "$work/polls.yaml" >/dev/null
 
-k5=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$(next_ns kapply-small); $KAPPLY -n \$ns")
-c5=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$(next_ns kubectl-small); $KUBECTL -n \$ns -f -")
-row "kapply: polls stack, 5 objects, create" "$k5" "$c5" "target <= 0.25x; $stack; fresh namespace per run"
+row "kapply: polls stack, 5 objects, create" \
+    "$(pair "$RUNS_SMALL" "$work/polls.yaml" "$(next_ns kapply-small); $KAPPLY -n \$ns" \
+        "$(next_ns kubectl-small); $KUBECTL -n \$ns -f -")" \
+    "target <= 0.25x; $stack; fresh namespace per run"
 
 "$KAPPLY" -n b-kapply-noop -f "$work/polls.yaml" >/dev/null
 $KUBECTL -n b-kubectl-noop -f "$work/polls.yaml" >/dev/null
-k5n=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$KAPPLY -n b-kapply-noop")
-c5n=$(measure "$RUNS_SMALL" "$work/polls.yaml" "$KUBECTL -n b-kubectl-noop -f -")
-row "kapply: polls stack, 5 objects, no-op" "$k5n" "$c5n" "second run: every object unchanged"
+row "kapply: polls stack, 5 objects, no-op" \
+    "$(pair "$RUNS_SMALL" "$work/polls.yaml" "$KAPPLY -n b-kapply-noop" "$KUBECTL -n b-kubectl-noop -f -")" \
+    "second run: every object unchanged"
 
-k500=$(measure "$RUNS_BIG" "$work/500.yaml" "$(next_ns kapply-big); $KAPPLY -n \$ns")
-c500=$(measure "$RUNS_BIG" "$work/500.yaml" "$(next_ns kubectl-big); $KUBECTL -n \$ns -f -")
-row "kapply: 500 ConfigMaps, create" "$k500" "$c500" "target >= 5x faster; fresh namespace per run"
+row "kapply: 500 ConfigMaps, create" \
+    "$(pair "$RUNS_BIG" "$work/500.yaml" "$(next_ns kapply-big); $KAPPLY -n \$ns" \
+        "$(next_ns kubectl-big); $KUBECTL -n \$ns -f -")" \
+    "target >= 5x faster; fresh namespace per run"
 
-k500n=$(measure "$RUNS_BIG" "$work/500.yaml" "$KAPPLY -n b-kapply-big-1")
-c500n=$(measure "$RUNS_BIG" "$work/500.yaml" "$KUBECTL -n b-kubectl-big-1 -f -")
-row "kapply: 500 ConfigMaps, no-op" "$k500n" "$c500n" "re-apply of the first create run"
+row "kapply: 500 ConfigMaps, no-op" \
+    "$(pair "$RUNS_BIG" "$work/500.yaml" "$KAPPLY -n b-kapply-big-1" "$KUBECTL -n b-kubectl-big-1 -f -")" \
+    "re-apply of the first create run"

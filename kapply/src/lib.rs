@@ -2,9 +2,10 @@
 //!
 //! The whole input is read and checked first (parse, names, duplicates, namespaces,
 //! kinds the server serves); only then is anything written. Objects are applied by
-//! rank ([`order`]), the objects of one rank in parallel, each one GET (to tell created,
-//! configured and unchanged apart) and one server-side apply PATCH, both retried on
-//! transient failures ([`retry`]).
+//! rank ([`order`]), the objects of one rank in parallel, each with one server-side
+//! apply PATCH; the live objects before (to tell created, configured and unchanged
+//! apart) are fetched up front, all in parallel. Every request is retried on transient
+//! failures ([`retry`]).
 
 mod api;
 mod diff;
@@ -341,6 +342,8 @@ impl Run {
         for item in items {
             ranks.entry(item.rank).or_default().push(item);
         }
+        let all: Vec<&Item> = ranks.values().flatten().collect();
+        let mut live = self.prefetch(&all).await;
         let mut outcomes = Vec::new();
         // CRDs of this input that were applied, by name: their kinds can be resolved.
         let mut applied_crds: HashSet<String> = HashSet::new();
@@ -351,9 +354,9 @@ impl Run {
                 self.confirm_pending(&mut items, crds, &applied_crds, &mut discovered)
                     .await;
             }
-            let mut live = self.prefetch(&items).await;
-            let results: Vec<Outcome> = futures::stream::iter(items.iter())
-                .map(|item| self.apply_one(item, live.remove(&item.position)))
+            let befores: Vec<_> = items.iter().map(|i| live.remove(&i.position)).collect();
+            let results: Vec<Outcome> = futures::stream::iter(items.iter().zip(befores))
+                .map(|(item, before)| self.apply_one(item, before))
                 .buffered(self.concurrency)
                 .collect()
                 .await;
@@ -449,12 +452,12 @@ impl Run {
         }
     }
 
-    /// The live objects of a rank's larger groups (same resource and namespace), one
-    /// LIST each instead of a GET per object; by input position, `None` for absent.
-    /// Objects a LIST did not cover (small groups, a failed LIST) are fetched one by one.
-    async fn prefetch(&self, items: &[Item]) -> HashMap<usize, Option<Value>> {
+    /// The live objects before anything is written, fetched all at once: one LIST per
+    /// larger group (same resource and namespace) instead of a GET per object, GETs in
+    /// parallel for the rest. By input position; kinds not served yet are left out.
+    async fn prefetch(&self, items: &[&Item]) -> HashMap<usize, Result<Option<Value>, Failure>> {
         let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Item>> = BTreeMap::new();
-        for item in items.iter().filter(|i| i.blocked.is_none()) {
+        for item in items {
             if let Resolved::Served { resource, .. } = &item.resolved {
                 let key = (
                     resource.api_version.clone(),
@@ -465,36 +468,68 @@ impl Run {
             }
         }
         let mut known = HashMap::new();
-        for members in groups.into_values().filter(|m| m.len() >= LIST_FROM) {
-            let Resolved::Served { resource, .. } = &members[0].resolved else {
-                continue;
-            };
-            let namespace = members[0].id.namespace.as_deref();
-            let what = match namespace {
-                Some(ns) => format!("list of {} in namespace {ns}", resource.plural),
-                None => format!("list of {}", resource.plural),
-            };
-            let Ok(objects) = self.caller.list(resource, namespace, &what).await else {
-                continue;
-            };
-            let mut by_name: HashMap<String, Value> = objects
-                .into_iter()
-                .filter_map(|mut object| {
-                    let name = object["metadata"]["name"].as_str()?.to_owned();
-                    // List items may leave out what the list itself says.
-                    object["apiVersion"] = resource.api_version.clone().into();
-                    object["kind"] = resource.kind.clone().into();
-                    Some((name, object))
-                })
-                .collect();
-            for member in members {
-                known.insert(member.position, by_name.remove(&member.id.name));
+        let mut singles = Vec::new();
+        for members in groups.into_values() {
+            match self.list_group(&members).await {
+                Some(mut by_name) => {
+                    for member in members {
+                        known.insert(member.position, Ok(by_name.remove(&member.id.name)));
+                    }
+                }
+                None => singles.extend(members),
             }
         }
+        let fetched: Vec<(usize, Result<Option<Value>, Failure>)> = futures::stream::iter(singles)
+            .map(|item| async move {
+                let Resolved::Served { resource, .. } = &item.resolved else {
+                    unreachable!("only served kinds are grouped")
+                };
+                let before = self
+                    .caller
+                    .get(&item.target(resource), &item.id.to_string())
+                    .await;
+                (item.position, before)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        known.extend(fetched);
         known
     }
 
-    async fn apply_one(&self, item: &Item, live: Option<Option<Value>>) -> Outcome {
+    /// The live objects of a group by name, from one LIST; `None` when the group is too
+    /// small for that to pay or the LIST failed (GETs then tell).
+    async fn list_group(&self, members: &[&Item]) -> Option<HashMap<String, Value>> {
+        if members.len() < LIST_FROM {
+            return None;
+        }
+        let Resolved::Served { resource, .. } = &members[0].resolved else {
+            return None;
+        };
+        let namespace = members[0].id.namespace.as_deref();
+        let what = match namespace {
+            Some(ns) => format!("list of {} in namespace {ns}", resource.plural),
+            None => format!("list of {}", resource.plural),
+        };
+        let objects = self.caller.list(resource, namespace, &what).await.ok()?;
+        let by_name = objects
+            .into_iter()
+            .filter_map(|mut object| {
+                let name = object["metadata"]["name"].as_str()?.to_owned();
+                // List items may leave out what the list itself says.
+                object["apiVersion"] = resource.api_version.clone().into();
+                object["kind"] = resource.kind.clone().into();
+                Some((name, object))
+            })
+            .collect();
+        Some(by_name)
+    }
+
+    async fn apply_one(
+        &self,
+        item: &Item,
+        live: Option<Result<Option<Value>, Failure>>,
+    ) -> Outcome {
         if let Some(why) = &item.blocked {
             return Outcome::Failed(Failure::Transport {
                 message: why.clone(),
@@ -520,11 +555,12 @@ impl Run {
         let target = item.target(resource);
         let what = item.id.to_string();
         let before = match live {
-            Some(known) => known,
-            None => match self.caller.get(&target, &what).await {
-                Ok(before) => before,
-                Err(failure) => return Outcome::Failed(failure),
-            },
+            Some(fetched) => fetched,
+            None => self.caller.get(&target, &what).await,
+        };
+        let before = match before {
+            Ok(before) => before,
+            Err(failure) => return Outcome::Failed(failure),
         };
         let after = match self
             .caller

@@ -8,17 +8,17 @@
 //!
 //! Tests start one per test with [`serve`]; `make demo` runs `kubesim serve`.
 
-pub mod cluster;
+mod cluster;
 pub mod controllers;
 mod faults;
 mod fields;
-pub mod kinds;
+mod kinds;
 mod openapi;
 mod protobuf;
 mod rules;
 mod select;
 mod server;
-pub mod status;
+mod status;
 mod store;
 mod table;
 mod tls;
@@ -35,7 +35,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-pub use cluster::Cluster;
+use cluster::Cluster;
 pub use controllers::ControllerOptions;
 
 /// The cert-manager CRDs `--cert-manager` installs (from the cert-manager project).
@@ -147,11 +147,6 @@ impl RunningServer {
         &self.kubeconfig
     }
 
-    /// The simulated cluster's state, for tests that look behind the API.
-    pub fn cluster(&self) -> &Cluster {
-        &self.cluster
-    }
-
     /// A kube-rs client for this server, configured from its kubeconfig.
     pub async fn client(&self) -> Result<kube::Client> {
         client_for(&self.kubeconfig).await
@@ -243,7 +238,12 @@ fn load_state(cluster: &Cluster, path: &Path) -> Result<()> {
                 path.display()
             )));
         };
-        let text = |field: &str| object["metadata"][field].as_str().unwrap_or_default().to_string();
+        let text = |field: &str| {
+            object["metadata"][field]
+                .as_str()
+                .unwrap_or_default()
+                .to_string()
+        };
         let key = store::Key {
             group: rt.group.clone(),
             plural: rt.plural.clone(),

@@ -196,6 +196,17 @@ async fn route(
                 &kinds::api_group_list(&shared.cluster.types()),
             ));
         }
+        ["apis", group] if get => {
+            let list = kinds::api_group_list(&shared.cluster.types());
+            let found = list["groups"]
+                .as_array()
+                .and_then(|gs| gs.iter().find(|g| g["name"] == *group))
+                .cloned();
+            let mut found = found.ok_or_else(ApiError::no_route)?;
+            found["kind"] = json!("APIGroup");
+            found["apiVersion"] = json!("v1");
+            return Ok(json_response(200, &found));
+        }
         ["api", version] if get => {
             return kinds::api_resource_list(&shared.cluster.types(), "", version)
                 .map(|l| json_response(200, &l))

@@ -140,9 +140,19 @@ fn state_is_saved_on_exit_and_loaded_at_start() {
     let state_arg = state.to_str().unwrap();
     let s = Serving::start(&["--state", state_arg]);
     let manifest = dir.path().join("cm.yaml");
+    // The CRD's group sorts after its custom resources' one in the saved file.
+    let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.a.example.com\nspec:\n  group: a.example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions: [{name: v1, served: true, storage: true}]\n";
+    let crd_file = dir.path().join("crd.yaml");
+    std::fs::write(&crd_file, crd).unwrap();
+    let out = s.kubectl(&["apply", "--server-side", "-f", crd_file.to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     std::fs::write(
         &manifest,
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  A: \"1\"\n",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  A: \"1\"\n---\napiVersion: a.example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
     )
     .unwrap();
     let out = s.kubectl(&["create", "-f", manifest.to_str().unwrap()]);
@@ -159,6 +169,13 @@ fn state_is_saved_on_exit_and_loaded_at_start() {
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "1",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = s.kubectl(&["get", "widget", "w", "-o", "name"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "widget.a.example.com/w\n",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );

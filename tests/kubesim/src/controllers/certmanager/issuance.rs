@@ -45,7 +45,7 @@ use crate::controllers::support::{
 
 const READY_MESSAGE: &str = "Certificate is up to date and has not expired";
 const NOT_READY: &str = "Referenced issuer does not have a Ready status condition";
-// The controllers, as Event sources and field managers.
+/// The CertificateRequest controller for other issuers, as Event source and field manager.
 const ISSUER: &str = "cert-manager-certificaterequests-issuer";
 /// How often a request waiting for its issuer looks again.
 const ISSUER_POLL: Duration = Duration::from_millis(250);
