@@ -23,6 +23,7 @@ use kpipe_core::connect::ConnectArgs;
 use kpipe_core::redact::{Scrubber, mask_secret};
 use kpipe_core::time::parse_duration;
 use kpipe_core::{Document, Error, ObjectId, Result};
+use kube::core::ApiResource;
 use kube::core::params::PatchParams;
 use kube::discovery::Scope;
 use order::Rank;
@@ -148,7 +149,7 @@ struct Item {
 }
 
 impl Item {
-    fn target(&self, resource: &kube::core::ApiResource) -> Target {
+    fn target(&self, resource: &ApiResource) -> Target {
         Target {
             resource: resource.clone(),
             namespace: self.id.namespace.clone(),
@@ -347,8 +348,7 @@ impl Run {
         let mut outcomes = Vec::new();
         // CRDs of this input that were applied, by name: their kinds can be resolved.
         let mut applied_crds: HashSet<String> = HashSet::new();
-        let mut discovered: HashMap<String, Result<kube::core::ApiResource, String>> =
-            HashMap::new();
+        let mut discovered: HashMap<String, Result<ApiResource, String>> = HashMap::new();
         for (rank, mut items) in ranks {
             if rank == Rank::Custom && !self.dry_run {
                 self.confirm_pending(&mut items, crds, &applied_crds, &mut discovered)
@@ -407,7 +407,7 @@ impl Run {
         items: &mut [Item],
         crds: &[InputCrd],
         applied: &HashSet<String>,
-        discovered: &mut HashMap<String, Result<kube::core::ApiResource, String>>,
+        discovered: &mut HashMap<String, Result<ApiResource, String>>,
     ) {
         for item in items.iter_mut() {
             let Resolved::Pending {
@@ -456,7 +456,8 @@ impl Run {
     /// larger group (same resource and namespace) instead of a GET per object, GETs in
     /// parallel for the rest. By input position; kinds not served yet are left out.
     async fn prefetch(&self, items: &[&Item]) -> HashMap<usize, Result<Option<Value>, Failure>> {
-        let mut groups: BTreeMap<(String, String, Option<String>), Vec<&Item>> = BTreeMap::new();
+        type Group<'a> = Vec<(&'a Item, &'a ApiResource)>;
+        let mut groups: BTreeMap<(String, String, Option<String>), Group> = BTreeMap::new();
         for item in items {
             if let Resolved::Served { resource, .. } = &item.resolved {
                 let key = (
@@ -464,7 +465,7 @@ impl Run {
                     resource.plural.clone(),
                     item.id.namespace.clone(),
                 );
-                groups.entry(key).or_default().push(item);
+                groups.entry(key).or_default().push((item, resource));
             }
         }
         let mut known = HashMap::new();
@@ -472,7 +473,7 @@ impl Run {
         for members in groups.into_values() {
             match self.list_group(&members).await {
                 Some(mut by_name) => {
-                    for member in members {
+                    for (member, _) in members {
                         known.insert(member.position, Ok(by_name.remove(&member.id.name)));
                     }
                 }
@@ -480,10 +481,7 @@ impl Run {
             }
         }
         let fetched: Vec<(usize, Result<Option<Value>, Failure>)> = futures::stream::iter(singles)
-            .map(|item| async move {
-                let Resolved::Served { resource, .. } = &item.resolved else {
-                    unreachable!("only served kinds are grouped")
-                };
+            .map(|(item, resource)| async move {
                 let before = self
                     .caller
                     .get(&item.target(resource), &item.id.to_string())
@@ -499,14 +497,15 @@ impl Run {
 
     /// The live objects of a group by name, from one LIST; `None` when the group is too
     /// small for that to pay or the LIST failed (GETs then tell).
-    async fn list_group(&self, members: &[&Item]) -> Option<HashMap<String, Value>> {
+    async fn list_group(
+        &self,
+        members: &[(&Item, &ApiResource)],
+    ) -> Option<HashMap<String, Value>> {
+        let (first, resource) = members.first()?;
         if members.len() < LIST_FROM {
             return None;
         }
-        let Resolved::Served { resource, .. } = &members[0].resolved else {
-            return None;
-        };
-        let namespace = members[0].id.namespace.as_deref();
+        let namespace = first.id.namespace.as_deref();
         let what = match namespace {
             Some(ns) => format!("list of {} in namespace {ns}", resource.plural),
             None => format!("list of {}", resource.plural),
@@ -694,15 +693,17 @@ mod tests {
 
     fn planned(text: &str, scope: Scope, ns: &str, from_flag: bool) -> Result<Vec<Item>> {
         let docs = kpipe_core::stream::parse("in.yaml", text).unwrap();
-        let resolved =
-            docs.iter()
-                .map(|d| Resolved::Served {
-                    resource: kube::core::ApiResource::from_gvk(
-                        &kube::core::GroupVersionKind::gvk("", "v1", d.kind()),
-                    ),
-                    scope: scope.clone(),
-                })
-                .collect();
+        let resolved = docs
+            .iter()
+            .map(|d| Resolved::Served {
+                resource: ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
+                    "",
+                    "v1",
+                    d.kind(),
+                )),
+                scope: scope.clone(),
+            })
+            .collect();
         plan(docs, resolved, &[], ns, from_flag)
     }
 
