@@ -5,8 +5,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${BIN:-target/release}
-RUNS_SMALL=${RUNS_SMALL:-7}
-RUNS_BIG=${RUNS_BIG:-5}
+RUNS_SMALL=${RUNS_SMALL:-9}
+RUNS_BIG=${RUNS_BIG:-7}
 
 work=$(mktemp -d)
 sim_pid=

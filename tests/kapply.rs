@@ -833,3 +833,29 @@ fn request_timeouts_are_retried_then_reported() {
     assert!(out.stdout.is_empty());
     assert_no_secret(&out);
 }
+
+#[test]
+fn a_closed_stdout_ends_quietly_with_141() {
+    let sim = Sim::start(&[]);
+    let mut child = sim
+        .cmd("kapply")
+        .args(["-o", "yaml"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The reader is gone before kapply writes anything, as with `| head -0`.
+    drop(child.stdout.take());
+    let mut stdin = child.stdin.take().unwrap();
+    std::io::Write::write_all(&mut stdin, POLLS.as_bytes()).unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        !err.contains("panicked") && !err.contains("Broken pipe"),
+        "{err}"
+    );
+    assert_no_secret(&out);
+}

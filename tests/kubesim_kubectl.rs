@@ -766,3 +766,43 @@ fn kubectl_create_secret_from_env_file_as_the_tutorial_does() {
     );
     assert!(stderr(&out).contains("unknown format"), "{}", stderr(&out));
 }
+
+#[test]
+fn unknown_fields_are_rejected_by_default_and_dropped_without_validation() {
+    let sim = Sim::start(&["--deploy-delay", "1h"]);
+    let typo = EVERY_KIND.replace("  replicas: 2\n", "  replicas: 2\n  replica: 3\n");
+    let file = write(&sim, "typo.yaml", &typo);
+    let file = file.to_str().unwrap();
+    let out = kubectl(&sim, &["apply", "--server-side", "-f", file]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains(".spec.replica: field not declared in schema"),
+        "{}",
+        stderr(&out)
+    );
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["apply", "--server-side", "--validate=false", "-f", file],
+        ),
+    );
+    let spec: Value = serde_json::from_str(&ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "get",
+                "-n",
+                "polls",
+                "deploy",
+                "polls-app",
+                "-o",
+                "jsonpath={.spec}",
+            ],
+        ),
+    ))
+    .unwrap();
+    assert_eq!(spec["replicas"], 2);
+    assert!(spec.get("replica").is_none(), "{spec}");
+}

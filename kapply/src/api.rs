@@ -6,6 +6,7 @@
 
 use crate::retry::{Backoff, Failure};
 use http_body_util::BodyExt;
+use indicatif::ProgressBar;
 use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
 use kube::core::params::{GetParams, ListParams, Patch, PatchParams};
@@ -41,6 +42,7 @@ pub struct Caller {
     backoff: Backoff,
     deadline: Option<Instant>,
     scrubber: Scrubber,
+    progress: ProgressBar,
 }
 
 impl Caller {
@@ -49,13 +51,27 @@ impl Caller {
         backoff: Backoff,
         deadline: Option<Instant>,
         scrubber: Scrubber,
+        progress: ProgressBar,
     ) -> Self {
         Caller {
             client,
             backoff,
             deadline,
             scrubber,
+            progress,
         }
+    }
+
+    /// Prints a diagnostic line (or lines) on stderr, above the progress bar if one
+    /// is shown; secret values of the input are scrubbed.
+    pub fn say(&self, text: &str) {
+        let text = self.scrubber.scrub(text);
+        self.progress.suspend(|| eprint!("{text}"));
+    }
+
+    /// The progress bar (hidden unless stderr is a terminal).
+    pub fn progress(&self) -> &ProgressBar {
+        &self.progress
     }
 
     pub fn client(&self) -> &kube::Client {
@@ -166,12 +182,12 @@ impl Caller {
                 return Err(Failure::OutOfTime);
             }
             retry += 1;
-            eprintln!(
-                "kapply: {what}: {}; retry {retry} of {} in {}",
-                self.scrubber.scrub(&short(&failure)),
+            self.say(&format!(
+                "kapply: {what}: {}; retry {retry} of {} in {}\n",
+                short(&failure),
                 self.backoff.retries,
                 format_elapsed(wait)
-            );
+            ));
             tokio::time::sleep(wait).await;
         }
     }

@@ -35,7 +35,7 @@ pub fn unified(id: &ObjectId, live: Option<&Value>, merged: &Value) -> String {
 }
 
 /// The object without the bookkeeping that changes on every write.
-pub fn comparable(object: &Value) -> Value {
+fn comparable(object: &Value) -> Value {
     let mut object = object.clone();
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");

@@ -226,7 +226,7 @@ fn missing_kind_hint(group: &str, kind: &str) -> String {
 }
 
 /// The CustomResourceDefinition resource, for waiting on CRDs.
-pub fn crd_resource() -> ApiResource {
+fn crd_resource() -> ApiResource {
     ApiResource::from_gvk_with_plural(
         &GroupVersion::gv("apiextensions.k8s.io", "v1").with_kind("CustomResourceDefinition"),
         "customresourcedefinitions",
@@ -261,7 +261,7 @@ pub async fn wait_for_crd(
             break;
         }
         if !announced {
-            eprintln!("kapply: waiting for {what} to be Established");
+            caller.say(&format!("kapply: waiting for {what} to be Established\n"));
             announced = true;
         }
         if Instant::now() + POLL >= until {

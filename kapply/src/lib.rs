@@ -19,6 +19,7 @@ use api::{Caller, Target};
 use clap::{Parser, ValueEnum};
 use discover::{InputCrd, Resolved};
 use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 use kpipe_core::connect::ConnectArgs;
 use kpipe_core::redact::{Scrubber, mask_secret};
 use kpipe_core::time::parse_duration;
@@ -45,13 +46,13 @@ Order: Namespace, CustomResourceDefinition (waited for until Established), Servi
 and RBAC, ConfigMap, Secret, PersistentVolumeClaim, Service, Deployment/StatefulSet/
 DaemonSet, Job, Ingress, HorizontalPodAutoscaler, PodDisruptionBudget, custom resources.
 
-Each object gets one line on stdout, as kubectl prints it:
+Each object gets one line on stdout (on stderr with -o), as kubectl prints it:
   configmap/polls-config created
   deployment.apps/polls-app configured
   ingress.networking.k8s.io/polls unchanged
 
 Examples:
-  manifest-gen --image IMG --host HOST < env | kapply -n polls
+  envsplit env | secretgen | manifest-gen --image IMG --host HOST | kapply -n polls
   kapply -f k8s/ --dry-run=server          # what would change, checked by the server
   kapply -f k8s/ --diff                    # unified diff of live vs. applied, no writes
   kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
@@ -194,6 +195,7 @@ pub async fn run(args: Args) -> Result<()> {
         Backoff::new(args.retries),
         deadline,
         scrubber.clone(),
+        progress_bar(docs.len()),
     );
 
     let crds = InputCrd::of(&docs);
@@ -272,6 +274,23 @@ pub async fn run(args: Args) -> Result<()> {
     }
 }
 
+/// From this many objects a terminal gets a progress bar on stderr.
+const PROGRESS_FROM: usize = 20;
+
+/// A progress bar over the objects on a terminal; elsewhere a hidden one, so that
+/// logs get plain lines only.
+fn progress_bar(objects: usize) -> ProgressBar {
+    if objects < PROGRESS_FROM || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template("{spinner} {pos}/{len} objects {wide_bar} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    // Cleared however the run ends, so that an error message stands alone.
+    ProgressBar::new(objects as u64)
+        .with_style(style)
+        .with_finish(ProgressFinish::AndClear)
+}
+
 /// Places every object: rank, namespace, the body to send. A namespace that
 /// contradicts `-n` is bad input, as in kubectl.
 fn plan(
@@ -343,6 +362,11 @@ impl Run {
         for item in items {
             ranks.entry(item.rank).or_default().push(item);
         }
+        if !self.caller.progress().is_hidden() {
+            self.caller
+                .progress()
+                .enable_steady_tick(Duration::from_millis(120));
+        }
         let all: Vec<&Item> = ranks.values().flatten().collect();
         let mut live = self.prefetch(&all).await;
         let mut outcomes = Vec::new();
@@ -355,11 +379,20 @@ impl Run {
                     .await;
             }
             let befores: Vec<_> = items.iter().map(|i| live.remove(&i.position)).collect();
-            let results: Vec<Outcome> = futures::stream::iter(items.iter().zip(befores))
-                .map(|(item, before)| self.apply_one(item, before))
-                .buffered(self.concurrency)
-                .collect()
-                .await;
+            // Unordered, so that one object waiting out a backoff does not hold the
+            // others back; the results are put back in input order for the output.
+            let mut results: Vec<(usize, Outcome)> =
+                futures::stream::iter(items.iter().zip(befores).enumerate())
+                    .map(|(index, (item, before))| async move {
+                        let outcome = self.apply_one(item, before).await;
+                        self.caller.progress().inc(1);
+                        (index, outcome)
+                    })
+                    .buffer_unordered(self.concurrency)
+                    .collect()
+                    .await;
+            results.sort_by_key(|(index, _)| *index);
+            let results = results.into_iter().map(|(_, outcome)| outcome);
             let mut text = String::new();
             for (item, outcome) in items.iter().zip(results) {
                 match &outcome {
@@ -374,28 +407,28 @@ impl Run {
                             text.push_str(&line);
                         } else {
                             // stdout carries the objects: what changed is a diagnostic.
-                            eprint!("kapply: {line}");
+                            self.caller.say(&format!("kapply: {line}"));
                         }
                     }
                     Outcome::Skipped(why) => {
-                        eprintln!("kapply: {}: {}", item.id, self.scrubber.scrub(why));
+                        self.caller.say(&format!("kapply: {}: {why}\n", item.id));
                     }
                     Outcome::Failed(failure) => {
-                        eprint!(
-                            "{}",
-                            report::failure(
-                                &item.id,
-                                failure,
-                                self.caller.retries(),
-                                &self.scrubber
-                            )
-                        );
+                        self.caller.say(&report::failure(
+                            &item.id,
+                            failure,
+                            self.caller.retries(),
+                            &self.scrubber,
+                        ));
                     }
                 }
                 outcomes.push((item.position, outcome));
             }
-            kpipe_core::write_stdout(&text)?;
+            self.caller
+                .progress()
+                .suspend(|| kpipe_core::write_stdout(&text))?;
         }
+        self.caller.progress().finish_and_clear();
         outcomes.sort_by_key(|(position, _)| *position);
         Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
     }

@@ -38,13 +38,11 @@ pub fn result_line(id: &ObjectId, change: Change, dry_run: bool) -> String {
     format!("{} {change}{suffix}\n", kubectl_name(id))
 }
 
-/// Field managers that kubectl uses when a person edits the cluster by hand.
-const HAND_MANAGERS: &[&str] = &[
-    "kubectl-client-side-apply",
-    "kubectl",
-    "kubectl-create",
-    "kubectl-edit",
-];
+/// Whether a field manager is kubectl run by a person: `kubectl` (server-side apply),
+/// `kubectl-client-side-apply`, `kubectl-create`, `kubectl-edit`, `kubectl-patch`, ...
+fn is_kubectl(manager: &str) -> bool {
+    manager == "kubectl" || manager.starts_with("kubectl-")
+}
 
 /// The kinds of failure the summary counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -169,7 +167,7 @@ fn conflict_report(id: &ObjectId, status: &kube::core::Status) -> String {
     let by_hand: Vec<&str> = fields
         .iter()
         .map(|(_, m)| m.as_str())
-        .filter(|m| HAND_MANAGERS.contains(m))
+        .filter(|m| is_kubectl(m))
         .collect();
     if let Some(manager) = by_hand.first() {
         text.push_str(&format!(

@@ -362,6 +362,40 @@ impl Cluster {
         }
     }
 
+    /// DELETE on a collection: every object the selector matches, answered as a list.
+    pub fn delete_collection(
+        &self,
+        t: &Target,
+        selector: &Selector,
+        opts: &WriteOptions,
+    ) -> Result<Value, ApiError> {
+        let names: Vec<String> = self.list(t, selector)["items"]
+            .as_array()
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|o| o["metadata"]["name"].as_str().map(String::from))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut deleted = Vec::new();
+        for name in names {
+            let one = Target {
+                name: Some(name),
+                ..t.clone()
+            };
+            let object = self.get(&one)?;
+            self.delete(&one, opts)?;
+            deleted.push(object);
+        }
+        Ok(json!({
+            "kind": t.rt.list_kind,
+            "apiVersion": t.rt.api_version(),
+            "metadata": {"resourceVersion": self.resource_version().to_string()},
+            "items": deleted,
+        }))
+    }
+
     pub fn delete(&self, t: &Target, opts: &WriteOptions) -> Result<Value, ApiError> {
         let name = t.name.clone().unwrap_or_default();
         let mut store = self.lock();
@@ -543,9 +577,7 @@ impl Cluster {
         // Deepest first, so that removing an item does not hide its fields' paths.
         dropped.sort_by_key(|p| std::cmp::Reverse(p.len()));
         for p in dropped {
-            if t.status() || p.first().map(String::as_str) != Some("f:status") {
-                fields::remove_at(&mut live, p);
-            }
+            fields::remove_at(&mut live, p);
         }
 
         let mut applied_part = applied.clone();

@@ -328,6 +328,85 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
         .collect()
 }
 
+/// The Content-Type of aggregated discovery (apidiscovery.k8s.io/v2).
+pub const AGGREGATED: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList";
+
+/// Whether a discovery request prefers the aggregated form kubectl 1.30+ asks for.
+pub fn wants_aggregated(accept: &str) -> bool {
+    accept
+        .split(',')
+        .next()
+        .is_some_and(|first| first.contains("as=APIGroupDiscoveryList") && first.contains("v=v2"))
+}
+
+/// One resource in aggregated discovery (fixture 05).
+fn aggregated_entry(t: &ResourceType) -> Value {
+    let kind = |group: &str, version: &str, kind: &str| json!({"group": group, "version": version, "kind": kind});
+    let mut entry = json!({
+        "resource": t.plural,
+        "responseKind": kind("", "", &t.kind),
+        "scope": if t.namespaced { "Namespaced" } else { "Cluster" },
+        "singularResource": t.singular,
+        "verbs": t.verbs(),
+    });
+    if !t.short_names.is_empty() {
+        entry["shortNames"] = json!(t.short_names);
+    }
+    if !t.categories.is_empty() {
+        entry["categories"] = json!(t.categories);
+    }
+    let mut subresources = Vec::new();
+    if t.scale_subresource() {
+        subresources.push(json!({"subresource": "scale", "responseKind": kind("autoscaling", "v1", "Scale"), "verbs": ["get", "patch", "update"]}));
+    }
+    if t.status_subresource {
+        subresources.push(json!({"subresource": "status", "responseKind": kind("", "", &t.kind), "verbs": ["get", "patch", "update"]}));
+    }
+    if !subresources.is_empty() {
+        entry["subresources"] = Value::Array(subresources);
+    }
+    entry
+}
+
+/// GET /api or /apis in the aggregated form: every group (core or not) with all
+/// its versions and resources in one document.
+pub fn aggregated(types: &[ResourceType], core: bool) -> Value {
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for t in types.iter().filter(|t| t.group.is_empty() == core) {
+        match groups.iter_mut().find(|(g, _)| *g == t.group) {
+            Some((_, versions)) if !versions.contains(&t.version) => {
+                versions.push(t.version.clone())
+            }
+            Some(_) => {}
+            None => groups.push((t.group.clone(), vec![t.version.clone()])),
+        }
+    }
+    let items: Vec<Value> = groups
+        .iter()
+        .map(|(group, versions)| {
+            let versions: Vec<Value> = versions
+                .iter()
+                .map(|v| {
+                    let mut served: Vec<&ResourceType> = types
+                        .iter()
+                        .filter(|t| t.group == *group && t.version == *v)
+                        .collect();
+                    served.sort_by(|a, b| a.plural.cmp(&b.plural));
+                    let resources: Vec<Value> = served.into_iter().map(aggregated_entry).collect();
+                    json!({"version": v, "resources": resources, "freshness": "Current"})
+                })
+                .collect();
+            let metadata = if core {
+                json!({})
+            } else {
+                json!({"name": group})
+            };
+            json!({"metadata": metadata, "versions": versions})
+        })
+        .collect();
+    json!({"kind": "APIGroupDiscoveryList", "apiVersion": "apidiscovery.k8s.io/v2", "metadata": {}, "items": items})
+}
+
 /// GET /api
 pub fn api_versions(server_address: &str) -> Value {
     json!({

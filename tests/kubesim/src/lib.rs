@@ -22,6 +22,7 @@ mod status;
 mod store;
 mod table;
 mod tls;
+mod typed;
 mod yaml11;
 
 use std::net::SocketAddr;
@@ -391,6 +392,9 @@ async fn accept_loop(
 /// `kubesim serve`: serve until SIGTERM/SIGINT, then save `--state` and exit 0.
 pub async fn run(args: Args) -> Result<()> {
     let Command::Serve(args) = args.command;
+    // Before anyone can know we are up: a signal sent right after the kubeconfig
+    // appears must stop us cleanly, not kill us.
+    let stop = StopSignals::install()?;
     let running = serve(ServeOptions {
         port: args.port,
         http: args.http,
@@ -405,7 +409,7 @@ pub async fn run(args: Args) -> Result<()> {
     if let Some(path) = &args.kubeconfig_out {
         tls::write_atomically(path, running.kubeconfig())?;
     }
-    wait_for_signal().await?;
+    stop.wait().await;
     if let Some(path) = &args.state {
         running.save_state(path)?;
     }
@@ -413,14 +417,26 @@ pub async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-async fn wait_for_signal() -> Result<()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let fail = |e: std::io::Error| Error::runtime(format!("cannot wait for signals: {e}"));
-    let mut term = signal(SignalKind::terminate()).map_err(fail)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(fail)?;
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let fail = |e: std::io::Error| Error::runtime(format!("cannot handle signals: {e}"));
+        Ok(StopSignals {
+            term: signal(SignalKind::terminate()).map_err(fail)?,
+            int: signal(SignalKind::interrupt()).map_err(fail)?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
+    }
 }

@@ -21,6 +21,7 @@ use crate::select::Selector;
 use crate::status::ApiError;
 use crate::store::Event;
 use crate::table::{self, Include};
+use crate::typed::{self, Validation};
 use crate::{kinds, openapi, protobuf};
 
 type Body = BoxBody<Bytes, Infallible>;
@@ -156,6 +157,13 @@ fn log(method: &Method, path: &str, code: u16) {
     }
 }
 
+fn accept(req: &Request<Incoming>) -> &str {
+    req.headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+}
+
 fn authorized(shared: &Shared, req: &Request<Incoming>) -> bool {
     let Some(token) = &shared.token else {
         return true;
@@ -189,6 +197,16 @@ async fn route(
     }
     let get = req.method() == Method::GET;
     match segments.as_slice() {
+        ["api" | "apis"] if get && kinds::wants_aggregated(accept(&req)) => {
+            let core = segments[0] == "api";
+            let mut response =
+                json_response(200, &kinds::aggregated(&shared.cluster.types(), core));
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                header::HeaderValue::from_static(kinds::AGGREGATED),
+            );
+            return Ok(response);
+        }
         ["api"] if get => return Ok(json_response(200, &kinds::api_versions(&shared.address))),
         ["apis"] if get => {
             return Ok(json_response(
@@ -313,6 +331,7 @@ async fn serve_resource(
         return Err(ApiError::method_not_allowed());
     }
     let opts = write_options(&req, &query);
+    let validation = Validation::parse(query.get("fieldValidation"));
     let cluster = &shared.cluster;
     let printer = Printer::new(cluster, &req, &query, &t);
     let method = req.method().clone();
@@ -349,19 +368,26 @@ async fn serve_resource(
             }
         }
         (Method::POST, false) => {
-            let body = parse_object(&content_type, &read_body(req).await?)?;
+            let mut body = parse_object(&content_type, &read_body(req).await?)?;
+            let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.create(&t, body, &opts)?;
-            Ok(json_response(code, &obj))
+            Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PUT, true) => {
-            let body = parse_object(&content_type, &read_body(req).await?)?;
+            let mut body = parse_object(&content_type, &read_body(req).await?)?;
+            let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.update(&t, body, &opts)?;
-            Ok(json_response(code, &obj))
+            Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PATCH, true) => {
             let bytes = read_body(req).await?;
+            let mut warnings = Vec::new();
             let patch = match content_type.as_str() {
-                "application/apply-patch+yaml" => Patch::Apply(crate::yaml11::parse_apply(&bytes)?),
+                "application/apply-patch+yaml" => {
+                    let mut applied = crate::yaml11::parse_apply(&bytes)?;
+                    warnings = typed::check(&t.rt, &mut applied, validation, true)?;
+                    Patch::Apply(applied)
+                }
                 "application/merge-patch+json" => {
                     Patch::Merge(parse_object(&content_type, &bytes)?)
                 }
@@ -378,9 +404,9 @@ async fn serve_resource(
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
             let (code, obj) = cluster.patch(&t, patch, &opts)?;
-            Ok(json_response(code, &obj))
+            Ok(with_warnings(json_response(code, &obj), &warnings))
         }
-        (Method::DELETE, true) => {
+        (Method::DELETE, named) => {
             let bytes = read_body(req).await?;
             // kubectl sends dryRun in a DeleteOptions body rather than the query.
             let body_dry_run = serde_json::from_slice::<Value>(&bytes)
@@ -394,10 +420,34 @@ async fn serve_resource(
                 dry_run: opts.dry_run || body_dry_run,
                 ..opts
             };
-            Ok(json_response(200, &cluster.delete(&t, &opts)?))
+            if named {
+                return Ok(json_response(200, &cluster.delete(&t, &opts)?));
+            }
+            if t.rt.plural == "namespaces" && !t.rt.custom {
+                return Err(ApiError::method_not_allowed());
+            }
+            let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
+            Ok(json_response(
+                200,
+                &cluster.delete_collection(&t, &selector, &opts)?,
+            ))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// Adds one `Warning: 299 - "..."` header per warning, as kube-apiserver does.
+fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
+    for w in warnings {
+        let text = format!(
+            "299 - {}",
+            serde_json::to_string(w).expect("strings serialize")
+        );
+        if let Ok(value) = header::HeaderValue::from_str(&text) {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
 }
 
 fn write_options(req: &Request<Incoming>, query: &Query) -> WriteOptions {
@@ -479,8 +529,6 @@ fn streaming(rx: futures::channel::mpsc::Receiver<Bytes>) -> Response<Body> {
         .expect("valid response")
 }
 
-/// A watch: 200 and then one JSON event per line until timeoutSeconds, a fault
-/// cut, or the client leaves. Too old a resourceVersion gets one ERROR event.
 /// Prints objects as a Table when the client asked for one.
 struct Printer {
     wanted: Option<(ResourceType, Option<Value>, Include)>,
@@ -488,12 +536,7 @@ struct Printer {
 
 impl Printer {
     fn new(cluster: &Cluster, req: &Request<Incoming>, query: &Query, t: &Target) -> Printer {
-        let accept = req
-            .headers()
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        let wanted = table::wanted(accept).then(|| {
+        let wanted = table::wanted(accept(req)).then(|| {
             (
                 t.rt.clone(),
                 cluster.definition(&t.rt),
@@ -524,6 +567,8 @@ impl Printer {
     }
 }
 
+/// A watch: 200 and then one JSON event per line until timeoutSeconds, a fault
+/// cut, or the client leaves. Too old a resourceVersion gets one ERROR event.
 fn watch(
     shared: &Shared,
     t: Target,

@@ -90,11 +90,22 @@ pub fn kubeconfig(server: &str, ca_pem: Option<&str>, token: &str) -> String {
 }
 
 /// Writes a file whole or not at all: readers polling for it never see half of it.
+/// Owner-only, as kubectl writes kubeconfigs: it holds a token (or, for `--state`,
+/// Secrets).
 pub fn write_atomically(path: &Path, text: &str) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".tmp");
     let tmp = std::path::PathBuf::from(tmp);
     let fail = |e: std::io::Error| Error::runtime(format!("cannot write {}: {e}", path.display()));
-    std::fs::write(&tmp, text).map_err(fail)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)?;
     std::fs::rename(&tmp, path).map_err(fail)
 }

@@ -367,3 +367,77 @@ async fn a_watch_with_a_label_selector_sees_objects_enter_and_leave_it() {
         .collect();
     assert_eq!(kinds, ["ADDED", "DELETED"]);
 }
+
+#[tokio::test]
+async fn delete_collection_takes_what_the_selector_matches() {
+    let (_server, client) = start(ServeOptions::default()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for (name, app) in [("a", "polls"), ("b", "polls"), ("c", "other")] {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": {"app": app}}});
+        cms.patch(name, &apply_as("t"), &Patch::Apply(&cm))
+            .await
+            .unwrap();
+    }
+    let lp = kube::api::ListParams::default().labels("app=polls");
+    let deleted = cms
+        .delete_collection(&DeleteParams::default(), &lp)
+        .await
+        .unwrap();
+    let names: Vec<String> = deleted
+        .left()
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(names, ["a", "b"]);
+    let left: Vec<String> = cms
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .map(|c| c.metadata.name.unwrap())
+        .collect();
+    assert_eq!(left, ["c"]);
+}
+
+#[tokio::test]
+async fn associative_lists_merge_by_key_between_managers() {
+    let (_server, client) = start(ServeOptions::default()).await;
+    let deploys: Api<Deployment> = Api::namespaced(client.clone(), "default");
+    let deploy = |containers: Value| {
+        json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"app": "d"}},
+                "template": {"metadata": {"labels": {"app": "d"}}, "spec": {"containers": containers}}}})
+    };
+    let app = json!([{"name": "app", "image": "app:1", "env": [{"name": "A", "value": "1"}]}]);
+    deploys
+        .patch("d", &apply_as("kapply"), &Patch::Apply(deploy(app)))
+        .await
+        .unwrap();
+    // A second manager adds an env var to the same container and a sidecar.
+    let extra = json!([{"name": "app", "env": [{"name": "B", "value": "2"}]}, {"name": "sidecar", "image": "s:1"}]);
+    deploys
+        .patch("d", &apply_as("mesh"), &Patch::Apply(deploy(extra)))
+        .await
+        .unwrap();
+    // kapply re-applies without A: A goes, B and the sidecar stay.
+    let app = json!([{"name": "app", "image": "app:2"}]);
+    let result = deploys
+        .patch("d", &apply_as("kapply"), &Patch::Apply(deploy(app)))
+        .await
+        .unwrap();
+    let containers = result.spec.unwrap().template.spec.unwrap().containers;
+    let names: Vec<&str> = containers.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["app", "sidecar"]);
+    assert_eq!(containers[0].image.as_deref(), Some("app:2"));
+    let env: Vec<&str> = containers[0]
+        .env
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(|e| e.name.as_str())
+        .collect();
+    assert_eq!(env, ["B"]);
+}
