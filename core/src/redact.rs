@@ -40,8 +40,14 @@ const MIN_SCRUB_LEN: usize = 3;
 
 impl Scrubber {
     /// Learns the values of every Secret in `objects`.
+    ///
+    /// A value that is part of an object's name, namespace or labels is public already
+    /// (anyone who can list the objects sees it) and is not scrubbed: masking the
+    /// tutorial's `DATABASE_NAME=polls` would turn every `polls-app` in every message
+    /// into `<redacted>-app` and protect nothing.
     pub fn learn<'a>(&mut self, objects: impl IntoIterator<Item = &'a Value>) {
-        for obj in objects.into_iter().filter(|o| is_secret(o)) {
+        let objects: Vec<&Value> = objects.into_iter().collect();
+        for obj in objects.iter().filter(|o| is_secret(o)) {
             if let Some(Value::Object(map)) = obj.get("stringData") {
                 for v in map.values().filter_map(Value::as_str) {
                     self.add(v);
@@ -59,6 +65,8 @@ impl Scrubber {
                 }
             }
         }
+        let public: Vec<&str> = objects.iter().flat_map(|o| public_strings(o)).collect();
+        self.needles.retain(|n| !public.iter().any(|p| p.contains(n.as_str())));
         // Longest first, so a value that contains another is masked whole.
         self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
     }
@@ -85,6 +93,18 @@ impl Scrubber {
         }
         out
     }
+}
+
+/// What every reader of the cluster sees of an object: kind, name, namespace, labels.
+fn public_strings(obj: &Value) -> impl Iterator<Item = &str> {
+    let meta = &obj["metadata"];
+    let labels = meta["labels"].as_object().into_iter().flat_map(|m| {
+        m.iter().flat_map(|(k, v)| [Some(k.as_str()), v.as_str()]).flatten()
+    });
+    [&obj["kind"], &meta["name"], &meta["generateName"], &meta["namespace"]]
+        .into_iter()
+        .filter_map(Value::as_str)
+        .chain(labels)
 }
 
 /// Refuses to put secret values on a terminal, where they end up in scrollback and
@@ -134,6 +154,19 @@ mod tests {
         assert!(refuse_secrets_on_terminal([&secret], true, true).is_ok());
         assert!(refuse_secrets_on_terminal([&secret], false, false).is_ok());
         assert!(refuse_secrets_on_terminal([&cm, &empty], true, false).is_ok());
+    }
+
+    #[test]
+    fn values_public_in_names_or_labels_are_not_scrubbed() {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret",
+                            "metadata": {"name": "polls-secret", "labels": {"app": "polls"}},
+                            "stringData": {"DATABASE_NAME": "polls", "PASSWORD": "hunter22"}});
+        let deployment = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                                "metadata": {"name": "polls-app"}});
+        let mut s = Scrubber::default();
+        s.learn([&secret, &deployment]);
+        let clean = s.scrub("deployment.apps/polls-app: password hunter22 rejected");
+        assert_eq!(clean, "deployment.apps/polls-app: password <redacted> rejected");
     }
 
     #[test]
