@@ -24,3 +24,19 @@ fn unknown_flag_is_a_usage_error_with_exit_2() {
         assert!(stderr(&out).contains("--no-such-flag"), "{tool}");
     }
 }
+
+#[test]
+fn man_pages_and_completions_come_from_the_same_definitions() {
+    for tool in TOOLS {
+        let man = cmd(tool).arg("--man").output().unwrap();
+        assert!(man.status.success(), "{tool} --man failed: {}", stderr(&man));
+        assert!(stdout(&man).contains(&format!(".TH {tool}")), "{tool} man page has no title");
+        for shell in ["bash", "zsh", "fish"] {
+            let out = cmd(tool).args(["--completions", shell]).output().unwrap();
+            assert!(out.status.success(), "{tool} --completions {shell}");
+            assert!(stdout(&out).contains("--help"), "{tool} {shell} completion lacks flags");
+        }
+        let bad = cmd(tool).args(["--completions", "tcsh"]).output().unwrap();
+        assert_eq!(bad.status.code(), Some(2), "{tool} accepted an unknown shell");
+    }
+}

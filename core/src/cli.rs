@@ -2,6 +2,7 @@
 //! and man pages from the same clap definitions (`TOOL --completions SHELL`,
 //! `TOOL --man`; used by `make completions`, `make man` and `make install`).
 
+use crate::error::{Error, Result};
 use clap::{CommandFactory, Parser};
 use std::io::Write;
 
@@ -19,18 +20,19 @@ pub fn parse<A: Parser>() -> A {
     if let Some(kind) = kind {
         let code = match generate::<A>(kind, &mut std::io::stdout()) {
             Ok(()) => 0,
-            Err(why) => {
-                eprintln!("{}: {why}", A::command().get_name());
-                2
+            Err(Error::BrokenPipe) => Error::BrokenPipe.exit_code(),
+            Err(e) => {
+                eprintln!("{}: {e}", A::command().get_name());
+                e.exit_code()
             }
         };
-        std::process::exit(code);
+        std::process::exit(code.into());
     }
     A::parse()
 }
 
 /// Writes a man page (`man`) or a completion script (`bash`, `zsh`, `fish`) for `A`.
-pub fn generate<A: CommandFactory>(kind: &str, out: &mut dyn Write) -> Result<(), String> {
+pub fn generate<A: CommandFactory>(kind: &str, out: &mut dyn Write) -> Result<()> {
     let mut cmd = A::command();
     let name = cmd.get_name().to_owned();
     let shell = match kind {
@@ -38,18 +40,18 @@ pub fn generate<A: CommandFactory>(kind: &str, out: &mut dyn Write) -> Result<()
         "zsh" => clap_complete::Shell::Zsh,
         "fish" => clap_complete::Shell::Fish,
         "man" => {
-            return clap_mangen::Man::new(cmd)
-                .render(out)
-                .map_err(|e| e.to_string());
+            return Ok(clap_mangen::Man::new(cmd).render(out)?);
         }
         other => {
-            return Err(format!(
+            return Err(Error::input(format!(
                 "--completions: unknown shell {other:?} (bash, zsh or fish)"
-            ));
+            )));
         }
     };
-    clap_complete::generate(shell, &mut cmd, name, out);
-    Ok(())
+    // clap_complete cannot report a write error, so render into memory first.
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut cmd, name, &mut script);
+    Ok(out.write_all(&script)?)
 }
 
 #[cfg(test)]

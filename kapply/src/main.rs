@@ -1,7 +1,6 @@
-use clap::Parser;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = kapply::Args::parse();
+    let args = kpipe_core::cli::parse::<kapply::Args>();
     kpipe_core::run_async("kapply", kapply::run(args))
 }

@@ -1,8 +1,6 @@
-use clap::Parser;
-use manifest_gen::Args;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = Args::parse();
+    let args = kpipe_core::cli::parse::<manifest_gen::Args>();
     kpipe_core::run("manifest-gen", || manifest_gen::run(args))
 }
