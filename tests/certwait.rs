@@ -212,6 +212,21 @@ fn invalid_yaml_on_stdin_names_the_line() {
 }
 
 #[test]
+fn unquoted_yaml11_values_and_duplicate_keys_on_stdin_are_bad_input() {
+    let stream = certificate("a", "letsencrypt-staging", "a.example")
+        + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  DEBUG: off\n";
+    assert_bad_input(
+        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
+        "<stdin>: document 2 (line 17): unquoted \"off\" is the boolean false to Kubernetes",
+    );
+    let stream = certificate("a", "letsencrypt-staging", "a.example") + "kind: Certificate\n";
+    assert_bad_input(
+        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
+        "duplicate key \"kind\"",
+    );
+}
+
+#[test]
 fn ingress_tls_without_secret_name_is_bad_input() {
     let stream = ingress("polls-tls", "letsencrypt-staging", "polls.example.com")
         .replace("    secretName: polls-tls\n", "");
@@ -544,9 +559,22 @@ fn ready_for_an_older_generation_is_not_ready() {
     );
 }
 
+/// How many of certwait's requests the simulator logged as `tail` (`METHOD PATH ->
+/// OUTCOME`); the simulated controllers (exempt from faults) and kubectl left out.
+fn certwait_lines(sim: &Sim, tail: &str) -> usize {
+    let tail = format!("{tail} [");
+    sim.tool_requests()
+        .iter()
+        .filter(|l| l.contains(&tail))
+        .count()
+}
+
+const CERTIFICATES: &str = "GET /apis/cert-manager.io/v1/namespaces/default/certificates";
+
 #[test]
 fn dropped_watch_streams_are_resumed() {
-    // Every watch stream, certwait's included, ends after one event.
+    // Every watch stream of certwait ends after one event, while the simulated
+    // cert-manager issues the certificate.
     let sim = Sim::start(&[
         "--cert-manager",
         "--cert-delay",
@@ -567,97 +595,73 @@ fn dropped_watch_streams_are_resumed() {
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(out.starts_with("default/flaky-tls\t"), "{out}");
-    // Created, Issuing, Ready: one stream each after the list. Only certwait reads this
-    // namespaced collection (the simulated controllers watch across namespaces).
-    let requests = sim
-        .log()
-        .matches("GET /apis/cert-manager.io/v1/namespaces/default/certificates -> 200")
-        .count();
+    // Created, Issuing, Ready: each in a stream of its own, the first two cut.
+    let cut = certwait_lines(
+        &sim,
+        &format!("{CERTIFICATES}?watch -> closed after 1 events (watch-close)"),
+    );
     assert!(
-        requests >= 4,
-        "expected a list and 3+ watches, saw {requests}:\n{}",
+        cut >= 2,
+        "certwait's streams cut {cut} times:\n{}",
         sim.log()
     );
-    assert!(
-        !err.contains("410"),
-        "resuming from the last resourceVersion needs no re-list: {err}"
+    let watches = certwait_lines(&sim, &format!("{CERTIFICATES}?watch -> 200"));
+    assert!(watches >= 3, "{watches} watches:\n{}", sim.log());
+    assert_eq!(
+        certwait_lines(&sim, &format!("{CERTIFICATES} -> 200")),
+        1,
+        "resuming from the last resourceVersion needs no re-list:\n{}",
+        sim.log()
     );
-}
-
-/// cert-manager's CRDs, a Ready ClusterIssuer, but no simulated cert-manager: the test
-/// writes the Certificate's status itself.
-fn crds_without_controller(sim: &Sim) {
-    for crd in [
-        "cert-manager.io_certificates.yaml",
-        "cert-manager.io_clusterissuers.yaml",
-    ] {
-        let path = format!("{}/tests/kubesim/crds/{crd}", env!("CARGO_MANIFEST_DIR"));
-        let out = sim
-            .kubectl()
-            .args(["apply", "--server-side", "-f", &path])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
-    let out = sim
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Established",
-            "crd/certificates.cert-manager.io",
-            "crd/clusterissuers.cert-manager.io",
-        ])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    apply(
-        sim,
-        "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: letsencrypt-staging}\nspec: {selfSigned: {}}\n",
-    );
-    let out = sim
-        .kubectl()
-        .args(["patch", "clusterissuer", "letsencrypt-staging", "--subresource=status", "--type=merge", "-p",
-               r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"IsReady","message":"ok"}]}}"#])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!err.contains("410"), "{err}");
 }
 
 #[test]
 fn a_watch_answered_410_gone_lists_again() {
-    // Every watch from a resourceVersion is answered with an ERROR event 410 Expired
-    // (fixture 47): certwait can only follow the certificate by listing again.
-    let sim = Sim::start(&["--faults", "watch-gone:1000"]);
-    crds_without_controller(&sim);
+    // Certwait's first watches from a resourceVersion are answered with an ERROR
+    // event 410 Expired (fixture 47) and its streams are cut after each event, while
+    // the simulated cert-manager issues: it lists again each time and sees it through.
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "1s",
+        "--faults",
+        "watch-gone:3,watch-close:1",
+    ]);
     let mut waiting = Running::start({
         let mut c = sim.cmd("certwait");
         c.args(["gone-tls", "--timeout", "2m"]);
         c
     });
     waiting.expect_line("default/gone-tls: waiting for the Certificate to be created");
-    waiting.expect_line("watch in default expired (410 Expired): listing again");
+    waiting.expect_line("watch in default expired (410");
     apply(
         &sim,
         &certificate("gone-tls", "letsencrypt-staging", "gone.example.com"),
     );
-    waiting.expect_line("default/gone-tls: created, no status yet");
-    patch_status(
-        &sim,
-        "gone-tls",
-        r#"{"status":{"notAfter":"2027-02-22T00:00:00Z","conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"Certificate is up to date and has not expired","observedGeneration":1}]}}"#,
-    );
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
-    assert_eq!(
-        out,
-        "default/gone-tls\tgone.example.com\t-\t2027-02-22T00:00:00Z\n"
+    assert!(
+        out.starts_with("default/gone-tls\tgone.example.com\t"),
+        "{out}"
     );
+    assert_eq!(
+        certwait_lines(
+            &sim,
+            &format!("{CERTIFICATES}?watch -> 200 ERROR 410 Expired (watch-gone)")
+        ),
+        3,
+        "{}",
+        sim.log()
+    );
+    // The first list, one after each 410.
+    let lists = certwait_lines(&sim, &format!("{CERTIFICATES} -> 200"));
+    assert!(lists >= 4, "{lists} lists:\n{}", sim.log());
 }
 
 #[test]
 fn a_flaky_api_server_at_startup_is_survived() {
-    // The simulator's own controllers share these faults, so which client meets the
-    // 503s is not fixed; api::tests cover the retry rules themselves.
+    // certwait's first two GETs (its start-up checks) fail with 503.
     let sim = Sim::start(&[
         "--cert-manager",
         "--cert-delay",
@@ -678,6 +682,7 @@ fn a_flaky_api_server_at_startup_is_survived() {
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(out.starts_with("default/retry-tls\t"), "{out}");
+    assert_eq!(certwait_lines(&sim, " -> 503"), 2, "{}", sim.log());
 }
 
 #[test]

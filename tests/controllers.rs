@@ -846,3 +846,60 @@ fn a_manual_renewal_issues_a_new_revision() {
         "Issued"
     );
 }
+
+/// The tutorial's step 8: `kubectl describe` lists cert-manager's events under the
+/// Ingress and the Certificate (kubectl finds them with an involvedObject field selector).
+#[test]
+fn kubectl_describe_shows_cert_managers_events() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    apply(
+        &sim,
+        &ingress("letsencrypt-staging", &["polls.example.com"]),
+    );
+    kubectl(
+        &sim,
+        &[
+            "wait",
+            "--for=condition=Ready",
+            "certificate/polls-tls",
+            WAIT,
+        ],
+    );
+    let events = |text: &str| {
+        text.split("\nEvents:\n")
+            .nth(1)
+            .unwrap_or_default()
+            .to_string()
+    };
+    let ingress = events(&kubectl(&sim, &["describe", "ingress", "polls-ingress"]));
+    assert!(
+        ingress.contains("CreateCertificate")
+            && ingress.contains("Successfully created Certificate \"polls-tls\""),
+        "{ingress}"
+    );
+    let certificate = events(&kubectl(&sim, &["describe", "certificate", "polls-tls"]));
+    for (reason, message) in [
+        ("Issuing", "Issuing certificate as Secret does not exist"),
+        (
+            "Generated",
+            "Stored new private key in temporary Secret resource \"polls-tls-",
+        ),
+        (
+            "Requested",
+            "Created new CertificateRequest resource \"polls-tls-1\"",
+        ),
+        ("Issuing", "The certificate has been successfully issued"),
+    ] {
+        assert!(
+            certificate
+                .lines()
+                .any(|l| l.contains(&format!(" {reason} ")) && l.contains(message)),
+            "no {reason} event {message:?}:\n{certificate}"
+        );
+    }
+    // Only the Certificate's own events: the CertificateRequest's are not listed.
+    assert!(
+        !certificate.contains("cert-manager-certificaterequests"),
+        "{certificate}"
+    );
+}

@@ -150,6 +150,88 @@ fn bad_document_applies_nothing_and_names_source_document_and_line() {
 }
 
 #[test]
+fn duplicate_keys_apply_nothing_and_name_the_key() {
+    let sim = Sim::start(&[]);
+    // The second ConfigMap lost its `---`: kubectl refuses the merged document, and so
+    // must kapply rather than apply whichever name came last.
+    let merged = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n\
+                  apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n";
+    let out = kapply(&sim, &[], &format!("{POLLS}---\n{merged}"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("kapply: <stdin>: document 6 (line "),
+        "{err}"
+    );
+    assert!(err.ends_with(": duplicate key \"apiVersion\"\n"), "{err}");
+    for name in ["first", "second", "polls-config"] {
+        assert!(!exists(&sim, &["configmap", name]), "{name} was applied");
+    }
+    assert_no_secret(&out);
+}
+
+#[test]
+fn unquoted_yaml11_values_are_refused_before_anything_is_applied() {
+    let sim = Sim::start(&[]);
+    let debug_on = POLLS.replace("DEBUG: \"True\"", "DEBUG: on");
+    assert_ne!(debug_on, POLLS, "the fixture lost its DEBUG line");
+    let out = kapply(&sim, &[], &debug_on);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(err.starts_with("kapply: <stdin>: document "), "{err}");
+    assert!(
+        err.contains("unquoted \"on\" is the boolean true to Kubernetes (YAML 1.1)"),
+        "{err}"
+    );
+    assert!(err.contains("quote it"), "{err}");
+    assert!(!exists(&sim, &["configmap", "polls-config"]));
+    assert_no_secret(&out);
+}
+
+/// What our own tools write quotes every YAML 1.1 look-alike, so the strict reading of
+/// manifest-gen and kapply never trips on a pipe of them.
+#[test]
+fn the_pipes_own_output_passes_the_yaml11_check() {
+    let sim = Sim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("env");
+    std::fs::write(
+        &env,
+        "DEBUG=on\nDJANGO_LOGLEVEL=no\nSTATIC_BUCKET_NAME=0755\nSTATIC_ENDPOINT_URL=12:30:00\n\
+         DJANGO_ALLOWED_HOSTS=~\nDATABASE_ENGINE=1_000\nDATABASE_PASSWORD=yes\nDJANGO_SECRET_KEY=y\n",
+    )
+    .unwrap();
+    let envsplit = cmd("envsplit")
+        .args(["--app", "polls"])
+        .arg(&env)
+        .output()
+        .unwrap();
+    assert!(envsplit.status.success(), "{}", stderr(&envsplit));
+    let secretgen = run_with_stdin(cmd("secretgen"), &envsplit.stdout);
+    assert!(secretgen.status.success(), "{}", stderr(&secretgen));
+    let mut manifest_gen = cmd("manifest-gen");
+    manifest_gen.args(["--image", "example/polls:1", "--host", "polls.example.com"]);
+    let generated = run_with_stdin(manifest_gen, &secretgen.stdout);
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let out = run_with_stdin(
+        {
+            let mut c = sim.cmd("kapply");
+            c.arg("--dry-run=server");
+            c
+        },
+        &generated.stdout,
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("configmap/polls-config created (server dry run)"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn object_without_a_name_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("cm.yaml");
@@ -551,18 +633,32 @@ fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
     assert_no_secret(&out);
 }
 
-/// Faults are limited to PATCH: the simulator's own controllers LIST at start-up and
-/// would take the first faults of any method.
-/// `notice` is what the retry line must say about the fault.
-fn assert_fault_survived(fault: &str, notice: &str) {
+/// How many of kapply's requests the simulator answered with `outcome` (`503`,
+/// `reset`), as its log says.
+fn answered(sim: &Sim, outcome: &str) -> usize {
+    let answer = format!(" -> {outcome} [");
+    sim.tool_requests()
+        .iter()
+        .filter(|l| l.contains(&answer))
+        .count()
+}
+
+/// Runs the polls stack through `fault` and checks that kapply itself met every
+/// fault (the simulator's controllers are exempt, and nothing else talks to it
+/// yet), reported a retry saying `notice`, and still applied everything.
+/// `met` lists each injected outcome and how many requests it answered.
+fn assert_fault_survived(fault: &str, notice: &str, met: &[(&str, usize)]) {
     let sim = Sim::start(&["--faults", fault]);
     let out = kapply(&sim, &[], POLLS);
-    assert!(
-        out.status.success(),
-        "{fault}: {}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    let log = sim.log();
+    assert!(out.status.success(), "{fault}: {}\n{log}", stderr(&out));
+    for (outcome, count) in met {
+        assert_eq!(
+            answered(&sim, outcome),
+            *count,
+            "{fault}: kapply's requests answered {outcome}:\n{log}"
+        );
+    }
     assert_eq!(stdout(&out), POLLS_CREATED, "{fault}");
     let err = stderr(&out);
     assert!(
@@ -583,19 +679,23 @@ fn assert_fault_survived(fault: &str, notice: &str) {
 
 #[test]
 fn unavailable_patches_are_retried() {
-    assert_fault_survived("503:3@PATCH", "503 Service Unavailable");
+    assert_fault_survived("503:3@PATCH", "503 Service Unavailable", &[("503", 3)]);
 }
 
 #[test]
 fn too_many_requests_waits_for_retry_after() {
     // The simulator sends Retry-After: 1, which beats the first backoff steps.
-    assert_fault_survived("429:2@PATCH", "429 Too Many Requests: ");
-    assert_fault_survived("429:1@PATCH", "; retry 1 of 5 in 1.0s");
+    assert_fault_survived("429:2@PATCH", "429 Too Many Requests: ", &[("429", 2)]);
+    assert_fault_survived("429:1@PATCH", "; retry 1 of 5 in 1.0s", &[("429", 1)]);
 }
 
 #[test]
 fn reset_connections_are_retried() {
-    assert_fault_survived("reset:2@PATCH", "the connection closed without an answer");
+    assert_fault_survived(
+        "reset:2@PATCH",
+        "the connection closed without an answer",
+        &[("reset", 2)],
+    );
 }
 
 #[test]
@@ -603,15 +703,31 @@ fn internal_errors_and_gateway_failures_are_retried() {
     assert_fault_survived(
         "500:1@PATCH,502:1@PATCH,504:1@PATCH",
         "500 Internal Server Error",
+        &[("500", 1), ("502", 1), ("504", 1)],
     );
-    assert_fault_survived("502:1@PATCH,504:1@PATCH", "504 Gateway Timeout");
+    assert_fault_survived(
+        "502:1@PATCH,504:1@PATCH",
+        "504 Gateway Timeout",
+        &[("502", 1), ("504", 1)],
+    );
+}
+
+#[test]
+fn faults_on_any_request_discovery_included_are_retried() {
+    // Without @METHOD the first requests kapply makes (discovery) meet the faults.
+    assert_fault_survived(
+        "503:2,reset:1",
+        "503 Service Unavailable",
+        &[("503", 2), ("reset", 1)],
+    );
+    assert_fault_survived("500:2", "500 Internal Server Error", &[("500", 2)]);
 }
 
 #[test]
 fn flaky_server_under_load_still_gets_every_object() {
     let sim = Sim::start(&["--faults", "rate:503:0.3"]);
     let stream: String = (0..40)
-        .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{N: \"{i}\"}}\n"))
+        .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{NUM: \"{i}\"}}\n"))
         .collect();
     let out = kapply(&sim, &["--retries", "8"], &stream);
     assert!(out.status.success(), "{}", stderr(&out));

@@ -590,6 +590,43 @@ fn server_side_validation_errors_come_back_as_the_real_server_words_them() {
 }
 
 #[test]
+fn bad_labels_and_a_misnamed_crd_are_invalid() {
+    let sim = Sim::start(&[]);
+    let file = write(
+        &sim,
+        "labels.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: labelled\n  labels: {\"bad key\": ok, app: -polls}\n",
+    );
+    let out = kubectl(
+        &sim,
+        &["apply", "--server-side", "-f", file.to_str().unwrap()],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    // kubectl lists the causes of a 422 one per line.
+    assert!(
+        err.contains("The ConfigMap \"labelled\" is invalid: \n")
+            && err.contains("\n* metadata.labels: Invalid value: \"-polls\": a valid label must be an empty string or consist of alphanumeric characters")
+            && err.contains("\n* metadata.labels: Invalid value: \"bad key\": name part must consist of alphanumeric characters"),
+        "{err}"
+    );
+    let crd = write(
+        &sim,
+        "crd.yaml",
+        "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata: {name: widget.example.com}\n\
+         spec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n\
+         \x20 versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]\n",
+    );
+    let out = kubectl(&sim, &["create", "-f", crd.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("The CustomResourceDefinition \"widget.example.com\" is invalid: metadata.name: Invalid value: \"widget.example.com\": must be spec.names.plural+\".\"+spec.group"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
 fn get_prints_the_columns_a_cluster_prints() {
     let sim = Sim::start(&["--deploy-delay", "1h", "--cert-manager"]);
     let file = write(&sim, "all.yaml", EVERY_KIND);
@@ -759,12 +796,78 @@ fn kubectl_create_secret_from_env_file_as_the_tutorial_does() {
     .unwrap();
     assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0");
     assert_eq!(secret["type"], "Opaque");
-    let out = kubectl(&sim, &["create", "deployment", "d", "--image=nginx"]);
-    assert!(
-        !out.status.success(),
-        "protobuf Deployments are not decoded"
+    let out = kubectl(
+        &sim,
+        &["create", "ingress", "i", "--rule=a.example.com/=svc:80"],
     );
+    assert!(!out.status.success(), "protobuf Ingresses are not decoded");
     assert!(stderr(&out).contains("unknown format"), "{}", stderr(&out));
+}
+
+#[test]
+fn kubectl_create_deployment_service_and_job() {
+    // Typed create commands send protobuf bodies.
+    let sim = Sim::start(&["--deploy-delay", "100ms"]);
+    for args in [
+        &[
+            "create",
+            "deployment",
+            "web",
+            "--image=nginx",
+            "--port=8080",
+            "--replicas=2",
+        ][..],
+        &["create", "service", "clusterip", "web", "--tcp=80:8080"],
+        &[
+            "create",
+            "job",
+            "hello",
+            "--image=busybox",
+            "--",
+            "echo",
+            "hi",
+        ],
+    ] {
+        ok(&sim, kubectl(&sim, args));
+    }
+    let get = |what: &str| -> Value {
+        serde_json::from_str(&ok(&sim, kubectl(&sim, &["get", what, "-o", "json"]))).unwrap()
+    };
+    let deployment = get("deployment/web");
+    assert_eq!(deployment["spec"]["replicas"], 2);
+    let container = &deployment["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["image"], "nginx");
+    assert_eq!(container["ports"][0]["containerPort"], 8080);
+    let service = get("service/web");
+    assert_eq!(
+        service["spec"]["ports"][0],
+        serde_json::json!({"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080})
+    );
+    assert_eq!(service["spec"]["selector"]["app"], "web");
+    let job = get("job/hello");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["command"],
+        serde_json::json!(["echo", "hi"])
+    );
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &[
+                "wait",
+                "--for=condition=Complete",
+                "job/hello",
+                "--timeout=60s",
+            ],
+        ),
+    );
+    ok(
+        &sim,
+        kubectl(
+            &sim,
+            &["rollout", "status", "deployment/web", "--timeout=60s"],
+        ),
+    );
 }
 
 #[test]

@@ -1209,10 +1209,26 @@ fn every_combination_passes_kubernetes_validate_for_1_29_and_the_newest() {
 }
 
 #[test]
+fn unquoted_yaml11_values_in_the_input_stream_are_bad_input() {
+    // Kubernetes reads the key `NO` as false; re-emitting it as the string "NO" would
+    // change what the stream means.
+    let tricky = config_stream().replace("DEBUG: \"True\"", "DEBUG: \"True\"\n  NO: \"no\"");
+    let out = gen_stream(&["--image", IMAGE], &tricky);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    assert!(
+        err.starts_with("manifest-gen: <stdin>: document 1 (line ")
+            && err.contains("unquoted \"NO\" is the boolean false to Kubernetes"),
+        "{err}"
+    );
+}
+
+#[test]
 fn output_is_deterministic_and_reads_back_the_same_under_yaml_1_1() {
     // Values YAML 1.1 would turn into bools, numbers or timestamps if written bare.
     let tricky = config_stream()
-        .replace("DEBUG: \"True\"", "DEBUG: \"on\"\n  MODE: \"0755\"\n  WHEN: \"2001-12-14\"\n  SEXA: \"12:30:00\"\n  NO: \"no\"");
+        .replace("DEBUG: \"True\"", "DEBUG: \"on\"\n  MODE: \"0755\"\n  WHEN: \"2001-12-14\"\n  SEXA: \"12:30:00\"\n  \"NO\": \"no\"");
     for (name, args, _) in combinations() {
         let mut all = vec!["--image", IMAGE];
         all.extend_from_slice(&args);

@@ -59,50 +59,23 @@ pub fn status_code(e: &kube::Error) -> Option<u16> {
     }
 }
 
-/// Errors worth trying again: throttling, an overloaded or restarting server, a broken
-/// connection. Anything else (403, 404, 422...) will not get better by itself.
-pub fn is_transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(status) => matches!(status.code, 429 | 500 | 502 | 503 | 504),
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
-        _ => false,
-    }
-}
+pub use kpipe_core::api::{describe, is_transient};
 
-/// An error as a person reads it: the server's message rather than kube-rs' debug form.
-pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(status) if !status.message.is_empty() => {
-            format!("{} ({})", status.message, status.code)
-        }
-        kube::Error::Api(status) => format!("HTTP {}", status.code),
-        // "ServiceError: client error (Connect)" alone hides the cause (refused, DNS,
-        // certificate): add the chain of sources.
-        other => {
-            let mut text = other.to_string();
-            let mut source = std::error::Error::source(other);
-            while let Some(cause) = source {
-                let cause_text = cause.to_string();
-                if !text.contains(&cause_text) {
-                    text.push_str(": ");
-                    text.push_str(&cause_text);
-                }
-                source = cause.source();
-            }
-            text
-        }
-    }
-}
-
-/// Exponential backoff for retries: 100ms doubling up to 5s.
+/// certwait's backoff: 100ms doubling up to 5s, in full steps (one watch per namespace,
+/// no crowd of parallel requests to spread out), restarted after each success.
 #[derive(Debug, Default)]
 pub struct Backoff {
     attempts: u32,
 }
 
+const STEPS: kpipe_core::api::Backoff = kpipe_core::api::Backoff {
+    base: Duration::from_millis(100),
+    cap: Duration::from_secs(5),
+};
+
 impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
-        let delay = Duration::from_millis(100 << self.attempts.min(6)).min(Duration::from_secs(5));
+        let delay = STEPS.delay(self.attempts, 1.0);
         self.attempts += 1;
         delay
     }
@@ -116,7 +89,8 @@ impl Backoff {
     }
 }
 
-/// Runs a one-off request, retrying transient errors a few times with backoff.
+/// Runs a one-off request, retrying transient errors a few times with backoff, or
+/// after the wait a throttling server asks for.
 pub async fn retry<T, F, Fut>(mut request: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
@@ -127,10 +101,20 @@ where
     loop {
         match request().await {
             Err(e) if is_transient(&e) && backoff.attempts() + 1 < ATTEMPTS => {
-                tokio::time::sleep(backoff.next_delay()).await;
+                tokio::time::sleep(wait_before_retry(&e, &mut backoff)).await;
             }
             other => return other,
         }
+    }
+}
+
+/// What a throttling server asked for (kube-rs keeps its Status, not the header), else
+/// the next backoff step.
+fn wait_before_retry(e: &kube::Error, backoff: &mut Backoff) -> Duration {
+    let delay = backoff.next_delay();
+    match e {
+        kube::Error::Api(status) => kpipe_core::api::retry_after(None, status).unwrap_or(delay),
+        _ => delay,
     }
 }
 
@@ -154,7 +138,24 @@ mod tests {
         for code in [400, 403, 404, 409, 410, 422] {
             assert!(!is_transient(&api_error(code)), "{code}");
         }
-        assert_eq!(describe(&api_error(403)), "nope (403)");
+        assert_eq!(describe(&api_error(403)), "403 Forbidden: nope");
+    }
+
+    #[test]
+    fn a_throttling_servers_retry_after_beats_the_backoff() {
+        let mut status = kube::core::Status::failure("slow down", "TooManyRequests").with_code(429);
+        status.details =
+            Some(serde_json::from_value(serde_json::json!({"retryAfterSeconds": 7})).unwrap());
+        let mut backoff = Backoff::default();
+        let throttled = kube::Error::Api(status.boxed());
+        assert_eq!(
+            wait_before_retry(&throttled, &mut backoff),
+            Duration::from_secs(7)
+        );
+        assert_eq!(
+            wait_before_retry(&api_error(503), &mut backoff),
+            Duration::from_millis(200)
+        );
     }
 
     #[test]

@@ -59,15 +59,9 @@ pub async fn follow(
         let list = match certs.list(&list_params).await {
             Ok(list) => list,
             Err(e) if api::is_transient(&e) => {
-                let delay = backoff.next_delay();
-                let note = format!(
-                    "listing Certificates in {namespace} failed, retrying in {delay:?}: {}",
-                    api::describe(&e)
-                );
-                if !send(Update::Note(note)) {
+                if !pause_before_retry(&mut backoff, "listing", &namespace, &e, &tx).await {
                     return;
                 }
-                tokio::time::sleep(delay).await;
                 continue;
             }
             Err(e) => {
@@ -95,15 +89,9 @@ pub async fn follow(
                     continue 'list;
                 }
                 Err(e) if api::is_transient(&e) => {
-                    let delay = backoff.next_delay();
-                    let note = format!(
-                        "watching Certificates in {namespace} failed, retrying in {delay:?}: {}",
-                        api::describe(&e)
-                    );
-                    if !send(Update::Note(note)) {
+                    if !pause_before_retry(&mut backoff, "watching", &namespace, &e, &tx).await {
                         return;
                     }
-                    tokio::time::sleep(delay).await;
                     continue;
                 }
                 Err(e) => {
@@ -158,6 +146,26 @@ pub async fn follow(
             }
         }
     }
+}
+
+/// Tells the user why and for how long, then waits; false once nobody listens any more.
+async fn pause_before_retry(
+    backoff: &mut Backoff,
+    doing: &str,
+    namespace: &str,
+    e: &kube::Error,
+    tx: &UnboundedSender<Update>,
+) -> bool {
+    let delay = backoff.next_delay();
+    let note = format!(
+        "{doing} Certificates in {namespace} failed, retrying in {delay:?}: {}",
+        api::describe(e)
+    );
+    if tx.send(Update::Note(note)).is_err() {
+        return false;
+    }
+    tokio::time::sleep(delay).await;
+    true
 }
 
 /// The first 410 is answered by listing again at once, as after a compaction. 410 after

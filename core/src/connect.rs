@@ -99,11 +99,19 @@ impl ConnectArgs {
     /// Connects: builds the configuration and the client.
     pub async fn connect(&self) -> Result<Connection> {
         let config = self.config().await?;
-        let namespace = self.namespace.clone().unwrap_or_else(|| config.default_namespace.clone());
+        let namespace = self
+            .namespace
+            .clone()
+            .unwrap_or_else(|| config.default_namespace.clone());
         let server = config.cluster_url.to_string();
         let client = kube::Client::try_from(config)
             .map_err(|e| Error::runtime(format!("cannot set up a client for {server}: {e}")))?;
-        Ok(Connection { client, namespace, namespace_from_flag: self.namespace.is_some(), server })
+        Ok(Connection {
+            client,
+            namespace,
+            namespace_from_flag: self.namespace.is_some(),
+            server,
+        })
     }
 }
 

@@ -138,6 +138,9 @@ mod tests {
 
     #[test]
     fn located_input_error_reads_file_line_what() {
-        assert_eq!(Error::at("env", 3, "missing '='").to_string(), "env:3: missing '='");
+        assert_eq!(
+            Error::at("env", 3, "missing '='").to_string(),
+            "env:3: missing '='"
+        );
     }
 }

@@ -2,6 +2,7 @@
 //!
 //! - [`stream`]: reading the multi-document manifest stream, with source positions.
 //! - [`yaml`]: writing YAML that YAML 1.1 (Kubernetes) and 1.2 readers agree on.
+//! - [`yaml11`]: finding unquoted input values that Kubernetes (YAML 1.1) reads otherwise.
 //! - [`object`]: object identity and the API server's name and key rules.
 //! - [`error`]: errors as values, messages and exit codes, quiet broken pipes.
 //! - [`redact`]: keeping secret values out of messages and terminals.
@@ -9,7 +10,9 @@
 //! - [`connect`]: kubeconfig and client setup as kubectl does it.
 //! - [`time`]: durations on the command line.
 //! - [`cli`]: argument parsing plus completions and man pages from the same definitions.
+//! - [`api`]: which API failures are transient, backoff, and error wording.
 
+pub mod api;
 pub mod cli;
 pub mod connect;
 pub mod envfile;
@@ -19,6 +22,7 @@ pub mod redact;
 pub mod stream;
 pub mod time;
 pub mod yaml;
+pub mod yaml11;
 
 pub use error::{Error, Result, run, run_async, write_stdout};
 pub use object::ObjectId;

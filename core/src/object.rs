@@ -20,11 +20,17 @@ impl ObjectId {
     pub fn of(obj: &Value) -> Option<Self> {
         Self::check(obj).ok()?;
         let meta = &obj["metadata"];
-        let name = meta["name"].as_str().or_else(|| meta["generateName"].as_str()).unwrap_or("");
+        let name = meta["name"]
+            .as_str()
+            .or_else(|| meta["generateName"].as_str())
+            .unwrap_or("");
         Some(ObjectId {
             api_version: obj["apiVersion"].as_str()?.to_owned(),
             kind: obj["kind"].as_str()?.to_owned(),
-            namespace: meta["namespace"].as_str().filter(|s| !s.is_empty()).map(str::to_owned),
+            namespace: meta["namespace"]
+                .as_str()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
             name: name.to_owned(),
         })
     }
@@ -71,7 +77,10 @@ pub fn dns1123_subdomain_error(name: &str) -> Option<String> {
     if name.len() > 253 {
         return Some("must be no more than 253 characters".into());
     }
-    if name.split('.').all(|part| is_dns_label_shape(part, usize::MAX)) {
+    if name
+        .split('.')
+        .all(|part| is_dns_label_shape(part, usize::MAX))
+    {
         None
     } else {
         Some(
@@ -107,7 +116,8 @@ fn is_dns_label_shape(s: &str, max: usize) -> bool {
         && b.len() <= max
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
 /// ConfigMap and Secret data keys: `[-._a-zA-Z0-9]+`, at most 253, not `.` or `..`.
@@ -118,12 +128,13 @@ pub fn config_key_error(key: &str) -> Option<String> {
     if key == "." || key == ".." {
         return Some("a valid config key must not be '.' or '..'".into());
     }
-    if key.bytes().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.')) {
+    if key
+        .bytes()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+    {
         None
     } else {
-        Some(
-            "a valid config key must consist of alphanumeric characters, '-', '_' or '.'".into(),
-        )
+        Some("a valid config key must consist of alphanumeric characters, '-', '_' or '.'".into())
     }
 }
 

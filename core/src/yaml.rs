@@ -114,9 +114,7 @@ fn pad(out: &mut String, indent: usize) {
 }
 
 /// Words that YAML 1.1 resolves to bool or null in some capitalisation.
-const RESERVED_WORDS: &[&str] = &[
-    "y", "n", "yes", "no", "true", "false", "on", "off", "null",
-];
+const RESERVED_WORDS: &[&str] = &["y", "n", "yes", "no", "true", "false", "on", "off", "null"];
 
 /// True when `s` written bare is a string under YAML 1.1 and 1.2 alike.
 ///
@@ -160,7 +158,10 @@ fn double_quoted(s: &str) -> String {
             // non-characters are not allowed raw in YAML 1.1.
             c if (c as u32) < 0x20
                 || (0x7f..=0x9f).contains(&(c as u32))
-                || matches!(c, '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}') =>
+                || matches!(
+                    c,
+                    '\u{feff}' | '\u{2028}' | '\u{2029}' | '\u{fffe}' | '\u{ffff}'
+                ) =>
             {
                 let _ = write!(out, "\\u{:04X}", c as u32);
             }
@@ -179,10 +180,50 @@ mod tests {
     #[test]
     fn yaml11_lookalikes_are_quoted() {
         for s in [
-            "on", "On", "OFF", "y", "N", "yes", "NO", "True", "null", "~", "", "0755", "1_000",
-            "12:30:00", "2001-12-14", ".inf", "-.Inf", ".nan", "<<", "=", "0x1F", "1e3", "+1",
-            "0b101", "-", "*", "&a", "!tag", "%x", "@x", "`x", "a: b", "a #b", "x:", " lead",
-            "trail ", "multi\nline", "tab\there", "{a}", "[a]", "'q'", "\"q\"", "a,b", "ü",
+            "on",
+            "On",
+            "OFF",
+            "y",
+            "N",
+            "yes",
+            "NO",
+            "True",
+            "null",
+            "~",
+            "",
+            "0755",
+            "1_000",
+            "12:30:00",
+            "2001-12-14",
+            ".inf",
+            "-.Inf",
+            ".nan",
+            "<<",
+            "=",
+            "0x1F",
+            "1e3",
+            "+1",
+            "0b101",
+            "-",
+            "*",
+            "&a",
+            "!tag",
+            "%x",
+            "@x",
+            "`x",
+            "a: b",
+            "a #b",
+            "x:",
+            " lead",
+            "trail ",
+            "multi\nline",
+            "tab\there",
+            "{a}",
+            "[a]",
+            "'q'",
+            "\"q\"",
+            "a,b",
+            "ü",
         ] {
             let out = scalar(s);
             assert!(out.starts_with('"'), "{s:?} was emitted bare as {out}");
@@ -191,7 +232,15 @@ mod tests {
 
     #[test]
     fn ordinary_strings_stay_plain() {
-        for s in ["polls", "info", "postgresql_psycopg2", "app.kubernetes.io/name", "nginx:1.25", "/app", "a b"] {
+        for s in [
+            "polls",
+            "info",
+            "postgresql_psycopg2",
+            "app.kubernetes.io/name",
+            "nginx:1.25",
+            "/app",
+            "a b",
+        ] {
             assert_eq!(scalar(s), s);
         }
     }

@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
 use kube::core::params::{GetParams, ListParams, Patch, PatchParams};
-use kube::core::{ApiResource, DynamicObject, Request, Resource, Status};
+use kube::core::{ApiResource, DynamicObject, Request, Resource};
 use serde_json::Value;
 use std::future::Future;
 use std::time::Duration;
@@ -208,15 +208,8 @@ impl Caller {
                 transient: false,
             });
         }
-        let status = serde_json::from_slice::<Status>(&bytes)
-            .ok()
-            .filter(|s| s.code != 0 || !s.message.is_empty())
-            .unwrap_or_else(|| {
-                let text = String::from_utf8_lossy(&bytes).trim().to_owned();
-                Status::failure(&text, "").with_code(code.as_u16())
-            });
-        // The HTTP code is the truth even when a body says otherwise or nothing.
-        Err(Failure::api(status.with_code(code.as_u16()), retry_after))
+        let status = kpipe_core::api::status_from_body(code.as_u16(), &bytes);
+        Err(Failure::api(status, retry_after))
     }
 }
 
@@ -227,19 +220,10 @@ fn build_error(e: kube::core::request::Error) -> Failure {
     }
 }
 
-/// `503 Service Unavailable: message`, one line, for retry notices.
+/// One line for retry notices: `503 Service Unavailable: message`.
 fn short(failure: &Failure) -> String {
     match failure {
-        Failure::Api { status, .. } => {
-            let reason = http::StatusCode::from_u16(status.code)
-                .ok()
-                .and_then(|c| c.canonical_reason())
-                .unwrap_or("");
-            let first_line = status.message.lines().next().unwrap_or("");
-            format!("{} {reason}: {first_line}", status.code)
-                .trim_end_matches([' ', ':'])
-                .to_owned()
-        }
+        Failure::Api { status, .. } => kpipe_core::api::status_line(status),
         other => other.message(),
     }
 }
@@ -247,6 +231,7 @@ fn short(failure: &Failure) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use kube::core::Status;
 
     #[test]
     fn retry_notices_are_one_line_with_code_and_reason() {

@@ -1,7 +1,8 @@
 //! Reading and checking the whole input before anything is written.
 
 use kpipe_core::object::MAX_OBJECT_BYTES;
-use kpipe_core::{Document, Error, Result, stream};
+use kpipe_core::stream::{self, Yaml11};
+use kpipe_core::{Document, Error, Result};
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -45,7 +46,7 @@ pub fn read_all(paths: &[String]) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
     for path in &paths {
         for file in expand(path)? {
-            docs.extend(stream::read(&file)?);
+            docs.extend(stream::read_with(&file, Yaml11::Reject)?);
         }
     }
     if docs.is_empty() {

@@ -42,6 +42,8 @@ in parallel within each step, retrying what a busy API server refuses for a mome
 
 The whole input is read and checked before the first write: a bad document, an object
 in another namespace than -n, or a kind the cluster does not serve, and nothing is applied.
+A repeated key, or an unquoted value that Kubernetes (YAML 1.1) reads otherwise than
+YAML 1.2 (`DEBUG: on` is a bool there), is a bad document: quote it (`DEBUG: \"on\"`).
 Order: Namespace, CustomResourceDefinition (waited for until Established), ServiceAccount
 and RBAC, ConfigMap, Secret, PersistentVolumeClaim, Service, Deployment/StatefulSet/
 DaemonSet, Job, Ingress, HorizontalPodAutoscaler, PodDisruptionBudget, custom resources.
@@ -637,8 +639,10 @@ impl Run {
 }
 
 /// Created, configured or unchanged, from the live object before and the answer after.
-/// A real apply that changes nothing keeps the resourceVersion; a dry run never moves
-/// it, so there the objects themselves are compared.
+/// A real apply that changes nothing keeps the resourceVersion, but a controller's status
+/// write between our read and our apply moves it too (a new Deployment's first status
+/// lands just then), so a moved version still counts as unchanged when only status and
+/// bookkeeping differ. A dry run never moves it, so there the objects are compared.
 fn classify(before: Option<&Value>, after: &Value, dry_run: bool) -> Change {
     let Some(before) = before else {
         return Change::Created;
@@ -647,6 +651,7 @@ fn classify(before: Option<&Value>, after: &Value, dry_run: bool) -> Change {
         without_volatile(before) == without_volatile(after)
     } else {
         before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
+            || without_status(before) == without_status(after)
     };
     if same {
         Change::Unchanged
@@ -662,6 +667,20 @@ fn without_volatile(object: &Value) -> Value {
         for entry in fields.iter_mut().filter_map(Value::as_object_mut) {
             entry.remove("time");
         }
+    }
+    object
+}
+
+/// The object minus what others write without changing what was applied: its status,
+/// and the resourceVersion and managedFields that such a write moves.
+fn without_status(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(metadata) = object["metadata"].as_object_mut() {
+        metadata.remove("resourceVersion");
+        metadata.remove("managedFields");
     }
     object
 }
@@ -708,6 +727,17 @@ mod tests {
         assert_eq!(classify(None, &created, false), Change::Created);
         assert_eq!(classify(Some(&created), &noop, false), Change::Unchanged);
         assert_eq!(classify(Some(&noop), &changed, false), Change::Configured);
+    }
+
+    #[test]
+    fn a_status_write_between_read_and_apply_is_not_our_change() {
+        let live = fixtures::body("15-ssa-noop.json");
+        let mut after = live.clone();
+        after["metadata"]["resourceVersion"] = "999999".into();
+        after["status"] = serde_json::json!({"observedGeneration": 1, "replicas": 1});
+        assert_eq!(classify(Some(&live), &after, false), Change::Unchanged);
+        after["metadata"]["labels"]["tier"] = "web".into();
+        assert_eq!(classify(Some(&live), &after, false), Change::Configured);
     }
 
     #[test]

@@ -1,5 +1,7 @@
 //! What failed, whether trying again can help, and how long to wait before it does.
+//! What a failure means is kpipe_core::api's; kapply adds its deadline and retry count.
 
+use kpipe_core::api;
 use kube::core::Status;
 use std::time::Duration;
 
@@ -17,14 +19,6 @@ pub enum Failure {
     /// `--timeout` ran out.
     OutOfTime,
 }
-
-/// 500s that are not the server being unwell but its verdict on the object: a value of
-/// the wrong type (`DEBUG: on` read as a bool) or undecodable data (bad base64). The
-/// same request fails the same way every time.
-const DETERMINISTIC_500_PREFIXES: &[&str] = &[
-    "failed to create typed patch object",
-    "failed to convert new object",
-];
 
 impl Failure {
     pub fn api(status: Status, retry_after: Option<Duration>) -> Self {
@@ -44,13 +38,7 @@ impl Failure {
 
     pub fn is_transient(&self) -> bool {
         match self {
-            Failure::Api { status, .. } => match status.code {
-                429 | 502 | 503 | 504 => true,
-                500 => !DETERMINISTIC_500_PREFIXES
-                    .iter()
-                    .any(|p| status.message.starts_with(p)),
-                _ => false,
-            },
+            Failure::Api { status, .. } => api::is_transient_status(status),
             Failure::Transport { transient, .. } => *transient,
             Failure::OutOfTime => false,
         }
@@ -58,26 +46,19 @@ impl Failure {
 
     /// How long the server asked us to wait, from the header or the Status details.
     pub fn retry_after(&self) -> Option<Duration> {
-        let Failure::Api {
-            status,
-            retry_after,
-        } = self
-        else {
-            return None;
-        };
-        retry_after.or_else(|| {
-            let secs = status.details.as_ref()?.retry_after_seconds;
-            (secs > 0).then(|| Duration::from_secs(secs.into()))
-        })
+        match self {
+            Failure::Api {
+                status,
+                retry_after,
+            } => api::retry_after(*retry_after, status),
+            _ => None,
+        }
     }
 
     /// The message for a person (not yet scrubbed of secret values).
     pub fn message(&self) -> String {
         match self {
-            Failure::Api { status, .. } if status.message.is_empty() => {
-                format!("the server answered {}", status.code)
-            }
-            Failure::Api { status, .. } => status.message.clone(),
+            Failure::Api { status, .. } => api::status_message(status),
             Failure::Transport { message, .. } => message.clone(),
             Failure::OutOfTime => "not done when --timeout ran out".into(),
         }
@@ -91,104 +72,38 @@ impl From<kube::Error> for Failure {
                 status,
                 retry_after: None,
             },
-            other => {
-                let transient = is_transient_transport(&other);
-                Failure::Transport {
-                    message: describe_chain(&other),
-                    transient,
-                }
-            }
+            other => Failure::Transport {
+                message: api::transport_message(&other),
+                transient: api::is_transient_transport(&other),
+            },
         }
     }
 }
 
-/// Connection refused or reset, a connection closed mid-answer, a request timeout: the
-/// next attempt may well succeed. TLS and configuration errors will not get better.
-fn is_transient_transport(e: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(e);
-    while let Some(err) = current {
-        if let Some(io) = err.downcast_ref::<std::io::Error>() {
-            use std::io::ErrorKind::*;
-            if matches!(
-                io.kind(),
-                ConnectionRefused
-                    | ConnectionReset
-                    | ConnectionAborted
-                    | BrokenPipe
-                    | UnexpectedEof
-                    | TimedOut
-            ) {
-                return true;
-            }
-        }
-        if let Some(h) = err.downcast_ref::<hyper::Error>()
-            && (h.is_incomplete_message() || h.is_closed() || h.is_canceled() || h.is_timeout())
-        {
-            return true;
-        }
-        if err.downcast_ref::<tokio::time::error::Elapsed>().is_some() {
-            return true;
-        }
-        current = err.source();
-    }
-    false
-}
-
-/// The innermost cause says what happened ("Connection refused"); the wrappers around
-/// it (service error, client error) only say where. A connection that ends without an
-/// answer gets plain words: TLS libraries describe it in their own terms.
-fn describe_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut deepest = e;
-    loop {
-        if let Some(io) = deepest.downcast_ref::<std::io::Error>() {
-            match io.kind() {
-                std::io::ErrorKind::UnexpectedEof => {
-                    return "the connection closed without an answer".into();
-                }
-                std::io::ErrorKind::ConnectionReset => return "the connection was reset".into(),
-                _ => {}
-            }
-        }
-        match deepest.source() {
-            Some(source) => deepest = source,
-            None => return deepest.to_string(),
-        }
-    }
-}
-
-/// Capped exponential backoff with jitter.
+/// kapply's retry policy: `--retries` retries, 200ms doubling up to 5s, with jitter
+/// because up to `--concurrency` requests may fail together.
 #[derive(Debug, Clone, Copy)]
 pub struct Backoff {
     pub retries: u32,
-    pub base: Duration,
-    pub cap: Duration,
+    pub steps: api::Backoff,
 }
 
 impl Backoff {
     pub fn new(retries: u32) -> Self {
         Backoff {
             retries,
-            base: Duration::from_millis(200),
-            cap: Duration::from_secs(5),
+            steps: api::Backoff {
+                base: Duration::from_millis(200),
+                cap: Duration::from_secs(5),
+            },
         }
-    }
-
-    /// The wait before retry number `retry` (0-based); `jitter` in [0, 1) spreads the
-    /// waits of parallel requests between half and all of the exponential step, so they
-    /// do not come back at the server together.
-    pub fn delay(&self, retry: u32, jitter: f64) -> Duration {
-        let step = self
-            .base
-            .saturating_mul(2u32.saturating_pow(retry))
-            .min(self.cap);
-        step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
     }
 
     /// The wait before retry `retry` after `failure`: what the server asked for, else backoff.
     pub fn wait_after(&self, failure: &Failure, retry: u32, jitter: f64) -> Duration {
         failure
             .retry_after()
-            .unwrap_or_else(|| self.delay(retry, jitter))
+            .unwrap_or_else(|| self.steps.delay(retry, jitter))
     }
 }
 
@@ -199,19 +114,6 @@ mod tests {
 
     fn status(code: u16, message: &str) -> Status {
         Status::failure(message, "").with_code(code)
-    }
-
-    #[test]
-    fn backoff_doubles_up_to_the_cap_with_jitter_inside_the_step() {
-        let b = Backoff::new(5);
-        assert_eq!(b.delay(0, 1.0), Duration::from_millis(200));
-        assert_eq!(b.delay(0, 0.0), Duration::from_millis(100));
-        assert_eq!(b.delay(3, 1.0), Duration::from_millis(1600));
-        assert_eq!(b.delay(10, 1.0), Duration::from_secs(5));
-        assert_eq!(b.delay(40, 0.0), Duration::from_millis(2500));
-        for retry in 0..8 {
-            assert!(b.delay(retry, 0.3) <= b.delay(retry, 0.9));
-        }
     }
 
     #[test]
@@ -228,10 +130,11 @@ mod tests {
             b.wait_after(&Failure::api(s, None), 0, 0.0),
             Duration::from_secs(2)
         );
-        assert_eq!(
-            b.wait_after(&Failure::api(status(503, ""), None), 1, 1.0),
-            Duration::from_millis(400)
-        );
+        // kapply's steps: 200ms doubling, at most 5s, jitter down to half a step.
+        let busy = Failure::api(status(503, ""), None);
+        assert_eq!(b.wait_after(&busy, 0, 0.0), Duration::from_millis(100));
+        assert_eq!(b.wait_after(&busy, 1, 1.0), Duration::from_millis(400));
+        assert_eq!(b.wait_after(&busy, 10, 1.0), Duration::from_secs(5));
     }
 
     fn details() -> StatusDetails {

@@ -104,6 +104,20 @@ impl Sim {
         std::fs::read_to_string(self.dir.path().join("kubesim.log")).unwrap_or_default()
     }
 
+    /// The simulator's log lines (`METHOD PATH -> OUTCOME [CALLER]`) for requests of
+    /// the tools under test: not its own controllers' (exempt from faults), not kubectl's.
+    pub fn tool_requests(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|l| {
+                l.rsplit_once(" [").is_some_and(|(_, caller)| {
+                    caller != "kubesim-controller]" && !caller.starts_with("kubectl")
+                })
+            })
+            .map(String::from)
+            .collect()
+    }
+
     /// A command for a workspace binary pointed at this simulator via KUBECONFIG.
     pub fn cmd(&self, name: &str) -> Command {
         let mut c = cmd(name);

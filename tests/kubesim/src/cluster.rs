@@ -4,6 +4,8 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use crate::fields::{self, FieldSet};
@@ -12,6 +14,26 @@ use crate::rules;
 use crate::select::Selector;
 use crate::status::{self, ApiError};
 use crate::store::{Event, Key, Store, WatchStart};
+
+/// `limit` and `continue` of a list request.
+#[derive(Debug, Default)]
+pub struct Page {
+    pub limit: Option<usize>,
+    pub continue_token: Option<String>,
+}
+
+/// The key a continue token (base64 of `[namespace, name]`) says to start after.
+fn continue_key(t: &Target, token: &str) -> Result<Key, ApiError> {
+    let invalid = || ApiError::bad_request("continue key is not valid");
+    let bytes = STANDARD.decode(token).map_err(|_| invalid())?;
+    let [namespace, name]: [String; 2] = serde_json::from_slice(&bytes).map_err(|_| invalid())?;
+    Ok(Key {
+        group: t.rt.group.clone(),
+        plural: t.rt.plural.clone(),
+        namespace,
+        name,
+    })
+}
 
 /// What a request addresses: a resource type, maybe a namespace, name and subresource.
 #[derive(Debug, Clone)]
@@ -198,38 +220,62 @@ impl Cluster {
         Ok((code, scale_of(&stored)))
     }
 
-    pub fn list(&self, t: &Target, selector: &Selector) -> Value {
+    /// A list, or with `page.limit` one page of it whose `metadata.continue` names
+    /// where the next one starts, as the real server pages.
+    pub fn list(&self, t: &Target, selector: &Selector, page: &Page) -> Result<Value, ApiError> {
         let store = self.lock();
         let ns = if t.rt.namespaced {
             t.namespace.as_deref()
         } else {
             None
         };
-        let items: Vec<Value> = store
-            .list(&t.rt.group, &t.rt.plural, ns)
-            .filter(|o| selector.matches(o))
-            .cloned()
-            .collect();
-        json!({
+        let after = page
+            .continue_token
+            .as_deref()
+            .map(|token| continue_key(t, token))
+            .transpose()?;
+        let mut matching = store
+            .entries(&t.rt.group, &t.rt.plural, ns, after.as_ref())
+            .filter(|(_, o)| selector.matches(o));
+        let mut items = Vec::new();
+        let mut last = None;
+        for (key, object) in matching.by_ref().take(page.limit.unwrap_or(usize::MAX)) {
+            items.push(object.clone());
+            last = Some(key);
+        }
+        let more = matching.next().is_some();
+        // Items moved in as they are: json! would copy every one of them again.
+        let mut list = json!({
             "kind": t.rt.list_kind,
             "apiVersion": t.rt.api_version(),
             "metadata": {"resourceVersion": store.resource_version().to_string()},
-            "items": items,
-        })
+        });
+        if let Some(key) = last.filter(|_| more) {
+            let token =
+                serde_json::to_vec(&[&key.namespace, &key.name]).expect("strings serialize");
+            list["metadata"]["continue"] = json!(STANDARD.encode(token));
+        }
+        list["items"] = Value::Array(items);
+        Ok(list)
     }
 
     /// The current resourceVersion and a watch's start: the changes after `rv` (or,
-    /// without one, every object as ADDED) and a receiver for what follows.
-    /// Err(oldest known resourceVersion) when `rv` is too old.
-    pub fn watch(&self, rv: Option<u64>) -> Result<(u64, WatchStart), u64> {
+    /// without one, every object of the target's resource as ADDED) and a receiver
+    /// for what follows. Err(oldest known resourceVersion) when `rv` is too old.
+    pub fn watch(&self, t: &Target, rv: Option<u64>) -> Result<(u64, WatchStart), u64> {
         let store = self.lock();
         let current = store.resource_version();
         match rv {
             Some(rv) => store.watch_from(rv).map(|start| (current, start)),
             None => {
+                let ns = if t.rt.namespaced {
+                    t.namespace.as_deref()
+                } else {
+                    None
+                };
                 let existing = store
-                    .snapshot()
-                    .into_iter()
+                    .entries(&t.rt.group, &t.rt.plural, ns, None)
+                    .map(|(key, object)| (key.clone(), object.clone()))
                     .map(|(key, object)| {
                         let rv = object["metadata"]["resourceVersion"]
                             .as_str()
@@ -369,7 +415,7 @@ impl Cluster {
         selector: &Selector,
         opts: &WriteOptions,
     ) -> Result<Value, ApiError> {
-        let names: Vec<String> = self.list(t, selector)["items"]
+        let names: Vec<String> = self.list(t, selector, &Page::default())?["items"]
             .as_array()
             .map(|items| {
                 items

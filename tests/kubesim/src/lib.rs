@@ -97,7 +97,8 @@ pub struct ServeArgs {
     pub http: bool,
 
     /// Fault injection rules, comma-separated: CODE:N[@METHOD], reset:N[@METHOD],
-    /// rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N.
+    /// rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N. The simulated
+    /// controllers are exempt: the faults are met by the clients under test.
     #[arg(long, value_name = "SPEC", default_value = "")]
     pub faults: String,
 
@@ -158,9 +159,16 @@ impl RunningServer {
         config_for(&self.kubeconfig).await
     }
 
-    /// Starts the simulated controllers as clients of this server.
+    /// Starts the simulated controllers as clients of this server. Their requests
+    /// carry [`server::CONTROLLER_HEADER`]: faults are for the client under test.
     pub async fn start_controllers(&self, opts: &ControllerOptions) -> Result<()> {
-        controllers::start(self.client().await?, opts).await
+        let mut config = self.config().await?;
+        config.headers.push((
+            http::HeaderName::from_static(server::CONTROLLER_HEADER),
+            http::HeaderValue::from_static("1"),
+        ));
+        let client = kube::Client::try_from(config).map_err(client_error)?;
+        controllers::start(client, opts).await
     }
 
     /// Replaces the fault rules at run time (see `kubesim serve --help`).

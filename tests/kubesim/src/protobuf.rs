@@ -1,11 +1,11 @@
-//! Request bodies in Kubernetes' protobuf encoding, for the few kinds kubectl's
-//! typed `create` commands send that way (`kubectl create configmap|secret|
-//! namespace|serviceaccount`). Other kinds are refused with 415, as a server
-//! without their protobuf schema would.
+//! Request bodies in Kubernetes' protobuf encoding, for the kinds kubectl's typed
+//! `create` commands send that way (`kubectl create configmap|secret|namespace|
+//! serviceaccount|deployment|service|job`). Other kinds are refused with 415, as a
+//! server without their protobuf schema would.
 //!
 //! The envelope is `k8s\0` + runtime.Unknown{typeMeta=1, raw=2}; `raw` is the
-//! object's message, read here with just the field numbers of the kinds above
-//! (from Kubernetes' generated.proto).
+//! object's message, read here with the field numbers (from Kubernetes'
+//! generated.proto) of the fields those commands set; others are skipped.
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -21,7 +21,15 @@ enum Field {
     TextMap(&'static str),
     BytesMap(&'static str),
     Texts(&'static str),
+    /// A non-pointer integer: 0 is Go's zero value, sent always, omitted in JSON.
+    Int(&'static str),
+    /// A pointer integer (`replicas`): sent only when set, so 0 is a value.
+    OptionalInt(&'static str),
+    IntOrString(&'static str),
+    /// An embedded message; an empty one (a zero-valued struct) is left out.
     Message(&'static str, &'static [(u64, Field)]),
+    /// A repeated message.
+    Messages(&'static str, &'static [(u64, Field)]),
 }
 
 const OBJECT_META: &[(u64, Field)] = &[
@@ -59,6 +67,135 @@ const NAMESPACE: &[(u64, Field)] = &[
 const SERVICE_ACCOUNT: &[(u64, Field)] = &[
     (1, Field::Message("metadata", OBJECT_META)),
     (4, Field::Bool("automountServiceAccountToken")),
+];
+
+const LABEL_SELECTOR: &[(u64, Field)] = &[
+    (1, Field::TextMap("matchLabels")),
+    (
+        2,
+        Field::Messages(
+            "matchExpressions",
+            &[
+                (1, Field::Text("key")),
+                (2, Field::Text("operator")),
+                (3, Field::Texts("values")),
+            ],
+        ),
+    ),
+];
+
+const CONTAINER: &[(u64, Field)] = &[
+    (1, Field::Text("name")),
+    (2, Field::Text("image")),
+    (3, Field::Texts("command")),
+    (4, Field::Texts("args")),
+    (5, Field::Text("workingDir")),
+    (
+        6,
+        Field::Messages(
+            "ports",
+            &[
+                (1, Field::Text("name")),
+                (2, Field::Int("hostPort")),
+                (3, Field::Int("containerPort")),
+                (4, Field::Text("protocol")),
+                (5, Field::Text("hostIP")),
+            ],
+        ),
+    ),
+    (
+        7,
+        Field::Messages(
+            "env",
+            &[(1, Field::Text("name")), (2, Field::Text("value"))],
+        ),
+    ),
+    (14, Field::Text("imagePullPolicy")),
+];
+
+const POD_TEMPLATE: &[(u64, Field)] = &[
+    (1, Field::Message("metadata", OBJECT_META)),
+    (
+        2,
+        Field::Message(
+            "spec",
+            &[
+                (2, Field::Messages("containers", CONTAINER)),
+                (3, Field::Text("restartPolicy")),
+                (8, Field::Text("serviceAccountName")),
+            ],
+        ),
+    ),
+];
+
+const DEPLOYMENT: &[(u64, Field)] = &[
+    (1, Field::Message("metadata", OBJECT_META)),
+    (
+        2,
+        Field::Message(
+            "spec",
+            &[
+                (1, Field::OptionalInt("replicas")),
+                (2, Field::Message("selector", LABEL_SELECTOR)),
+                (3, Field::Message("template", POD_TEMPLATE)),
+                (4, Field::Message("strategy", &[(1, Field::Text("type"))])),
+                (5, Field::Int("minReadySeconds")),
+                (6, Field::OptionalInt("revisionHistoryLimit")),
+                (9, Field::OptionalInt("progressDeadlineSeconds")),
+            ],
+        ),
+    ),
+];
+
+const SERVICE: &[(u64, Field)] = &[
+    (1, Field::Message("metadata", OBJECT_META)),
+    (
+        2,
+        Field::Message(
+            "spec",
+            &[
+                (
+                    1,
+                    Field::Messages(
+                        "ports",
+                        &[
+                            (1, Field::Text("name")),
+                            (2, Field::Text("protocol")),
+                            (3, Field::Int("port")),
+                            (4, Field::IntOrString("targetPort")),
+                            (5, Field::Int("nodePort")),
+                            (6, Field::Text("appProtocol")),
+                        ],
+                    ),
+                ),
+                (2, Field::TextMap("selector")),
+                (3, Field::Text("clusterIP")),
+                (4, Field::Text("type")),
+                (7, Field::Text("sessionAffinity")),
+                (10, Field::Text("externalName")),
+                (11, Field::Text("externalTrafficPolicy")),
+            ],
+        ),
+    ),
+];
+
+const JOB: &[(u64, Field)] = &[
+    (1, Field::Message("metadata", OBJECT_META)),
+    (
+        2,
+        Field::Message(
+            "spec",
+            &[
+                (1, Field::OptionalInt("parallelism")),
+                (2, Field::OptionalInt("completions")),
+                (3, Field::OptionalInt("activeDeadlineSeconds")),
+                (4, Field::Message("selector", LABEL_SELECTOR)),
+                (6, Field::Message("template", POD_TEMPLATE)),
+                (7, Field::OptionalInt("backoffLimit")),
+                (8, Field::OptionalInt("ttlSecondsAfterFinished")),
+            ],
+        ),
+    ),
 ];
 
 const TYPE_META: &[(u64, Field)] = &[(1, Field::Text("apiVersion")), (2, Field::Text("kind"))];
@@ -184,13 +321,45 @@ fn message(bytes: &[u8], schema: &[(u64, Field)]) -> Result<Value, ApiError> {
                     .expect("created as a list")
                     .push(text(b)?);
             }
+            (Field::Int(_), Wire::Varint(0)) => {}
+            // int32 and int64 alike: negative values are sign-extended to 64 bits.
+            (Field::Int(name) | Field::OptionalInt(name), Wire::Varint(v)) => {
+                out.insert((*name).into(), Value::from(v as i64));
+            }
+            (Field::IntOrString(name), Wire::Bytes(b)) => {
+                out.insert((*name).into(), int_or_string(b)?);
+            }
             (Field::Message(name, inner), Wire::Bytes(b)) => {
-                out.insert((*name).into(), message(b, inner)?);
+                let value = message(b, inner)?;
+                if value.as_object().is_some_and(|m| !m.is_empty()) {
+                    out.insert((*name).into(), value);
+                }
+            }
+            (Field::Messages(name, inner), Wire::Bytes(b)) => {
+                let list = out.entry(*name).or_insert_with(|| json!([]));
+                list.as_array_mut()
+                    .expect("created as a list")
+                    .push(message(b, inner)?);
             }
             _ => return Err(malformed()),
         }
     }
     Ok(Value::Object(out))
+}
+
+/// intstr.IntOrString: type = 1 (0 int, 1 string), intVal = 2, strVal = 3.
+fn int_or_string(bytes: &[u8]) -> Result<Value, ApiError> {
+    let mut reader = Reader { data: bytes };
+    let (mut is_string, mut int, mut string) = (false, 0i64, Value::from(""));
+    while let Some((number, wire)) = reader.next()? {
+        match (number, wire) {
+            (1, Wire::Varint(t)) => is_string = t == 1,
+            (2, Wire::Varint(v)) => int = v as i64,
+            (3, Wire::Bytes(b)) => string = text(b)?,
+            _ => {}
+        }
+    }
+    Ok(if is_string { string } else { Value::from(int) })
 }
 
 /// Decodes a `application/vnd.kubernetes.protobuf` body into the object's JSON.
@@ -210,6 +379,9 @@ pub fn decode(body: &[u8]) -> Result<Value, ApiError> {
         ("v1", "Secret") => SECRET,
         ("v1", "Namespace") => NAMESPACE,
         ("v1", "ServiceAccount") => SERVICE_ACCOUNT,
+        ("v1", "Service") => SERVICE,
+        ("apps/v1", "Deployment") => DEPLOYMENT,
+        ("batch/v1", "Job") => JOB,
         _ => {
             return Err(ApiError::unsupported_media_type(
                 "application/vnd.kubernetes.protobuf",
@@ -244,6 +416,44 @@ mod tests {
         assert_eq!(object["kind"], "ConfigMap");
         assert_eq!(object["metadata"]["name"], "kept");
         assert_eq!(object["data"], json!({"A": "1"}));
+    }
+
+    #[test]
+    fn decodes_what_kubectl_create_deployment_service_and_job_send() {
+        // Recorded from kubectl 1.33 `-v=9`.
+        let deployment = decode(include_bytes!(
+            "../testdata/kubectl-create-deployment.pb" // web --image=nginx --port=8080 --replicas=2
+        ))
+        .unwrap();
+        let labels = json!({"app": "web"});
+        assert_eq!(
+            deployment,
+            json!({"apiVersion": "apps/v1", "kind": "Deployment",
+                   "metadata": {"name": "web", "labels": labels},
+                   "spec": {"replicas": 2, "selector": {"matchLabels": labels},
+                            "template": {"metadata": {"labels": labels},
+                                         "spec": {"containers": [{"name": "nginx", "image": "nginx",
+                                                                  "ports": [{"containerPort": 8080}]}]}}}})
+        );
+        let service = decode(include_bytes!(
+            "../testdata/kubectl-create-service.pb" // clusterip websvc --tcp=80:8080
+        ))
+        .unwrap();
+        assert_eq!(
+            service["spec"],
+            json!({"ports": [{"name": "80-8080", "protocol": "TCP", "port": 80, "targetPort": 8080}],
+                   "selector": {"app": "websvc"}, "type": "ClusterIP"})
+        );
+        let job = decode(include_bytes!(
+            "../testdata/kubectl-create-job.pb" // hello --image=busybox -- echo hi
+        ))
+        .unwrap();
+        assert_eq!(
+            job["spec"],
+            json!({"template": {"spec": {"containers": [{"name": "hello", "image": "busybox",
+                                                         "command": ["echo", "hi"]}],
+                                         "restartPolicy": "Never"}}})
+        );
     }
 
     #[test]

@@ -131,6 +131,22 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
     if let Some(why) = name_error {
         causes.push(Cause::invalid("metadata.name", &format!("{name:?}"), &why));
     }
+    label_causes(&obj["metadata"]["labels"], &mut causes);
+    if is(rt, "apiextensions.k8s.io", "customresourcedefinitions") {
+        let spec = &obj["spec"];
+        let expected = format!(
+            "{}.{}",
+            spec["names"]["plural"].as_str().unwrap_or_default(),
+            spec["group"].as_str().unwrap_or_default()
+        );
+        if name != expected {
+            causes.push(Cause::invalid(
+                "metadata.name",
+                &format!("{name:?}"),
+                "must be spec.names.plural+\".\"+spec.group",
+            ));
+        }
+    }
     if is(rt, "", "configmaps") || is(rt, "", "secrets") {
         let size: usize = ["data", "binaryData"]
             .iter()
@@ -177,6 +193,107 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
         Ok(())
     } else {
         Err(ApiError::invalid(rt, name, causes))
+    }
+}
+
+const QUALIFIED_NAME_MESSAGE: &str = "must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character";
+
+/// apimachinery's RegexError wording, double spaces included.
+fn regex_error(message: &str, regex: &str, examples: &[&str]) -> String {
+    let examples: Vec<String> = examples.iter().map(|e| format!("'{e}', ")).collect();
+    format!(
+        "{message} (e.g. {}regex used for validation is '{regex}')",
+        examples.join(" or ")
+    )
+}
+
+/// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
+fn is_qualified_name_part(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
+/// Why a label key breaks apimachinery's IsQualifiedName, one message per rule.
+fn qualified_name_errors(key: &str) -> Vec<String> {
+    let name_regex = "([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]";
+    let examples = ["MyName", "my.name", "123-abc"];
+    let mut errors = Vec::new();
+    let name = match key.split('/').collect::<Vec<_>>().as_slice() {
+        [name] => *name,
+        [prefix, name] => {
+            if prefix.is_empty() {
+                errors.push("prefix part must be non-empty".to_string());
+            } else if let Some(why) = dns1123_subdomain_error(prefix) {
+                let hint = if why.starts_with("a lowercase") {
+                    format!(" {DNS1123_SUBDOMAIN_HINT}")
+                } else {
+                    String::new()
+                };
+                errors.push(format!("prefix part {why}{hint}"));
+            }
+            *name
+        }
+        _ => {
+            return vec![format!(
+                "a qualified name {} with an optional DNS subdomain prefix and '/' (e.g. 'example.com/MyName')",
+                regex_error(QUALIFIED_NAME_MESSAGE, name_regex, &examples)
+            )];
+        }
+    };
+    if name.is_empty() {
+        errors.push("name part must be non-empty".to_string());
+    } else if name.len() > 63 {
+        errors.push("name part must be no more than 63 characters".to_string());
+    }
+    if !is_qualified_name_part(name) {
+        errors.push(format!(
+            "name part {}",
+            regex_error(QUALIFIED_NAME_MESSAGE, name_regex, &examples)
+        ));
+    }
+    errors
+}
+
+/// Why a label value breaks apimachinery's IsValidLabelValue.
+fn label_value_errors(value: &str) -> Vec<String> {
+    let mut errors = Vec::new();
+    if value.len() > 63 {
+        errors.push("must be no more than 63 characters".to_string());
+    }
+    if !value.is_empty() && !is_qualified_name_part(value) {
+        errors.push(regex_error(
+            &format!(
+                "a valid label must be an empty string or {}",
+                QUALIFIED_NAME_MESSAGE.trim_start_matches("must ")
+            ),
+            "(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?",
+            &["MyValue", "my_value", "12345"],
+        ));
+    }
+    errors
+}
+
+/// metadata.labels as ValidateLabels checks them: keys, then values.
+fn label_causes(labels: &Value, causes: &mut Vec<Cause>) {
+    let Some(labels) = labels.as_object() else {
+        return;
+    };
+    for (key, value) in labels {
+        for why in qualified_name_errors(key) {
+            causes.push(Cause::invalid("metadata.labels", &format!("{key:?}"), &why));
+        }
+        let value = value.as_str().unwrap_or_default();
+        for why in label_value_errors(value) {
+            causes.push(Cause::invalid(
+                "metadata.labels",
+                &format!("{value:?}"),
+                &why,
+            ));
+        }
     }
 }
 
@@ -404,6 +521,54 @@ mod tests {
         let e = validate(&rt("deployments"), &new, Some(&old)).unwrap_err();
         assert_eq!(e.code, 422);
         assert!(e.message.starts_with("Deployment.apps \"d\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"b\"}}: field is immutable"), "{}", e.message);
+    }
+
+    #[test]
+    fn label_keys_and_values_are_validated_as_the_real_server_words_it() {
+        let cm = |labels: Value| json!({"metadata": {"name": "c", "labels": labels}});
+        assert!(
+            validate(
+                &rt("configmaps"),
+                &cm(json!({"app.kubernetes.io/name": "polls", "tier": ""})),
+                None
+            )
+            .is_ok()
+        );
+        let e = validate(&rt("configmaps"), &cm(json!({"bad key": "ok"})), None).unwrap_err();
+        assert_eq!(e.code, 422);
+        assert_eq!(
+            e.message,
+            "ConfigMap \"c\" is invalid: metadata.labels: Invalid value: \"bad key\": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyName',  or 'my.name',  or '123-abc', regex used for validation is '([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]')"
+        );
+        let long = "v".repeat(64);
+        let e = validate(
+            &rt("configmaps"),
+            &cm(json!({"app": long, "Bad_/x": "-bad"})),
+            None,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.message,
+            format!(
+                "ConfigMap \"c\" is invalid: [metadata.labels: Invalid value: \"Bad_/x\": prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character {DNS1123_SUBDOMAIN_HINT}, metadata.labels: Invalid value: \"-bad\": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?'), metadata.labels: Invalid value: \"{long}\": must be no more than 63 characters]"
+            )
+        );
+        let causes = e.to_status()["details"]["causes"].clone();
+        assert_eq!(causes[0]["field"], "metadata.labels");
+        assert_eq!(causes[0]["reason"], "FieldValueInvalid");
+    }
+
+    #[test]
+    fn a_crd_must_be_named_plural_dot_group() {
+        let crd = |name: &str| json!({"metadata": {"name": name}, "spec": {"group": "example.com", "names": {"plural": "widgets", "kind": "Widget"}}});
+        let crds = rt("customresourcedefinitions");
+        assert!(validate(&crds, &crd("widgets.example.com"), None).is_ok());
+        let e = validate(&crds, &crd("widget.example.com"), None).unwrap_err();
+        assert_eq!(e.code, 422);
+        assert_eq!(
+            e.message,
+            "CustomResourceDefinition.apiextensions.k8s.io \"widget.example.com\" is invalid: metadata.name: Invalid value: \"widget.example.com\": must be spec.names.plural+\".\"+spec.group"
+        );
     }
 
     #[test]

@@ -14,7 +14,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::cluster::{Cluster, Patch, Target, WriteOptions};
+use crate::cluster::{Cluster, Page, Patch, Target, WriteOptions};
 use crate::faults::{Faults, Verdict};
 use crate::kinds::ResourceType;
 use crate::select::Selector;
@@ -42,6 +42,43 @@ pub struct Shared {
     /// host:port, for /api's serverAddressByClientCIDRs.
     pub address: String,
 }
+
+/// The header the simulated controllers send: their requests are exempt from
+/// fault injection, so a test's faults are met by the client under test alone.
+pub const CONTROLLER_HEADER: &str = "x-kubesim-controller";
+
+/// Who sent a request, as the log names it: `kubesim-controller`, else the
+/// User-Agent's first word (kubectl/v1.32.0), else `-` (kube-rs sends none).
+#[derive(Clone)]
+struct Caller {
+    name: String,
+    controller: bool,
+}
+
+impl Caller {
+    fn of(req: &Request<Incoming>) -> Caller {
+        if req.headers().contains_key(CONTROLLER_HEADER) {
+            return Caller {
+                name: "kubesim-controller".into(),
+                controller: true,
+            };
+        }
+        let name = req
+            .headers()
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|ua| ua.split_whitespace().next())
+            .unwrap_or("-");
+        Caller {
+            name: name.to_string(),
+            controller: false,
+        }
+    }
+}
+
+/// What the log line adds about a response beyond its code (a watch's ERROR event).
+#[derive(Clone)]
+struct LogNote(String);
 
 /// Returned by the service to make hyper drop the connection without answering.
 #[derive(Debug)]
@@ -120,23 +157,28 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, ResetConnection> {
     let method = req.method().clone();
-    let path = req.uri().path().to_string();
-    let latency = shared.faults.latency();
-    if !latency.is_zero() {
-        tokio::time::sleep(latency).await;
-    }
     let query = Query::parse(req.uri().query());
     let is_watch = query.flag("watch");
-    if !is_watch {
-        match shared.faults.verdict(method.as_str()) {
+    let path = if is_watch {
+        format!("{}?watch", req.uri().path())
+    } else {
+        req.uri().path().to_string()
+    };
+    let caller = Caller::of(&req);
+    let faults = (!caller.controller).then_some(&shared.faults);
+    if let Some(latency) = faults.map(|f| f.latency()).filter(|l| !l.is_zero()) {
+        tokio::time::sleep(latency).await;
+    }
+    if let Some(faults) = faults.filter(|_| !is_watch) {
+        match faults.verdict(method.as_str()) {
             Verdict::Serve => {}
             Verdict::Fail(code) => {
                 let response = error_response(&ApiError::injected(code));
-                log(&method, &path, code);
+                log(&method, &path, &code.to_string(), &caller);
                 return Ok(response);
             }
             Verdict::Reset => {
-                log(&method, &path, 0);
+                log(&method, &path, "reset", &caller);
                 return Err(ResetConnection);
             }
         }
@@ -145,16 +187,17 @@ pub async fn handle(
         Ok(r) => r,
         Err(e) => error_response(&e),
     };
-    log(&method, &path, response.status().as_u16());
+    let mut outcome = response.status().as_u16().to_string();
+    if let Some(LogNote(note)) = response.extensions().get::<LogNote>() {
+        outcome = format!("{outcome} {note}");
+    }
+    log(&method, &path, &outcome, &caller);
     Ok(response)
 }
 
-fn log(method: &Method, path: &str, code: u16) {
-    if code == 0 {
-        eprintln!("{method} {path} -> reset");
-    } else {
-        eprintln!("{method} {path} -> {code}");
-    }
+/// One line per request, never bodies: `METHOD PATH -> OUTCOME [CALLER]`.
+fn log(method: &Method, path: &str, outcome: &str, caller: &Caller) {
+    eprintln!("{method} {path} -> {outcome} [{}]", caller.name);
 }
 
 fn accept(req: &Request<Incoming>) -> &str {
@@ -353,18 +396,32 @@ async fn serve_resource(
         (Method::GET, false) => {
             let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
             if query.flag("watch") {
-                Ok(watch(shared, t, selector, &query, printer))
-            } else {
-                let list = cluster.list(&t, &selector);
-                let rv = list["metadata"]["resourceVersion"]
-                    .as_str()
-                    .unwrap_or_default()
-                    .to_string();
-                let items = list["items"].as_array().cloned().unwrap_or_default();
-                Ok(json_response(
-                    200,
-                    &printer.print(&items, &rv).unwrap_or(list),
+                let path = format!("{}?watch", req.uri().path());
+                Ok(watch(
+                    shared,
+                    t,
+                    selector,
+                    &query,
+                    printer,
+                    Caller::of(&req),
+                    path,
                 ))
+            } else {
+                let page = Page {
+                    limit: query
+                        .get("limit")
+                        .and_then(|l| l.parse().ok())
+                        .filter(|l| *l > 0),
+                    continue_token: query.get("continue").map(String::from),
+                };
+                let list = cluster.list(&t, &selector, &page)?;
+                let table = printer.print(
+                    list["items"].as_array().map_or(&[], Vec::as_slice),
+                    list["metadata"]["resourceVersion"]
+                        .as_str()
+                        .unwrap_or_default(),
+                );
+                Ok(json_response(200, &table.unwrap_or(list)))
             }
         }
         (Method::POST, false) => {
@@ -575,6 +632,8 @@ fn watch(
     selector: Selector,
     query: &Query,
     printer: Printer,
+    caller: Caller,
+    path: String,
 ) -> Response<Body> {
     let rv = query
         .get("resourceVersion")
@@ -588,24 +647,34 @@ fn watch(
             .and_then(|s| s.parse().ok())
             .unwrap_or(DEFAULT_WATCH_SECONDS),
     );
-    let limit = shared.faults.watch_limit();
+    let limit = (!caller.controller)
+        .then(|| shared.faults.watch_limit())
+        .flatten();
     let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(64);
 
     let expired = |requested: u64, oldest: u64| {
         watch_line("ERROR", &ApiError::expired(requested, oldest).to_status())
     };
-    let start = if rv.is_some() && shared.faults.take_watch_gone() {
+    let mut note = None;
+    let start = if rv.is_some() && !caller.controller && shared.faults.take_watch_gone() {
+        note = Some("ERROR 410 Expired (watch-gone)");
         let current = shared.cluster.resource_version();
         Err(expired(parsed_rv.unwrap_or(0), current))
     } else {
         // A resourceVersion we cannot read is as good as a compacted one.
-        match shared.cluster.watch(if rv.is_some() {
-            Some(parsed_rv.unwrap_or(0))
-        } else {
-            None
-        }) {
+        match shared.cluster.watch(
+            &t,
+            if rv.is_some() {
+                Some(parsed_rv.unwrap_or(0))
+            } else {
+                None
+            },
+        ) {
             Ok(started) => Ok(started),
-            Err(oldest) => Err(expired(parsed_rv.unwrap_or(0), oldest)),
+            Err(oldest) => {
+                note = Some("ERROR 410 Expired");
+                Err(expired(parsed_rv.unwrap_or(0), oldest))
+            }
         }
     };
     // What this watch reports of a change, if anything: an object entering or
@@ -648,12 +717,23 @@ fn watch(
         let deadline = tokio::time::sleep(timeout);
         tokio::pin!(deadline);
         let mut last_rv = current;
+        let cut = |sent: u32| {
+            log(
+                &Method::GET,
+                &path,
+                &format!("closed after {sent} events (watch-close)"),
+                &caller,
+            );
+        };
         for (kind, e) in past.iter().filter_map(|e| Some((seen(e, &t)?, e))) {
-            if limit.is_some_and(|l| sent >= l)
-                || tx
-                    .send(watch_line(kind, &printer.event_object(&e.object)))
-                    .await
-                    .is_err()
+            if limit.is_some_and(|l| sent >= l) {
+                cut(sent);
+                return;
+            }
+            if tx
+                .send(watch_line(kind, &printer.event_object(&e.object)))
+                .await
+                .is_err()
             {
                 return;
             }
@@ -667,6 +747,7 @@ fn watch(
         ticker.tick().await;
         loop {
             if limit.is_some_and(|l| sent >= l) {
+                cut(sent);
                 return;
             }
             tokio::select! {
@@ -693,5 +774,9 @@ fn watch(
             }
         }
     });
-    streaming(rx)
+    let mut response = streaming(rx);
+    if let Some(note) = note {
+        response.extensions_mut().insert(LogNote(note.to_string()));
+    }
+    response
 }

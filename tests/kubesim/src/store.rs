@@ -3,6 +3,7 @@
 //! changes to the open watches.
 
 use std::collections::{BTreeMap, VecDeque};
+use std::ops::Bound;
 use std::sync::Arc;
 
 use serde_json::Value;
@@ -76,6 +77,34 @@ impl Store {
         self.objects.get(key)
     }
 
+    /// Objects of one resource, in one namespace or all, with their keys, in key
+    /// order and after `after` if given: a range of the ordered map, so the cost
+    /// does not grow with other resources' objects.
+    pub fn entries<'a>(
+        &'a self,
+        group: &'a str,
+        plural: &'a str,
+        namespace: Option<&'a str>,
+        after: Option<&Key>,
+    ) -> impl Iterator<Item = (&'a Key, &'a Value)> + 'a {
+        let start = match after {
+            Some(key) => Bound::Excluded(key.clone()),
+            None => Bound::Included(Key {
+                group: group.to_string(),
+                plural: plural.to_string(),
+                namespace: namespace.unwrap_or_default().to_string(),
+                name: String::new(),
+            }),
+        };
+        self.objects
+            .range((start, Bound::Unbounded))
+            .take_while(move |(k, _)| {
+                k.group == group
+                    && k.plural == plural
+                    && namespace.is_none_or(|ns| k.namespace == ns)
+            })
+    }
+
     /// Objects of one resource, in one namespace or all.
     pub fn list<'a>(
         &'a self,
@@ -83,14 +112,7 @@ impl Store {
         plural: &'a str,
         namespace: Option<&'a str>,
     ) -> impl Iterator<Item = &'a Value> + 'a {
-        self.objects
-            .iter()
-            .filter(move |(k, _)| {
-                k.group == group
-                    && k.plural == plural
-                    && namespace.is_none_or(|ns| k.namespace == ns)
-            })
-            .map(|(_, v)| v)
+        self.entries(group, plural, namespace, None).map(|(_, v)| v)
     }
 
     pub fn keys(&self) -> impl Iterator<Item = &Key> {
@@ -186,6 +208,40 @@ mod tests {
             namespace: "default".into(),
             name: name.into(),
         }
+    }
+
+    #[test]
+    fn a_list_is_exactly_its_resource_and_namespace() {
+        let mut store = Store::new();
+        let at = |group: &str, plural: &str, namespace: &str, name: &str| Key {
+            group: group.into(),
+            plural: plural.into(),
+            namespace: namespace.into(),
+            name: name.into(),
+        };
+        for k in [
+            at("", "configmaps", "a", "x"),
+            at("", "configmaps", "b", "y"),
+            at("", "configmaps", "b", "z"),
+            at("", "configmapsx", "b", "w"),
+            at("", "configmap", "b", "v"),
+            at("", "namespaces", "", "b"),
+            at("apps", "configmaps", "b", "u"),
+        ] {
+            let name = k.name.clone();
+            store.put(k, json!({"metadata": {"name": name}}));
+        }
+        let names = |group: &str, plural: &str, namespace: Option<&str>| -> Vec<String> {
+            store
+                .list(group, plural, namespace)
+                .map(|o| o["metadata"]["name"].as_str().unwrap().to_string())
+                .collect()
+        };
+        assert_eq!(names("", "configmaps", Some("b")), ["y", "z"]);
+        assert_eq!(names("", "configmaps", None), ["x", "y", "z"]);
+        assert_eq!(names("", "configmaps", Some("c")), Vec::<String>::new());
+        assert_eq!(names("", "namespaces", None), ["b"]);
+        assert_eq!(names("apps", "configmaps", None), ["u"]);
     }
 
     #[test]

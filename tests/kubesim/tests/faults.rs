@@ -140,3 +140,50 @@ async fn watch_close_ends_streams_and_watch_gone_answers_410() {
         "both changes after {rv} are replayed: {events:?}"
     );
 }
+
+#[tokio::test]
+async fn the_simulated_controllers_are_exempt_from_faults() {
+    // Faults are for the client under test: the controllers' own status writes
+    // (PATCH /status) must neither fail nor use up the budget.
+    let server = kubesim::serve(ServeOptions {
+        controllers: Some(kubesim::ControllerOptions {
+            deploy_delay: std::time::Duration::from_millis(100),
+            ..Default::default()
+        }),
+        faults: "500:2@PATCH,watch-close:1,watch-gone:100".into(),
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let client = client(&server).await;
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> =
+        Api::namespaced(client.clone(), "default");
+    let deployment = serde_json::from_value(json!({
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}},
+                 "template": {"metadata": {"labels": {"app": "web"}},
+                              "spec": {"containers": [{"name": "web", "image": "nginx"}]}}}
+    }))
+    .unwrap();
+    deployments
+        .create(&Default::default(), &deployment)
+        .await
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let live = deployments.get("web").await.unwrap();
+        if live.status.and_then(|s| s.available_replicas) == Some(1) {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the controller never made the Deployment available under faults"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let cms: Api<ConfigMap> = Api::namespaced(client, "default");
+    assert_eq!(code(apply(&cms, "a", "1").await.unwrap_err()), 500);
+    assert_eq!(code(apply(&cms, "a", "1").await.unwrap_err()), 500);
+    apply(&cms, "a", "1").await.unwrap();
+}

@@ -441,3 +441,40 @@ async fn associative_lists_merge_by_key_between_managers() {
         .collect();
     assert_eq!(env, ["B"]);
 }
+
+#[tokio::test]
+async fn lists_come_in_pages_when_a_limit_is_asked() {
+    let (_server, client) = start(ServeOptions::default()).await;
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "default");
+    for name in ["a", "b", "c", "d", "e"] {
+        let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}});
+        cms.patch(name, &apply_as("test"), &Patch::Apply(&cm))
+            .await
+            .unwrap();
+    }
+    // Another namespace's objects are not in this namespace's pages.
+    let other = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "z"}});
+    Api::<ConfigMap>::namespaced(client.clone(), "kube-system")
+        .patch("z", &apply_as("test"), &Patch::Apply(&other))
+        .await
+        .unwrap();
+    let mut names = Vec::new();
+    let mut pages = 0;
+    let mut params = kube::api::ListParams::default().limit(2);
+    loop {
+        let page = cms.list(&params).await.unwrap();
+        pages += 1;
+        names.extend(page.items.iter().map(|c| c.metadata.name.clone().unwrap()));
+        match page.metadata.continue_ {
+            Some(token) if !token.is_empty() => params = params.continue_token(&token),
+            _ => break,
+        }
+    }
+    assert_eq!(names, ["a", "b", "c", "d", "e"]);
+    assert_eq!(pages, 3);
+    let bad = cms
+        .list(&kube::api::ListParams::default().continue_token("garbage"))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(bad).code, 400);
+}

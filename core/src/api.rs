@@ -1,0 +1,267 @@
+//! API server failures: which ones trying again can fix, how long to wait before it, and
+//! how to say what went wrong. Each tool keeps its own policy (how many tries, what it
+//! prints while it waits); what a failure means is decided here, once.
+
+use kube::core::Status;
+use std::error::Error as StdError;
+use std::time::Duration;
+
+/// 500s that are not the server being unwell but its verdict on the object: a value of
+/// the wrong type (`DEBUG: on` read as a bool) or undecodable data (bad base64). The
+/// same request fails the same way every time.
+const DETERMINISTIC_500_PREFIXES: &[&str] = &[
+    "failed to create typed patch object",
+    "failed to convert new object",
+];
+
+/// Throttling (429), an overloaded or restarting server (502, 503, 504) and 500s other
+/// than the server's verdict on the object. Anything else (400, 403, 404, 409, 410,
+/// 422...) will not get better by itself.
+pub fn is_transient_status(status: &Status) -> bool {
+    match status.code {
+        429 | 502 | 503 | 504 => true,
+        500 => !DETERMINISTIC_500_PREFIXES
+            .iter()
+            .any(|p| status.message.starts_with(p)),
+        _ => false,
+    }
+}
+
+/// A kube-rs error worth trying again: a transient answer or a broken connection.
+pub fn is_transient(e: &kube::Error) -> bool {
+    match e {
+        kube::Error::Api(status) => is_transient_status(status),
+        other => is_transient_transport(other),
+    }
+}
+
+/// Connection refused or reset, a connection closed mid-answer, a request timeout: the
+/// next attempt may well succeed. TLS and configuration errors will not get better.
+pub fn is_transient_transport(e: &(dyn StdError + 'static)) -> bool {
+    let mut current = Some(e);
+    while let Some(err) = current {
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind::*;
+            if matches!(
+                io.kind(),
+                ConnectionRefused
+                    | ConnectionReset
+                    | ConnectionAborted
+                    | BrokenPipe
+                    | UnexpectedEof
+                    | TimedOut
+            ) {
+                return true;
+            }
+        }
+        if let Some(h) = err.downcast_ref::<hyper::Error>()
+            && (h.is_incomplete_message() || h.is_closed() || h.is_canceled() || h.is_timeout())
+        {
+            return true;
+        }
+        if err.downcast_ref::<tokio::time::error::Elapsed>().is_some() {
+            return true;
+        }
+        current = err.source();
+    }
+    false
+}
+
+/// How long the server asked us to wait, from the `Retry-After` header (which only a
+/// raw response still has) or the Status' `details.retryAfterSeconds`.
+pub fn retry_after(header: Option<Duration>, status: &Status) -> Option<Duration> {
+    header.or_else(|| {
+        let secs = status.details.as_ref()?.retry_after_seconds;
+        (secs > 0).then(|| Duration::from_secs(secs.into()))
+    })
+}
+
+/// The Status of an error answer: the body when it is one, else its text; the HTTP
+/// code is the truth even when a body says otherwise or nothing.
+pub fn status_from_body(code: u16, body: &[u8]) -> Status {
+    serde_json::from_slice::<Status>(body)
+        .ok()
+        .filter(|s| s.code != 0 || !s.message.is_empty())
+        .unwrap_or_else(|| {
+            let text = String::from_utf8_lossy(body).trim().to_owned();
+            Status::failure(&text, "")
+        })
+        .with_code(code)
+}
+
+/// The server's words, or its code when it said nothing (not yet scrubbed of secrets).
+pub fn status_message(status: &Status) -> String {
+    if status.message.is_empty() {
+        format!("the server answered {}", status.code)
+    } else {
+        status.message.clone()
+    }
+}
+
+/// The innermost cause says what happened ("Connection refused"); the wrappers around
+/// it (service error, client error) only say where. A connection that ends without an
+/// answer gets plain words: TLS libraries describe it in their own terms.
+pub fn transport_message(e: &(dyn StdError + 'static)) -> String {
+    let mut deepest = e;
+    loop {
+        if let Some(io) = deepest.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::UnexpectedEof => {
+                    return "the connection closed without an answer".into();
+                }
+                std::io::ErrorKind::ConnectionReset => return "the connection was reset".into(),
+                _ => {}
+            }
+        }
+        match deepest.source() {
+            Some(source) => deepest = source,
+            None => return deepest.to_string(),
+        }
+    }
+}
+
+/// `503 Service Unavailable: the first line of the message`: one line, for notices.
+pub fn status_line(status: &Status) -> String {
+    let reason = http::StatusCode::from_u16(status.code)
+        .ok()
+        .and_then(|c| c.canonical_reason())
+        .unwrap_or("");
+    let first_line = status.message.lines().next().unwrap_or("");
+    format!("{} {reason}: {first_line}", status.code)
+        .trim_end_matches([' ', ':'])
+        .to_owned()
+}
+
+/// A kube-rs error in one line as a person reads it: the server's code and words, or
+/// what broke on the way, rather than kube-rs' debug form.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(status) => status_line(status),
+        other => transport_message(other),
+    }
+}
+
+/// Capped exponential backoff: `base`, doubling per retry, never more than `cap`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    pub base: Duration,
+    pub cap: Duration,
+}
+
+impl Backoff {
+    /// The wait before retry number `retry` (0-based). `jitter` in [0, 1) spreads the
+    /// waits of parallel requests between half and all of the step, so they do not come
+    /// back at the server together; 1.0 is the full step.
+    pub fn delay(&self, retry: u32, jitter: f64) -> Duration {
+        let step = self
+            .base
+            .saturating_mul(2u32.saturating_pow(retry))
+            .min(self.cap);
+        step.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::response::StatusDetails;
+
+    fn status(code: u16, message: &str) -> Status {
+        Status::failure(message, "").with_code(code)
+    }
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap_with_jitter_inside_the_step() {
+        let b = Backoff {
+            base: Duration::from_millis(200),
+            cap: Duration::from_secs(5),
+        };
+        assert_eq!(b.delay(0, 1.0), Duration::from_millis(200));
+        assert_eq!(b.delay(0, 0.0), Duration::from_millis(100));
+        assert_eq!(b.delay(3, 1.0), Duration::from_millis(1600));
+        assert_eq!(b.delay(10, 1.0), Duration::from_secs(5));
+        assert_eq!(b.delay(40, 0.0), Duration::from_millis(2500));
+        for retry in 0..8 {
+            assert!(b.delay(retry, 0.3) <= b.delay(retry, 0.9));
+        }
+    }
+
+    #[test]
+    fn retry_after_header_beats_status_details() {
+        let mut s = status(429, "slow down");
+        assert_eq!(retry_after(None, &s), None);
+        s.details = Some(StatusDetails {
+            retry_after_seconds: 2,
+            ..serde_json::from_value(serde_json::json!({})).unwrap()
+        });
+        assert_eq!(retry_after(None, &s), Some(Duration::from_secs(2)));
+        let header = Some(Duration::from_secs(3));
+        assert_eq!(retry_after(header, &s), Some(Duration::from_secs(3)));
+    }
+
+    #[test]
+    fn transient_codes_are_retried_and_verdicts_are_not() {
+        for code in [429, 500, 502, 503, 504] {
+            assert!(
+                is_transient_status(&status(code, "etcdserver: request timed out")),
+                "{code}"
+            );
+        }
+        for code in [400, 403, 404, 409, 410, 422] {
+            assert!(!is_transient_status(&status(code, "no")), "{code}");
+        }
+        let bad_type = "failed to create typed patch object (/v1, Kind=ConfigMap): \
+                        .data.DEBUG: expected string, got &value.valueUnstructured{Value:true}";
+        assert!(!is_transient_status(&status(500, bad_type)));
+        let api = kube::Error::Api(status(503, "busy").boxed());
+        assert!(is_transient(&api));
+    }
+
+    #[test]
+    fn connection_failures_are_transient_and_tls_ones_are_not() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        assert!(is_transient(&kube::Error::Service(Box::new(refused))));
+        let tls = std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "invalid peer certificate: UnknownIssuer",
+        );
+        let tls = kube::Error::Service(Box::new(tls));
+        assert!(!is_transient(&tls));
+        assert_eq!(describe(&tls), "invalid peer certificate: UnknownIssuer");
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        assert_eq!(
+            describe(&kube::Error::Service(Box::new(reset))),
+            "the connection was reset"
+        );
+    }
+
+    #[test]
+    fn messages_are_the_servers_words_or_its_code() {
+        assert_eq!(
+            describe(&kube::Error::Api(status(429, "too many\nrequests").boxed())),
+            "429 Too Many Requests: too many"
+        );
+        assert_eq!(
+            describe(&kube::Error::Api(status(503, "").boxed())),
+            "503 Service Unavailable"
+        );
+        assert_eq!(status_message(&status(503, "")), "the server answered 503");
+        assert_eq!(status_message(&status(403, "nope")), "nope");
+    }
+
+    #[test]
+    fn error_bodies_become_a_status_with_the_http_code() {
+        let body = br#"{"kind":"Status","apiVersion":"v1","status":"Failure","message":"quota","reason":"Forbidden","code":403}"#;
+        let s = status_from_body(403, body);
+        assert_eq!((s.code, s.message.as_str()), (403, "quota"));
+        let s = status_from_body(502, b"  upstream connect error\n");
+        assert_eq!(
+            (s.code, s.message.as_str()),
+            (502, "upstream connect error")
+        );
+        assert_eq!(status_from_body(503, b"").message, "");
+        // A body that claims another code does not win over the answer's own.
+        let s = status_from_body(500, br#"{"kind":"Status","code":200,"message":"ok?"}"#);
+        assert_eq!(s.code, 500);
+    }
+}
