@@ -66,7 +66,8 @@ impl Scrubber {
             }
         }
         let public: Vec<&str> = objects.iter().flat_map(|o| public_strings(o)).collect();
-        self.needles.retain(|n| !public.iter().any(|p| p.contains(n.as_str())));
+        self.needles
+            .retain(|n| !public.iter().any(|p| p.contains(n.as_str())));
         // Longest first, so a value that contains another is masked whole.
         self.needles.sort_by_key(|n| std::cmp::Reverse(n.len()));
     }
@@ -99,12 +100,19 @@ impl Scrubber {
 fn public_strings(obj: &Value) -> impl Iterator<Item = &str> {
     let meta = &obj["metadata"];
     let labels = meta["labels"].as_object().into_iter().flat_map(|m| {
-        m.iter().flat_map(|(k, v)| [Some(k.as_str()), v.as_str()]).flatten()
+        m.iter()
+            .flat_map(|(k, v)| [Some(k.as_str()), v.as_str()])
+            .flatten()
     });
-    [&obj["kind"], &meta["name"], &meta["generateName"], &meta["namespace"]]
-        .into_iter()
-        .filter_map(Value::as_str)
-        .chain(labels)
+    [
+        &obj["kind"],
+        &meta["name"],
+        &meta["generateName"],
+        &meta["namespace"],
+    ]
+    .into_iter()
+    .filter_map(Value::as_str)
+    .chain(labels)
 }
 
 /// Refuses to put secret values on a terminal, where they end up in scrollback and
@@ -166,7 +174,10 @@ mod tests {
         let mut s = Scrubber::default();
         s.learn([&secret, &deployment]);
         let clean = s.scrub("deployment.apps/polls-app: password hunter22 rejected");
-        assert_eq!(clean, "deployment.apps/polls-app: password <redacted> rejected");
+        assert_eq!(
+            clean,
+            "deployment.apps/polls-app: password <redacted> rejected"
+        );
     }
 
     #[test]
