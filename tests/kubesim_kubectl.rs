@@ -627,6 +627,35 @@ fn bad_labels_and_a_misnamed_crd_are_invalid() {
 }
 
 #[test]
+fn get_pages_through_long_lists() {
+    let sim = Sim::start(&[]);
+    let many: String = (0..7)
+        .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\n"))
+        .collect();
+    let file = write(&sim, "many.yaml", &many);
+    ok(
+        &sim,
+        kubectl(&sim, &["apply", "-f", file.to_str().unwrap()]),
+    );
+    for output in ["name", "wide"] {
+        let out = ok(
+            &sim,
+            kubectl(&sim, &["get", "configmaps", "--chunk-size=3", "-o", output]),
+        );
+        assert_eq!(
+            (0..7).filter(|i| out.contains(&format!("cm-{i}"))).count(),
+            7,
+            "-o {output}:\n{out}"
+        );
+    }
+    let pages = sim
+        .log()
+        .matches("GET /api/v1/namespaces/default/configmaps -> 200 [kubectl")
+        .count();
+    assert_eq!(pages, 6, "three pages per get:\n{}", sim.log());
+}
+
+#[test]
 fn get_prints_the_columns_a_cluster_prints() {
     let sim = Sim::start(&["--deploy-delay", "1h", "--cert-manager"]);
     let file = write(&sim, "all.yaml", EVERY_KIND);

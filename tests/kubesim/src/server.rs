@@ -415,12 +415,20 @@ async fn serve_resource(
                     continue_token: query.get("continue").map(String::from),
                 };
                 let list = cluster.list(&t, &selector, &page)?;
-                let table = printer.print(
-                    list["items"].as_array().map_or(&[], Vec::as_slice),
-                    list["metadata"]["resourceVersion"]
-                        .as_str()
-                        .unwrap_or_default(),
-                );
+                let table = printer
+                    .print(
+                        list["items"].as_array().map_or(&[], Vec::as_slice),
+                        list["metadata"]["resourceVersion"]
+                            .as_str()
+                            .unwrap_or_default(),
+                    )
+                    .map(|mut table| {
+                        // kubectl get pages through Tables too.
+                        if let Some(token) = list["metadata"].get("continue") {
+                            table["metadata"]["continue"] = token.clone();
+                        }
+                        table
+                    });
                 Ok(json_response(200, &table.unwrap_or(list)))
             }
         }
