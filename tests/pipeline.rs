@@ -16,28 +16,43 @@ fn repo() -> &'static Path {
 /// `make TARGET ...` in the repository, using the test build's binaries.
 fn make(target: &str, vars: &[(&str, &str)]) -> Command {
     let mut c = Command::new("make");
-    c.current_dir(repo()).arg("--no-print-directory").arg(target);
+    c.current_dir(repo())
+        .arg("--no-print-directory")
+        .arg(target);
     c.arg(format!("BIN={}", bin_dir().display()));
     for (k, v) in vars {
         c.arg(format!("{k}={v}"));
     }
     // A make running `cargo test` must not hand its jobserver to ours.
-    c.env_remove("MAKEFLAGS").env_remove("MFLAGS").env_remove("MAKELEVEL").env_remove("KUBECONFIG");
+    c.env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .env_remove("KUBECONFIG");
     c
 }
 
 /// The tutorial's env file with the secret key filled in, so renders are reproducible.
 fn env_file(dir: &Path) -> std::path::PathBuf {
     let template = std::fs::read_to_string(repo().join("examples/polls/env")).unwrap();
-    let text = template.replace("DJANGO_SECRET_KEY=\n", &format!("DJANGO_SECRET_KEY={SECRET_KEY}\n"));
-    assert!(text.contains(SECRET_KEY), "examples/polls/env has no empty DJANGO_SECRET_KEY line");
+    let text = template.replace(
+        "DJANGO_SECRET_KEY=\n",
+        &format!("DJANGO_SECRET_KEY={SECRET_KEY}\n"),
+    );
+    assert!(
+        text.contains(SECRET_KEY),
+        "examples/polls/env has no empty DJANGO_SECRET_KEY line"
+    );
     let path = dir.join("env");
     std::fs::write(&path, text).unwrap();
     path
 }
 
 fn assert_no_secret(out: &Output) {
-    assert!(!stderr(out).contains(SECRET_KEY), "a secret value reached stderr:\n{}", stderr(out));
+    assert!(
+        !stderr(out).contains(SECRET_KEY),
+        "a secret value reached stderr:\n{}",
+        stderr(out)
+    );
 }
 
 #[test]
@@ -45,10 +60,20 @@ fn render_writes_a_private_file_equal_to_the_pipe() {
     let dir = tempfile::tempdir().unwrap();
     let env = env_file(dir.path());
     let file = dir.path().join("deploy.yaml");
-    let out = make("render", &[("ENV", env.to_str().unwrap()), ("OUT", file.to_str().unwrap())])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "make render failed:\n{}", stderr(&out));
+    let out = make(
+        "render",
+        &[
+            ("ENV", env.to_str().unwrap()),
+            ("OUT", file.to_str().unwrap()),
+        ],
+    )
+    .output()
+    .unwrap();
+    assert!(
+        out.status.success(),
+        "make render failed:\n{}",
+        stderr(&out)
+    );
     assert_no_secret(&out);
     let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "deploy.yaml holds Secrets and must be 0600");
@@ -65,14 +90,27 @@ fn render_writes_a_private_file_equal_to_the_pipe() {
     );
     let by_hand = Command::new("bash")
         .args(["-o", "pipefail", "-c", &pipe])
-        .env("PATH", format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap()))
+        .env(
+            "PATH",
+            format!("{}:{}", bin_dir().display(), std::env::var("PATH").unwrap()),
+        )
         .output()
         .unwrap();
     assert!(by_hand.status.success(), "{}", stderr(&by_hand));
     let rendered = std::fs::read_to_string(&file).unwrap();
     assert_eq!(rendered, stdout(&by_hand));
-    for kind in ["ConfigMap", "Secret", "Deployment", "Service", "Ingress", "Job"] {
-        assert!(rendered.contains(&format!("kind: {kind}\n")), "no {kind} in the render");
+    for kind in [
+        "ConfigMap",
+        "Secret",
+        "Deployment",
+        "Service",
+        "Ingress",
+        "Job",
+    ] {
+        assert!(
+            rendered.contains(&format!("kind: {kind}\n")),
+            "no {kind} in the render"
+        );
     }
 }
 
@@ -82,31 +120,63 @@ fn a_failing_stage_fails_deploy_and_applies_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let env = dir.path().join("env");
     std::fs::write(&env, "DEBUG=True\nTHIS LINE IS BROKEN\n").unwrap();
-    let out = make("deploy", &[("ENV", env.to_str().unwrap()), ("TIMEOUT", "10s")])
-        .env("KUBECONFIG", &sim.kubeconfig)
-        .output()
-        .unwrap();
-    assert!(!out.status.success(), "make deploy succeeded on a broken env file");
+    let out = make(
+        "deploy",
+        &[("ENV", env.to_str().unwrap()), ("TIMEOUT", "10s")],
+    )
+    .env("KUBECONFIG", &sim.kubeconfig)
+    .output()
+    .unwrap();
+    assert!(
+        !out.status.success(),
+        "make deploy succeeded on a broken env file"
+    );
     let err = stderr(&out);
-    assert!(err.contains(&format!("envsplit: {}:2:", env.display())), "stage message missing:\n{err}");
+    assert!(
+        err.contains(&format!("envsplit: {}:2:", env.display())),
+        "stage message missing:\n{err}"
+    );
 
     let listed = sim
         .kubectl()
-        .args(["get", "configmaps,secrets,deployments,services,ingresses,jobs", "-n", "default", "-o", "name"])
+        .args([
+            "get",
+            "configmaps,secrets,deployments,services,ingresses,jobs",
+            "-n",
+            "default",
+            "-o",
+            "name",
+        ])
         .output()
         .unwrap();
     assert!(listed.status.success(), "{}", stderr(&listed));
     let names = stdout(&listed);
-    for kind in ["deployment", "service/polls", "ingress", "job", "polls-config", "polls-secret"] {
-        assert!(!names.contains(kind), "{kind} was applied after a failed stage:\n{names}");
+    for kind in [
+        "deployment",
+        "service/polls",
+        "ingress",
+        "job",
+        "polls-config",
+        "polls-secret",
+    ] {
+        assert!(
+            !names.contains(kind),
+            "{kind} was applied after a failed stage:\n{names}"
+        );
     }
 }
 
 #[test]
 fn make_demo_runs_the_whole_pipeline_and_leaves_nothing_running() {
-    let out = make("demo", &[]).env("KPIPE_BIN", bin_dir()).output().unwrap();
+    let out = make("demo", &[])
+        .env("KPIPE_BIN", bin_dir())
+        .output()
+        .unwrap();
     let (text, err) = (stdout(&out), stderr(&out));
-    assert!(out.status.success(), "make demo failed:\nstdout:\n{text}\nstderr:\n{err}");
+    assert!(
+        out.status.success(),
+        "make demo failed:\nstdout:\n{text}\nstderr:\n{err}"
+    );
     let all = format!("{text}\n{err}");
     for expected in [
         "configmap/polls-config created",
@@ -115,10 +185,19 @@ fn make_demo_runs_the_whole_pipeline_and_leaves_nothing_running() {
         "ingress.networking.k8s.io/polls-ingress created",
         "deployment.apps/polls-app unchanged",
     ] {
-        assert!(all.contains(expected), "demo output lacks {expected:?}:\n{all}");
+        assert!(
+            all.contains(expected),
+            "demo output lacks {expected:?}:\n{all}"
+        );
     }
-    assert!(all.contains("polls-tls"), "no certificate in the demo output:\n{all}");
-    assert!(all.to_lowercase().contains("staging"), "no staging warning:\n{all}");
+    assert!(
+        all.contains("polls-tls"),
+        "no certificate in the demo output:\n{all}"
+    );
+    assert!(
+        all.to_lowercase().contains("staging"),
+        "no staging warning:\n{all}"
+    );
 
     let pid: u32 = all
         .split("kubesim pid ")
@@ -126,5 +205,8 @@ fn make_demo_runs_the_whole_pipeline_and_leaves_nothing_running() {
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|n| n.parse().ok())
         .expect("the demo prints the simulator's pid");
-    assert!(!Path::new(&format!("/proc/{pid}")).exists(), "kubesim (pid {pid}) is still running");
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "kubesim (pid {pid}) is still running"
+    );
 }
