@@ -756,6 +756,108 @@ fn a_missing_issuer_fails_unless_keep_waiting() {
     );
 }
 
+/// certwait reading `stream` on stdin, giving up after `timeout`.
+fn certwait_stream(sim: &Sim, stream: &str, timeout: &str) -> Output {
+    let mut c = sim.cmd("certwait");
+    c.args(["--timeout", timeout]);
+    run_with_stdin(c, stream.as_bytes())
+}
+
+/// `make promote`'s race: kapply has switched the Ingress to letsencrypt-prod, but
+/// ingress-shim has not updated the Certificate yet, which is still Ready=True for its
+/// (staging) generation. Not applying the new Ingress freezes that moment.
+#[test]
+fn a_certificate_not_yet_switched_to_the_streams_issuer_is_not_ready() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    let staging = ingress("polls-tls", "letsencrypt-staging", "polls.example.com");
+    apply(&sim, &staging);
+    let out = certwait_stream(&sim, &staging, "1m");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+    assert!(stdout(&out).contains("(STAGING)"), "{}", stdout(&out));
+
+    let prod = ingress("polls-tls", "letsencrypt-prod", "polls.example.com");
+    let out = certwait_stream(&sim, &prod, "2s");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(124), "{err}\n{}", stdout(&out));
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    assert!(
+        err.contains(
+            "default/polls-tls: waiting for cert-manager to update the Certificate \
+             (issuer ClusterIssuer letsencrypt-staging -> letsencrypt-prod)"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("Hint: the Certificate does not have the spec the input asks for yet"),
+        "{err}"
+    );
+
+    apply(&sim, &prod);
+    let out = certwait_stream(&sim, &prod, "1m");
+    let (err, data) = (stderr(&out), stdout(&out));
+    assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
+    assert!(
+        data.starts_with("default/polls-tls\tpolls.example.com\t"),
+        "{data}"
+    );
+    assert!(data.contains("CN=E5"), "{data}");
+    assert!(
+        !data.contains("STAGING") && !err.contains("STAGING"),
+        "{data}\n{err}"
+    );
+}
+
+/// The same race for a changed host list: the Certificate still covers the old names.
+#[test]
+fn a_certificate_not_yet_covering_the_streams_hosts_is_not_ready() {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
+    let one = ingress("polls-tls", "letsencrypt-prod", "polls.example.com");
+    apply(&sim, &one);
+    let out = certwait_stream(&sim, &one, "1m");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+
+    let two = one.replace(
+        "hosts: [polls.example.com]",
+        "hosts: [www.polls.example.com, polls.example.com]",
+    );
+    let out = certwait_stream(&sim, &two, "2s");
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(124), "{err}\n{}", stdout(&out));
+    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    assert!(
+        err.contains(
+            "default/polls-tls: waiting for cert-manager to update the Certificate \
+             (dnsNames polls.example.com -> polls.example.com, www.polls.example.com)"
+        ),
+        "{err}"
+    );
+
+    apply(&sim, &two);
+    let out = certwait_stream(&sim, &two, "1m");
+    let (err, data) = (stderr(&out), stdout(&out));
+    assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
+    let fields: Vec<&str> = data.trim_end().split('\t').collect();
+    let mut names: Vec<&str> = fields[1].split(',').collect();
+    names.sort_unstable();
+    assert_eq!(
+        names,
+        ["polls.example.com", "www.polls.example.com"],
+        "{data}"
+    );
+}
+
 fn base64_decode(text: &str) -> String {
     use base64::Engine;
     let bytes = base64::engine::general_purpose::STANDARD

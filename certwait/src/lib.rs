@@ -117,12 +117,11 @@ pub async fn run(args: Args) -> Result<()> {
         Wanted::Names(names) => {
             let targets = names
                 .into_iter()
-                .map(|name| Target {
-                    key: CertKey {
+                .map(|name| {
+                    Target::named(CertKey {
                         namespace: namespace.clone(),
                         name,
-                    },
-                    issuer: None,
+                    })
                 })
                 .collect();
             (targets, Vec::new())
@@ -241,12 +240,22 @@ impl Tracked {
         }
     }
 
-    /// The issuer from the Certificate's spec, else from the input that named it.
+    /// The issuer the input asks for (the Certificate's spec says it once cert-manager has
+    /// caught up), else the one in the Certificate's spec.
     fn issuer(&self) -> Option<IssuerRef> {
+        self.target.issuer.clone().or_else(|| {
+            self.cert
+                .as_ref()
+                .and_then(|c| IssuerRef::of_certificate(c, &self.target.key.namespace))
+        })
+    }
+
+    /// How the Certificate differs from what the input asks for (see
+    /// [`Target::spec_mismatch`]); `None` also while it does not exist.
+    fn spec_mismatch(&self) -> Option<String> {
         self.cert
             .as_ref()
-            .and_then(|c| IssuerRef::of_certificate(c, &self.target.key.namespace))
-            .or_else(|| self.target.issuer.clone())
+            .and_then(|c| self.target.spec_mismatch(c))
     }
 }
 
@@ -372,7 +381,7 @@ impl Waiter {
         };
         self.tracked
             .entry(key.clone())
-            .or_insert_with(|| Tracked::new(Target { key, issuer: None }));
+            .or_insert_with(|| Tracked::new(Target::named(key)));
     }
 
     /// A certificate's new state: report a change, and decide whether it is ready,
@@ -395,10 +404,18 @@ impl Waiter {
                 let baseline = tracked
                     .baseline_failure
                     .get_or_insert_with(|| failed_at.to_owned());
-                (
-                    status::summary(cert),
-                    status::verdict(cert, started_at, Some(baseline)),
-                )
+                match tracked.target.spec_mismatch(cert) {
+                    // Its conditions are about the old spec (`make promote` before
+                    // ingress-shim switched the issuer): neither ready nor failed.
+                    Some(diff) => (
+                        format!("waiting for cert-manager to update the Certificate ({diff})"),
+                        Verdict::Pending,
+                    ),
+                    None => (
+                        status::summary(cert),
+                        status::verdict(cert, started_at, Some(baseline)),
+                    ),
+                }
             }
         };
         tracked.ready = verdict == Verdict::Ready;
@@ -500,8 +517,17 @@ impl Waiter {
             tracked.issuer().as_ref(),
         )
         .await;
+        let mut text = chain::render(&chain);
+        if let Some(diff) = tracked.spec_mismatch() {
+            text.push_str(&format!(
+                "Hint: the Certificate does not have the spec the input asks for yet ({diff}): \
+                 was the input applied? For an Ingress, cert-manager's ingress-shim updates the \
+                 Certificate a moment after, and only one the Ingress controls \
+                 (`kubectl describe ingress`, `kubectl -n cert-manager get pods`)\n"
+            ));
+        }
         self.progress.clear();
-        self.progress.always(&chain::render(&chain));
+        self.progress.always(&text);
     }
 
     async fn timed_out(&mut self) -> Error {

@@ -3,10 +3,17 @@
 //! In a stream, a Certificate is waited for by its own name; an Ingress annotated for
 //! cert-manager's ingress-shim gets one Certificate per `spec.tls[].secretName`, named
 //! after that Secret (which is what ingress-shim does).
+//!
+//! A target from a stream also says what the Certificate's spec must be: kapply has just
+//! applied the stream, but ingress-shim updates the Certificate only a moment after the
+//! Ingress changed, and until then the old Certificate may well be Ready=True for its own,
+//! older spec (`make promote`: still the staging issuer). See [`Target::spec_mismatch`].
 
 use kpipe_core::{Document, Error, Result};
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::fmt;
+use std::net::IpAddr;
 
 const CERT_MANAGER_GROUP: &str = "cert-manager.io";
 const CLUSTER_ISSUER_ANNOTATION: &str = "cert-manager.io/cluster-issuer";
@@ -91,8 +98,80 @@ impl fmt::Display for IssuerRef {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     pub key: CertKey,
-    /// Known from the input before the Certificate exists (stream Certificate or Ingress).
+    /// Known from the input before the Certificate exists (stream Certificate or Ingress),
+    /// and what its `spec.issuerRef` must say.
     pub issuer: Option<IssuerRef>,
+    /// What `spec.dnsNames` must hold (as a set), for a target from a stream.
+    pub dns_names: Option<BTreeSet<String>>,
+    /// What `spec.secretName` must be, for a target from a stream.
+    pub secret_name: Option<String>,
+}
+
+impl Target {
+    /// A Certificate named on the command line (or found by `--all`): nothing expected.
+    pub fn named(key: CertKey) -> Target {
+        Target {
+            key,
+            issuer: None,
+            dns_names: None,
+            secret_name: None,
+        }
+    }
+
+    /// How the live Certificate's spec differs from what the input asks for, e.g.
+    /// `issuer ClusterIssuer letsencrypt-staging -> letsencrypt-prod`; `None` when it
+    /// agrees, or when nothing is expected. While it differs, its Ready condition is about
+    /// another certificate than the one wanted, however current its observedGeneration.
+    pub fn spec_mismatch(&self, cert: &Value) -> Option<String> {
+        let mut diffs = Vec::new();
+        if let Some(want) = &self.issuer {
+            let have = IssuerRef::of_certificate(cert, &self.key.namespace);
+            // Kind and name only: ingress-shim updates a Certificate for those, not for a
+            // changed group (a stream Certificate's group change bumps its generation).
+            match &have {
+                Some(have) if have.kind == want.kind && have.name == want.name => {}
+                Some(have) if have.kind == want.kind => {
+                    diffs.push(format!("issuer {have} -> {}", want.name));
+                }
+                Some(have) => diffs.push(format!("issuer {have} -> {want}")),
+                None => diffs.push(format!("issuer none -> {want}")),
+            }
+        }
+        if let Some(want) = &self.dns_names {
+            let have = dns_names(&cert["spec"]["dnsNames"]);
+            if &have != want {
+                let list = |names: &BTreeSet<String>| {
+                    if names.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        names.iter().cloned().collect::<Vec<_>>().join(", ")
+                    }
+                };
+                diffs.push(format!("dnsNames {} -> {}", list(&have), list(want)));
+            }
+        }
+        if let Some(want) = &self.secret_name {
+            let have = cert["spec"]["secretName"].as_str().unwrap_or_default();
+            if have != want {
+                diffs.push(format!("secretName {have} -> {want}"));
+            }
+        }
+        (!diffs.is_empty()).then(|| diffs.join("; "))
+    }
+}
+
+/// The DNS names of a list of hosts, as a set (order does not change the certificate).
+/// IP addresses are left out: ingress-shim moves them to `spec.ipAddresses` (older
+/// versions kept them in dnsNames) and does not update a Certificate for them.
+fn dns_names(hosts: &Value) -> BTreeSet<String> {
+    hosts
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .filter(|h| h.parse::<IpAddr>().is_err())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// What a manifest stream asks certwait to wait for.
@@ -152,6 +231,8 @@ pub fn from_stream(docs: &[Document], namespace: &str, strict: bool) -> Result<S
                             name: name.to_owned(),
                         },
                         issuer: IssuerRef::of_certificate(object, ns),
+                        dns_names: Some(dns_names(&object["spec"]["dnsNames"])),
+                        secret_name: object["spec"]["secretName"].as_str().map(str::to_owned),
                     },
                 );
             }
@@ -226,6 +307,9 @@ fn ingress_targets(doc: &Document, namespace: &str, targets: &mut Vec<Target>) -
                     name: secret.into(),
                 },
                 issuer: Some(issuer.clone()),
+                // What ingress-shim writes into the Certificate for this tls entry.
+                dns_names: Some(dns_names(&entry["hosts"])),
+                secret_name: Some(secret.into()),
             },
         );
     }
@@ -332,6 +416,84 @@ spec:
         assert!(from_stream(&parse(&text), "web", false).is_ok());
         let e = from_stream(&parse(&text), "web", true).unwrap_err();
         assert!(e.to_string().contains("does not match -n \"web\""), "{e}");
+    }
+
+    /// A live Certificate as ingress-shim wrote it.
+    fn live(issuer: &str, dns_names: &[&str]) -> Value {
+        serde_json::json!({"spec": {"secretName": "polls-tls", "dnsNames": dns_names,
+            "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"}}})
+    }
+
+    #[test]
+    fn an_ingress_expects_its_issuer_hosts_and_secret() {
+        let found = from_stream(&parse(INGRESS), "web", false).unwrap();
+        let polls = &found.targets[0];
+        assert_eq!(
+            polls.spec_mismatch(&live("letsencrypt-staging", &["polls.example.com"])),
+            None
+        );
+        assert_eq!(
+            polls
+                .spec_mismatch(&live("letsencrypt-prod", &["polls.example.com"]))
+                .unwrap(),
+            "issuer ClusterIssuer letsencrypt-prod -> letsencrypt-staging"
+        );
+        let mut other_secret = live("letsencrypt-staging", &["polls.example.com"]);
+        other_secret["spec"]["secretName"] = "old".into();
+        assert_eq!(
+            polls.spec_mismatch(&other_secret).unwrap(),
+            "secretName old -> polls-tls"
+        );
+
+        let hosts = INGRESS.replace(
+            "[polls.example.com]",
+            "[www.example.com, polls.example.com, 192.0.2.1]",
+        );
+        let found = from_stream(&parse(&hosts), "web", false).unwrap();
+        let polls = &found.targets[0];
+        assert_eq!(
+            polls
+                .spec_mismatch(&live("letsencrypt-staging", &["polls.example.com"]))
+                .unwrap(),
+            "dnsNames polls.example.com -> polls.example.com, www.example.com"
+        );
+        // A set: order does not matter; IP addresses go to spec.ipAddresses.
+        let both = live(
+            "letsencrypt-staging",
+            &["polls.example.com", "www.example.com"],
+        );
+        assert_eq!(polls.spec_mismatch(&both), None);
+    }
+
+    #[test]
+    fn issuer_kind_changes_are_named_and_defaults_apply() {
+        let namespaced = INGRESS.replace("cluster-issuer: letsencrypt-staging", "issuer: ca");
+        let found = from_stream(&parse(&namespaced), "web", false).unwrap();
+        assert_eq!(
+            found.targets[0]
+                .spec_mismatch(&live("letsencrypt-staging", &["polls.example.com"]))
+                .unwrap(),
+            "issuer ClusterIssuer letsencrypt-staging -> Issuer web/ca"
+        );
+        // issuerRef without kind and group is an Issuer of cert-manager.io.
+        let live = serde_json::json!({"spec": {"secretName": "polls-tls",
+            "dnsNames": ["polls.example.com"], "issuerRef": {"name": "ca"}}});
+        assert_eq!(found.targets[0].spec_mismatch(&live), None);
+    }
+
+    #[test]
+    fn a_stream_certificate_expects_its_own_spec_a_named_one_nothing() {
+        let text = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: polls-tls}\n\
+                    spec: {secretName: polls-tls, dnsNames: [polls.example.com], \
+                    issuerRef: {name: letsencrypt-prod, kind: ClusterIssuer}}\n";
+        let found = from_stream(&parse(text), "d", false).unwrap();
+        let staging = live("letsencrypt-staging", &["polls.example.com"]);
+        assert_eq!(
+            found.targets[0].spec_mismatch(&staging).unwrap(),
+            "issuer ClusterIssuer letsencrypt-staging -> letsencrypt-prod"
+        );
+        let named = Target::named(found.targets[0].key.clone());
+        assert_eq!(named.spec_mismatch(&staging), None);
     }
 
     #[test]
