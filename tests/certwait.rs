@@ -26,65 +26,65 @@ fn ingress(secret: &str, issuer: &str, host: &str) -> String {
     )
 }
 
-/// `kubectl apply -f -` with `yaml`, which must succeed.
-fn apply(sim: &Sim, yaml: &str) {
-    let mut c = sim.kubectl();
-    c.args(["apply", "-f", "-"]);
-    let out = run_with_stdin(c, yaml.as_bytes());
-    assert!(
-        out.status.success(),
-        "kubectl apply: {}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+/// Applies Certificate `name` for `dns` from ClusterIssuer `issuer`.
+fn apply_certificate(sim: &Sim, name: &str, issuer: &str, dns: &str) {
+    sim.apply_yaml(&certificate(name, issuer, dns));
 }
 
 /// `kubectl patch certificate NAME --subresource=status` with a merge patch.
 fn patch_status(sim: &Sim, name: &str, patch: &str) {
-    let out = sim
-        .kubectl()
-        .args([
-            "patch",
-            "certificate",
-            name,
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            patch,
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl patch: {}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    sim.kubectl_ok(&[
+        "patch",
+        "certificate",
+        name,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        patch,
+    ]);
 }
 
 /// Waits (with kubectl) until the simulated controller has written the first status, so
 /// that patches written afterwards are not overwritten by it.
 fn wait_issuing(sim: &Sim, name: &str) {
-    let out = sim
-        .kubectl()
-        .args([
-            "wait",
-            "--for=condition=Issuing",
-            &format!("certificate/{name}"),
-            "--timeout=30s",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "kubectl wait: {}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Issuing",
+        &format!("certificate/{name}"),
+        "--timeout=30s",
+    ]);
+}
+
+/// A simulator whose cert-manager takes an hour to issue, with Certificate `name` for
+/// `dns` from letsencrypt-staging applied and the first status written.
+fn stalled_certificate(name: &str, dns: &str) -> Sim {
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1h"]);
+    apply_certificate(&sim, name, "letsencrypt-staging", dns);
+    wait_issuing(&sim, name);
+    sim
 }
 
 fn run(mut c: Command) -> Output {
     c.stdin(Stdio::null()).output().unwrap()
+}
+
+/// certwait with `args`, no cluster.
+fn certwait(args: &[&str]) -> Output {
+    let mut c = cmd("certwait");
+    c.args(args);
+    run(c)
+}
+
+/// certwait with `args` against the simulator.
+fn certwait_on(sim: &Sim, args: &[&str]) -> Output {
+    let mut c = sim.cmd("certwait");
+    c.args(args);
+    run(c)
+}
+
+/// Asserts that certwait exited 0, showing its stderr and the simulator's log if not.
+fn assert_success(sim: &Sim, out: &Output) {
+    assert_eq!(out.status.code(), Some(0), "{}\n{}", stderr(out), sim.log());
 }
 
 /// certwait running in the background, its stderr readable line by line.
@@ -95,6 +95,22 @@ struct Running {
 }
 
 impl Running {
+    /// `certwait NAME --timeout 2m` against the simulator, in the background.
+    fn certwait(sim: &Sim, name: &str) -> Running {
+        let mut c = sim.cmd("certwait");
+        c.args([name, "--timeout", "2m"]);
+        Running::start(c)
+    }
+
+    /// [`Running::certwait`], once it has said that the Certificate does not exist yet.
+    fn until_created(sim: &Sim, name: &str) -> Running {
+        let mut waiting = Running::certwait(sim, name);
+        waiting.expect_line(&format!(
+            "default/{name}: waiting for the Certificate to be created"
+        ));
+        waiting
+    }
+
     fn start(mut c: Command) -> Running {
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -148,6 +164,17 @@ impl Running {
 
 // --- bad input: exit 2, nothing on stdout, no cluster needed --------------------------
 
+/// certwait reading `stream` on stdin must reject it as bad input naming `needle`.
+fn assert_bad_stdin(stream: &str, needle: &str) {
+    assert_bad_input(&run_with_stdin(cmd("certwait"), stream.as_bytes()), needle);
+}
+
+/// Asserts that a run exited with `code`, saying `needle` on stderr.
+fn assert_failed(out: &Output, code: i32, needle: &str) {
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
+}
+
 fn assert_bad_input(out: &Output, needle: &str) {
     assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(out));
     assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
@@ -158,92 +185,59 @@ fn assert_bad_input(out: &Output, needle: &str) {
 #[test]
 fn invalid_certificate_name_is_bad_input() {
     assert_bad_input(
-        &run({
-            let mut c = cmd("certwait");
-            c.arg("Polls_TLS");
-            c
-        }),
+        &certwait(&["Polls_TLS"]),
         "invalid Certificate name \"Polls_TLS\"",
     );
 }
 
 #[test]
 fn names_and_all_together_are_a_usage_error() {
-    let out = run({
-        let mut c = cmd("certwait");
-        c.args(["--all", "polls-tls"]);
-        c
-    });
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("--all"), "{}", stderr(&out));
+    let out = certwait(&["--all", "polls-tls"]);
+    assert_failed(&out, 2, "--all");
 }
 
 #[test]
 fn bad_timeout_is_a_usage_error() {
-    let out = run({
-        let mut c = cmd("certwait");
-        c.args(["--timeout", "soon", "polls-tls"]);
-        c
-    });
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("invalid duration"),
-        "{}",
-        stderr(&out)
-    );
+    let out = certwait(&["--timeout", "soon", "polls-tls"]);
+    assert_failed(&out, 2, "invalid duration");
 }
 
 #[test]
 fn stream_without_certificates_is_bad_input() {
     let stream = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: polls}\ndata: {A: b}\n";
-    assert_bad_input(
-        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
-        "nothing to wait for",
-    );
+    assert_bad_stdin(stream, "nothing to wait for");
 }
 
 #[test]
 fn invalid_yaml_on_stdin_names_the_line() {
     let stream = certificate("a", "letsencrypt-staging", "a.example") + "---\nkind: [\n";
-    assert_bad_input(
-        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
-        "<stdin>: document 2",
-    );
+    assert_bad_stdin(&stream, "<stdin>: document 2");
 }
 
 #[test]
 fn unquoted_yaml11_values_and_duplicate_keys_on_stdin_are_bad_input() {
     let stream = certificate("a", "letsencrypt-staging", "a.example")
         + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  DEBUG: off\n";
-    assert_bad_input(
-        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
+    assert_bad_stdin(
+        &stream,
         "<stdin>: document 2 (line 17): unquoted \"off\" is the boolean false to Kubernetes",
     );
     let stream = certificate("a", "letsencrypt-staging", "a.example") + "kind: Certificate\n";
-    assert_bad_input(
-        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
-        "duplicate key \"kind\"",
-    );
+    assert_bad_stdin(&stream, "duplicate key \"kind\"");
 }
 
 #[test]
 fn ingress_tls_without_secret_name_is_bad_input() {
     let stream = ingress("polls-tls", "letsencrypt-staging", "polls.example.com")
         .replace("    secretName: polls-tls\n", "");
-    assert_bad_input(
-        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
-        "Ingress/polls spec.tls[0] has no secretName",
-    );
+    assert_bad_stdin(&stream, "Ingress/polls spec.tls[0] has no secretName");
 }
 
 #[test]
 fn old_certificate_api_version_is_bad_input() {
     let stream = certificate("a", "x", "a.example")
         .replace("cert-manager.io/v1\n", "cert-manager.io/v1alpha2\n");
-    assert_bad_input(
-        &run_with_stdin(cmd("certwait"), stream.as_bytes()),
-        "cert-manager.io/v1alpha2",
-    );
+    assert_bad_stdin(&stream, "cert-manager.io/v1alpha2");
 }
 
 // --- against the simulator ---------------------------------------------------------------
@@ -251,15 +245,13 @@ fn old_certificate_api_version_is_bad_input() {
 #[test]
 fn waits_for_ready_then_prints_the_certificate_and_the_staging_warning() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "500ms"]);
-    apply(
+    apply_certificate(
         &sim,
-        &certificate("polls-tls", "letsencrypt-staging", "polls.example.com"),
+        "polls-tls",
+        "letsencrypt-staging",
+        "polls.example.com",
     );
-    let out = run({
-        let mut c = sim.cmd("certwait");
-        c.arg("polls-tls");
-        c
-    });
+    let out = certwait_on(&sim, &["polls-tls"]);
     let (err, data) = (stderr(&out), stdout(&out));
     assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
     let fields: Vec<&str> = data.trim_end().split('\t').collect();
@@ -274,18 +266,13 @@ fn waits_for_ready_then_prints_the_certificate_and_the_staging_warning() {
     assert!(err.contains("letsencrypt-prod"), "{err}");
 
     // No secret material anywhere in what certwait wrote.
-    let key = sim
-        .kubectl()
-        .args([
-            "get",
-            "secret",
-            "polls-tls",
-            "-o",
-            "jsonpath={.data.tls\\.key}",
-        ])
-        .output()
-        .unwrap();
-    let key_b64 = stdout(&key);
+    let key_b64 = stdout(&sim.kubectl_run(&[
+        "get",
+        "secret",
+        "polls-tls",
+        "-o",
+        "jsonpath={.data.tls\\.key}",
+    ]));
     assert!(
         key_b64.len() > 100,
         "the simulator wrote no tls.key: {key_b64}"
@@ -305,16 +292,8 @@ fn waits_for_ready_then_prints_the_certificate_and_the_staging_warning() {
 #[test]
 fn a_certificate_created_after_certwait_started_is_waited_for() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
-    let mut waiting = Running::start({
-        let mut c = sim.cmd("certwait");
-        c.args(["later-tls", "--timeout", "2m"]);
-        c
-    });
-    waiting.expect_line("default/later-tls: waiting for the Certificate to be created");
-    apply(
-        &sim,
-        &certificate("later-tls", "letsencrypt-prod", "later.example.com"),
-    );
+    let waiting = Running::until_created(&sim, "later-tls");
+    apply_certificate(&sim, "later-tls", "letsencrypt-prod", "later.example.com");
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(
@@ -335,15 +314,9 @@ fn names_come_from_an_ingress_on_stdin() {
         "apiVersion: v1\nkind: Service\nmetadata: {{name: polls}}\nspec:\n  ports: [{{port: 80}}]\n---\n{}",
         ingress("polls-tls", "letsencrypt-staging", "polls.example.com")
     );
-    apply(&sim, &stream);
+    sim.apply_yaml(&stream);
     let out = run_with_stdin(sim.cmd("certwait"), stream.as_bytes());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    assert_success(&sim, &out);
     assert!(
         stdout(&out).starts_with("default/polls-tls\tpolls.example.com\t"),
         "{}",
@@ -355,24 +328,13 @@ fn names_come_from_an_ingress_on_stdin() {
 #[test]
 fn several_certificates_one_line_each_and_all() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
-    apply(
-        &sim,
+    sim.apply_yaml(
         &(certificate("a-tls", "letsencrypt-staging", "a.example.com")
             + "---\n"
             + &certificate("b-tls", "letsencrypt-prod", "b.example.com")),
     );
-    let out = run({
-        let mut c = sim.cmd("certwait");
-        c.args(["b-tls", "a-tls"]);
-        c
-    });
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    let out = certwait_on(&sim, &["b-tls", "a-tls"]);
+    assert_success(&sim, &out);
     let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
@@ -386,11 +348,7 @@ fn several_certificates_one_line_each_and_all() {
     let warnings = stderr(&out).matches("STAGING CA").count();
     assert_eq!(warnings, 1, "only a-tls is from staging: {}", stderr(&out));
 
-    let all = run({
-        let mut c = sim.cmd("certwait");
-        c.args(["--all", "-q"]);
-        c
-    });
+    let all = certwait_on(&sim, &["--all", "-q"]);
     assert_eq!(all.status.code(), Some(0), "{}", stderr(&all));
     assert_eq!(stdout(&all), stdout(&out));
     assert!(
@@ -409,15 +367,9 @@ fn stream_objects_keep_their_namespaces() {
         "apiVersion: v1\nkind: Namespace\nmetadata: {{name: web}}\n---\n{web}---\n{}",
         certificate("home-tls", "letsencrypt-prod", "home.example.com")
     );
-    apply(&sim, &stream);
+    sim.apply_yaml(&stream);
     let out = run_with_stdin(sim.cmd("certwait"), stream.as_bytes());
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    assert_success(&sim, &out);
     let data = stdout(&out);
     let names: Vec<&str> = data.lines().filter_map(|l| l.split('\t').next()).collect();
     assert_eq!(names, ["default/home-tls", "web/web-tls"], "{data}");
@@ -426,12 +378,7 @@ fn stream_objects_keep_their_namespaces() {
     let mut c = sim.cmd("certwait");
     c.args(["-n", "default"]);
     let out = run_with_stdin(c, stream.as_bytes());
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("does not match -n \"default\""),
-        "{}",
-        stderr(&out)
-    );
+    assert_failed(&out, 2, "does not match -n \"default\"");
 }
 
 #[test]
@@ -443,15 +390,13 @@ fn failed_issuance_prints_the_chain_and_exits_1() {
         "--cert-fail",
         "challenge",
     ]);
-    apply(
+    apply_certificate(
         &sim,
-        &certificate("polls-tls", "letsencrypt-staging", "polls.example.com"),
+        "polls-tls",
+        "letsencrypt-staging",
+        "polls.example.com",
     );
-    let out = run({
-        let mut c = sim.cmd("certwait");
-        c.arg("polls-tls");
-        c
-    });
+    let out = certwait_on(&sim, &["polls-tls"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}\n{}", sim.log());
     assert!(out.stdout.is_empty(), "{}", stdout(&out));
@@ -473,17 +418,8 @@ fn failed_issuance_prints_the_chain_and_exits_1() {
 
 #[test]
 fn timeout_exits_124_after_the_diagnosis() {
-    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1h"]);
-    apply(
-        &sim,
-        &certificate("slow-tls", "letsencrypt-staging", "slow.example.com"),
-    );
-    wait_issuing(&sim, "slow-tls");
-    let out = run({
-        let mut c = sim.cmd("certwait");
-        c.args(["slow-tls", "--timeout", "1s"]);
-        c
-    });
+    let sim = stalled_certificate("slow-tls", "slow.example.com");
+    let out = certwait_on(&sim, &["slow-tls", "--timeout", "1s"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(124), "{err}\n{}", sim.log());
     assert!(err.contains("Certificate default/slow-tls:"), "{err}");
@@ -496,12 +432,7 @@ fn timeout_exits_124_after_the_diagnosis() {
 
 #[test]
 fn an_old_failure_is_not_fatal_but_a_new_one_is() {
-    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1h"]);
-    apply(
-        &sim,
-        &certificate("old-tls", "letsencrypt-staging", "old.example.com"),
-    );
-    wait_issuing(&sim, "old-tls");
+    let sim = stalled_certificate("old-tls", "old.example.com");
     let failed = |at: &str| {
         format!(
             r#"{{"status":{{"lastFailureTime":"{at}","failedIssuanceAttempts":1,"conditions":[
@@ -510,11 +441,7 @@ fn an_old_failure_is_not_fatal_but_a_new_one_is() {
         )
     };
     patch_status(&sim, "old-tls", &failed("2020-01-01T00:00:00Z"));
-    let mut waiting = Running::start({
-        let mut c = sim.cmd("certwait");
-        c.args(["old-tls", "--timeout", "2m"]);
-        c
-    });
+    let mut waiting = Running::certwait(&sim, "old-tls");
     waiting.expect_line("Issuing=False Failed");
     patch_status(&sim, "old-tls", &failed("2020-01-01T01:00:00Z"));
     let (code, _, err) = waiting.finish();
@@ -527,23 +454,14 @@ fn an_old_failure_is_not_fatal_but_a_new_one_is() {
 
 #[test]
 fn ready_for_an_older_generation_is_not_ready() {
-    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1h"]);
-    apply(
-        &sim,
-        &certificate("gen-tls", "letsencrypt-staging", "gen.example.com"),
-    );
-    wait_issuing(&sim, "gen-tls");
+    let sim = stalled_certificate("gen-tls", "gen.example.com");
     let ready = |observed: u32| {
         format!(
             r#"{{"status":{{"notAfter":"2027-02-22T00:00:00Z","conditions":[{{"type":"Ready","status":"True","reason":"Ready","message":"Certificate is up to date and has not expired","observedGeneration":{observed}}}]}}}}"#
         )
     };
     patch_status(&sim, "gen-tls", &ready(0));
-    let mut waiting = Running::start({
-        let mut c = sim.cmd("certwait");
-        c.args(["gen-tls", "--timeout", "2m"]);
-        c
-    });
+    let mut waiting = Running::certwait(&sim, "gen-tls");
     waiting.expect_line("(for generation 0, the spec is at 1)");
     patch_status(&sim, "gen-tls", &ready(1));
     let (code, out, err) = waiting.finish();
@@ -582,15 +500,12 @@ fn dropped_watch_streams_are_resumed() {
         "--faults",
         "watch-close:1",
     ]);
-    let mut waiting = Running::start({
-        let mut c = sim.cmd("certwait");
-        c.args(["flaky-tls", "--timeout", "2m"]);
-        c
-    });
-    waiting.expect_line("default/flaky-tls: waiting for the Certificate to be created");
-    apply(
+    let waiting = Running::until_created(&sim, "flaky-tls");
+    apply_certificate(
         &sim,
-        &certificate("flaky-tls", "letsencrypt-staging", "flaky.example.com"),
+        "flaky-tls",
+        "letsencrypt-staging",
+        "flaky.example.com",
     );
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
@@ -628,17 +543,9 @@ fn a_watch_answered_410_gone_lists_again() {
         "--faults",
         "watch-gone:3,watch-close:1",
     ]);
-    let mut waiting = Running::start({
-        let mut c = sim.cmd("certwait");
-        c.args(["gone-tls", "--timeout", "2m"]);
-        c
-    });
-    waiting.expect_line("default/gone-tls: waiting for the Certificate to be created");
+    let mut waiting = Running::until_created(&sim, "gone-tls");
     waiting.expect_line("watch in default expired (410");
-    apply(
-        &sim,
-        &certificate("gone-tls", "letsencrypt-staging", "gone.example.com"),
-    );
+    apply_certificate(&sim, "gone-tls", "letsencrypt-staging", "gone.example.com");
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(
@@ -669,16 +576,8 @@ fn a_flaky_api_server_at_startup_is_survived() {
         "--faults",
         "503:2@GET",
     ]);
-    let mut waiting = Running::start({
-        let mut c = sim.cmd("certwait");
-        c.args(["retry-tls", "--timeout", "2m"]);
-        c
-    });
-    waiting.expect_line("default/retry-tls: waiting for the Certificate to be created");
-    apply(
-        &sim,
-        &certificate("retry-tls", "letsencrypt-prod", "retry.example.com"),
-    );
+    let waiting = Running::until_created(&sim, "retry-tls");
+    apply_certificate(&sim, "retry-tls", "letsencrypt-prod", "retry.example.com");
     let (code, out, err) = waiting.finish();
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(out.starts_with("default/retry-tls\t"), "{out}");
@@ -688,32 +587,16 @@ fn a_flaky_api_server_at_startup_is_survived() {
 #[test]
 fn without_cert_manager_it_fails_at_once() {
     let sim = Sim::start(&[]);
-    let out = run({
-        let mut c = sim.cmd("certwait");
-        c.arg("polls-tls");
-        c
-    });
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("cert-manager is not installed"),
-        "{}",
-        stderr(&out)
-    );
+    let out = certwait_on(&sim, &["polls-tls"]);
+    assert_failed(&out, 1, "cert-manager is not installed");
     assert!(out.stdout.is_empty());
 }
 
 #[test]
 fn a_missing_issuer_fails_unless_keep_waiting() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
-    apply(
-        &sim,
-        &certificate("lost-tls", "letsencrypt-nope", "lost.example.com"),
-    );
-    let out = run({
-        let mut c = sim.cmd("certwait");
-        c.arg("lost-tls");
-        c
-    });
+    apply_certificate(&sim, "lost-tls", "letsencrypt-nope", "lost.example.com");
+    let out = certwait_on(&sim, &["lost-tls"]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(
@@ -727,23 +610,14 @@ fn a_missing_issuer_fails_unless_keep_waiting() {
 
     // The CertificateRequest the simulated cert-manager leaves pending, for the chain.
     for condition in ["--for=create", "--for=condition=Ready=false"] {
-        let out = sim
-            .kubectl()
-            .args([
-                "wait",
-                condition,
-                "certificaterequest/lost-tls-1",
-                "--timeout=30s",
-            ])
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}\n{}", stderr(&out), sim.log());
+        sim.kubectl_ok(&[
+            "wait",
+            condition,
+            "certificaterequest/lost-tls-1",
+            "--timeout=30s",
+        ]);
     }
-    let kept = run({
-        let mut c = sim.cmd("certwait");
-        c.args(["lost-tls", "--keep-waiting", "--timeout", "1s"]);
-        c
-    });
+    let kept = certwait_on(&sim, &["lost-tls", "--keep-waiting", "--timeout", "1s"]);
     let err = stderr(&kept);
     assert_eq!(kept.status.code(), Some(124), "{err}");
     assert!(
@@ -770,15 +644,9 @@ fn certwait_stream(sim: &Sim, stream: &str, timeout: &str) -> Output {
 fn a_certificate_not_yet_switched_to_the_streams_issuer_is_not_ready() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
     let staging = ingress("polls-tls", "letsencrypt-staging", "polls.example.com");
-    apply(&sim, &staging);
+    sim.apply_yaml(&staging);
     let out = certwait_stream(&sim, &staging, "1m");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    assert_success(&sim, &out);
     assert!(stdout(&out).contains("(STAGING)"), "{}", stdout(&out));
 
     let prod = ingress("polls-tls", "letsencrypt-prod", "polls.example.com");
@@ -798,7 +666,7 @@ fn a_certificate_not_yet_switched_to_the_streams_issuer_is_not_ready() {
         "{err}"
     );
 
-    apply(&sim, &prod);
+    sim.apply_yaml(&prod);
     let out = certwait_stream(&sim, &prod, "1m");
     let (err, data) = (stderr(&out), stdout(&out));
     assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
@@ -818,15 +686,9 @@ fn a_certificate_not_yet_switched_to_the_streams_issuer_is_not_ready() {
 fn a_certificate_not_yet_covering_the_streams_hosts_is_not_ready() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
     let one = ingress("polls-tls", "letsencrypt-prod", "polls.example.com");
-    apply(&sim, &one);
+    sim.apply_yaml(&one);
     let out = certwait_stream(&sim, &one, "1m");
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    assert_success(&sim, &out);
 
     let two = one.replace(
         "hosts: [polls.example.com]",
@@ -844,7 +706,7 @@ fn a_certificate_not_yet_covering_the_streams_hosts_is_not_ready() {
         "{err}"
     );
 
-    apply(&sim, &two);
+    sim.apply_yaml(&two);
     let out = certwait_stream(&sim, &two, "1m");
     let (err, data) = (stderr(&out), stdout(&out));
     assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());

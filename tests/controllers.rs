@@ -5,7 +5,7 @@ mod common;
 use common::*;
 
 use std::io::Write;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
@@ -14,50 +14,6 @@ use serde_json::Value;
 /// How long any wait below may take before the test fails: far more than the delays
 /// configured, so a slow machine does not fail a test, while a hang still does.
 const WAIT: &str = "--timeout=60s";
-
-fn run(mut c: Command) -> Output {
-    c.output().expect("run")
-}
-
-/// Runs kubectl with `args` and returns its stdout, failing the test with its stderr
-/// and the simulator's log if it fails.
-fn kubectl(sim: &Sim, args: &[&str]) -> String {
-    let out = run({
-        let mut c = sim.kubectl();
-        c.args(args);
-        c
-    });
-    assert!(
-        out.status.success(),
-        "kubectl {args:?} failed: {}\n--- kubesim log ---\n{}",
-        stderr(&out),
-        sim.log()
-    );
-    stdout(&out)
-}
-
-fn apply(sim: &Sim, manifest: &str) {
-    let mut c = sim.kubectl();
-    c.args(["apply", "-f", "-"]);
-    let out = run_with_stdin(c, manifest.as_bytes());
-    assert!(
-        out.status.success(),
-        "kubectl apply failed: {}\n{}",
-        stderr(&out),
-        sim.log()
-    );
-}
-
-fn get(sim: &Sim, resource: &str) -> Value {
-    serde_json::from_str(&kubectl(sim, &["get", resource, "-o", "json"])).expect("kubectl -o json")
-}
-
-fn condition<'a>(obj: &'a Value, kind: &str) -> &'a Value {
-    obj["status"]["conditions"]
-        .as_array()
-        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
-        .unwrap_or_else(|| panic!("no {kind} condition in {:#}", obj["status"]))
-}
 
 fn ingress(issuer: &str, hosts: &[&str]) -> String {
     let hosts: Vec<String> = hosts.iter().map(|h| format!("\"{h}\"")).collect();
@@ -144,20 +100,44 @@ fn secret_file(secret: &Value, key: &str) -> Vec<u8> {
         .expect("base64 data")
 }
 
+/// What `openssl x509` says about the certificate in Secret polls-tls.
+fn issued_certificate(sim: &Sim) -> String {
+    describe_certificate(&secret_file(&sim.get_json("secret/polls-tls"), "tls.crt"))
+}
+
 fn wait_ready(sim: &Sim, generation: u32) {
     let jsonpath = format!(
         "--for=jsonpath={{.status.conditions[?(@.type==\"Ready\")].observedGeneration}}={generation}"
     );
-    kubectl(sim, &["wait", &jsonpath, "certificate/polls-tls", WAIT]);
-    kubectl(
-        sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "certificate/polls-tls",
-            WAIT,
-        ],
-    );
+    wait(sim, &jsonpath, "certificate/polls-tls");
+    wait_cert_ready(sim);
+}
+
+/// `kubectl wait FOR WHAT`, within the test's generous limit; must succeed.
+fn wait(sim: &Sim, for_: &str, what: &str) {
+    sim.kubectl_ok(&["wait", for_, what, WAIT]);
+}
+
+/// Waits until Certificate polls-tls is Ready.
+fn wait_cert_ready(sim: &Sim) {
+    wait(sim, "--for=condition=Ready", "certificate/polls-tls");
+}
+
+/// Applies the polls Ingress for `issuer` and `hosts`, then waits for ingress-shim to
+/// create Certificate polls-tls and for it to become Ready.
+fn apply_ingress_until_ready(sim: &Sim, issuer: &str, hosts: &[&str]) {
+    sim.apply_yaml(&ingress(issuer, hosts));
+    wait(sim, "--for=create", "certificate/polls-tls");
+    wait_cert_ready(sim);
+}
+
+/// Waits for CertificateRequest polls-tls-1 to be created and left Pending (its issuer
+/// is missing), and returns it.
+fn pending_request(sim: &Sim) -> Value {
+    let pending = "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=Pending";
+    wait(sim, "--for=create", "certificaterequest/polls-tls-1");
+    wait(sim, pending, "certificaterequest/polls-tls-1");
+    sim.get_json("certificaterequest/polls-tls-1")
 }
 
 /// Waits for an Event about a `kind` object: controllers record Events in the
@@ -165,7 +145,7 @@ fn wait_ready(sim: &Sim, generation: u32) {
 fn wait_for_event(sim: &Sim, kind: &str, reason: &str, message: &str) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let events = get(sim, "events");
+        let events = sim.get_json("events");
         let found = events["items"].as_array().unwrap().iter().any(|e| {
             e["involvedObject"]["kind"] == kind && e["reason"] == reason && e["message"] == message
         });
@@ -183,7 +163,7 @@ fn wait_for_event(sim: &Sim, kind: &str, reason: &str, message: &str) {
 #[test]
 fn cluster_issuers_exist_and_are_ready_when_the_kubeconfig_is_written() {
     let sim = Sim::start(&["--cert-manager"]);
-    let issuers = get(&sim, "clusterissuers");
+    let issuers = sim.get_json("clusterissuers");
     let mut names = Vec::new();
     for issuer in issuers["items"].as_array().unwrap() {
         let name = issuer["metadata"]["name"].as_str().unwrap();
@@ -218,29 +198,14 @@ fn cluster_issuers_exist_and_are_ready_when_the_kubeconfig_is_written() {
 #[test]
 fn an_annotated_ingress_gets_a_ready_certificate_from_staging() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
-    apply(
+    apply_ingress_until_ready(
         &sim,
-        &ingress(
-            "letsencrypt-staging",
-            &["polls.example.com", "www.polls.example.com"],
-        ),
-    );
-    kubectl(
-        &sim,
-        &["wait", "--for=create", "certificate/polls-tls", WAIT],
-    );
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "certificate/polls-tls",
-            WAIT,
-        ],
+        "letsencrypt-staging",
+        &["polls.example.com", "www.polls.example.com"],
     );
 
-    let ingress = get(&sim, "ingress/polls-ingress");
-    let cert = get(&sim, "certificate/polls-tls");
+    let ingress = sim.get_json("ingress/polls-ingress");
+    let cert = sim.get_json("certificate/polls-tls");
     let owner = &cert["metadata"]["ownerReferences"][0];
     assert_eq!(owner["kind"], "Ingress");
     assert_eq!(owner["uid"], ingress["metadata"]["uid"]);
@@ -275,7 +240,7 @@ fn an_annotated_ingress_gets_a_ready_certificate_from_staging() {
     );
 
     // The chain behind it, as cert-manager leaves it.
-    let request = get(&sim, "certificaterequest/polls-tls-1");
+    let request = sim.get_json("certificaterequest/polls-tls-1");
     assert_eq!(
         request["metadata"]["annotations"]["cert-manager.io/certificate-name"],
         "polls-tls"
@@ -286,14 +251,14 @@ fn an_annotated_ingress_gets_a_ready_certificate_from_staging() {
     );
     assert_eq!(condition(&request, "Approved")["status"], "True");
     assert_eq!(condition(&request, "Ready")["reason"], "Issued");
-    let orders = get(&sim, "orders");
+    let orders = sim.get_json("orders");
     let order = &orders["items"][0];
     assert_eq!(order["status"]["state"], "valid");
     assert_eq!(
         order["metadata"]["ownerReferences"][0]["uid"],
         request["metadata"]["uid"]
     );
-    let challenges = get(&sim, "challenges");
+    let challenges = sim.get_json("challenges");
     let mut domains: Vec<&str> = challenges["items"]
         .as_array()
         .unwrap()
@@ -312,7 +277,7 @@ fn an_annotated_ingress_gets_a_ready_certificate_from_staging() {
     assert_eq!(domains, ["polls.example.com", "www.polls.example.com"]);
 
     // A real certificate for those names, issued by "Let's Encrypt staging".
-    let secret = get(&sim, "secret/polls-tls");
+    let secret = sim.get_json("secret/polls-tls");
     assert_eq!(secret["type"], "kubernetes.io/tls");
     assert_eq!(
         secret["metadata"]["annotations"]["cert-manager.io/issuer-name"],
@@ -353,23 +318,7 @@ fn an_annotated_ingress_gets_a_ready_certificate_from_staging() {
 #[test]
 fn cert_manager_records_its_events() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
-    apply(
-        &sim,
-        &ingress("letsencrypt-staging", &["polls.example.com"]),
-    );
-    kubectl(
-        &sim,
-        &["wait", "--for=create", "certificate/polls-tls", WAIT],
-    );
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "certificate/polls-tls",
-            WAIT,
-        ],
-    );
+    apply_ingress_until_ready(&sim, "letsencrypt-staging", &["polls.example.com"]);
     let created = r#"Successfully created Certificate "polls-tls""#;
     wait_for_event(&sim, "Ingress", "CreateCertificate", created);
     let first = "Issuing certificate as Secret does not exist";
@@ -403,11 +352,11 @@ fn a_failing_challenge_fails_the_issuance_as_cert_manager_records_it() {
         "--cert-fail",
         "challenge",
     ]);
-    apply(&sim, &certificate("ClusterIssuer", "letsencrypt-staging"));
+    sim.apply_yaml(&certificate("ClusterIssuer", "letsencrypt-staging"));
     let failed = "--for=jsonpath={.status.conditions[?(@.type==\"Issuing\")].reason}=Failed";
-    kubectl(&sim, &["wait", failed, "certificate/polls-tls", WAIT]);
+    wait(&sim, failed, "certificate/polls-tls");
 
-    let cert = get(&sim, "certificate/polls-tls");
+    let cert = sim.get_json("certificate/polls-tls");
     let issuing = condition(&cert, "Issuing");
     assert_eq!(issuing["status"], "False");
     assert_eq!(issuing["observedGeneration"], 1);
@@ -428,62 +377,43 @@ fn a_failing_challenge_fails_the_issuance_as_cert_manager_records_it() {
         (Some("False"), Some("DoesNotExist"))
     );
 
-    let request = get(&sim, "certificaterequest/polls-tls-1");
+    let request = sim.get_json("certificaterequest/polls-tls-1");
     let request_ready = condition(&request, "Ready");
     assert_eq!(request_ready["reason"], "Failed");
     assert!(request["status"]["failureTime"].is_string());
     assert!(message.ends_with(request_ready["message"].as_str().unwrap()));
-    let order = &get(&sim, "orders")["items"][0];
+    let order = &sim.get_json("orders")["items"][0];
     assert_eq!(order["status"]["state"], "invalid");
-    let challenge = &get(&sim, "challenges")["items"][0];
+    let challenge = &sim.get_json("challenges")["items"][0];
     assert_eq!(challenge["status"]["state"], "invalid");
     assert_eq!(
         challenge["status"]["reason"],
         "Waiting for HTTP-01 challenge propagation: wrong status code '404', expected '200'"
     );
-    let secret = run({
-        let mut c = sim.kubectl();
-        c.args(["get", "secret", "polls-tls"]);
-        c
-    });
+    let secret = sim.kubectl_run(&["get", "secret", "polls-tls"]);
     assert!(!secret.status.success(), "a failed issuance left a Secret");
 }
 
 #[test]
 fn a_missing_issuer_leaves_the_request_pending_until_it_appears() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
-    apply(&sim, &certificate("ClusterIssuer", "letsencrypt-missing"));
-    let pending = "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=Pending";
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=create",
-            "certificaterequest/polls-tls-1",
-            WAIT,
-        ],
-    );
-    kubectl(
-        &sim,
-        &["wait", pending, "certificaterequest/polls-tls-1", WAIT],
-    );
-    let request = get(&sim, "certificaterequest/polls-tls-1");
+    sim.apply_yaml(&certificate("ClusterIssuer", "letsencrypt-missing"));
+    let request = pending_request(&sim);
     assert_eq!(
         condition(&request, "Ready")["message"],
         "Referenced \"ClusterIssuer\" not found: clusterissuer.cert-manager.io \"letsencrypt-missing\" not found"
     );
-    let cert = get(&sim, "certificate/polls-tls");
+    let cert = sim.get_json("certificate/polls-tls");
     assert_eq!(condition(&cert, "Ready")["status"], "False");
     assert_eq!(condition(&cert, "Issuing")["status"], "True");
-    let orders = get(&sim, "orders");
+    let orders = sim.get_json("orders");
     assert_eq!(
         orders["items"].as_array().unwrap().len(),
         0,
         "an Order without an issuer"
     );
 
-    apply(
-        &sim,
+    sim.apply_yaml(
         r#"apiVersion: cert-manager.io/v1
 kind: ClusterIssuer
 metadata:
@@ -500,25 +430,13 @@ spec:
           class: nginx
 "#,
     );
-    kubectl(
+    wait(
         &sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "clusterissuer/letsencrypt-missing",
-            WAIT,
-        ],
+        "--for=condition=Ready",
+        "clusterissuer/letsencrypt-missing",
     );
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "certificate/polls-tls",
-            WAIT,
-        ],
-    );
-    let text = describe_certificate(&secret_file(&get(&sim, "secret/polls-tls"), "tls.crt"));
+    wait_cert_ready(&sim);
+    let text = issued_certificate(&sim);
     assert!(
         text.contains("CN = E5") && text.contains("O = Let's Encrypt"),
         "{text}"
@@ -528,28 +446,22 @@ spec:
 #[test]
 fn switching_the_ingress_to_production_reissues_the_certificate() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
-    apply(
-        &sim,
-        &ingress("letsencrypt-staging", &["polls.example.com"]),
-    );
-    kubectl(
-        &sim,
-        &["wait", "--for=create", "certificate/polls-tls", WAIT],
-    );
+    sim.apply_yaml(&ingress("letsencrypt-staging", &["polls.example.com"]));
+    wait(&sim, "--for=create", "certificate/polls-tls");
     wait_ready(&sim, 1);
-    let staging = describe_certificate(&secret_file(&get(&sim, "secret/polls-tls"), "tls.crt"));
+    let staging = issued_certificate(&sim);
     assert!(staging.contains("(STAGING)"), "{staging}");
 
-    apply(&sim, &ingress("letsencrypt-prod", &["polls.example.com"]));
+    sim.apply_yaml(&ingress("letsencrypt-prod", &["polls.example.com"]));
     wait_ready(&sim, 2);
-    let cert = get(&sim, "certificate/polls-tls");
+    let cert = sim.get_json("certificate/polls-tls");
     assert_eq!(cert["metadata"]["generation"], 2);
     assert_eq!(cert["spec"]["issuerRef"]["name"], "letsencrypt-prod");
     assert_eq!(cert["status"]["revision"], 2);
-    let request = get(&sim, "certificaterequest/polls-tls-2");
+    let request = sim.get_json("certificaterequest/polls-tls-2");
     assert_eq!(request["spec"]["issuerRef"]["name"], "letsencrypt-prod");
     assert_eq!(condition(&request, "Ready")["reason"], "Issued");
-    let secret = get(&sim, "secret/polls-tls");
+    let secret = sim.get_json("secret/polls-tls");
     assert_eq!(
         secret["metadata"]["annotations"]["cert-manager.io/issuer-name"],
         "letsencrypt-prod"
@@ -566,8 +478,7 @@ fn switching_the_ingress_to_production_reissues_the_certificate() {
 #[test]
 fn deployments_roll_out_and_jobs_complete_after_the_delay() {
     let sim = Sim::start(&["--deploy-delay", "200ms"]);
-    apply(
-        &sim,
+    sim.apply_yaml(
         r#"apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -598,9 +509,9 @@ spec:
         command: ["python", "manage.py", "migrate"]
 "#,
     );
-    let rollout = kubectl(&sim, &["rollout", "status", "deployment/polls", WAIT]);
+    let rollout = sim.kubectl_ok(&["rollout", "status", "deployment/polls", WAIT]);
     assert!(rollout.contains("successfully rolled out"), "{rollout}");
-    let deployment = get(&sim, "deployment/polls");
+    let deployment = sim.get_json("deployment/polls");
     let status = &deployment["status"];
     assert_eq!(
         status["observedGeneration"],
@@ -620,11 +531,8 @@ spec:
         "NewReplicaSetAvailable"
     );
 
-    kubectl(
-        &sim,
-        &["wait", "--for=condition=Complete", "job/migrate", WAIT],
-    );
-    let job = get(&sim, "job/migrate");
+    wait(&sim, "--for=condition=Complete", "job/migrate");
+    let job = sim.get_json("job/migrate");
     assert_eq!(job["status"]["succeeded"], 1);
     assert!(job["status"]["startTime"].is_string() && job["status"]["completionTime"].is_string());
     assert!(job["status"].get("active").is_none(), "{:#}", job["status"]);
@@ -634,13 +542,10 @@ spec:
     // A new template is a new rollout, observed and completed again.
     let new_image =
         r#"{"spec":{"template":{"spec":{"containers":[{"name":"polls","image":"polls:2"}]}}}}"#;
-    kubectl(
-        &sim,
-        &["patch", "deployment/polls", "--type=merge", "-p", new_image],
-    );
-    let rollout = kubectl(&sim, &["rollout", "status", "deployment/polls", WAIT]);
+    sim.kubectl_ok(&["patch", "deployment/polls", "--type=merge", "-p", new_image]);
+    let rollout = sim.kubectl_ok(&["rollout", "status", "deployment/polls", WAIT]);
     assert!(rollout.contains("successfully rolled out"), "{rollout}");
-    let deployment = get(&sim, "deployment/polls");
+    let deployment = sim.get_json("deployment/polls");
     assert_eq!(deployment["metadata"]["generation"], 2);
     assert_eq!(deployment["status"]["observedGeneration"], 2);
 }
@@ -648,98 +553,56 @@ spec:
 #[test]
 fn deleting_the_ingress_takes_the_certificate_and_its_requests_with_it() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
-    apply(
-        &sim,
-        &ingress("letsencrypt-staging", &["polls.example.com"]),
-    );
-    kubectl(
-        &sim,
-        &["wait", "--for=create", "certificate/polls-tls", WAIT],
-    );
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "certificate/polls-tls",
-            WAIT,
-        ],
-    );
-    let order = get(&sim, "orders")["items"][0]["metadata"]["name"]
+    apply_ingress_until_ready(&sim, "letsencrypt-staging", &["polls.example.com"]);
+    let order = sim.get_json("orders")["items"][0]["metadata"]["name"]
         .as_str()
         .unwrap()
         .to_owned();
-    let challenge = get(&sim, "challenges")["items"][0]["metadata"]["name"]
+    let challenge = sim.get_json("challenges")["items"][0]["metadata"]["name"]
         .as_str()
         .unwrap()
         .to_owned();
 
-    kubectl(&sim, &["delete", "ingress", "polls-ingress"]);
+    sim.kubectl_ok(&["delete", "ingress", "polls-ingress"]);
     for gone in [
         "certificate/polls-tls".to_owned(),
         "certificaterequest/polls-tls-1".into(),
         format!("order/{order}"),
         format!("challenge/{challenge}"),
     ] {
-        kubectl(&sim, &["wait", "--for=delete", &gone, WAIT]);
+        wait(&sim, "--for=delete", &gone);
     }
     // The issued Secret stays, as with cert-manager's default (no owner reference).
-    kubectl(&sim, &["get", "secret", "polls-tls"]);
+    sim.kubectl_ok(&["get", "secret", "polls-tls"]);
 }
 
 #[test]
 fn a_self_signed_issuer_in_the_namespace_issues_without_acme() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
-    apply(&sim, &certificate("Issuer", "local"));
-    let pending = "--for=jsonpath={.status.conditions[?(@.type==\"Ready\")].reason}=Pending";
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=create",
-            "certificaterequest/polls-tls-1",
-            WAIT,
-        ],
-    );
-    kubectl(
-        &sim,
-        &["wait", pending, "certificaterequest/polls-tls-1", WAIT],
-    );
-    let request = get(&sim, "certificaterequest/polls-tls-1");
+    sim.apply_yaml(&certificate("Issuer", "local"));
+    let request = pending_request(&sim);
     assert_eq!(
         condition(&request, "Ready")["message"],
         "Referenced \"Issuer\" not found: issuer.cert-manager.io \"local\" not found"
     );
 
-    apply(
-        &sim,
+    sim.apply_yaml(
         "apiVersion: cert-manager.io/v1\nkind: Issuer\nmetadata:\n  name: local\nspec:\n  selfSigned: {}\n",
     );
-    kubectl(
-        &sim,
-        &["wait", "--for=condition=Ready", "issuer/local", WAIT],
-    );
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "certificate/polls-tls",
-            WAIT,
-        ],
-    );
-    let request = get(&sim, "certificaterequest/polls-tls-1");
+    wait(&sim, "--for=condition=Ready", "issuer/local");
+    wait_cert_ready(&sim);
+    let request = sim.get_json("certificaterequest/polls-tls-1");
     assert_eq!(condition(&request, "Ready")["reason"], "Issued");
     assert!(
         request["status"]["ca"].is_string(),
         "a non-ACME request carries its CA"
     );
     assert_eq!(
-        get(&sim, "orders")["items"].as_array().unwrap().len(),
+        sim.get_json("orders")["items"].as_array().unwrap().len(),
         0,
         "an Order for a non-ACME issuer"
     );
-    let text = describe_certificate(&secret_file(&get(&sim, "secret/polls-tls"), "tls.crt"));
+    let text = issued_certificate(&sim);
     assert!(
         text.contains("DNS:polls.example.com") && text.contains("CN = local"),
         "{text}"
@@ -749,37 +612,25 @@ fn a_self_signed_issuer_in_the_namespace_issues_without_acme() {
 #[test]
 fn a_deleted_secret_is_issued_again() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
-    apply(&sim, &certificate("ClusterIssuer", "letsencrypt-prod"));
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "certificate/polls-tls",
-            WAIT,
-        ],
-    );
-    let first = get(&sim, "secret/polls-tls");
+    sim.apply_yaml(&certificate("ClusterIssuer", "letsencrypt-prod"));
+    wait_cert_ready(&sim);
+    let first = sim.get_json("secret/polls-tls");
 
-    kubectl(&sim, &["delete", "secret", "polls-tls"]);
-    kubectl(
+    sim.kubectl_ok(&["delete", "secret", "polls-tls"]);
+    wait(
         &sim,
-        &[
-            "wait",
-            "--for=jsonpath={.status.revision}=2",
-            "certificate/polls-tls",
-            WAIT,
-        ],
+        "--for=jsonpath={.status.revision}=2",
+        "certificate/polls-tls",
     );
-    let cert = get(&sim, "certificate/polls-tls");
+    let cert = sim.get_json("certificate/polls-tls");
     assert_eq!(condition(&cert, "Ready")["status"], "True");
     assert_eq!(
         cert["metadata"]["generation"], 1,
         "a re-issue is no spec change"
     );
-    let request = get(&sim, "certificaterequest/polls-tls-2");
+    let request = sim.get_json("certificaterequest/polls-tls-2");
     assert_eq!(condition(&request, "Ready")["reason"], "Issued");
-    let second = get(&sim, "secret/polls-tls");
+    let second = sim.get_json("secret/polls-tls");
     assert_ne!(first["metadata"]["uid"], second["metadata"]["uid"]);
     assert_ne!(
         secret_file(&first, "tls.crt"),
@@ -790,46 +641,31 @@ fn a_deleted_secret_is_issued_again() {
 #[test]
 fn a_manual_renewal_issues_a_new_revision() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "200ms"]);
-    apply(&sim, &certificate("ClusterIssuer", "letsencrypt-staging"));
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "certificate/polls-tls",
-            WAIT,
-        ],
-    );
+    sim.apply_yaml(&certificate("ClusterIssuer", "letsencrypt-staging"));
+    wait_cert_ready(&sim);
 
     // What `cmctl renew` writes: Issuing=True, reason ManuallyTriggered, next to Ready.
-    let ready = condition(&get(&sim, "certificate/polls-tls"), "Ready").clone();
+    let ready = condition(&sim.get_json("certificate/polls-tls"), "Ready").clone();
     let renew = serde_json::json!({"status": {"conditions": [ready, {
         "type": "Issuing", "status": "True", "reason": "ManuallyTriggered",
         "message": "Certificate re-issuance manually triggered",
         "lastTransitionTime": "2026-11-24T18:00:00Z", "observedGeneration": 1,
     }]}});
     let renew = renew.to_string();
-    kubectl(
+    sim.kubectl_ok(&[
+        "patch",
+        "certificate/polls-tls",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        &renew,
+    ]);
+    wait(
         &sim,
-        &[
-            "patch",
-            "certificate/polls-tls",
-            "--subresource=status",
-            "--type=merge",
-            "-p",
-            &renew,
-        ],
+        "--for=jsonpath={.status.revision}=2",
+        "certificate/polls-tls",
     );
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=jsonpath={.status.revision}=2",
-            "certificate/polls-tls",
-            WAIT,
-        ],
-    );
-    let cert = get(&sim, "certificate/polls-tls");
+    let cert = sim.get_json("certificate/polls-tls");
     assert_eq!(condition(&cert, "Ready")["status"], "True");
     let issuing = cert["status"]["conditions"]
         .as_array()
@@ -842,7 +678,7 @@ fn a_manual_renewal_issues_a_new_revision() {
         cert["status"]
     );
     assert_eq!(
-        condition(&get(&sim, "certificaterequest/polls-tls-2"), "Ready")["reason"],
+        condition(&sim.get_json("certificaterequest/polls-tls-2"), "Ready")["reason"],
         "Issued"
     );
 }
@@ -852,32 +688,21 @@ fn a_manual_renewal_issues_a_new_revision() {
 #[test]
 fn kubectl_describe_shows_cert_managers_events() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
-    apply(
-        &sim,
-        &ingress("letsencrypt-staging", &["polls.example.com"]),
-    );
-    kubectl(
-        &sim,
-        &[
-            "wait",
-            "--for=condition=Ready",
-            "certificate/polls-tls",
-            WAIT,
-        ],
-    );
+    sim.apply_yaml(&ingress("letsencrypt-staging", &["polls.example.com"]));
+    wait_cert_ready(&sim);
     let events = |text: &str| {
         text.split("\nEvents:\n")
             .nth(1)
             .unwrap_or_default()
             .to_string()
     };
-    let ingress = events(&kubectl(&sim, &["describe", "ingress", "polls-ingress"]));
+    let ingress = events(&sim.kubectl_ok(&["describe", "ingress", "polls-ingress"]));
     assert!(
         ingress.contains("CreateCertificate")
             && ingress.contains("Successfully created Certificate \"polls-tls\""),
         "{ingress}"
     );
-    let certificate = events(&kubectl(&sim, &["describe", "certificate", "polls-tls"]));
+    let certificate = events(&sim.kubectl_ok(&["describe", "certificate", "polls-tls"]));
     for (reason, message) in [
         ("Issuing", "Issuing certificate as Secret does not exist"),
         (

@@ -78,6 +78,22 @@ fn data_of(objects: &[Value], kind: &str, field: &str) -> Map<String, Value> {
         .unwrap_or_default()
 }
 
+/// The ConfigMap's `data` and the Secret's `stringData` of an envsplit run that must
+/// have succeeded.
+fn split_of(out: &Output) -> (Map<String, Value>, Map<String, Value>) {
+    assert!(out.status.success(), "{}", stderr(out));
+    let objects = docs(&stdout(out));
+    (
+        data_of(&objects, "ConfigMap", "data"),
+        data_of(&objects, "Secret", "stringData"),
+    )
+}
+
+/// The keys of a ConfigMap's or Secret's data, in order.
+fn keys(data: &Map<String, Value>) -> Vec<&str> {
+    data.keys().map(String::as_str).collect()
+}
+
 #[test]
 fn tutorial_env_through_secretgen_equals_the_reviewed_golden_file() {
     let env = root().join("examples/polls/env");
@@ -115,12 +131,8 @@ fn tutorial_env_through_secretgen_equals_the_reviewed_golden_file() {
 
     // The split is exactly the tutorial's: six config keys, the other eight secret.
     let objects = docs(&golden);
-    let config: Vec<_> = data_of(&objects, "ConfigMap", "data")
-        .keys()
-        .cloned()
-        .collect();
     assert_eq!(
-        config,
+        keys(&data_of(&objects, "ConfigMap", "data")),
         [
             "DATABASE_ENGINE",
             "DEBUG",
@@ -130,12 +142,8 @@ fn tutorial_env_through_secretgen_equals_the_reviewed_golden_file() {
             "STATIC_ENDPOINT_URL"
         ]
     );
-    let secret: Vec<_> = data_of(&objects, "Secret", "data")
-        .keys()
-        .cloned()
-        .collect();
     assert_eq!(
-        secret,
+        keys(&data_of(&objects, "Secret", "data")),
         [
             "DATABASE_HOST",
             "DATABASE_NAME",
@@ -155,18 +163,9 @@ fn default_heuristic_and_explain_never_show_values() {
         "DJANGO_SECRET_KEY='{SECRET}'\nDEBUG=True\nDATABASE_URL=postgres://u:{SECRET}@db/x\nDATABASE_HOST=db\n"
     );
     let out = envsplit(&["--app", "polls", "--explain", "-"], env.as_bytes());
-    assert!(out.status.success(), "{}", stderr(&out));
-    let objects = docs(&stdout(&out));
-    let config = data_of(&objects, "ConfigMap", "data");
-    let secret = data_of(&objects, "Secret", "stringData");
-    assert_eq!(
-        config.keys().collect::<Vec<_>>(),
-        ["DATABASE_HOST", "DEBUG"]
-    );
-    assert_eq!(
-        secret.keys().collect::<Vec<_>>(),
-        ["DATABASE_URL", "DJANGO_SECRET_KEY"]
-    );
+    let (config, secret) = split_of(&out);
+    assert_eq!(keys(&config), ["DATABASE_HOST", "DEBUG"]);
+    assert_eq!(keys(&secret), ["DATABASE_URL", "DJANGO_SECRET_KEY"]);
     assert_eq!(secret["DJANGO_SECRET_KEY"], SECRET);
     let err = stderr(&out);
     assert!(
@@ -205,16 +204,10 @@ fn flags_then_rules_then_heuristic_first_match_wins() {
         ],
         env.as_bytes(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let objects = docs(&stdout(&out));
-    let config = data_of(&objects, "ConfigMap", "data");
-    let secret = data_of(&objects, "Secret", "stringData");
+    let (config, secret) = split_of(&out);
+    assert_eq!(keys(&config), ["API_KEY_ID", "STRIPE_KEY"]);
     assert_eq!(
-        config.keys().collect::<Vec<_>>(),
-        ["API_KEY_ID", "STRIPE_KEY"]
-    );
-    assert_eq!(
-        secret.keys().collect::<Vec<_>>(),
+        keys(&secret),
         ["DATABASE_HOST", "DATABASE_PASSWORD", "DEBUG"]
     );
     assert!(stderr(&out).contains(&format!(
@@ -279,13 +272,9 @@ fn bom_crlf_and_warnings_are_accepted() {
         &["--app", "a"],
         format!("\u{feff}A=1\r\nmy.key=2\r\nAPI_TOKEN=\r\nPASSWORD={SECRET}\r\n").as_bytes(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let objects = docs(&stdout(&out));
-    assert_eq!(data_of(&objects, "ConfigMap", "data")["A"], "1");
-    assert_eq!(
-        data_of(&objects, "Secret", "stringData")["PASSWORD"],
-        SECRET
-    );
+    let (config, secret) = split_of(&out);
+    assert_eq!(config["A"], "1");
+    assert_eq!(secret["PASSWORD"], SECRET);
     let err = stderr(&out);
     assert!(err.contains("<stdin>:2: warning: key \"my.key\""), "{err}");
     assert!(

@@ -79,6 +79,19 @@ fn kapply(sim: &Sim, args: &[&str], stdin: &str) -> Output {
     run_with_stdin(c, stdin.as_bytes())
 }
 
+/// kapply as [`kapply`], which must succeed.
+fn kapply_ok(sim: &Sim, args: &[&str], stdin: &str) -> Output {
+    let out = kapply(sim, args, stdin);
+    assert!(out.status.success(), "{}", stderr(&out));
+    out
+}
+
+/// Asserts that a run exited with `code` and returns its stderr.
+fn exited(out: &Output, code: i32) -> String {
+    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
+    stderr(out)
+}
+
 fn assert_no_secret(out: &Output) {
     let err = stderr(out);
     for secret in SECRETS {
@@ -115,6 +128,11 @@ fn configmap_value(sim: &Sim, name: &str, key: &str) -> String {
         .as_str()
         .unwrap_or_default()
         .to_owned()
+}
+
+/// DJANGO_LOGLEVEL in ConfigMap polls-config, as the cluster has it.
+fn loglevel(sim: &Sim) -> String {
+    configmap_value(sim, "polls-config", "DJANGO_LOGLEVEL")
 }
 
 /// The order in which the simulator saw apply PATCHes for these resources (its own
@@ -317,8 +335,7 @@ fn unreachable_server_is_retried_then_a_runtime_failure() {
     let mut c = cmd("kapply");
     c.env("KUBECONFIG", &kubeconfig).args(["--retries", "1"]);
     let out = run_with_stdin(c, POLLS.as_bytes());
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = exited(&out, 1);
     assert!(err.contains("retry 1 of 1"), "{err}");
     assert!(err.contains("discovery of"), "{err}");
     assert!(out.stdout.is_empty());
@@ -355,10 +372,7 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
         ]
     );
 
-    assert_eq!(
-        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
-        "info"
-    );
+    assert_eq!(loglevel(&sim), "info");
     let deployment = kubectl_json(
         &sim,
         &["get", "deployment", "polls-app", "--show-managed-fields"],
@@ -385,8 +399,7 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
         );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
-    let again = kapply(&sim, &[], POLLS);
-    assert!(again.status.success(), "{}", stderr(&again));
+    let again = kapply_ok(&sim, &[], POLLS);
     assert_eq!(
         stdout(&again),
         POLLS_CREATED.replace("created", "unchanged")
@@ -397,33 +410,28 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
 #[test]
 fn a_changed_configmap_value_reports_configured_and_the_rest_unchanged() {
     let sim = Sim::start(&[]);
-    assert!(kapply(&sim, &["-n", "default"], POLLS).status.success());
+    kapply_ok(&sim, &["-n", "default"], POLLS);
     let changed = POLLS.replace("DJANGO_LOGLEVEL: info", "DJANGO_LOGLEVEL: debug");
-    let out = kapply(&sim, &["-n", "default"], &changed);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kapply_ok(&sim, &["-n", "default"], &changed);
     let text = stdout(&out);
     assert!(
         text.contains("configmap/polls-config configured\n"),
         "{text}"
     );
     assert_eq!(text.matches(" unchanged\n").count(), 4, "{text}");
-    assert_eq!(
-        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
-        "debug"
-    );
+    assert_eq!(loglevel(&sim), "debug");
     assert_no_secret(&out);
 }
 
 #[test]
 fn dry_run_and_diff_change_nothing() {
     let sim = Sim::start(&[]);
-    assert!(kapply(&sim, &[], POLLS).status.success());
+    kapply_ok(&sim, &[], POLLS);
     let changed = POLLS
         .replace("DJANGO_LOGLEVEL: info", "DJANGO_LOGLEVEL: warning")
         .replace("s3cr3t-polls-pw", "n3w-s3cr3t-pw");
 
-    let out = kapply(&sim, &["--dry-run=server"], &changed);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kapply_ok(&sim, &["--dry-run=server"], &changed);
     let text = stdout(&out);
     assert!(
         text.contains("configmap/polls-config configured (server dry run)\n"),
@@ -437,13 +445,9 @@ fn dry_run_and_diff_change_nothing() {
         text.contains("service/polls unchanged (server dry run)\n"),
         "{text}"
     );
-    assert_eq!(
-        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
-        "info"
-    );
+    assert_eq!(loglevel(&sim), "info");
 
-    let out = kapply(&sim, &["--diff"], &changed);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kapply_ok(&sim, &["--diff"], &changed);
     let diff = stdout(&out);
     assert!(
         diff.contains("--- live/default/configmap/polls-config\n"),
@@ -472,10 +476,7 @@ fn dry_run_and_diff_change_nothing() {
             "{diff}"
         );
     }
-    assert_eq!(
-        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
-        "info"
-    );
+    assert_eq!(loglevel(&sim), "info");
     let secret = kubectl_json(&sim, &["get", "secret", "polls-secret"]);
     assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0LXBvbGxzLXB3");
 }
@@ -502,8 +503,7 @@ fn a_crd_and_its_custom_resource_in_one_stream() {
     let widget =
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: gear}\nspec: {teeth: 12}\n";
     // The custom resource comes first: kapply must still apply the CRD first.
-    let out = kapply(&sim, &[], &format!("{widget}---\n{WIDGET_CRD}"));
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kapply_ok(&sim, &[], &format!("{widget}---\n{WIDGET_CRD}"));
     assert_eq!(
         stdout(&out),
         "customresourcedefinition.apiextensions.k8s.io/widgets.example.com created\nwidget.example.com/gear created\n"
@@ -511,8 +511,7 @@ fn a_crd_and_its_custom_resource_in_one_stream() {
     let gear = kubectl_json(&sim, &["get", "widgets.example.com", "gear"]);
     assert_eq!(gear["spec"]["teeth"], 12);
 
-    let again = kapply(&sim, &[], &format!("{widget}---\n{WIDGET_CRD}"));
-    assert!(again.status.success(), "{}", stderr(&again));
+    let again = kapply_ok(&sim, &[], &format!("{widget}---\n{WIDGET_CRD}"));
     assert!(
         stdout(&again).ends_with("widget.example.com/gear unchanged\n"),
         "{}",
@@ -526,8 +525,7 @@ fn a_kind_the_cluster_does_not_serve_stops_everything_before_writing() {
     let certificate = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: polls-tls}\n\
                        spec: {secretName: polls-tls, dnsNames: [polls.example.com], issuerRef: {name: x, kind: ClusterIssuer}}\n";
     let out = kapply(&sim, &[], &format!("{POLLS}---\n{certificate}"));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = exited(&out, 1);
     assert!(err.contains("cert-manager.io/v1 is not served"), "{err}");
     assert!(err.contains("is cert-manager installed?"), "{err}");
     assert!(err.contains("nothing was applied"), "{err}");
@@ -558,14 +556,10 @@ fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
     // The tutorial done by hand: kubectl's client-side apply owns DJANGO_LOGLEVEL.
     let by_hand = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: polls-config, namespace: default}\n\
                    data: {DEBUG: \"True\", DJANGO_LOGLEVEL: warning}\n";
-    let mut c = sim.kubectl();
-    c.args(["apply", "-f", "-"]);
-    let out = run_with_stdin(c, by_hand.as_bytes());
-    assert!(out.status.success(), "kubectl apply: {}", stderr(&out));
+    sim.apply_yaml(by_hand);
 
     let out = kapply(&sim, &[], POLLS);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = exited(&out, 1);
     assert!(
         err.contains(
             "ConfigMap/polls-config in namespace default: apply conflict: 1 field is managed"
@@ -590,22 +584,15 @@ fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
         "{}",
         stdout(&out)
     );
-    assert_eq!(
-        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
-        "warning"
-    );
+    assert_eq!(loglevel(&sim), "warning");
 
-    let out = kapply(&sim, &["--force-conflicts"], POLLS);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kapply_ok(&sim, &["--force-conflicts"], POLLS);
     assert!(
         stdout(&out).contains("configmap/polls-config configured\n"),
         "{}",
         stdout(&out)
     );
-    assert_eq!(
-        configmap_value(&sim, "polls-config", "DJANGO_LOGLEVEL"),
-        "info"
-    );
+    assert_eq!(loglevel(&sim), "info");
 }
 
 #[test]
@@ -614,8 +601,7 @@ fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
     let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lost, namespace: nonexistent}\ndata: {A: b}\n\
                   ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\ndata: {A: b}\n";
     let out = kapply(&sim, &[], &format!("{POLLS}---\n{broken}"));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = exited(&out, 1);
     assert!(err.contains("kapply: ConfigMap/lost in namespace nonexistent: namespaces \"nonexistent\" not found\n"), "{err}");
     assert!(
         err.contains(
@@ -729,12 +715,10 @@ fn flaky_server_under_load_still_gets_every_object() {
     let stream: String = (0..40)
         .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{NUM: \"{i}\"}}\n"))
         .collect();
-    let out = kapply(&sim, &["--retries", "8"], &stream);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kapply_ok(&sim, &["--retries", "8"], &stream);
     assert_eq!(stdout(&out).matches(" created\n").count(), 40);
     // The final state, read through the same faults: every object is there as applied.
-    let again = kapply(&sim, &["--retries", "8"], &stream);
-    assert!(again.status.success(), "{}", stderr(&again));
+    let again = kapply_ok(&sim, &["--retries", "8"], &stream);
     assert_eq!(
         stdout(&again).matches(" unchanged\n").count(),
         40,
@@ -746,8 +730,7 @@ fn flaky_server_under_load_still_gets_every_object() {
 #[test]
 fn output_yaml_is_the_live_objects_without_managed_fields() {
     let sim = Sim::start(&[]);
-    let out = kapply(&sim, &["-o", "yaml"], POLLS);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kapply_ok(&sim, &["-o", "yaml"], POLLS);
     let text = stdout(&out);
     let docs: Vec<serde_json::Value> = text
         .split("---\n")
@@ -787,8 +770,7 @@ fn output_yaml_is_the_live_objects_without_managed_fields() {
 fn timeout_gives_up_with_exit_124_and_names_what_was_not_done() {
     let sim = Sim::start(&["--faults", "503:1000@PATCH"]);
     let out = kapply(&sim, &["--timeout", "2s", "--retries", "100"], POLLS);
-    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = exited(&out, 124);
     assert!(
         err.contains(
             "kapply: ConfigMap/polls-config in namespace default: not done when --timeout ran out"
@@ -813,8 +795,7 @@ fn dry_run_of_a_new_namespace_and_crd_notes_what_the_server_cannot_check_yet() {
     let widget =
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: gear, namespace: shop}\n";
     let stream = format!("{namespace}---\n{config}---\n{WIDGET_CRD}---\n{widget}");
-    let out = kapply(&sim, &["--dry-run=server"], &stream);
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kapply_ok(&sim, &["--dry-run=server"], &stream);
     assert_eq!(
         stdout(&out),
         "namespace/shop created (server dry run)\n\
@@ -838,12 +819,11 @@ fn cert_manager_kinds_apply_when_cert_manager_is_installed() {
     let issuer = "apiVersion: cert-manager.io/v1\nkind: ClusterIssuer\nmetadata: {name: selfsigned}\nspec: {selfSigned: {}}\n";
     let certificate = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: polls-tls}\n\
                        spec: {secretName: polls-tls, dnsNames: [polls.example.com], issuerRef: {name: selfsigned, kind: ClusterIssuer}}\n";
-    let out = kapply(
+    let out = kapply_ok(
         &sim,
         &["-n", "default"],
         &format!("{certificate}---\n{issuer}"),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(
         stdout(&out),
         "certificate.cert-manager.io/polls-tls created\nclusterissuer.cert-manager.io/selfsigned created\n"
@@ -939,8 +919,7 @@ fn request_timeouts_are_retried_then_reported() {
         &["--request-timeout", "200ms", "--retries", "2"],
         POLLS,
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = exited(&out, 1);
     assert!(err.contains(": timed out; retry 2 of 2 in "), "{err}");
     assert!(
         err.contains("failed: timed out (gave up after 2 retries)"),
@@ -967,8 +946,7 @@ fn a_closed_stdout_ends_quietly_with_141() {
     std::io::Write::write_all(&mut stdin, POLLS.as_bytes()).unwrap();
     drop(stdin);
     let out = child.wait_with_output().unwrap();
-    assert_eq!(out.status.code(), Some(141), "{}", stderr(&out));
-    let err = stderr(&out);
+    let err = exited(&out, 141);
     assert!(
         !err.contains("panicked") && !err.contains("Broken pipe"),
         "{err}"

@@ -3,9 +3,9 @@
 
 mod common;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 
-use common::{Sim, stderr, stdout};
+use common::{Sim, condition, stderr};
 use serde_json::Value;
 
 /// Every built-in kind kubesim serves, as a manifest stream.
@@ -174,30 +174,41 @@ fn write(sim: &Sim, name: &str, text: &str) -> std::path::PathBuf {
     path
 }
 
-fn run(mut c: Command) -> Output {
-    c.stdin(Stdio::null()).output().expect("run kubectl")
+/// Writes `text` to the file `name` and applies it server-side; returns kubectl's output.
+fn try_apply_server_side(sim: &Sim, name: &str, text: &str) -> Output {
+    let file = write(sim, name, text);
+    sim.kubectl_run(&["apply", "--server-side", "-f", file.to_str().unwrap()])
 }
 
-fn ok(sim: &Sim, out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "kubectl failed: {}\nkubesim log:\n{}",
-        stderr(&out),
-        sim.log()
-    );
-    stdout(&out)
+/// Writes `text` to the file `name` and applies it server-side; must succeed.
+fn apply_server_side(sim: &Sim, name: &str, text: &str) {
+    let out = try_apply_server_side(sim, name, text);
+    sim.kubectl_stdout(&format!("apply --server-side -f {name}"), &out);
 }
 
-fn kubectl(sim: &Sim, args: &[&str]) -> Output {
-    let mut c = sim.kubectl();
-    c.args(args);
-    run(c)
+/// `kubectl patch certificate polls-tls --subresource=status` with a merge patch.
+fn patch_certificate_status(sim: &Sim, patch: &str) {
+    sim.kubectl_ok(&[
+        "patch",
+        "certificate",
+        "polls-tls",
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        patch,
+    ]);
+}
+
+/// Asserts that kubectl exited 1, saying `needle` on stderr.
+fn assert_rejected(out: &Output, needle: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
+    assert!(stderr(out).contains(needle), "{}", stderr(out));
 }
 
 /// `kind/name -> resourceVersion` for every object in a file.
 fn resource_versions(sim: &Sim, file: &str) -> Vec<(String, String)> {
     let list: Value =
-        serde_json::from_str(&ok(sim, kubectl(sim, &["get", "-f", file, "-o", "json"]))).unwrap();
+        serde_json::from_str(&sim.kubectl_ok(&["get", "-f", file, "-o", "json"])).unwrap();
     list["items"]
         .as_array()
         .unwrap()
@@ -221,8 +232,7 @@ fn resource_versions(sim: &Sim, file: &str) -> Vec<(String, String)> {
 #[test]
 fn version_reports_the_server() {
     let sim = Sim::start(&[]);
-    let v: Value =
-        serde_json::from_str(&ok(&sim, kubectl(&sim, &["version", "-o", "json"]))).unwrap();
+    let v: Value = serde_json::from_str(&sim.kubectl_ok(&["version", "-o", "json"])).unwrap();
     assert_eq!(v["serverVersion"]["major"], "1");
     assert!(
         v["serverVersion"]["gitVersion"]
@@ -235,7 +245,7 @@ fn version_reports_the_server() {
 #[test]
 fn api_resources_lists_every_served_kind() {
     let sim = Sim::start(&["--cert-manager"]);
-    let out = ok(&sim, kubectl(&sim, &["api-resources", "-o", "name"]));
+    let out = sim.kubectl_ok(&["api-resources", "-o", "name"]);
     for resource in [
         "namespaces",
         "configmaps",
@@ -269,7 +279,7 @@ fn server_side_apply_of_every_kind_twice_changes_nothing_the_second_time() {
     let sim = Sim::start(&["--deploy-delay", "1h"]);
     let file = write(&sim, "all.yaml", EVERY_KIND);
     let file = file.to_str().unwrap();
-    let first = ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file]));
+    let first = sim.kubectl_ok(&["apply", "--server-side", "-f", file]);
     assert_eq!(first.lines().count(), 11, "{first}");
     assert!(
         first.lines().all(|l| l.ends_with("serverside-applied")),
@@ -277,47 +287,36 @@ fn server_side_apply_of_every_kind_twice_changes_nothing_the_second_time() {
     );
     let before = resource_versions(&sim, file);
     assert_eq!(before.len(), 11);
-    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file]));
+    sim.kubectl_ok(&["apply", "--server-side", "-f", file]);
     assert_eq!(resource_versions(&sim, file), before);
 }
 
 #[test]
 fn get_yaml_shows_what_a_cluster_stores() {
     let sim = Sim::start(&["--deploy-delay", "1h"]);
-    let file = write(&sim, "all.yaml", EVERY_KIND);
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "-f", file.to_str().unwrap()],
-        ),
-    );
-    let secret: Value = serde_yaml::from_str(&ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["get", "-n", "polls", "secret", "polls-secret", "-o", "yaml"],
-        ),
-    ))
+    apply_server_side(&sim, "all.yaml", EVERY_KIND);
+    let secret: Value = serde_yaml::from_str(&sim.kubectl_ok(&[
+        "get",
+        "-n",
+        "polls",
+        "secret",
+        "polls-secret",
+        "-o",
+        "yaml",
+    ]))
     .unwrap();
     assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0");
     assert!(secret.get("stringData").is_none());
-    let deploy: Value = serde_yaml::from_str(&ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "get",
-                "-n",
-                "polls",
-                "deploy",
-                "polls-app",
-                "-o",
-                "yaml",
-                "--show-managed-fields",
-            ],
-        ),
-    ))
+    let deploy: Value = serde_yaml::from_str(&sim.kubectl_ok(&[
+        "get",
+        "-n",
+        "polls",
+        "deploy",
+        "polls-app",
+        "-o",
+        "yaml",
+        "--show-managed-fields",
+    ]))
     .unwrap();
     assert_eq!(deploy["metadata"]["generation"], 1);
     assert_eq!(deploy["metadata"]["managedFields"][0]["manager"], "kubectl");
@@ -331,72 +330,29 @@ fn get_yaml_shows_what_a_cluster_stores() {
 #[test]
 fn delete_removes_objects_and_namespaces_take_their_objects_along() {
     let sim = Sim::start(&["--deploy-delay", "1h"]);
-    let file = write(&sim, "all.yaml", EVERY_KIND);
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "-f", file.to_str().unwrap()],
-        ),
-    );
-    let out = ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["delete", "-n", "polls", "configmap", "polls-config"],
-        ),
-    );
+    apply_server_side(&sim, "all.yaml", EVERY_KIND);
+    let out = sim.kubectl_ok(&["delete", "-n", "polls", "configmap", "polls-config"]);
     assert_eq!(out.trim(), "configmap \"polls-config\" deleted");
-    let missing = kubectl(&sim, &["get", "-n", "polls", "configmap", "polls-config"]);
+    let missing = sim.kubectl_run(&["get", "-n", "polls", "configmap", "polls-config"]);
     assert!(!missing.status.success());
     assert!(
         stderr(&missing).contains("NotFound"),
         "{}",
         stderr(&missing)
     );
-    ok(&sim, kubectl(&sim, &["delete", "namespace", "polls"]));
-    let left = ok(&sim, kubectl(&sim, &["get", "deploy", "-A", "-o", "name"]));
+    sim.kubectl_ok(&["delete", "namespace", "polls"]);
+    let left = sim.kubectl_ok(&["get", "deploy", "-A", "-o", "name"]);
     assert_eq!(left, "");
 }
 
 #[test]
 fn status_patch_changes_status_only() {
     let sim = Sim::start(&["--cert-manager"]);
-    let file = write(&sim, "cert.yaml", CERTIFICATE);
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "-f", file.to_str().unwrap()],
-        ),
-    );
+    apply_server_side(&sim, "cert.yaml", CERTIFICATE);
     let patch = r#"{"spec":{"secretName":"changed"},"status":{"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"done"}]}}"#;
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "patch",
-                "certificate",
-                "polls-tls",
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                patch,
-            ],
-        ),
-    );
-    let cert: Value = serde_json::from_str(&ok(
-        &sim,
-        kubectl(&sim, &["get", "certificate", "polls-tls", "-o", "json"]),
-    ))
-    .unwrap();
-    let ready = cert["status"]["conditions"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["type"] == "Ready")
-        .unwrap();
+    patch_certificate_status(&sim, patch);
+    let cert = sim.get_json("certificate/polls-tls");
+    let ready = condition(&cert, "Ready");
     assert_eq!(ready["status"], "True");
     assert_eq!(cert["spec"]["secretName"], "polls-tls");
     assert_eq!(cert["metadata"]["generation"], 1);
@@ -405,14 +361,7 @@ fn status_patch_changes_status_only() {
 #[test]
 fn wait_sees_a_condition_set_through_the_status_subresource() {
     let sim = Sim::start(&["--cert-manager"]);
-    let file = write(&sim, "cert.yaml", CERTIFICATE);
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "-f", file.to_str().unwrap()],
-        ),
-    );
+    apply_server_side(&sim, "cert.yaml", CERTIFICATE);
     let mut wait = sim.kubectl();
     wait.args([
         "wait",
@@ -426,24 +375,10 @@ fn wait_sees_a_condition_set_through_the_status_subresource() {
         .spawn()
         .unwrap();
     let patch = r#"{"status":{"conditions":[{"type":"Ready","status":"True","reason":"Ready","message":"issued"}]}}"#;
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "patch",
-                "certificate",
-                "polls-tls",
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                patch,
-            ],
-        ),
-    );
+    patch_certificate_status(&sim, patch);
     let out = waiting.wait_with_output().unwrap();
     assert_eq!(
-        ok(&sim, out).trim(),
+        sim.kubectl_stdout("wait", &out).trim(),
         "certificate.cert-manager.io/polls-tls condition met"
     );
 }
@@ -456,59 +391,38 @@ fn field_manager_conflict_is_reported_as_a_conflict() {
         "cm.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  LEVEL: info\n",
     );
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "apply",
-                "--server-side",
-                "--field-manager=kapply",
-                "-f",
-                file.to_str().unwrap(),
-            ],
-        ),
-    );
+    sim.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=kapply",
+        "-f",
+        file.to_str().unwrap(),
+    ]);
     let other = write(
         &sim,
         "other.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  LEVEL: debug\n",
     );
-    let out = kubectl(
-        &sim,
-        &[
-            "apply",
-            "--server-side",
-            "--field-manager=other",
-            "-f",
-            other.to_str().unwrap(),
-        ],
+    let out = sim.kubectl_run(&[
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "-f",
+        other.to_str().unwrap(),
+    ]);
+    assert_rejected(
+        &out,
+        "Apply failed with 1 conflict: conflict with \"kapply\": .data.LEVEL",
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out)
-            .contains("Apply failed with 1 conflict: conflict with \"kapply\": .data.LEVEL"),
-        "{}",
-        stderr(&out)
-    );
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "apply",
-                "--server-side",
-                "--field-manager=other",
-                "--force-conflicts",
-                "-f",
-                other.to_str().unwrap(),
-            ],
-        ),
-    );
-    let level = ok(
-        &sim,
-        kubectl(&sim, &["get", "cm", "c", "-o", "jsonpath={.data.LEVEL}"]),
-    );
+    sim.kubectl_ok(&[
+        "apply",
+        "--server-side",
+        "--field-manager=other",
+        "--force-conflicts",
+        "-f",
+        other.to_str().unwrap(),
+    ]);
+    let level = sim.kubectl_ok(&["get", "cm", "c", "-o", "jsonpath={.data.LEVEL}"]);
     assert_eq!(level, "debug");
 }
 
@@ -541,65 +455,38 @@ spec:
     let file = file.to_str().unwrap();
     // kubectl resolves every kind before applying, so the CRD goes first on its own.
     let crd_only = write(&sim, "crd-only.yaml", crd.split("---").next().unwrap());
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "-f", crd_only.to_str().unwrap()],
-        ),
-    );
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "wait",
-                "--for=condition=Established",
-                "crd/widgets.example.com",
-            ],
-        ),
-    );
-    ok(&sim, kubectl(&sim, &["apply", "--server-side", "-f", file]));
-    let size = ok(
-        &sim,
-        kubectl(&sim, &["get", "widget", "w", "-o", "jsonpath={.spec.size}"]),
-    );
+    sim.kubectl_ok(&["apply", "--server-side", "-f", crd_only.to_str().unwrap()]);
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Established",
+        "crd/widgets.example.com",
+    ]);
+    sim.kubectl_ok(&["apply", "--server-side", "-f", file]);
+    let size = sim.kubectl_ok(&["get", "widget", "w", "-o", "jsonpath={.spec.size}"]);
     assert_eq!(size, "3");
 }
 
 #[test]
 fn server_side_validation_errors_come_back_as_the_real_server_words_them() {
     let sim = Sim::start(&[]);
-    let file = write(
+    let out = try_apply_server_side(
         &sim,
         "bad.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n",
     );
-    let out = kubectl(
-        &sim,
-        &["apply", "--server-side", "-f", file.to_str().unwrap()],
-    );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains(
-            "ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\""
-        ),
-        "{}",
-        stderr(&out)
+    assert_rejected(
+        &out,
+        "ConfigMap \"Bad_Name\" is invalid: metadata.name: Invalid value: \"Bad_Name\"",
     );
 }
 
 #[test]
 fn bad_labels_and_a_misnamed_crd_are_invalid() {
     let sim = Sim::start(&[]);
-    let file = write(
+    let out = try_apply_server_side(
         &sim,
         "labels.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: labelled\n  labels: {\"bad key\": ok, app: -polls}\n",
-    );
-    let out = kubectl(
-        &sim,
-        &["apply", "--server-side", "-f", file.to_str().unwrap()],
     );
     assert_eq!(out.status.code(), Some(1));
     let err = stderr(&out);
@@ -617,12 +504,10 @@ fn bad_labels_and_a_misnamed_crd_are_invalid() {
          spec:\n  group: example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n\
          \x20 versions: [{name: v1, served: true, storage: true, schema: {openAPIV3Schema: {type: object}}}]\n",
     );
-    let out = kubectl(&sim, &["create", "-f", crd.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("The CustomResourceDefinition \"widget.example.com\" is invalid: metadata.name: Invalid value: \"widget.example.com\": must be spec.names.plural+\".\"+spec.group"),
-        "{}",
-        stderr(&out)
+    let out = sim.kubectl_run(&["create", "-f", crd.to_str().unwrap()]);
+    assert_rejected(
+        &out,
+        "The CustomResourceDefinition \"widget.example.com\" is invalid: metadata.name: Invalid value: \"widget.example.com\": must be spec.names.plural+\".\"+spec.group",
     );
 }
 
@@ -633,15 +518,9 @@ fn get_pages_through_long_lists() {
         .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\n"))
         .collect();
     let file = write(&sim, "many.yaml", &many);
-    ok(
-        &sim,
-        kubectl(&sim, &["apply", "-f", file.to_str().unwrap()]),
-    );
+    sim.kubectl_ok(&["apply", "-f", file.to_str().unwrap()]);
     for output in ["name", "wide"] {
-        let out = ok(
-            &sim,
-            kubectl(&sim, &["get", "configmaps", "--chunk-size=3", "-o", output]),
-        );
+        let out = sim.kubectl_ok(&["get", "configmaps", "--chunk-size=3", "-o", output]);
         assert_eq!(
             (0..7).filter(|i| out.contains(&format!("cm-{i}"))).count(),
             7,
@@ -658,15 +537,8 @@ fn get_pages_through_long_lists() {
 #[test]
 fn get_prints_the_columns_a_cluster_prints() {
     let sim = Sim::start(&["--deploy-delay", "1h", "--cert-manager"]);
-    let file = write(&sim, "all.yaml", EVERY_KIND);
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "-f", file.to_str().unwrap()],
-        ),
-    );
-    let deploys = ok(&sim, kubectl(&sim, &["get", "-n", "polls", "deployments"]));
+    apply_server_side(&sim, "all.yaml", EVERY_KIND);
+    let deploys = sim.kubectl_ok(&["get", "-n", "polls", "deployments"]);
     let header: Vec<&str> = deploys.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(
         header,
@@ -681,15 +553,8 @@ fn get_prints_the_columns_a_cluster_prints() {
             .starts_with("polls-app   0/2 "),
         "{deploys}"
     );
-    let cert = write(&sim, "cert.yaml", CERTIFICATE);
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "-f", cert.to_str().unwrap()],
-        ),
-    );
-    let certs = ok(&sim, kubectl(&sim, &["get", "certificates"]));
+    apply_server_side(&sim, "cert.yaml", CERTIFICATE);
+    let certs = sim.kubectl_ok(&["get", "certificates"]);
     let header: Vec<&str> = certs.lines().next().unwrap().split_whitespace().collect();
     assert_eq!(header, ["NAME", "READY", "SECRET", "AGE"], "{certs}");
 }
@@ -697,42 +562,23 @@ fn get_prints_the_columns_a_cluster_prints() {
 #[test]
 fn scale_writes_replicas_through_the_scale_subresource() {
     let sim = Sim::start(&["--deploy-delay", "1h"]);
-    let file = write(&sim, "all.yaml", EVERY_KIND);
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "-f", file.to_str().unwrap()],
-        ),
-    );
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "scale",
-                "-n",
-                "polls",
-                "deployment/polls-app",
-                "--replicas=3",
-            ],
-        ),
-    );
-    let got = ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "get",
-                "-n",
-                "polls",
-                "deploy",
-                "polls-app",
-                "-o",
-                "jsonpath={.spec.replicas} {.metadata.generation}",
-            ],
-        ),
-    );
+    apply_server_side(&sim, "all.yaml", EVERY_KIND);
+    sim.kubectl_ok(&[
+        "scale",
+        "-n",
+        "polls",
+        "deployment/polls-app",
+        "--replicas=3",
+    ]);
+    let got = sim.kubectl_ok(&[
+        "get",
+        "-n",
+        "polls",
+        "deploy",
+        "polls-app",
+        "-o",
+        "jsonpath={.spec.replicas} {.metadata.generation}",
+    ]);
     assert_eq!(got, "3 2");
 }
 
@@ -754,50 +600,25 @@ spec:
   rules:
   - host: polls.example.com
 "#;
-    let file = write(&sim, "ingress.yaml", ingress);
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "-f", file.to_str().unwrap()],
-        ),
-    );
+    apply_server_side(&sim, "ingress.yaml", ingress);
     // ingress-shim creates the Certificate a moment later: wait for it to exist first.
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "wait",
-                "--for=create",
-                "certificate/polls-tls",
-                "--timeout=60s",
-            ],
-        ),
-    );
-    let out = ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "wait",
-                "--for=condition=Ready",
-                "certificate/polls-tls",
-                "--timeout=60s",
-            ],
-        ),
-    );
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=create",
+        "certificate/polls-tls",
+        "--timeout=60s",
+    ]);
+    let out = sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Ready",
+        "certificate/polls-tls",
+        "--timeout=60s",
+    ]);
     assert_eq!(
         out.trim(),
         "certificate.cert-manager.io/polls-tls condition met"
     );
-    let secret = ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["get", "secret", "polls-tls", "-o", "jsonpath={.type}"],
-        ),
-    );
+    let secret = sim.kubectl_ok(&["get", "secret", "polls-tls", "-o", "jsonpath={.type}"]);
     assert_eq!(secret, "kubernetes.io/tls");
 }
 
@@ -811,24 +632,11 @@ fn kubectl_create_secret_from_env_file_as_the_tutorial_does() {
         "DJANGO_SECRET_KEY=abc\nDATABASE_PASSWORD=s3cr3t\n",
     );
     let from = format!("--from-env-file={}", env.display());
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["create", "secret", "generic", "polls-secret", &from],
-        ),
-    );
-    let secret: Value = serde_json::from_str(&ok(
-        &sim,
-        kubectl(&sim, &["get", "secret", "polls-secret", "-o", "json"]),
-    ))
-    .unwrap();
+    sim.kubectl_ok(&["create", "secret", "generic", "polls-secret", &from]);
+    let secret = sim.get_json("secret/polls-secret");
     assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0");
     assert_eq!(secret["type"], "Opaque");
-    let out = kubectl(
-        &sim,
-        &["create", "ingress", "i", "--rule=a.example.com/=svc:80"],
-    );
+    let out = sim.kubectl_run(&["create", "ingress", "i", "--rule=a.example.com/=svc:80"]);
     assert!(!out.status.success(), "protobuf Ingresses are not decoded");
     assert!(stderr(&out).contains("unknown format"), "{}", stderr(&out));
 }
@@ -857,46 +665,31 @@ fn kubectl_create_deployment_service_and_job() {
             "hi",
         ],
     ] {
-        ok(&sim, kubectl(&sim, args));
+        sim.kubectl_ok(args);
     }
-    let get = |what: &str| -> Value {
-        serde_json::from_str(&ok(&sim, kubectl(&sim, &["get", what, "-o", "json"]))).unwrap()
-    };
-    let deployment = get("deployment/web");
+    let deployment = sim.get_json("deployment/web");
     assert_eq!(deployment["spec"]["replicas"], 2);
     let container = &deployment["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(container["image"], "nginx");
     assert_eq!(container["ports"][0]["containerPort"], 8080);
-    let service = get("service/web");
+    let service = sim.get_json("service/web");
     assert_eq!(
         service["spec"]["ports"][0],
         serde_json::json!({"name": "80-8080", "port": 80, "protocol": "TCP", "targetPort": 8080})
     );
     assert_eq!(service["spec"]["selector"]["app"], "web");
-    let job = get("job/hello");
+    let job = sim.get_json("job/hello");
     assert_eq!(
         job["spec"]["template"]["spec"]["containers"][0]["command"],
         serde_json::json!(["echo", "hi"])
     );
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "wait",
-                "--for=condition=Complete",
-                "job/hello",
-                "--timeout=60s",
-            ],
-        ),
-    );
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["rollout", "status", "deployment/web", "--timeout=60s"],
-        ),
-    );
+    sim.kubectl_ok(&[
+        "wait",
+        "--for=condition=Complete",
+        "job/hello",
+        "--timeout=60s",
+    ]);
+    sim.kubectl_ok(&["rollout", "status", "deployment/web", "--timeout=60s"]);
 }
 
 #[test]
@@ -905,35 +698,18 @@ fn unknown_fields_are_rejected_by_default_and_dropped_without_validation() {
     let typo = EVERY_KIND.replace("  replicas: 2\n", "  replicas: 2\n  replica: 3\n");
     let file = write(&sim, "typo.yaml", &typo);
     let file = file.to_str().unwrap();
-    let out = kubectl(&sim, &["apply", "--server-side", "-f", file]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains(".spec.replica: field not declared in schema"),
-        "{}",
-        stderr(&out)
-    );
-    ok(
-        &sim,
-        kubectl(
-            &sim,
-            &["apply", "--server-side", "--validate=false", "-f", file],
-        ),
-    );
-    let spec: Value = serde_json::from_str(&ok(
-        &sim,
-        kubectl(
-            &sim,
-            &[
-                "get",
-                "-n",
-                "polls",
-                "deploy",
-                "polls-app",
-                "-o",
-                "jsonpath={.spec}",
-            ],
-        ),
-    ))
+    let out = sim.kubectl_run(&["apply", "--server-side", "-f", file]);
+    assert_rejected(&out, ".spec.replica: field not declared in schema");
+    sim.kubectl_ok(&["apply", "--server-side", "--validate=false", "-f", file]);
+    let spec: Value = serde_json::from_str(&sim.kubectl_ok(&[
+        "get",
+        "-n",
+        "polls",
+        "deploy",
+        "polls-app",
+        "-o",
+        "jsonpath={.spec}",
+    ]))
     .unwrap();
     assert_eq!(spec["replicas"], 2);
     assert!(spec.get("replica").is_none(), "{spec}");

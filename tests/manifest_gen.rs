@@ -69,6 +69,15 @@ fn gen_stream(args: &[&str], stdin: &str) -> Output {
     )
 }
 
+/// manifest-gen `--image IMAGE` reading `stream` must refuse it: exit 2, nothing on
+/// stdout. Returns its stderr.
+fn refused_stream(stream: &str) -> String {
+    let out = gen_stream(&["--image", IMAGE], stream);
+    assert_eq!(out.status.code(), Some(2), "{stream}\n{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    stderr(&out)
+}
+
 fn ok(out: Output) -> String {
     assert!(
         out.status.success(),
@@ -94,14 +103,7 @@ fn objects_from(args: &[&str], stdin: &str) -> Vec<Value> {
 }
 
 fn valid_objects(args: &[&str], text: String) -> Vec<Value> {
-    let out = run_with_stdin(
-        {
-            let mut c = python3();
-            c.args(["-c", VALIDATE_SCRIPT]);
-            c
-        },
-        text.as_bytes(),
-    );
+    let out = python_script(VALIDATE_SCRIPT, text.as_bytes());
     assert!(
         out.status.success(),
         "{args:?}: not valid for Kubernetes (or kubernetes-validate is missing: run `make test-deps`, \
@@ -819,10 +821,7 @@ fn two_config_maps_or_secrets_need_a_flag_to_pick_one() {
         "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: extra}}\ndata: {{A: b}}\n",
         config_stream()
     );
-    let out = gen_stream(&["--image", IMAGE], &two);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    let err = stderr(&out);
+    let err = refused_stream(&two);
     assert!(
         err.contains("ConfigMap/polls-config")
             && err.contains("ConfigMap/extra")
@@ -860,10 +859,7 @@ fn two_config_maps_or_secrets_need_a_flag_to_pick_one() {
         "{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: more}}\n",
         config_stream()
     );
-    let out = gen_stream(&["--image", IMAGE], &two);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    let err = stderr(&out);
+    let err = refused_stream(&two);
     assert!(
         err.contains("Secret/polls-secret")
             && err.contains("Secret/more")
@@ -888,13 +884,10 @@ fn invalid_streams_are_refused() {
         ),
         ("- a\n", "not a Kubernetes object"),
     ] {
-        let out = gen_stream(&["--image", IMAGE], input);
-        assert_eq!(out.status.code(), Some(2), "{input}");
-        assert!(out.stdout.is_empty());
+        let err = refused_stream(input);
         assert!(
-            stderr(&out).starts_with("manifest-gen: ") && stderr(&out).contains(expect),
-            "{}",
-            stderr(&out)
+            err.starts_with("manifest-gen: ") && err.contains(expect),
+            "{err}"
         );
     }
 }
@@ -1139,6 +1132,13 @@ fn python3() -> Command {
     Command::new("python3")
 }
 
+/// `python3 -c SCRIPT` with `stdin` piped in.
+fn python_script(script: &str, stdin: &[u8]) -> Output {
+    let mut c = python3();
+    c.args(["-c", script]);
+    run_with_stdin(c, stdin)
+}
+
 /// The newest Kubernetes version kubernetes-validate ships schemas for.
 fn newest_kubernetes() -> String {
     let out = python3()
@@ -1213,10 +1213,7 @@ fn unquoted_yaml11_values_in_the_input_stream_are_bad_input() {
     // Kubernetes reads the key `NO` as false; re-emitting it as the string "NO" would
     // change what the stream means.
     let tricky = config_stream().replace("DEBUG: \"True\"", "DEBUG: \"True\"\n  NO: \"no\"");
-    let out = gen_stream(&["--image", IMAGE], &tricky);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(out.stdout.is_empty());
-    let err = stderr(&out);
+    let err = refused_stream(&tricky);
     assert!(
         err.starts_with("manifest-gen: <stdin>: document 1 (line ")
             && err.contains("unquoted \"NO\" is the boolean false to Kubernetes"),
@@ -1237,14 +1234,7 @@ fn output_is_deterministic_and_reads_back_the_same_under_yaml_1_1() {
         assert_eq!(first, second, "{name}: two runs differ");
 
         let script = "import sys, json, yaml\nprint(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d is not None]))";
-        let out = run_with_stdin(
-            {
-                let mut c = python3();
-                c.args(["-c", script]);
-                c
-            },
-            first.as_bytes(),
-        );
+        let out = python_script(script, first.as_bytes());
         assert!(
             out.status.success(),
             "PyYAML (run `make test-deps`): {}",

@@ -132,6 +132,54 @@ impl Sim {
             .env("HOME", self.dir.path());
         c
     }
+
+    /// Runs kubectl with `args` (stdin closed) and returns its output, whatever the exit.
+    pub fn kubectl_run(&self, args: &[&str]) -> Output {
+        self.kubectl()
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run kubectl")
+    }
+
+    /// Runs kubectl with `args` and returns its stdout, failing the test with its stderr
+    /// and the simulator's log if it fails.
+    pub fn kubectl_ok(&self, args: &[&str]) -> String {
+        self.kubectl_stdout(&format!("{args:?}"), &self.kubectl_run(args))
+    }
+
+    /// The stdout of a kubectl run (`what`: its arguments, for the message), failing the
+    /// test with its stderr and the simulator's log if it did not succeed.
+    pub fn kubectl_stdout(&self, what: &str, out: &Output) -> String {
+        assert!(
+            out.status.success(),
+            "kubectl {what} failed: {}\n--- kubesim log ---\n{}",
+            stderr(out),
+            self.log()
+        );
+        stdout(out)
+    }
+
+    /// `kubectl apply -f -` with `yaml`, which must succeed.
+    pub fn apply_yaml(&self, yaml: &str) {
+        let mut c = self.kubectl();
+        c.args(["apply", "-f", "-"]);
+        self.kubectl_stdout("apply -f -", &run_with_stdin(c, yaml.as_bytes()));
+    }
+
+    /// `kubectl get RESOURCE -o json`, parsed.
+    pub fn get_json(&self, resource: &str) -> serde_json::Value {
+        serde_json::from_str(&self.kubectl_ok(&["get", resource, "-o", "json"]))
+            .expect("kubectl -o json")
+    }
+}
+
+/// The condition of `type` in an object's `status.conditions`; fails the test without one.
+pub fn condition<'a>(obj: &'a serde_json::Value, kind: &str) -> &'a serde_json::Value {
+    obj["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == kind))
+        .unwrap_or_else(|| panic!("no {kind} condition in {:#}", obj["status"]))
 }
 
 impl Drop for Sim {
