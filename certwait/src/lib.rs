@@ -20,7 +20,7 @@ use clap::Parser;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Secret;
 use kpipe_core::connect::ConnectArgs;
-use kpipe_core::stream::{self, Yaml11};
+use kpipe_core::stream;
 use kpipe_core::time::{format_elapsed, parse_duration};
 use kpipe_core::{Error, Result};
 use progress::Progress;
@@ -188,7 +188,7 @@ fn wanted(args: &Args) -> Result<Wanted> {
              (e.g. `kapply -o yaml | certwait`); see --help",
         ));
     }
-    let docs = stream::read_with("-", Yaml11::Reject)?;
+    let docs = stream::read("-")?;
     // Checked before connecting, so bad input never depends on a kubeconfig; the
     // namespace only matters once connected.
     if target::from_stream(&docs, "", false)?.targets.is_empty() {

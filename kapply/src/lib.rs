@@ -86,6 +86,8 @@ pub struct Args {
     pub force_conflicts: bool,
 
     /// `server`: the API server checks and defaults everything, nothing is stored.
+    /// `client`: only read and check the input, and print it as kapply would send it
+    /// (with -o json: the objects as kubectl reads the same files); no cluster needed.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = DryRun::None)]
     pub dry_run: DryRun,
 
@@ -126,6 +128,7 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DryRun {
     None,
+    Client,
     Server,
 }
 
@@ -133,6 +136,8 @@ pub enum DryRun {
 pub enum Output {
     Yaml,
     Json,
+    /// `kind.group/name`, one a line, as `kubectl -o name`.
+    Name,
 }
 
 /// From this many objects of one resource in one namespace, one LIST replaces their GETs.
@@ -187,6 +192,9 @@ struct Run {
 pub async fn run(args: Args) -> Result<()> {
     let docs = input::read_all(&args.files)?;
     input::check(&docs)?;
+    if args.dry_run == DryRun::Client {
+        return client_dry_run(&docs, args.output);
+    }
     let mut scrubber = Scrubber::default();
     scrubber.learn(docs.iter().map(|d| &d.value));
 
@@ -274,6 +282,25 @@ pub async fn run(args: Args) -> Result<()> {
     } else {
         Err(Error::Summary(summary))
     }
+}
+
+/// `--dry-run=client`: the input as read, without a cluster: result lines, or the
+/// objects (Secret data masked on a terminal, as -o always does).
+fn client_dry_run(docs: &[Document], output: Option<Output>) -> Result<()> {
+    let text = match output {
+        None => docs
+            .iter()
+            .map(|d| format!("{} created (dry run)\n", report::kubectl_name(&d.id())))
+            .collect(),
+        Some(format) => {
+            let mut objects: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
+            if std::io::stdout().is_terminal() {
+                objects.iter_mut().for_each(mask_secret);
+            }
+            render(&objects, format)
+        }
+    };
+    kpipe_core::write_stdout(&text)
 }
 
 /// From this many objects a terminal gets a progress bar on stderr.
@@ -685,9 +712,15 @@ fn without_status(object: &Value) -> Value {
     object
 }
 
-/// `-o yaml` is a stream, `-o json` one object or a `List`, as kubectl prints them.
+/// `-o yaml` is a stream, `-o json` one object or a `List`, `-o name` one line each,
+/// as kubectl prints them.
 fn render(objects: &[Value], format: Output) -> String {
     match format {
+        Output::Name => objects
+            .iter()
+            .filter_map(ObjectId::of)
+            .map(|id| report::kubectl_name(&id) + "\n")
+            .collect(),
         Output::Yaml => kpipe_core::yaml::to_stream(objects),
         Output::Json => {
             let value = match objects {
