@@ -94,6 +94,14 @@ pub async fn run(args: Args) -> Result<()> {
             _ => None,
         })
         .collect();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Skipped(_)))
+        .count();
+    let differing = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Done { diff, .. } if !diff.is_empty()))
+        .count();
     if let Some(format) = args.output {
         let mask = std::io::stdout().is_terminal() && !args.show_secrets;
         let objects: Vec<Value> = outcomes
@@ -118,6 +126,20 @@ pub async fn run(args: Args) -> Result<()> {
     }
 
     if failures.is_empty() {
+        // As `kubectl diff`: exit 1 when something differs.
+        if args.diff && differing > 0 {
+            let objects = if differing == 1 { "object" } else { "objects" };
+            return Err(Error::Summary(format!(
+                "{differing} of {total} {objects} differ from the live state"
+            )));
+        }
+        // A dry run succeeds only when the server checked every object.
+        if skipped > 0 {
+            return Err(Error::Summary(format!(
+                "{skipped} of {total} objects not checked (see above); {} checked",
+                total - skipped
+            )));
+        }
         return Ok(());
     }
     let summary = report::summary(&failures, total, dry_run);
@@ -125,20 +147,6 @@ pub async fn run(args: Args) -> Result<()> {
         Err(Error::Timeout(summary))
     } else {
         Err(Error::Summary(summary))
-    }
-}
-
-#[cfg(test)]
-mod fixtures {
-    use serde_json::Value;
-
-    pub fn body(name: &str) -> Value {
-        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
-    }
-
-    pub fn status(name: &str) -> kube::core::Status {
-        serde_json::from_value(body(name)).unwrap()
     }
 }
 
@@ -159,4 +167,18 @@ fn client_dry_run(docs: &[Document], output: Option<Output>) -> Result<()> {
         }
     };
     kpipe_core::write_stdout(&text)
+}
+
+#[cfg(test)]
+mod fixtures {
+    use serde_json::Value;
+
+    pub fn body(name: &str) -> Value {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
+    }
+
+    pub fn status(name: &str) -> kube::core::Status {
+        serde_json::from_value(body(name)).unwrap()
+    }
 }

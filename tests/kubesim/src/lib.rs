@@ -14,6 +14,7 @@ mod faults;
 mod fields;
 mod kinds;
 mod openapi;
+mod podsecurity;
 mod protobuf;
 mod rules;
 mod select;
