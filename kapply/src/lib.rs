@@ -8,12 +8,17 @@
 //! failures ([`retry`]).
 
 mod api;
+mod diagnose;
 mod diff;
 mod discover;
+mod groups;
 mod input;
 mod order;
+mod ready;
 mod report;
 mod retry;
+mod stages;
+mod wait;
 
 use api::{Caller, Target};
 use clap::{Parser, ValueEnum};
@@ -59,13 +64,15 @@ Examples:
   kapply -f k8s/ --diff                    # unified diff of live vs. applied, no writes
   kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
   kapply -f stack.yaml --force-conflicts   # take over fields someone set with kubectl
+  kapply -f stack.yaml --wait --timeout 5m # applied AND running, or why not
 
 Exit codes:
-  0    every object applied (or checked, or diffed)
-  1    some objects failed (each reported on stderr, the others applied), or the cluster
+  0    every object applied (or checked, or diffed); with --wait, and ready
+  1    some objects failed (each reported on stderr, the others applied), or with
+       --wait some did not become ready (each explained on stderr), or the cluster
        does not serve a kind of the input (nothing applied), or it cannot be reached
   2    bad input or usage: nothing was applied
-  124  --timeout ran out (what was not done is reported)
+  124  --timeout ran out (what was not done or not ready is reported)
   141  stdout was closed";
 
 /// Server-side apply of a manifest stream: ordered, parallel, retrying.
@@ -115,7 +122,20 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub retries: u32,
 
-    /// Give up on everything not done after this long (e.g. 30s, 5m; 0 = never).
+    /// After applying, wait until every object is ready: Deployments, StatefulSets and
+    /// DaemonSets rolled out, Jobs complete, PVCs bound, LoadBalancer Services with an
+    /// address, CRDs established, anything else with a Ready/Available condition for
+    /// its generation. A rollout whose pods cannot start (image pull back-off, crash
+    /// loop, missing Secret/ConfigMap) or passes its progress deadline, or a failed
+    /// Job, fails the wait at once; then, and on timeout, kapply says why: pods,
+    /// container reasons, the crashing container's last log lines, Warning events.
+    /// Objects annotated with kapp change rules (`kapp.k14s.io/change-rule: upsert
+    /// after upserting GROUP`) are applied only once that group is ready.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Give up on everything not done after this long (e.g. 30s, 5m; 0 = never);
+    /// with --wait, this bounds the wait too.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub timeout: Duration,
 
@@ -233,7 +253,17 @@ pub async fn run(args: Args) -> Result<()> {
         input_namespaces,
     };
     let total = items.len();
-    let outcomes = run.apply_all(items, &crds, args.output.is_none()).await?;
+    let applied = run
+        .apply_in_stages(items, &crds, args.output.is_none(), args.wait)
+        .await?;
+    let live = applied.live();
+    let outcomes = applied.outcomes;
+    let not_ready = match &applied.waited {
+        Some((end, watched)) if *end != wait::End::AllReady => {
+            Some((run.explain_not_ready(watched).await, end))
+        }
+        _ => None,
+    };
 
     let failures: Vec<FailureKind> = outcomes
         .iter()
@@ -242,7 +272,8 @@ pub async fn run(args: Args) -> Result<()> {
             _ => None,
         })
         .collect();
-    if let Some(format) = args.output {
+    // With --wait, objects are printed once all are ready (nothing half-written).
+    if let Some(format) = args.output.filter(|_| not_ready.is_none()) {
         let mask = std::io::stdout().is_terminal() && !args.show_secrets;
         let objects: Vec<Value> = outcomes
             .into_iter()
@@ -250,7 +281,10 @@ pub async fn run(args: Args) -> Result<()> {
                 Outcome::Done { object, .. } => Some(object),
                 _ => None,
             })
-            .map(|mut object| {
+            .map(|object| {
+                let mut object = ObjectId::of(&object)
+                    .and_then(|id| live.get(&id).cloned())
+                    .unwrap_or(object);
                 if !args.show_managed_fields
                     && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
                 {
@@ -265,6 +299,13 @@ pub async fn run(args: Args) -> Result<()> {
         kpipe_core::write_stdout(&render(&objects, format))?;
     }
 
+    if let Some((count, end)) = not_ready {
+        let summary = stages::summary(end, count, total);
+        return match end {
+            wait::End::TimedOut => Err(Error::Timeout(summary)),
+            _ => Err(Error::Summary(summary)),
+        };
+    }
     if failures.is_empty() {
         return Ok(());
     }
