@@ -2,10 +2,12 @@
 //! `--wait` waiting for each stage to be ready ([`crate::wait`]) before the next: a
 //! Deployment that follows its migration Job is not touched when the Job fails.
 
+use crate::apply::{Outcome, Run};
 use crate::discover::{InputCrd, Resolved};
+use crate::plan::Item;
 use crate::retry::Failure;
 use crate::wait::{End, Progress, Watched};
-use crate::{Item, Outcome, Run, diagnose, groups, wait};
+use crate::{diagnose, groups, wait};
 use kpipe_core::{ObjectId, Result};
 use kube::core::ApiResource;
 use serde_json::Value;
