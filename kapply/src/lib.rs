@@ -10,13 +10,18 @@
 mod api;
 mod apply;
 mod cli;
+mod diagnose;
 mod diff;
 mod discover;
+mod groups;
 mod input;
 mod order;
 mod plan;
+mod ready;
 mod report;
 mod retry;
+mod stages;
+mod wait;
 
 pub use cli::{Args, DryRun, Output};
 
@@ -24,7 +29,7 @@ use api::Caller;
 use apply::{Outcome, Run};
 use discover::InputCrd;
 use kpipe_core::redact::{Scrubber, mask_secret};
-use kpipe_core::{Document, Error, Result};
+use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::params::PatchParams;
 use order::Rank;
 use report::FailureKind;
@@ -85,7 +90,17 @@ pub async fn run(args: Args) -> Result<()> {
         input_namespaces,
     };
     let total = items.len();
-    let outcomes = run.apply_all(items, &crds, args.output.is_none()).await?;
+    let applied = run
+        .apply_in_stages(items, &crds, args.output.is_none(), args.wait)
+        .await?;
+    let live = applied.live();
+    let outcomes = applied.outcomes;
+    let not_ready = match &applied.waited {
+        Some((end, watched)) if *end != wait::End::AllReady => {
+            Some((run.explain_not_ready(watched).await, end))
+        }
+        _ => None,
+    };
 
     let failures: Vec<FailureKind> = outcomes
         .iter()
@@ -102,7 +117,8 @@ pub async fn run(args: Args) -> Result<()> {
         .iter()
         .filter(|o| matches!(o, Outcome::Done { diff, .. } if !diff.is_empty()))
         .count();
-    if let Some(format) = args.output {
+    // With --wait, objects are printed once all are ready (nothing half-written).
+    if let Some(format) = args.output.filter(|_| not_ready.is_none()) {
         let mask = std::io::stdout().is_terminal() && !args.show_secrets;
         let objects: Vec<Value> = outcomes
             .into_iter()
@@ -110,7 +126,10 @@ pub async fn run(args: Args) -> Result<()> {
                 Outcome::Done { object, .. } => Some(object),
                 _ => None,
             })
-            .map(|mut object| {
+            .map(|object| {
+                let mut object = ObjectId::of(&object)
+                    .and_then(|id| live.get(&id).cloned())
+                    .unwrap_or(object);
                 if !args.show_managed_fields
                     && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
                 {
@@ -125,6 +144,13 @@ pub async fn run(args: Args) -> Result<()> {
         kpipe_core::write_stdout(&report::render(&objects, format))?;
     }
 
+    if let Some((count, end)) = not_ready {
+        let summary = stages::summary(end, count, total);
+        return match end {
+            wait::End::TimedOut => Err(Error::Timeout(summary)),
+            _ => Err(Error::Summary(summary)),
+        };
+    }
     if failures.is_empty() {
         // As `kubectl diff`: exit 1 when something differs.
         if args.diff && differing > 0 {

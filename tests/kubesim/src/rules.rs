@@ -370,6 +370,15 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             default(obj, &["spec", "progressDeadlineSeconds"], json!(600));
             pod_template_defaults(&mut obj["spec"]["template"]["spec"]);
         }
+        ("", "pods") => {
+            pod_template_defaults(&mut obj["spec"]);
+            default(obj, &["spec", "enableServiceLinks"], json!(true));
+            default(obj, &["spec", "priority"], json!(0));
+        }
+        ("apps", "replicasets") => {
+            default(obj, &["spec", "replicas"], json!(1));
+            pod_template_defaults(&mut obj["spec"]["template"]["spec"]);
+        }
         ("batch", "jobs") => {
             // The job controller finds its pods by these labels, keyed by the Job's uid.
             let uid = obj["metadata"]["uid"].clone();
@@ -470,6 +479,7 @@ pub fn initial_status(rt: &ResourceType) -> Option<Value> {
         (_, "", "services") | (_, "networking.k8s.io", "ingresses") => {
             Some(json!({"loadBalancer": {}}))
         }
+        (_, "", "pods") => Some(json!({"phase": "Pending", "qosClass": "BestEffort"})),
         (_, "apiextensions.k8s.io", _) => None,
         (_, _, _) if rt.status_subresource => Some(json!({})),
         _ => None,
