@@ -998,3 +998,47 @@ fn server_warnings_are_printed_once_as_kubectl_prints_them() {
     let line = err.lines().find(|l| l.starts_with("Warning: ")).unwrap();
     assert!(stderr(&theirs).contains(line), "{}", stderr(&theirs));
 }
+
+/// `-R` reads nested directories, `-l` keeps the objects whose labels match, `-o name`
+/// prints `kind.group/name` lines: all as kubectl does, checked without a cluster.
+#[test]
+fn recursive_selector_and_name_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("app/config");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(
+        dir.path().join("app/deploy.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {tier: web}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        nested.join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, labels: {tier: db}}\n",
+    )
+    .unwrap();
+    let root = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| cmd("kapply").args(args).output().unwrap();
+    let out = run(&["--dry-run=client", "-o", "name", "-f", root]);
+    assert_eq!(out.status.code(), Some(2), "a nested directory without -R");
+    assert!(stderr(&out).contains("no objects"), "{}", stderr(&out));
+    let out = run(&["--dry-run=client", "-o", "name", "-R", "-f", root]);
+    assert_eq!(
+        stdout(&out),
+        "configmap/cfg\ndeployment.apps/web\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "--dry-run=client",
+        "-o",
+        "name",
+        "-R",
+        "-f",
+        root,
+        "-l",
+        "tier in (db)",
+    ]);
+    assert_eq!(stdout(&out), "configmap/cfg\n", "{}", stderr(&out));
+    let out = run(&["--dry-run=client", "-R", "-f", root, "-l", "tier=none"]);
+    assert_eq!(out.status.code(), Some(2));
+}

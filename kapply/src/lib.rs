@@ -39,7 +39,17 @@ use std::io::IsTerminal;
 use tokio::time::Instant;
 
 pub async fn run(args: Args) -> Result<()> {
-    let docs = input::read_all(&args.files)?;
+    let mut docs = input::read_all(&args.files, args.recursive)?;
+    if let Some(selector) = &args.selector {
+        let selector = input::Selector::parse(selector)?;
+        docs.retain(|d| selector.matches(&d.value["metadata"]["labels"]));
+        if docs.is_empty() {
+            return Err(Error::input(format!(
+                "no objects in the input match the selector {:?}",
+                args.selector.as_deref().unwrap_or_default()
+            )));
+        }
+    }
     input::check(&docs)?;
     if args.dry_run == DryRun::Client {
         return client_dry_run(&docs, args.output);
