@@ -79,10 +79,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
-    /// Retries of a request that failed transiently (429, 5xx, connection reset or
-    /// refused, timeout), with capped exponential backoff and jitter.
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub retries: u32,
+    /// How long a request that failed transiently (429, 5xx, connection reset or
+    /// refused, timeout) is tried again: backoff up to 1s between tries, or what the
+    /// server's Retry-After asks for, with jitter. The default rides out an API server
+    /// restart.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub retry_for: Duration,
 
     /// Give up on everything not done after this long (e.g. 30s, 5m; 0 = never).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
