@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 /// How long the diagnosis may take once the deadline has passed.
-const DIAGNOSIS_GRACE: Duration = Duration::from_millis(300);
+const DIAGNOSIS_GRACE: Duration = Duration::from_millis(400);
 
 /// One certificate being waited for.
 pub(crate) struct Tracked {
@@ -242,7 +242,7 @@ impl Waiter {
                 last_failure_time,
                 message,
             } if !self.keep_waiting => {
-                self.explain(key).await;
+                self.explain(key, None).await;
                 Err(Error::runtime(format!(
                     "{key}: issuance failed at {last_failure_time}: {message}\n\
                      cert-manager retries with exponential backoff, the first time after about \
@@ -306,7 +306,7 @@ impl Waiter {
             ));
             Ok(())
         } else {
-            self.explain(key).await;
+            self.explain(key, None).await;
             Err(Error::runtime(format!(
                 "{key}: {problem}; cert-manager leaves the certificate pending until that is \
                  fixed (--keep-waiting waits anyway)"
@@ -315,17 +315,26 @@ impl Waiter {
     }
 
     /// Prints the cmctl-style chain of one certificate on stderr (even with -q).
-    async fn explain(&mut self, key: &CertKey) {
+    /// Past `until`, the chain shows what certwait already knows: the Certificate.
+    async fn explain(&mut self, key: &CertKey, until: Option<Instant>) {
         let Some(tracked) = self.tracked.get(key) else {
             return;
         };
-        let chain = chain::gather(
-            &self.client,
-            key,
-            tracked.cert.as_ref(),
-            tracked.issuer().as_ref(),
-        )
-        .await;
+        let issuer = tracked.issuer();
+        let gathered = chain::gather(&self.client, key, tracked.cert.as_ref(), issuer.as_ref());
+        let chain = bounded(until, gathered)
+            .await
+            .unwrap_or_else(|| chain::Chain {
+                key: key.clone(),
+                cert: tracked.cert.clone(),
+                issuer: None,
+                request: None,
+                order: None,
+                challenges: Vec::new(),
+                unreadable: vec![
+                    "the rest of the chain: the API server did not answer in time".into(),
+                ],
+            });
         let mut text = chain::render(&chain);
         if let Some(diff) = tracked.spec_mismatch() {
             text.push_str(&format!(
@@ -348,15 +357,9 @@ impl Waiter {
             .collect();
         // The diagnosis gets a moment past the deadline, no more: a server that does not
         // answer must not hold the exit back.
-        let explained = bounded(Some(Instant::now() + DIAGNOSIS_GRACE), async {
-            for key in &pending {
-                self.explain(key).await;
-            }
-        })
-        .await;
-        if explained.is_none() {
-            self.progress
-                .always("certwait: no diagnosis: the API server did not answer in time");
+        let until = Instant::now() + DIAGNOSIS_GRACE;
+        for key in &pending {
+            self.explain(key, Some(until)).await;
         }
         let what = if pending.is_empty() {
             // Only with --all, before the namespace could be listed at all.
