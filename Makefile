@@ -116,12 +116,16 @@ render: ## write the whole manifest set to OUT (0600: it holds Secrets), no clus
 
 # Rendering finishes before anything is applied: a failing stage (bad env file, bad
 # flag) stops the target with that stage's message and nothing reaches the cluster.
+# The certificate is waited for only once the rollout is ready: a failed rollout ends
+# the target with kapply's diagnosis alone.
 deploy: ## render, apply (server-side), wait for the rollout (migration first), then the TLS certificate
 	@umask 077
 	tmp=$$(mktemp)
-	trap 'rm -f "$$tmp"' EXIT
+	live=$$(mktemp)
+	trap 'rm -f "$$tmp" "$$live"' EXIT
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" | certwait $(NS_FLAG) --timeout $(TIMEOUT)
+	kapply $(NS_FLAG) --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
+	certwait $(NS_FLAG) --timeout $(TIMEOUT) < "$$live"
 
 diff: ## show what deploy would change in the cluster (applies nothing)
 	@umask 077
