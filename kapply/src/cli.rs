@@ -57,6 +57,8 @@ pub struct Args {
     pub force_conflicts: bool,
 
     /// `server`: the API server checks and defaults everything, nothing is stored.
+    /// `client`: only read and check the input, and print it as kapply would send it
+    /// (with -o json: the objects as kubectl reads the same files); no cluster needed.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = DryRun::None)]
     pub dry_run: DryRun,
 
@@ -110,6 +112,7 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DryRun {
     None,
+    Client,
     Server,
 }
 
@@ -117,4 +120,6 @@ pub enum DryRun {
 pub enum Output {
     Yaml,
     Json,
+    /// `kind.group/name`, one a line, as `kubectl -o name`.
+    Name,
 }

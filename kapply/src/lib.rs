@@ -29,7 +29,7 @@ use api::Caller;
 use apply::{Outcome, Run};
 use discover::InputCrd;
 use kpipe_core::redact::{Scrubber, mask_secret};
-use kpipe_core::{Error, ObjectId, Result};
+use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::params::PatchParams;
 use order::Rank;
 use report::FailureKind;
@@ -41,6 +41,9 @@ use tokio::time::Instant;
 pub async fn run(args: Args) -> Result<()> {
     let docs = input::read_all(&args.files)?;
     input::check(&docs)?;
+    if args.dry_run == DryRun::Client {
+        return client_dry_run(&docs, args.output);
+    }
     let mut scrubber = Scrubber::default();
     scrubber.learn(docs.iter().map(|d| &d.value));
 
@@ -163,4 +166,23 @@ mod fixtures {
     pub fn status(name: &str) -> kube::core::Status {
         serde_json::from_value(body(name)).unwrap()
     }
+}
+
+/// `--dry-run=client`: the input as read, without a cluster: result lines, or the
+/// objects (Secret data masked on a terminal, as -o always does).
+fn client_dry_run(docs: &[Document], output: Option<Output>) -> Result<()> {
+    let text = match output {
+        None => docs
+            .iter()
+            .map(|d| format!("{} created (dry run)\n", report::kubectl_name(&d.id())))
+            .collect(),
+        Some(format) => {
+            let mut objects: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
+            if std::io::stdout().is_terminal() {
+                objects.iter_mut().for_each(mask_secret);
+            }
+            report::render(&objects, format)
+        }
+    };
+    kpipe_core::write_stdout(&text)
 }
