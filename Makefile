@@ -134,9 +134,10 @@ diff: ## show what deploy would change in the cluster (applies nothing)
 	$(RENDER) > "$$tmp"
 	kapply $(NS_FLAG) --diff -f "$$tmp"
 
+# The issuers are declared here: they take over issuers made by hand (--force-conflicts).
 issuers: ## apply the letsencrypt-staging and letsencrypt-prod ClusterIssuers (needs EMAIL=you@example.com)
 	@test -n "$(EMAIL)" || { echo "make issuers: set EMAIL=you@example.com (Let's Encrypt account)" >&2; exit 2; }
-	manifest-gen --cluster-issuers "$(EMAIL)" </dev/null | kapply --wait --timeout $(TIMEOUT)
+	manifest-gen --cluster-issuers "$(EMAIL)" </dev/null | kapply --wait --force-conflicts --timeout $(TIMEOUT)
 
 wait-cert: ## wait for the certificate of APP's Ingress
 	@certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls
