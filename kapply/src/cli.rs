@@ -43,9 +43,9 @@ Exit codes:
 #[derive(Parser, Debug)]
 #[command(name = "kapply", version, about, long_about = LONG_ABOUT)]
 pub struct Args {
-    /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted) or - for stdin;
-    /// repeatable. Default: stdin.
-    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted), http(s) URL or -
+    /// for stdin; repeatable. Default: stdin.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|URL|-")]
     pub files: Vec<String>,
 
     /// Read the directories of -f and all their subdirectories.
