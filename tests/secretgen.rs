@@ -332,3 +332,26 @@ fn secret_values_reach_a_terminal_only_with_show() {
     assert_eq!(shown.status.code(), Some(0));
     assert!(stdout(&shown).contains(&STANDARD.encode(SECRET)));
 }
+
+/// secretgen passes other objects on as every tool reads them: merge keys merged, big
+/// integers as Kubernetes reads them, never rewritten another way.
+#[test]
+fn passed_through_objects_read_as_kapply_reads_them() {
+    let stream = "apiVersion: apps/v1\nkind: Deployment\n\
+                  metadata: {name: d, labels: {<<: {app: polls}, tier: web}}\n\
+                  spec: {replicas: 0x2, progressDeadlineSeconds: 18446744073709551615, \
+                  template: {metadata: {labels: {<<: {app: polls}}}}}\n";
+    let out = secretgen(&[], &stream);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |text: &[u8]| {
+        let mut c = cmd("kapply");
+        c.args(["--dry-run=client", "-o", "json"]);
+        let out = run_with_stdin(c, text);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let before = read(stream.as_bytes());
+    assert_eq!(before["metadata"]["labels"]["app"], "polls");
+    assert_eq!(before["spec"]["replicas"], 2);
+    assert_eq!(read(&out.stdout), before);
+}
