@@ -91,7 +91,8 @@ impl Run {
                 }
                 outcomes.push((position, outcome));
             }
-            if wait {
+            // After SIGINT/SIGTERM, what was applied is reported at once.
+            if wait && self.interrupt.received().is_none() {
                 end = wait::wait(
                     self.caller.client(),
                     &mut stage_watched,
