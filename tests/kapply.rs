@@ -1044,6 +1044,57 @@ fn recursive_selector_and_name_output() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `-f URL`: plain http is read; https verifies the certificate as usual (kubesim's own
+/// CA is not trusted by the system, so its URL is refused, nothing applied).
+#[test]
+fn manifests_are_read_from_urls_with_certificates_verified() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let body =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-url}\ndata: {MODE: '0755'}\n";
+        write!(
+            &stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+    });
+    let url = format!("http://127.0.0.1:{port}/cm.yaml");
+    let out = cmd("kapply")
+        .args(["--dry-run=client", "-o", "name", "-f", &url])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "configmap/from-url\n", "{}", stderr(&out));
+    server.join().unwrap();
+
+    let sim = Sim::start(&[]);
+    let kubeconfig = std::fs::read_to_string(&sim.kubeconfig).unwrap();
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = cmd("kapply")
+        .args(["--dry-run=client", "-f", &format!("{server}/api")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot read") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
 // ---- deadlines, outages, throttling storms, interrupts ------------------------------
 
 /// `n` ConfigMaps, one document each.
