@@ -200,7 +200,7 @@ fn unquoted_yaml11_values_are_refused_before_anything_is_applied() {
     let err = stderr(&out);
     assert!(err.starts_with("kapply: <stdin>: document "), "{err}");
     assert!(
-        err.contains("unquoted \"on\" is the boolean true to Kubernetes (YAML 1.1)"),
+        err.contains("DEBUG: the unquoted value is the boolean true to Kubernetes (YAML 1.1)"),
         "{err}"
     );
     assert!(err.contains("quote it"), "{err}");

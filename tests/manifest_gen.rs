@@ -1216,7 +1216,7 @@ fn unquoted_yaml11_values_in_the_input_stream_are_bad_input() {
     let err = refused_stream(&tricky);
     assert!(
         err.starts_with("manifest-gen: <stdin>: document 1 (line ")
-            && err.contains("unquoted \"NO\" is the boolean false to Kubernetes"),
+            && err.contains("NO: the unquoted key is the boolean false to Kubernetes"),
         "{err}"
     );
 }

@@ -82,6 +82,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Runs a tool's body and turns its result into an exit code, printing
 /// `tool: message` on stderr for any error but a closed pipe.
 pub fn run(tool: &str, body: impl FnOnce() -> Result<()>) -> ExitCode {
+    crate::redact::install_panic_hook();
     match body() {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => report(tool, e),
@@ -107,16 +108,17 @@ where
 fn report(tool: &str, e: Error) -> ExitCode {
     let code = e.exit_code();
     if !matches!(e, Error::BrokenPipe) {
-        // Nothing useful can be done if stderr itself is gone.
-        let _ = io::Write::write_all(&mut io::stderr(), format!("{tool}: {e}\n").as_bytes());
+        crate::redact::eprint(&format!("{tool}: {e}\n"));
     }
     ExitCode::from(code)
 }
 
 /// Writes a whole output at once, so that bad input found late never leaves half a
-/// stream on stdout, and maps a closed pipe to [`Error::BrokenPipe`].
+/// stream on stdout, and maps a closed pipe to [`Error::BrokenPipe`]. On a terminal,
+/// known secret values are masked unless the user asked to see them.
 pub fn write_stdout(text: &str) -> Result<()> {
     use io::Write;
+    let text = crate::redact::for_stdout(text);
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;

@@ -119,7 +119,10 @@ pub fn parse_with(source: &str, text: &str, yaml11: Yaml11) -> Result<Vec<Docume
                     let at = place(line + e.line() - 1);
                     match duplicate_key(&e.to_string()) {
                         Some(duplicate) => Error::input(format!("{at}: {duplicate}")),
-                        None => Error::input(format!("{at}: invalid JSON: {e}")),
+                        None => Error::input(format!(
+                            "{at}: invalid JSON: {}",
+                            unquoted(&strip_json_location(&e))
+                        )),
                     }
                 })?
                 .0
@@ -134,7 +137,9 @@ pub fn parse_with(source: &str, text: &str, yaml11: Yaml11) -> Result<Vec<Docume
                             let at = yaml11::repeated_key_line(chunk).map_or(at, |l| line + l - 1);
                             Error::input(format!("{}: {duplicate}", place(at)))
                         }
-                        None => Error::input(format!("{}: invalid YAML: {why}", place(at))),
+                        None => {
+                            Error::input(format!("{}: invalid YAML: {}", place(at), unquoted(&why)))
+                        }
                     }
                 })?
                 .0
@@ -142,6 +147,7 @@ pub fn parse_with(source: &str, text: &str, yaml11: Yaml11) -> Result<Vec<Docume
         if value.is_null() {
             continue;
         }
+        learn_secrets(&value);
         if yaml11 == Yaml11::Reject && !is_json {
             reject_yaml11_ambiguity(chunk, &value, line, &place)?;
         }
@@ -168,24 +174,63 @@ fn reject_yaml11_ambiguity(
     line: usize,
     place: &dyn Fn(usize) -> String,
 ) -> Result<()> {
-    let found = yaml11::first_ambiguous(chunk)
-        .map_err(|why| Error::input(format!("{}: invalid YAML: {why}", place(line))))?;
+    let found = yaml11::first_ambiguous(chunk).map_err(|why| {
+        Error::input(format!("{}: invalid YAML: {}", place(line), unquoted(&why)))
+    })?;
     let Some(found) = found else {
         return Ok(());
     };
-    // A Secret's values stay out of messages, even short ones like a PIN `0755`.
-    let shown = if holds_secret(value) {
-        "an unquoted value".to_owned()
+    // The value itself is never quoted (it may be a secret, or a secret in the wrong
+    // kind of object); for a Secret not even what it reads as: "the number 25068" gives
+    // an unquoted `0060754` away.
+    let reads = if holds_secret(value) {
+        found.kubernetes_reads_kind
     } else {
-        format!("unquoted {:?}", found.text)
+        found.kubernetes_reads
+    };
+    let what = match &found.key {
+        _ if found.is_key => format!("{}: the unquoted key", found.text),
+        Some(key) => format!("{key}: the unquoted value"),
+        None => "an unquoted list item".to_owned(),
     };
     Err(Error::input(format!(
-        "{}: {shown} is {} to Kubernetes (YAML 1.1) but {} here (YAML 1.2); \
+        "{}: {what} is {reads} to Kubernetes (YAML 1.1) but {} here (YAML 1.2); \
          quote it to keep a string, or write the value Kubernetes should get",
         place(line + found.line - 1),
-        found.kubernetes_reads,
         found.yaml12_reads,
     )))
+}
+
+/// Tells the redaction choke point the values of every Secret read, before anything
+/// can print them.
+fn learn_secrets(value: &Value) {
+    match value["items"].as_array() {
+        Some(items) => crate::redact::learn_objects(items),
+        None => crate::redact::learn_objects([value]),
+    }
+}
+
+/// A parser's message without the input it quotes (`invalid type: string "VALUE",
+/// expected ...`): a parse error may be about a secret value nobody has learned yet.
+fn unquoted(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut chars = message.chars().peekable();
+    while let Some(c) = chars.next() {
+        if matches!(c, '"' | '`') {
+            let mut escaped = false;
+            for inner in chars.by_ref() {
+                match inner {
+                    '\\' if !escaped => escaped = true,
+                    q if q == c && !escaped => break,
+                    _ => escaped = false,
+                }
+            }
+            out.push_str("(value not shown)");
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn holds_secret(value: &Value) -> bool {
@@ -268,6 +313,15 @@ fn first_content_line(chunk: &str) -> Option<usize> {
         let t = l.trim();
         !t.is_empty() && !t.starts_with('#')
     })
+}
+
+/// serde_json appends "at line L column C"; the line is reported on its own.
+fn strip_json_location(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
 }
 
 /// serde_yaml appends "at line L column C"; we report our own stream-wide line.
@@ -461,7 +515,9 @@ mod tests {
         assert_eq!(err.exit_code(), 2);
         let err = err.to_string();
         assert!(
-            err.starts_with("in.yaml: document 2 (line 9): unquoted \"on\" is the boolean true"),
+            err.starts_with(
+                "in.yaml: document 2 (line 9): DEBUG: the unquoted value is the boolean true"
+            ),
             "{err}"
         );
         assert!(err.contains("quote it"), "{err}");
@@ -481,10 +537,25 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("in.yaml: document 1 (line 5): an unquoted value is the number 493"),
+            err.starts_with("in.yaml: document 1 (line 5): PIN: the unquoted value is a number"),
             "{err}"
         );
-        assert!(!err.contains("0755"), "{err}");
+        assert!(!err.contains("0755") && !err.contains("493"), "{err}");
+    }
+
+    #[test]
+    fn parse_errors_never_quote_input_scalars() {
+        // Case 5 of the leak hunt: a tag the value does not fit.
+        let text = "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\nstringData:\n  K: !!int Xq9vS3cr3t\n";
+        let err = parse("in.yaml", text).unwrap_err().to_string();
+        assert!(err.starts_with("in.yaml: document 1 (line "), "{err}");
+        assert!(!err.contains("Xq9vS3cr3t"), "{err}");
+        let json = "{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"data\": {\"K\": \"Xq9vS3cr3t\" \"x\"}}";
+        let err = parse("in.json", json).unwrap_err().to_string();
+        assert!(!err.contains("Xq9vS3cr3t"), "{err}");
+        let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: s}\ndata:\n  K: !!float Xq9vS3cr3t\n";
+        let err = parse("in.yaml", cm).unwrap_err().to_string();
+        assert!(!err.contains("Xq9vS3cr3t"), "{err}");
     }
 
     #[test]

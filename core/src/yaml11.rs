@@ -17,8 +17,16 @@ use std::collections::HashSet;
 pub struct Ambiguous {
     pub line: usize,
     pub text: String,
+    /// The mapping key whose value it is (`None` for a key or a list item), so that a
+    /// message can say where without quoting the value.
+    pub key: Option<String>,
+    /// Whether it is itself a mapping key (which messages may name).
+    pub is_key: bool,
     /// How Kubernetes reads it, for the message: "the boolean true".
     pub kubernetes_reads: String,
+    /// The same without the value ("a boolean"), for values that must stay unsaid:
+    /// "the number 25068" would give away an unquoted `0060754`.
+    pub kubernetes_reads_kind: String,
     /// How serde_yaml reads it: "a string", mostly.
     pub yaml12_reads: String,
 }
@@ -26,18 +34,49 @@ pub struct Ambiguous {
 /// The first plain, untagged scalar of `text` that Kubernetes' YAML 1.1 reader resolves
 /// differently from serde_yaml; an error when the text is not YAML.
 pub fn first_ambiguous(text: &str) -> Result<Option<Ambiguous>, String> {
+    // Per open collection: `Some(last key)` for a mapping, whether a key comes next.
+    let mut stack: Vec<(bool, Option<String>, bool)> = Vec::new();
+    fn node_done(stack: &mut [(bool, Option<String>, bool)]) {
+        if let Some((true, _, key_next)) = stack.last_mut() {
+            *key_next = !*key_next;
+        }
+    }
     for event in Parser::new_from_str(text) {
         let (event, span) = event.map_err(|e| e.to_string())?;
-        if let Event::Scalar(value, ScalarStyle::Plain, _, None) = event {
-            let (kubernetes, here) = (yaml11(&value), yaml12(&value));
-            if kubernetes != here {
-                return Ok(Some(Ambiguous {
-                    line: span.start.line(),
-                    text: value.into_owned(),
-                    kubernetes_reads: kubernetes.describe(),
-                    yaml12_reads: here.describe(),
-                }));
+        match event {
+            Event::MappingStart(..) => stack.push((true, None, true)),
+            Event::SequenceStart(..) => stack.push((false, None, false)),
+            Event::MappingEnd | Event::SequenceEnd => {
+                stack.pop();
+                node_done(&mut stack);
             }
+            Event::Alias(_) => node_done(&mut stack),
+            Event::Scalar(value, style, _, tag) => {
+                let key = match stack.last() {
+                    Some((true, key, false)) => key.clone(),
+                    _ => None,
+                };
+                let is_key = matches!(stack.last(), Some((true, _, true)));
+                if style == ScalarStyle::Plain && tag.is_none() {
+                    let (kubernetes, here) = (yaml11(&value), yaml12(&value));
+                    if kubernetes != here {
+                        return Ok(Some(Ambiguous {
+                            line: span.start.line(),
+                            text: value.into_owned(),
+                            key,
+                            is_key,
+                            kubernetes_reads: kubernetes.describe(),
+                            kubernetes_reads_kind: kubernetes.kind(),
+                            yaml12_reads: here.describe(),
+                        }));
+                    }
+                }
+                if let Some((true, last, true)) = stack.last_mut() {
+                    *last = Some(value.into_owned());
+                }
+                node_done(&mut stack);
+            }
+            _ => {}
         }
     }
     Ok(None)
@@ -129,6 +168,14 @@ impl Reading {
             Reading::Float(f) => format!("the number {f}"),
             Reading::Sexagesimal => "a base-60 number".into(),
             Reading::Merge => "a merge key".into(),
+        }
+    }
+
+    fn kind(self) -> String {
+        match self {
+            Reading::Bool(_) => "a boolean".into(),
+            Reading::Int(_) | Reading::Float(_) => "a number".into(),
+            other => other.describe(),
         }
     }
 }
@@ -284,6 +331,27 @@ fn is_sexagesimal(s: &str) -> bool {
             matches!(p.as_bytes(), [d] if d.is_ascii_digit())
                 || matches!(p.as_bytes(), [t @ b'0'..=b'5', d] if t.is_ascii_digit() && d.is_ascii_digit())
         })
+}
+
+/// The decimal numbers a reader may make of `text`, as a server echoes them back:
+/// `0x5EC12E7` is 99357415, `0060754` is 25068 to YAML 1.1 and 60754 to others,
+/// `1_000` is 1000. For masking secret values in every form they come back in.
+pub fn number_forms(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    if text.is_empty() {
+        return out;
+    }
+    for reading in [yaml11(text), yaml12(text)] {
+        match reading {
+            Reading::Int(i) => out.push(i.to_string()),
+            Reading::Float(f) if f.is_finite() => out.push(f.to_string()),
+            _ => {}
+        }
+    }
+    if let Ok(i) = text.replace('_', "").parse::<i128>() {
+        out.push(i.to_string());
+    }
+    out
 }
 
 #[cfg(test)]

@@ -7,7 +7,6 @@
 use crate::retry::{Backoff, Failure};
 use http_body_util::BodyExt;
 use indicatif::ProgressBar;
-use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
 use kube::core::params::{GetParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, Request, Resource};
@@ -36,12 +35,11 @@ impl Target {
     }
 }
 
-/// A client that retries, knows the overall deadline and scrubs what it prints.
+/// A client that retries, knows the overall deadline and says what it does on stderr.
 pub struct Caller {
     client: kube::Client,
     backoff: Backoff,
     deadline: Option<Instant>,
-    scrubber: Scrubber,
     progress: ProgressBar,
 }
 
@@ -50,23 +48,20 @@ impl Caller {
         client: kube::Client,
         backoff: Backoff,
         deadline: Option<Instant>,
-        scrubber: Scrubber,
         progress: ProgressBar,
     ) -> Self {
         Caller {
             client,
             backoff,
             deadline,
-            scrubber,
             progress,
         }
     }
 
     /// Prints a diagnostic line (or lines) on stderr, above the progress bar if one
-    /// is shown; secret values of the input are scrubbed.
+    /// is shown, through the redaction choke point.
     pub fn say(&self, text: &str) {
-        let text = self.scrubber.scrub(text);
-        self.progress.suspend(|| eprint!("{text}"));
+        self.progress.suspend(|| kpipe_core::redact::eprint(text));
     }
 
     /// The progress bar (hidden unless stderr is a terminal).
@@ -203,10 +198,17 @@ impl Caller {
             .map(Duration::from_secs);
         let bytes = response.into_body().collect().await?.to_bytes();
         if code.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| Failure::Transport {
+            let answer: Value = serde_json::from_slice(&bytes).map_err(|e| Failure::Transport {
                 message: format!("the server's answer is not a JSON object: {e}"),
                 transient: false,
-            });
+            })?;
+            // Live Secrets hold values the input may not (data set by others, old
+            // values in last-applied-configuration): known before anything prints.
+            match answer["items"].as_array() {
+                Some(items) => kpipe_core::redact::learn_objects(items),
+                None => kpipe_core::redact::learn_objects([&answer]),
+            }
+            return Ok(answer);
         }
         let status = kpipe_core::api::status_from_body(code.as_u16(), &bytes);
         Err(Failure::api(status, retry_after))

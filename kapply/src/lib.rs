@@ -21,7 +21,7 @@ use discover::{InputCrd, Resolved};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 use kpipe_core::connect::ConnectArgs;
-use kpipe_core::redact::{Scrubber, mask_secret};
+use kpipe_core::redact::mask_secret;
 use kpipe_core::time::parse_duration;
 use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::ApiResource;
@@ -179,7 +179,6 @@ struct Run {
     dry_run: bool,
     diff: bool,
     concurrency: usize,
-    scrubber: Scrubber,
     /// Namespaces this input creates, which a dry run cannot find yet.
     input_namespaces: HashSet<String>,
 }
@@ -187,8 +186,9 @@ struct Run {
 pub async fn run(args: Args) -> Result<()> {
     let docs = input::read_all(&args.files)?;
     input::check(&docs)?;
-    let mut scrubber = Scrubber::default();
-    scrubber.learn(docs.iter().map(|d| &d.value));
+    if args.show_secrets {
+        kpipe_core::redact::show_on_terminal();
+    }
 
     let connection = args.connect.connect().await?;
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
@@ -196,7 +196,6 @@ pub async fn run(args: Args) -> Result<()> {
         connection.client.clone(),
         Backoff::new(args.retries),
         deadline,
-        scrubber.clone(),
         progress_bar(docs.len()),
     );
 
@@ -229,7 +228,6 @@ pub async fn run(args: Args) -> Result<()> {
         dry_run,
         diff: args.diff,
         concurrency: args.concurrency.into(),
-        scrubber,
         input_namespaces,
     };
     let total = items.len();
@@ -416,12 +414,8 @@ impl Run {
                         self.caller.say(&format!("kapply: {}: {why}\n", item.id));
                     }
                     Outcome::Failed(failure) => {
-                        self.caller.say(&report::failure(
-                            &item.id,
-                            failure,
-                            self.caller.retries(),
-                            &self.scrubber,
-                        ));
+                        self.caller
+                            .say(&report::failure(&item.id, failure, self.caller.retries()));
                     }
                 }
                 outcomes.push((item.position, outcome));
