@@ -29,6 +29,7 @@ mod common;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use common::{Sim, cmd, run_with_stdin, stderr};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 
 /// A small deterministic generator: the same values on every run, many shapes.
@@ -312,7 +313,8 @@ fn conflicts_diffs_dry_runs_and_terminals_show_no_value() {
     assert_clean("conflict", &stderr(&out), &all);
     // The diff goes to a pipe, and is masked: it is made for people.
     let out = run(&["--diff", "--force-conflicts"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    // As kubectl diff: 1 when something differs.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let diff = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(diff.contains("<redacted> (after)"), "{diff}");
     assert_clean("--diff stdout", &diff, &all);
@@ -341,7 +343,6 @@ fn conflicts_diffs_dry_runs_and_terminals_show_no_value() {
 fn exec_kubeconfig(sim: &Sim, dir: &std::path::Path, script: &str) -> std::path::PathBuf {
     let plugin = dir.join("kpipe-test-plugin");
     std::fs::write(&plugin, format!("#!/bin/sh\n{script}\n")).unwrap();
-    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
     let mut config: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(&sim.kubeconfig).unwrap()).unwrap();

@@ -1210,13 +1210,14 @@ fn every_combination_passes_kubernetes_validate_for_1_29_and_the_newest() {
 
 #[test]
 fn unquoted_yaml11_values_in_the_input_stream_are_bad_input() {
-    // Kubernetes reads the key `NO` as false; re-emitting it as the string "NO" would
-    // change what the stream means.
-    let tricky = config_stream().replace("DEBUG: \"True\"", "DEBUG: \"True\"\n  NO: \"no\"");
+    // Kubernetes reads the value `no` as false, which the API server refuses in a
+    // ConfigMap: said up front, with the line and the fix.
+    let tricky = config_stream().replace("DEBUG: \"True\"", "DEBUG: no");
     let err = refused_stream(&tricky);
     assert!(
         err.starts_with("manifest-gen: <stdin>: document 1 (line ")
-            && err.contains("NO: the unquoted key is the boolean false to Kubernetes"),
+            && err.contains("ConfigMap data key \"DEBUG\": Kubernetes (YAML 1.1) reads this unquoted value as a boolean")
+            && err.contains("quote the value"),
         "{err}"
     );
 }
@@ -1271,7 +1272,7 @@ fn help_teaches_the_tutorials_steps() {
 // ---------------------------------------------------------------- kubectl
 
 /// Answers kubectl's discovery with a real API server's recorded responses
-/// (shared/fixtures/apiserver) and every other GET with the recorded 404, which is all a
+/// (tests/fixtures/apiserver) and every other GET with the recorded 404, which is all a
 /// client-side dry run asks of a cluster.
 struct RecordedDiscovery {
     address: String,
@@ -1280,7 +1281,7 @@ struct RecordedDiscovery {
 impl RecordedDiscovery {
     fn start() -> RecordedDiscovery {
         use std::io::{BufRead, BufReader, Write};
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/apiserver");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apiserver");
         let mut routes = std::collections::HashMap::new();
         let mut not_found = None;
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {

@@ -194,7 +194,7 @@ fn add_forms(needles: &mut HashSet<String>, value: &str) {
     // Unpadded: the padded form and the same bytes inside longer base64 both match.
     push(STANDARD.encode(value).trim_end_matches('=').to_owned());
     // As the server echoes a number it read: `0x5EC12E7` comes back as `99357415`.
-    for number in crate::yaml11::number_forms(value.trim()) {
+    for number in number_forms(value.trim()) {
         push(number);
     }
     if let Ok(n) = value.trim().parse::<i128>() {
@@ -210,6 +210,33 @@ fn add_forms(needles: &mut HashSet<String>, value: &str) {
             push(go_quoted(line));
         }
     }
+}
+
+/// The decimal numbers a reader may make of `text`, as a server echoes them back:
+/// `0x5EC12E7` is 99357415, `0060754` is 25068 (YAML 1.1 octal) or 60754, `1_000` is
+/// 1000.
+fn number_forms(text: &str) -> Vec<String> {
+    let plain = text.replace('_', "");
+    let (negative, digits) = match plain.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, plain.strip_prefix('+').unwrap_or(&plain)),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let mut readings = Vec::new();
+    for (prefix, radix) in [("0x", 16), ("0o", 8), ("0b", 2)] {
+        if let Some(rest) = lower.strip_prefix(prefix) {
+            readings.push(i128::from_str_radix(rest, radix));
+        }
+    }
+    if digits.len() > 1 && digits.starts_with('0') {
+        readings.push(i128::from_str_radix(&digits[1..], 8));
+    }
+    readings.push(digits.parse::<i128>());
+    readings
+        .into_iter()
+        .flatten()
+        .map(|n| if negative { -n } else { n }.to_string())
+        .collect()
 }
 
 fn maskable(s: &str) -> bool {
@@ -301,6 +328,24 @@ fn public_needles<'a>(needles: &[&'a str], public: &HashSet<String>) -> HashSet<
     hits
 }
 
+/// A handle on the process-wide registry for code that passes its secrets around
+/// explicitly: learning through any handle teaches them all, and [`Scrubber::scrub`]
+/// masks every value the process knows.
+#[derive(Debug, Default, Clone)]
+pub struct Scrubber(());
+
+impl Scrubber {
+    /// Learns the values of every Secret in `objects` (see [`learn_objects`]).
+    pub fn learn<'a>(&mut self, objects: impl IntoIterator<Item = &'a Value>) {
+        learn_objects(objects);
+    }
+
+    /// `text` with every known secret value masked (see [`scrub`]).
+    pub fn scrub(&self, text: &str) -> String {
+        scrub(text).into_owned()
+    }
+}
+
 /// `text` with every known secret value replaced by [`MASK`].
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let matcher = known().matcher();
@@ -362,11 +407,13 @@ pub fn server_words(message: &str) -> Cow<'_, str> {
     }
 }
 
+/// Where a server's message goes on with a value it echoes.
+const MARKERS: &[&str] = &["Invalid value: ", "valueUnstructured{Value:", "got "];
+
 /// `message` (a server's, known to be about a Secret) with every echoed value masked.
 pub fn mask_echoed(message: &str) -> String {
     let mut out = String::with_capacity(message.len());
     let mut rest = message;
-    const MARKERS: &[&str] = &["Invalid value: ", "valueUnstructured{Value:", "got "];
     loop {
         let next = MARKERS
             .iter()

@@ -34,13 +34,18 @@ pub fn unified(id: &ObjectId, live: Option<&Value>, merged: &Value) -> String {
         .to_string()
 }
 
-/// The object without the bookkeeping that changes on every write; a Secret's
-/// `last-applied-configuration` (a JSON copy of its values) with its values masked.
+/// The object without what applying it cannot change but controllers keep moving
+/// (status, and the resourceVersion their writes bump), nor bookkeeping.
 fn comparable(object: &Value) -> Value {
     let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
+        meta.remove("resourceVersion");
     }
+    // A Secret's last-applied-configuration is a JSON copy of its values.
     if is_secret(&object)
         && let Some(copy) = object["metadata"]["annotations"].get(LAST_APPLIED).cloned()
     {

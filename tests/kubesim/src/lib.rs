@@ -13,7 +13,9 @@ pub mod controllers;
 mod faults;
 mod fields;
 mod kinds;
+mod logs;
 mod openapi;
+mod podsecurity;
 mod protobuf;
 mod rules;
 mod select;
@@ -97,8 +99,12 @@ pub struct ServeArgs {
     pub http: bool,
 
     /// Fault injection rules, comma-separated: CODE:N[@METHOD], reset:N[@METHOD],
-    /// rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N. The simulated
-    /// controllers are exempt: the faults are met by the clients under test.
+    /// rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang (accept and never
+    /// answer), trickle:DURATION (one byte of each answer per DURATION),
+    /// storm:DURATION[+START] (429 with Retry-After to everything) and
+    /// down:DURATION[+START] (connections reset, watches cut), both counted from the first
+    /// request. The simulated controllers are exempt: the faults are met by the clients
+    /// under test.
     #[arg(long, value_name = "SPEC", default_value = "")]
     pub faults: String,
 

@@ -169,9 +169,22 @@ pub async fn handle(
     if let Some(latency) = faults.map(|f| f.latency()).filter(|l| !l.is_zero()) {
         tokio::time::sleep(latency).await;
     }
-    if let Some(faults) = faults.filter(|_| !is_watch) {
-        match faults.verdict(method.as_str()) {
+    if let Some(faults) = faults {
+        let verdict = if is_watch {
+            faults.watch_verdict()
+        } else {
+            faults.verdict(method.as_str())
+        };
+        match verdict {
             Verdict::Serve => {}
+            Verdict::Hang => {
+                log(&method, &path, "hang", &caller);
+                // Until the client gives up (dropping this future) or the rule is lifted.
+                while faults.watch_verdict() == Verdict::Hang {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                return Err(ResetConnection);
+            }
             Verdict::Fail(code) => {
                 let response = error_response(&ApiError::injected(code));
                 log(&method, &path, &code.to_string(), &caller);
@@ -192,7 +205,33 @@ pub async fn handle(
         outcome = format!("{outcome} {note}");
     }
     log(&method, &path, &outcome, &caller);
-    Ok(response)
+    match faults.and_then(|f| f.trickle()).filter(|_| !is_watch) {
+        Some(pause) => Ok(trickle(response, pause).await),
+        None => Ok(response),
+    }
+}
+
+/// The same answer, its body sent one byte per `pause`.
+async fn trickle(response: Response<Body>, pause: Duration) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(1);
+    tokio::spawn(async move {
+        for i in 0..bytes.len() {
+            tokio::time::sleep(pause).await;
+            if tx.send(bytes.slice(i..=i)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = streaming(rx);
+    *response.status_mut() = parts.status;
+    *response.headers_mut() = parts.headers;
+    response
 }
 
 /// One line per request, never bodies: `METHOD PATH -> OUTCOME [CALLER]`.
@@ -368,6 +407,9 @@ async fn serve_resource(
         None => {}
         Some("status") if t.rt.status_subresource => {}
         Some("scale") if t.rt.scale_subresource() => return serve_scale(shared, req, t).await,
+        Some("log") if t.rt.serves_logs() && req.method() == Method::GET => {
+            return serve_log(shared, &query, &t);
+        }
         Some(_) => return Err(ApiError::no_route()),
     }
     if t.rt.namespaced && t.namespace.is_none() && !matches!(*req.method(), Method::GET) {
@@ -436,12 +478,16 @@ async fn serve_resource(
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
             let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.create(&t, body, &opts)?;
+            let mut warnings = warnings;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PUT, true) => {
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
             let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.update(&t, body, &opts)?;
+            let mut warnings = warnings;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PATCH, true) => {
@@ -469,6 +515,7 @@ async fn serve_resource(
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
             let (code, obj) = cluster.patch(&t, patch, &opts)?;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::DELETE, named) => {
@@ -502,6 +549,16 @@ async fn serve_resource(
 }
 
 /// Adds one `Warning: 299 - "..."` header per warning, as kube-apiserver does.
+/// Pod Security admission's warning for a pod or workload written in a labelled
+/// namespace (not for status writes).
+fn pod_security(cluster: &Cluster, t: &Target, obj: &Value) -> Option<String> {
+    if t.subresource.is_some() {
+        return None;
+    }
+    let labels = cluster.namespace_labels(t.namespace.as_deref()?);
+    crate::podsecurity::warning(&labels, obj)
+}
+
 fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
     for w in warnings {
         let text = format!(
@@ -530,6 +587,25 @@ fn content_type(req: &Request<Incoming>) -> String {
         .and_then(|v| v.to_str().ok())
         .map(|s| s.split(';').next().unwrap_or_default().trim().to_string())
         .unwrap_or_default()
+}
+
+/// GET pods/NAME/log: the container's output as plain text (see [`crate::logs`]).
+fn serve_log(shared: &Shared, query: &Query, t: &Target) -> Result<Response<Body>, ApiError> {
+    let pod = shared.cluster.get(&Target {
+        subresource: None,
+        ..t.clone()
+    })?;
+    let request = crate::logs::LogRequest {
+        container: query.get("container"),
+        tail_lines: query.get("tailLines").and_then(|n| n.parse().ok()),
+        previous: query.flag("previous"),
+    };
+    let text = crate::logs::pod_log(&shared.cluster, &pod, &request)?;
+    Ok(Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(full(text))
+        .expect("valid response"))
 }
 
 /// The /scale subresource (`kubectl scale`): a Scale view whose spec.replicas
@@ -658,6 +734,8 @@ fn watch(
     let limit = (!caller.controller)
         .then(|| shared.faults.watch_limit())
         .flatten();
+    // A client under test loses its watches when the server goes down.
+    let faults = (!caller.controller).then(|| shared.faults.clone());
     let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(64);
 
     let expired = |requested: u64, oldest: u64| {
@@ -753,13 +831,20 @@ fn watch(
         }
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         ticker.tick().await;
+        let mut outage = tokio::time::interval(Duration::from_millis(100));
         loop {
             if limit.is_some_and(|l| sent >= l) {
                 cut(sent);
                 return;
             }
             tokio::select! {
-                _ = &mut deadline => return,
+                () = &mut deadline => return,
+                _ = outage.tick(), if faults.is_some() => {
+                    if faults.as_ref().is_some_and(|f| f.is_down()) {
+                        log(&Method::GET, &path, "cut (down)", &caller);
+                        return;
+                    }
+                }
                 _ = ticker.tick(), if bookmarks => {
                     if tx.send(bookmark(last_rv, false)).await.is_err() {
                         return;
