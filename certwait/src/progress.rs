@@ -3,9 +3,10 @@
 
 use crate::target::CertKey;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
+use kpipe_core::redact::scrub;
 use kpipe_core::time::format_elapsed;
 use std::collections::BTreeMap;
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 pub struct Progress {
@@ -58,8 +59,8 @@ impl Progress {
                     bar.enable_steady_tick(Duration::from_millis(100));
                     bar
                 });
-                spinner.set_message(format!("{key}: {state}"));
-                let _ = live.bars.println(&line);
+                spinner.set_message(scrub(&format!("{key}: {state}")).into_owned());
+                let _ = live.bars.println(scrub(&line));
             }
         }
     }
@@ -100,14 +101,14 @@ impl Progress {
     fn print(&self, text: &str) {
         match &self.live {
             Some(live) => {
-                let _ = live.bars.println(text);
+                let _ = live.bars.println(scrub(text));
             }
             None => eprint_line(text),
         }
     }
 }
 
-/// Nothing useful can be done when stderr itself is closed.
+/// Plain lines go through the redaction choke point.
 fn eprint_line(text: &str) {
-    let _ = writeln!(std::io::stderr().lock(), "{text}");
+    kpipe_core::redact::eprint(&format!("{text}\n"));
 }

@@ -73,6 +73,12 @@ impl Waiter {
         let secret = api::retry(|| secrets.get(name))
             .await
             .map_err(|e| api::describe(&e))?;
+        // Its tls.key is a secret like any other: known before anything prints.
+        if let Ok(mut value) = serde_json::to_value(&secret) {
+            value["apiVersion"] = "v1".into();
+            value["kind"] = "Secret".into();
+            kpipe_core::redact::learn_objects([&value]);
+        }
         let crt = secret
             .data
             .as_ref()

@@ -80,16 +80,39 @@ pub fn retry_after(header: Option<Duration>, status: &Status) -> Option<Duration
 }
 
 /// The Status of an error answer: the body when it is one, else its text; the HTTP
-/// code is the truth even when a body says otherwise or nothing.
+/// code is the truth even when a body says otherwise or nothing. Values a server
+/// echoes about a Secret are masked here, before anything can print them.
 pub fn status_from_body(code: u16, body: &[u8]) -> Status {
-    serde_json::from_slice::<Status>(body)
+    let status = serde_json::from_slice::<Status>(body)
         .ok()
         .filter(|s| s.code != 0 || !s.message.is_empty())
         .unwrap_or_else(|| {
             let text = String::from_utf8_lossy(body).trim().to_owned();
             Status::failure(&text, "")
         })
-        .with_code(code)
+        .with_code(code);
+    mask_secret_values(status)
+}
+
+/// A Status with every value it echoes masked when it is about a Secret: its message
+/// and the messages of its causes keep the server's words, the values become
+/// `<redacted>`.
+pub fn mask_secret_values(mut status: Status) -> Status {
+    let about_secret = crate::redact::about_secret(&status.message)
+        || status
+            .details
+            .as_ref()
+            .is_some_and(|d| d.kind == "secrets" || d.kind == "Secret");
+    if !about_secret {
+        return status;
+    }
+    status.message = crate::redact::mask_echoed(&status.message);
+    if let Some(details) = status.details.as_mut() {
+        for cause in &mut details.causes {
+            cause.message = crate::redact::mask_echoed(&cause.message);
+        }
+    }
+    status
 }
 
 /// The server's words, or its code when it said nothing (not yet scrubbed of secrets).

@@ -28,7 +28,7 @@ pub fn parse<A: Parser>() -> A {
             Ok(()) => 0,
             Err(Error::BrokenPipe) => Error::BrokenPipe.exit_code(),
             Err(e) => {
-                eprintln!("{}: {e}", A::command().get_name());
+                crate::redact::eprint(&format!("{}: {e}\n", A::command().get_name()));
                 e.exit_code()
             }
         };

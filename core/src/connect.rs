@@ -4,14 +4,23 @@
 //! `~/.kube/config`, else the in-cluster service account. `--context`, `--cluster`,
 //! `--user` pick from the kubeconfig; `-n` beats the context's namespace, which beats
 //! `default`. Client certificates, tokens, CA data and exec credential plugins come
-//! from kube-rs. TLS verification is off only where the kubeconfig itself says
+//! from kube-rs; exec credential plugins are run here, once per run, so that their
+//! failures are told as kubectl tells them (which plugin, how it failed, its stderr,
+//! never its stdout) and their credentials are known to the redaction choke point.
+//! TLS verification is off only where the kubeconfig itself says
 //! `insecure-skip-tls-verify: true`, and then with a warning on every run; together
 //! with a CA it is refused, as kubectl refuses it.
 
 use crate::error::{Error, Result};
 use crate::time::parse_duration;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use kube::config::{AuthInfo, ExecConfig, ExecInteractiveMode, KubeConfigOptions, Kubeconfig};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::Value;
+use std::io::{IsTerminal, Read};
 use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 /// The connection flags every cluster-facing tool shares.
@@ -87,6 +96,14 @@ impl ConnectArgs {
                 ))
             })?
         };
+        if let Some(exec) = config.auth_info.exec.take() {
+            let auth_info = config.auth_info.clone();
+            config.auth_info =
+                tokio::task::spawn_blocking(move || run_exec_plugin(&exec, auth_info))
+                    .await
+                    .map_err(|e| Error::runtime(format!("exec credential plugin: {e}")))??;
+        }
+        learn_credentials(&config.auth_info);
         if config.accept_invalid_certs {
             if config.root_cert.is_some() {
                 return Err(Error::input(format!(
@@ -125,6 +142,151 @@ impl ConnectArgs {
             server,
         })
     }
+}
+
+/// Tells the redaction choke point the credentials, in case a library echoes them.
+fn learn_credentials(auth: &AuthInfo) {
+    let secrets = [&auth.token, &auth.password, &auth.client_key_data];
+    for secret in secrets.into_iter().flatten() {
+        let text = secret.expose_secret();
+        crate::redact::learn(text);
+        if let Ok(plain) = STANDARD.decode(text.trim()) {
+            crate::redact::learn(&String::from_utf8_lossy(&plain));
+        }
+    }
+}
+
+/// Runs an exec credential plugin as client-go does and puts what it returns (a token,
+/// or a client certificate and key) into `auth`. Its stderr is passed on (through the
+/// redaction choke point); its stdout, which holds the credential, is never shown.
+fn run_exec_plugin(exec: &ExecConfig, mut auth: AuthInfo) -> Result<AuthInfo> {
+    let program = exec.command.clone().unwrap_or_default();
+    let name = format!("exec credential plugin \"{program}\"");
+    if program.is_empty() {
+        return Err(Error::input(
+            "kubeconfig: exec credential plugin without a command",
+        ));
+    }
+    let interactive =
+        exec.interactive_mode != Some(ExecInteractiveMode::Never) && std::io::stdin().is_terminal();
+    let mut spec = serde_json::json!({"interactive": interactive});
+    if exec.provide_cluster_info
+        && let Some(cluster) = &exec.cluster
+    {
+        spec["cluster"] = serde_json::to_value(cluster).unwrap_or(Value::Null);
+    }
+    let info = serde_json::json!({
+        "apiVersion": exec.api_version.as_deref().unwrap_or("client.authentication.k8s.io/v1"),
+        "kind": "ExecCredential",
+        "spec": spec,
+    });
+    let mut command = Command::new(&program);
+    command
+        .args(exec.args.iter().flatten())
+        .env("KUBERNETES_EXEC_INFO", info.to_string())
+        .stdin(if interactive {
+            Stdio::inherit()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for pair in exec.env.iter().flatten() {
+        if let (Some(k), Some(v)) = (pair.get("name"), pair.get("value")) {
+            command.env(k, v);
+        }
+    }
+    for k in exec.drop_env.iter().flatten() {
+        command.env_remove(k);
+    }
+    let mut child = command.spawn().map_err(|e| {
+        if e.kind() == std::io::ErrorKind::NotFound {
+            let hint = exec
+                .install_hint
+                .as_deref()
+                .map(|h| format!("\n{h}"))
+                .unwrap_or_default();
+            Error::runtime(format!("{name} not found{hint}"))
+        } else {
+            Error::runtime(format!("cannot run {name}: {e}"))
+        }
+    })?;
+    // Its stderr goes on as it comes (a login prompt must show before it waits).
+    let mut stderr = child.stderr.take().expect("stderr is piped");
+    let passing_on = std::thread::spawn(move || {
+        let mut chunk = [0u8; 4096];
+        while let Ok(n) = stderr.read(&mut chunk) {
+            if n == 0 {
+                break;
+            }
+            crate::redact::eprint(&String::from_utf8_lossy(&chunk[..n]));
+        }
+    });
+    let mut stdout = Vec::new();
+    let read = child
+        .stdout
+        .take()
+        .expect("stdout is piped")
+        .read_to_end(&mut stdout);
+    let status = child.wait();
+    let _ = passing_on.join();
+    let status = status.map_err(|e| Error::runtime(format!("{name}: {e}")))?;
+    read.map_err(|e| Error::runtime(format!("{name}: cannot read its output: {e}")))?;
+    if !status.success() {
+        let how = match status.code() {
+            Some(code) => format!("exit code {code}"),
+            None => "killed by a signal".to_owned(),
+        };
+        return Err(Error::runtime(format!("{name} failed with {how}")));
+    }
+    let credential = exec_credential(&stdout)
+        .map_err(|why| Error::runtime(format!("{name} did not print an ExecCredential: {why}")))?;
+    let status = &credential["status"];
+    let text = |field: &str| status[field].as_str().filter(|s| !s.is_empty());
+    for field in ["token", "clientKeyData", "clientCertificateData"] {
+        if let Some(value) = text(field) {
+            crate::redact::learn(value);
+        }
+    }
+    match (
+        text("token"),
+        text("clientCertificateData"),
+        text("clientKeyData"),
+    ) {
+        (Some(token), _, _) => auth.token = Some(SecretString::from(token.to_owned())),
+        (None, Some(cert), Some(key)) => {
+            auth.client_certificate_data = Some(STANDARD.encode(cert));
+            auth.client_key_data = Some(SecretString::from(STANDARD.encode(key)));
+        }
+        _ => {
+            return Err(Error::runtime(format!(
+                "{name} did not print an ExecCredential: its status has neither a token nor \
+                 a client certificate and key"
+            )));
+        }
+    }
+    Ok(auth)
+}
+
+/// The plugin's output as an ExecCredential; the error says what is wrong with it,
+/// never what it holds.
+fn exec_credential(stdout: &[u8]) -> std::result::Result<Value, String> {
+    // client-go reads it with a YAML-tolerant decoder; JSON is YAML.
+    let value: Value = serde_yaml::from_slice(stdout).map_err(|e| match e.location() {
+        Some(at) => format!(
+            "its output is not JSON (line {}, column {})",
+            at.line(),
+            at.column()
+        ),
+        None => "its output is not JSON".to_owned(),
+    })?;
+    if value["kind"] != "ExecCredential" {
+        return Err("its output is not an object of kind ExecCredential".into());
+    }
+    if !value["status"].is_object() {
+        return Err("it has no status".into());
+    }
+    Ok(value)
 }
 
 /// `KUBECONFIG`'s files merged, skipping those that do not exist (as kubectl does),
@@ -181,8 +343,8 @@ fn warn_insecure(server: &http::Uri) {
         .map(PathBuf::from)
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "kpipe".into());
-    eprintln!(
+    crate::redact::eprint(&format!(
         "{tool}: warning: TLS verification is off for {server} (insecure-skip-tls-verify in \
-         the kubeconfig): anyone on the way can read and change what is sent"
-    );
+         the kubeconfig): anyone on the way can read and change what is sent\n"
+    ));
 }

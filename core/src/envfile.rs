@@ -78,7 +78,7 @@ pub fn parse(source: &str, text: &str, options: Options) -> Result<EnvFile> {
             problems.add::<()>(Err(Error::at(
                 source,
                 entry.line,
-                format!("invalid key {:?}: {why}", entry.key),
+                format!("invalid key{}: {why}", shown_key(&entry.key)),
             )));
             continue;
         }
@@ -92,9 +92,10 @@ pub fn parse(source: &str, text: &str, options: Options) -> Result<EnvFile> {
         }
         if !is_env_var_name(&entry.key) {
             file.warnings.push(format!(
-                "{source}:{}: warning: key {:?} is a valid ConfigMap/Secret key but not a shell \
+                "{source}:{}: warning: key{} is a valid ConfigMap/Secret key but not a shell \
                  variable name: the app may not see it through envFrom",
-                entry.line, entry.key
+                entry.line,
+                shown_key(&entry.key)
             ));
         }
     }
@@ -186,8 +187,12 @@ fn parse_docker(source: &str, text: &str, problems: &mut Problems) -> EnvFile {
                     continue;
                 }
                 let value = std::env::var(content).unwrap_or_else(|_| {
+                    let shown = match shown_key(content).as_str() {
+                        "" => " a line without '='".to_owned(),
+                        key => key.to_owned(),
+                    };
                     file.warnings.push(format!(
-                        "{source}:{line}: warning: {content} is not set in the environment: \
+                        "{source}:{line}: warning:{shown} is not set in the environment: \
                          its value is empty (as with kubectl; docker would leave it out)"
                     ));
                     String::new()
@@ -212,17 +217,13 @@ fn check_docker_key(source: &str, line: usize, key: &str) -> Result<()> {
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'));
     if !shaped {
-        let shown = if key.contains(char::is_whitespace) || key.len() > 253 {
-            String::new()
-        } else {
-            format!(" {key:?}")
-        };
         return Err(Error::at(
             source,
             line,
             format!(
-                "invalid key{shown}: a key must consist of letters, digits, '_', '-' or '.', \
-                 must not start with a digit, and is followed by '=' (no spaces around it)"
+                "invalid key{}: a key must consist of letters, digits, '_', '-' or '.', \
+                 must not start with a digit, and is followed by '=' (no spaces around it)",
+                key_start(key)
             ),
         ));
     }
@@ -230,7 +231,7 @@ fn check_docker_key(source: &str, line: usize, key: &str) -> Result<()> {
         return Err(Error::at(
             source,
             line,
-            format!("invalid key {key:?}: must not be '.' or '..'"),
+            format!("invalid key \"{key}\": must not be '.' or '..'"),
         ));
     }
     Ok(())
@@ -388,6 +389,57 @@ fn logical_lines<'a>(source: &str, text: &'a str) -> Result<Vec<Logical<'a>>> {
     Ok(out)
 }
 
+/// ` "KEY"` for a message, when `key` reads as a key: a line that is not one may be a
+/// pasted value (a PEM block, a password after a space instead of '='), never shown.
+fn shown_key(key: &str) -> String {
+    if looks_like_a_key(key) {
+        format!(" \"{key}\"")
+    } else {
+        String::new()
+    }
+}
+
+/// ` "API_TOKEN" followed by ' '` when an invalid key starts as a key and then goes
+/// wrong (`API_TOKEN S3CR3T==`, YAML's `DATABASE_URL: postgres://...`): the rest,
+/// likely a value, is never shown.
+fn key_start(text: &str) -> String {
+    let end = text
+        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
+        .unwrap_or(text.len());
+    let (start, rest) = text.split_at(end);
+    match rest.chars().next() {
+        Some(c) if looks_like_a_key(start) => {
+            let what = match c {
+                ' ' => "a space".to_owned(),
+                '\t' => "a tab".to_owned(),
+                c if c.is_ascii_graphic() => format!("'{c}'"),
+                _ => "a character that is not allowed".to_owned(),
+            };
+            format!(" (\"{start}\" followed by {what})")
+        }
+        None => shown_key(start),
+        _ => String::new(),
+    }
+}
+
+/// Whether `text` has the shape of an env var or config key rather than of data:
+/// short, and not the mixed-case run of letters and digits of base64 or a token.
+fn looks_like_a_key(text: &str) -> bool {
+    // A leading digit makes an invalid key, and is how a number (a PIN) starts.
+    let shaped = text.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && text.len() <= 64
+        && text
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
+    let has = |f: fn(&char) -> bool| text.chars().any(|c| f(&c));
+    let data_like = text.len() >= 16
+        && !has(|c| matches!(c, '_' | '-' | '.'))
+        && has(char::is_ascii_lowercase)
+        && has(char::is_ascii_uppercase)
+        && has(char::is_ascii_digit);
+    shaped && !data_like
+}
+
 /// `KEY: ` when the text starts with a plausible key and '=', for messages.
 fn key_before_equals(text: &str) -> String {
     let text = text.trim_start();
@@ -427,14 +479,10 @@ fn check_dotenv_line(
         _ => before,
     };
     if !is_dotenv_key(key) {
-        let shown = if before.len() <= 253 {
-            format!(" {before:?}")
-        } else {
-            String::new()
-        };
         return fail(format!(
-            "invalid key{shown}: a dotenv key is letters, digits, '_' and '.', not starting \
-             with a digit (use --format docker for keys with '-')"
+            "invalid key{}: a dotenv key is letters, digits, '_' and '.', not starting \
+             with a digit (use --format docker for keys with '-')",
+            key_start(key)
         ));
     }
     let value = value.trim_start();
@@ -613,7 +661,7 @@ mod tests {
             dotenv_err("A=1\nnoequals\n"),
             "env:2: missing '=' (a line must read KEY=value)"
         );
-        assert!(dotenv_err("1A=x").starts_with("env:1: invalid key \"1A\""));
+        assert!(dotenv_err("1A=x").starts_with("env:1: invalid key: "));
         assert!(dotenv_err("A=1\nB=\"open\nC=2\n").starts_with("env:2: B: unterminated quote"));
         assert!(dotenv_err("P=a b").contains("P: unquoted value contains a space"));
         assert!(dotenv_err("P=\"a\\tb\"").contains("unsupported escape"));
@@ -694,10 +742,42 @@ mod tests {
     }
 
     #[test]
+    fn invalid_lines_never_show_what_may_be_a_value() {
+        // Case 4 of the leak hunt: a space instead of '=', a YAML-style line, a PEM block.
+        for format in [Format::Dotenv, Format::Docker] {
+            let e = err("API_TOKEN S3CR3Tzz==\n", format);
+            assert!(
+                e.starts_with("env:1: invalid key (\"API_TOKEN\" followed by a space)"),
+                "{e}"
+            );
+            let e = err("DATABASE_URL: postgres://u:PASSW0RD@h/db?ssl=on\n", format);
+            assert!(e.contains("\"DATABASE_URL\" followed by ':'"), "{e}");
+            assert!(!e.contains("PASSW0RD") && !e.contains("postgres"), "{e}");
+            let pem = "K=1\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
+            let e = err(pem, format);
+            assert!(e.starts_with("env:2: "), "{e}");
+            assert!(!e.contains("BEGIN"), "{e}");
+        }
+        let file = parse(
+            "env",
+            "MIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n",
+            Options {
+                format: Format::Docker,
+                expand: false,
+            },
+        )
+        .unwrap();
+        assert!(!file.warnings[0].contains("MIIE"), "{:?}", file.warnings);
+    }
+
+    #[test]
     fn docker_rejects_what_kubectl_rejects() {
-        assert!(err("A =1", Format::Docker).starts_with("env:1: invalid key:"));
-        assert!(err("export A=1", Format::Docker).starts_with("env:1: invalid key:"));
-        assert!(err("1A=1", Format::Docker).starts_with("env:1: invalid key \"1A\""));
+        assert!(
+            err("A =1", Format::Docker)
+                .starts_with("env:1: invalid key (\"A\" followed by a space):")
+        );
+        assert!(err("export A=1", Format::Docker).starts_with("env:1: invalid key (\"export\""));
+        assert!(err("1A=1", Format::Docker).starts_with("env:1: invalid key: "));
         assert!(err("..=1", Format::Docker).contains("must not be '.' or '..'"));
         assert!(err("A=1\nA=2", Format::Docker).contains("duplicate key A (first set on line 1)"));
         let long = format!("A={}\n", "x".repeat(DOCKER_MAX_LINE));

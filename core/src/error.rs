@@ -87,6 +87,7 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Runs a tool's body and turns its result into an exit code, printing
 /// `tool: message` on stderr for any error but a closed pipe.
 pub fn run(tool: &str, body: impl FnOnce() -> Result<()>) -> ExitCode {
+    crate::redact::install_panic_hook();
     match body() {
         Ok(()) => ExitCode::from(exit::OK),
         Err(e) => report(tool, e),
@@ -112,7 +113,6 @@ where
 fn report(tool: &str, e: Error) -> ExitCode {
     let code = e.exit_code();
     if !matches!(e, Error::BrokenPipe) {
-        // Nothing useful can be done if stderr itself is gone.
         // Every line of bad input carries the tool's name (a file may have several).
         let text: String = match &e {
             Error::Input(message) => message
@@ -121,13 +121,14 @@ fn report(tool: &str, e: Error) -> ExitCode {
                 .collect(),
             _ => format!("{tool}: {e}\n"),
         };
-        let _ = io::Write::write_all(&mut io::stderr(), text.as_bytes());
+        crate::redact::eprint(&text);
     }
     ExitCode::from(code)
 }
 
 /// Writes a whole output at once, so that bad input found late never leaves half a
-/// stream on stdout, and maps a closed pipe to [`Error::BrokenPipe`].
+/// stream on stdout, and maps a closed pipe to [`Error::BrokenPipe`]. On a terminal,
+/// known secret values are masked unless the user asked to see them.
 pub fn write_stdout(text: &str) -> Result<()> {
     use io::Write;
     if !text.is_empty() && stdout_was_closed() {
@@ -135,6 +136,7 @@ pub fn write_stdout(text: &str) -> Result<()> {
             "cannot write the output: stdout is closed (it was started with >&-)",
         ));
     }
+    let text = crate::redact::for_stdout(text);
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;

@@ -116,6 +116,7 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Document>> {
         let Some(value) = value else {
             continue;
         };
+        learn_secrets(&value);
         let first = first_content_line(chunk).map_or(line, |l| line + l);
         if let Some((path, why)) = server_rejects(&value) {
             let at = yaml11::line_of(chunk, &path).map_or(first, |l| line + l - 1);
@@ -124,6 +125,15 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Document>> {
         push_objects(&mut docs, value, source, index, first, &place(first))?;
     }
     Ok(docs)
+}
+
+/// Tells the redaction choke point the values of every Secret read, before anything
+/// can print them.
+fn learn_secrets(value: &Value) {
+    match value["items"].as_array() {
+        Some(items) => crate::redact::learn_objects(items),
+        None => crate::redact::learn_objects([value]),
+    }
 }
 
 /// Reads and parses one source (`-` for stdin).

@@ -319,13 +319,15 @@ pub fn run(args: Args) -> Result<()> {
             "stringData": secret,
         }));
     }
+    // The values classified secret are masked wherever a message could show them.
+    kpipe_core::redact::learn_objects(&objects);
     kpipe_core::redact::refuse_secrets_on_terminal(
         &objects,
         std::io::stdout().is_terminal(),
         args.show,
     )?;
     if !notes.is_empty() {
-        eprintln!("{}", notes.join("\n"));
+        kpipe_core::redact::eprint(&format!("{}\n", notes.join("\n")));
     }
     kpipe_core::write_stdout(&kpipe_core::yaml::to_stream(&objects))
 }

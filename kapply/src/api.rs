@@ -88,7 +88,7 @@ impl Caller {
     /// is shown; secret values of the input are scrubbed.
     pub fn say(&self, text: &str) {
         let text = self.scrubber.scrub(text);
-        self.progress.suspend(|| eprint!("{text}"));
+        self.progress.suspend(|| kpipe_core::redact::eprint(&text));
     }
 
     /// The progress bar (hidden unless stderr is a terminal).
@@ -215,10 +215,17 @@ impl Caller {
             .map(Duration::from_secs);
         let bytes = response.into_body().collect().await?.to_bytes();
         if code.is_success() {
-            return serde_json::from_slice(&bytes).map_err(|e| Failure::Transport {
+            let answer: Value = serde_json::from_slice(&bytes).map_err(|e| Failure::Transport {
                 message: format!("the server's answer is not a JSON object: {e}"),
                 transient: false,
-            });
+            })?;
+            // Live Secrets hold values the input may not (data set by others, old
+            // values in last-applied-configuration): known before anything prints.
+            match answer["items"].as_array() {
+                Some(items) => kpipe_core::redact::learn_objects(items),
+                None => kpipe_core::redact::learn_objects([&answer]),
+            }
+            return Ok(answer);
         }
         let status = kpipe_core::api::status_from_body(code.as_u16(), &bytes);
         Err(Failure::api(status, retry_after))

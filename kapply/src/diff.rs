@@ -2,7 +2,7 @@
 
 use crate::report::kubectl_name;
 use kpipe_core::ObjectId;
-use kpipe_core::redact::{MASK, is_secret};
+use kpipe_core::redact::{LAST_APPLIED, MASK, is_secret, mask_secret};
 use serde_json::Value;
 use similar::TextDiff;
 
@@ -44,6 +44,16 @@ fn comparable(object: &Value) -> Value {
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
         meta.remove("resourceVersion");
+    }
+    // A Secret's last-applied-configuration is a JSON copy of its values.
+    if is_secret(&object)
+        && let Some(copy) = object["metadata"]["annotations"].get(LAST_APPLIED).cloned()
+    {
+        let mut masked = serde_json::json!({"apiVersion": "v1", "kind": "Secret",
+            "metadata": {"annotations": {LAST_APPLIED: copy}}});
+        mask_secret(&mut masked);
+        object["metadata"]["annotations"][LAST_APPLIED] =
+            masked["metadata"]["annotations"][LAST_APPLIED].take();
     }
     object
 }
@@ -107,6 +117,22 @@ mod tests {
         assert!(text.contains("\n-  B: \"2\"\n+  B: \"3\"\n"), "{text}");
         assert!(!text.contains("managedFields"), "{text}");
         assert_eq!(unified(&id("ConfigMap"), Some(&merged), &merged), "");
+    }
+
+    #[test]
+    fn last_applied_configuration_of_a_secret_is_masked() {
+        // Case 1 of the leak hunt: a Secret first created with `kubectl apply`.
+        let applied = r#"{"apiVersion":"v1","data":{"PW":"b2xkLXBhc3N3b3Jk"},"kind":"Secret","metadata":{"name":"x"}}"#;
+        let live = json!({"apiVersion": "v1", "kind": "Secret",
+                          "metadata": {"name": "x", "annotations": {LAST_APPLIED: applied}},
+                          "data": {"PW": "b2xkLXBhc3N3b3Jk"}});
+        let mut merged = live.clone();
+        merged["data"]["PW"] = "bmV3LXBhc3N3b3Jk".into();
+        let text = unified(&id("Secret"), Some(&live), &merged);
+        assert!(text.contains("PW"), "{text}");
+        for value in ["b2xkLXBhc3N3b3Jk", "bmV3LXBhc3N3b3Jk", "old-password"] {
+            assert!(!text.contains(value), "{text}");
+        }
     }
 
     #[test]

@@ -55,6 +55,9 @@ pub async fn run(args: Args) -> Result<()> {
     if args.dry_run == DryRun::Client {
         return client_dry_run(&docs, args.output);
     }
+    if args.show_secrets {
+        kpipe_core::redact::show_on_terminal();
+    }
     let mut scrubber = Scrubber::default();
     scrubber.learn(docs.iter().map(|d| &d.value));
 

@@ -55,7 +55,7 @@ impl Failure {
         }
     }
 
-    /// The message for a person (not yet scrubbed of secret values).
+    /// The message for a person (known secret values are masked where it is printed).
     pub fn message(&self) -> String {
         match self {
             Failure::Api { status, .. } => api::status_message(status),
@@ -69,7 +69,7 @@ impl From<kube::Error> for Failure {
     fn from(e: kube::Error) -> Self {
         match e {
             kube::Error::Api(status) => Failure::Api {
-                status,
+                status: Box::new(api::mask_secret_values(*status)),
                 retry_after: None,
             },
             other => Failure::Transport {

@@ -17,7 +17,7 @@ use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -279,10 +279,10 @@ impl Progress {
         );
         match &mut self.live {
             None => {
-                let _ = writeln!(std::io::stderr().lock(), "{line}");
+                kpipe_core::redact::eprint(&format!("{line}\n"));
             }
             Some((bars, spinners)) => {
-                let _ = bars.println(&line);
+                let _ = bars.println(kpipe_core::redact::scrub(&line));
                 if state.is_done() {
                     if let Some(spinner) = spinners.remove(name) {
                         spinner.finish_and_clear();

@@ -41,6 +41,9 @@ pub fn run(args: Args) -> Result<()> {
     let plan = plan::Plan::new(&args, env)?;
     let generated = objects::generate(&plan);
 
+    if args.show {
+        redact::show_on_terminal();
+    }
     if !args.show
         && std::io::stdout().is_terminal()
         && let Some(secret) = input.iter().find(|d| redact::is_secret(&d.value))
@@ -63,7 +66,7 @@ pub fn run(args: Args) -> Result<()> {
         .filter(|ns| !input.iter().any(|d| same_object(&d.value, ns)));
     let text = yaml::to_stream(namespace.chain(input.iter().map(|d| &d.value)).chain(own));
     for note in &generated.notes {
-        eprintln!("manifest-gen: {note}");
+        redact::eprint(&format!("manifest-gen: {note}\n"));
     }
     kpipe_core::write_stdout(&text)
 }

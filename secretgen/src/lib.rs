@@ -201,6 +201,8 @@ pub fn run(args: Args) -> Result<()> {
         )));
     }
     let values: Vec<&Value> = docs.iter().map(|d| &d.value).collect();
+    // Generated values and those of --from-env-file are secrets like the stream's.
+    kpipe_core::redact::learn_objects(values.iter().copied());
     kpipe_core::redact::refuse_secrets_on_terminal(
         values.iter().copied(),
         std::io::stdout().is_terminal(),
@@ -223,7 +225,7 @@ fn from_env_file(args: &Args, path: &str) -> Result<Document> {
     };
     let file = envfile::read(path, options)?;
     for warning in &file.warnings {
-        eprintln!("secretgen: {warning}");
+        kpipe_core::redact::eprint(&format!("secretgen: {warning}\n"));
     }
     let string_data: Map<String, Value> = file
         .entries

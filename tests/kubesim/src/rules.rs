@@ -18,11 +18,65 @@ fn gvk(rt: &ResourceType) -> String {
     format!("{}/{}, Kind={}", rt.group, rt.version, rt.kind)
 }
 
+/// A decoded JSON value as Go's `%#v` prints it inside `valueUnstructured{Value:...}`:
+/// maps with sorted keys, lists, Go-quoted strings, int64 or float64 numbers.
 fn go_value(v: &Value) -> String {
     match v {
-        Value::Object(_) => "map[string]interface {}".into(),
-        Value::Array(_) => "[]interface {}".into(),
+        Value::Object(map) => {
+            let mut keys: Vec<&String> = map.keys().collect();
+            keys.sort();
+            let items: Vec<String> = keys
+                .into_iter()
+                .map(|k| format!("{}:{}", go_quote(k), go_value(&map[k])))
+                .collect();
+            format!("map[string]interface {{}}{{{}}}", items.join(", "))
+        }
+        Value::Array(items) => {
+            let items: Vec<String> = items.iter().map(go_value).collect();
+            format!("[]interface {{}}{{{}}}", items.join(", "))
+        }
+        Value::String(s) => go_quote(s),
+        Value::Null => "interface {}(nil)".into(),
+        Value::Number(n) if n.is_f64() => go_float(n.as_f64().unwrap_or_default()),
         other => other.to_string(),
+    }
+}
+
+/// Go's `strconv.Quote`: `\x` escapes for control bytes where JSON writes `\u00XX`.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '\x07' => out.push_str("\\a"),
+            '\x08' => out.push_str("\\b"),
+            '\x0c' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\x0b' => out.push_str("\\v"),
+            '\\' | '"' => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// Go's `%v` of a float64: shortest digits, an exponent from 1e21 on.
+fn go_float(f: f64) -> String {
+    if f.abs() >= 1e21 || (f != 0.0 && f.abs() < 1e-4) {
+        let text = format!("{f:e}");
+        match text.split_once('e') {
+            Some((mantissa, exp)) if !exp.starts_with('-') => format!("{mantissa}e+{exp:0>2}"),
+            Some((mantissa, exp)) => format!("{mantissa}e-{:0>2}", &exp[1..]),
+            None => text,
+        }
+    } else {
+        f.to_string()
     }
 }
 
@@ -132,6 +186,9 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
         causes.push(Cause::invalid("metadata.name", &format!("{name:?}"), &why));
     }
     label_causes(&obj["metadata"]["labels"], &mut causes);
+    if is(rt, "", "configmaps") || is(rt, "", "secrets") {
+        config_key_causes(obj, &mut causes);
+    }
     if is(rt, "apiextensions.k8s.io", "customresourcedefinitions") {
         let spec = &obj["spec"];
         let expected = format!(
@@ -221,6 +278,39 @@ fn regex_error(message: &str, regex: &str, examples: &[&str]) -> String {
 }
 
 /// `([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9]`
+/// Data keys of ConfigMaps and Secrets, as the real server words it:
+/// `data[bad key]: Invalid value: "bad key": a valid config key must consist of ...`.
+fn config_key_causes(obj: &Value, causes: &mut Vec<Cause>) {
+    for field in ["data", "binaryData"] {
+        let Some(map) = obj.get(field).and_then(Value::as_object) else {
+            continue;
+        };
+        for key in map.keys() {
+            let why = if key.is_empty() || key.len() > 253 {
+                "must be no more than 253 characters".to_owned()
+            } else if key == "." || key == ".." {
+                format!("must not be '{key}'")
+            } else if !key
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+            {
+                regex_error(
+                    "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                    "[-._a-zA-Z0-9]+",
+                    &["key.name", "KEY_NAME", "key-name"],
+                )
+            } else {
+                continue;
+            };
+            causes.push(Cause::invalid(
+                format!("{field}[{key}]"),
+                &go_quote(key),
+                &why,
+            ));
+        }
+    }
+}
+
 fn is_qualified_name_part(s: &str) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -601,6 +691,31 @@ mod tests {
         assert_eq!(
             e.message,
             "failed to create typed patch object (/boolish; /v1, Kind=ConfigMap): .data.DEBUG: expected string, got &value.valueUnstructured{Value:true}"
+        );
+    }
+
+    #[test]
+    fn secret_values_are_echoed_as_a_real_v1_36_server_echoes_them() {
+        let secret = |value: Value| json!({"metadata": {"name": "s1", "namespace": "ns"}, "stringData": {"k": value}});
+        let echo = |value: Value| {
+            check_string_values(&rt("secrets"), &secret(value), true)
+                .unwrap_err()
+                .message
+        };
+        assert_eq!(
+            echo(json!(7060754348u64)),
+            "failed to create typed patch object (ns/s1; /v1, Kind=Secret): .stringData.k: expected string, got &value.valueUnstructured{Value:7060754348}"
+        );
+        assert!(
+            echo(json!({"nested": "VALUE", "a": [1, "x\u{1}"]})).ends_with(
+                "got &value.valueUnstructured{Value:map[string]interface {}{\"a\":[]interface {}{1, \"x\\x01\"}, \"nested\":\"VALUE\"}}"
+            )
+        );
+        let bad_key = json!({"metadata": {"name": "s4"}, "data": {"bad key": "eA=="}});
+        let e = validate(&rt("secrets"), &bad_key, None).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Secret \"s4\" is invalid: data[bad key]: Invalid value: \"bad key\": a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')"
         );
     }
 }

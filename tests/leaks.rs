@@ -1,0 +1,454 @@
+//! The leak hunt: generated secret values driven through every failure and display path
+//! of every tool; every byte of stderr, and of stdout on a terminal (a pty), is searched
+//! for every form of every value (plain, base64, JSON-escaped, Go-quoted, as a number the
+//! server reformats, each line of a multi-line value). Zero hits.
+//!
+//! Values: random printable ASCII (quotes and backslashes included), numbers with leading
+//! zeros, hex-looking, base64-looking, unicode, multi-line (a PEM block), and nested
+//! maps/lists where a string belongs.
+//!
+//! Paths covered:
+//! - env files (envsplit, `secretgen --from-env-file`, both formats): a space instead of
+//!   '=', a YAML-style `KEY: value` line, a pasted PEM block, a bare pasted value.
+//! - YAML stream errors (secretgen, manifest-gen, kapply, certwait): a tag the value does
+//!   not fit (`!!int VALUE`), a YAML 1.1 ambiguity (`0060754`: no reversible hint),
+//!   broken YAML after a value, bad JSON.
+//! - server rejections (kubesim answering with a real v1.36 server's words): a number,
+//!   a nested map and a list where a string belongs (500 typed patch), bad base64 (500),
+//!   an invalid data key (422, through kubectl's server-side apply and kapply).
+//! - a conflict with values set by `kubectl apply` (last-applied-configuration), then
+//!   `--diff --force-conflicts`, `--dry-run=server -o yaml|json` and `-o yaml|json` on a
+//!   pty.
+//! - exec credential plugins that exit non-zero, print no JSON, or print another kind,
+//!   each after printing the token (kapply and certwait).
+//! - certwait: a stream with Secrets and a Certificate that never gets ready (timeout),
+//!   and a failing connection.
+
+mod common;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use common::{Sim, cmd, run_with_stdin, stderr};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Command, Output, Stdio};
+
+/// A small deterministic generator: the same values on every run, many shapes.
+struct Gen(u64);
+
+impl Gen {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn pick(&mut self, alphabet: &[char], len: usize) -> String {
+        (0..len)
+            .map(|_| alphabet[(self.next() % alphabet.len() as u64) as usize])
+            .collect()
+    }
+
+    /// One value of every class, all long enough to be masked.
+    fn values(&mut self) -> Vec<String> {
+        let ascii: Vec<char> = (0x21u8..0x7f).map(char::from).collect();
+        let b64: Vec<char> = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+            .chars()
+            .collect();
+        let digits: Vec<char> = "01234567".chars().collect();
+        let hex: Vec<char> = "0123456789ABCDEF".chars().collect();
+        let unicode: Vec<char> = "äöüßéñ密码ключ🔑".chars().collect();
+        vec![
+            self.pick(&ascii, 24),
+            format!("00{}", self.pick(&digits, 7).replace('0', "3")),
+            format!("0x{}", self.pick(&hex, 7).replacen('0', "A", 1)),
+            format!("{}==", self.pick(&b64, 22)),
+            format!("pw-{}", self.pick(&unicode, 8)),
+            format!(
+                "-----BEGIN PRIVATE KEY-----\n{}\n{}\n-----END PRIVATE KEY-----",
+                self.pick(&b64, 64),
+                self.pick(&b64, 40)
+            ),
+        ]
+    }
+}
+
+/// Every form a value can take in a message, as the tools' code must not know them:
+/// written here independently of kpipe_core::redact.
+fn forms(value: &str) -> Vec<String> {
+    let json = serde_json::to_string(value).unwrap();
+    let mut out = vec![
+        value.to_owned(),
+        json[1..json.len() - 1].to_owned(),
+        STANDARD.encode(value).trim_end_matches('=').to_owned(),
+        value.escape_debug().to_string(),
+    ];
+    // Numbers as a server reads them: hex, leading-zero octal, decimal.
+    let t = value.trim();
+    if let Some(hex) = t.strip_prefix("0x")
+        && let Ok(n) = u64::from_str_radix(hex, 16)
+    {
+        out.push(n.to_string());
+    }
+    if t.len() > 1 && t.starts_with('0') && t.bytes().all(|b| b.is_ascii_digit()) {
+        out.push(u64::from_str_radix(&t[1..], 8).unwrap().to_string());
+        out.push(t.trim_start_matches('0').to_owned());
+    }
+    for line in value.lines().filter(|l| l.len() >= 8) {
+        out.push(line.to_owned());
+    }
+    // Short forms would match by chance.
+    out.retain(|f| f.chars().count() >= 6);
+    out
+}
+
+/// Fails with the place and form of any value found in `text`.
+fn assert_clean(what: &str, text: &str, values: &[String]) {
+    for value in values {
+        for form in forms(value) {
+            assert!(
+                !text.contains(&form),
+                "{what}: leaked {form:?} (a form of {value:?}):\n{text}"
+            );
+        }
+    }
+}
+
+/// Runs `c` with `stdin`; the searched output is its stderr.
+fn stderr_of(c: Command, stdin: &str) -> Output {
+    run_with_stdin(c, stdin.as_bytes())
+}
+
+/// Runs a shell command line on a pty (stdout and stderr both a terminal); returns what
+/// the terminal showed.
+fn on_pty(line: &str, kubeconfig: Option<&std::path::Path>) -> String {
+    let mut c = Command::new("script");
+    c.args(["-qec", line, "/dev/null"])
+        .env(
+            "PATH",
+            format!(
+                "{}:{}",
+                common::bin_dir().display(),
+                std::env::var("PATH").unwrap_or_default()
+            ),
+        )
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG")
+        .stdin(Stdio::null());
+    if let Some(k) = kubeconfig {
+        c.env("KUBECONFIG", k);
+    }
+    String::from_utf8_lossy(&c.output().expect("script runs").stdout).into_owned()
+}
+
+fn yaml_quoted(value: &str) -> String {
+    serde_json::to_string(value).unwrap()
+}
+
+fn secret_yaml(name: &str, values: &[String]) -> String {
+    let mut text =
+        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n");
+    for (i, v) in values.iter().enumerate() {
+        text.push_str(&format!("  K{i}: {}\n", yaml_quoted(v)));
+    }
+    text
+}
+
+#[test]
+fn env_file_errors_show_no_value() {
+    let values = Gen(7).values();
+    let dir = tempfile::tempdir().unwrap();
+    for (n, value) in values.iter().enumerate() {
+        let one_line = value.replace('\n', "");
+        let files = [
+            format!("OK=1\nAPI_TOKEN {one_line}\n"),
+            format!("OK=1\nDATABASE_URL: postgres://u:{one_line}@h/db?x=1\n"),
+            format!("OK=1\n{value}\n"),
+            format!("OK=1\n{one_line}\n"),
+        ];
+        for (m, text) in files.iter().enumerate() {
+            let path = dir.path().join(format!("env-{n}-{m}"));
+            std::fs::write(&path, text).unwrap();
+            for format in ["dotenv", "docker"] {
+                let mut c = cmd("envsplit");
+                c.args(["--app", "a", "--format", format]).arg(&path);
+                let out = stderr_of(c, "");
+                assert_clean(
+                    &format!("envsplit {format} {text:?}"),
+                    &stderr(&out),
+                    &values,
+                );
+                let mut c = cmd("secretgen");
+                c.args(["--name", "s", "--format", format, "--from-env-file"])
+                    .arg(&path);
+                let out = stderr_of(c, "");
+                assert_clean(
+                    &format!("secretgen {format} {text:?}"),
+                    &stderr(&out),
+                    &values,
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn yaml_stream_errors_show_no_value() {
+    let values = Gen(11).values();
+    let mut streams = Vec::new();
+    for value in &values {
+        let one_line = value.replace('\n', " ");
+        for bad in [
+            format!("!!int {}", yaml_quoted(&one_line)),
+            format!("!!float {}", yaml_quoted(&one_line)),
+            format!("!!bool {}", yaml_quoted(&one_line)),
+            format!("{}\n  - broken: [", yaml_quoted(value)),
+            format!("{}\n bad indent: x\n   y: z", yaml_quoted(value)),
+        ] {
+            streams.push(format!(
+                "apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData:\n  K: {bad}\n"
+            ));
+        }
+        streams.push(format!(
+            "{{\"apiVersion\": \"v1\", \"kind\": \"Secret\", \"stringData\": {{\"K\": {} {}}}}}\n",
+            yaml_quoted(value),
+            yaml_quoted(value)
+        ));
+    }
+    // An unquoted number with a leading zero: YAML 1.1 reads it as octal.
+    for value in values.iter().filter(|v| v.starts_with("00")) {
+        streams.push(format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\ndata:\n  K: {value}\n"
+        ));
+    }
+    for stream in &streams {
+        for (tool, args) in [
+            ("secretgen", vec![]),
+            (
+                "manifest-gen",
+                vec!["--image", "i", "--host", "a.example.com", "-i", "-"],
+            ),
+            ("kapply", vec!["--kubeconfig", "/dev/null"]),
+            ("certwait", vec!["--kubeconfig", "/dev/null"]),
+        ] {
+            let mut c = cmd(tool);
+            c.args(&args);
+            let out = stderr_of(c, stream);
+            assert_clean(&format!("{tool} on {stream:?}"), &stderr(&out), &values);
+        }
+    }
+}
+
+#[test]
+fn server_rejections_show_no_value() {
+    let values = Gen(13).values();
+    let sim = Sim::start(&[]);
+    let mut cases = Vec::new();
+    for (i, value) in values.iter().enumerate() {
+        // A value where a string belongs: unquoted hex and octal numbers, a map, a list.
+        if value.starts_with("0x") || value.starts_with("00") {
+            cases.push(format!("data:\n  K: {value}\n"));
+            cases.push(format!("stringData:\n  K: {value}\n"));
+        }
+        cases.push(format!(
+            "stringData:\n  K:\n    nested: {}\n",
+            yaml_quoted(value)
+        ));
+        cases.push(format!("stringData:\n  K: [{}, 1]\n", yaml_quoted(value)));
+        // Not base64: the server fails to decode it.
+        cases.push(format!(
+            "data:\n  K: {}\n",
+            yaml_quoted(&format!("{value}!"))
+        ));
+        let _ = i;
+    }
+    for (n, body) in cases.iter().enumerate() {
+        let stream = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: s{n}\n{body}");
+        for output in [None, Some("yaml")] {
+            let mut c = sim.cmd("kapply");
+            c.args(["--retries", "0"]);
+            if let Some(o) = output {
+                c.args(["-o", o]);
+            }
+            let out = stderr_of(c, &stream);
+            let err = stderr(&out);
+            // Refused as bad input (2: YAML 1.1 reads it otherwise), or by the server (1).
+            match out.status.code() {
+                Some(1) => assert!(err.contains(&format!("Secret/s{n}")), "{err}"),
+                code => assert_eq!(code, Some(2), "{stream}\n{err}"),
+            }
+            assert_clean(&format!("kapply on {stream:?}"), &err, &values);
+        }
+    }
+    // An invalid key next to the values: the server's 422 through kubectl and kapply.
+    let stream = format!("{}  bad key: x\n", secret_yaml("s-bad-key", &values));
+    let mut c = sim.cmd("kapply");
+    c.args(["--retries", "0"]);
+    let out = stderr_of(c, &stream);
+    assert_clean("kapply on a bad key", &stderr(&out), &values);
+}
+
+#[test]
+fn conflicts_diffs_dry_runs_and_terminals_show_no_value() {
+    let old = Gen(17).values();
+    let new = Gen(19).values();
+    let all: Vec<String> = old.iter().chain(&new).cloned().collect();
+    let sim = Sim::start(&[]);
+    // The tutorial's path: created with plain `kubectl apply`, last-applied annotation.
+    sim.apply_yaml(&secret_yaml("creds", &old));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret.yaml");
+    std::fs::write(&file, secret_yaml("creds", &new)).unwrap();
+    let file = file.to_str().unwrap();
+
+    let run = |args: &[&str]| {
+        let mut c = sim.cmd("kapply");
+        c.args(["-f", file]).args(args);
+        c.stdin(Stdio::null()).output().unwrap()
+    };
+    // A conflict with kubectl's fields.
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("conflict"), "{}", stderr(&out));
+    assert_clean("conflict", &stderr(&out), &all);
+    // The diff goes to a pipe, and is masked: it is made for people.
+    let out = run(&["--diff", "--force-conflicts"]);
+    // As kubectl diff: 1 when something differs.
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let diff = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(diff.contains("<redacted> (after)"), "{diff}");
+    assert_clean("--diff stdout", &diff, &all);
+    assert_clean("--diff stderr", &stderr(&out), &all);
+    // On a terminal: dry run, then the real apply, as YAML and JSON.
+    let kubeconfig = sim.kubeconfig.clone();
+    for args in [
+        "--dry-run=server -o yaml --force-conflicts",
+        "--dry-run=server -o json --force-conflicts",
+        "--diff --force-conflicts",
+        "-o yaml --force-conflicts",
+        "-o json",
+    ] {
+        let shown = on_pty(&format!("kapply -f {file} {args}"), Some(&kubeconfig));
+        assert!(shown.contains("creds"), "kapply {args}: {shown}");
+        assert_clean(&format!("kapply {args} on a pty"), &shown, &all);
+    }
+    // Piped, -o yaml carries the values on to the next tool, as it must.
+    let out = run(&["-o", "yaml"]);
+    let piped = String::from_utf8_lossy(&out.stdout);
+    let k0 = STANDARD.encode(&new[0]);
+    assert!(piped.contains(&k0), "{piped}");
+}
+
+/// A kubeconfig for `sim` whose user gets its token from an exec plugin `script`.
+fn exec_kubeconfig(sim: &Sim, dir: &std::path::Path, script: &str) -> std::path::PathBuf {
+    let plugin = dir.join("kpipe-test-plugin");
+    std::fs::write(&plugin, format!("#!/bin/sh\n{script}\n")).unwrap();
+    std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&sim.kubeconfig).unwrap()).unwrap();
+    let user = &mut config["users"][0]["user"];
+    *user = serde_yaml::from_str(&format!(
+        "exec:\n  apiVersion: client.authentication.k8s.io/v1\n  command: {}\n  interactiveMode: Never\n",
+        plugin.display()
+    ))
+    .unwrap();
+    let path = dir.join(format!("kubeconfig-{}", script.len()));
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+#[test]
+fn exec_plugin_failures_show_stderr_never_stdout() {
+    let values = Gen(23).values();
+    let token = values[3].clone();
+    let sim = Sim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let credential = format!(
+        "{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":{}}}}}",
+        yaml_quoted(&token)
+    );
+    let cases = [
+        (
+            format!("echo '{credential}'; echo 'plugin says: expired' >&2; exit 3"),
+            "exit code 3",
+        ),
+        (
+            format!("echo 'token: {token} {{'"),
+            "did not print an ExecCredential",
+        ),
+        (
+            format!(
+                "echo '{}'",
+                credential.replace("ExecCredential", "Credential")
+            ),
+            "did not print an ExecCredential",
+        ),
+    ];
+    for (script, expected) in &cases {
+        let kubeconfig = exec_kubeconfig(&sim, dir.path(), script);
+        let stream = secret_yaml("s", &values[..2]);
+        for tool in ["kapply", "certwait"] {
+            let mut c = cmd(tool);
+            c.env("KUBECONFIG", &kubeconfig);
+            if tool == "certwait" {
+                c.args(["c", "--timeout", "5s"]);
+            }
+            let out = stderr_of(c, &stream);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{tool}: {err}");
+            assert!(err.contains("kpipe-test-plugin"), "{tool}: {err}");
+            assert!(err.contains(expected), "{tool}: {err}");
+            if expected.starts_with("exit") {
+                assert!(err.contains("plugin says: expired"), "{tool}: {err}");
+            }
+            assert_clean(&format!("{tool} with plugin {script}"), &err, &values);
+        }
+    }
+    // A working plugin: the simulator's token, from the plugin, is used.
+    let config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&sim.kubeconfig).unwrap()).unwrap();
+    let sim_token = config["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let credential = credential.replace(&yaml_quoted(&token), &yaml_quoted(&sim_token));
+    let kubeconfig = exec_kubeconfig(&sim, dir.path(), &format!("echo '{credential}'"));
+    let mut c = cmd("kapply");
+    c.env("KUBECONFIG", &kubeconfig);
+    let out = stderr_of(c, &secret_yaml("s-ok", &values[..2]));
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+#[test]
+fn certwait_failures_and_timeouts_show_no_value() {
+    let values = Gen(29).values();
+    let sim = Sim::start(&["--cert-manager", "--cert-delay", "1h"]);
+    let stream = format!(
+        "{}---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: c\nspec:\n  secretName: c-tls\n  dnsNames: [a.example.com]\n  issuerRef: {{name: letsencrypt-staging, kind: ClusterIssuer}}\n",
+        secret_yaml("s", &values)
+    );
+    let mut c = sim.cmd("kapply");
+    c.args(["-o", "yaml"]);
+    let applied = run_with_stdin(c, stream.as_bytes());
+    assert!(applied.status.success(), "{}", stderr(&applied));
+    assert_clean("kapply", &stderr(&applied), &values);
+    let mut c = sim.cmd("certwait");
+    c.args(["--timeout", "2s"]);
+    let out = run_with_stdin(c, &applied.stdout);
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert_clean("certwait timeout", &stderr(&out), &values);
+    // No server at all.
+    let mut c = cmd("certwait");
+    c.args(["--timeout", "2s", "--kubeconfig", "/dev/null"]);
+    let out = run_with_stdin(c, &applied.stdout);
+    assert_ne!(out.status.code(), Some(0));
+    assert_clean("certwait without a server", &stderr(&out), &values);
+    // On a terminal.
+    let path = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(path.path(), &applied.stdout).unwrap();
+    let shown = on_pty(
+        &format!("certwait --timeout 2s < {}", path.path().display()),
+        Some(&sim.kubeconfig),
+    );
+    assert_clean("certwait on a pty", &shown, &values);
+}
