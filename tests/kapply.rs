@@ -449,7 +449,13 @@ fn dry_run_and_diff_change_nothing() {
     );
     assert_eq!(loglevel(&sim), "info");
 
-    let out = kapply_ok(&sim, &["--diff"], &changed);
+    // As `kubectl diff`: exit 1 when something differs, 0 when nothing does.
+    let out = kapply(&sim, &["--diff"], &changed);
+    assert!(
+        exited(&out, 1).contains("2 of 5 objects differ from the live state"),
+        "{}",
+        stderr(&out)
+    );
     let diff = stdout(&out);
     assert!(
         diff.contains("--- live/default/configmap/polls-config\n"),
@@ -572,8 +578,10 @@ fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
         err.contains(".data.DJANGO_LOGLEVEL  managed by \"kubectl-client-side-apply\""),
         "{err}"
     );
-    assert!(err.contains("--force-conflicts"), "{err}");
-    assert!(err.contains("by hand"), "{err}");
+    assert!(
+        err.contains("\"kubectl-client-side-apply\" wrote these fields with an update (such as kubectl edit, create or client-side apply): to take them over, run again with --force-conflicts"),
+        "{err}"
+    );
     assert!(
         err.trim_end()
             .ends_with("kapply: 1 of 5 objects failed (1 conflict); 4 applied"),
@@ -798,7 +806,13 @@ fn dry_run_of_a_new_namespace_and_crd_notes_what_the_server_cannot_check_yet() {
     let widget =
         "apiVersion: example.com/v1\nkind: Widget\nmetadata: {name: gear, namespace: shop}\n";
     let stream = format!("{namespace}---\n{config}---\n{WIDGET_CRD}---\n{widget}");
-    let out = kapply_ok(&sim, &["--dry-run=server"], &stream);
+    // Exit 0 only when every object was checked.
+    let out = kapply(&sim, &["--dry-run=server"], &stream);
+    assert!(
+        exited(&out, 1).contains("2 of 4 objects not checked (see above); 2 checked"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(
         stdout(&out),
         "namespace/shop created (server dry run)\n\
@@ -1194,4 +1208,77 @@ fn a_write_whose_answer_was_lost_is_read_back_and_reported_applied() {
         "{err}"
     );
     assert!(answered(&sim, "200 lost") >= 5, "{}", sim.log());
+}
+
+/// Server warnings reach the user as kubectl prints them, each once: here Pod Security
+/// admission's for a Deployment in a namespace that warns at the restricted level.
+#[test]
+fn server_warnings_are_printed_once_as_kubectl_prints_them() {
+    let sim = Sim::start(&[]);
+    sim.apply_yaml(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: strict\n  labels:\n    \
+         pod-security.kubernetes.io/warn: restricted\n",
+    );
+    let out = kapply(&sim, &["-n", "strict"], POLLS);
+    let err = exited(&out, 0);
+    let warning = "Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    // kubectl says the same for the same object.
+    let mut c = sim.kubectl();
+    c.args([
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-n",
+        "strict",
+        "-f",
+        "-",
+    ]);
+    let theirs = run_with_stdin(c, POLLS.as_bytes());
+    let line = err.lines().find(|l| l.starts_with("Warning: ")).unwrap();
+    assert!(stderr(&theirs).contains(line), "{}", stderr(&theirs));
+}
+
+/// `-R` reads nested directories, `-l` keeps the objects whose labels match, `-o name`
+/// prints `kind.group/name` lines: all as kubectl does, checked without a cluster.
+#[test]
+fn recursive_selector_and_name_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("app/config");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(
+        dir.path().join("app/deploy.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {tier: web}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        nested.join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, labels: {tier: db}}\n",
+    )
+    .unwrap();
+    let root = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| cmd("kapply").args(args).output().unwrap();
+    let out = run(&["--dry-run=client", "-o", "name", "-f", root]);
+    assert_eq!(out.status.code(), Some(2), "a nested directory without -R");
+    assert!(stderr(&out).contains("no objects"), "{}", stderr(&out));
+    let out = run(&["--dry-run=client", "-o", "name", "-R", "-f", root]);
+    assert_eq!(
+        stdout(&out),
+        "configmap/cfg\ndeployment.apps/web\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "--dry-run=client",
+        "-o",
+        "name",
+        "-R",
+        "-f",
+        root,
+        "-l",
+        "tier in (db)",
+    ]);
+    assert_eq!(stdout(&out), "configmap/cfg\n", "{}", stderr(&out));
+    let out = run(&["--dry-run=client", "-R", "-f", root, "-l", "tier=none"]);
+    assert_eq!(out.status.code(), Some(2));
 }

@@ -393,9 +393,12 @@ impl Run {
                     None => return Outcome::Failed(failure),
                 }
             }
-            Err(failure) => return self.dry_run_gap(item, failure),
+            Err(mut failure) => {
+                report::note_operations(&mut failure, before.as_ref());
+                return self.dry_run_gap(item, failure);
+            }
         };
-        let change = classify(before.as_ref(), &after, self.dry_run);
+        let change = classify(before.as_ref(), &after);
         let diff = if self.diff {
             diff::unified(&item.id, before.as_ref(), &after)
         } else {
@@ -465,49 +468,41 @@ fn holds(sent: &Value, live: &Value) -> bool {
     }
 }
 
-/// Created, configured or unchanged, from the live object before and the answer after.
-/// A real apply that changes nothing keeps the resourceVersion, but a controller's status
-/// write between our read and our apply moves it too (a new Deployment's first status
-/// lands just then), so a moved version still counts as unchanged when only status and
-/// bookkeeping differ. A dry run never moves it, so there the objects are compared.
-fn classify(before: Option<&Value>, after: &Value, dry_run: bool) -> Change {
+/// Created, configured or unchanged, from the live object before and the answer after,
+/// the same way in a dry run (where the resourceVersion never moves) and a real run:
+/// configured whenever the stored object changed, ownership (managedFields) included.
+/// A controller's status write between our read and our apply (a new Deployment's
+/// first status lands just then) moves the resourceVersion too, so status, the version
+/// and the status subresource's managedFields entries are left out of the comparison.
+fn classify(before: Option<&Value>, after: &Value) -> Change {
     let Some(before) = before else {
         return Change::Created;
     };
-    let same = if dry_run {
-        without_volatile(before) == without_volatile(after)
-    } else {
-        before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
-            || without_status(before) == without_status(after)
-    };
-    if same {
-        Change::Unchanged
-    } else {
+    if stored(before) != stored(after) {
         Change::Configured
+    } else {
+        Change::Unchanged
     }
 }
 
-/// The object minus what a dry run rewrites even when nothing changes.
-fn without_volatile(object: &Value) -> Value {
-    let mut object = object.clone();
-    if let Some(fields) = object["metadata"]["managedFields"].as_array_mut() {
-        for entry in fields.iter_mut().filter_map(Value::as_object_mut) {
-            entry.remove("time");
-        }
-    }
-    object
-}
-
-/// The object minus what others write without changing what was applied: its status,
-/// and the resourceVersion and managedFields that such a write moves.
-fn without_status(object: &Value) -> Value {
+/// The object as our apply can change it: without status, resourceVersion, the time
+/// stamps of managedFields (a dry run rewrites them) and entries of status writers.
+fn stored(object: &Value) -> Value {
     let mut object = object.clone();
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
     }
     if let Some(metadata) = object["metadata"].as_object_mut() {
         metadata.remove("resourceVersion");
-        metadata.remove("managedFields");
+        if let Some(fields) = metadata
+            .get_mut("managedFields")
+            .and_then(Value::as_array_mut)
+        {
+            fields.retain(|entry| entry["subresource"] != "status");
+            for entry in fields.iter_mut().filter_map(Value::as_object_mut) {
+                entry.remove("time");
+            }
+        }
     }
     object
 }
@@ -518,13 +513,29 @@ mod tests {
     use crate::fixtures;
 
     #[test]
+    fn an_ownership_only_change_is_configured_in_dry_and_real_runs() {
+        let live = fixtures::body("15-ssa-noop.json");
+        let mut after = live.clone();
+        let mut entry = after["metadata"]["managedFields"][0].clone();
+        entry["manager"] = "other".into();
+        entry["time"] = "2030-01-01T00:00:00Z".into();
+        after["metadata"]["managedFields"]
+            .as_array_mut()
+            .unwrap()
+            .push(entry);
+        assert_eq!(classify(Some(&live), &after), Change::Configured);
+        after["metadata"]["resourceVersion"] = "999999".into();
+        assert_eq!(classify(Some(&live), &after), Change::Configured);
+    }
+
+    #[test]
     fn classifies_from_fixtures_14_15_16() {
         let created = fixtures::body("14-ssa-create.json");
         let noop = fixtures::body("15-ssa-noop.json");
         let changed = fixtures::body("16-ssa-change.json");
-        assert_eq!(classify(None, &created, false), Change::Created);
-        assert_eq!(classify(Some(&created), &noop, false), Change::Unchanged);
-        assert_eq!(classify(Some(&noop), &changed, false), Change::Configured);
+        assert_eq!(classify(None, &created), Change::Created);
+        assert_eq!(classify(Some(&created), &noop), Change::Unchanged);
+        assert_eq!(classify(Some(&noop), &changed), Change::Configured);
     }
 
     #[test]
@@ -533,9 +544,9 @@ mod tests {
         let mut after = live.clone();
         after["metadata"]["resourceVersion"] = "999999".into();
         after["status"] = serde_json::json!({"observedGeneration": 1, "replicas": 1});
-        assert_eq!(classify(Some(&live), &after, false), Change::Unchanged);
+        assert_eq!(classify(Some(&live), &after), Change::Unchanged);
         after["metadata"]["labels"]["tier"] = "web".into();
-        assert_eq!(classify(Some(&live), &after, false), Change::Configured);
+        assert_eq!(classify(Some(&live), &after), Change::Configured);
     }
 
     #[test]
@@ -546,9 +557,9 @@ mod tests {
             live["metadata"]["resourceVersion"],
             dry["metadata"]["resourceVersion"]
         );
-        assert_eq!(classify(Some(&live), &dry, true), Change::Configured);
+        assert_eq!(classify(Some(&live), &dry), Change::Configured);
         let mut same = live.clone();
         same["metadata"]["managedFields"][0]["time"] = "2030-01-01T00:00:00Z".into();
-        assert_eq!(classify(Some(&live), &same, true), Change::Unchanged);
+        assert_eq!(classify(Some(&live), &same), Change::Unchanged);
     }
 }

@@ -50,6 +50,16 @@ pub struct Args {
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
     pub files: Vec<String>,
 
+    /// Read the directories of -f and all their subdirectories.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+
+    /// Apply only the objects of the input whose labels match, as kubectl's -l:
+    /// `key=value`, `key!=value`, `key`, `!key`, `key in (a,b)`, `key notin (a,b)`,
+    /// comma-separated, all of which must hold.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
     /// The field manager that owns what kapply applies.
     #[arg(long, value_name = "NAME", default_value = "kapply")]
     pub field_manager: String,

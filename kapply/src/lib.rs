@@ -40,7 +40,17 @@ use std::io::IsTerminal;
 use tokio::time::Instant;
 
 pub async fn run(args: Args) -> Result<()> {
-    let docs = input::read_all(&args.files)?;
+    let mut docs = input::read_all(&args.files, args.recursive)?;
+    if let Some(selector) = &args.selector {
+        let selector = input::Selector::parse(selector)?;
+        docs.retain(|d| selector.matches(&d.value["metadata"]["labels"]));
+        if docs.is_empty() {
+            return Err(Error::input(format!(
+                "no objects in the input match the selector {:?}",
+                args.selector.as_deref().unwrap_or_default()
+            )));
+        }
+    }
     input::check(&docs)?;
     if args.dry_run == DryRun::Client {
         return client_dry_run(&docs, args.output);
@@ -123,6 +133,14 @@ pub async fn run(args: Args) -> Result<()> {
             _ => None,
         })
         .collect();
+    let skipped = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Skipped(_)))
+        .count();
+    let differing = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Done { diff, .. } if !diff.is_empty()))
+        .count();
     // With --wait, objects are printed once all are ready (nothing half-written).
     if let Some(format) = args.output.filter(|_| not_ready.is_none()) {
         let mask = std::io::stdout().is_terminal() && !args.show_secrets;
@@ -161,6 +179,20 @@ pub async fn run(args: Args) -> Result<()> {
         };
     }
     if failures.is_empty() {
+        // As `kubectl diff`: exit 1 when something differs.
+        if args.diff && differing > 0 {
+            let objects = if differing == 1 { "object" } else { "objects" };
+            return Err(Error::Summary(format!(
+                "{differing} of {total} {objects} differ from the live state"
+            )));
+        }
+        // A dry run succeeds only when the server checked every object.
+        if skipped > 0 {
+            return Err(Error::Summary(format!(
+                "{skipped} of {total} objects not checked (see above); {} checked",
+                total - skipped
+            )));
+        }
         return Ok(());
     }
     let summary = report::summary(&failures, total, dry_run);

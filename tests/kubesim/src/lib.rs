@@ -15,6 +15,7 @@ mod fields;
 mod kinds;
 mod logs;
 mod openapi;
+mod podsecurity;
 mod protobuf;
 mod rules;
 mod select;

@@ -484,12 +484,16 @@ async fn serve_resource(
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
             let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.create(&t, body, &opts)?;
+            let mut warnings = warnings;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PUT, true) => {
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
             let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.update(&t, body, &opts)?;
+            let mut warnings = warnings;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PATCH, true) => {
@@ -517,6 +521,7 @@ async fn serve_resource(
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
             let (code, obj) = cluster.patch(&t, patch, &opts)?;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::DELETE, named) => {
@@ -550,6 +555,16 @@ async fn serve_resource(
 }
 
 /// Adds one `Warning: 299 - "..."` header per warning, as kube-apiserver does.
+/// Pod Security admission's warning for a pod or workload written in a labelled
+/// namespace (not for status writes).
+fn pod_security(cluster: &Cluster, t: &Target, obj: &Value) -> Option<String> {
+    if t.subresource.is_some() {
+        return None;
+    }
+    let labels = cluster.namespace_labels(t.namespace.as_deref()?);
+    crate::podsecurity::warning(&labels, obj)
+}
+
 fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
     for w in warnings {
         let text = format!(
