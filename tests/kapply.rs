@@ -971,6 +971,130 @@ fn a_closed_stdout_ends_quietly_with_141() {
     assert_no_secret(&out);
 }
 
+/// Server warnings reach the user as kubectl prints them, each once: here Pod Security
+/// admission's for a Deployment in a namespace that warns at the restricted level.
+#[test]
+fn server_warnings_are_printed_once_as_kubectl_prints_them() {
+    let sim = Sim::start(&[]);
+    sim.apply_yaml(
+        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: strict\n  labels:\n    \
+         pod-security.kubernetes.io/warn: restricted\n",
+    );
+    let out = kapply(&sim, &["-n", "strict"], POLLS);
+    let err = exited(&out, 0);
+    let warning = "Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false";
+    assert_eq!(err.matches(warning).count(), 1, "{err}");
+    // kubectl says the same for the same object.
+    let mut c = sim.kubectl();
+    c.args([
+        "apply",
+        "--server-side",
+        "--force-conflicts",
+        "-n",
+        "strict",
+        "-f",
+        "-",
+    ]);
+    let theirs = run_with_stdin(c, POLLS.as_bytes());
+    let line = err.lines().find(|l| l.starts_with("Warning: ")).unwrap();
+    assert!(stderr(&theirs).contains(line), "{}", stderr(&theirs));
+}
+
+/// `-R` reads nested directories, `-l` keeps the objects whose labels match, `-o name`
+/// prints `kind.group/name` lines: all as kubectl does, checked without a cluster.
+#[test]
+fn recursive_selector_and_name_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let nested = dir.path().join("app/config");
+    std::fs::create_dir_all(&nested).unwrap();
+    std::fs::write(
+        dir.path().join("app/deploy.yaml"),
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {tier: web}}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        nested.join("cm.yaml"),
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, labels: {tier: db}}\n",
+    )
+    .unwrap();
+    let root = dir.path().to_str().unwrap();
+    let run = |args: &[&str]| cmd("kapply").args(args).output().unwrap();
+    let out = run(&["--dry-run=client", "-o", "name", "-f", root]);
+    assert_eq!(out.status.code(), Some(2), "a nested directory without -R");
+    assert!(stderr(&out).contains("no objects"), "{}", stderr(&out));
+    let out = run(&["--dry-run=client", "-o", "name", "-R", "-f", root]);
+    assert_eq!(
+        stdout(&out),
+        "configmap/cfg\ndeployment.apps/web\n",
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&[
+        "--dry-run=client",
+        "-o",
+        "name",
+        "-R",
+        "-f",
+        root,
+        "-l",
+        "tier in (db)",
+    ]);
+    assert_eq!(stdout(&out), "configmap/cfg\n", "{}", stderr(&out));
+    let out = run(&["--dry-run=client", "-R", "-f", root, "-l", "tier=none"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+/// `-f URL`: plain http is read; https verifies the certificate as usual (kubesim's own
+/// CA is not trusted by the system, so its URL is refused, nothing applied).
+#[test]
+fn manifests_are_read_from_urls_with_certificates_verified() {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let server = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut line = String::new();
+        while reader.read_line(&mut line).unwrap() > 2 {
+            line.clear();
+        }
+        let body =
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-url}\ndata: {MODE: '0755'}\n";
+        write!(
+            &stream,
+            "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+    });
+    let url = format!("http://127.0.0.1:{port}/cm.yaml");
+    let out = cmd("kapply")
+        .args(["--dry-run=client", "-o", "name", "-f", &url])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out), "configmap/from-url\n", "{}", stderr(&out));
+    server.join().unwrap();
+
+    let sim = Sim::start(&[]);
+    let kubeconfig = std::fs::read_to_string(&sim.kubeconfig).unwrap();
+    let server = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let out = cmd("kapply")
+        .args(["--dry-run=client", "-f", &format!("{server}/api")])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("cannot read") && err.to_lowercase().contains("certificate"),
+        "{err}"
+    );
+}
+
 // ---- deadlines, outages, throttling storms, interrupts ------------------------------
 
 /// `n` ConfigMaps, one document each.
@@ -1208,77 +1332,4 @@ fn a_write_whose_answer_was_lost_is_read_back_and_reported_applied() {
         "{err}"
     );
     assert!(answered(&sim, "200 lost") >= 5, "{}", sim.log());
-}
-
-/// Server warnings reach the user as kubectl prints them, each once: here Pod Security
-/// admission's for a Deployment in a namespace that warns at the restricted level.
-#[test]
-fn server_warnings_are_printed_once_as_kubectl_prints_them() {
-    let sim = Sim::start(&[]);
-    sim.apply_yaml(
-        "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: strict\n  labels:\n    \
-         pod-security.kubernetes.io/warn: restricted\n",
-    );
-    let out = kapply(&sim, &["-n", "strict"], POLLS);
-    let err = exited(&out, 0);
-    let warning = "Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false";
-    assert_eq!(err.matches(warning).count(), 1, "{err}");
-    // kubectl says the same for the same object.
-    let mut c = sim.kubectl();
-    c.args([
-        "apply",
-        "--server-side",
-        "--force-conflicts",
-        "-n",
-        "strict",
-        "-f",
-        "-",
-    ]);
-    let theirs = run_with_stdin(c, POLLS.as_bytes());
-    let line = err.lines().find(|l| l.starts_with("Warning: ")).unwrap();
-    assert!(stderr(&theirs).contains(line), "{}", stderr(&theirs));
-}
-
-/// `-R` reads nested directories, `-l` keeps the objects whose labels match, `-o name`
-/// prints `kind.group/name` lines: all as kubectl does, checked without a cluster.
-#[test]
-fn recursive_selector_and_name_output() {
-    let dir = tempfile::tempdir().unwrap();
-    let nested = dir.path().join("app/config");
-    std::fs::create_dir_all(&nested).unwrap();
-    std::fs::write(
-        dir.path().join("app/deploy.yaml"),
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web, labels: {tier: web}}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        nested.join("cm.yaml"),
-        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: cfg, labels: {tier: db}}\n",
-    )
-    .unwrap();
-    let root = dir.path().to_str().unwrap();
-    let run = |args: &[&str]| cmd("kapply").args(args).output().unwrap();
-    let out = run(&["--dry-run=client", "-o", "name", "-f", root]);
-    assert_eq!(out.status.code(), Some(2), "a nested directory without -R");
-    assert!(stderr(&out).contains("no objects"), "{}", stderr(&out));
-    let out = run(&["--dry-run=client", "-o", "name", "-R", "-f", root]);
-    assert_eq!(
-        stdout(&out),
-        "configmap/cfg\ndeployment.apps/web\n",
-        "{}",
-        stderr(&out)
-    );
-    let out = run(&[
-        "--dry-run=client",
-        "-o",
-        "name",
-        "-R",
-        "-f",
-        root,
-        "-l",
-        "tier in (db)",
-    ]);
-    assert_eq!(stdout(&out), "configmap/cfg\n", "{}", stderr(&out));
-    let out = run(&["--dry-run=client", "-R", "-f", root, "-l", "tier=none"]);
-    assert_eq!(out.status.code(), Some(2));
 }

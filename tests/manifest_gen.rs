@@ -1436,3 +1436,52 @@ fn on_a_terminal_stdin_is_not_read_and_secrets_are_not_shown() {
     let shown = on_terminal(&format!("-i {} --show", config.display()));
     assert!(shown.status.success() && stdout(&shown).contains(SECRET_VALUE));
 }
+
+#[test]
+fn cluster_issuers_are_the_tutorials_acme_issuers_and_are_ready_once_applied() {
+    let text = ok(gen_args(&["--cluster-issuers", "ops@example.com"]));
+    let docs = parse_stream(&text);
+    assert_eq!(docs.len(), 2, "{text}");
+    for (doc, (name, server)) in docs.iter().zip([
+        (
+            "letsencrypt-staging",
+            "https://acme-staging-v02.api.letsencrypt.org/directory",
+        ),
+        (
+            "letsencrypt-prod",
+            "https://acme-v02.api.letsencrypt.org/directory",
+        ),
+    ]) {
+        assert_eq!(doc["kind"], "ClusterIssuer");
+        assert_eq!(doc["metadata"]["name"], name);
+        assert_eq!(doc["spec"]["acme"]["server"], server);
+        assert_eq!(doc["spec"]["acme"]["email"], "ops@example.com");
+        assert_eq!(
+            doc["spec"]["acme"]["solvers"][0]["http01"]["ingress"]["ingressClassName"],
+            "nginx"
+        );
+    }
+    let bad = gen_args(&["--cluster-issuers", "not-an-email"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
+    assert!(bad.stdout.is_empty());
+    assert!(
+        stderr(&bad).contains("is not an email address"),
+        "{}",
+        stderr(&bad)
+    );
+    let both = gen_args(&["--cluster-issuers", "ops@example.com", "--image", IMAGE]);
+    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+
+    // `make issuers`: applied (over the simulator's own pair, as over issuers made by
+    // hand) and waited for until cert-manager made them Ready.
+    let sim = Sim::start(&["--cert-manager"]);
+    let mut c = sim.cmd("kapply");
+    c.args(["--wait", "--force-conflicts", "--timeout", "30s"]);
+    let out = run_with_stdin(c, text.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("clusterissuer.cert-manager.io/letsencrypt-prod: ready"),
+        "{}",
+        stderr(&out)
+    );
+}

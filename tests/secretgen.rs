@@ -192,16 +192,20 @@ fn bad_secrets_exit_2_naming_the_object_with_empty_stdout() {
             "data: invalid key \"a/b\"",
         ),
         (
-            "not a string",
-            secret("stringData: {PORT: 25060}"),
-            "stringData.PORT must be a string",
-        ),
-        (
             "size",
             secret(&format!("stringData: {{A: {big}, B: {big}}}")),
             "data holds 1433600 bytes",
         ),
     ];
+    // A number where the server takes only strings is refused as the stream is read,
+    // at the value's line, naming the key and the fix.
+    let out = secretgen(&[], &secret("stringData:\n  PORT: 25060\n"));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).starts_with("secretgen: <stdin>: document 2 (line 9): Secret stringData key \"PORT\": Kubernetes (YAML 1.1) reads this unquoted value as a number"),
+        "{}",
+        stderr(&out)
+    );
     for (name, input, reason) in cases {
         let out = secretgen(&[], &input);
         assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
@@ -331,4 +335,27 @@ fn secret_values_reach_a_terminal_only_with_show() {
     let shown = on_terminal("--show");
     assert_eq!(shown.status.code(), Some(0));
     assert!(stdout(&shown).contains(&STANDARD.encode(SECRET)));
+}
+
+/// secretgen passes other objects on as every tool reads them: merge keys merged, big
+/// integers as Kubernetes reads them, never rewritten another way.
+#[test]
+fn passed_through_objects_read_as_kapply_reads_them() {
+    let stream = "apiVersion: apps/v1\nkind: Deployment\n\
+                  metadata: {name: d, labels: {<<: {app: polls}, tier: web}}\n\
+                  spec: {replicas: 0x2, progressDeadlineSeconds: 18446744073709551615, \
+                  template: {metadata: {labels: {<<: {app: polls}}}}}\n";
+    let out = secretgen(&[], stream);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let read = |text: &[u8]| {
+        let mut c = cmd("kapply");
+        c.args(["--dry-run=client", "-o", "json"]);
+        let out = run_with_stdin(c, text);
+        assert!(out.status.success(), "{}", stderr(&out));
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()
+    };
+    let before = read(stream.as_bytes());
+    assert_eq!(before["metadata"]["labels"]["app"], "polls");
+    assert_eq!(before["spec"]["replicas"], 2);
+    assert_eq!(read(&out.stdout), before);
 }

@@ -11,8 +11,10 @@ in parallel within each step, retrying what a busy API server refuses for a mome
 
 The whole input is read and checked before the first write: a bad document, an object
 in another namespace than -n, or a kind the cluster does not serve, and nothing is applied.
-A repeated key, or an unquoted value that Kubernetes (YAML 1.1) reads otherwise than
-YAML 1.2 (`DEBUG: on` is a bool there), is a bad document: quote it (`DEBUG: \"on\"`).
+Files are read exactly as kubectl reads them (YAML 1.1: `0755` is 493, `on` is true,
+merge keys, flow style, JSON streams, `kind: List`). A repeated key is a bad document, and
+so is a value the API server would refuse as read (`DEBUG: on` in a ConfigMap is a bool
+there): quote it (`DEBUG: \"on\"`).
 Order: Namespace, CustomResourceDefinition (waited for until Established), ServiceAccount
 and RBAC, ConfigMap, Secret, PersistentVolumeClaim, Service, Deployment/StatefulSet/
 DaemonSet, Job, Ingress, HorizontalPodAutoscaler, PodDisruptionBudget, custom resources.
@@ -45,9 +47,9 @@ Exit codes:
 #[derive(Parser, Debug)]
 #[command(name = "kapply", version, about, long_about = LONG_ABOUT)]
 pub struct Args {
-    /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted) or - for stdin;
-    /// repeatable. Default: stdin.
-    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted), http(s) URL or -
+    /// for stdin; repeatable. Default: stdin.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|URL|-")]
     pub files: Vec<String>,
 
     /// Read the directories of -f and all their subdirectories.

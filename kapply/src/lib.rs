@@ -40,7 +40,7 @@ use std::io::IsTerminal;
 use tokio::time::Instant;
 
 pub async fn run(args: Args) -> Result<()> {
-    let mut docs = input::read_all(&args.files, args.recursive)?;
+    let mut docs = input::read_all(&args.files, args.recursive).await?;
     if let Some(selector) = &args.selector {
         let selector = input::Selector::parse(selector)?;
         docs.retain(|d| selector.matches(&d.value["metadata"]["labels"]));

@@ -65,8 +65,8 @@ impl Run {
                     let message = format!(
                         "not applied: it follows change group {groups}, which did not become ready"
                     );
-                    self.caller
-                        .say(&format!("kapply: {}: {message}\n", item.id));
+                    let name = crate::report::kubectl_name(&item.id);
+                    self.caller.say(&format!("kapply: {name}: {message}\n"));
                     let failure = Failure::Transport {
                         message,
                         transient: false,
