@@ -38,7 +38,7 @@ through() { # fault, command
     start_sim "$1"
     local m
     # A tool that gives up on some objects exits non-zero: counted below, not fatal.
-    m=$(python3 bench/measure.py -n 1 --stdin "$work/300.yaml" -- "$2 || true")
+    m=$(python3 bench/measure.py -n 1 --stdin "$work/300.yaml" -- "$2 2>/dev/null || true")
     local present
     present=$(kubectl get configmaps -o name | grep -c '^configmap/cm-' || true)
     stop_sim

@@ -1318,3 +1318,18 @@ fn insecure_skip_tls_verify_warns_and_with_a_ca_is_refused() {
     assert_eq!(warnings.len(), 1, "{}", stderr(&out));
     assert!(warnings[0].starts_with("kapply: "), "{warnings:?}");
 }
+
+#[test]
+fn a_write_whose_answer_was_lost_is_read_back_and_reported_applied() {
+    // Every PATCH is stored, and its answer lost, until the retry budget runs out.
+    let sim = Sim::start(&["--faults", "lost:1000@PATCH"]);
+    let out = kapply(&sim, &["--retry-for", "1s"], POLLS);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
+    assert_eq!(stdout(&out), POLLS_CREATED, "{err}");
+    assert!(
+        err.contains("the answer to the write was lost (the connection closed without an answer), but the server has the object as applied"),
+        "{err}"
+    );
+    assert!(answered(&sim, "200 lost") >= 5, "{}", sim.log());
+}

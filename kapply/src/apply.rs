@@ -1,7 +1,7 @@
 //! Applying the planned objects: rank after rank, in parallel within a rank, with the
 //! live objects fetched up front and CRDs of the input waited for.
 
-use crate::api::Caller;
+use crate::api::{Caller, Target};
 use crate::diff;
 use crate::discover::{self, InputCrd, Resolved};
 use crate::order::Rank;
@@ -19,6 +19,10 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long reading an object back after a lost answer may take.
+const READ_BACK: Duration = Duration::from_secs(5);
 
 /// How long requests in flight may still finish after SIGINT/SIGTERM.
 const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
@@ -375,6 +379,20 @@ impl Run {
             .await
         {
             Ok(after) => after,
+            // The write may have arrived with only its answer lost: the server decides.
+            Err(failure) if failure.is_transient() && !self.dry_run => {
+                match self.read_back(&target, item).await {
+                    Some(after) => {
+                        self.caller.say(&format!(
+                            "kapply: {what}: the answer to the write was lost ({}), but the \
+                             server has the object as applied\n",
+                            failure.message()
+                        ));
+                        after
+                    }
+                    None => return Outcome::Failed(failure),
+                }
+            }
             Err(mut failure) => {
                 report::note_operations(&mut failure, before.as_ref());
                 return self.dry_run_gap(item, failure);
@@ -391,6 +409,29 @@ impl Run {
             object: after,
             diff,
         }
+    }
+
+    /// The live object after a write whose answer never came, when it holds what was
+    /// applied under our field manager; `None` when it does not or cannot be read in time.
+    async fn read_back(&self, target: &Target, item: &Item) -> Option<Value> {
+        let what = item.id.to_string();
+        let read = self.caller.get(target, &what);
+        let live = kpipe_core::api::bounded(Some(Instant::now() + READ_BACK), read)
+            .await?
+            .ok()??;
+        let manager = self.params.field_manager.as_deref().unwrap_or_default();
+        let ours = live["metadata"]["managedFields"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|f| f["manager"] == manager && f["operation"] == "Apply");
+        let body = item.body.as_object()?;
+        let holds_all = body
+            .iter()
+            // Written as `data` (base64), never read back as sent.
+            .filter(|(key, _)| key.as_str() != "stringData")
+            .all(|(key, value)| live.get(key).is_some_and(|l| holds(value, l)));
+        (ours && holds_all).then_some(live)
     }
 
     /// In a dry run, an object in a namespace this same input creates cannot be found
@@ -411,6 +452,19 @@ impl Run {
             ));
         }
         Outcome::Failed(failure)
+    }
+}
+
+/// Whether `live` has everything `sent` has (the server adds defaults, never removes).
+fn holds(sent: &Value, live: &Value) -> bool {
+    match (sent, live) {
+        (Value::Object(sent), Value::Object(live)) => sent
+            .iter()
+            .all(|(key, value)| live.get(key).is_some_and(|l| holds(value, l))),
+        (Value::Array(sent), Value::Array(live)) => {
+            sent.len() == live.len() && sent.iter().zip(live).all(|(s, l)| holds(s, l))
+        }
+        _ => sent == live,
     }
 }
 

@@ -25,6 +25,12 @@ enum Rule {
         remaining: u32,
         method: Option<String>,
     },
+    /// The next `remaining` requests are served (a write is stored), but their
+    /// connection is closed instead of the answer.
+    Lost {
+        remaining: u32,
+        method: Option<String>,
+    },
     /// A fraction of requests answer `code`.
     Rate {
         code: u16,
@@ -69,6 +75,8 @@ pub enum Verdict {
     Fail(u16),
     Reset,
     Hang,
+    /// Serve, then close the connection instead of answering.
+    Lost,
 }
 
 /// The active fault rules; deterministic (seeded) so test runs repeat.
@@ -127,6 +135,10 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
             remaining: parse_count(n, rule)?,
             method,
         }),
+        ["lost", n] => Ok(Rule::Lost {
+            remaining: parse_count(n, rule)?,
+            method,
+        }),
         ["rate", code, p] => {
             let probability: f64 = p
                 .parse()
@@ -156,7 +168,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
             method,
         }),
         _ => Err(format!(
-            "bad fault rule {rule:?}: expected CODE:N[@METHOD], reset:N[@METHOD], rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang, trickle:DURATION, storm:DURATION[+START] or down:DURATION[+START]"
+            "bad fault rule {rule:?}: expected CODE:N[@METHOD], reset:N[@METHOD], lost:N[@METHOD], rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang, trickle:DURATION, storm:DURATION[+START] or down:DURATION[+START]"
         )),
     }
 }
@@ -261,6 +273,10 @@ impl Faults {
                         *remaining -= 1;
                         return Err(Verdict::Reset);
                     }
+                    Rule::Lost { remaining, method } if *remaining > 0 && applies(method) => {
+                        *remaining -= 1;
+                        return Err(Verdict::Lost);
+                    }
                     _ => {}
                 }
             }
@@ -364,5 +380,9 @@ mod tests {
         assert!(!f.is_down());
         f.set("hang").unwrap();
         assert_eq!(f.verdict("GET"), Verdict::Hang);
+        f.set("lost:1@PATCH").unwrap();
+        assert_eq!(f.verdict("GET"), Verdict::Serve);
+        assert_eq!(f.verdict("PATCH"), Verdict::Lost);
+        assert_eq!(f.verdict("PATCH"), Verdict::Serve);
     }
 }

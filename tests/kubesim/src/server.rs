@@ -169,14 +169,16 @@ pub async fn handle(
     if let Some(latency) = faults.map(|f| f.latency()).filter(|l| !l.is_zero()) {
         tokio::time::sleep(latency).await;
     }
+    let mut lost = false;
     if let Some(faults) = faults {
         let verdict = if is_watch {
             faults.watch_verdict()
         } else {
             faults.verdict(method.as_str())
         };
+        lost = verdict == Verdict::Lost;
         match verdict {
-            Verdict::Serve => {}
+            Verdict::Serve | Verdict::Lost => {}
             Verdict::Hang => {
                 log(&method, &path, "hang", &caller);
                 // Until the client gives up (dropping this future) or the rule is lifted.
@@ -203,6 +205,10 @@ pub async fn handle(
     let mut outcome = response.status().as_u16().to_string();
     if let Some(LogNote(note)) = response.extensions().get::<LogNote>() {
         outcome = format!("{outcome} {note}");
+    }
+    if lost {
+        log(&method, &path, &format!("{outcome} lost"), &caller);
+        return Err(ResetConnection);
     }
     log(&method, &path, &outcome, &caller);
     match faults.and_then(|f| f.trickle()).filter(|_| !is_watch) {
