@@ -8,6 +8,7 @@
 //! failures ([`retry`]).
 
 mod api;
+mod applyset;
 mod diff;
 mod discover;
 mod input;
@@ -16,7 +17,8 @@ mod report;
 mod retry;
 
 use api::{Caller, Target};
-use clap::{Parser, ValueEnum};
+use applyset::{ApplySet, Member, Removal};
+use clap::{ArgGroup, Parser, ValueEnum};
 use discover::{InputCrd, Resolved};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
@@ -59,6 +61,20 @@ Examples:
   kapply -f k8s/ --diff                    # unified diff of live vs. applied, no writes
   kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
   kapply -f stack.yaml --force-conflicts   # take over fields someone set with kubectl
+  kapply -f stack.yaml --applyset polls --prune   # ... and delete what the stack dropped
+  kapply --applyset polls --delete-all     # remove the whole set and its parent
+
+ApplySets (KEP-3659, as `KUBECTL_APPLYSET=true kubectl apply --prune --applyset`):
+--applyset NAME names a parent object, a Secret in the -n namespace (or
+RESOURCE[.GROUP]/NAME: configmaps/polls, or a custom resource whose CRD is labelled
+applyset.kubernetes.io/is-parent-type). Every applied object gets the label
+applyset.kubernetes.io/part-of=ID; the parent records the set's kinds and namespaces.
+With --prune, once every object applied, the set's objects the input no longer has
+are deleted, last rank first (`configmap/old pruned`). Only objects carrying the set's
+label are ever deleted; if anything fails to apply, nothing is pruned. --dry-run=server
+and --diff list what would be pruned. A set made by another tool (kubectl, ...) is
+refused unless --force-applyset. The same parent gives kubectl and kapply the same id,
+so `kubectl get all -l applyset.kubernetes.io/part-of=ID` lists the set.
 
 Exit codes:
   0    every object applied (or checked, or diffed)
@@ -71,6 +87,7 @@ Exit codes:
 /// Server-side apply of a manifest stream: ordered, parallel, retrying.
 #[derive(Parser, Debug)]
 #[command(name = "kapply", version, about, long_about = LONG_ABOUT)]
+#[command(group(ArgGroup::new("set_action").args(["prune", "delete_all"])))]
 pub struct Args {
     /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted) or - for stdin;
     /// repeatable. Default: stdin.
@@ -118,6 +135,27 @@ pub struct Args {
     /// Give up on everything not done after this long (e.g. 30s, 5m; 0 = never).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub timeout: Duration,
+
+    /// The ApplySet the input makes up: NAME (a Secret in the -n namespace) or
+    /// RESOURCE[.GROUP]/NAME, as kubectl's --applyset takes it. Needs --prune or
+    /// --delete-all.
+    #[arg(long, value_name = "[RESOURCE[.GROUP]/]NAME", requires = "set_action")]
+    pub applyset: Option<String>,
+
+    /// Delete the objects of --applyset that the input no longer has, once every
+    /// object applied.
+    #[arg(long, requires = "applyset")]
+    pub prune: bool,
+
+    /// Delete every object of --applyset and then its parent, last rank first, and
+    /// wait until they are gone (within --timeout). Reads no input.
+    #[arg(long, requires = "applyset", conflicts_with_all = ["files", "prune", "diff", "output"])]
+    pub delete_all: bool,
+
+    /// Change an ApplySet another tool made (its applyset.kubernetes.io/tooling says
+    /// so), making it kapply's.
+    #[arg(long, requires = "applyset")]
+    pub force_applyset: bool,
 
     #[command(flatten)]
     pub connect: ConnectArgs,
@@ -185,6 +223,9 @@ struct Run {
 }
 
 pub async fn run(args: Args) -> Result<()> {
+    if args.delete_all {
+        return delete_all(args).await;
+    }
     let docs = input::read_all(&args.files)?;
     input::check(&docs)?;
     let mut scrubber = Scrubber::default();
@@ -202,7 +243,7 @@ pub async fn run(args: Args) -> Result<()> {
 
     let crds = InputCrd::of(&docs);
     let resolved = discover::resolve(&caller, &docs, &crds, &connection.server).await?;
-    let items = plan(
+    let mut items = plan(
         docs,
         resolved,
         &crds,
@@ -211,6 +252,34 @@ pub async fn run(args: Args) -> Result<()> {
     )?;
 
     let dry_run = args.dry_run == DryRun::Server || args.diff;
+    let set = match &args.applyset {
+        Some(spec) => {
+            let set =
+                ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;
+            for item in &mut items {
+                set.label(&item.id, &mut item.body)?;
+            }
+            Some(set)
+        }
+        None => None,
+    };
+    let members: Vec<Member> = items
+        .iter()
+        .map(|item| {
+            let (Resolved::Served { resource, scope }
+            | Resolved::Pending {
+                resource, scope, ..
+            }) = &item.resolved;
+            Member {
+                id: item.id.clone(),
+                resource: resource.clone(),
+                scope: scope.clone(),
+            }
+        })
+        .collect();
+    if let Some(set) = &set {
+        set.widen(&caller, &members, dry_run).await?;
+    }
     let mut params = PatchParams::apply(&args.field_manager);
     if args.force_conflicts {
         params = params.force();
@@ -235,13 +304,34 @@ pub async fn run(args: Args) -> Result<()> {
     let total = items.len();
     let outcomes = run.apply_all(items, &crds, args.output.is_none()).await?;
 
-    let failures: Vec<FailureKind> = outcomes
+    let mut failures: Vec<FailureKind> = outcomes
         .iter()
         .filter_map(|o| match o {
             Outcome::Failed(f) => Some(FailureKind::of(f)),
             _ => None,
         })
         .collect();
+    let mut total = total;
+    if let Some(set) = set.as_ref().filter(|_| args.prune) {
+        if failures.is_empty() {
+            let removal = Removal {
+                caller: &run.caller,
+                dry_run,
+                diff: args.diff,
+                lines: args.output.is_none(),
+                concurrency: run.concurrency,
+                crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
+            };
+            let failed = applyset::prune(set, &removal, &members).await?;
+            total += failed.len();
+            failures.extend(run.report_failed(&failed));
+        } else {
+            run.caller.say(&format!(
+                "kapply: nothing pruned from {}: not every object applied\n",
+                set.id
+            ));
+        }
+    }
     if let Some(format) = args.output {
         let mask = std::io::stdout().is_terminal() && !args.show_secrets;
         let objects: Vec<Value> = outcomes
@@ -270,6 +360,54 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let summary = report::summary(&failures, total, dry_run);
     if failures.contains(&FailureKind::TimedOut) {
+        Err(Error::Timeout(summary))
+    } else {
+        Err(Error::Summary(summary))
+    }
+}
+
+/// `--delete-all`: the whole set and its parent, nothing read from the input.
+async fn delete_all(args: Args) -> Result<()> {
+    let spec = args.applyset.as_deref().expect("clap requires --applyset");
+    let connection = args.connect.connect().await?;
+    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let caller = Caller::new(
+        connection.client.clone(),
+        Backoff::new(args.retries),
+        deadline,
+        Scrubber::default(),
+        ProgressBar::hidden(),
+    );
+    let set = ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;
+    let dry_run = args.dry_run == DryRun::Server;
+    let removal = Removal {
+        caller: &caller,
+        dry_run,
+        diff: false,
+        lines: true,
+        concurrency: args.concurrency.into(),
+        crd_groups: HashSet::new(),
+    };
+    let failed = applyset::delete_all(&set, &removal).await?;
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let mut kinds = Vec::new();
+    for (id, failure) in &failed {
+        caller.say(&report::failure(
+            id,
+            failure,
+            caller.retries(),
+            &Scrubber::default(),
+        ));
+        kinds.push(FailureKind::of(failure));
+    }
+    let summary = format!(
+        "{} objects of {} not deleted; its parent keeps track of them",
+        failed.len(),
+        set.id
+    );
+    if kinds.contains(&FailureKind::TimedOut) {
         Err(Error::Timeout(summary))
     } else {
         Err(Error::Summary(summary))
@@ -352,6 +490,22 @@ fn plan(
 }
 
 impl Run {
+    /// Reports each object a prune could not delete; their kinds for the summary.
+    fn report_failed(&self, failed: &applyset::Failed) -> Vec<FailureKind> {
+        failed
+            .iter()
+            .map(|(id, failure)| {
+                self.caller.say(&report::failure(
+                    id,
+                    failure,
+                    self.caller.retries(),
+                    &self.scrubber,
+                ));
+                FailureKind::of(failure)
+            })
+            .collect()
+    }
+
     /// Applies rank after rank, printing result lines as each rank ends, on stdout when
     /// `lines`, else on stderr; the outcomes come back in input order.
     async fn apply_all(
