@@ -1271,7 +1271,7 @@ fn help_teaches_the_tutorials_steps() {
 // ---------------------------------------------------------------- kubectl
 
 /// Answers kubectl's discovery with a real API server's recorded responses
-/// (shared/fixtures/apiserver) and every other GET with the recorded 404, which is all a
+/// (tests/fixtures/apiserver) and every other GET with the recorded 404, which is all a
 /// client-side dry run asks of a cluster.
 struct RecordedDiscovery {
     address: String,
@@ -1280,7 +1280,7 @@ struct RecordedDiscovery {
 impl RecordedDiscovery {
     fn start() -> RecordedDiscovery {
         use std::io::{BufRead, BufReader, Write};
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/apiserver");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/apiserver");
         let mut routes = std::collections::HashMap::new();
         let mut not_found = None;
         for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {

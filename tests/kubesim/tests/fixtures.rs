@@ -1,5 +1,5 @@
-//! Replays the exchanges recorded from a real kube-apiserver (../shared/fixtures,
-//! beside the repository) against a fresh simulator, in order, and compares the
+//! Replays the exchanges recorded from a real kube-apiserver (tests/fixtures/apiserver
+//! in the repository) against a fresh simulator, in order, and compares the
 //! answers: same status codes, same Status bodies (kind, reason, message, details
 //! and causes), same managedFields, same discovery entries, same watch events.
 //! Identifiers, times and resourceVersions are the recording server's and are
@@ -11,11 +11,10 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 
 fn fixtures_dir() -> PathBuf {
-    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let dir = repo.join("../shared/fixtures/apiserver");
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/apiserver");
     assert!(
         dir.is_dir(),
-        "the recorded API fixtures are missing: expected {} (shared/ beside the repository clone)",
+        "the recorded API fixtures are missing: expected {}",
         dir.display()
     );
     dir
