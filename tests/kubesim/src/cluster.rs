@@ -786,12 +786,13 @@ fn collect(store: &mut Store, garbage: &Garbage) {
         let Some(refs) = object["metadata"]["ownerReferences"].as_array_mut() else {
             continue;
         };
-        refs.retain(|r| r["uid"] != garbage.uid.as_str());
         let other_owner_lives = refs
             .iter()
+            .filter(|r| r["uid"] != garbage.uid.as_str())
             .filter_map(|r| r["uid"].as_str())
-            .any(|uid| store.has_uid(uid));
+            .any(|uid| store.key_of_uid(uid).is_some());
         if garbage.policy == Propagation::Orphan || other_owner_lives {
+            refs.retain(|r| r["uid"] != garbage.uid.as_str());
             if refs.is_empty() {
                 object["metadata"]
                     .as_object_mut()
@@ -799,6 +800,17 @@ fn collect(store: &mut Store, garbage: &Garbage) {
                     .remove("ownerReferences");
             }
             store.put(dependent, object);
+            continue;
+        }
+        let held = object["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if held {
+            // Its own finalizers keep it (and a Foreground owner) until they are done.
+            if object["metadata"].get("deletionTimestamp").is_none() {
+                object["metadata"]["deletionTimestamp"] = json!(now());
+                store.put(dependent, object);
+            }
             continue;
         }
         let uid = object["metadata"]["uid"]
@@ -816,25 +828,58 @@ fn collect(store: &mut Store, garbage: &Garbage) {
         );
         store.remove(&dependent);
     }
-    let Some(finalizer) = garbage.policy.finalizer() else {
+    if garbage.policy == Propagation::Foreground && !store.dependents_of(&garbage.uid).is_empty() {
+        // Waits for a dependent's finalizers; see [`finish_foreground`].
+        return;
+    }
+    release(store, &garbage.key, &garbage.uid, garbage.policy);
+}
+
+/// Drops the owner's deletion finalizer; the owner goes when none is left.
+fn release(store: &mut Store, key: &Key, uid: &str, policy: Propagation) {
+    let Some(finalizer) = policy.finalizer() else {
         return;
     };
-    let Some(mut owner) = store.get(&garbage.key).cloned() else {
+    let Some(mut owner) = store.get(key).cloned() else {
         return;
     };
-    if owner["metadata"]["uid"] != garbage.uid.as_str() {
+    if owner["metadata"]["uid"] != uid {
         return;
     }
     let Some(finalizers) = owner["metadata"]["finalizers"].as_array_mut() else {
-        store.remove(&garbage.key);
+        store.remove(key);
         return;
     };
     finalizers.retain(|f| f != finalizer);
     if finalizers.is_empty() {
-        store.remove(&garbage.key);
+        store.remove(key);
     } else {
         // Someone else's finalizer still holds it.
-        store.put(garbage.key.clone(), owner);
+        store.put(key.clone(), owner);
+    }
+}
+
+/// After `removed` went: an owner deleted in the foreground that was waiting for it
+/// and has no dependents left goes too.
+fn finish_foreground(store: &mut Store, removed: &Value) {
+    let owners: Vec<String> = removed["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str().map(String::from))
+        .collect();
+    for uid in owners {
+        let Some(key) = store.key_of_uid(&uid).cloned() else {
+            continue;
+        };
+        let waiting = store.get(&key).is_some_and(|o| {
+            o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "foregroundDeletion"))
+        });
+        if waiting && store.dependents_of(&uid).is_empty() {
+            release(store, &key, &uid, Propagation::Foreground);
+        }
     }
 }
 
@@ -1052,7 +1097,9 @@ fn commit(
             .is_none_or(Vec::is_empty);
     if finalized {
         // The last finalizer is gone: the deletion completes.
-        store.remove(key);
+        if let Some(removed) = store.remove(key) {
+            finish_foreground(store, &removed);
+        }
         return Ok((code, object));
     }
     let stored = store.put(key.clone(), object);

@@ -162,9 +162,9 @@ impl Store {
             .unwrap_or_default()
     }
 
-    /// Whether an object with this uid exists.
-    pub fn has_uid(&self, uid: &str) -> bool {
-        self.uids.contains_key(uid)
+    /// Where the object with this uid is, if it exists.
+    pub fn key_of_uid(&self, uid: &str) -> Option<&Key> {
+        self.uids.get(uid)
     }
 
     fn index_owners(&mut self, key: &Key, object: &Value, add: bool) {
