@@ -477,6 +477,43 @@ fn background_deletion_collects_dependents_and_dry_run_deletes_nothing() {
 }
 
 #[test]
+fn finalizers_hold_a_deletion_until_the_last_one_is_taken_off() {
+    let sim = Sim::start(&[]);
+    owner_and_child(&sim);
+    sim.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "owner",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    sim.kubectl_ok(&["delete", "configmap", "owner", "--wait=false"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let owner = sim.get_json("configmap/owner");
+    assert!(
+        owner["metadata"].get("deletionTimestamp").is_some(),
+        "{owner}"
+    );
+    assert!(
+        exists(&sim, "configmap/child", "default"),
+        "the owner still exists"
+    );
+    sim.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "owner",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    assert!(!exists(&sim, "configmap/owner", "default"));
+    eventually("the child is collected", || {
+        !exists(&sim, "configmap/child", "default")
+    });
+}
+
+#[test]
 fn orphan_deletion_keeps_dependents_without_the_reference() {
     let sim = Sim::start(&[]);
     owner_and_child(&sim);

@@ -528,6 +528,19 @@ impl Cluster {
         let is_crd = t.rt.group == "apiextensions.k8s.io" && !t.rt.custom;
         let is_namespace = t.rt.plural == "namespaces" && t.rt.group.is_empty();
         let policy = policy.unwrap_or_else(|| Propagation::default_for(&t.rt));
+        let held = old["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if !is_crd && !is_namespace && policy == Propagation::Background && held {
+            // Finalizers hold it: marked now, removed when the last one is taken off.
+            let mut marked = old.clone();
+            marked["metadata"]["deletionTimestamp"] = json!(now());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            if opts.dry_run {
+                return Ok((marked, None));
+            }
+            return Ok((store.put(key, marked), None));
+        }
         if !is_crd && !is_namespace && policy != Propagation::Background {
             let mut marked = old.clone();
             marked["metadata"]["deletionTimestamp"] = json!(now());
@@ -1099,6 +1112,17 @@ fn commit(
         // The last finalizer is gone: the deletion completes.
         if let Some(removed) = store.remove(key) {
             finish_foreground(store, &removed);
+            // Its own dependents are garbage now (none are left after a Foreground
+            // or Orphan deletion).
+            let uid = removed["metadata"]["uid"].as_str().unwrap_or_default();
+            collect(
+                store,
+                &Garbage {
+                    key: key.clone(),
+                    uid: uid.to_string(),
+                    policy: Propagation::Background,
+                },
+            );
         }
         return Ok((code, object));
     }
