@@ -77,7 +77,7 @@ test: test-deps ## build everything and run all tests (what CI runs)
 	$(CARGO) build --workspace --bins
 	$(CARGO) test --workspace --no-fail-fast
 
-lint: ## rustfmt check and clippy with warnings as errors
+lint: ## rustfmt check and clippy (with the pedantic lints chosen in Cargo.toml) as errors
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 

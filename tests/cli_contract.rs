@@ -66,3 +66,27 @@ fn man_pages_and_completions_come_from_the_same_definitions() {
         );
     }
 }
+
+#[test]
+fn an_argument_that_is_not_utf8_is_a_usage_error_not_a_panic() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let bad = OsStr::from_bytes(b"caf\xe9");
+    for tool in TOOLS {
+        for args in [vec![bad], vec![OsStr::new("--namespace"), bad]] {
+            let out = cmd(tool)
+                .args(&args)
+                .stdin(std::process::Stdio::null())
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{tool} {args:?}: {err}");
+            assert!(out.stdout.is_empty(), "{tool} {args:?} wrote to stdout");
+            assert!(
+                err.contains("invalid UTF-8") || err.contains("unexpected argument"),
+                "{tool} {args:?}: {err}"
+            );
+            assert!(!err.contains("panicked"), "{tool} {args:?}: {err}");
+        }
+    }
+}

@@ -4,17 +4,23 @@
 
 use crate::error::{Error, Result};
 use clap::{CommandFactory, Parser};
+use std::ffi::OsString;
 use std::io::Write;
 
 /// Parses the tool's arguments. `TOOL --completions bash|zsh|fish` and `TOOL --man`
 /// instead print a completion script or man page to stdout and exit: handled before
 /// normal parsing so that required flags do not get in the way, and kept out of
 /// `--help` because they are for packagers, not users.
+///
+/// Arguments are read as `OsString`s (`std::env::args` panics on one that is not
+/// UTF-8): clap accepts such a value where the flag takes a path and reports a usage
+/// error (exit 2) where it takes text.
 pub fn parse<A: Parser>() -> A {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let kind = match args.iter().map(String::as_str).collect::<Vec<_>>()[..] {
-        ["--man"] => Some("man"),
-        ["--completions", shell] => Some(shell),
+    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let words: Vec<Option<&str>> = args.iter().map(|a| a.to_str()).collect();
+    let kind = match words[..] {
+        [Some("--man")] => Some("man"),
+        [Some("--completions"), Some(shell)] => Some(shell),
         _ => None,
     };
     if let Some(kind) = kind {

@@ -746,11 +746,11 @@ mod tests {
     fn parent_references_as_kubectls_flag_takes_them() {
         assert_eq!(
             parse_ref("polls").unwrap(),
-            ("secrets".into(), "".into(), "polls".into())
+            ("secrets".into(), String::new(), "polls".into())
         );
         assert_eq!(
             parse_ref("ConfigMaps/polls").unwrap(),
-            ("configmaps".into(), "".into(), "polls".into())
+            ("configmaps".into(), String::new(), "polls".into())
         );
         assert_eq!(
             parse_ref("applysets.example.com/x").unwrap(),

@@ -1,8 +1,10 @@
 //! What kapply says about each object: result lines, failures, the summary.
 
+use crate::cli::Output;
 use crate::retry::Failure;
 use kpipe_core::ObjectId;
 use kpipe_core::redact::Scrubber;
+use serde_json::Value;
 use std::fmt;
 
 /// What applying did to an object, decided from the live object before and after.
@@ -205,6 +207,22 @@ pub fn summary(kinds: &[FailureKind], total: usize, dry_run: bool) -> String {
     )
 }
 
+/// `-o yaml` is a stream, `-o json` one object or a `List`, as kubectl prints them.
+pub fn render(objects: &[Value], format: Output) -> String {
+    match format {
+        Output::Yaml => kpipe_core::yaml::to_stream(objects),
+        Output::Json => {
+            let value = match objects {
+                [one] => one.clone(),
+                many => {
+                    serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": many})
+                }
+            };
+            serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n"
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -376,5 +394,18 @@ mod tests {
             summary(&kinds[..1], 2, true),
             "1 of 2 objects failed (1 invalid); 1 checked"
         );
+    }
+
+    #[test]
+    fn json_output_is_a_list_when_there_are_several() {
+        let a = serde_json::json!({"kind": "ConfigMap"});
+        let one: Value =
+            serde_json::from_str(&render(std::slice::from_ref(&a), Output::Json)).unwrap();
+        assert_eq!(one, a);
+        let two: Value =
+            serde_json::from_str(&render(&[a.clone(), a.clone()], Output::Json)).unwrap();
+        assert_eq!(two["kind"], "List");
+        assert_eq!(two["items"].as_array().unwrap().len(), 2);
+        assert_eq!(render(&[a], Output::Yaml), "---\nkind: ConfigMap\n");
     }
 }

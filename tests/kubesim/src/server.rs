@@ -800,7 +800,7 @@ fn watch(
                 return;
             }
             tokio::select! {
-                _ = &mut deadline => return,
+                () = &mut deadline => return,
                 _ = ticker.tick(), if bookmarks => {
                     if tx.send(bookmark(last_rv, false)).await.is_err() {
                         return;

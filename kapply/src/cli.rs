@@ -1,0 +1,141 @@
+//! Flags and help text.
+
+use clap::{ArgGroup, Parser, ValueEnum};
+use kpipe_core::connect::ConnectArgs;
+use kpipe_core::time::parse_duration;
+use std::time::Duration;
+
+const LONG_ABOUT: &str = "\
+Applies a stream of Kubernetes objects with server-side apply, in dependency order,
+in parallel within each step, retrying what a busy API server refuses for a moment.
+
+The whole input is read and checked before the first write: a bad document, an object
+in another namespace than -n, or a kind the cluster does not serve, and nothing is applied.
+A repeated key, or an unquoted value that Kubernetes (YAML 1.1) reads otherwise than
+YAML 1.2 (`DEBUG: on` is a bool there), is a bad document: quote it (`DEBUG: \"on\"`).
+Order: Namespace, CustomResourceDefinition (waited for until Established), ServiceAccount
+and RBAC, ConfigMap, Secret, PersistentVolumeClaim, Service, Deployment/StatefulSet/
+DaemonSet, Job, Ingress, HorizontalPodAutoscaler, PodDisruptionBudget, custom resources.
+
+Each object gets one line on stdout (on stderr with -o), as kubectl prints it:
+  configmap/polls-config created
+  deployment.apps/polls-app configured
+  ingress.networking.k8s.io/polls unchanged
+
+Examples:
+  envsplit env | secretgen | manifest-gen --image IMG --host HOST | kapply -n polls
+  kapply -f k8s/ --dry-run=server          # what would change, checked by the server
+  kapply -f k8s/ --diff                    # unified diff of live vs. applied, no writes
+  kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
+  kapply -f stack.yaml --force-conflicts   # take over fields someone set with kubectl
+  kapply -f stack.yaml --applyset polls --prune   # ... and delete what the stack dropped
+  kapply --applyset polls --delete-all     # remove the whole set and its parent
+
+ApplySets (KEP-3659, as `KUBECTL_APPLYSET=true kubectl apply --prune --applyset`):
+--applyset NAME names a parent object, a Secret in the -n namespace (or
+RESOURCE[.GROUP]/NAME: configmaps/polls, or a custom resource whose CRD is labelled
+applyset.kubernetes.io/is-parent-type). Every applied object gets the label
+applyset.kubernetes.io/part-of=ID; the parent records the set's kinds and namespaces.
+With --prune, once every object applied, the set's objects the input no longer has
+are deleted, last rank first (`configmap/old pruned`). Only objects carrying the set's
+label are ever deleted; if anything fails to apply, nothing is pruned. --dry-run=server
+and --diff list what would be pruned. A set made by another tool (kubectl, ...) is
+refused unless --force-applyset. The same parent gives kubectl and kapply the same id,
+so `kubectl get all -l applyset.kubernetes.io/part-of=ID` lists the set.
+
+Exit codes:
+  0    every object applied (or checked, or diffed)
+  1    some objects failed (each reported on stderr, the others applied), or the cluster
+       does not serve a kind of the input (nothing applied), or it cannot be reached
+  2    bad input or usage: nothing was applied
+  124  --timeout ran out (what was not done is reported)
+  141  stdout was closed";
+
+/// Server-side apply of a manifest stream: ordered, parallel, retrying.
+#[derive(Parser, Debug)]
+#[command(name = "kapply", version, about, long_about = LONG_ABOUT)]
+#[command(group(ArgGroup::new("set_action").args(["prune", "delete_all"])))]
+pub struct Args {
+    /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted) or - for stdin;
+    /// repeatable. Default: stdin.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    pub files: Vec<String>,
+
+    /// The field manager that owns what kapply applies.
+    #[arg(long, value_name = "NAME", default_value = "kapply")]
+    pub field_manager: String,
+
+    /// Take over fields another field manager owns instead of failing with a conflict.
+    #[arg(long)]
+    pub force_conflicts: bool,
+
+    /// `server`: the API server checks and defaults everything, nothing is stored.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = DryRun::None)]
+    pub dry_run: DryRun,
+
+    /// Print a unified diff of each live object against the result of applying it
+    /// (checked by the server, Secret values masked); apply nothing.
+    #[arg(long, conflicts_with = "output")]
+    pub diff: bool,
+
+    /// Print the objects as the server returned them instead of result lines.
+    #[arg(short = 'o', long, value_name = "FORMAT", value_enum)]
+    pub output: Option<Output>,
+
+    /// Keep metadata.managedFields in -o output.
+    #[arg(long)]
+    pub show_managed_fields: bool,
+
+    /// Write Secret data in -o output to a terminal too (into a pipe it always goes).
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Objects of one step applied at the same time.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Retries of a request that failed transiently (429, 5xx, connection reset or
+    /// refused, timeout), with capped exponential backoff and jitter.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+
+    /// Give up on everything not done after this long (e.g. 30s, 5m; 0 = never).
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
+
+    /// The ApplySet the input makes up: NAME (a Secret in the -n namespace) or
+    /// RESOURCE[.GROUP]/NAME, as kubectl's --applyset takes it. Needs --prune or
+    /// --delete-all.
+    #[arg(long, value_name = "[RESOURCE[.GROUP]/]NAME", requires = "set_action")]
+    pub applyset: Option<String>,
+
+    /// Delete the objects of --applyset that the input no longer has, once every
+    /// object applied.
+    #[arg(long, requires = "applyset")]
+    pub prune: bool,
+
+    /// Delete every object of --applyset and then its parent, last rank first, and
+    /// wait until they are gone (within --timeout). Reads no input.
+    #[arg(long, requires = "applyset", conflicts_with_all = ["files", "prune", "diff", "output"])]
+    pub delete_all: bool,
+
+    /// Change an ApplySet another tool made (its applyset.kubernetes.io/tooling says
+    /// so), making it kapply's.
+    #[arg(long, requires = "applyset")]
+    pub force_applyset: bool,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    None,
+    Server,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Yaml,
+    Json,
+}
