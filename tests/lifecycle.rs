@@ -176,10 +176,12 @@ fn a_set_spread_over_namespaces_is_recorded_and_pruned_in_each() {
 #[test]
 fn dry_run_and_diff_list_what_would_be_pruned_and_delete_nothing() {
     let sim = Sim::start(&[]);
+    let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: old-secret}\n\
+                  stringData: {PW: s3cr3t-old-pw}\n";
     kapply_ok(
         &sim,
         &["--applyset", "polls", "--prune"],
-        &(configmap("polls-config") + HPA),
+        &(configmap("polls-config") + HPA + secret),
     );
     let out = kapply_ok(
         &sim,
@@ -189,7 +191,8 @@ fn dry_run_and_diff_list_what_would_be_pruned_and_delete_nothing() {
     assert_eq!(
         out,
         "configmap/polls-config unchanged (server dry run)\n\
-         horizontalpodautoscaler.autoscaling/polls-app pruned (server dry run)\n"
+         horizontalpodautoscaler.autoscaling/polls-app pruned (server dry run)\n\
+         secret/old-secret pruned (server dry run)\n"
     );
     let diff = kapply_ok(
         &sim,
@@ -201,24 +204,32 @@ fn dry_run_and_diff_list_what_would_be_pruned_and_delete_nothing() {
         "{diff}"
     );
     assert!(diff.contains("\n-  maxReplicas: 5\n"), "{diff}");
+    assert!(diff.contains("\n-  PW: \"<redacted>\"\n"), "{diff}");
+    for leak in ["s3cr3t-old-pw", "czNjcjN0LW9sZC1wdw"] {
+        assert!(!diff.contains(leak), "a Secret value in the diff: {diff}");
+    }
     assert!(exists(&sim, "hpa/polls-app", "default"));
     // The parent still records the HPA: a real run prunes it.
     assert_eq!(
         parent(&sim, "polls", "default")["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
-        "ConfigMap,HorizontalPodAutoscaler.autoscaling"
+        "ConfigMap,HorizontalPodAutoscaler.autoscaling,Secret"
     );
+    assert!(exists(&sim, "secret/old-secret", "default"));
     let deletes = sim
         .log()
         .lines()
         .filter(|l| l.starts_with("DELETE "))
         .count();
-    assert_eq!(deletes, 2, "dry-run DELETEs only: {}", sim.log());
+    assert_eq!(deletes, 4, "dry-run DELETEs only: {}", sim.log());
     let out = kapply_ok(
         &sim,
         &["--applyset", "polls", "--prune"],
         &configmap("polls-config"),
     );
-    assert!(out.ends_with("polls-app pruned\n"), "{out}");
+    assert!(
+        out.ends_with("polls-app pruned\nsecret/old-secret pruned\n"),
+        "{out}"
+    );
 }
 
 #[test]

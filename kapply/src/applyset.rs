@@ -292,7 +292,9 @@ impl ApplySet {
         dry_run: bool,
     ) -> Result<()> {
         let own_namespace = self.parent.namespace.as_deref().unwrap_or_default();
-        let kinds: Vec<String> = kinds.iter().map(ToString::to_string).collect();
+        // Sorted as text, as kubectl writes it (not by group first).
+        let kinds: BTreeSet<String> = kinds.iter().map(ToString::to_string).collect();
+        let kinds: Vec<String> = kinds.into_iter().collect();
         let namespaces: Vec<&str> = namespaces
             .iter()
             .map(String::as_str)
