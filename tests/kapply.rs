@@ -182,7 +182,7 @@ fn duplicate_keys_apply_nothing_and_name_the_key() {
         err.starts_with("kapply: <stdin>: document 6 (line "),
         "{err}"
     );
-    assert!(err.ends_with(": duplicate key \"apiVersion\"\n"), "{err}");
+    assert!(err.contains(": duplicate key \"apiVersion\""), "{err}");
     for name in ["first", "second", "polls-config"] {
         assert!(!exists(&sim, &["configmap", name]), "{name} was applied");
     }
@@ -200,10 +200,12 @@ fn unquoted_yaml11_values_are_refused_before_anything_is_applied() {
     let err = stderr(&out);
     assert!(err.starts_with("kapply: <stdin>: document "), "{err}");
     assert!(
-        err.contains("unquoted \"on\" is the boolean true to Kubernetes (YAML 1.1)"),
+        err.contains(
+            "ConfigMap data key \"DEBUG\": Kubernetes (YAML 1.1) reads this unquoted value as a boolean, \
+             and the API server accepts only strings there; quote the value"
+        ),
         "{err}"
     );
-    assert!(err.contains("quote it"), "{err}");
     assert!(!exists(&sim, &["configmap", "polls-config"]));
     assert_no_secret(&out);
 }
@@ -292,7 +294,7 @@ fn missing_file_empty_input_and_bad_flags_are_usage_errors() {
 
     for bad in [
         &["--concurrency", "0"][..],
-        &["--dry-run", "client"],
+        &["--dry-run", "sometimes"],
         &["--timeout", "soon"],
         &["--diff", "-o", "yaml"],
     ] {

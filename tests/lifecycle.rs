@@ -583,6 +583,28 @@ fn foreground_deletion_removes_the_owner_only_after_its_dependents() {
 }
 
 #[test]
+fn deleting_a_deployment_or_a_job_collects_its_replica_sets_and_pods() {
+    let sim = Sim::start(&["--deploy-delay", "100ms"]);
+    sim.apply_yaml(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  \
+         selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    \
+         spec:\n      containers: [{name: c, image: nginx}]\n---\n\
+         apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      \
+         restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n",
+    );
+    let owned = || sim.kubectl_ok(&["get", "replicasets,pods", "-o", "name"]);
+    eventually("a ReplicaSet and pods of both", || {
+        let names = owned();
+        names.contains("replicaset.apps/web-") && names.matches("pod/").count() >= 3
+    });
+    sim.kubectl_ok(&["delete", "deployment", "web"]);
+    sim.kubectl_ok(&["delete", "job", "once"]);
+    eventually("the ReplicaSet and every pod are collected", || {
+        owned().trim().is_empty()
+    });
+}
+
+#[test]
 fn a_job_deleted_without_a_policy_orphans_as_batch_v1_does() {
     let sim = Sim::start(&[]);
     sim.apply_yaml(

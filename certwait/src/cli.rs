@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use kpipe_core::connect::ConnectArgs;
-use kpipe_core::stream::{self, Yaml11};
+use kpipe_core::stream;
 use kpipe_core::time::parse_duration;
 use kpipe_core::{Error, Result};
 use std::io::IsTerminal;
@@ -103,7 +103,7 @@ pub(crate) fn wanted(args: &Args) -> Result<Wanted> {
              (e.g. `kapply -o yaml | certwait`); see --help",
         ));
     }
-    let docs = stream::read_with("-", Yaml11::Reject)?;
+    let docs = stream::read("-")?;
     // Checked before connecting, so bad input never depends on a kubeconfig; the
     // namespace only matters once connected.
     if target::from_stream(&docs, "", false)?.targets.is_empty() {

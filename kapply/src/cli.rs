@@ -28,6 +28,7 @@ Examples:
   kapply -f k8s/ --diff                    # unified diff of live vs. applied, no writes
   kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
   kapply -f stack.yaml --force-conflicts   # take over fields someone set with kubectl
+  kapply -f stack.yaml --wait --timeout 5m # applied AND running, or why not
   kapply -f stack.yaml --applyset polls --prune   # ... and delete what the stack dropped
   kapply --applyset polls --delete-all     # remove the whole set and its parent
 
@@ -44,11 +45,12 @@ refused unless --force-applyset. The same parent gives kubectl and kapply the sa
 so `kubectl get all -l applyset.kubernetes.io/part-of=ID` lists the set.
 
 Exit codes:
-  0    every object applied (or checked, or diffed)
-  1    some objects failed (each reported on stderr, the others applied), or the cluster
+  0    every object applied (or checked, or diffed); with --wait, and ready
+  1    some objects failed (each reported on stderr, the others applied), or with
+       --wait some did not become ready (each explained on stderr), or the cluster
        does not serve a kind of the input (nothing applied), or it cannot be reached
   2    bad input or usage: nothing was applied
-  124  --timeout ran out (what was not done is reported)
+  124  --timeout ran out (what was not done or not ready is reported)
   141  stdout was closed";
 
 /// Server-side apply of a manifest stream: ordered, parallel, retrying.
@@ -70,6 +72,8 @@ pub struct Args {
     pub force_conflicts: bool,
 
     /// `server`: the API server checks and defaults everything, nothing is stored.
+    /// `client`: only read and check the input, and print it as kapply would send it
+    /// (with -o json: the objects as kubectl reads the same files); no cluster needed.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = DryRun::None)]
     pub dry_run: DryRun,
 
@@ -99,7 +103,20 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 5)]
     pub retries: u32,
 
-    /// Give up on everything not done after this long (e.g. 30s, 5m; 0 = never).
+    /// After applying, wait until every object is ready: Deployments, StatefulSets and
+    /// DaemonSets rolled out, Jobs complete, PVCs bound, LoadBalancer Services with an
+    /// address, CRDs established, anything else with a Ready/Available condition for
+    /// its generation. A rollout whose pods cannot start (image pull back-off, crash
+    /// loop, missing Secret/ConfigMap) or passes its progress deadline, or a failed
+    /// Job, fails the wait at once; then, and on timeout, kapply says why: pods,
+    /// container reasons, the crashing container's last log lines, Warning events.
+    /// Objects annotated with kapp change rules (`kapp.k14s.io/change-rule: upsert
+    /// after upserting GROUP`) are applied only once that group is ready.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Give up on everything not done after this long (e.g. 30s, 5m; 0 = never);
+    /// with --wait, this bounds the wait too.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub timeout: Duration,
 
@@ -131,6 +148,7 @@ pub struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum DryRun {
     None,
+    Client,
     Server,
 }
 
@@ -138,4 +156,6 @@ pub enum DryRun {
 pub enum Output {
     Yaml,
     Json,
+    /// `kind.group/name`, one a line, as `kubectl -o name`.
+    Name,
 }

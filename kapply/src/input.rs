@@ -1,8 +1,8 @@
 //! Reading and checking the whole input before anything is written.
 
-use kpipe_core::object::MAX_OBJECT_BYTES;
-use kpipe_core::stream::{self, Yaml11};
+use kpipe_core::stream;
 use kpipe_core::{Document, Error, Result};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -46,7 +46,7 @@ pub fn read_all(paths: &[String]) -> Result<Vec<Document>> {
     let mut docs = Vec::new();
     for path in &paths {
         for file in expand(path)? {
-            docs.extend(stream::read_with(&file, Yaml11::Reject)?);
+            docs.extend(stream::read(&file)?);
         }
     }
     if docs.is_empty() {
@@ -56,6 +56,42 @@ pub fn read_all(paths: &[String]) -> Result<Vec<Document>> {
         )));
     }
     Ok(docs)
+}
+
+/// The API server's limit on a Secret's or ConfigMap's data (`MaxSecretSize`,
+/// `MaxConfigMapSize`). Other objects have no limit the client can know exactly (etcd's
+/// request limit is the cluster's setting), so they go to the server as they are.
+const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// A v1 Secret's or ConfigMap's data size as the server's validation counts it: every
+/// key plus its decoded value, `stringData` merged into a Secret's `data` first.
+fn data_size(object: &Value) -> Option<usize> {
+    use base64::Engine as _;
+    if object["apiVersion"] != "v1" {
+        return None;
+    }
+    // Which fields hold data, and whether their values are base64 (counted decoded).
+    let fields: [(&str, bool); 2] = match object["kind"].as_str() {
+        Some("Secret") => [("stringData", false), ("data", true)],
+        Some("ConfigMap") => [("data", false), ("binaryData", true)],
+        _ => return None,
+    };
+    let mut sizes: HashMap<&str, usize> = HashMap::new();
+    for (field, encoded) in fields {
+        for (key, value) in object[field].as_object().into_iter().flatten() {
+            let text = value.as_str().unwrap_or_default();
+            let bytes = if encoded {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_or(text.len(), |b| b.len())
+            } else {
+                text.len()
+            };
+            // stringData wins over data for the same key, as the server merges them.
+            sizes.entry(key).or_insert(key.len() + bytes);
+        }
+    }
+    Some(sizes.values().sum())
 }
 
 /// What server-side apply needs of every object, checked before the first request.
@@ -74,11 +110,14 @@ pub fn check(docs: &[Document]) -> Result<()> {
             };
             return Err(Error::input(format!("{}: {} {why}", doc.place(), id.kind)));
         }
-        let size = serde_json::to_vec(&doc.value).map_or(0, |v| v.len());
-        if size > MAX_OBJECT_BYTES {
+        if let Some(size) = data_size(&doc.value)
+            && size > MAX_DATA_BYTES
+        {
             return Err(Error::input(format!(
-                "{}: {id} is {size} bytes, over the API server's limit of {MAX_OBJECT_BYTES}",
-                doc.place()
+                "{}: {id} holds {size} bytes of data (keys and decoded values), over the \
+                 API server's limit of {MAX_DATA_BYTES} for a {}",
+                doc.place(),
+                id.kind
             )));
         }
         let key = (
@@ -136,12 +175,30 @@ mod tests {
     }
 
     #[test]
-    fn oversized_objects_are_refused() {
-        let big = "x".repeat(MAX_OBJECT_BYTES);
-        let text =
-            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a}}\ndata: {{k: {big}}}\n");
-        let err = check(&docs(&text)).unwrap_err().to_string();
-        assert!(err.contains("over the API server's limit"), "{err}");
+    fn only_data_over_the_servers_own_limit_is_refused() {
+        use base64::Engine as _;
+        let encode = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![b'x'; n]);
+        let secret = |data: &str| {
+            format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: a}}\ndata: {{k: '{data}'}}\n")
+        };
+        // 900 KiB decoded is 1.2 MB of base64: the server stores it.
+        check(&docs(&secret(&encode(900 * 1024)))).unwrap();
+        let err = check(&docs(&secret(&encode(MAX_DATA_BYTES))))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "1048577 bytes of data (keys and decoded values), over the API server's limit"
+            ),
+            "{err}"
+        );
+        // A large CRD or ConfigMap of other objects is the server's to judge.
+        let big = "x".repeat(1_100_000);
+        let crd = format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+             metadata: {{name: a}}\nspec: {{description: '{big}'}}\n"
+        );
+        check(&docs(&crd)).unwrap();
     }
 
     #[test]

@@ -11,13 +11,18 @@ mod api;
 mod apply;
 mod applyset;
 mod cli;
+mod diagnose;
 mod diff;
 mod discover;
+mod groups;
 mod input;
 mod order;
 mod plan;
+mod ready;
 mod report;
 mod retry;
+mod stages;
+mod wait;
 
 pub use cli::{Args, DryRun, Output};
 
@@ -27,7 +32,7 @@ use applyset::{ApplySet, Member, Removal};
 use discover::{InputCrd, Resolved};
 use indicatif::ProgressBar;
 use kpipe_core::redact::{Scrubber, mask_secret};
-use kpipe_core::{Error, Result};
+use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::params::PatchParams;
 use order::Rank;
 use report::FailureKind;
@@ -43,6 +48,9 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let docs = input::read_all(&args.files)?;
     input::check(&docs)?;
+    if args.dry_run == DryRun::Client {
+        return client_dry_run(&docs, args.output);
+    }
     let mut scrubber = Scrubber::default();
     scrubber.learn(docs.iter().map(|d| &d.value));
 
@@ -117,7 +125,17 @@ pub async fn run(args: Args) -> Result<()> {
         input_namespaces,
     };
     let mut total = items.len();
-    let outcomes = run.apply_all(items, &crds, args.output.is_none()).await?;
+    let applied = run
+        .apply_in_stages(items, &crds, args.output.is_none(), args.wait)
+        .await?;
+    let live = applied.live();
+    let outcomes = applied.outcomes;
+    let not_ready = match &applied.waited {
+        Some((end, watched)) if *end != wait::End::AllReady => {
+            Some((run.explain_not_ready(watched).await, end))
+        }
+        _ => None,
+    };
 
     let mut failures: Vec<FailureKind> = outcomes
         .iter()
@@ -146,7 +164,8 @@ pub async fn run(args: Args) -> Result<()> {
             ));
         }
     }
-    if let Some(format) = args.output {
+    // With --wait, objects are printed once all are ready (nothing half-written).
+    if let Some(format) = args.output.filter(|_| not_ready.is_none()) {
         let mask = std::io::stdout().is_terminal() && !args.show_secrets;
         let objects: Vec<Value> = outcomes
             .into_iter()
@@ -154,7 +173,10 @@ pub async fn run(args: Args) -> Result<()> {
                 Outcome::Done { object, .. } => Some(object),
                 _ => None,
             })
-            .map(|mut object| {
+            .map(|object| {
+                let mut object = ObjectId::of(&object)
+                    .and_then(|id| live.get(&id).cloned())
+                    .unwrap_or(object);
                 if !args.show_managed_fields
                     && let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut)
                 {
@@ -169,6 +191,13 @@ pub async fn run(args: Args) -> Result<()> {
         kpipe_core::write_stdout(&report::render(&objects, format))?;
     }
 
+    if let Some((count, end)) = not_ready {
+        let summary = stages::summary(end, count, total);
+        return match end {
+            wait::End::TimedOut => Err(Error::Timeout(summary)),
+            _ => Err(Error::Summary(summary)),
+        };
+    }
     if failures.is_empty() {
         return Ok(());
     }
@@ -245,4 +274,23 @@ mod fixtures {
     pub fn status(name: &str) -> kube::core::Status {
         serde_json::from_value(body(name)).unwrap()
     }
+}
+
+/// `--dry-run=client`: the input as read, without a cluster: result lines, or the
+/// objects (Secret data masked on a terminal, as -o always does).
+fn client_dry_run(docs: &[Document], output: Option<Output>) -> Result<()> {
+    let text = match output {
+        None => docs
+            .iter()
+            .map(|d| format!("{} created (dry run)\n", report::kubectl_name(&d.id())))
+            .collect(),
+        Some(format) => {
+            let mut objects: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
+            if std::io::stdout().is_terminal() {
+                objects.iter_mut().for_each(mask_secret);
+            }
+            report::render(&objects, format)
+        }
+    };
+    kpipe_core::write_stdout(&text)
 }

@@ -207,9 +207,15 @@ pub fn summary(kinds: &[FailureKind], total: usize, dry_run: bool) -> String {
     )
 }
 
-/// `-o yaml` is a stream, `-o json` one object or a `List`, as kubectl prints them.
+/// `-o yaml` is a stream, `-o json` one object or a `List`, `-o name` one line each,
+/// as kubectl prints them.
 pub fn render(objects: &[Value], format: Output) -> String {
     match format {
+        Output::Name => objects
+            .iter()
+            .filter_map(ObjectId::of)
+            .map(|id| kubectl_name(&id) + "\n")
+            .collect(),
         Output::Yaml => kpipe_core::yaml::to_stream(objects),
         Output::Json => {
             let value = match objects {

@@ -13,6 +13,7 @@ pub mod controllers;
 mod faults;
 mod fields;
 mod kinds;
+mod logs;
 mod openapi;
 mod protobuf;
 mod rules;

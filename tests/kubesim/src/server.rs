@@ -368,6 +368,9 @@ async fn serve_resource(
         None => {}
         Some("status") if t.rt.status_subresource => {}
         Some("scale") if t.rt.scale_subresource() => return serve_scale(shared, req, t).await,
+        Some("log") if t.rt.serves_logs() && req.method() == Method::GET => {
+            return serve_log(shared, &query, &t);
+        }
         Some(_) => return Err(ApiError::no_route()),
     }
     if t.rt.namespaced && t.namespace.is_none() && !matches!(*req.method(), Method::GET) {
@@ -571,6 +574,25 @@ fn content_type(req: &Request<Incoming>) -> String {
         .and_then(|v| v.to_str().ok())
         .map(|s| s.split(';').next().unwrap_or_default().trim().to_string())
         .unwrap_or_default()
+}
+
+/// GET pods/NAME/log: the container's output as plain text (see [`crate::logs`]).
+fn serve_log(shared: &Shared, query: &Query, t: &Target) -> Result<Response<Body>, ApiError> {
+    let pod = shared.cluster.get(&Target {
+        subresource: None,
+        ..t.clone()
+    })?;
+    let request = crate::logs::LogRequest {
+        container: query.get("container"),
+        tail_lines: query.get("tailLines").and_then(|n| n.parse().ok()),
+        previous: query.flag("previous"),
+    };
+    let text = crate::logs::pod_log(&shared.cluster, &pod, &request)?;
+    Ok(Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(full(text))
+        .expect("valid response"))
 }
 
 /// The /scale subresource (`kubectl scale`): a Scale view whose spec.replicas
