@@ -262,20 +262,6 @@ async fn delete_all(args: Args) -> Result<()> {
     }
 }
 
-#[cfg(test)]
-mod fixtures {
-    use serde_json::Value;
-
-    pub fn body(name: &str) -> Value {
-        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
-        serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
-    }
-
-    pub fn status(name: &str) -> kube::core::Status {
-        serde_json::from_value(body(name)).unwrap()
-    }
-}
-
 /// `--dry-run=client`: the input as read, without a cluster: result lines, or the
 /// objects (Secret data masked on a terminal, as -o always does).
 fn client_dry_run(docs: &[Document], output: Option<Output>) -> Result<()> {
@@ -293,4 +279,18 @@ fn client_dry_run(docs: &[Document], output: Option<Output>) -> Result<()> {
         }
     };
     kpipe_core::write_stdout(&text)
+}
+
+#[cfg(test)]
+mod fixtures {
+    use serde_json::Value;
+
+    pub fn body(name: &str) -> Value {
+        let path = format!("{}/testdata/{name}", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(&path).expect(&path)).expect(&path)
+    }
+
+    pub fn status(name: &str) -> kube::core::Status {
+        serde_json::from_value(body(name)).unwrap()
+    }
 }
