@@ -402,6 +402,62 @@ fn kubectl_and_kapply_compute_the_same_id_and_kubectl_lists_the_set() {
 }
 
 #[test]
+fn a_custom_resource_parent_needs_its_crd_labelled_and_to_exist() {
+    let sim = Sim::start(&[]);
+    let crd = |labels: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+             metadata: {{name: applysets.example.com, labels: {{{labels}}}}}\nspec:\n  group: example.com\n  \
+             scope: Namespaced\n  names: {{kind: ApplySet, plural: applysets, singular: applyset, listKind: ApplySetList}}\n  \
+             versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      \
+             openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+        )
+    };
+    sim.apply_yaml(&crd(""));
+    eventually("the CRD is served", || {
+        sim.kubectl_run(&["get", "applysets"]).status.success()
+    });
+    let spec = ["--applyset", "applysets.example.com/mine", "--prune"];
+    let out = kapply(&sim, &spec, &configmap("a"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs the applyset.kubernetes.io/is-parent-type label"),
+        "{}",
+        stderr(&out)
+    );
+
+    sim.apply_yaml(&crd("applyset.kubernetes.io/is-parent-type: \"true\""));
+    let out = kapply(&sim, &spec, &configmap("a"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not created automatically"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Made by hand it is no set yet (kubectl refuses it too): taken over once.
+    sim.apply_yaml("apiVersion: example.com/v1\nkind: ApplySet\nmetadata: {name: mine}\n");
+    let out = kapply(&sim, &spec, &configmap("a"));
+    assert!(
+        stderr(&out).contains("it is not an ApplySet parent"),
+        "{}",
+        stderr(&out)
+    );
+    let forced = [&spec[..], &["--force-applyset"]].concat();
+    let out = kapply_ok(&sim, &forced, &(configmap("a") + &configmap("b")));
+    assert_eq!(out, "configmap/a created\nconfigmap/b created\n");
+    let parent: serde_json::Value =
+        serde_json::from_str(&sim.kubectl_ok(&["get", "applyset", "mine", "-o", "json"])).unwrap();
+    // sha256("mine.default.ApplySet.example.com"), computed apart.
+    assert_eq!(
+        parent["metadata"]["labels"]["applyset.kubernetes.io/id"],
+        "applyset-5fd1NQ1qz6UNuK3FKGOuTY6w2Hnh4gyc79Bmp-qb2p8-v1"
+    );
+    let out = kapply_ok(&sim, &spec, &configmap("a"));
+    assert_eq!(out, "configmap/a unchanged\nconfigmap/b pruned\n");
+}
+
+#[test]
 fn delete_all_removes_the_set_and_its_parent_in_reverse_order() {
     let sim = Sim::start(&["--deploy-delay", "100ms"]);
     let deployment = "---
