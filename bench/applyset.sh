@@ -70,4 +70,4 @@ median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { print (NR % 
 
 awk -v ks="$(median "${ks[@]}")" -v kr="$kr" -v cs="$(median "${cs[@]}")" -v cr="$cr" 'BEGIN {
     printf "| kapply: ApplySet prune, 200 of 400 ConfigMaps dropped | %.3f s, %.1f MiB | %.3f s, %.1f MiB | %.2fx (%.1fx faster) | %s |\n",
-        ks, kr / 1024, cs, cr / 1024, ks / cs, cs / ks, "200 unchanged + 200 pruned; kubectl deletes one at a time behind client-go's 5 requests/s throttle" }'
+        ks, kr / 1024, cs, cr / 1024, ks / cs, cs / ks, "200 unchanged + 200 pruned; kubectl deletes one at a time behind the client-go throttle of 5 requests/s" }'
