@@ -32,7 +32,9 @@ MIGRATE ?= 1
 APPLYSET ?= $(APP)
 #> OUT=deploy.yaml	file written by `make render` (mode 0600)
 OUT ?= deploy.yaml
-#> TIMEOUT=5m	how long `certwait` waits
+#> TIMEOUT=5m	how long `kapply --wait` and `certwait` wait
+#> EMAIL=	Let's Encrypt account email for `make issuers`
+EMAIL ?=
 TIMEOUT ?= 5m
 #> BIN=target/release	where the tools are run from
 BIN ?= target/release
@@ -55,7 +57,7 @@ envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) \
 endef
 
 .PHONY: help build test test-deps lint fmt install completions man bench config \
-        render deploy diff destroy wait-cert promote demo
+        render deploy diff destroy issuers wait-cert promote demo
 
 help: ## list targets and variables
 	@echo "kpipe targets:"
@@ -123,13 +125,16 @@ render: ## write the whole manifest set to OUT (0600: it holds Secrets), no clus
 # flag) stops the target with that stage's message and nothing reaches the cluster.
 # One ApplySet per app: what the render no longer has (an HPA or PDB dropped, the
 # migrate Job of an older image or config) is pruned once everything else applied.
-deploy: ## render, apply (server-side), prune what APP dropped, wait for the certificate
+# The certificate is waited for only once the rollout is ready: a failed rollout ends
+# the target with kapply's diagnosis alone.
+deploy: ## render, apply (server-side), prune what APP dropped, wait for the rollout (migration first), then the TLS certificate
 	@umask 077
 	tmp=$$(mktemp)
-	trap 'rm -f "$$tmp"' EXIT
+	live=$$(mktemp)
+	trap 'rm -f "$$tmp" "$$live"' EXIT
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune -o yaml -f "$$tmp" \
-	  | certwait $(NS_FLAG) --timeout $(TIMEOUT)
+	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
+	certwait $(NS_FLAG) --timeout $(TIMEOUT) < "$$live"
 
 diff: ## show what deploy would change and prune in the cluster (applies nothing)
 	@umask 077
@@ -143,6 +148,10 @@ diff: ## show what deploy would change and prune in the cluster (applies nothing
 destroy: ## delete everything deploy made for APP (and its certificate), and wait until gone
 	@kapply $(NS_FLAG) --applyset $(APPLYSET) --delete-all
 	kubectl $(NS_FLAG) delete secret $(APP)-tls --ignore-not-found --wait
+
+issuers: ## apply the letsencrypt-staging and letsencrypt-prod ClusterIssuers (needs EMAIL=you@example.com)
+	@test -n "$(EMAIL)" || { echo "make issuers: set EMAIL=you@example.com (Let's Encrypt account)" >&2; exit 2; }
+	manifest-gen --cluster-issuers "$(EMAIL)" </dev/null | kapply --wait --timeout $(TIMEOUT)
 
 wait-cert: ## wait for the certificate of APP's Ingress
 	@certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls

@@ -10,13 +10,15 @@
 //! - [`connect`]: kubeconfig and client setup as kubectl does it.
 //! - [`time`]: durations on the command line.
 //! - [`cli`]: argument parsing plus completions and man pages from the same definitions.
-//! - [`api`]: which API failures are transient, backoff, and error wording.
+//! - [`api`]: which API failures are transient, the one retry policy, deadlines, wording.
+//! - [`interrupt`]: SIGINT/SIGTERM caught, so that a tool can stop cleanly.
 
 pub mod api;
 pub mod cli;
 pub mod connect;
 pub mod envfile;
 pub mod error;
+pub mod interrupt;
 pub mod object;
 pub mod redact;
 pub mod stream;

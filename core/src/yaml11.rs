@@ -171,7 +171,7 @@ impl Builder {
                     }
                     match value {
                         Value::String(s) if self.key_next() => {
-                            self.key(Key::Name(s), line)?;
+                            self.key(Key::Name(s), line);
                         }
                         value => self.node(value, line)?,
                     }
@@ -227,14 +227,15 @@ impl Builder {
             if let Key::Name(name) = &key {
                 self.remember(anchor, &Value::String(name.clone()));
             }
-            return self.key(key, line);
+            self.key(key, line);
+            return Ok(());
         }
         let value = json_value(scalar).map_err(|why| LoadError::new(line, why))?;
         self.remember(anchor, &value);
         self.node(value, line)
     }
 
-    fn key(&mut self, key: Key, at: usize) -> Result<(), LoadError> {
+    fn key(&mut self, key: Key, at: usize) {
         if let Some(Open::Map {
             key: slot, line, ..
         }) = self.stack.last_mut()
@@ -242,7 +243,6 @@ impl Builder {
             *slot = Some(key);
             *line = at;
         }
-        Ok(())
     }
 
     /// A complete value: the next item of a sequence, the value of a mapping's key, or
@@ -403,6 +403,8 @@ fn json_value(scalar: Scalar) -> Result<Value, String> {
 }
 
 fn float(f: f64) -> Result<Value, String> {
+    // 2^63: whole numbers below it come back from JSON as int64.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
     if !f.is_finite() {
         return Err(
             "an unquoted infinity or not-a-number cannot be converted to JSON \
@@ -410,8 +412,6 @@ fn float(f: f64) -> Result<Value, String> {
                 .into(),
         );
     }
-    // 2^63: whole numbers below it come back from JSON as int64.
-    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
     if f.fract() == 0.0 && f.abs() < TWO_63 {
         return Ok((f as i64).into());
     }

@@ -4,9 +4,10 @@
 //! and sent with `Client::send`, because `Api::patch` keeps neither the status code nor
 //! the `Retry-After` header a 429 carries, and retrying on the server's terms needs it.
 
-use crate::retry::{Backoff, Failure};
+use crate::retry::Failure;
 use http_body_util::BodyExt;
 use indicatif::ProgressBar;
+use kpipe_core::api::{RetryPolicy, Stopped};
 use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
 use kube::core::params::{DeleteParams, GetParams, ListParams, Patch, PatchParams};
@@ -39,26 +40,47 @@ impl Target {
 /// A client that retries, knows the overall deadline and scrubs what it prints.
 pub struct Caller {
     client: kube::Client,
-    backoff: Backoff,
+    policy: RetryPolicy,
     deadline: Option<Instant>,
     scrubber: Scrubber,
     progress: ProgressBar,
+    /// Server warnings already printed: as kubectl, each is shown once.
+    warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Caller {
     pub fn new(
         client: kube::Client,
-        backoff: Backoff,
+        policy: RetryPolicy,
         deadline: Option<Instant>,
         scrubber: Scrubber,
         progress: ProgressBar,
     ) -> Self {
         Caller {
             client,
-            backoff,
+            policy,
             deadline,
             scrubber,
             progress,
+            warned: Default::default(),
+        }
+    }
+
+    /// Prints the `Warning` headers of an answer as kubectl does (`Warning: TEXT` on
+    /// stderr), each text once per run.
+    fn warn(&self, headers: &http::HeaderMap) {
+        for value in headers.get_all("warning") {
+            let Some(text) = value.to_str().ok().and_then(warning_text) else {
+                continue;
+            };
+            let new = self
+                .warned
+                .lock()
+                .map(|mut seen| seen.insert(text.clone()))
+                .unwrap_or(true);
+            if new {
+                self.say(&format!("Warning: {text}\n"));
+            }
         }
     }
 
@@ -82,8 +104,9 @@ impl Caller {
         self.deadline
     }
 
-    pub fn retries(&self) -> u32 {
-        self.backoff.retries
+    /// How long a failing request is retried.
+    pub fn retry_budget(&self) -> Duration {
+        self.policy.budget
     }
 
     /// The live object, `None` when there is none.
@@ -196,43 +219,32 @@ impl Caller {
         }
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, runs out of retries or of time.
-    pub async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, Failure>
+    /// Runs `attempt` under kpipe's retry policy and the run's deadline, with a notice
+    /// on stderr before each retry.
+    pub async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let mut retry = 0;
-        loop {
-            let result = match self.deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, attempt())
-                    .await
-                    .unwrap_or(Err(Failure::OutOfTime)),
-                None => attempt().await,
-            };
-            let failure = match result {
-                Ok(value) => return Ok(value),
-                Err(f) if f.is_transient() && retry < self.backoff.retries => f,
-                Err(f) => return Err(f),
-            };
-            let wait = self.backoff.wait_after(&failure, retry, rand::random());
-            if self.deadline.is_some_and(|d| Instant::now() + wait >= d) {
-                return Err(Failure::OutOfTime);
-            }
-            retry += 1;
+        let notice = |failure: &Failure, retry: u32, wait: Duration| {
             self.say(&format!(
-                "kapply: {what}: {}; retry {retry} of {} in {}\n",
-                short(&failure),
-                self.backoff.retries,
+                "kapply: {what}: {}; retry {retry} in {}\n",
+                short(failure),
                 format_elapsed(wait)
             ));
-            tokio::time::sleep(wait).await;
-        }
+        };
+        kpipe_core::api::retry(&self.policy, self.deadline, &notice, attempt)
+            .await
+            .map_err(|stopped| match stopped {
+                Stopped::Failed(failure) => failure,
+                Stopped::OutOfTime => Failure::OutOfTime,
+            })
     }
 
     async fn send(&self, req: http::Request<Vec<u8>>) -> Result<Value, Failure> {
         let response = self.client.send(req.map(kube::client::Body::from)).await?;
         let code = response.status();
+        self.warn(response.headers());
         let retry_after = response
             .headers()
             .get(http::header::RETRY_AFTER)
@@ -249,6 +261,21 @@ impl Caller {
         let status = kpipe_core::api::status_from_body(code.as_u16(), &bytes);
         Err(Failure::api(status, retry_after))
     }
+}
+
+/// The text of an RFC 7234 warning value, `299 - "text"` (an optional date may follow).
+fn warning_text(value: &str) -> Option<String> {
+    let quoted = value.splitn(3, ' ').nth(2)?.strip_prefix('"')?;
+    let mut text = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => text.push(chars.next()?),
+            '"' => return Some(text),
+            c => text.push(c),
+        }
+    }
+    None
 }
 
 fn build_error(e: kube::core::request::Error) -> Failure {
@@ -269,6 +296,20 @@ fn short(failure: &Failure) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warning_headers_give_their_text() {
+        assert_eq!(
+            warning_text(r#"299 - "policy/v1beta1 PodDisruptionBudget is deprecated in v1.21+""#)
+                .as_deref(),
+            Some("policy/v1beta1 PodDisruptionBudget is deprecated in v1.21+")
+        );
+        assert_eq!(
+            warning_text(r#"299 - "would violate PodSecurity \"restricted:latest\": x" "Sat, 01 Jan 2000 00:00:00 GMT""#).as_deref(),
+            Some("would violate PodSecurity \"restricted:latest\": x")
+        );
+        assert_eq!(warning_text("299 -"), None);
+    }
     use kube::core::Status;
 
     #[test]

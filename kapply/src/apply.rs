@@ -11,6 +11,7 @@ use crate::retry::Failure;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 use kpipe_core::Result;
+use kpipe_core::interrupt::Interrupt;
 use kpipe_core::redact::Scrubber;
 use kube::core::ApiResource;
 use kube::core::params::PatchParams;
@@ -18,6 +19,9 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::time::Duration;
+
+/// How long requests in flight may still finish after SIGINT/SIGTERM.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
 
 /// From this many objects of one resource in one namespace, one LIST replaces their GETs.
 const LIST_FROM: usize = 8;
@@ -32,6 +36,10 @@ pub(crate) enum Outcome {
     /// Not checkable in a dry run (its namespace or CRD comes with this input).
     Skipped(String),
     Failed(Failure),
+    /// Not started, or cut short in flight, because SIGINT/SIGTERM came.
+    Interrupted {
+        in_flight: bool,
+    },
 }
 
 pub(crate) struct Run {
@@ -43,6 +51,8 @@ pub(crate) struct Run {
     pub scrubber: Scrubber,
     /// Namespaces this input creates, which a dry run cannot find yet.
     pub input_namespaces: HashSet<String>,
+    /// SIGINT/SIGTERM: no write starts after one; those in flight get [`IN_FLIGHT_GRACE`].
+    pub interrupt: Interrupt,
 }
 
 /// From this many objects a terminal gets a progress bar on stderr.
@@ -63,8 +73,10 @@ pub(crate) fn progress_bar(objects: usize) -> ProgressBar {
 }
 
 impl Run {
-    /// Applies rank after rank, printing result lines as each rank ends, on stdout when
-    /// `lines`, else on stderr; the outcomes come back in input order.
+    /// Applies rank after rank, printing each result line as soon as its object and
+    /// those before it in the rank are done, on stdout when `lines`, else on stderr; the
+    /// outcomes come back in input order. Objects in a namespace this input failed to
+    /// create are not sent. After SIGINT/SIGTERM nothing more is started.
     pub async fn apply_all(
         &self,
         items: Vec<Item>,
@@ -85,65 +97,115 @@ impl Run {
         let mut outcomes = Vec::new();
         // CRDs of this input that were applied, by name: their kinds can be resolved.
         let mut applied_crds: HashSet<String> = HashSet::new();
+        // Namespaces of this input that could not be created: their objects are doomed.
+        let mut failed_namespaces: HashSet<String> = HashSet::new();
         let mut discovered: HashMap<String, Result<ApiResource, String>> = HashMap::new();
         for (rank, mut items) in ranks {
-            if rank == Rank::Custom && !self.dry_run {
+            if rank == Rank::Custom && !self.dry_run && self.interrupt.received().is_none() {
                 self.confirm_pending(&mut items, crds, &applied_crds, &mut discovered)
                     .await;
             }
+            for item in &mut items {
+                if let Some(ns) = &item.id.namespace
+                    && failed_namespaces.contains(ns)
+                {
+                    item.blocked = Some(format!(
+                        "not applied: its Namespace/{ns} of this input could not be created"
+                    ));
+                }
+            }
             let befores: Vec<_> = items.iter().map(|i| live.remove(&i.position)).collect();
             // Unordered, so that one object waiting out a backoff does not hold the
-            // others back; the results are put back in input order for the output.
-            let mut results: Vec<(usize, Outcome)> =
-                futures::stream::iter(items.iter().zip(befores).enumerate())
-                    .map(|(index, (item, before))| async move {
-                        let outcome = self.apply_one(item, before).await;
-                        self.caller.progress().inc(1);
-                        (index, outcome)
-                    })
-                    .buffer_unordered(self.concurrency)
-                    .collect()
-                    .await;
-            results.sort_by_key(|(index, _)| *index);
-            let results = results.into_iter().map(|(_, outcome)| outcome);
-            let mut text = String::new();
-            for (item, outcome) in items.iter().zip(results) {
-                match &outcome {
-                    Outcome::Done { change, diff, .. } => {
-                        if item.rank == Rank::CustomResourceDefinition {
+            // others back; the lines are printed in input order as far as done.
+            let mut results = futures::stream::iter(items.iter().zip(befores).enumerate())
+                .map(|(index, (item, before))| async move {
+                    let outcome = self.apply_interruptibly(item, before).await;
+                    self.caller.progress().inc(1);
+                    (index, outcome)
+                })
+                .buffer_unordered(self.concurrency);
+            let mut done: Vec<Option<Outcome>> = items.iter().map(|_| None).collect();
+            let mut printed = 0;
+            while let Some((index, outcome)) = results.next().await {
+                done[index] = Some(outcome);
+                while let Some(outcome) = done.get_mut(printed).and_then(Option::take) {
+                    let item = &items[printed];
+                    match &outcome {
+                        Outcome::Done { .. } if item.rank == Rank::CustomResourceDefinition => {
                             applied_crds.insert(item.id.name.clone());
                         }
-                        let line = report::result_line(&item.id, *change, self.dry_run);
-                        if self.diff {
-                            text.push_str(diff);
-                        } else if lines {
-                            text.push_str(&line);
-                        } else {
-                            // stdout carries the objects: what changed is a diagnostic.
-                            self.caller.say(&format!("kapply: {line}"));
+                        Outcome::Failed(_) if item.rank == Rank::Namespace => {
+                            failed_namespaces.insert(item.id.name.clone());
                         }
+                        _ => {}
                     }
-                    Outcome::Skipped(why) => {
-                        self.caller.say(&format!("kapply: {}: {why}\n", item.id));
-                    }
-                    Outcome::Failed(failure) => {
-                        self.caller.say(&report::failure(
-                            &item.id,
-                            failure,
-                            self.caller.retries(),
-                            &self.scrubber,
-                        ));
-                    }
+                    self.print(item, &outcome, lines)?;
+                    outcomes.push((item.position, outcome));
+                    printed += 1;
                 }
-                outcomes.push((item.position, outcome));
             }
-            self.caller
-                .progress()
-                .suspend(|| kpipe_core::write_stdout(&text))?;
         }
         self.caller.progress().finish_and_clear();
         outcomes.sort_by_key(|(position, _)| *position);
         Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
+    }
+
+    /// One object's result: its line on stdout (or stderr when stdout carries the
+    /// objects), a failure's report on stderr.
+    fn print(&self, item: &Item, outcome: &Outcome, lines: bool) -> Result<()> {
+        match outcome {
+            Outcome::Done { change, diff, .. } => {
+                let line = report::result_line(&item.id, *change, self.dry_run);
+                if self.diff {
+                    self.write(diff)?;
+                } else if lines {
+                    self.write(&line)?;
+                } else {
+                    // stdout carries the objects: what changed is a diagnostic.
+                    self.caller.say(&format!("kapply: {line}"));
+                }
+            }
+            Outcome::Skipped(why) => {
+                self.caller.say(&format!("kapply: {}: {why}\n", item.id));
+            }
+            Outcome::Failed(failure) => {
+                self.caller.say(&report::failure(
+                    &item.id,
+                    failure,
+                    self.caller.retry_budget(),
+                    &self.scrubber,
+                ));
+            }
+            // Summed up once at the end.
+            Outcome::Interrupted { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn write(&self, text: &str) -> Result<()> {
+        self.caller
+            .progress()
+            .suspend(|| kpipe_core::write_stdout(text))
+    }
+
+    /// [`Run::apply_one`], unless SIGINT/SIGTERM came before it started, or came and
+    /// [`IN_FLIGHT_GRACE`] passed while it was still going.
+    async fn apply_interruptibly(
+        &self,
+        item: &Item,
+        before: Option<Result<Option<Value>, Failure>>,
+    ) -> Outcome {
+        if self.interrupt.received().is_some() {
+            return Outcome::Interrupted { in_flight: false };
+        }
+        let grace = async {
+            self.interrupt.wait().await;
+            tokio::time::sleep(IN_FLIGHT_GRACE).await;
+        };
+        tokio::select! {
+            outcome = self.apply_one(item, before) => outcome,
+            () = grace => Outcome::Interrupted { in_flight: true },
+        }
     }
 
     /// Waits for the input's CRDs to be Established and resolves their kinds through
@@ -313,9 +375,12 @@ impl Run {
             .await
         {
             Ok(after) => after,
-            Err(failure) => return self.dry_run_gap(item, failure),
+            Err(mut failure) => {
+                report::note_operations(&mut failure, before.as_ref());
+                return self.dry_run_gap(item, failure);
+            }
         };
-        let change = classify(before.as_ref(), &after, self.dry_run);
+        let change = classify(before.as_ref(), &after);
         let diff = if self.diff {
             diff::unified(&item.id, before.as_ref(), &after)
         } else {
@@ -349,49 +414,41 @@ impl Run {
     }
 }
 
-/// Created, configured or unchanged, from the live object before and the answer after.
-/// A real apply that changes nothing keeps the resourceVersion, but a controller's status
-/// write between our read and our apply moves it too (a new Deployment's first status
-/// lands just then), so a moved version still counts as unchanged when only status and
-/// bookkeeping differ. A dry run never moves it, so there the objects are compared.
-fn classify(before: Option<&Value>, after: &Value, dry_run: bool) -> Change {
+/// Created, configured or unchanged, from the live object before and the answer after,
+/// the same way in a dry run (where the resourceVersion never moves) and a real run:
+/// configured whenever the stored object changed, ownership (managedFields) included.
+/// A controller's status write between our read and our apply (a new Deployment's
+/// first status lands just then) moves the resourceVersion too, so status, the version
+/// and the status subresource's managedFields entries are left out of the comparison.
+fn classify(before: Option<&Value>, after: &Value) -> Change {
     let Some(before) = before else {
         return Change::Created;
     };
-    let same = if dry_run {
-        without_volatile(before) == without_volatile(after)
-    } else {
-        before["metadata"]["resourceVersion"] == after["metadata"]["resourceVersion"]
-            || without_status(before) == without_status(after)
-    };
-    if same {
-        Change::Unchanged
-    } else {
+    if stored(before) != stored(after) {
         Change::Configured
+    } else {
+        Change::Unchanged
     }
 }
 
-/// The object minus what a dry run rewrites even when nothing changes.
-fn without_volatile(object: &Value) -> Value {
-    let mut object = object.clone();
-    if let Some(fields) = object["metadata"]["managedFields"].as_array_mut() {
-        for entry in fields.iter_mut().filter_map(Value::as_object_mut) {
-            entry.remove("time");
-        }
-    }
-    object
-}
-
-/// The object minus what others write without changing what was applied: its status,
-/// and the resourceVersion and managedFields that such a write moves.
-fn without_status(object: &Value) -> Value {
+/// The object as our apply can change it: without status, resourceVersion, the time
+/// stamps of managedFields (a dry run rewrites them) and entries of status writers.
+fn stored(object: &Value) -> Value {
     let mut object = object.clone();
     if let Some(map) = object.as_object_mut() {
         map.remove("status");
     }
     if let Some(metadata) = object["metadata"].as_object_mut() {
         metadata.remove("resourceVersion");
-        metadata.remove("managedFields");
+        if let Some(fields) = metadata
+            .get_mut("managedFields")
+            .and_then(Value::as_array_mut)
+        {
+            fields.retain(|entry| entry["subresource"] != "status");
+            for entry in fields.iter_mut().filter_map(Value::as_object_mut) {
+                entry.remove("time");
+            }
+        }
     }
     object
 }
@@ -402,13 +459,29 @@ mod tests {
     use crate::fixtures;
 
     #[test]
+    fn an_ownership_only_change_is_configured_in_dry_and_real_runs() {
+        let live = fixtures::body("15-ssa-noop.json");
+        let mut after = live.clone();
+        let mut entry = after["metadata"]["managedFields"][0].clone();
+        entry["manager"] = "other".into();
+        entry["time"] = "2030-01-01T00:00:00Z".into();
+        after["metadata"]["managedFields"]
+            .as_array_mut()
+            .unwrap()
+            .push(entry);
+        assert_eq!(classify(Some(&live), &after), Change::Configured);
+        after["metadata"]["resourceVersion"] = "999999".into();
+        assert_eq!(classify(Some(&live), &after), Change::Configured);
+    }
+
+    #[test]
     fn classifies_from_fixtures_14_15_16() {
         let created = fixtures::body("14-ssa-create.json");
         let noop = fixtures::body("15-ssa-noop.json");
         let changed = fixtures::body("16-ssa-change.json");
-        assert_eq!(classify(None, &created, false), Change::Created);
-        assert_eq!(classify(Some(&created), &noop, false), Change::Unchanged);
-        assert_eq!(classify(Some(&noop), &changed, false), Change::Configured);
+        assert_eq!(classify(None, &created), Change::Created);
+        assert_eq!(classify(Some(&created), &noop), Change::Unchanged);
+        assert_eq!(classify(Some(&noop), &changed), Change::Configured);
     }
 
     #[test]
@@ -417,9 +490,9 @@ mod tests {
         let mut after = live.clone();
         after["metadata"]["resourceVersion"] = "999999".into();
         after["status"] = serde_json::json!({"observedGeneration": 1, "replicas": 1});
-        assert_eq!(classify(Some(&live), &after, false), Change::Unchanged);
+        assert_eq!(classify(Some(&live), &after), Change::Unchanged);
         after["metadata"]["labels"]["tier"] = "web".into();
-        assert_eq!(classify(Some(&live), &after, false), Change::Configured);
+        assert_eq!(classify(Some(&live), &after), Change::Configured);
     }
 
     #[test]
@@ -430,9 +503,9 @@ mod tests {
             live["metadata"]["resourceVersion"],
             dry["metadata"]["resourceVersion"]
         );
-        assert_eq!(classify(Some(&live), &dry, true), Change::Configured);
+        assert_eq!(classify(Some(&live), &dry), Change::Configured);
         let mut same = live.clone();
         same["metadata"]["managedFields"][0]["time"] = "2030-01-01T00:00:00Z".into();
-        assert_eq!(classify(Some(&live), &same, true), Change::Unchanged);
+        assert_eq!(classify(Some(&live), &same), Change::Unchanged);
     }
 }

@@ -51,6 +51,8 @@ Exit codes:
        does not serve a kind of the input (nothing applied), or it cannot be reached
   2    bad input or usage: nothing was applied
   124  --timeout ran out (what was not done or not ready is reported)
+  130  SIGINT (143: SIGTERM): writes in flight finished (at most 2s), the objects not
+       applied are named
   141  stdout was closed";
 
 /// Server-side apply of a manifest stream: ordered, parallel, retrying.
@@ -62,6 +64,16 @@ pub struct Args {
     /// repeatable. Default: stdin.
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
     pub files: Vec<String>,
+
+    /// Read the directories of -f and all their subdirectories.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+
+    /// Apply only the objects of the input whose labels match, as kubectl's -l:
+    /// `key=value`, `key!=value`, `key`, `!key`, `key in (a,b)`, `key notin (a,b)`,
+    /// comma-separated, all of which must hold.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
 
     /// The field manager that owns what kapply applies.
     #[arg(long, value_name = "NAME", default_value = "kapply")]
@@ -98,10 +110,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
-    /// Retries of a request that failed transiently (429, 5xx, connection reset or
-    /// refused, timeout), with capped exponential backoff and jitter.
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub retries: u32,
+    /// How long a request that failed transiently (429, 5xx, connection reset or
+    /// refused, timeout) is tried again: backoff up to 1s between tries, or what the
+    /// server's Retry-After asks for, with jitter. The default rides out an API server
+    /// restart.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub retry_for: Duration,
 
     /// After applying, wait until every object is ready: Deployments, StatefulSets and
     /// DaemonSets rolled out, Jobs complete, PVCs bound, LoadBalancer Services with an

@@ -31,12 +31,13 @@ use apply::{Outcome, Run};
 use applyset::{ApplySet, Member, Removal};
 use discover::{InputCrd, Resolved};
 use indicatif::ProgressBar;
+use kpipe_core::api::RetryPolicy;
+use kpipe_core::interrupt::Interrupt;
 use kpipe_core::redact::{Scrubber, mask_secret};
 use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::params::PatchParams;
 use order::Rank;
 use report::FailureKind;
-use retry::Backoff;
 use serde_json::Value;
 use std::collections::HashSet;
 use std::io::IsTerminal;
@@ -46,7 +47,17 @@ pub async fn run(args: Args) -> Result<()> {
     if args.delete_all {
         return delete_all(args).await;
     }
-    let docs = input::read_all(&args.files)?;
+    let mut docs = input::read_all(&args.files, args.recursive)?;
+    if let Some(selector) = &args.selector {
+        let selector = input::Selector::parse(selector)?;
+        docs.retain(|d| selector.matches(&d.value["metadata"]["labels"]));
+        if docs.is_empty() {
+            return Err(Error::input(format!(
+                "no objects in the input match the selector {:?}",
+                args.selector.as_deref().unwrap_or_default()
+            )));
+        }
+    }
     input::check(&docs)?;
     if args.dry_run == DryRun::Client {
         return client_dry_run(&docs, args.output);
@@ -58,7 +69,7 @@ pub async fn run(args: Args) -> Result<()> {
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let caller = Caller::new(
         connection.client.clone(),
-        Backoff::new(args.retries),
+        RetryPolicy::new(args.retry_for),
         deadline,
         scrubber.clone(),
         apply::progress_bar(docs.len()),
@@ -123,15 +134,28 @@ pub async fn run(args: Args) -> Result<()> {
         concurrency: args.concurrency.into(),
         scrubber,
         input_namespaces,
+        interrupt: Interrupt::install()?,
     };
     let mut total = items.len();
+    let ids: Vec<ObjectId> = {
+        let mut sorted: Vec<&plan::Item> = items.iter().collect();
+        sorted.sort_by_key(|i| i.position);
+        sorted.into_iter().map(|i| i.id.clone()).collect()
+    };
     let applied = run
         .apply_in_stages(items, &crds, args.output.is_none(), args.wait)
         .await?;
     let live = applied.live();
     let outcomes = applied.outcomes;
+    let interrupted = run.interrupt.received().map(|signal| {
+        let summary = report::interrupted(&ids, &outcomes, dry_run);
+        Error::Interrupted(
+            signal,
+            format!("interrupted by {}: {summary}", signal.name()),
+        )
+    });
     let not_ready = match &applied.waited {
-        Some((end, watched)) if *end != wait::End::AllReady => {
+        Some((end, watched)) if *end != wait::End::AllReady && interrupted.is_none() => {
             Some((run.explain_not_ready(watched).await, end))
         }
         _ => None,
@@ -164,6 +188,14 @@ pub async fn run(args: Args) -> Result<()> {
             ));
         }
     }
+    let skipped = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Skipped(_)))
+        .count();
+    let differing = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Done { diff, .. } if !diff.is_empty()))
+        .count();
     // With --wait, objects are printed once all are ready (nothing half-written).
     if let Some(format) = args.output.filter(|_| not_ready.is_none()) {
         let mask = std::io::stdout().is_terminal() && !args.show_secrets;
@@ -191,6 +223,9 @@ pub async fn run(args: Args) -> Result<()> {
         kpipe_core::write_stdout(&report::render(&objects, format))?;
     }
 
+    if let Some(interrupted) = interrupted {
+        return Err(interrupted);
+    }
     if let Some((count, end)) = not_ready {
         let summary = stages::summary(end, count, total);
         return match end {
@@ -199,6 +234,20 @@ pub async fn run(args: Args) -> Result<()> {
         };
     }
     if failures.is_empty() {
+        // As `kubectl diff`: exit 1 when something differs.
+        if args.diff && differing > 0 {
+            let objects = if differing == 1 { "object" } else { "objects" };
+            return Err(Error::Summary(format!(
+                "{differing} of {total} {objects} differ from the live state"
+            )));
+        }
+        // A dry run succeeds only when the server checked every object.
+        if skipped > 0 {
+            return Err(Error::Summary(format!(
+                "{skipped} of {total} objects not checked (see above); {} checked",
+                total - skipped
+            )));
+        }
         return Ok(());
     }
     let summary = report::summary(&failures, total, dry_run);
@@ -218,7 +267,12 @@ fn report_failed(
     failed
         .iter()
         .map(|(id, failure)| {
-            caller.say(&report::failure(id, failure, caller.retries(), scrubber));
+            caller.say(&report::failure(
+                id,
+                failure,
+                caller.retry_budget(),
+                scrubber,
+            ));
             FailureKind::of(failure)
         })
         .collect()
@@ -231,7 +285,7 @@ async fn delete_all(args: Args) -> Result<()> {
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let caller = Caller::new(
         connection.client.clone(),
-        Backoff::new(args.retries),
+        RetryPolicy::new(args.retry_for),
         deadline,
         Scrubber::default(),
         ProgressBar::hidden(),

@@ -1,11 +1,14 @@
 //! What kapply says about each object: result lines, failures, the summary.
 
+use crate::apply::Outcome;
 use crate::cli::Output;
 use crate::retry::Failure;
 use kpipe_core::ObjectId;
 use kpipe_core::redact::Scrubber;
+use kpipe_core::time::format_elapsed;
 use serde_json::Value;
 use std::fmt;
+use std::time::Duration;
 
 /// What applying did to an object, decided from the live object before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,12 +41,6 @@ pub fn kubectl_name(id: &ObjectId) -> String {
 pub fn result_line(id: &ObjectId, change: Change, dry_run: bool) -> String {
     let suffix = if dry_run { " (server dry run)" } else { "" };
     format!("{} {change}{suffix}\n", kubectl_name(id))
-}
-
-/// Whether a field manager is kubectl run by a person: `kubectl` (server-side apply),
-/// `kubectl-client-side-apply`, `kubectl-create`, `kubectl-edit`, `kubectl-patch`, ...
-fn is_kubectl(manager: &str) -> bool {
-    manager == "kubectl" || manager.starts_with("kubectl-")
 }
 
 /// The kinds of failure the summary counts.
@@ -90,7 +87,8 @@ impl FailureKind {
 }
 
 /// The full report of one failed object, every line starting `kapply: `.
-pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubber) -> String {
+pub fn failure(id: &ObjectId, failure: &Failure, retried: Duration, scrubber: &Scrubber) -> String {
+    let retried = format_elapsed(retried);
     let mut text = match failure {
         Failure::Api { status, .. } if status.code == 409 && !conflicts(status).is_empty() => {
             conflict_report(id, status)
@@ -99,7 +97,7 @@ pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubb
             let mut line = format!("kapply: {id}: {}", failure.message());
             if failure.is_transient() {
                 line.push_str(&format!(
-                    " (HTTP {}; gave up after {retries} retries)",
+                    " (HTTP {}; gave up after retrying for {retried})",
                     status.code
                 ));
             }
@@ -122,7 +120,7 @@ pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubb
             transient: true, ..
         } => {
             format!(
-                "kapply: {id}: {} (gave up after {retries} retries)\n",
+                "kapply: {id}: {} (gave up after retrying for {retried})\n",
                 failure.message()
             )
         }
@@ -132,8 +130,15 @@ pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubb
     text
 }
 
-/// (field, manager) pairs from a 409's `FieldManagerConflict` causes.
-pub fn conflicts(status: &kube::core::Status) -> Vec<(String, String)> {
+/// One field in conflict: who manages it and how (`Apply` or `Update`, when known).
+pub struct Conflict {
+    pub field: String,
+    pub manager: String,
+    pub operation: Option<String>,
+}
+
+/// The conflicts of a 409's `FieldManagerConflict` causes.
+pub fn conflicts(status: &kube::core::Status) -> Vec<Conflict> {
     let Some(details) = &status.details else {
         return Vec::new();
     };
@@ -142,11 +147,49 @@ pub fn conflicts(status: &kube::core::Status) -> Vec<(String, String)> {
         .iter()
         .filter(|c| c.reason == "FieldManagerConflict")
         .map(|c| {
-            // The message reads `conflict with "MANAGER"` (plus ` using VERSION` at times).
+            // The message reads `conflict with "MANAGER"` (plus ` using VERSION` at times),
+            // and [`note_operations`] may have added `(operation: OP)`.
             let manager = c.message.split('"').nth(1).unwrap_or(&c.message).to_owned();
-            (c.field.clone(), manager)
+            let operation = c
+                .message
+                .split_once(OPERATION)
+                .map(|(_, op)| op.trim_end_matches(')').to_owned());
+            Conflict {
+                field: c.field.clone(),
+                manager,
+                operation,
+            }
         })
         .collect()
+}
+
+const OPERATION: &str = " (operation: ";
+
+/// Adds to a 409's conflict causes the operation by which each manager owns its fields,
+/// from the live object's managedFields: the fitting fix depends on it.
+pub fn note_operations(failure: &mut Failure, live: Option<&serde_json::Value>) {
+    let (Failure::Api { status, .. }, Some(live)) = (failure, live) else {
+        return;
+    };
+    let Some(details) = status.details.as_mut() else {
+        return;
+    };
+    let entries = live["metadata"]["managedFields"].as_array();
+    for cause in details
+        .causes
+        .iter_mut()
+        .filter(|c| c.reason == "FieldManagerConflict" && !c.message.contains(OPERATION))
+    {
+        let manager = cause.message.split('"').nth(1).unwrap_or_default();
+        let operation = entries
+            .into_iter()
+            .flatten()
+            .find(|e| e["manager"] == manager && e["subresource"].is_null())
+            .and_then(|e| e["operation"].as_str());
+        if let Some(operation) = operation {
+            cause.message = format!("{}{OPERATION}{operation})", cause.message);
+        }
+    }
 }
 
 fn conflict_report(id: &ObjectId, status: &kube::core::Status) -> String {
@@ -156,28 +199,42 @@ fn conflict_report(id: &ObjectId, status: &kube::core::Status) -> String {
     let mut text = format!(
         "kapply: {id}: apply conflict: {count} {plural} managed by another field manager:\n"
     );
-    let width = fields.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
-    for (field, manager) in &fields {
+    let width = fields.iter().map(|c| c.field.len()).max().unwrap_or(0);
+    for c in &fields {
+        let how = match c.operation.as_deref() {
+            Some("Apply") => " (server-side apply)",
+            Some("Update") => " (update)",
+            _ => "",
+        };
         text.push_str(&format!(
-            "kapply:   {field:width$}  managed by \"{manager}\"\n"
+            "kapply:   {:width$}  managed by \"{}\"{how}\n",
+            c.field, c.manager
         ));
     }
-    text.push_str(
-        "kapply:   to take these fields over, run again with --force-conflicts \
-         (the other manager then stops managing them)\n",
-    );
-    let by_hand: Vec<&str> = fields
-        .iter()
-        .map(|(_, m)| m.as_str())
-        .filter(|m| is_kubectl(m))
-        .collect();
-    if let Some(manager) = by_hand.first() {
-        text.push_str(&format!(
-            "kapply:   \"{manager}\" is kubectl: these values were set by hand (kubectl apply \
-             without --server-side, create or edit), as when the tutorial was first followed \
-             step by step. If the manifests are now the truth, --force-conflicts hands these \
-             fields to kapply; from then on change them in the manifests, not with kubectl.\n"
-        ));
+    let mut managers: Vec<&Conflict> = Vec::new();
+    for c in &fields {
+        if !managers.iter().any(|m| m.manager == c.manager) {
+            managers.push(c);
+        }
+    }
+    for c in managers {
+        let manager = &c.manager;
+        text.push_str(&match c.operation.as_deref() {
+            Some("Apply") => format!(
+                "kapply:   \"{manager}\" applies these fields with server-side apply: to apply \
+                 as that manager, run again with --field-manager {manager}; to take the fields \
+                 over from it, run again with --force-conflicts\n"
+            ),
+            Some("Update") => format!(
+                "kapply:   \"{manager}\" wrote these fields with an update (such as kubectl \
+                 edit, create or client-side apply): to take them over, run again with \
+                 --force-conflicts; from then on change them in the manifests\n"
+            ),
+            _ => format!(
+                "kapply:   to take the fields of \"{manager}\" over, run again with \
+                 --force-conflicts (it then stops managing them)\n"
+            ),
+        });
     }
     text
 }
@@ -205,6 +262,54 @@ pub fn summary(kinds: &[FailureKind], total: usize, dry_run: bool) -> String {
         kinds.len(),
         detail.join(", ")
     )
+}
+
+/// How many objects the summary of an interrupted run names one by one.
+const NAMED_NOT_APPLIED: usize = 10;
+
+/// What an interrupted run did and did not do: `ids` and `outcomes` in input order.
+pub fn interrupted(ids: &[ObjectId], outcomes: &[Outcome], dry_run: bool) -> String {
+    let done = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Done { .. }))
+        .count();
+    let verb = if dry_run { "checked" } else { "applied" };
+    let mut text = format!("{done} of {} objects {verb}", ids.len());
+    let not_started: Vec<String> = ids
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| matches!(o, Outcome::Interrupted { in_flight: false }))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let in_flight: Vec<String> = ids
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| matches!(o, Outcome::Interrupted { in_flight: true }))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    if !in_flight.is_empty() {
+        text.push_str(&format!(
+            "; still in flight, may or may not have been {verb}: {}",
+            named(&in_flight)
+        ));
+    }
+    if !not_started.is_empty() {
+        text.push_str(&format!("; not {verb}: {}", named(&not_started)));
+    }
+    text
+}
+
+fn named(ids: &[String]) -> String {
+    let mut text = ids
+        .iter()
+        .take(NAMED_NOT_APPLIED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > NAMED_NOT_APPLIED {
+        text.push_str(&format!(" and {} more", ids.len() - NAMED_NOT_APPLIED));
+    }
+    text
 }
 
 /// `-o yaml` is a stream, `-o json` one object or a `List`, `-o name` one line each,
@@ -277,7 +382,7 @@ mod tests {
         let text = super::failure(
             &id("v1", "ConfigMap", "polls-config"),
             &failure,
-            5,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         let lines: Vec<&str> = text.lines().collect();
@@ -290,35 +395,47 @@ mod tests {
             "kapply:   .data.DJANGO_LOGLEVEL  managed by \"kapply\""
         );
         assert!(lines[2].contains("--force-conflicts"), "{text}");
-        assert!(
-            !text.contains("by hand"),
-            "kapply is not a hand manager: {text}"
-        );
+        assert!(!text.contains("tutorial"), "{text}");
         assert_eq!(FailureKind::of(&failure), FailureKind::Conflict);
     }
 
     #[test]
-    fn conflict_with_kubectl_explains_the_tutorial_done_by_hand() {
+    fn conflicts_give_the_fix_that_fits_the_managers_operation() {
         let mut status = fixtures::status("17-ssa-conflict.json");
         let details = status.details.as_mut().unwrap();
+        details.causes[0].message = "conflict with \"kubectl\"".into();
         let mut second = details.causes[0].clone();
         second.message = "conflict with \"kubectl-client-side-apply\" using v1".into();
         second.field = ".data.DEBUG".into();
         details.causes.push(second);
+        let live = serde_json::json!({"metadata": {"managedFields": [
+            {"manager": "kubectl", "operation": "Apply"},
+            {"manager": "kubectl-client-side-apply", "operation": "Update"},
+        ]}});
+        let mut failure = Failure::api(status, None);
+        note_operations(&mut failure, Some(&live));
         let text = super::failure(
             &id("v1", "ConfigMap", "polls-config"),
-            &Failure::api(status, None),
-            5,
+            &failure,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         assert!(text.contains("2 fields are managed"), "{text}");
         assert!(
             text.contains(
-                "kapply:   .data.DEBUG            managed by \"kubectl-client-side-apply\""
+                "kapply:   .data.DEBUG            managed by \"kubectl-client-side-apply\" (update)\n"
             ),
             "{text}"
         );
-        assert!(text.contains("followed step by step"), "{text}");
+        assert!(
+            text.contains("\"kubectl\" applies these fields with server-side apply: to apply as that manager, run again with --field-manager kubectl; to take the fields over from it, run again with --force-conflicts"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"kubectl-client-side-apply\" wrote these fields with an update (such as kubectl edit, create or client-side apply): to take them over, run again with --force-conflicts"),
+            "{text}"
+        );
+        assert!(!text.contains("tutorial"), "{text}");
     }
 
     #[test]
@@ -327,7 +444,7 @@ mod tests {
         let text = super::failure(
             &id("v1", "ConfigMap", "x"),
             &failure,
-            5,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         assert_eq!(
@@ -343,7 +460,12 @@ mod tests {
             kube::core::Status::failure("bad value \"hunter2-pw\"", "Invalid").with_code(422),
             None,
         );
-        let text = super::failure(&id("v1", "Secret", "s"), &echo, 5, &scrubber);
+        let text = super::failure(
+            &id("v1", "Secret", "s"),
+            &echo,
+            Duration::from_secs(30),
+            &scrubber,
+        );
         assert!(!text.contains("hunter2"), "{text}");
     }
 
@@ -356,7 +478,7 @@ mod tests {
         let text = super::failure(
             &id("apps/v1", "Deployment", "polls-app"),
             &failure,
-            5,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         assert!(text.contains("spec.selector: Invalid value"), "{text}");
@@ -376,11 +498,11 @@ mod tests {
         let text = super::failure(
             &id("v1", "ConfigMap", "x"),
             &failure,
-            5,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         assert!(
-            text.ends_with("busy (HTTP 503; gave up after 5 retries)\n"),
+            text.ends_with("busy (HTTP 503; gave up after retrying for 30.0s)\n"),
             "{text}"
         );
     }

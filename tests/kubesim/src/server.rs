@@ -169,9 +169,22 @@ pub async fn handle(
     if let Some(latency) = faults.map(|f| f.latency()).filter(|l| !l.is_zero()) {
         tokio::time::sleep(latency).await;
     }
-    if let Some(faults) = faults.filter(|_| !is_watch) {
-        match faults.verdict(method.as_str()) {
+    if let Some(faults) = faults {
+        let verdict = if is_watch {
+            faults.watch_verdict()
+        } else {
+            faults.verdict(method.as_str())
+        };
+        match verdict {
             Verdict::Serve => {}
+            Verdict::Hang => {
+                log(&method, &path, "hang", &caller);
+                // Until the client gives up (dropping this future) or the rule is lifted.
+                while faults.watch_verdict() == Verdict::Hang {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                return Err(ResetConnection);
+            }
             Verdict::Fail(code) => {
                 let response = error_response(&ApiError::injected(code));
                 log(&method, &path, &code.to_string(), &caller);
@@ -192,7 +205,33 @@ pub async fn handle(
         outcome = format!("{outcome} {note}");
     }
     log(&method, &path, &outcome, &caller);
-    Ok(response)
+    match faults.and_then(|f| f.trickle()).filter(|_| !is_watch) {
+        Some(pause) => Ok(trickle(response, pause).await),
+        None => Ok(response),
+    }
+}
+
+/// The same answer, its body sent one byte per `pause`.
+async fn trickle(response: Response<Body>, pause: Duration) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(1);
+    tokio::spawn(async move {
+        for i in 0..bytes.len() {
+            tokio::time::sleep(pause).await;
+            if tx.send(bytes.slice(i..=i)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = streaming(rx);
+    *response.status_mut() = parts.status;
+    *response.headers_mut() = parts.headers;
+    response
 }
 
 /// One line per request, never bodies: `METHOD PATH -> OUTCOME [CALLER]`.
@@ -439,12 +478,16 @@ async fn serve_resource(
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
             let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.create(&t, body, &opts)?;
+            let mut warnings = warnings;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PUT, true) => {
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
             let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.update(&t, body, &opts)?;
+            let mut warnings = warnings;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PATCH, true) => {
@@ -472,6 +515,7 @@ async fn serve_resource(
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
             let (code, obj) = cluster.patch(&t, patch, &opts)?;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::DELETE, named) => {
@@ -546,6 +590,16 @@ fn delete_policy(body: &Value, query: &Query) -> Result<Option<Propagation>, Api
 }
 
 /// Adds one `Warning: 299 - "..."` header per warning, as kube-apiserver does.
+/// Pod Security admission's warning for a pod or workload written in a labelled
+/// namespace (not for status writes).
+fn pod_security(cluster: &Cluster, t: &Target, obj: &Value) -> Option<String> {
+    if t.subresource.is_some() {
+        return None;
+    }
+    let labels = cluster.namespace_labels(t.namespace.as_deref()?);
+    crate::podsecurity::warning(&labels, obj)
+}
+
 fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
     for w in warnings {
         let text = format!(
@@ -721,6 +775,8 @@ fn watch(
     let limit = (!caller.controller)
         .then(|| shared.faults.watch_limit())
         .flatten();
+    // A client under test loses its watches when the server goes down.
+    let faults = (!caller.controller).then(|| shared.faults.clone());
     let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(64);
 
     let expired = |requested: u64, oldest: u64| {
@@ -816,6 +872,7 @@ fn watch(
         }
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         ticker.tick().await;
+        let mut outage = tokio::time::interval(Duration::from_millis(100));
         loop {
             if limit.is_some_and(|l| sent >= l) {
                 cut(sent);
@@ -823,6 +880,12 @@ fn watch(
             }
             tokio::select! {
                 () = &mut deadline => return,
+                _ = outage.tick(), if faults.is_some() => {
+                    if faults.as_ref().is_some_and(|f| f.is_down()) {
+                        log(&Method::GET, &path, "cut (down)", &caller);
+                        return;
+                    }
+                }
                 _ = ticker.tick(), if bookmarks => {
                     if tx.send(bookmark(last_rv, false)).await.is_err() {
                         return;
