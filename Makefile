@@ -22,8 +22,14 @@ ISSUER ?= letsencrypt-staging
 NAMESPACE ?=
 #> REPLICAS=2	Deployment replicas
 REPLICAS ?= 2
+#> HPA=	MIN:MAX[:CPU%]: a HorizontalPodAutoscaler instead of fixed REPLICAS
+HPA ?=
+#> PDB=0	1: a PodDisruptionBudget
+PDB ?= 0
 #> MIGRATE=1	1: run `manage.py migrate` as a Job
 MIGRATE ?= 1
+#> APPLYSET=$(APP)	ApplySet parent (a Secret): deploy prunes what APP no longer has
+APPLYSET ?= $(APP)
 #> OUT=deploy.yaml	file written by `make render` (mode 0600)
 OUT ?= deploy.yaml
 #> TIMEOUT=5m	how long `kapply --wait` and `certwait` wait
@@ -40,7 +46,8 @@ NS_FLAG   := $(if $(NAMESPACE),--namespace $(NAMESPACE))
 SPLIT     := --config DJANGO_ALLOWED_HOSTS --config STATIC_ENDPOINT_URL --config STATIC_BUCKET_NAME \
              --config DJANGO_LOGLEVEL --config DEBUG --config DATABASE_ENGINE --secret '*'
 GEN_FLAGS := --app $(APP) --image $(IMAGE) --host $(HOST) --issuer $(ISSUER) \
-             --replicas $(REPLICAS) $(if $(filter 1,$(MIGRATE)),--migrate) $(NS_FLAG)
+             $(if $(HPA),--hpa $(HPA),--replicas $(REPLICAS)) $(if $(filter 1,$(PDB)),--pdb) \
+             $(if $(filter 1,$(MIGRATE)),--migrate) $(NS_FLAG)
 
 # envsplit | secretgen | manifest-gen: the whole manifest set on stdout.
 define RENDER
@@ -50,7 +57,7 @@ envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) \
 endef
 
 .PHONY: help build test test-deps lint fmt install completions man bench config \
-        render deploy diff issuers wait-cert promote demo
+        render deploy diff destroy issuers wait-cert promote demo
 
 help: ## list targets and variables
 	@echo "kpipe targets:"
@@ -116,23 +123,31 @@ render: ## write the whole manifest set to OUT (0600: it holds Secrets), no clus
 
 # Rendering finishes before anything is applied: a failing stage (bad env file, bad
 # flag) stops the target with that stage's message and nothing reaches the cluster.
+# One ApplySet per app: what the render no longer has (an HPA or PDB dropped, the
+# migrate Job of an older image or config) is pruned once everything else applied.
 # The certificate is waited for only once the rollout is ready: a failed rollout ends
 # the target with kapply's diagnosis alone.
-deploy: ## render, apply (server-side), wait for the rollout (migration first), then the TLS certificate
+deploy: ## render, apply (server-side), prune what APP dropped, wait for the rollout (migration first), then the TLS certificate
 	@umask 077
 	tmp=$$(mktemp)
 	live=$$(mktemp)
 	trap 'rm -f "$$tmp" "$$live"' EXIT
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
+	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
 	certwait $(NS_FLAG) --timeout $(TIMEOUT) < "$$live"
 
-diff: ## show what deploy would change in the cluster (applies nothing)
+diff: ## show what deploy would change and prune in the cluster (applies nothing)
 	@umask 077
 	tmp=$$(mktemp)
 	trap 'rm -f "$$tmp"' EXIT
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) --diff -f "$$tmp"
+	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --diff -f "$$tmp"
+
+# The certificate's Secret is cert-manager's, outside the set: it goes too, so that
+# nothing of the app is left (a new deploy then issues a new certificate).
+destroy: ## delete everything deploy made for APP (and its certificate), and wait until gone
+	@kapply $(NS_FLAG) --applyset $(APPLYSET) --delete-all
+	kubectl $(NS_FLAG) delete secret $(APP)-tls --ignore-not-found --wait
 
 # The issuers are declared here: they take over issuers made by hand (--force-conflicts).
 issuers: ## apply the letsencrypt-staging and letsencrypt-prod ClusterIssuers (needs EMAIL=you@example.com)

@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use kpipe_core::api::{RetryPolicy, Stopped};
 use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
-use kube::core::params::{GetParams, ListParams, Patch, PatchParams};
+use kube::core::params::{DeleteParams, GetParams, ListParams, Patch, PatchParams};
 use kube::core::{ApiResource, DynamicObject, Request, Resource};
 use serde_json::Value;
 use std::future::Future;
@@ -134,6 +134,17 @@ impl Caller {
         namespace: Option<&str>,
         what: &str,
     ) -> Result<Vec<Value>, Failure> {
+        self.list_selected(resource, namespace, None, what).await
+    }
+
+    /// As [`Caller::list`], only the objects a label selector matches.
+    pub async fn list_selected(
+        &self,
+        resource: &ApiResource,
+        namespace: Option<&str>,
+        labels: Option<&str>,
+        what: &str,
+    ) -> Result<Vec<Value>, Failure> {
         let mut items = Vec::new();
         let mut token: Option<String> = None;
         loop {
@@ -142,6 +153,9 @@ impl Caller {
                     let mut params = ListParams::default().limit(LIST_PAGE);
                     if let Some(token) = &token {
                         params = params.continue_token(token);
+                    }
+                    if let Some(labels) = labels {
+                        params = params.labels(labels);
                     }
                     let req = Request::new(DynamicObject::url_path(resource, namespace))
                         .list(&params)
@@ -179,6 +193,30 @@ impl Caller {
             self.send(req).await
         })
         .await
+    }
+
+    /// DELETE of one object; the server's answer (a Status, or the object while its
+    /// deletion is pending), `None` when it was already gone.
+    pub async fn delete(
+        &self,
+        target: &Target,
+        params: &DeleteParams,
+        what: &str,
+    ) -> Result<Option<Value>, Failure> {
+        let result = self
+            .retrying(what, || async {
+                let req = target
+                    .request()
+                    .delete(&target.name, params)
+                    .map_err(build_error)?;
+                self.send(req).await
+            })
+            .await;
+        match result {
+            Ok(answer) => Ok(Some(answer)),
+            Err(Failure::Api { status, .. }) if status.code == 404 => Ok(None),
+            Err(other) => Err(other),
+        }
     }
 
     /// Runs `attempt` under kpipe's retry policy and the run's deadline, with a notice

@@ -1,6 +1,6 @@
 //! Flags and help text.
 
-use clap::{Parser, ValueEnum};
+use clap::{ArgGroup, Parser, ValueEnum};
 use kpipe_core::connect::ConnectArgs;
 use kpipe_core::time::parse_duration;
 use std::time::Duration;
@@ -31,6 +31,20 @@ Examples:
   kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
   kapply -f stack.yaml --force-conflicts   # take over fields someone set with kubectl
   kapply -f stack.yaml --wait --timeout 5m # applied AND running, or why not
+  kapply -f stack.yaml --applyset polls --prune   # ... and delete what the stack dropped
+  kapply --applyset polls --delete-all     # remove the whole set and its parent
+
+ApplySets (KEP-3659, as `KUBECTL_APPLYSET=true kubectl apply --prune --applyset`):
+--applyset NAME names a parent object, a Secret in the -n namespace (or
+RESOURCE[.GROUP]/NAME: configmaps/polls, or a custom resource whose CRD is labelled
+applyset.kubernetes.io/is-parent-type). Every applied object gets the label
+applyset.kubernetes.io/part-of=ID; the parent records the set's kinds and namespaces.
+With --prune, once every object applied, the set's objects the input no longer has
+are deleted, last rank first (`configmap/old pruned`). Only objects carrying the set's
+label are ever deleted; if anything fails to apply, nothing is pruned. --dry-run=server
+and --diff list what would be pruned. A set made by another tool (kubectl, ...) is
+refused unless --force-applyset. The same parent gives kubectl and kapply the same id,
+so `kubectl get all -l applyset.kubernetes.io/part-of=ID` lists the set.
 
 Exit codes:
   0    every object applied (or checked, or diffed); with --wait, and ready
@@ -46,6 +60,7 @@ Exit codes:
 /// Server-side apply of a manifest stream: ordered, parallel, retrying.
 #[derive(Parser, Debug)]
 #[command(name = "kapply", version, about, long_about = LONG_ABOUT)]
+#[command(group(ArgGroup::new("set_action").args(["prune", "delete_all"])))]
 pub struct Args {
     /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted), http(s) URL or -
     /// for stdin; repeatable. Default: stdin.
@@ -120,6 +135,27 @@ pub struct Args {
     /// with --wait, this bounds the wait too.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
     pub timeout: Duration,
+
+    /// The ApplySet the input makes up: NAME (a Secret in the -n namespace) or
+    /// RESOURCE[.GROUP]/NAME, as kubectl's --applyset takes it. Needs --prune or
+    /// --delete-all.
+    #[arg(long, value_name = "[RESOURCE[.GROUP]/]NAME", requires = "set_action")]
+    pub applyset: Option<String>,
+
+    /// Delete the objects of --applyset that the input no longer has, once every
+    /// object applied.
+    #[arg(long, requires = "applyset")]
+    pub prune: bool,
+
+    /// Delete every object of --applyset and then its parent, last rank first, and
+    /// wait until they are gone (within --timeout). Reads no input.
+    #[arg(long, requires = "applyset", conflicts_with_all = ["files", "prune", "diff", "output"])]
+    pub delete_all: bool,
+
+    /// Change an ApplySet another tool made (its applyset.kubernetes.io/tooling says
+    /// so), making it kapply's.
+    #[arg(long, requires = "applyset")]
+    pub force_applyset: bool,
 
     #[command(flatten)]
     pub connect: ConnectArgs,

@@ -34,6 +34,25 @@ pub fn unified(id: &ObjectId, live: Option<&Value>, merged: &Value) -> String {
         .to_string()
 }
 
+/// The diff of an object a prune deletes: every live line removed, Secret values
+/// masked.
+pub fn removal(id: &ObjectId, live: &Value) -> String {
+    let mut live = comparable(live);
+    if is_secret(&live) {
+        kpipe_core::redact::mask_secret(&mut live);
+    }
+    let place = match &id.namespace {
+        Some(ns) => format!("{ns}/{}", kubectl_name(id)),
+        None => kubectl_name(id),
+    };
+    let old = kpipe_core::yaml::to_string(&live);
+    TextDiff::from_lines(old.as_str(), "")
+        .unified_diff()
+        .context_radius(3)
+        .header(&format!("live/{place}"), &format!("merged/{place}"))
+        .to_string()
+}
+
 /// The object without what applying it cannot change but controllers keep moving
 /// (status, and the resourceVersion their writes bump), nor bookkeeping.
 fn comparable(object: &Value) -> Value {
@@ -150,6 +169,12 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("   USER: \"<redacted>\"\n"), "{text}");
+        let pruned = removal(&id("Secret"), &live);
+        assert!(pruned.contains("-  PW: \"<redacted>\"\n"), "{pruned}");
+        assert!(
+            !pruned.contains("b2xk") && !pruned.contains("\n+ "),
+            "{pruned}"
+        );
         let created = unified(&id("Secret"), None, &merged);
         assert!(
             created.contains("+  PW: \"<redacted>\"\n") && !created.contains("bmV3"),

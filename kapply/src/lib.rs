@@ -9,6 +9,7 @@
 
 mod api;
 mod apply;
+mod applyset;
 mod cli;
 mod diagnose;
 mod diff;
@@ -27,7 +28,9 @@ pub use cli::{Args, DryRun, Output};
 
 use api::Caller;
 use apply::{Outcome, Run};
-use discover::InputCrd;
+use applyset::{ApplySet, Member, Removal};
+use discover::{InputCrd, Resolved};
+use indicatif::ProgressBar;
 use kpipe_core::api::RetryPolicy;
 use kpipe_core::interrupt::Interrupt;
 use kpipe_core::redact::{Scrubber, mask_secret};
@@ -36,10 +39,14 @@ use kube::core::params::PatchParams;
 use order::Rank;
 use report::FailureKind;
 use serde_json::Value;
+use std::collections::HashSet;
 use std::io::IsTerminal;
 use tokio::time::Instant;
 
 pub async fn run(args: Args) -> Result<()> {
+    if args.delete_all {
+        return delete_all(args).await;
+    }
     let mut docs = input::read_all(&args.files, args.recursive).await?;
     if let Some(selector) = &args.selector {
         let selector = input::Selector::parse(selector)?;
@@ -73,7 +80,7 @@ pub async fn run(args: Args) -> Result<()> {
 
     let crds = InputCrd::of(&docs);
     let resolved = discover::resolve(&caller, &docs, &crds, &connection.server).await?;
-    let items = plan::plan(
+    let mut items = plan::plan(
         docs,
         resolved,
         &crds,
@@ -82,6 +89,34 @@ pub async fn run(args: Args) -> Result<()> {
     )?;
 
     let dry_run = args.dry_run == DryRun::Server || args.diff;
+    let set = match &args.applyset {
+        Some(spec) => {
+            let set =
+                ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;
+            for item in &mut items {
+                set.label(&item.id, &mut item.body)?;
+            }
+            Some(set)
+        }
+        None => None,
+    };
+    let members: Vec<Member> = items
+        .iter()
+        .map(|item| {
+            let (Resolved::Served { resource, scope }
+            | Resolved::Pending {
+                resource, scope, ..
+            }) = &item.resolved;
+            Member {
+                id: item.id.clone(),
+                resource: resource.clone(),
+                scope: scope.clone(),
+            }
+        })
+        .collect();
+    if let Some(set) = &set {
+        set.widen(&caller, &members, dry_run).await?;
+    }
     let mut params = PatchParams::apply(&args.field_manager);
     if args.force_conflicts {
         params = params.force();
@@ -104,7 +139,7 @@ pub async fn run(args: Args) -> Result<()> {
         input_namespaces,
         interrupt: Interrupt::install()?,
     };
-    let total = items.len();
+    let mut total = items.len();
     let ids: Vec<ObjectId> = {
         let mut sorted: Vec<&plan::Item> = items.iter().collect();
         sorted.sort_by_key(|i| i.position);
@@ -129,13 +164,33 @@ pub async fn run(args: Args) -> Result<()> {
         _ => None,
     };
 
-    let failures: Vec<FailureKind> = outcomes
+    let mut failures: Vec<FailureKind> = outcomes
         .iter()
         .filter_map(|o| match o {
             Outcome::Failed(f) => Some(FailureKind::of(f)),
             _ => None,
         })
         .collect();
+    if let Some(set) = set.as_ref().filter(|_| args.prune) {
+        if failures.is_empty() {
+            let removal = Removal {
+                caller: &run.caller,
+                dry_run,
+                diff: args.diff,
+                lines: args.output.is_none(),
+                concurrency: run.concurrency,
+                crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
+            };
+            let failed = applyset::prune(set, &removal, &members).await?;
+            total += failed.len();
+            failures.extend(report_failed(&run.caller, &failed, &run.scrubber));
+        } else {
+            run.caller.say(&format!(
+                "kapply: nothing pruned from {}: not every object applied\n",
+                set.id
+            ));
+        }
+    }
     let skipped = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Skipped(_)))
@@ -200,6 +255,64 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let summary = report::summary(&failures, total, dry_run);
     if failures.contains(&FailureKind::TimedOut) {
+        Err(Error::Timeout(summary))
+    } else {
+        Err(Error::Summary(summary))
+    }
+}
+
+/// Reports each object a prune or delete could not remove; their kinds for the summary.
+fn report_failed(
+    caller: &Caller,
+    failed: &applyset::Failed,
+    scrubber: &Scrubber,
+) -> Vec<FailureKind> {
+    failed
+        .iter()
+        .map(|(id, failure)| {
+            caller.say(&report::failure(
+                id,
+                failure,
+                caller.retry_budget(),
+                scrubber,
+            ));
+            FailureKind::of(failure)
+        })
+        .collect()
+}
+
+/// `--delete-all`: the whole set and its parent, nothing read from the input.
+async fn delete_all(args: Args) -> Result<()> {
+    let spec = args.applyset.as_deref().expect("clap requires --applyset");
+    let connection = args.connect.connect().await?;
+    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let caller = Caller::new(
+        connection.client.clone(),
+        RetryPolicy::new(args.retry_for),
+        deadline,
+        Scrubber::default(),
+        ProgressBar::hidden(),
+    );
+    let set = ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;
+    let removal = Removal {
+        caller: &caller,
+        dry_run: args.dry_run == DryRun::Server,
+        diff: false,
+        lines: true,
+        concurrency: args.concurrency.into(),
+        crd_groups: HashSet::new(),
+    };
+    let failed = applyset::delete_all(&set, &removal).await?;
+    if failed.is_empty() {
+        return Ok(());
+    }
+    let kinds = report_failed(&caller, &failed, &Scrubber::default());
+    let summary = format!(
+        "{} objects of {} not deleted; its parent keeps track of them",
+        failed.len(),
+        set.id
+    );
+    if kinds.contains(&FailureKind::TimedOut) {
         Err(Error::Timeout(summary))
     } else {
         Err(Error::Summary(summary))

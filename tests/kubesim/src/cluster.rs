@@ -82,6 +82,58 @@ impl WriteOptions {
     }
 }
 
+/// How a deletion treats the objects whose ownerReferences name the deleted one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Propagation {
+    Background,
+    Foreground,
+    Orphan,
+}
+
+impl Propagation {
+    /// `propagationPolicy` as DeleteOptions spell it.
+    pub fn parse(text: &str) -> Result<Propagation, ApiError> {
+        match text {
+            "Background" => Ok(Propagation::Background),
+            "Foreground" => Ok(Propagation::Foreground),
+            "Orphan" => Ok(Propagation::Orphan),
+            other => Err(ApiError::bad_request(format!(
+                "propagationPolicy: Unsupported value: {other:?}: supported values: \"Foreground\", \"Background\", \"Orphan\""
+            ))),
+        }
+    }
+
+    /// What the server does without a policy: batch/v1 Jobs (and ReplicationControllers)
+    /// keep the old orphaning default, which is why kubectl always sends Background.
+    fn default_for(rt: &ResourceType) -> Propagation {
+        let legacy = !rt.custom
+            && ((rt.group == "batch" && rt.plural == "jobs")
+                || (rt.group.is_empty() && rt.plural == "replicationcontrollers"));
+        if legacy {
+            Propagation::Orphan
+        } else {
+            Propagation::Background
+        }
+    }
+
+    fn finalizer(self) -> Option<&'static str> {
+        match self {
+            Propagation::Background => None,
+            Propagation::Foreground => Some("foregroundDeletion"),
+            Propagation::Orphan => Some("orphan"),
+        }
+    }
+}
+
+/// Work a deletion leaves to the garbage collector.
+#[derive(Debug, Clone)]
+pub struct Garbage {
+    /// The deleted owner (still stored, with a finalizer, unless Background).
+    key: Key,
+    uid: String,
+    policy: Propagation,
+}
+
 /// The body of a PATCH, by content type.
 pub enum Patch {
     Apply(Value),
@@ -422,13 +474,15 @@ impl Cluster {
         }
     }
 
-    /// DELETE on a collection: every object the selector matches, answered as a list.
+    /// DELETE on a collection: every object the selector matches, answered as a list,
+    /// with the garbage collection each deletion leaves to do.
     pub fn delete_collection(
         &self,
         t: &Target,
         selector: &Selector,
         opts: &WriteOptions,
-    ) -> Result<Value, ApiError> {
+        policy: Option<Propagation>,
+    ) -> Result<(Value, Vec<Garbage>), ApiError> {
         let names: Vec<String> = self.list(t, selector, &Page::default())?["items"]
             .as_array()
             .map(|items| {
@@ -439,35 +493,91 @@ impl Cluster {
             })
             .unwrap_or_default();
         let mut deleted = Vec::new();
+        let mut garbage = Vec::new();
         for name in names {
             let one = Target {
                 name: Some(name),
                 ..t.clone()
             };
             let object = self.get(&one)?;
-            self.delete(&one, opts)?;
+            let (_, work) = self.delete(&one, opts, policy)?;
+            garbage.extend(work);
             deleted.push(object);
         }
-        Ok(json!({
+        let list = json!({
             "kind": t.rt.list_kind,
             "apiVersion": t.rt.api_version(),
             "metadata": {"resourceVersion": self.resource_version().to_string()},
             "items": deleted,
-        }))
+        });
+        Ok((list, garbage))
     }
 
-    pub fn delete(&self, t: &Target, opts: &WriteOptions) -> Result<Value, ApiError> {
+    /// DELETE of one object, as the real server answers it: removed at once (a
+    /// Status) with Background propagation, or marked with a deletionTimestamp and the
+    /// `foregroundDeletion` or `orphan` finalizer (the object) for the garbage
+    /// collector to finish. The collector's work comes back as [`Garbage`] for
+    /// [`Cluster::collect`], which the server runs a moment later, as the
+    /// controller-manager would.
+    pub fn delete(
+        &self,
+        t: &Target,
+        opts: &WriteOptions,
+        policy: Option<Propagation>,
+    ) -> Result<(Value, Option<Garbage>), ApiError> {
         let name = t.name.clone().unwrap_or_default();
         let mut store = self.lock();
         let key = t.key(&name);
         let Some(old) = store.get(&key).cloned() else {
             return Err(ApiError::not_found(&t.rt, &name));
         };
-        if opts.dry_run {
-            return Ok(status::deleted(&t.rt, &name, &old["metadata"]["uid"]));
+        if old["metadata"].get("deletionTimestamp").is_some() {
+            // Already being deleted: the same answer again, nothing new to do.
+            return Ok((old, None));
         }
+        let uid = old["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         let is_crd = t.rt.group == "apiextensions.k8s.io" && !t.rt.custom;
         let is_namespace = t.rt.plural == "namespaces" && t.rt.group.is_empty();
+        let policy = policy.unwrap_or_else(|| Propagation::default_for(&t.rt));
+        let held = old["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if !is_crd && !is_namespace && policy == Propagation::Background && held {
+            // Finalizers hold it: marked now, removed when the last one is taken off.
+            let mut marked = old.clone();
+            marked["metadata"]["deletionTimestamp"] = json!(now());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            if opts.dry_run {
+                return Ok((marked, None));
+            }
+            return Ok((store.put(key, marked), None));
+        }
+        if !is_crd && !is_namespace && policy != Propagation::Background {
+            let mut marked = old.clone();
+            marked["metadata"]["deletionTimestamp"] = json!(now());
+            marked["metadata"]["deletionGracePeriodSeconds"] = json!(0);
+            let finalizer = policy.finalizer().expect("not background");
+            let finalizers = marked["metadata"]["finalizers"]
+                .as_array()
+                .cloned()
+                .unwrap_or_default();
+            if !finalizers.iter().any(|f| f == finalizer) {
+                let mut finalizers = finalizers;
+                finalizers.push(json!(finalizer));
+                marked["metadata"]["finalizers"] = Value::Array(finalizers);
+            }
+            if opts.dry_run {
+                return Ok((marked, None));
+            }
+            let stored = store.put(key.clone(), marked);
+            return Ok((stored, Some(Garbage { key, uid, policy })));
+        }
+        if opts.dry_run {
+            return Ok((status::deleted(&t.rt, &name, &old["metadata"]["uid"]), None));
+        }
         if is_crd || is_namespace {
             // What the namespace and CRD finalizers do, at once: their objects go first.
             let group = old["spec"]["group"]
@@ -498,11 +608,24 @@ impl Cluster {
             let mut terminating = removed;
             terminating["metadata"]["deletionTimestamp"] = json!(now());
             terminating["status"]["phase"] = json!("Terminating");
-            return Ok(terminating);
+            return Ok((terminating, None));
         }
-        Ok(status::deleted(&t.rt, &name, &removed["metadata"]["uid"]))
+        let garbage =
+            (!store.dependents_of(&uid).is_empty()).then_some(Garbage { key, uid, policy });
+        Ok((
+            status::deleted(&t.rt, &name, &removed["metadata"]["uid"]),
+            garbage,
+        ))
     }
 
+    /// The garbage collector's part of a deletion: dependents of a deleted owner are
+    /// deleted (Background, Foreground: depth first, before the owner goes) unless
+    /// another owner of theirs still exists, or freed of the reference (Orphan); then
+    /// an owner waiting on its finalizer is removed.
+    pub fn collect(&self, garbage: &Garbage) {
+        let mut store = self.lock();
+        collect(&mut store, garbage);
+    }
     /// Writes every object of a saved state (used by `--state`).
     pub fn restore(&self, objects: Vec<(Key, Value)>) {
         self.lock().restore(objects)
@@ -682,6 +805,111 @@ impl Cluster {
     }
 }
 
+fn collect(store: &mut Store, garbage: &Garbage) {
+    for dependent in store.dependents_of(&garbage.uid) {
+        let Some(mut object) = store.get(&dependent).cloned() else {
+            continue;
+        };
+        let Some(refs) = object["metadata"]["ownerReferences"].as_array_mut() else {
+            continue;
+        };
+        let other_owner_lives = refs
+            .iter()
+            .filter(|r| r["uid"] != garbage.uid.as_str())
+            .filter_map(|r| r["uid"].as_str())
+            .any(|uid| store.key_of_uid(uid).is_some());
+        if garbage.policy == Propagation::Orphan || other_owner_lives {
+            refs.retain(|r| r["uid"] != garbage.uid.as_str());
+            if refs.is_empty() {
+                object["metadata"]
+                    .as_object_mut()
+                    .expect("metadata is a map")
+                    .remove("ownerReferences");
+            }
+            store.put(dependent, object);
+            continue;
+        }
+        let held = object["metadata"]["finalizers"]
+            .as_array()
+            .is_some_and(|f| !f.is_empty());
+        if held {
+            // Its own finalizers keep it (and a Foreground owner) until they are done.
+            if object["metadata"].get("deletionTimestamp").is_none() {
+                object["metadata"]["deletionTimestamp"] = json!(now());
+                store.put(dependent, object);
+            }
+            continue;
+        }
+        let uid = object["metadata"]["uid"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        // A dependent with dependents of its own goes the same way, depth first.
+        collect(
+            store,
+            &Garbage {
+                key: dependent.clone(),
+                uid,
+                policy: Propagation::Background,
+            },
+        );
+        store.remove(&dependent);
+    }
+    if garbage.policy == Propagation::Foreground && !store.dependents_of(&garbage.uid).is_empty() {
+        // Waits for a dependent's finalizers; see [`finish_foreground`].
+        return;
+    }
+    release(store, &garbage.key, &garbage.uid, garbage.policy);
+}
+
+/// Drops the owner's deletion finalizer; the owner goes when none is left.
+fn release(store: &mut Store, key: &Key, uid: &str, policy: Propagation) {
+    let Some(finalizer) = policy.finalizer() else {
+        return;
+    };
+    let Some(mut owner) = store.get(key).cloned() else {
+        return;
+    };
+    if owner["metadata"]["uid"] != uid {
+        return;
+    }
+    let Some(finalizers) = owner["metadata"]["finalizers"].as_array_mut() else {
+        store.remove(key);
+        return;
+    };
+    finalizers.retain(|f| f != finalizer);
+    if finalizers.is_empty() {
+        store.remove(key);
+    } else {
+        // Someone else's finalizer still holds it.
+        store.put(key.clone(), owner);
+    }
+}
+
+/// After `removed` went: an owner deleted in the foreground that was waiting for it
+/// and has no dependents left goes too.
+fn finish_foreground(store: &mut Store, removed: &Value) {
+    let owners: Vec<String> = removed["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str().map(String::from))
+        .collect();
+    for uid in owners {
+        let Some(key) = store.key_of_uid(&uid).cloned() else {
+            continue;
+        };
+        let waiting = store.get(&key).is_some_and(|o| {
+            o["metadata"]["finalizers"]
+                .as_array()
+                .is_some_and(|f| f.iter().any(|f| f == "foregroundDeletion"))
+        });
+        if waiting && store.dependents_of(&uid).is_empty() {
+            release(store, &key, &uid, Propagation::Foreground);
+        }
+    }
+}
+
 fn random_suffix() -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
@@ -840,6 +1068,10 @@ fn commit(
         .map(|o| o["metadata"]["uid"].clone())
         .unwrap_or_else(|| json!(uuid()));
     object["metadata"]["uid"] = uid;
+    // Being deleted stays being deleted, whatever a write says.
+    if let Some(since) = old.and_then(|o| o["metadata"].get("deletionTimestamp")) {
+        object["metadata"]["deletionTimestamp"] = since.clone();
+    }
     rules::fold_secret_string_data(rt, &mut object)?;
     rules::apply_defaults(rt, &mut object);
     if rt.group == "apiextensions.k8s.io" && !rt.custom {
@@ -885,6 +1117,28 @@ fn commit(
     let code = if old.is_some() { 200 } else { 201 };
     if dry_run {
         return Ok((code, object.clone()));
+    }
+    let finalized = object["metadata"].get("deletionTimestamp").is_some()
+        && object["metadata"]["finalizers"]
+            .as_array()
+            .is_none_or(Vec::is_empty);
+    if finalized {
+        // The last finalizer is gone: the deletion completes.
+        if let Some(removed) = store.remove(key) {
+            finish_foreground(store, &removed);
+            // Its own dependents are garbage now (none are left after a Foreground
+            // or Orphan deletion).
+            let uid = removed["metadata"]["uid"].as_str().unwrap_or_default();
+            collect(
+                store,
+                &Garbage {
+                    key: key.clone(),
+                    uid: uid.to_string(),
+                    policy: Propagation::Background,
+                },
+            );
+        }
+        return Ok((code, object));
     }
     let stored = store.put(key.clone(), object);
     Ok((code, stored.clone()))

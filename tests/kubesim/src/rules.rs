@@ -189,6 +189,7 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
     if is(rt, "", "configmaps") || is(rt, "", "secrets") {
         config_key_causes(obj, &mut causes);
     }
+    annotation_causes(&obj["metadata"]["annotations"], &mut causes);
     if is(rt, "apiextensions.k8s.io", "customresourcedefinitions") {
         let spec = &obj["spec"];
         let expected = format!(
@@ -397,6 +398,35 @@ fn label_causes(labels: &Value, causes: &mut Vec<Cause>) {
                 &why,
             ));
         }
+    }
+}
+
+/// The most bytes metadata.annotations may hold, keys and values together.
+const MAX_ANNOTATION_BYTES: usize = 256 * 1024;
+
+/// metadata.annotations as ValidateAnnotations checks them: each key a qualified name
+/// (compared lower-cased), and all of them together at most 256 KiB.
+fn annotation_causes(annotations: &Value, causes: &mut Vec<Cause>) {
+    let Some(annotations) = annotations.as_object() else {
+        return;
+    };
+    let mut size = 0;
+    for (key, value) in annotations {
+        for why in qualified_name_errors(&key.to_lowercase()) {
+            causes.push(Cause::invalid(
+                "metadata.annotations",
+                &format!("{key:?}"),
+                &why,
+            ));
+        }
+        size += key.len() + value.as_str().map_or(0, str::len);
+    }
+    if size > MAX_ANNOTATION_BYTES {
+        causes.push(Cause {
+            reason: "FieldValueTooLong",
+            message: format!("Too long: must have at most {MAX_ANNOTATION_BYTES} bytes"),
+            field: "metadata.annotations".into(),
+        });
     }
 }
 

@@ -14,7 +14,7 @@ use hyper::body::{Frame, Incoming};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::cluster::{Cluster, Page, Patch, Target, WriteOptions};
+use crate::cluster::{Cluster, Page, Patch, Propagation, Target, WriteOptions};
 use crate::faults::{Faults, Verdict};
 use crate::kinds::ResourceType;
 use crate::select::Selector;
@@ -526,32 +526,73 @@ async fn serve_resource(
         }
         (Method::DELETE, named) => {
             let bytes = read_body(req).await?;
-            // kubectl sends dryRun in a DeleteOptions body rather than the query.
-            let body_dry_run = serde_json::from_slice::<Value>(&bytes)
-                .map(|b| {
-                    b["dryRun"]
-                        .as_array()
-                        .is_some_and(|a| a.iter().any(|v| v == "All"))
-                })
-                .unwrap_or(false);
+            // kubectl and kube-rs send DeleteOptions in the body; the query may too.
+            let body: Value = if bytes.iter().all(u8::is_ascii_whitespace) {
+                Value::Null
+            } else {
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    ApiError::bad_request(format!(
+                        "the body of the request could not be decoded: {e}"
+                    ))
+                })?
+            };
+            let body_dry_run = body["dryRun"]
+                .as_array()
+                .is_some_and(|a| a.iter().any(|v| v == "All"));
             let opts = WriteOptions {
                 dry_run: opts.dry_run || body_dry_run,
                 ..opts
             };
-            if named {
-                return Ok(json_response(200, &cluster.delete(&t, &opts)?));
+            let policy = delete_policy(&body, &query)?;
+            let (answer, garbage) = if named {
+                let (answer, garbage) = cluster.delete(&t, &opts, policy)?;
+                (answer, Vec::from_iter(garbage))
+            } else {
+                if t.rt.plural == "namespaces" && !t.rt.custom {
+                    return Err(ApiError::method_not_allowed());
+                }
+                let selector =
+                    Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
+                cluster.delete_collection(&t, &selector, &opts, policy)?
+            };
+            if !garbage.is_empty() {
+                let cluster = shared.cluster.clone();
+                tokio::spawn(async move {
+                    // The garbage collector acts a moment after the deletion, not in it.
+                    tokio::time::sleep(GC_DELAY).await;
+                    for work in &garbage {
+                        cluster.collect(work);
+                    }
+                });
             }
-            if t.rt.plural == "namespaces" && !t.rt.custom {
-                return Err(ApiError::method_not_allowed());
-            }
-            let selector = Selector::parse(query.get("labelSelector"), query.get("fieldSelector"))?;
-            Ok(json_response(
-                200,
-                &cluster.delete_collection(&t, &selector, &opts)?,
-            ))
+            Ok(json_response(200, &answer))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
+}
+
+/// How long after a deletion the simulated garbage collector deletes its dependents.
+const GC_DELAY: Duration = Duration::from_millis(50);
+
+/// The propagation policy of a DELETE: DeleteOptions' `propagationPolicy`, or the old
+/// `orphanDependents`, from the body or else the query; None for the resource's default.
+fn delete_policy(body: &Value, query: &Query) -> Result<Option<Propagation>, ApiError> {
+    if let Some(policy) = body["propagationPolicy"]
+        .as_str()
+        .or_else(|| query.get("propagationPolicy"))
+    {
+        return Propagation::parse(policy).map(Some);
+    }
+    let orphan = body["orphanDependents"]
+        .as_bool()
+        .or_else(|| query.get("orphanDependents").map(|v| v == "true"));
+    Ok(orphan.map(|o| {
+        if o {
+            Propagation::Orphan
+        } else {
+            Propagation::Background
+        }
+    }))
 }
 
 /// Adds one `Warning: 299 - "..."` header per warning, as kube-apiserver does.

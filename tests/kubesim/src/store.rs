@@ -2,7 +2,7 @@
 //! a bounded history of changes for watches to resume from, and a broadcast of new
 //! changes to the open watches.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::ops::Bound;
 use std::sync::Arc;
 
@@ -38,6 +38,11 @@ pub struct Event {
 
 pub struct Store {
     objects: BTreeMap<Key, Value>,
+    /// Owner uid -> the objects whose ownerReferences name it: what the garbage
+    /// collector's graph is to the real cluster, kept so deletes need no full scan.
+    dependents: HashMap<String, BTreeSet<Key>>,
+    /// uid -> where that object is, for the collector's "does the owner still exist".
+    uids: HashMap<String, Key>,
     rv: u64,
     history: VecDeque<Arc<Event>>,
     /// Watches from a resourceVersion below this one have missed changes.
@@ -56,6 +61,8 @@ impl Store {
         let (tx, _) = broadcast::channel(HISTORY_LIMIT);
         Store {
             objects: BTreeMap::new(),
+            dependents: HashMap::new(),
+            uids: HashMap::new(),
             rv: 1,
             history: VecDeque::new(),
             oldest: 1,
@@ -123,7 +130,11 @@ impl Store {
     pub fn put(&mut self, key: Key, mut object: Value) -> Value {
         self.rv += 1;
         object["metadata"]["resourceVersion"] = Value::from(self.rv.to_string());
+        self.index_owners(&key, &object, true);
         let previous = self.objects.insert(key.clone(), object.clone());
+        if let Some(previous) = &previous {
+            self.unindex_stale_owners(&key, previous, &object);
+        }
         let kind = if previous.is_some() {
             "MODIFIED"
         } else {
@@ -136,10 +147,57 @@ impl Store {
     /// Removes an object; the DELETED event carries a new resourceVersion.
     pub fn remove(&mut self, key: &Key) -> Option<Value> {
         let mut object = self.objects.remove(key)?;
+        self.index_owners(key, &object, false);
         self.rv += 1;
         object["metadata"]["resourceVersion"] = Value::from(self.rv.to_string());
         self.record("DELETED", key.clone(), object.clone(), None);
         Some(object)
+    }
+
+    /// The objects whose ownerReferences name the owner with `uid`.
+    pub fn dependents_of(&self, uid: &str) -> Vec<Key> {
+        self.dependents
+            .get(uid)
+            .map(|keys| keys.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Where the object with this uid is, if it exists.
+    pub fn key_of_uid(&self, uid: &str) -> Option<&Key> {
+        self.uids.get(uid)
+    }
+
+    fn index_owners(&mut self, key: &Key, object: &Value, add: bool) {
+        if let Some(uid) = object["metadata"]["uid"].as_str() {
+            if add {
+                self.uids.insert(uid.to_string(), key.clone());
+            } else {
+                self.uids.remove(uid);
+            }
+        }
+        for uid in owner_uids(object) {
+            if add {
+                self.dependents.entry(uid).or_default().insert(key.clone());
+            } else if let Some(keys) = self.dependents.get_mut(&uid) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.dependents.remove(&uid);
+                }
+            }
+        }
+    }
+
+    /// Drops the index entries of owners an update took out of ownerReferences.
+    fn unindex_stale_owners(&mut self, key: &Key, previous: &Value, object: &Value) {
+        let now: BTreeSet<String> = owner_uids(object).collect();
+        for uid in owner_uids(previous).filter(|u| !now.contains(u)) {
+            if let Some(keys) = self.dependents.get_mut(&uid) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.dependents.remove(&uid);
+                }
+            }
+        }
     }
 
     fn record(&mut self, kind: &'static str, key: Key, object: Value, previous: Option<Value>) {
@@ -190,10 +248,20 @@ impl Store {
                 .and_then(|s| s.parse().ok())
                 .unwrap_or(0);
             self.rv = self.rv.max(rv);
+            self.index_owners(&key, &object, true);
             self.objects.insert(key, object);
         }
         self.compact();
     }
+}
+
+/// The uids an object's ownerReferences name.
+fn owner_uids(object: &Value) -> impl Iterator<Item = String> + '_ {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| r["uid"].as_str().map(String::from))
 }
 
 #[cfg(test)]

@@ -1,0 +1,765 @@
+//! ApplySets (KEP-3659) as kubectl implements them: a parent object (a Secret by
+//! default) labelled with the set's id and annotated with the kinds and namespaces its
+//! members live in; every member labelled `applyset.kubernetes.io/part-of: ID`.
+//!
+//! A run widens the parent's annotations to what is there plus what is coming (so an
+//! interrupted run leaks nothing), applies, deletes the members the input no longer
+//! has, and narrows the annotations to the input. Only objects carrying the set's
+//! label are ever listed, checked again, and deleted; a failed apply deletes nothing.
+
+use crate::api::{Caller, Target};
+use crate::order::{self, Rank};
+use crate::report::kubectl_name;
+use crate::retry::Failure;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use futures::StreamExt;
+use kpipe_core::{Error, ObjectId, Result};
+use kube::core::params::{DeleteParams, PatchParams};
+use kube::core::{ApiResource, GroupVersion};
+use kube::discovery::{self, Scope};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::time::Duration;
+use tokio::time::Instant;
+
+pub const PART_OF: &str = "applyset.kubernetes.io/part-of";
+pub const ID: &str = "applyset.kubernetes.io/id";
+pub const TOOLING: &str = "applyset.kubernetes.io/tooling";
+pub const GROUP_KINDS: &str = "applyset.kubernetes.io/contains-group-kinds";
+pub const NAMESPACES: &str = "applyset.kubernetes.io/additional-namespaces";
+/// What kubectl before 1.27's final design wrote instead of contains-group-kinds.
+const GROUP_RESOURCES: &str = "applyset.kubernetes.io/contains-group-resources";
+/// The label a CRD needs for its kind to be allowed as a parent.
+const PARENT_TYPE: &str = "applyset.kubernetes.io/is-parent-type";
+
+const TOOL: &str = "kapply";
+
+/// `kapply/vX.Y.Z`, the tooling annotation's value.
+fn tooling() -> String {
+    format!("{TOOL}/v{}", env!("CARGO_PKG_VERSION"))
+}
+
+/// The set's id, as the KEP defines it: `applyset-` + unpadded URL-safe base64 of
+/// sha256(`NAME.NAMESPACE.KIND.GROUP`) + `-v1`.
+pub fn id(name: &str, namespace: &str, kind: &str, group: &str) -> String {
+    let digest = Sha256::digest(format!("{name}.{namespace}.{kind}.{group}"));
+    format!("applyset-{}-v1", URL_SAFE_NO_PAD.encode(digest))
+}
+
+/// A kind and its group, written `Kind.group` (`Kind` for the core group).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct GroupKind {
+    pub group: String,
+    pub kind: String,
+}
+
+impl GroupKind {
+    fn parse(text: &str) -> GroupKind {
+        match text.split_once('.') {
+            Some((kind, group)) => GroupKind {
+                group: group.into(),
+                kind: kind.into(),
+            },
+            None => GroupKind {
+                group: String::new(),
+                kind: text.into(),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for GroupKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.group.is_empty() {
+            f.write_str(&self.kind)
+        } else {
+            write!(f, "{}.{}", self.kind, self.group)
+        }
+    }
+}
+
+/// A member of the input: where it lives, as the prune must find it.
+pub struct Member {
+    pub id: ObjectId,
+    pub resource: ApiResource,
+    pub scope: Scope,
+}
+
+impl Member {
+    fn group_kind(&self) -> GroupKind {
+        GroupKind {
+            group: self.id.group().into(),
+            kind: self.id.kind.clone(),
+        }
+    }
+}
+
+/// A kind the set may hold, resolved to its resource.
+#[derive(Clone)]
+struct Kind {
+    resource: ApiResource,
+    scope: Scope,
+}
+
+/// The set and its parent, as found on the server.
+pub struct ApplySet {
+    parent: Target,
+    pub id: String,
+    /// What the parent's annotations say the set holds (before this run).
+    kinds: BTreeSet<GroupKind>,
+    namespaces: BTreeSet<String>,
+    exists: bool,
+}
+
+/// `--applyset` as kubectl reads it: `NAME` (a Secret), or `RESOURCE[.GROUP]/NAME`
+/// where RESOURCE is a plural, singular or kind (`configmaps/x`, `Secret/x`,
+/// `applysets.example.com/x`).
+fn parse_ref(text: &str) -> Result<(String, String, String)> {
+    let (resource, name) = match text.split_once('/') {
+        Some((resource, name)) => (resource, name),
+        None => ("secrets", text),
+    };
+    if name.is_empty() || resource.is_empty() || name.contains('/') {
+        return Err(Error::input(format!(
+            "--applyset {text:?}: expected NAME or RESOURCE[.GROUP]/NAME (e.g. polls, configmaps/polls)"
+        )));
+    }
+    let (resource, group) = resource.split_once('.').unwrap_or((resource, ""));
+    Ok((resource.to_lowercase(), group.to_owned(), name.to_owned()))
+}
+
+impl ApplySet {
+    /// Finds the parent's type through discovery, reads the parent and checks it is
+    /// this tool's set with this id. Another tool's set is refused unless `force`.
+    pub async fn open(caller: &Caller, spec: &str, namespace: &str, force: bool) -> Result<Self> {
+        let (wanted, group, name) = parse_ref(spec)?;
+        let (resource, scope) = parent_type(caller, &wanted, &group, spec).await?;
+        let namespaced = scope == Scope::Namespaced;
+        let custom =
+            !(group.is_empty() && matches!(resource.plural.as_str(), "secrets" | "configmaps"));
+        if custom {
+            check_parent_type(caller, &resource).await?;
+        }
+        let parent = Target {
+            namespace: namespaced.then(|| namespace.to_owned()),
+            name: name.clone(),
+            resource,
+        };
+        let set_id = id(
+            &name,
+            if namespaced { namespace } else { "" },
+            &parent.resource.kind,
+            &parent.resource.group,
+        );
+        let mut set = ApplySet {
+            parent,
+            id: set_id,
+            kinds: BTreeSet::new(),
+            namespaces: BTreeSet::new(),
+            exists: false,
+        };
+        let what = set.describe();
+        let live = caller
+            .get(&set.parent, &what)
+            .await
+            .map_err(|f| Error::runtime(format!("{what}: {}", f.message())))?;
+        if let Some(live) = live {
+            set.exists = true;
+            set.read(&live, force)?;
+        } else if custom {
+            return Err(Error::runtime(format!(
+                "{what} does not exist: a custom resource parent is not created automatically \
+                 (as in kubectl); create it first"
+            )));
+        }
+        if let Some(ns) = &set.parent.namespace {
+            set.namespaces.insert(ns.clone());
+        }
+        Ok(set)
+    }
+
+    /// `applyset secret/polls in namespace default`, for messages.
+    fn describe(&self) -> String {
+        let id = ObjectId {
+            api_version: self.parent.resource.api_version.clone(),
+            kind: self.parent.resource.kind.clone(),
+            namespace: self.parent.namespace.clone(),
+            name: self.parent.name.clone(),
+        };
+        let mut text = format!("applyset {}", kubectl_name(&id));
+        if let Some(ns) = &id.namespace {
+            text.push_str(&format!(" in namespace {ns}"));
+        }
+        text
+    }
+
+    fn parent_id(&self) -> ObjectId {
+        ObjectId {
+            api_version: self.parent.resource.api_version.clone(),
+            kind: self.parent.resource.kind.clone(),
+            namespace: self.parent.namespace.clone(),
+            name: self.parent.name.clone(),
+        }
+    }
+
+    /// Checks the live parent and reads what it says the set holds.
+    fn read(&mut self, live: &Value, force: bool) -> Result<()> {
+        let what = self.describe();
+        let meta = &live["metadata"];
+        let text = |field: &str, key: &str| meta[field][key].as_str().map(str::to_owned);
+        if !force {
+            let refuse = |why: String| {
+                Err(Error::runtime(format!(
+                    "{what}: {why}; kapply changes only sets it made (--force-applyset takes \
+                     this one over)"
+                )))
+            };
+            match text("annotations", TOOLING) {
+                None => {
+                    return refuse(format!(
+                        "the object exists but has no {TOOLING} annotation: it is not an ApplySet parent"
+                    ));
+                }
+                Some(tool) => {
+                    let base = tool.rsplit_once('/').map_or(tool.as_str(), |(b, _)| b);
+                    if base != TOOL {
+                        return refuse(format!("it is managed by {base:?} ({TOOLING}: {tool})"));
+                    }
+                }
+            }
+            match text("labels", ID) {
+                Some(found) if found == self.id => {}
+                Some(found) => {
+                    return refuse(format!(
+                        "its {ID} label is {found:?}, not {:?} as the KEP defines it for this parent",
+                        self.id
+                    ));
+                }
+                None => return refuse(format!("it has no {ID} label")),
+            }
+        }
+        if let Some(kinds) = text("annotations", GROUP_KINDS) {
+            self.kinds = list(&kinds).map(GroupKind::parse).collect();
+        } else if let Some(resources) = text("annotations", GROUP_RESOURCES) {
+            // The older annotation names resources (`deployments.apps`); kinds are
+            // found for them when the set is listed.
+            self.kinds = list(&resources)
+                .map(|r| {
+                    let mut gk = GroupKind::parse(r);
+                    gk.kind = format!("resource:{}", gk.kind);
+                    gk
+                })
+                .collect();
+        }
+        if let Some(namespaces) = text("annotations", NAMESPACES) {
+            self.namespaces = list(&namespaces).map(str::to_owned).collect();
+        }
+        Ok(())
+    }
+
+    /// Adds the set's label to every member. A member that already names another set
+    /// is bad input, as in kubectl.
+    pub fn label(&self, id: &ObjectId, body: &mut Value) -> Result<()> {
+        let labels = body["metadata"]
+            .as_object_mut()
+            .expect("metadata is set by plan")
+            .entry("labels")
+            .or_insert_with(|| json!({}));
+        if !labels.is_object() {
+            *labels = json!({});
+        }
+        match labels[PART_OF].as_str() {
+            Some(other) if other != self.id => Err(Error::input(format!(
+                "{id}: its {PART_OF} label says it belongs to {other}, not to this set ({})",
+                self.id
+            ))),
+            _ => {
+                labels[PART_OF] = json!(self.id);
+                Ok(())
+            }
+        }
+    }
+
+    /// Server-side apply of the parent's label and annotations, by kapply's own field
+    /// manager for sets (as kubectl uses `kubectl-applyset`), forced on a conflict.
+    async fn write_parent(
+        &self,
+        caller: &Caller,
+        kinds: &BTreeSet<GroupKind>,
+        namespaces: &BTreeSet<String>,
+        dry_run: bool,
+    ) -> Result<()> {
+        let own_namespace = self.parent.namespace.as_deref().unwrap_or_default();
+        // Sorted as text, as kubectl writes it (not by group first).
+        let kinds: BTreeSet<String> = kinds.iter().map(ToString::to_string).collect();
+        let kinds: Vec<String> = kinds.into_iter().collect();
+        let namespaces: Vec<&str> = namespaces
+            .iter()
+            .map(String::as_str)
+            .filter(|ns| *ns != own_namespace)
+            .collect();
+        let mut metadata = json!({
+            "name": self.parent.name,
+            "labels": {ID: self.id},
+            "annotations": {
+                TOOLING: tooling(),
+                GROUP_KINDS: kinds.join(","),
+                NAMESPACES: namespaces.join(","),
+            },
+        });
+        if let Some(ns) = &self.parent.namespace {
+            metadata["namespace"] = json!(ns);
+        }
+        let body = json!({
+            "apiVersion": self.parent.resource.api_version,
+            "kind": self.parent.resource.kind,
+            "metadata": metadata,
+        });
+        let mut params = PatchParams::apply(&format!("{TOOL}-applyset")).force();
+        if dry_run {
+            params = params.dry_run();
+        }
+        let what = self.describe();
+        caller
+            .apply(&self.parent, &body, &params, &what)
+            .await
+            .map(|_| ())
+            .map_err(|f| Error::runtime(format!("{what}: updating the parent: {}", f.message())))
+    }
+
+    /// Before applying: the parent covers what the set held and what is coming.
+    pub async fn widen(&self, caller: &Caller, members: &[Member], dry_run: bool) -> Result<()> {
+        let (kinds, namespaces) = self.updated(members);
+        let kinds = kinds.union(&self.kinds).cloned().collect();
+        let namespaces = namespaces.union(&self.namespaces).cloned().collect();
+        self.write_parent(caller, &kinds, &namespaces, dry_run)
+            .await
+    }
+
+    /// After a complete prune: the parent says what the input holds, no more.
+    pub async fn narrow(&self, caller: &Caller, members: &[Member]) -> Result<()> {
+        let (kinds, namespaces) = self.updated(members);
+        self.write_parent(caller, &kinds, &namespaces, false).await
+    }
+
+    fn updated(&self, members: &[Member]) -> (BTreeSet<GroupKind>, BTreeSet<String>) {
+        let kinds = members.iter().map(Member::group_kind).collect();
+        let namespaces = members
+            .iter()
+            .filter(|m| m.scope == Scope::Namespaced)
+            .filter_map(|m| m.id.namespace.clone())
+            .collect();
+        (kinds, namespaces)
+    }
+
+    /// The live members of the set that `keep` does not name, found by one labelled
+    /// LIST per kind and namespace the set may hold (the parent's record and the
+    /// input's), each checked again for the set's label.
+    async fn find_members(
+        &self,
+        caller: &Caller,
+        keep: &[Member],
+        concurrency: usize,
+    ) -> Result<Vec<Live>> {
+        let mut kinds: BTreeMap<GroupKind, Kind> = BTreeMap::new();
+        for member in keep {
+            kinds.entry(member.group_kind()).or_insert_with(|| Kind {
+                resource: member.resource.clone(),
+                scope: member.scope.clone(),
+            });
+        }
+        for gk in &self.kinds {
+            if kinds.contains_key(gk) {
+                continue;
+            }
+            match resolve_kind(caller, gk).await? {
+                Some((found, kind)) => {
+                    kinds.entry(found).or_insert(kind);
+                }
+                None => caller.say(&format!(
+                    "kapply: {}: {gk} is not served any more: nothing of that kind to find\n",
+                    self.describe()
+                )),
+            }
+        }
+        let mut namespaces = self.namespaces.clone();
+        namespaces.extend(
+            keep.iter()
+                .filter(|m| m.scope == Scope::Namespaced)
+                .filter_map(|m| m.id.namespace.clone()),
+        );
+        let mut lists = Vec::new();
+        for kind in kinds.values() {
+            match kind.scope {
+                Scope::Cluster => lists.push((kind, None)),
+                Scope::Namespaced => {
+                    lists.extend(namespaces.iter().map(|ns| (kind, Some(ns.as_str()))));
+                }
+            }
+        }
+        let selector = format!("{PART_OF}={}", self.id);
+        let found: Vec<Result<Vec<Live>>> = futures::stream::iter(lists)
+            .map(|(kind, namespace)| {
+                let selector = &selector;
+                async move {
+                    let what = match namespace {
+                        Some(ns) => {
+                            format!("list of {} in namespace {ns}", kind.resource.plural)
+                        }
+                        None => format!("list of {}", kind.resource.plural),
+                    };
+                    let objects = caller
+                        .list_selected(&kind.resource, namespace, Some(selector), &what)
+                        .await
+                        .map_err(|f| Error::runtime(format!("{what}: {}", f.message())))?;
+                    Ok(objects
+                        .into_iter()
+                        .filter(|o| o["metadata"]["labels"][PART_OF] == self.id.as_str())
+                        .filter_map(|mut object| {
+                            object["apiVersion"] = json!(kind.resource.api_version);
+                            object["kind"] = json!(kind.resource.kind);
+                            let id = ObjectId::of(&object)?;
+                            let target = Target {
+                                resource: kind.resource.clone(),
+                                namespace: id.namespace.clone(),
+                                name: id.name.clone(),
+                            };
+                            Some((id, target, object))
+                        })
+                        .collect())
+                }
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+        let keep: HashSet<(String, String, Option<String>, String)> = keep
+            .iter()
+            .map(|m| {
+                (
+                    m.id.group().to_owned(),
+                    m.id.kind.clone(),
+                    m.id.namespace.clone(),
+                    m.id.name.clone(),
+                )
+            })
+            .collect();
+        let mut members = Vec::new();
+        for list in found {
+            members.extend(list?.into_iter().filter(|(id, _, _)| {
+                !keep.contains(&(
+                    id.group().to_owned(),
+                    id.kind.clone(),
+                    id.namespace.clone(),
+                    id.name.clone(),
+                ))
+            }));
+        }
+        Ok(members)
+    }
+}
+
+/// A live member of the set: who it is, where, and the object as listed.
+type Live = (ObjectId, Target, Value);
+
+/// How a prune or a delete goes.
+pub struct Removal<'a> {
+    pub caller: &'a Caller,
+    pub dry_run: bool,
+    /// Print a diff of each object's removal instead of its line.
+    pub diff: bool,
+    /// Result lines on stdout (else on stderr, when stdout carries objects).
+    pub lines: bool,
+    pub concurrency: usize,
+    /// Groups the input's CRDs define, whose kinds rank as custom.
+    pub crd_groups: HashSet<String>,
+}
+
+impl Removal<'_> {
+    /// Deletes `objects` in reverse apply order, one rank at a time, the objects of a
+    /// rank in parallel, each deletion accepted by the server before the next rank;
+    /// prints `kind/name VERB` for each. The objects that could not be deleted come
+    /// back with why.
+    async fn remove(&self, objects: Vec<Live>, verb: &str) -> Result<Vec<(ObjectId, Failure)>> {
+        let mut ranks: BTreeMap<Rank, Vec<Live>> = BTreeMap::new();
+        for object in objects {
+            let rank = order::rank(object.0.group(), &object.0.kind, &self.crd_groups);
+            ranks.entry(rank).or_default().push(object);
+        }
+        let mut params = DeleteParams::background();
+        params.dry_run = self.dry_run;
+        let suffix = if self.dry_run {
+            " (server dry run)"
+        } else {
+            ""
+        };
+        let mut failed = Vec::new();
+        for (_, mut objects) in ranks.into_iter().rev() {
+            objects.sort_by_key(|(id, _, _)| id.to_string());
+            let results: Vec<_> = futures::stream::iter(&objects)
+                .map(|(id, target, _)| {
+                    let params = &params;
+                    async move { self.caller.delete(target, params, &id.to_string()).await }
+                })
+                .buffered(self.concurrency)
+                .collect()
+                .await;
+            let mut text = String::new();
+            for ((id, _, live), result) in objects.into_iter().zip(results) {
+                match result {
+                    Ok(_) if self.diff => text.push_str(&crate::diff::removal(&id, &live)),
+                    Ok(_) => {
+                        let line = format!("{} {verb}{suffix}\n", kubectl_name(&id));
+                        if self.lines {
+                            text.push_str(&line);
+                        } else {
+                            self.caller.say(&format!("kapply: {line}"));
+                        }
+                    }
+                    Err(failure) => failed.push((id, failure)),
+                }
+            }
+            kpipe_core::write_stdout(&text)?;
+        }
+        Ok(failed)
+    }
+}
+
+/// What a prune left undone.
+pub type Failed = Vec<(ObjectId, Failure)>;
+
+/// Deletes the members of the set the input no longer has, then (all gone) narrows
+/// the parent to the input.
+pub async fn prune(set: &ApplySet, how: &Removal<'_>, members: &[Member]) -> Result<Failed> {
+    let doomed = set
+        .find_members(how.caller, members, how.concurrency)
+        .await?;
+    let failed = how.remove(doomed, "pruned").await?;
+    if failed.is_empty() && !how.dry_run {
+        set.narrow(how.caller, members).await?;
+    }
+    Ok(failed)
+}
+
+/// `--delete-all`: every member of the set, in reverse order, then the parent, then
+/// waits until they are gone (as `kubectl delete` waits).
+pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
+    if !set.exists {
+        how.caller.say(&format!(
+            "kapply: {} does not exist: nothing to delete\n",
+            set.describe()
+        ));
+        return Ok(Vec::new());
+    }
+    let members = set.find_members(how.caller, &[], how.concurrency).await?;
+    let mut targets: Vec<(ObjectId, Target)> = members
+        .iter()
+        .map(|(id, target, _)| (id.clone(), target.clone()))
+        .collect();
+    let mut failed = how.remove(members, "deleted").await?;
+    if !failed.is_empty() {
+        // The parent keeps track of what is left.
+        return Ok(failed);
+    }
+    let parent = (set.parent_id(), set.parent.clone(), Value::Null);
+    targets.push((parent.0.clone(), parent.1.clone()));
+    let removal = Removal {
+        diff: false,
+        crd_groups: HashSet::new(),
+        ..*how
+    };
+    failed.extend(removal.remove(vec![parent], "deleted").await?);
+    if failed.is_empty() && !how.dry_run {
+        failed.extend(wait_gone(how.caller, &targets).await);
+    }
+    Ok(failed)
+}
+
+const POLL: Duration = Duration::from_millis(100);
+/// How long to wait for deletions when no --timeout bounds the run.
+const GONE_WAIT: Duration = Duration::from_secs(120);
+
+/// Polls until each object is gone (what a finalizer or foreground deletion holds).
+async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)]) -> Failed {
+    let until = caller
+        .deadline()
+        .unwrap_or_else(|| Instant::now() + GONE_WAIT);
+    let mut left: Vec<&(ObjectId, Target)> = targets.iter().collect();
+    let mut announced = false;
+    loop {
+        let mut still = Vec::new();
+        for entry in left {
+            match caller.get(&entry.1, &entry.0.to_string()).await {
+                Ok(None) => {}
+                Ok(Some(_)) => still.push(entry),
+                Err(failure) => return vec![(entry.0.clone(), failure)],
+            }
+        }
+        left = still;
+        if left.is_empty() {
+            return Vec::new();
+        }
+        if !announced {
+            caller.say(&format!(
+                "kapply: waiting for {} deleted objects to be gone\n",
+                left.len()
+            ));
+            announced = true;
+        }
+        if Instant::now() + POLL >= until {
+            return left
+                .into_iter()
+                .map(|(id, _)| (id.clone(), Failure::OutOfTime))
+                .collect();
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn list(text: &str) -> impl Iterator<Item = &str> {
+    text.split(',').map(str::trim).filter(|s| !s.is_empty())
+}
+
+/// The resource of a parent type through discovery: its group's preferred version,
+/// the resource named by plural, singular or kind.
+async fn parent_type(
+    caller: &Caller,
+    wanted: &str,
+    group: &str,
+    spec: &str,
+) -> Result<(ApiResource, Scope)> {
+    let found = if group.is_empty() {
+        discovery::pinned_group(caller.client(), &GroupVersion::gv("", "v1")).await
+    } else {
+        discovery::group(caller.client(), group).await
+    }
+    .map_err(|e| Error::runtime(format!("--applyset {spec}: discovery of {group:?}: {e}")))?;
+    found
+        .recommended_resources()
+        .into_iter()
+        .find(|(r, _)| {
+            r.plural == wanted
+                || r.kind.to_lowercase() == wanted
+                || format!("{}s", r.kind.to_lowercase()) == wanted
+        })
+        .map(|(r, caps)| (r, caps.scope))
+        .ok_or_else(|| {
+            Error::input(format!(
+                "--applyset {spec}: the server has no resource {wanted:?} in group {group:?}"
+            ))
+        })
+}
+
+/// Whether a custom resource may be a parent: its CRD carries the parent-type label.
+async fn check_parent_type(caller: &Caller, resource: &ApiResource) -> Result<()> {
+    let crds = ApiResource::from_gvk_with_plural(
+        &GroupVersion::gv("apiextensions.k8s.io", "v1").with_kind("CustomResourceDefinition"),
+        "customresourcedefinitions",
+    );
+    let name = format!("{}.{}", resource.plural, resource.group);
+    let crd = caller
+        .get(
+            &Target {
+                resource: crds,
+                namespace: None,
+                name: name.clone(),
+            },
+            &format!("CustomResourceDefinition/{name}"),
+        )
+        .await
+        .map_err(|f| Error::runtime(f.message()))?;
+    let allowed = crd.is_some_and(|c| c["metadata"]["labels"].get(PARENT_TYPE).is_some());
+    if allowed {
+        Ok(())
+    } else {
+        Err(Error::input(format!(
+            "{} is not permitted as an ApplySet parent: its CustomResourceDefinition {name} \
+             needs the {PARENT_TYPE} label (as kubectl requires)",
+            resource.kind
+        )))
+    }
+}
+
+/// A kind the parent records, resolved through discovery of its group; None when the
+/// server does not serve it (any more).
+async fn resolve_kind(caller: &Caller, gk: &GroupKind) -> Result<Option<(GroupKind, Kind)>> {
+    let found = if gk.group.is_empty() {
+        discovery::pinned_group(caller.client(), &GroupVersion::gv("", "v1")).await
+    } else {
+        discovery::group(caller.client(), &gk.group).await
+    };
+    let group = match found {
+        Ok(group) => group,
+        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
+        Err(e) => {
+            return Err(Error::runtime(format!("discovery of {gk}: {e}")));
+        }
+    };
+    let by_resource = gk.kind.strip_prefix("resource:");
+    Ok(group
+        .recommended_resources()
+        .into_iter()
+        .find(|(r, _)| match by_resource {
+            Some(plural) => r.plural == plural,
+            None => r.kind == gk.kind,
+        })
+        .map(|(resource, caps)| {
+            let found = GroupKind {
+                group: resource.group.clone(),
+                kind: resource.kind.clone(),
+            };
+            (
+                found,
+                Kind {
+                    resource,
+                    scope: caps.scope,
+                },
+            )
+        }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_is_the_keps_hash_of_name_namespace_kind_group() {
+        // Computed apart (Python's hashlib and urlsafe_b64encode, padding stripped).
+        assert_eq!(
+            id("polls", "default", "Secret", ""),
+            "applyset-vS1dmJLpR3vh7ng1pQB7lZnkFii6AMlsbYx1M_bzff8-v1"
+        );
+        let made = id("x", "", "ApplySet", "example.com");
+        assert!(made.starts_with("applyset-") && made.ends_with("-v1"));
+        assert!(!made.contains('=') && !made.contains('+') && !made.contains('/'));
+        assert_eq!(made.len(), "applyset-".len() + 43 + "-v1".len());
+    }
+
+    #[test]
+    fn group_kinds_read_and_write_as_kubectl_writes_them() {
+        for text in ["Deployment.apps", "Secret", "Certificate.cert-manager.io"] {
+            assert_eq!(GroupKind::parse(text).to_string(), text);
+        }
+        assert_eq!(GroupKind::parse("Deployment.apps").group, "apps");
+    }
+
+    #[test]
+    fn parent_references_as_kubectls_flag_takes_them() {
+        assert_eq!(
+            parse_ref("polls").unwrap(),
+            ("secrets".into(), String::new(), "polls".into())
+        );
+        assert_eq!(
+            parse_ref("ConfigMaps/polls").unwrap(),
+            ("configmaps".into(), String::new(), "polls".into())
+        );
+        assert_eq!(
+            parse_ref("applysets.example.com/x").unwrap(),
+            ("applysets".into(), "example.com".into(), "x".into())
+        );
+        for bad in ["", "secrets/", "/x", "a/b/c"] {
+            assert_eq!(parse_ref(bad).unwrap_err().exit_code(), 2, "{bad}");
+        }
+    }
+}

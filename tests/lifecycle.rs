@@ -1,0 +1,787 @@
+//! Lifecycle: ApplySets (`kapply --applyset --prune`, `--delete-all`, `make destroy`)
+//! and the simulator's deletion (propagation policies, garbage collection), checked with
+//! the real kubectl.
+
+mod common;
+use common::*;
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+const PART_OF: &str = "applyset.kubernetes.io/part-of";
+
+fn kapply(sim: &Sim, args: &[&str], stdin: &str) -> Output {
+    let mut c = sim.cmd("kapply");
+    c.args(args);
+    run_with_stdin(c, stdin.as_bytes())
+}
+
+fn kapply_ok(sim: &Sim, args: &[&str], stdin: &str) -> String {
+    let out = kapply(sim, args, stdin);
+    assert!(
+        out.status.success(),
+        "kapply {args:?}: {}\n--- kubesim ---\n{}",
+        stderr(&out),
+        sim.log()
+    );
+    stdout(&out)
+}
+
+fn configmap(name: &str) -> String {
+    format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{K: v}}\n")
+}
+
+const HPA: &str = "---
+apiVersion: autoscaling/v2
+kind: HorizontalPodAutoscaler
+metadata: {name: polls-app}
+spec:
+  scaleTargetRef: {apiVersion: apps/v1, kind: Deployment, name: polls-app}
+  minReplicas: 2
+  maxReplicas: 5
+";
+
+fn exists(sim: &Sim, what: &str, ns: &str) -> bool {
+    sim.kubectl_run(&["get", what, "-n", ns]).status.success()
+}
+
+/// Polls until `done` holds (the simulated garbage collector acts a moment after).
+fn eventually(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(Instant::now() < deadline, "never happened: {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn parent(sim: &Sim, name: &str, ns: &str) -> serde_json::Value {
+    serde_json::from_str(&sim.kubectl_ok(&["get", "secret", name, "-n", ns, "-o", "json"])).unwrap()
+}
+
+fn set_id(sim: &Sim, name: &str, ns: &str) -> String {
+    parent(sim, name, ns)["metadata"]["labels"]["applyset.kubernetes.io/id"]
+        .as_str()
+        .expect("an id label")
+        .to_owned()
+}
+
+#[test]
+fn applying_without_the_hpa_prunes_it_and_narrows_the_parent() {
+    let sim = Sim::start(&[]);
+    let with = configmap("polls-config") + HPA;
+    let out = kapply_ok(&sim, &["--applyset", "polls", "--prune"], &with);
+    assert_eq!(
+        out,
+        "configmap/polls-config created\nhorizontalpodautoscaler.autoscaling/polls-app created\n"
+    );
+    let annotations = &parent(&sim, "polls", "default")["metadata"]["annotations"];
+    assert_eq!(
+        annotations["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap,HorizontalPodAutoscaler.autoscaling"
+    );
+    assert!(
+        annotations["applyset.kubernetes.io/tooling"]
+            .as_str()
+            .unwrap()
+            .starts_with("kapply/v")
+    );
+    let id = set_id(&sim, "polls", "default");
+    let hpa: serde_json::Value =
+        serde_json::from_str(&sim.kubectl_ok(&["get", "hpa", "polls-app", "-o", "json"])).unwrap();
+    assert_eq!(hpa["metadata"]["labels"][PART_OF], id.as_str());
+
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &configmap("polls-config"),
+    );
+    assert_eq!(
+        out,
+        "configmap/polls-config unchanged\nhorizontalpodautoscaler.autoscaling/polls-app pruned\n"
+    );
+    assert!(!exists(&sim, "hpa/polls-app", "default"));
+    assert!(exists(&sim, "configmap/polls-config", "default"));
+    assert_eq!(
+        parent(&sim, "polls", "default")["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap"
+    );
+}
+
+#[test]
+fn objects_without_the_label_survive_a_prune_even_with_the_same_kind_and_name() {
+    let sim = Sim::start(&[]);
+    sim.kubectl_ok(&["create", "namespace", "other"]);
+    kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &(configmap("keep") + &configmap("dropped")),
+    );
+    // Same kind and name as the member about to be pruned, in another namespace and
+    // without the label; and one made by hand next to the set.
+    sim.kubectl_ok(&["create", "configmap", "dropped", "-n", "other"]);
+    sim.kubectl_ok(&["create", "configmap", "by-hand", "-n", "default"]);
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune", "-n", "default"],
+        &configmap("keep"),
+    );
+    assert_eq!(out, "configmap/keep unchanged\nconfigmap/dropped pruned\n");
+    assert!(exists(&sim, "configmap/dropped", "other"));
+    assert!(exists(&sim, "configmap/by-hand", "default"));
+    assert!(!exists(&sim, "configmap/dropped", "default"));
+
+    // A member whose label was taken off by hand has left the set: never pruned.
+    kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &(configmap("keep") + &configmap("unlabelled")),
+    );
+    sim.kubectl_ok(&["label", "configmap", "unlabelled", &format!("{PART_OF}-")]);
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &configmap("keep"),
+    );
+    assert_eq!(out, "configmap/keep unchanged\n");
+    assert!(exists(&sim, "configmap/unlabelled", "default"));
+}
+
+#[test]
+fn a_set_spread_over_namespaces_is_recorded_and_pruned_in_each() {
+    let sim = Sim::start(&[]);
+    sim.kubectl_ok(&["create", "namespace", "two"]);
+    let two = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: far, namespace: two}\n";
+    kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &(configmap("near") + two),
+    );
+    assert_eq!(
+        parent(&sim, "polls", "default")["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"],
+        "two"
+    );
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &configmap("near"),
+    );
+    assert_eq!(out, "configmap/near unchanged\nconfigmap/far pruned\n");
+    assert!(!exists(&sim, "configmap/far", "two"));
+    assert_eq!(
+        parent(&sim, "polls", "default")["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"],
+        ""
+    );
+}
+
+#[test]
+fn dry_run_and_diff_list_what_would_be_pruned_and_delete_nothing() {
+    let sim = Sim::start(&[]);
+    let secret = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: old-secret}\n\
+                  stringData: {PW: s3cr3t-old-pw}\n";
+    kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &(configmap("polls-config") + HPA + secret),
+    );
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune", "--dry-run=server"],
+        &configmap("polls-config"),
+    );
+    assert_eq!(
+        out,
+        "configmap/polls-config unchanged (server dry run)\n\
+         horizontalpodautoscaler.autoscaling/polls-app pruned (server dry run)\n\
+         secret/old-secret pruned (server dry run)\n"
+    );
+    let diff = kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune", "--diff"],
+        &configmap("polls-config"),
+    );
+    assert!(
+        diff.contains("--- live/default/horizontalpodautoscaler.autoscaling/polls-app\n"),
+        "{diff}"
+    );
+    assert!(diff.contains("\n-  maxReplicas: 5\n"), "{diff}");
+    assert!(diff.contains("\n-  PW: \"<redacted>\"\n"), "{diff}");
+    for leak in ["s3cr3t-old-pw", "czNjcjN0LW9sZC1wdw"] {
+        assert!(!diff.contains(leak), "a Secret value in the diff: {diff}");
+    }
+    assert!(exists(&sim, "hpa/polls-app", "default"));
+    // The parent still records the HPA: a real run prunes it.
+    assert_eq!(
+        parent(&sim, "polls", "default")["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap,HorizontalPodAutoscaler.autoscaling,Secret"
+    );
+    assert!(exists(&sim, "secret/old-secret", "default"));
+    let deletes = sim
+        .log()
+        .lines()
+        .filter(|l| l.starts_with("DELETE "))
+        .count();
+    assert_eq!(deletes, 4, "dry-run DELETEs only: {}", sim.log());
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &configmap("polls-config"),
+    );
+    assert!(
+        out.ends_with("polls-app pruned\nsecret/old-secret pruned\n"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_failed_apply_prunes_nothing() {
+    let sim = Sim::start(&[]);
+    kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &(configmap("polls-config") + &configmap("old")),
+    );
+    // Someone else owns a field kapply is about to change: a conflict.
+    let mut c = sim.kubectl();
+    c.args([
+        "apply",
+        "--server-side",
+        "--field-manager=someone",
+        "--force-conflicts",
+        "-f",
+        "-",
+    ]);
+    let taken =
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: polls-config}\ndata: {K: theirs}\n";
+    assert!(run_with_stdin(c, taken.as_bytes()).status.success());
+
+    let out = kapply(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &configmap("polls-config"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("apply conflict"), "{err}");
+    assert!(err.contains("nothing pruned from applyset-"), "{err}");
+    assert!(!stdout(&out).contains("pruned"), "{}", stdout(&out));
+    assert!(exists(&sim, "configmap/old", "default"));
+    assert!(
+        !sim.log().lines().any(|l| l.starts_with("DELETE ")),
+        "{}",
+        sim.log()
+    );
+}
+
+#[test]
+fn a_set_made_by_kubectl_is_refused_unless_forced() {
+    let sim = Sim::start(&[]);
+    let mut c = sim.kubectl();
+    c.env("KUBECTL_APPLYSET", "true").args([
+        "apply",
+        "--server-side",
+        "--prune",
+        "--applyset=theirs",
+        "-n",
+        "default",
+        "-f",
+        "-",
+    ]);
+    let out = run_with_stdin(c, configmap("k1").as_bytes());
+    sim.kubectl_stdout("apply --applyset", &out);
+
+    let out = kapply(&sim, &["--applyset", "theirs", "--prune"], &configmap("k2"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("applyset secret/theirs in namespace default: it is managed by \"kubectl\""),
+        "{err}"
+    );
+    assert!(err.contains("--force-applyset"), "{err}");
+    assert!(stdout(&out).is_empty());
+    assert!(!exists(&sim, "configmap/k2", "default"), "nothing applied");
+
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "theirs", "--prune", "--force-applyset"],
+        &configmap("k2"),
+    );
+    assert_eq!(out, "configmap/k2 created\nconfigmap/k1 pruned\n");
+    assert!(
+        parent(&sim, "theirs", "default")["metadata"]["annotations"]
+            ["applyset.kubernetes.io/tooling"]
+            .as_str()
+            .unwrap()
+            .starts_with("kapply/")
+    );
+}
+
+#[test]
+fn an_object_that_is_not_a_set_parent_is_refused() {
+    let sim = Sim::start(&[]);
+    sim.kubectl_ok(&["create", "secret", "generic", "plain", "--from-literal=a=b"]);
+    let out = kapply(&sim, &["--applyset", "plain", "--prune"], &configmap("x"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("has no applyset.kubernetes.io/tooling annotation"),
+        "{}",
+        stderr(&out)
+    );
+    let out = kapply(&sim, &["--applyset", "plain"], &configmap("x"));
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--applyset alone is a usage error"
+    );
+}
+
+#[test]
+fn kubectl_and_kapply_compute_the_same_id_and_kubectl_lists_the_set() {
+    let sim = Sim::start(&[]);
+    sim.kubectl_ok(&["create", "namespace", "shop"]);
+    // kubectl's set first: its parent's id label, and a member labelled with it.
+    let mut c = sim.kubectl();
+    c.env("KUBECTL_APPLYSET", "true").args([
+        "apply",
+        "--server-side",
+        "--prune",
+        "--applyset=same",
+        "-n",
+        "shop",
+        "-f",
+        "-",
+    ]);
+    sim.kubectl_stdout(
+        "apply --applyset",
+        &run_with_stdin(c, configmap("from-kubectl").as_bytes()),
+    );
+    let kubectl_id = set_id(&sim, "same", "shop");
+    sim.kubectl_ok(&["delete", "secret", "same", "-n", "shop"]);
+
+    // kapply, same parent: the same id, so kubectl's member is kapply's to prune.
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "same", "--prune", "-n", "shop"],
+        &(configmap("from-kapply") + HPA),
+    );
+    assert!(out.ends_with("configmap/from-kubectl pruned\n"), "{out}");
+    assert_eq!(set_id(&sim, "same", "shop"), kubectl_id);
+
+    let listed = sim.kubectl_ok(&[
+        "get",
+        "configmaps,hpa",
+        "-n",
+        "shop",
+        "-l",
+        &format!("{PART_OF}={kubectl_id}"),
+        "-o",
+        "name",
+    ]);
+    assert_eq!(
+        listed,
+        "configmap/from-kapply\nhorizontalpodautoscaler.autoscaling/polls-app\n"
+    );
+    // And kubectl reads kapply's parent as a valid set made by another tool.
+    let mut c = sim.kubectl();
+    c.env("KUBECTL_APPLYSET", "true").args([
+        "apply",
+        "--server-side",
+        "--prune",
+        "--applyset=same",
+        "-n",
+        "shop",
+        "-f",
+        "-",
+    ]);
+    let out = run_with_stdin(c, configmap("from-kubectl").as_bytes());
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("managed by tooling \"kapply\""),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_custom_resource_parent_needs_its_crd_labelled_and_to_exist() {
+    let sim = Sim::start(&[]);
+    let crd = |labels: &str| {
+        format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+             metadata: {{name: applysets.example.com, labels: {{{labels}}}}}\nspec:\n  group: example.com\n  \
+             scope: Namespaced\n  names: {{kind: ApplySet, plural: applysets, singular: applyset, listKind: ApplySetList}}\n  \
+             versions:\n  - name: v1\n    served: true\n    storage: true\n    schema:\n      \
+             openAPIV3Schema: {{type: object, x-kubernetes-preserve-unknown-fields: true}}\n"
+        )
+    };
+    sim.apply_yaml(&crd(""));
+    eventually("the CRD is served", || {
+        sim.kubectl_run(&["get", "applysets"]).status.success()
+    });
+    let spec = ["--applyset", "applysets.example.com/mine", "--prune"];
+    let out = kapply(&sim, &spec, &configmap("a"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("needs the applyset.kubernetes.io/is-parent-type label"),
+        "{}",
+        stderr(&out)
+    );
+
+    sim.apply_yaml(&crd("applyset.kubernetes.io/is-parent-type: \"true\""));
+    let out = kapply(&sim, &spec, &configmap("a"));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not created automatically"),
+        "{}",
+        stderr(&out)
+    );
+
+    // Made by hand it is no set yet (kubectl refuses it too): taken over once.
+    sim.apply_yaml("apiVersion: example.com/v1\nkind: ApplySet\nmetadata: {name: mine}\n");
+    let out = kapply(&sim, &spec, &configmap("a"));
+    assert!(
+        stderr(&out).contains("it is not an ApplySet parent"),
+        "{}",
+        stderr(&out)
+    );
+    let forced = [&spec[..], &["--force-applyset"]].concat();
+    let out = kapply_ok(&sim, &forced, &(configmap("a") + &configmap("b")));
+    assert_eq!(out, "configmap/a created\nconfigmap/b created\n");
+    let parent: serde_json::Value =
+        serde_json::from_str(&sim.kubectl_ok(&["get", "applyset", "mine", "-o", "json"])).unwrap();
+    // sha256("mine.default.ApplySet.example.com"), computed apart.
+    assert_eq!(
+        parent["metadata"]["labels"]["applyset.kubernetes.io/id"],
+        "applyset-5fd1NQ1qz6UNuK3FKGOuTY6w2Hnh4gyc79Bmp-qb2p8-v1"
+    );
+    let out = kapply_ok(&sim, &spec, &configmap("a"));
+    assert_eq!(out, "configmap/a unchanged\nconfigmap/b pruned\n");
+}
+
+#[test]
+fn delete_all_removes_the_set_and_its_parent_in_reverse_order() {
+    let sim = Sim::start(&["--deploy-delay", "100ms"]);
+    let deployment = "---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: polls-app}
+spec:
+  selector: {matchLabels: {app: polls}}
+  template:
+    metadata: {labels: {app: polls}}
+    spec:
+      containers: [{name: polls, image: docker.io/sammy/polls:latest}]
+";
+    let stack = configmap("polls-config") + deployment + HPA;
+    kapply_ok(&sim, &["--applyset", "polls", "--prune"], &stack);
+    sim.kubectl_ok(&["create", "configmap", "bystander"]);
+
+    let dry = kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--delete-all", "--dry-run=server"],
+        "",
+    );
+    assert!(
+        dry.contains("configmap/polls-config deleted (server dry run)\n"),
+        "{dry}"
+    );
+    assert!(exists(&sim, "deployment/polls-app", "default"));
+
+    let out = kapply_ok(&sim, &["--applyset", "polls", "--delete-all"], "");
+    assert_eq!(
+        out,
+        "horizontalpodautoscaler.autoscaling/polls-app deleted\n\
+         deployment.apps/polls-app deleted\n\
+         configmap/polls-config deleted\n\
+         secret/polls deleted\n"
+    );
+    for gone in [
+        "configmap/polls-config",
+        "deployment/polls-app",
+        "hpa/polls-app",
+        "secret/polls",
+    ] {
+        assert!(!exists(&sim, gone, "default"), "{gone} is left");
+    }
+    assert!(exists(&sim, "configmap/bystander", "default"));
+    let again = kapply(&sim, &["--applyset", "polls", "--delete-all"], "");
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("does not exist: nothing to delete"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+// ---- the simulator's deletion, through kubectl ------------------------------------------
+
+/// A ConfigMap `owner` and a ConfigMap `child` whose ownerReferences name it.
+fn owner_and_child(sim: &Sim) {
+    sim.kubectl_ok(&["create", "configmap", "owner"]);
+    let uid = sim.kubectl_ok(&[
+        "get",
+        "configmap",
+        "owner",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    sim.apply_yaml(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: child\n  ownerReferences:\n  \
+         - {{apiVersion: v1, kind: ConfigMap, name: owner, uid: {uid}, blockOwnerDeletion: true}}\n"
+    ));
+}
+
+#[test]
+fn background_deletion_collects_dependents_and_dry_run_deletes_nothing() {
+    let sim = Sim::start(&[]);
+    owner_and_child(&sim);
+    sim.kubectl_ok(&["delete", "configmap", "owner", "--dry-run=server"]);
+    assert!(exists(&sim, "configmap/owner", "default"));
+    sim.kubectl_ok(&["delete", "configmap", "owner"]);
+    assert!(!exists(&sim, "configmap/owner", "default"));
+    eventually("the child is collected", || {
+        !exists(&sim, "configmap/child", "default")
+    });
+}
+
+#[test]
+fn finalizers_hold_a_deletion_until_the_last_one_is_taken_off() {
+    let sim = Sim::start(&[]);
+    owner_and_child(&sim);
+    sim.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "owner",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    sim.kubectl_ok(&["delete", "configmap", "owner", "--wait=false"]);
+    std::thread::sleep(Duration::from_millis(300));
+    let owner = sim.get_json("configmap/owner");
+    assert!(
+        owner["metadata"].get("deletionTimestamp").is_some(),
+        "{owner}"
+    );
+    assert!(
+        exists(&sim, "configmap/child", "default"),
+        "the owner still exists"
+    );
+    sim.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "owner",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    assert!(!exists(&sim, "configmap/owner", "default"));
+    eventually("the child is collected", || {
+        !exists(&sim, "configmap/child", "default")
+    });
+}
+
+#[test]
+fn orphan_deletion_keeps_dependents_without_the_reference() {
+    let sim = Sim::start(&[]);
+    owner_and_child(&sim);
+    sim.kubectl_ok(&["delete", "configmap", "owner", "--cascade=orphan"]);
+    assert!(!exists(&sim, "configmap/owner", "default"));
+    std::thread::sleep(Duration::from_millis(300));
+    let child = sim.get_json("configmap/child");
+    assert!(
+        child["metadata"].get("ownerReferences").is_none(),
+        "{child}"
+    );
+}
+
+#[test]
+fn foreground_deletion_removes_the_owner_only_after_its_dependents() {
+    let sim = Sim::start(&[]);
+    owner_and_child(&sim);
+    // A finalizer of its own holds the child, and so the owner, until removed.
+    sim.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "child",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
+    ]);
+    sim.kubectl_ok(&[
+        "delete",
+        "configmap",
+        "owner",
+        "--cascade=foreground",
+        "--wait=false",
+    ]);
+    eventually("the child is being deleted", || {
+        sim.get_json("configmap/child")["metadata"]
+            .get("deletionTimestamp")
+            .is_some()
+    });
+    let owner = sim.get_json("configmap/owner");
+    assert!(
+        owner["metadata"].get("deletionTimestamp").is_some(),
+        "{owner}"
+    );
+    assert_eq!(owner["metadata"]["finalizers"][0], "foregroundDeletion");
+
+    sim.kubectl_ok(&[
+        "patch",
+        "configmap",
+        "child",
+        "--type=merge",
+        "-p",
+        r#"{"metadata":{"finalizers":null}}"#,
+    ]);
+    sim.kubectl_ok(&["wait", "--for=delete", "configmap/owner", "--timeout=10s"]);
+    assert!(!exists(&sim, "configmap/child", "default"));
+}
+
+#[test]
+fn deleting_a_deployment_or_a_job_collects_its_replica_sets_and_pods() {
+    let sim = Sim::start(&["--deploy-delay", "100ms"]);
+    sim.apply_yaml(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  replicas: 2\n  \
+         selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    \
+         spec:\n      containers: [{name: c, image: nginx}]\n---\n\
+         apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      \
+         restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n",
+    );
+    let owned = || sim.kubectl_ok(&["get", "replicasets,pods", "-o", "name"]);
+    eventually("a ReplicaSet and pods of both", || {
+        let names = owned();
+        names.contains("replicaset.apps/web-") && names.matches("pod/").count() >= 3
+    });
+    sim.kubectl_ok(&["delete", "deployment", "web"]);
+    sim.kubectl_ok(&["delete", "job", "once"]);
+    eventually("the ReplicaSet and every pod are collected", || {
+        owned().trim().is_empty()
+    });
+}
+
+#[test]
+fn a_job_deleted_without_a_policy_orphans_as_batch_v1_does() {
+    let sim = Sim::start(&[]);
+    sim.apply_yaml(
+        "apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      \
+         restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n",
+    );
+    let uid = sim.kubectl_ok(&["get", "job", "once", "-o", "jsonpath={.metadata.uid}"]);
+    sim.apply_yaml(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: job-output\n  ownerReferences:\n  \
+         - {{apiVersion: batch/v1, kind: Job, name: once, uid: {uid}}}\n"
+    ));
+    // A raw DELETE without DeleteOptions, as old clients send it.
+    sim.kubectl_ok(&[
+        "delete",
+        "--raw",
+        "/apis/batch/v1/namespaces/default/jobs/once",
+    ]);
+    eventually("the Job is gone", || !exists(&sim, "job/once", "default"));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(exists(&sim, "configmap/job-output", "default"));
+}
+
+// ---- make deploy / make destroy ------------------------------------------------------
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn make(sim: &Sim, target: &str, vars: &[&str]) -> Output {
+    let mut c = Command::new("make");
+    c.current_dir(repo())
+        .args(["--no-print-directory", target])
+        .arg(format!("BIN={}", bin_dir().display()))
+        .args(vars)
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .env("KUBECONFIG", &sim.kubeconfig)
+        .env("HOME", sim.dir.path());
+    c.output().unwrap()
+}
+
+fn names(sim: &Sim) -> String {
+    sim.kubectl_ok(&[
+        "get",
+        "configmaps,secrets,deployments,services,ingresses,jobs,hpa,pdb,certificates",
+        "-n",
+        "default",
+        "-o",
+        "name",
+    ])
+}
+
+#[test]
+fn make_deploy_prunes_what_the_app_dropped_and_make_destroy_leaves_nothing() {
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "200ms",
+        "--deploy-delay",
+        "100ms",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("env");
+    let template = std::fs::read_to_string(repo().join("examples/polls/env")).unwrap();
+    std::fs::write(
+        &env,
+        template.replace("DJANGO_SECRET_KEY=\n", "DJANGO_SECRET_KEY=k\n"),
+    )
+    .unwrap();
+    let env = format!("ENV={}", env.display());
+    let base = [env.as_str(), "NAMESPACE=default", "TIMEOUT=30s"];
+
+    let full = [&base[..], &["HPA=2:5", "PDB=1"]].concat();
+    let out = make(&sim, "deploy", &full);
+    assert!(
+        out.status.success(),
+        "make deploy: {}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+    let before = names(&sim);
+    for kind in [
+        "horizontalpodautoscaler",
+        "poddisruptionbudget",
+        "job.batch/",
+    ] {
+        assert!(before.contains(kind), "{kind} not deployed:\n{before}");
+    }
+    let old_job = before
+        .lines()
+        .find(|l| l.starts_with("job.batch/"))
+        .unwrap()
+        .to_owned();
+
+    // A new image: a new migrate Job name; no --hpa, no --pdb.
+    let next = [&base[..], &["IMAGE=docker.io/sammy/polls:v2"]].concat();
+    let out = make(&sim, "deploy", &next);
+    assert!(out.status.success(), "make deploy: {}", stderr(&out));
+    let err = stderr(&out);
+    for pruned in [
+        "horizontalpodautoscaler.autoscaling/polls-app pruned",
+        "poddisruptionbudget.policy/polls-app pruned",
+        &format!("{old_job} pruned"),
+    ] {
+        assert!(err.contains(pruned), "{pruned} missing:\n{err}");
+    }
+    let after = names(&sim);
+    assert!(!after.contains("horizontalpodautoscaler"), "{after}");
+    assert!(!after.contains("poddisruptionbudget"), "{after}");
+    assert!(!after.contains(&old_job), "{after}");
+    assert_eq!(after.matches("job.batch/").count(), 1, "{after}");
+
+    let out = make(&sim, "destroy", &base);
+    assert!(
+        out.status.success(),
+        "make destroy: {}\n{}",
+        stderr(&out),
+        sim.log()
+    );
+    eventually("nothing of the app is left", || {
+        names(&sim).trim().is_empty()
+    });
+}
