@@ -1,9 +1,7 @@
 //! kapply as a user runs it: bad input without a server, and everything else against a
 //! private kubesim per test, checked with the real kubectl.
 
-mod common;
-use common::*;
-use std::process::Output;
+use crate::common::*;
 
 /// The polls stack, deliberately out of order (Ingress first, ConfigMap last).
 const POLLS: &str = "\
@@ -65,41 +63,27 @@ const SECRETS: &[&str] = &[
     "czNjcjN0LXBvbGxzLXB3",
 ];
 
+/// kapply's lines for [`POLLS`]: step by step (what pods consume, then the rest), in
+/// input order within a step.
 const POLLS_CREATED: &str = "\
-configmap/polls-config created
 secret/polls-secret created
-service/polls created
-deployment.apps/polls-app created
+configmap/polls-config created
 ingress.networking.k8s.io/polls created
+deployment.apps/polls-app created
+service/polls created
 ";
 
-fn kapply(sim: &Sim, args: &[&str], stdin: &str) -> Output {
-    let mut c = sim.cmd("kapply");
-    c.args(args);
-    run_with_stdin(c, stdin.as_bytes())
+fn kapply(sim: &Sim, args: &[&str], stdin: &str) -> Run {
+    let out = sim.cmd("kapply").args(args).run_with(stdin);
+    let log = sim.log();
+    out.context(format!("kubesim log:\n{log}"))
 }
 
 /// kapply as [`kapply`], which must succeed.
-fn kapply_ok(sim: &Sim, args: &[&str], stdin: &str) -> Output {
+fn kapply_ok(sim: &Sim, args: &[&str], stdin: &str) -> Run {
     let out = kapply(sim, args, stdin);
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.success();
     out
-}
-
-/// Asserts that a run exited with `code` and returns its stderr.
-fn exited(out: &Output, code: i32) -> String {
-    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
-    stderr(out)
-}
-
-fn assert_no_secret(out: &Output) {
-    let err = stderr(out);
-    for secret in SECRETS {
-        assert!(
-            !err.contains(secret),
-            "a secret value reached stderr:\n{err}"
-        );
-    }
 }
 
 fn kubectl_json(sim: &Sim, args: &[&str]) -> serde_json::Value {
@@ -186,7 +170,7 @@ fn duplicate_keys_apply_nothing_and_name_the_key() {
     for name in ["first", "second", "polls-config"] {
         assert!(!exists(&sim, &["configmap", name]), "{name} was applied");
     }
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -205,7 +189,7 @@ fn unquoted_yaml11_values_are_refused_before_anything_is_applied() {
     );
     assert!(err.contains("quote it"), "{err}");
     assert!(!exists(&sim, &["configmap", "polls-config"]));
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 /// What our own tools write quotes every YAML 1.1 look-alike, so the strict reading of
@@ -332,14 +316,15 @@ fn unreachable_server_is_retried_then_a_runtime_failure() {
          current-context: x\n",
     )
     .unwrap();
-    let mut c = cmd("kapply");
-    c.env("KUBECONFIG", &kubeconfig).args(["--retries", "1"]);
-    let out = run_with_stdin(c, POLLS.as_bytes());
-    let err = exited(&out, 1);
+    let out = cmd("kapply")
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["--retries", "1"])
+        .run_with(POLLS);
+    let err = out.code(1).stderr();
     assert!(err.contains("retry 1 of 1"), "{err}");
     assert!(err.contains("discovery of"), "{err}");
     assert!(out.stdout.is_empty());
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 // ---- against the simulator ----------------------------------------------------------
@@ -348,10 +333,11 @@ fn unreachable_server_is_retried_then_a_runtime_failure() {
 fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
     let sim = Sim::start(&["--deploy-delay", "200ms"]);
     let out = kapply(&sim, &[], POLLS);
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), POLLS_CREATED);
-    let order = patch_order(
+    // Two sequential steps: what the pods consume, then the rest, each in parallel.
+    let mut order = patch_order(
         &sim,
         &[
             "configmaps",
@@ -361,14 +347,17 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
             "ingresses",
         ],
     );
+    assert_eq!(order.len(), 5, "{order:?}");
+    order[..2].sort();
+    order[2..].sort();
     assert_eq!(
         order,
         [
             "configmaps",
             "secrets",
-            "services",
             "deployments",
-            "ingresses"
+            "ingresses",
+            "services"
         ]
     );
 
@@ -404,7 +393,7 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
         stdout(&again),
         POLLS_CREATED.replace("created", "unchanged")
     );
-    assert_no_secret(&again);
+    again.no_secrets(SECRETS);
 }
 
 #[test]
@@ -420,7 +409,7 @@ fn a_changed_configmap_value_reports_configured_and_the_rest_unchanged() {
     );
     assert_eq!(text.matches(" unchanged\n").count(), 4, "{text}");
     assert_eq!(loglevel(&sim), "debug");
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -525,13 +514,13 @@ fn a_kind_the_cluster_does_not_serve_stops_everything_before_writing() {
     let certificate = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: polls-tls}\n\
                        spec: {secretName: polls-tls, dnsNames: [polls.example.com], issuerRef: {name: x, kind: ClusterIssuer}}\n";
     let out = kapply(&sim, &[], &format!("{POLLS}---\n{certificate}"));
-    let err = exited(&out, 1);
+    let err = out.code(1).stderr();
     assert!(err.contains("cert-manager.io/v1 is not served"), "{err}");
     assert!(err.contains("is cert-manager installed?"), "{err}");
     assert!(err.contains("nothing was applied"), "{err}");
     assert!(out.stdout.is_empty());
     assert!(!exists(&sim, &["configmap", "polls-config"]));
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -547,7 +536,7 @@ fn a_namespace_other_than_the_flag_is_refused_before_writing() {
         )
     );
     assert!(!exists(&sim, &["configmap", "polls-config"]));
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -559,7 +548,7 @@ fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
     sim.apply_yaml(by_hand);
 
     let out = kapply(&sim, &[], POLLS);
-    let err = exited(&out, 1);
+    let err = out.code(1).stderr();
     assert!(
         err.contains(
             "ConfigMap/polls-config in namespace default: apply conflict: 1 field is managed"
@@ -577,7 +566,7 @@ fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
             .ends_with("kapply: 1 of 5 objects failed (1 conflict); 4 applied"),
         "{err}"
     );
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
     // The other objects were applied all the same.
     assert!(
         stdout(&out).contains("deployment.apps/polls-app created\n"),
@@ -601,7 +590,7 @@ fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
     let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lost, namespace: nonexistent}\ndata: {A: b}\n\
                   ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\ndata: {A: b}\n";
     let out = kapply(&sim, &[], &format!("{POLLS}---\n{broken}"));
-    let err = exited(&out, 1);
+    let err = out.code(1).stderr();
     assert!(err.contains("kapply: ConfigMap/lost in namespace nonexistent: namespaces \"nonexistent\" not found\n"), "{err}");
     assert!(
         err.contains(
@@ -616,7 +605,7 @@ fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
     );
     assert_eq!(stdout(&out), POLLS_CREATED);
     assert!(exists(&sim, &["ingress", "polls"]));
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 /// How many of kapply's requests the simulator answered with `outcome` (`503`,
@@ -651,7 +640,7 @@ fn assert_fault_survived(fault: &str, notice: &str, met: &[(&str, usize)]) {
         err.contains("retry 1 of 5") && err.contains(notice),
         "{fault}: no retry reported with {notice:?}: {err}"
     );
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
     for object in [
         ["configmap", "polls-config"],
         ["secret", "polls-secret"],
@@ -758,7 +747,7 @@ fn output_yaml_is_the_live_objects_without_managed_fields() {
         "{}",
         stderr(&out)
     );
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 
     let out = kapply(&sim, &["-o", "json", "--show-managed-fields"], POLLS);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -770,7 +759,7 @@ fn output_yaml_is_the_live_objects_without_managed_fields() {
 fn timeout_gives_up_with_exit_124_and_names_what_was_not_done() {
     let sim = Sim::start(&["--faults", "503:1000@PATCH"]);
     let out = kapply(&sim, &["--timeout", "2s", "--retries", "100"], POLLS);
-    let err = exited(&out, 124);
+    let err = out.code(124).stderr();
     assert!(
         err.contains(
             "kapply: ConfigMap/polls-config in namespace default: not done when --timeout ran out"
@@ -783,7 +772,7 @@ fn timeout_gives_up_with_exit_124_and_names_what_was_not_done() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -919,14 +908,14 @@ fn request_timeouts_are_retried_then_reported() {
         &["--request-timeout", "200ms", "--retries", "2"],
         POLLS,
     );
-    let err = exited(&out, 1);
+    let err = out.code(1).stderr();
     assert!(err.contains(": timed out; retry 2 of 2 in "), "{err}");
     assert!(
         err.contains("failed: timed out (gave up after 2 retries)"),
         "{err}"
     );
     assert!(out.stdout.is_empty());
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -945,11 +934,11 @@ fn a_closed_stdout_ends_quietly_with_141() {
     let mut stdin = child.stdin.take().unwrap();
     std::io::Write::write_all(&mut stdin, POLLS.as_bytes()).unwrap();
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let err = exited(&out, 141);
+    let out = Run::from(child.wait_with_output().unwrap());
+    let err = out.code(141).stderr();
     assert!(
         !err.contains("panicked") && !err.contains("Broken pipe"),
         "{err}"
     );
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }

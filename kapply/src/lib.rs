@@ -44,9 +44,10 @@ The whole input is read and checked before the first write: a bad document, an o
 in another namespace than -n, or a kind the cluster does not serve, and nothing is applied.
 A repeated key, or an unquoted value that Kubernetes (YAML 1.1) reads otherwise than
 YAML 1.2 (`DEBUG: on` is a bool there), is a bad document: quote it (`DEBUG: \"on\"`).
-Order: Namespace, CustomResourceDefinition (waited for until Established), ServiceAccount
-and RBAC, ConfigMap, Secret, PersistentVolumeClaim, Service, Deployment/StatefulSet/
-DaemonSet, Job, Ingress, HorizontalPodAutoscaler, PodDisruptionBudget, custom resources.
+Order, in as few steps as Kubernetes needs: 1. Namespaces and CustomResourceDefinitions;
+2. what pods consume (ServiceAccount, RBAC, ConfigMap, Secret, PersistentVolumeClaim);
+3. everything else at once (Services, workloads, Jobs, Ingresses, custom resources the
+server serves); 4. kinds of this input's CRDs, once those are Established.
 
 Each object gets one line on stdout (on stderr with -o), as kubectl prints it:
   configmap/polls-config created
@@ -220,7 +221,7 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let input_namespaces = items
         .iter()
-        .filter(|i| i.rank == Rank::Namespace)
+        .filter(|i| i.id.kind == "Namespace" && i.id.group().is_empty())
         .map(|i| i.id.name.clone())
         .collect();
     let run = Run {
@@ -399,7 +400,9 @@ impl Run {
             for (item, outcome) in items.iter().zip(results) {
                 match &outcome {
                     Outcome::Done { change, diff, .. } => {
-                        if item.rank == Rank::CustomResourceDefinition {
+                        if item.id.kind == "CustomResourceDefinition"
+                            && item.id.group() == "apiextensions.k8s.io"
+                        {
                             applied_crds.insert(item.id.name.clone());
                         }
                         let line = report::result_line(&item.id, *change, self.dry_run);
@@ -795,7 +798,7 @@ mod tests {
         let items = planned(text, Scope::Cluster, "polls", true).unwrap();
         assert!(items[0].body["metadata"].get("namespace").is_none());
         assert_eq!(items[0].id.namespace, None);
-        assert_eq!(items[0].rank, Rank::Namespace);
+        assert_eq!(items[0].rank, Rank::Foundation);
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! kubesim's simulated controllers as the installed kubectl sees them: cert-manager
 //! (ClusterIssuers, ingress-shim, issuance, failures), Deployment rollouts, Job completion.
 
+#[path = "../../common/mod.rs"]
 mod common;
+
 use common::*;
 
 use std::io::Write;
