@@ -207,7 +207,7 @@ fn unquoted_yaml11_values_and_duplicate_keys_on_stdin_are_bad_input() {
         + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  DEBUG: off\n";
     assert_bad_stdin(
         &stream,
-        "<stdin>: document 2 (line 17): unquoted \"off\" is the boolean false to Kubernetes",
+        "<stdin>: document 2 (line 17): ConfigMap data key \"DEBUG\": Kubernetes (YAML 1.1) reads this unquoted value as a boolean",
     );
     let stream = certificate("a", "letsencrypt-staging", "a.example") + "kind: Certificate\n";
     assert_bad_stdin(&stream, "duplicate key \"kind\"");

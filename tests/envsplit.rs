@@ -578,3 +578,58 @@ fn secret_values_reach_a_terminal_only_with_show() {
         stdout(&config_only)
     );
 }
+
+/// Every bad line of a file in one run (up to 20), each `envsplit: FILE:LINE: why`; an
+/// unquoted space names the flag that reads the file as docker and kubectl do.
+#[test]
+fn every_bad_line_is_reported_in_one_run() {
+    let mut text = String::from("GOOD=1\nNAME=two words\n1BAD=x\nOK=2\nA B=c\n");
+    for i in 0..30 {
+        text.push_str(&format!("{i}X=y\n"));
+    }
+    let out = envsplit(&["--app", "a"], text.as_bytes());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty());
+    let err = stderr(&out);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 21, "{err}");
+    assert!(lines.iter().all(|l| l.starts_with("envsplit: ")), "{err}");
+    assert!(
+        lines[0].starts_with("envsplit: <stdin>:2: NAME: unquoted value contains a space")
+            && lines[0].ends_with("--format docker"),
+        "{err}"
+    );
+    assert!(lines[1].starts_with("envsplit: <stdin>:3: "), "{err}");
+    assert_eq!(lines[20], "envsplit: ... and 13 more bad lines", "{err}");
+    assert!(!err.contains("two words"), "{err}");
+}
+
+/// Real env files name credentials many ways; only random secrets get the hint to
+/// generate them.
+#[test]
+fn credential_words_of_real_env_files_and_the_generate_hint() {
+    let text = "DB_PW=\nMYSQL_ROOT_PASS=x\nGPG_PASSPHRASE=x\nSIM_PIN=1234\nAPI_TOKENS=a,b\n\
+                STRIPE_KEYS=x\nGOOGLE_APPLICATION_CREDENTIALS=/c.json\nSECRET_FILE_PATH=\n\
+                DEBUG=1\nSPIN_COUNT=3\n";
+    let out = envsplit(&["--app", "a"], text.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs: Vec<Value> = stdout(&out)
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str(d).unwrap())
+        .collect();
+    let secret = docs.iter().find(|d| d["kind"] == "Secret").unwrap();
+    let keys: Vec<&String> = secret["stringData"].as_object().unwrap().keys().collect();
+    assert_eq!(keys.len(), 8, "{keys:?}");
+    let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
+    assert_eq!(config["data"].as_object().unwrap().len(), 2);
+    let err = stderr(&out);
+    assert!(
+        err.contains("DB_PW is empty: fill it in, or let `secretgen --generate DB_PW` do it"),
+        "{err}"
+    );
+    assert!(
+        err.contains("SECRET_FILE_PATH is empty: fill it in\n"),
+        "{err}"
+    );
+}

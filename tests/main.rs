@@ -7,6 +7,7 @@ mod common;
 
 mod certwait;
 mod cli_contract;
+mod corpus;
 mod envsplit;
 mod kapply;
 mod manifest_gen;

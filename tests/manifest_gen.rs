@@ -1193,13 +1193,14 @@ fn every_combination_passes_kubernetes_validate_for_1_29_and_the_newest() {
 
 #[test]
 fn unquoted_yaml11_values_in_the_input_stream_are_bad_input() {
-    // Kubernetes reads the key `NO` as false; re-emitting it as the string "NO" would
-    // change what the stream means.
-    let tricky = config_stream().replace("DEBUG: \"True\"", "DEBUG: \"True\"\n  NO: \"no\"");
+    // Kubernetes reads the value `no` as false, which the API server refuses in a
+    // ConfigMap: said up front, with the line and the fix.
+    let tricky = config_stream().replace("DEBUG: \"True\"", "DEBUG: no");
     let err = refused_stream(&tricky);
     assert!(
         err.starts_with("manifest-gen: <stdin>: document 1 (line ")
-            && err.contains("unquoted \"NO\" is the boolean false to Kubernetes"),
+            && err.contains("ConfigMap data key \"DEBUG\": Kubernetes (YAML 1.1) reads this unquoted value as a boolean")
+            && err.contains("quote the value"),
         "{err}"
     );
 }

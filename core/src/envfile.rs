@@ -67,25 +67,28 @@ pub fn parse(source: &str, text: &str, options: Options) -> Result<EnvFile> {
     if let Some(at) = text.find('\0') {
         return Err(Error::at(source, line_of(text, at), "NUL byte in the file"));
     }
+    let mut problems = Problems::default();
     let mut file = match options.format {
-        Format::Dotenv => parse_dotenv(source, text, options.expand)?,
-        Format::Docker => parse_docker(source, text)?,
+        Format::Dotenv => parse_dotenv(source, text, options.expand, &mut problems)?,
+        Format::Docker => parse_docker(source, text, &mut problems),
     };
     let mut first_line: HashMap<&str, usize> = HashMap::new();
     for entry in &file.entries {
         if let Some(why) = config_key_error(&entry.key) {
-            return Err(Error::at(
+            problems.add::<()>(Err(Error::at(
                 source,
                 entry.line,
                 format!("invalid key {:?}: {why}", entry.key),
-            ));
+            )));
+            continue;
         }
         if let Some(first) = first_line.insert(&entry.key, entry.line) {
-            return Err(Error::at(
+            problems.add::<()>(Err(Error::at(
                 source,
                 entry.line,
                 format!("duplicate key {} (first set on line {first})", entry.key),
-            ));
+            )));
+            continue;
         }
         if !is_env_var_name(&entry.key) {
             file.warnings.push(format!(
@@ -95,7 +98,47 @@ pub fn parse(source: &str, text: &str, options: Options) -> Result<EnvFile> {
             ));
         }
     }
+    problems.into_result()?;
     Ok(file)
+}
+
+/// Every bad line of a file, reported in one run (the first [`MAX_PROBLEMS`]), so that
+/// fixing a file does not take one run per line.
+#[derive(Default)]
+struct Problems(Vec<String>);
+
+const MAX_PROBLEMS: usize = 20;
+
+impl Problems {
+    /// Keeps the value of a line's check, or notes its error.
+    fn add<T>(&mut self, result: Result<T>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.0.push(e.to_string());
+                None
+            }
+        }
+    }
+
+    fn into_result(mut self) -> Result<()> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        // Entries are checked after the lines: report in file order.
+        self.0.sort_by_key(|m| {
+            m.split(':')
+                .nth(1)
+                .and_then(|l| l.parse::<usize>().ok())
+                .unwrap_or(0)
+        });
+        let more = self.0.len().saturating_sub(MAX_PROBLEMS);
+        self.0.truncate(MAX_PROBLEMS);
+        if more > 0 {
+            self.0.push(format!("... and {more} more bad lines"));
+        }
+        Err(Error::Input(self.0.join("\n")))
+    }
 }
 
 fn line_of(text: &str, byte: usize) -> usize {
@@ -106,7 +149,7 @@ fn line_of(text: &str, byte: usize) -> usize {
         + 1
 }
 
-fn parse_docker(source: &str, text: &str) -> Result<EnvFile> {
+fn parse_docker(source: &str, text: &str, problems: &mut Problems) -> EnvFile {
     let mut file = EnvFile::default();
     let mut lines: Vec<&str> = text.split('\n').collect();
     if lines.last() == Some(&"") {
@@ -115,12 +158,13 @@ fn parse_docker(source: &str, text: &str) -> Result<EnvFile> {
     for (index, raw) in lines.into_iter().enumerate() {
         let line = index + 1;
         if raw.len() >= DOCKER_MAX_LINE {
-            return Err(Error::at(
+            problems.add::<()>(Err(Error::at(
                 source,
                 line,
                 "line is 64 KiB or longer: kubectl and docker cannot read it \
                  (kubectl silently drops the rest of the file)",
-            ));
+            )));
+            continue;
         }
         let content = raw.strip_suffix('\r').unwrap_or(raw).trim_start();
         if content.is_empty() || content.starts_with('#') {
@@ -128,12 +172,19 @@ fn parse_docker(source: &str, text: &str) -> Result<EnvFile> {
         }
         let (key, value) = match content.split_once('=') {
             Some((key, value)) => {
-                check_docker_key(source, line, key)?;
+                if problems.add(check_docker_key(source, line, key)).is_none() {
+                    continue;
+                }
                 (key, value.to_owned())
             }
             None => {
                 // A line without '=' could be a pasted value: only show it once it is a key.
-                check_docker_key(source, line, content)?;
+                if problems
+                    .add(check_docker_key(source, line, content))
+                    .is_none()
+                {
+                    continue;
+                }
                 let value = std::env::var(content).unwrap_or_else(|_| {
                     file.warnings.push(format!(
                         "{source}:{line}: warning: {content} is not set in the environment: \
@@ -150,7 +201,7 @@ fn parse_docker(source: &str, text: &str) -> Result<EnvFile> {
             line,
         });
     }
-    Ok(file)
+    file
 }
 
 /// kubectl's `validation.IsEnvVarName`.
@@ -192,20 +243,31 @@ struct Logical<'a> {
     text: &'a str,
 }
 
-fn parse_dotenv(source: &str, text: &str, expand: bool) -> Result<EnvFile> {
+fn parse_dotenv(
+    source: &str,
+    text: &str,
+    expand: bool,
+    problems: &mut Problems,
+) -> Result<EnvFile> {
     let mut file = EnvFile::default();
     for logical in logical_lines(source, text)? {
-        let Some(key) = check_dotenv_line(source, logical.line, logical.text, expand)? else {
+        let checked = check_dotenv_line(source, logical.line, logical.text, expand);
+        let Some(Some(key)) = problems.add(checked) else {
             continue;
         };
         // Read alone, a line can only expand from the environment: with --expand this
         // pass just finds the line of a syntax error, and the values come from below.
-        let value = dotenvy_value(source, &logical, &key)?;
+        let Some(value) = problems.add(dotenvy_value(source, &logical, &key)) else {
+            continue;
+        };
         file.entries.push(Entry {
             key,
             value,
             line: logical.line,
         });
+    }
+    if expand && !problems.0.is_empty() {
+        return Ok(file);
     }
     if expand {
         // Expansion sees earlier keys of the same file, so dotenvy reads it whole.
@@ -388,7 +450,8 @@ fn check_dotenv_line(
                 '#' => break,
                 _ => {
                     return fail(format!(
-                        "{key}: unquoted value contains a space: quote the value"
+                        "{key}: unquoted value contains a space: quote the value, or read the \
+                         file as docker and kubectl do with --format docker"
                     ));
                 }
             }

@@ -109,7 +109,15 @@ fn report(tool: &str, e: Error) -> ExitCode {
     let code = e.exit_code();
     if !matches!(e, Error::BrokenPipe) {
         // Nothing useful can be done if stderr itself is gone.
-        let _ = io::Write::write_all(&mut io::stderr(), format!("{tool}: {e}\n").as_bytes());
+        // Every line of bad input carries the tool's name (a file may have several).
+        let text: String = match &e {
+            Error::Input(message) => message
+                .lines()
+                .map(|line| format!("{tool}: {line}\n"))
+                .collect(),
+            _ => format!("{tool}: {e}\n"),
+        };
+        let _ = io::Write::write_all(&mut io::stderr(), text.as_bytes());
     }
     ExitCode::from(code)
 }

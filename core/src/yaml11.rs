@@ -1,225 +1,544 @@
-//! Plain scalars that Kubernetes reads as something else than we do.
+//! Reading one YAML document the way Kubernetes reads it.
 //!
-//! kubectl and the API server read YAML with go-yaml v2 (behind sigs.k8s.io/yaml), a
-//! YAML 1.1 resolver: unquoted `on`, `yes`, `n`, `0755`, `1_000`, `<<` are bools, octal
-//! and underscored ints, merge keys. serde_yaml (YAML 1.2) reads the same text as
-//! strings or other numbers, so a tool reading the stream with it would send the API
-//! server other data than `kubectl apply` sends. The quoting style that decides this is
-//! not visible in a parsed value, so the check walks parser events (granit-parser, the
-//! parser behind kube's own serde-saphyr), which keep the style and position of every
-//! scalar.
+//! kubectl and the API server read YAML with go-yaml v2 behind sigs.k8s.io/yaml: a
+//! YAML 1.1 resolver whose result is converted to JSON. Unquoted `on`, `yes`, `n` are
+//! bools, `0755` is octal, `1_000` and `0x1F` are ints, `<<` merges a mapping, while
+//! timestamps (`2001-12-14`) and base-60 numbers (`12:30:00`) stay strings. A document
+//! that JSON cannot hold (`.inf`, `.nan`, a null or unsigned-64-bit key) is refused, as
+//! kubectl refuses it. This module builds the same `serde_json::Value` from the events of
+//! granit-parser (the parser behind kube's own serde-saphyr), which keep the style, tag
+//! and position of every scalar. The builder keeps its own stack, so depth costs no
+//! recursion, and it stops at go-yaml's depth limit before the parser goes deeper.
+//!
+//! Messages never quote a scalar of the input: a secret could be one.
 
-use granit_parser::{Event, Parser, ScalarStyle};
+use granit_parser::{Event, Parser, ScalarStyle, ScanError, Tag};
+use serde_json::{Map, Number, Value};
 use std::collections::HashSet;
 
-/// A plain scalar whose reading differs, with its 1-based line in the checked text.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Ambiguous {
+/// go-yaml's limit on nesting (`exceeded max depth of 10000`).
+pub const MAX_DEPTH: usize = 10_000;
+
+/// Nodes that aliases may add to a document before it counts as an alias bomb.
+const MAX_ALIASED_NODES: usize = 1_000_000;
+
+/// Why a document cannot be read, with the 1-based line (within the text read) it is on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoadError {
     pub line: usize,
-    pub text: String,
-    /// How Kubernetes reads it, for the message: "the boolean true".
-    pub kubernetes_reads: String,
-    /// How serde_yaml reads it: "a string", mostly.
-    pub yaml12_reads: String,
+    pub message: String,
 }
 
-/// The first plain, untagged scalar of `text` that Kubernetes' YAML 1.1 reader resolves
-/// differently from serde_yaml; an error when the text is not YAML.
-pub fn first_ambiguous(text: &str) -> Result<Option<Ambiguous>, String> {
-    for event in Parser::new_from_str(text) {
-        let (event, span) = event.map_err(|e| e.to_string())?;
-        if let Event::Scalar(value, ScalarStyle::Plain, _, None) = event {
-            let (kubernetes, here) = (yaml11(&value), yaml12(&value));
-            if kubernetes != here {
-                return Ok(Some(Ambiguous {
-                    line: span.start.line(),
-                    text: value.into_owned(),
-                    kubernetes_reads: kubernetes.describe(),
-                    yaml12_reads: here.describe(),
-                }));
+impl LoadError {
+    fn new(line: usize, message: impl Into<String>) -> Self {
+        LoadError {
+            line,
+            message: message.into(),
+        }
+    }
+
+    fn scan(e: &ScanError) -> Self {
+        if matches!(e.kind(), granit_parser::ErrorKind::RecursionLimitExceeded) {
+            return LoadError::new(e.marker().line(), too_deep());
+        }
+        LoadError::new(e.marker().line(), format!("invalid YAML: {}", e.info()))
+    }
+}
+
+fn too_deep() -> String {
+    format!("nested deeper than {MAX_DEPTH} levels (the limit of Kubernetes' YAML reader)")
+}
+
+/// A scalar as go-yaml v2 resolves it when decoding into `interface{}`.
+#[derive(Debug, Clone, PartialEq)]
+enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    /// An integer past i64, which go-yaml keeps as uint64.
+    Uint(u64),
+    Float(f64),
+    Str(String),
+    /// Unquoted `<<`.
+    Merge,
+}
+
+/// The first document of `text` as Kubernetes reads it; `None` when it is empty (only
+/// comments, or `null`... as kubectl, the caller skips it).
+pub fn load(text: &str) -> Result<Option<Value>, LoadError> {
+    Builder::default().run(text)
+}
+
+/// The parser with go-yaml's nesting limit (granit's own default is far lower).
+fn parser(text: &str) -> Parser<'_, granit_parser::StrInput<'_>> {
+    let options = granit_parser::options! {
+        flow_nesting_limit: MAX_DEPTH,
+        block_nesting_limit: MAX_DEPTH,
+    };
+    Parser::new_from_str_with_options(text, options)
+}
+
+/// A collection being built.
+enum Open {
+    Seq {
+        items: Vec<Value>,
+        anchor: usize,
+    },
+    Map {
+        map: Map<String, Value>,
+        anchor: usize,
+        /// Keys written in this mapping itself, to refuse a repeated one; keys that a
+        /// merge brought may be overridden.
+        explicit: HashSet<String>,
+        /// The key read, waiting for its value.
+        key: Option<Key>,
+        /// Whether that key's value is a merge, and the line of the key.
+        line: usize,
+    },
+}
+
+enum Key {
+    Name(String),
+    Merge,
+}
+
+#[derive(Default)]
+struct Builder {
+    stack: Vec<Open>,
+    /// Values of anchored nodes, by anchor id.
+    anchors: Vec<Option<Value>>,
+    aliased_nodes: usize,
+    done: Option<Value>,
+}
+
+impl Builder {
+    fn run(mut self, text: &str) -> Result<Option<Value>, LoadError> {
+        let mut started = false;
+        for event in parser(text) {
+            let (event, span) = event.map_err(|e| LoadError::scan(&e))?;
+            let line = span.start.line();
+            match event {
+                Event::DocumentStart(..) => started = true,
+                // go-yaml's Unmarshal reads the first document of its input.
+                Event::DocumentEnd if started => break,
+                Event::Scalar(text, style, anchor, tag) => {
+                    let scalar = resolve(&text, style, tag.as_deref())
+                        .map_err(|why| LoadError::new(line, why))?;
+                    self.scalar(scalar, anchor, line)?;
+                }
+                Event::SequenceStart(_, anchor, _) => {
+                    self.open(line)?;
+                    self.stack.push(Open::Seq {
+                        items: Vec::new(),
+                        anchor,
+                    });
+                }
+                Event::MappingStart(_, anchor, _) => {
+                    self.open(line)?;
+                    self.stack.push(Open::Map {
+                        map: Map::new(),
+                        anchor,
+                        explicit: HashSet::new(),
+                        key: None,
+                        line,
+                    });
+                }
+                Event::SequenceEnd | Event::MappingEnd => {
+                    let (value, anchor) = match self.stack.pop() {
+                        Some(Open::Seq { items, anchor }) => (Value::Array(items), anchor),
+                        Some(Open::Map { map, anchor, .. }) => (Value::Object(map), anchor),
+                        None => unreachable!("the parser balances collections"),
+                    };
+                    self.remember(anchor, &value);
+                    self.node(value, line)?;
+                }
+                Event::Alias(id) => {
+                    let value = self
+                        .anchors
+                        .get(id)
+                        .cloned()
+                        .flatten()
+                        .ok_or_else(|| LoadError::new(line, "an alias refers to no anchor"))?;
+                    self.aliased_nodes += count_nodes(&value);
+                    if self.aliased_nodes > MAX_ALIASED_NODES {
+                        return Err(LoadError::new(
+                            line,
+                            "the document contains excessive aliasing",
+                        ));
+                    }
+                    if self.key_next() && !value.is_string() {
+                        return Err(self.bad_key(line, &value));
+                    }
+                    match value {
+                        Value::String(s) if self.key_next() => {
+                            self.key(Key::Name(s), line);
+                        }
+                        value => self.node(value, line)?,
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(self.done.filter(|v| !v.is_null()))
+    }
+
+    /// Before a collection starts: it cannot be a key, and the depth is bounded.
+    fn open(&self, line: usize) -> Result<(), LoadError> {
+        if self.key_next() {
+            return Err(LoadError::new(
+                line,
+                "a mapping or sequence used as a mapping key",
+            ));
+        }
+        if self.stack.len() >= MAX_DEPTH {
+            return Err(LoadError::new(line, too_deep()));
+        }
+        Ok(())
+    }
+
+    fn key_next(&self) -> bool {
+        matches!(self.stack.last(), Some(Open::Map { key: None, .. }))
+    }
+
+    fn bad_key(&self, line: usize, value: &Value) -> LoadError {
+        let what = match value {
+            Value::Null => "a null mapping key (`~`, `null` or empty) cannot be a JSON key",
+            _ => "a mapping or sequence used as a mapping key",
+        };
+        LoadError::new(line, what)
+    }
+
+    fn remember(&mut self, anchor: usize, value: &Value) {
+        if anchor == 0 {
+            return;
+        }
+        if self.anchors.len() <= anchor {
+            self.anchors.resize(anchor + 1, None);
+        }
+        self.anchors[anchor] = Some(value.clone());
+    }
+
+    fn scalar(&mut self, scalar: Scalar, anchor: usize, line: usize) -> Result<(), LoadError> {
+        if self.key_next() {
+            let key = match scalar {
+                Scalar::Merge => Key::Merge,
+                other => Key::Name(key_string(other).map_err(|why| LoadError::new(line, why))?),
+            };
+            if let Key::Name(name) = &key {
+                self.remember(anchor, &Value::String(name.clone()));
+            }
+            self.key(key, line);
+            return Ok(());
+        }
+        let value = json_value(scalar).map_err(|why| LoadError::new(line, why))?;
+        self.remember(anchor, &value);
+        self.node(value, line)
+    }
+
+    fn key(&mut self, key: Key, at: usize) {
+        if let Some(Open::Map {
+            key: slot, line, ..
+        }) = self.stack.last_mut()
+        {
+            *slot = Some(key);
+            *line = at;
+        }
+    }
+
+    /// A complete value: the next item of a sequence, the value of a mapping's key, or
+    /// the document.
+    fn node(&mut self, value: Value, at: usize) -> Result<(), LoadError> {
+        match self.stack.last_mut() {
+            None => self.done = Some(value),
+            Some(Open::Seq { items, .. }) => items.push(value),
+            Some(Open::Map {
+                map,
+                explicit,
+                key,
+                line,
+                ..
+            }) => match key.take() {
+                Some(Key::Name(name)) => {
+                    if !explicit.insert(name.clone()) {
+                        return Err(LoadError::new(
+                            *line,
+                            format!("duplicate key {name:?}: a mapping repeats this key"),
+                        ));
+                    }
+                    map.insert(name, value);
+                }
+                Some(Key::Merge) => merge(map, value).map_err(|why| LoadError::new(at, why))?,
+                None => unreachable!("scalar and alias keys are taken apart"),
+            },
+        }
+        Ok(())
+    }
+}
+
+/// go-yaml v2's merge: a mapping, or a sequence of mappings of which earlier ones win,
+/// written over the keys so far (later keys of the mapping then override it).
+fn merge(into: &mut Map<String, Value>, value: Value) -> Result<(), &'static str> {
+    const WANT_MAP: &str = "a merge key (<<) needs a mapping or a sequence of mappings";
+    match value {
+        Value::Object(from) => into.extend(from),
+        Value::Array(items) => {
+            for item in items.into_iter().rev() {
+                let Value::Object(from) = item else {
+                    return Err(WANT_MAP);
+                };
+                into.extend(from);
+            }
+        }
+        _ => return Err(WANT_MAP),
+    }
+    Ok(())
+}
+
+fn count_nodes(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        Value::Object(map) => 1 + map.values().map(count_nodes).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// The 1-based line of the scalar value at `path` (mapping keys, as JSON keys) in the
+/// first document of `text`, for messages about a value found in the loaded object.
+pub fn line_of(text: &str, path: &[String]) -> Option<usize> {
+    /// Where the walk is: per open collection, the key (or index) of the node inside it.
+    struct Level {
+        map: bool,
+        key_next: bool,
+        segment: Option<String>,
+        index: usize,
+    }
+    fn step(stack: &mut [Level]) {
+        if let Some(level) = stack.last_mut() {
+            if level.map {
+                level.key_next = !level.key_next;
+            } else {
+                level.index += 1;
             }
         }
     }
-    Ok(None)
-}
-
-/// The 1-based line of the first mapping key that repeats an earlier key of its mapping
-/// (compared as written, which is how serde_yaml compares scalar keys too).
-pub fn repeated_key_line(text: &str) -> Option<usize> {
-    /// An open collection: for a mapping, its keys so far and whether a key comes next.
-    enum Open {
-        Sequence,
-        Mapping {
-            keys: HashSet<String>,
-            key_next: bool,
-        },
-    }
-    /// A node ended inside the innermost collection: a mapping alternates key, value.
-    fn node_done(stack: &mut [Open]) {
-        if let Some(Open::Mapping { key_next, .. }) = stack.last_mut() {
-            *key_next = !*key_next;
-        }
-    }
-    let mut stack = Vec::new();
-    for event in Parser::new_from_str(text) {
+    let here = |stack: &[Level]| {
+        stack.len() == path.len()
+            && stack.iter().zip(path).all(|(level, want)| {
+                if level.map {
+                    level.segment.as_deref() == Some(want)
+                } else {
+                    level.index.to_string() == *want
+                }
+            })
+    };
+    let mut stack: Vec<Level> = Vec::new();
+    for event in parser(text) {
         let (event, span) = event.ok()?;
         match event {
-            Event::MappingStart(..) => stack.push(Open::Mapping {
-                keys: HashSet::new(),
-                key_next: true,
-            }),
-            Event::SequenceStart(..) => stack.push(Open::Sequence),
+            Event::MappingStart(..) | Event::SequenceStart(..) => {
+                let map = matches!(event, Event::MappingStart(..));
+                stack.push(Level {
+                    map,
+                    key_next: true,
+                    segment: None,
+                    index: 0,
+                });
+            }
             Event::MappingEnd | Event::SequenceEnd => {
                 stack.pop();
-                node_done(&mut stack);
+                step(&mut stack);
             }
-            Event::Scalar(value, ..) => {
-                if let Some(Open::Mapping {
-                    keys,
-                    key_next: true,
-                }) = stack.last_mut()
-                    && !keys.insert(value.into_owned())
-                {
+            Event::Scalar(value, style, _, tag) => {
+                let key_next = stack.last().is_some_and(|l| l.map && l.key_next);
+                if key_next {
+                    let key = resolve(&value, style, tag.as_deref())
+                        .ok()
+                        .and_then(|s| key_string(s).ok());
+                    if let Some(level) = stack.last_mut() {
+                        level.segment = key;
+                    }
+                } else if here(&stack) {
                     return Some(span.start.line());
                 }
-                node_done(&mut stack);
+                step(&mut stack);
             }
-            Event::Alias(_) => node_done(&mut stack),
+            Event::Alias(_) => step(&mut stack),
+            Event::DocumentEnd => return None,
             _ => {}
         }
     }
     None
 }
 
-/// What a plain scalar resolves to.
-#[derive(Debug, Clone, Copy)]
-enum Reading {
-    Str,
-    Null,
-    Bool(bool),
-    Int(i128),
-    Float(f64),
-    /// YAML 1.1 base-60 numbers (`12:30:00`); go-yaml leaves them strings, but PyYAML
-    /// and other YAML 1.1 tools do not, so they are as ambiguous as the rest.
-    Sexagesimal,
-    /// `<<`, go-yaml's merge key.
-    Merge,
+/// A mapping key as sigs.k8s.io/yaml turns it into a JSON key.
+fn key_string(scalar: Scalar) -> Result<String, String> {
+    Ok(match scalar {
+        Scalar::Str(s) => s,
+        Scalar::Bool(b) => b.to_string(),
+        Scalar::Int(i) => i.to_string(),
+        Scalar::Float(f) => go_format_float32(f),
+        Scalar::Null => {
+            return Err("a null mapping key (`~`, `null` or empty) cannot be a JSON key".into());
+        }
+        Scalar::Uint(_) => {
+            return Err("a mapping key past the 64-bit signed range cannot be a JSON key".into());
+        }
+        Scalar::Merge => "<<".into(),
+    })
 }
 
-impl PartialEq for Reading {
-    fn eq(&self, other: &Self) -> bool {
-        use Reading::*;
-        match (self, other) {
-            (Str, Str) | (Null, Null) | (Merge, Merge) => true,
-            (Bool(a), Bool(b)) => a == b,
-            (Int(a), Int(b)) => a == b,
-            (Float(a), Float(b)) => a == b || (a.is_nan() && b.is_nan()),
-            _ => false,
-        }
+/// A scalar value as it reaches the API server: converted to JSON by sigs.k8s.io/yaml,
+/// then read back by kubectl into int64 where a number is whole and fits, else float64.
+fn json_value(scalar: Scalar) -> Result<Value, String> {
+    Ok(match scalar {
+        Scalar::Null => Value::Null,
+        Scalar::Bool(b) => Value::Bool(b),
+        Scalar::Int(i) => i.into(),
+        Scalar::Uint(u) => float(u as f64)?,
+        Scalar::Float(f) => float(f)?,
+        Scalar::Str(s) => Value::String(s),
+        // A `<<` value (not key) is the string go-yaml's merge tag leaves.
+        Scalar::Merge => Value::String("<<".into()),
+    })
+}
+
+fn float(f: f64) -> Result<Value, String> {
+    // 2^63: whole numbers below it come back from JSON as int64.
+    const TWO_63: f64 = 9_223_372_036_854_775_808.0;
+    if !f.is_finite() {
+        return Err(
+            "an unquoted infinity or not-a-number cannot be converted to JSON \
+             (kubectl refuses it too); quote it to keep a string"
+                .into(),
+        );
+    }
+    if f.fract() == 0.0 && f.abs() < TWO_63 {
+        return Ok((f as i64).into());
+    }
+    Ok(Value::Number(
+        Number::from_f64(f).expect("finite floats are JSON numbers"),
+    ))
+}
+
+/// Go's `strconv.FormatFloat(f, 'g', -1, 32)`, which sigs.k8s.io/yaml uses for float keys.
+fn go_format_float32(f: f64) -> String {
+    let f = f as f32;
+    if f.is_infinite() {
+        return if f > 0.0 { ".inf" } else { "-.inf" }.into();
+    }
+    if f.is_nan() {
+        return ".nan".into();
+    }
+    // Shortest digits and exponent: `{:e}` gives `d.ddddde-x`.
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exp) = sci.split_once('e').expect("{:e} has an exponent");
+    let exp: i32 = exp.parse().expect("{:e} exponent is a number");
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let sign = if f.is_sign_negative() { "-" } else { "" };
+    if !(-4..6).contains(&exp) {
+        let (first, rest) = digits.split_at(1);
+        let point = if rest.is_empty() { "" } else { "." };
+        let esign = if exp < 0 { '-' } else { '+' };
+        return format!("{sign}{first}{point}{rest}e{esign}{:02}", exp.abs());
+    }
+    format!("{sign}{}", f.abs())
+}
+
+/// go-yaml v2's `resolve()` for one scalar event, as decoded into `interface{}`.
+fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Scalar, String> {
+    let Some(tag) = tag else {
+        return Ok(if style == ScalarStyle::Plain {
+            resolve_plain(text)
+        } else {
+            Scalar::Str(text.to_owned())
+        });
+    };
+    let Some(name) = tag.suffix_in_namespace("tag:yaml.org,2002:") else {
+        // Tags go-yaml does not know leave the text a string.
+        return Ok(Scalar::Str(text.to_owned()));
+    };
+    let resolved = resolve_plain(text);
+    let fits = match (&*name, &resolved) {
+        ("str", _) => return Ok(Scalar::Str(text.to_owned())),
+        ("binary", _) => return binary(text),
+        ("null", Scalar::Null) | ("bool", Scalar::Bool(_)) => true,
+        ("int", Scalar::Int(_) | Scalar::Uint(_)) => true,
+        ("float", Scalar::Float(_)) => true,
+        ("float", Scalar::Int(i)) => return Ok(Scalar::Float(*i as f64)),
+        ("float", Scalar::Uint(u)) => return Ok(Scalar::Float(*u as f64)),
+        ("merge", Scalar::Merge) => true,
+        // Timestamps stay strings in `interface{}` (go-yaml's backward compatibility).
+        ("timestamp", Scalar::Str(_)) => true,
+        ("map" | "seq" | "set" | "omap" | "pairs" | "value" | "yaml", _) => false,
+        _ => return Ok(Scalar::Str(text.to_owned())),
+    };
+    if fits {
+        Ok(resolved)
+    } else {
+        Err(format!("a scalar tagged !!{name} is not a valid {name}"))
     }
 }
 
-impl Reading {
-    fn describe(self) -> String {
-        match self {
-            Reading::Str => "a string".into(),
-            Reading::Null => "null".into(),
-            Reading::Bool(b) => format!("the boolean {b}"),
-            Reading::Int(i) => format!("the number {i}"),
-            Reading::Float(f) => format!("the number {f}"),
-            Reading::Sexagesimal => "a base-60 number".into(),
-            Reading::Merge => "a merge key".into(),
-        }
-    }
+fn binary(text: &str) -> Result<Scalar, String> {
+    use base64::Engine;
+    let compact: String = text.split_whitespace().collect();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(compact)
+        .map_err(|_| "a scalar tagged !!binary is not valid base64".to_owned())?;
+    Ok(Scalar::Str(String::from_utf8_lossy(&bytes).into_owned()))
 }
 
-/// go-yaml v2's `resolve()` for an untagged plain scalar, as decoded into `interface{}`
-/// (timestamps stay strings there), plus YAML 1.1's base-60 numbers.
-fn yaml11(s: &str) -> Reading {
+/// go-yaml v2's resolution of an untagged plain scalar.
+fn resolve_plain(s: &str) -> Scalar {
     match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Reading::Null,
+        "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
         "y" | "Y" | "yes" | "Yes" | "YES" | "on" | "On" | "ON" | "true" | "True" | "TRUE" => {
-            return Reading::Bool(true);
+            return Scalar::Bool(true);
         }
         "n" | "N" | "no" | "No" | "NO" | "off" | "Off" | "OFF" | "false" | "False" | "FALSE" => {
-            return Reading::Bool(false);
+            return Scalar::Bool(false);
         }
         ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Reading::Float(f64::INFINITY);
+            return Scalar::Float(f64::INFINITY);
         }
-        "-.inf" | "-.Inf" | "-.INF" => return Reading::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Reading::Float(f64::NAN),
-        "<<" => return Reading::Merge,
+        "-.inf" | "-.Inf" | "-.INF" => return Scalar::Float(f64::NEG_INFINITY),
+        ".nan" | ".NaN" | ".NAN" => return Scalar::Float(f64::NAN),
+        "<<" => return Scalar::Merge,
         _ => {}
     }
     match s.as_bytes()[0] {
-        b'.' => s.parse().map_or(Reading::Str, Reading::Float),
+        b'.' => go_parse_float(s).map_or(Scalar::Str(s.to_owned()), Scalar::Float),
         b'0'..=b'9' | b'+' | b'-' => {
+            // A timestamp (`2001-12-14`) is no number, and stays a string in `interface{}`.
             let plain = s.replace('_', "");
             if let Some(int) = go_parse_int(&plain) {
-                Reading::Int(int)
-            } else if is_go_yaml_float(&plain) {
-                plain.parse().map_or(Reading::Str, Reading::Float)
-            } else if is_sexagesimal(s) {
-                Reading::Sexagesimal
-            } else {
-                Reading::Str
+                return match i64::try_from(int) {
+                    Ok(i) => Scalar::Int(i),
+                    Err(_) => Scalar::Uint(int as u64),
+                };
             }
+            if is_go_yaml_float(&plain)
+                && let Some(f) = go_parse_float(&plain)
+            {
+                return Scalar::Float(f);
+            }
+            // go-yaml's last resort: binary with a sign after the prefix check.
+            let binary = plain
+                .strip_prefix("0b")
+                .map(|d| (false, d))
+                .or_else(|| plain.strip_prefix("-0b").map(|d| (true, d)));
+            if let Some((negative, digits)) = binary
+                && let Ok(n) = i64::from_str_radix(digits, 2)
+            {
+                return Scalar::Int(if negative { -n } else { n });
+            }
+            Scalar::Str(s.to_owned())
         }
-        _ => Reading::Str,
+        _ => Scalar::Str(s.to_owned()),
     }
 }
 
-/// serde_yaml 0.9's reading of an untagged plain scalar (YAML 1.2 core schema).
-fn yaml12(s: &str) -> Reading {
-    match s {
-        "" | "~" | "null" | "Null" | "NULL" => return Reading::Null,
-        "true" | "True" | "TRUE" => return Reading::Bool(true),
-        "false" | "False" | "FALSE" => return Reading::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
-            return Reading::Float(f64::INFINITY);
-        }
-        "-.inf" | "-.Inf" | "-.INF" => return Reading::Float(f64::NEG_INFINITY),
-        ".nan" | ".NaN" | ".NAN" => return Reading::Float(f64::NAN),
-        _ => {}
-    }
-    if let Some(int) = serde_yaml_int(s) {
-        return Reading::Int(int);
-    }
-    let unpositive = s.strip_prefix('+').unwrap_or(s);
-    if s.starts_with('+') && unpositive.starts_with(['+', '-']) || has_leading_zero(s) {
-        return Reading::Str;
-    }
-    match unpositive.parse::<f64>() {
-        Ok(f) if f.is_finite() => Reading::Float(f),
-        _ => Reading::Str,
-    }
-}
-
-/// serde_yaml's ints: decimal without leading zeros, or `0x`, `0o`, `0b` after a sign.
-fn serde_yaml_int(s: &str) -> Option<i128> {
-    let negative = s.starts_with('-');
-    let unsigned = s.strip_prefix(['+', '-']).unwrap_or(s);
-    let (digits, radix) = [("0x", 16), ("0o", 8), ("0b", 2)]
-        .into_iter()
-        .find_map(|(prefix, radix)| Some((unsigned.strip_prefix(prefix)?, radix)))
-        .unwrap_or((unsigned, 10));
-    if digits.starts_with(['+', '-']) || radix == 10 && has_leading_zero(s) {
-        return None;
-    }
-    let n = i128::try_from(u128::from_str_radix(digits, radix).ok()?).ok()?;
-    Some(if negative { -n } else { n })
-}
-
-/// YAML 1.2 reads `0755` as a string, not as a number with a leading zero.
-fn has_leading_zero(s: &str) -> bool {
-    let unsigned = s.strip_prefix(['-', '+']).unwrap_or(s);
-    unsigned.len() > 1
-        && unsigned.starts_with('0')
-        && unsigned[1..].bytes().all(|b| b.is_ascii_digit())
-}
-
-/// Go's `strconv.ParseInt(s, 0, 64)`, falling back to `ParseUint` as go-yaml does:
+/// Go's `strconv.ParseInt(s, 0, 64)`, then `ParseUint(s, 0, 64)` as go-yaml tries them:
 /// a sign, then `0x`, `0o`, `0b` or a bare leading `0` (octal) picks the base.
 fn go_parse_int(s: &str) -> Option<i128> {
     let (negative, unsigned) = match s.as_bytes().first() {
@@ -248,6 +567,15 @@ fn go_parse_int(s: &str) -> Option<i128> {
     (i128::from(i64::MIN)..=max).contains(&n).then_some(n)
 }
 
+/// Go's `strconv.ParseFloat` for go-yaml's float syntax: out of range is an error there
+/// (the text stays a string), not an infinity.
+fn go_parse_float(s: &str) -> Option<f64> {
+    if !is_go_yaml_float(s) {
+        return None;
+    }
+    s.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
 /// go-yaml's `yamlStyleFloat`: `^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$`.
 fn is_go_yaml_float(s: &str) -> bool {
     let s = s.strip_prefix(['-', '+']).unwrap_or(s);
@@ -265,163 +593,121 @@ fn is_go_yaml_float(s: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
-/// YAML 1.1 base-60 int or float: `[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+(\.[0-9_]*)?`.
-fn is_sexagesimal(s: &str) -> bool {
-    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let (whole, fraction) = s.split_once('.').unwrap_or((s, ""));
-    if !fraction.bytes().all(|b| b.is_ascii_digit() || b == b'_') {
-        return false;
-    }
-    let mut parts = whole.split(':');
-    let head = parts.next().unwrap_or_default();
-    let head_ok = head.starts_with(|c: char| c.is_ascii_digit())
-        && head.bytes().all(|b| b.is_ascii_digit() || b == b'_');
-    let mut sixties = parts.peekable();
-    let has_sixties = sixties.peek().is_some();
-    head_ok
-        && has_sixties
-        && sixties.all(|p| {
-            matches!(p.as_bytes(), [d] if d.is_ascii_digit())
-                || matches!(p.as_bytes(), [t @ b'0'..=b'5', d] if t.is_ascii_digit() && d.is_ascii_digit())
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
-    fn ambiguous(s: &str) -> bool {
-        yaml11(s) != yaml12(s)
-    }
-
-    /// Plain values that Kubernetes and serde_yaml read differently.
-    const AMBIGUOUS: &[&str] = &[
-        "on",
-        "On",
-        "ON",
-        "off",
-        "yes",
-        "Yes",
-        "no",
-        "NO",
-        "y",
-        "Y",
-        "n",
-        "N",
-        "0755",
-        "-010",
-        "08",
-        "1_000",
-        "0x_1F",
-        "12:30:00",
-        "-1:30",
-        "190:20:30.15",
-        "<<",
-    ];
-
-    /// Plain values that both read alike (strings, or the same bool, null or number).
-    const AGREED: &[&str] = &[
-        "true",
-        "False",
-        "null",
-        "~",
-        "",
-        "0",
-        "-0",
-        "+1",
-        "42",
-        "-17",
-        "0x1F",
-        "-0x1F",
-        "+0o17",
-        "0o17",
-        "0b101",
-        "1.5",
-        ".5",
-        "1.",
-        "1e3",
-        "-1.5E+3",
-        ".inf",
-        "-.Inf",
-        ".nan",
-        "polls",
-        "nginx",
-        "inf",
-        "nan",
-        "2001-12-14",
-        "1.2.3",
-        "v1",
-        "a:b",
-        "12:60",
-        "0.0.0.0",
-        "+-1",
-        "-1-",
-        "0x",
-        "+",
-        ".",
-        "1e",
-    ];
-
-    #[test]
-    fn words_and_numbers_kubernetes_reads_otherwise_are_ambiguous() {
-        for s in AMBIGUOUS {
-            assert!(ambiguous(s), "{s} should be ambiguous");
-        }
+    fn read(text: &str) -> Value {
+        load(text).unwrap().unwrap()
     }
 
     #[test]
-    fn values_both_readers_agree_on_pass() {
-        for s in AGREED.iter().chain(["18446744073709551615", "-"].iter()) {
-            assert!(
-                !ambiguous(s),
-                "{s}: 1.1 {:?} vs 1.2 {:?}",
-                yaml11(s),
-                yaml12(s)
-            );
-        }
-    }
-
-    /// The 1.2 side is our model of serde_yaml: hold it to the real thing.
-    #[test]
-    fn the_yaml12_reading_is_serde_yamls() {
-        // (`-` alone and integers past u64 cannot stand as `k: VALUE` for serde_yaml.)
-        for s in AMBIGUOUS.iter().chain(AGREED) {
-            let expected = match serde_yaml::from_str::<serde_yaml::Value>(&format!("k: {s}"))
-                .unwrap()["k"]
-                .clone()
-            {
-                serde_yaml::Value::Null => Reading::Null,
-                serde_yaml::Value::Bool(b) => Reading::Bool(b),
-                serde_yaml::Value::Number(n) if n.is_f64() => Reading::Float(n.as_f64().unwrap()),
-                serde_yaml::Value::Number(n) => Reading::Int(n.to_string().parse().unwrap()),
-                _ => Reading::Str,
-            };
-            assert_eq!(yaml12(s), expected, "{s}");
-        }
-    }
-
-    #[test]
-    fn finds_the_line_of_a_repeated_key() {
-        assert_eq!(
-            repeated_key_line("a: 1\nb:\n  c: 1\n  d: [1, 2]\n  c: 2\n"),
-            Some(5)
+    fn plain_scalars_resolve_as_go_yaml_v2() {
+        let v = read(
+            "a: 0755\nb: on\nc: 12:30:00\nd: 1_000\ne: 2001-12-14\nf: 1.0\ng: 08\nh: 1e3\n\
+             i: 0x1F\nj: 18446744073709551615\nk: !!str 12\nl: .5\nm: 1:20\nnn: ~\no: N\n\
+             p: -0b101\nq: '0755'\nr: 0o17\ns: +12\nt: 1.5\nu: 123456789.0\n",
         );
         assert_eq!(
-            repeated_key_line("a: {b: 1}\nc: [{b: 1}, {b: 2}]\nb: 3\n"),
-            None
+            v,
+            json!({"a": 493, "b": true, "c": "12:30:00", "d": 1000, "e": "2001-12-14", "f": 1,
+                   "g": 8, "h": 1000, "i": 31, "j": 18446744073709552000.0, "k": "12", "l": 0.5,
+                   "m": "1:20", "nn": null, "o": false, "p": -5, "q": "0755", "r": 15, "s": 12,
+                   "t": 1.5, "u": 123456789})
         );
-        assert_eq!(repeated_key_line("a: 1\nb: 2\na: 3\n"), Some(3));
     }
 
     #[test]
-    fn finds_the_first_plain_ambiguous_scalar_with_its_line() {
-        let text = "apiVersion: v1\nkind: ConfigMap\ndata:\n  A: 'on'\n  B: \"0755\"\n  C: !!str yes\n  D: yes\n";
-        let found = first_ambiguous(text).unwrap().unwrap();
-        assert_eq!((found.line, found.text.as_str()), (7, "yes"));
-        assert_eq!(found.kubernetes_reads, "the boolean true");
-        assert_eq!(found.yaml12_reads, "a string");
-        assert_eq!(first_ambiguous("a: 'on'\nb: |\n  on\n").unwrap(), None);
-        let key = first_ambiguous("data:\n  on: x\n").unwrap().unwrap();
-        assert_eq!((key.line, key.text.as_str()), (2, "on"));
+    fn keys_become_json_strings_like_sigs_yaml() {
+        assert_eq!(
+            read("y: 1\nn: 2\n10: 3\n1.5: 4\n"),
+            json!({"true": 1, "false": 2, "10": 3, "1.5": 4})
+        );
+        assert_eq!(go_format_float32(1e6), "1e+06");
+        assert_eq!(go_format_float32(100000.0), "100000");
+        let err = load("a: 1\n~: 2\n").unwrap_err();
+        assert_eq!(err.line, 2);
+        assert!(err.message.contains("null mapping key"), "{err:?}");
+    }
+
+    #[test]
+    fn infinity_and_nan_are_refused_without_quoting() {
+        for v in [".inf", "-.Inf", ".nan"] {
+            let err = load(&format!("a: 1\nb: {v}\n")).unwrap_err();
+            assert_eq!(err.line, 2);
+            assert!(!err.message.contains(v), "{err:?}");
+        }
+        assert_eq!(read("a: '.inf'\n"), json!({"a": ".inf"}));
+    }
+
+    #[test]
+    fn merge_keys_anchors_and_aliases() {
+        let v = read(
+            "base: &b {x: 1, w: 2}\nother: &o {w: 3, z: 4}\n\
+             m: {<<: [*b, *o], x: 9}\nk:\n  x: 0\n  <<: *b\ns: *b\nq: {'<<': 1}\n",
+        );
+        assert_eq!(v["m"], json!({"x": 9, "w": 2, "z": 4}));
+        // go-yaml v2 writes a merge over the keys before it.
+        assert_eq!(v["k"], json!({"x": 1, "w": 2}));
+        assert_eq!(v["s"], json!({"x": 1, "w": 2}));
+        assert_eq!(v["q"], json!({"<<": 1}));
+    }
+
+    #[test]
+    fn repeated_keys_are_refused_at_their_line() {
+        let err = load("a: 1\nb:\n  c: 1\n  d: [1, 2]\n  c: 2\n").unwrap_err();
+        assert_eq!(err.line, 5);
+        assert!(err.message.starts_with("duplicate key \"c\""), "{err:?}");
+    }
+
+    #[test]
+    fn flow_style_and_json() {
+        assert_eq!(
+            read("{apiVersion: v1, kind: ResourceQuota, spec: {hard: {pods: 10}}}"),
+            json!({"apiVersion": "v1", "kind": "ResourceQuota", "spec": {"hard": {"pods": 10}}})
+        );
+        assert_eq!(
+            read("{\"a\": [1, 2.5, true, null, \"on\"]}"),
+            json!({"a": [1, 2.5, true, null, "on"]})
+        );
+    }
+
+    #[test]
+    fn depth_is_bounded() {
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        let err = load(&deep).unwrap_err();
+        assert!(err.message.contains("deeper than"), "{err:?}");
+        let fine = format!("{}{}", "[".repeat(100), "]".repeat(100));
+        assert!(load(&fine).is_ok());
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for i in 1..10 {
+            let p = i - 1;
+            text.push_str(&format!(
+                "a{i}: &a{i} [*a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}, *a{p}]\n"
+            ));
+        }
+        let err = load(&text).unwrap_err();
+        assert!(err.message.contains("excessive aliasing"), "{err:?}");
+    }
+
+    #[test]
+    fn finds_the_line_of_a_value() {
+        let text = "a: 1\nb:\n  c: [x, y]\n  d: on\n";
+        let path = |p: &[&str]| p.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(line_of(text, &path(&["b", "d"])), Some(4));
+        assert_eq!(line_of(text, &path(&["b", "c", "1"])), Some(3));
+        assert_eq!(line_of(text, &path(&["b", "e"])), None);
+    }
+
+    #[test]
+    fn empty_documents_are_none() {
+        assert_eq!(load("# only a comment\n").unwrap(), None);
+        assert_eq!(load("").unwrap(), None);
+        assert_eq!(load("null\n").unwrap(), None);
     }
 }

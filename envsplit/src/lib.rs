@@ -180,9 +180,12 @@ const CREDENTIAL_WORDS: &[&str] = &[
     "SECRET",
     "PASSWORD",
     "PASSWD",
+    "PASSPHRASE",
     "PASS",
     "PWD",
+    "TOKENS",
     "TOKEN",
+    "KEYS",
     "KEY",
     "APIKEY",
     "CREDENTIAL",
@@ -194,6 +197,41 @@ const CREDENTIAL_WORDS: &[&str] = &[
     "SALT",
     "SIGNING",
 ];
+
+/// Short credential words that only count as a whole part of the key (`DB_PW`,
+/// `SIM_PIN`), not as an ending (`SPIN`, `UPW`).
+const CREDENTIAL_PARTS: &[&str] = &["PW", "PIN"];
+
+/// Parts of keys whose values are random secrets by nature, which `secretgen --generate`
+/// can make up.
+const GENERATED_PARTS: &[&str] = &[
+    "SECRET",
+    "PASSWORD",
+    "PASSWD",
+    "PASSPHRASE",
+    "PASS",
+    "PWD",
+    "PW",
+    "TOKEN",
+    "TOKENS",
+    "SALT",
+    "SIGNING",
+];
+
+/// Parts of keys whose values are not random: where something is, who, or a public half.
+const NOT_GENERATED_PARTS: &[&str] = &[
+    "URL", "URI", "DSN", "HOST", "PORT", "PATH", "FILE", "DIR", "ENDPOINT", "ID", "USER",
+    "USERNAME", "NAME", "PUBLIC", "PUB", "CERT", "CA", "REGION", "BUCKET", "EMAIL",
+];
+
+/// Whether an empty secret `key` is something `secretgen --generate` should fill: a
+/// secret key, password, token or salt, never a URL, path, public key or ID.
+fn generatable(key: &str) -> bool {
+    let upper = key.to_ascii_uppercase();
+    let parts: Vec<&str> = upper.split(['_', '-', '.']).collect();
+    let any = |words: &[&str]| parts.iter().any(|p| words.contains(p));
+    any(GENERATED_PARTS) && !any(NOT_GENERATED_PARTS)
+}
 
 pub fn run(args: Args) -> Result<()> {
     let app = &args.app;
@@ -250,10 +288,14 @@ pub fn run(args: Args) -> Result<()> {
             ));
         }
         if side == Side::Secret && entry.value.is_empty() {
+            let help = if generatable(&entry.key) {
+                format!(", or let `secretgen --generate {}` do it", entry.key)
+            } else {
+                String::new()
+            };
             notes.push(format!(
-                "envsplit: {source}:{}: warning: secret key {} is empty: fill it in, or let \
-                 `secretgen --generate {}` do it",
-                entry.line, entry.key, entry.key
+                "envsplit: {source}:{}: warning: secret key {} is empty: fill it in{help}",
+                entry.line, entry.key
             ));
         }
         map.insert(entry.key, Value::String(entry.value));
@@ -387,6 +429,12 @@ fn classify(rules: &[Rule], entry: &Entry) -> (Side, String) {
         return (rule.side, rule.origin.clone());
     }
     let upper = entry.key.to_ascii_uppercase();
+    if let Some(word) = CREDENTIAL_PARTS
+        .iter()
+        .find(|w| upper.split(['_', '-', '.']).any(|part| part == **w))
+    {
+        return (Side::Secret, format!("default: key part {word}"));
+    }
     for word in CREDENTIAL_WORDS {
         if upper.split(['_', '-', '.']).any(|part| part == *word) {
             return (Side::Secret, format!("default: key part {word}"));
@@ -441,6 +489,30 @@ mod tests {
     }
 
     #[test]
+    fn only_random_secrets_get_the_generate_hint() {
+        for key in [
+            "DJANGO_SECRET_KEY",
+            "DATABASE_PASSWORD",
+            "API_TOKEN",
+            "PASSWORD_SALT",
+            "DB_PW",
+        ] {
+            assert!(generatable(key), "{key}");
+        }
+        for key in [
+            "DATABASE_URL",
+            "SECRET_FILE_PATH",
+            "JWT_PUBLIC_KEY",
+            "CLIENT_SECRET_ID",
+            "SENTRY_DSN",
+            "AWS_ACCESS_KEY_ID",
+            "TLS_CERT",
+        ] {
+            assert!(!generatable(key), "{key}");
+        }
+    }
+
+    #[test]
     fn heuristic_finds_credential_words_and_url_passwords() {
         for key in [
             "DJANGO_SECRET_KEY",
@@ -453,6 +525,14 @@ mod tests {
             "MYAPIKEY",
             "JWT_SIGNING",
             "AWS_CREDENTIALS",
+            "DB_PW",
+            "PWD",
+            "MYSQL_ROOT_PASS",
+            "GPG_PASSPHRASE",
+            "SIM_PIN",
+            "API_TOKENS",
+            "STRIPE_KEYS",
+            "GOOGLE_APPLICATION_CREDENTIALS",
         ] {
             assert_eq!(side(&[], key, "x"), Side::Secret, "{key}");
         }
@@ -462,6 +542,9 @@ mod tests {
             "DJANGO_ALLOWED_HOSTS",
             "KEYBOARD_LAYOUT",
             "PASSAGE",
+            "SPIN_COUNT",
+            "PINNED_VERSION",
+            "UPWARD",
         ] {
             assert_eq!(side(&[], key, "x"), Side::Config, "{key}");
         }

@@ -43,6 +43,8 @@ pub struct Caller {
     deadline: Option<Instant>,
     scrubber: Scrubber,
     progress: ProgressBar,
+    /// Server warnings already printed: as kubectl, each is shown once.
+    warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl Caller {
@@ -59,6 +61,25 @@ impl Caller {
             deadline,
             scrubber,
             progress,
+            warned: Default::default(),
+        }
+    }
+
+    /// Prints the `Warning` headers of an answer as kubectl does (`Warning: TEXT` on
+    /// stderr), each text once per run.
+    fn warn(&self, headers: &http::HeaderMap) {
+        for value in headers.get_all("warning") {
+            let Some(text) = value.to_str().ok().and_then(warning_text) else {
+                continue;
+            };
+            let new = self
+                .warned
+                .lock()
+                .map(|mut seen| seen.insert(text.clone()))
+                .unwrap_or(true);
+            if new {
+                self.say(&format!("Warning: {text}\n"));
+            }
         }
     }
 
@@ -195,6 +216,7 @@ impl Caller {
     async fn send(&self, req: http::Request<Vec<u8>>) -> Result<Value, Failure> {
         let response = self.client.send(req.map(kube::client::Body::from)).await?;
         let code = response.status();
+        self.warn(response.headers());
         let retry_after = response
             .headers()
             .get(http::header::RETRY_AFTER)
@@ -211,6 +233,21 @@ impl Caller {
         let status = kpipe_core::api::status_from_body(code.as_u16(), &bytes);
         Err(Failure::api(status, retry_after))
     }
+}
+
+/// The text of an RFC 7234 warning value, `299 - "text"` (an optional date may follow).
+fn warning_text(value: &str) -> Option<String> {
+    let quoted = value.splitn(3, ' ').nth(2)?.strip_prefix('"')?;
+    let mut text = String::new();
+    let mut chars = quoted.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => text.push(chars.next()?),
+            '"' => return Some(text),
+            c => text.push(c),
+        }
+    }
+    None
 }
 
 fn build_error(e: kube::core::request::Error) -> Failure {
@@ -231,6 +268,20 @@ fn short(failure: &Failure) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn warning_headers_give_their_text() {
+        assert_eq!(
+            warning_text(r#"299 - "policy/v1beta1 PodDisruptionBudget is deprecated in v1.21+""#)
+                .as_deref(),
+            Some("policy/v1beta1 PodDisruptionBudget is deprecated in v1.21+")
+        );
+        assert_eq!(
+            warning_text(r#"299 - "would violate PodSecurity \"restricted:latest\": x" "Sat, 01 Jan 2000 00:00:00 GMT""#).as_deref(),
+            Some("would violate PodSecurity \"restricted:latest\": x")
+        );
+        assert_eq!(warning_text("299 -"), None);
+    }
     use kube::core::Status;
 
     #[test]

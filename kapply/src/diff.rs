@@ -34,11 +34,16 @@ pub fn unified(id: &ObjectId, live: Option<&Value>, merged: &Value) -> String {
         .to_string()
 }
 
-/// The object without the bookkeeping that changes on every write.
+/// The object without what applying it cannot change but controllers keep moving
+/// (status, and the resourceVersion their writes bump), nor bookkeeping.
 fn comparable(object: &Value) -> Value {
     let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
+        meta.remove("resourceVersion");
     }
     object
 }

@@ -1,25 +1,39 @@
 //! Reading and checking the whole input before anything is written.
 
-use kpipe_core::object::MAX_OBJECT_BYTES;
-use kpipe_core::stream::{self, Yaml11};
+use kpipe_core::stream;
 use kpipe_core::{Document, Error, Result};
+use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
 
 /// Extensions read from a directory, as `kubectl apply -f DIR` does.
 const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
 
-/// The files a `-f` argument names: itself, `-`, or a directory's manifests sorted by name.
-pub fn expand(path: &str) -> Result<Vec<String>> {
+/// The files a `-f` argument names: itself, `-`, or a directory's manifests sorted by
+/// name (with `recursive`, those of its subdirectories too, as kubectl's -R).
+pub fn expand(path: &str, recursive: bool) -> Result<Vec<String>> {
     if path == "-" || !Path::new(path).is_dir() {
         return Ok(vec![path.to_owned()]);
     }
-    let entries =
-        std::fs::read_dir(path).map_err(|e| Error::input(format!("{path}: cannot read: {e}")))?;
     let mut files = Vec::new();
+    walk(Path::new(path), recursive, &mut files)?;
+    files.sort();
+    Ok(files)
+}
+
+fn walk(dir: &Path, recursive: bool, files: &mut Vec<String>) -> Result<()> {
+    let shown = dir.display();
+    let entries =
+        std::fs::read_dir(dir).map_err(|e| Error::input(format!("{shown}: cannot read: {e}")))?;
     for entry in entries {
-        let entry = entry.map_err(|e| Error::input(format!("{path}: cannot read: {e}")))?;
+        let entry = entry.map_err(|e| Error::input(format!("{shown}: cannot read: {e}")))?;
         let file = entry.path();
+        if file.is_dir() {
+            if recursive {
+                walk(&file, recursive, files)?;
+            }
+            continue;
+        }
         let is_manifest = file
             .extension()
             .and_then(|e| e.to_str())
@@ -28,12 +42,83 @@ pub fn expand(path: &str) -> Result<Vec<String>> {
             files.push(file.to_string_lossy().into_owned());
         }
     }
-    files.sort();
-    Ok(files)
+    Ok(())
+}
+
+/// A label selector as kubectl's `-l` takes it.
+#[derive(Debug)]
+pub struct Selector(Vec<Requirement>);
+
+#[derive(Debug)]
+enum Requirement {
+    Equals(String, String),
+    NotEquals(String, String),
+    Exists(String),
+    NotExists(String),
+    In(String, Vec<String>),
+    NotIn(String, Vec<String>),
+}
+
+impl Selector {
+    pub fn parse(text: &str) -> Result<Self> {
+        let bad = || Error::input(format!("-l {text:?}: not a label selector"));
+        let mut requirements = Vec::new();
+        // Split on commas outside parentheses.
+        let (mut depth, mut start) = (0, 0);
+        let mut parts = Vec::new();
+        for (i, c) in text.char_indices() {
+            match c {
+                '(' => depth += 1,
+                ')' => depth -= 1,
+                ',' if depth == 0 => {
+                    parts.push(&text[start..i]);
+                    start = i + 1;
+                }
+                _ => {}
+            }
+        }
+        parts.push(&text[start..]);
+        for part in parts.into_iter().map(str::trim).filter(|p| !p.is_empty()) {
+            let set = |rest: &str| -> Option<Vec<String>> {
+                let inner = rest.trim().strip_prefix('(')?.strip_suffix(')')?;
+                Some(inner.split(',').map(|v| v.trim().to_owned()).collect())
+            };
+            let requirement = if let Some(key) = part.strip_prefix('!') {
+                Requirement::NotExists(key.trim().to_owned())
+            } else if let Some((key, value)) = part.split_once("!=") {
+                Requirement::NotEquals(key.trim().into(), value.trim().into())
+            } else if let Some((key, value)) = part.split_once("==").or(part.split_once('=')) {
+                Requirement::Equals(key.trim().into(), value.trim().into())
+            } else if let Some((key, rest)) = part.split_once(" notin ") {
+                Requirement::NotIn(key.trim().into(), set(rest).ok_or_else(bad)?)
+            } else if let Some((key, rest)) = part.split_once(" in ") {
+                Requirement::In(key.trim().into(), set(rest).ok_or_else(bad)?)
+            } else if part.contains([' ', '(', ')']) {
+                return Err(bad());
+            } else {
+                Requirement::Exists(part.to_owned())
+            };
+            requirements.push(requirement);
+        }
+        Ok(Selector(requirements))
+    }
+
+    /// Whether an object's `metadata.labels` satisfy every requirement.
+    pub fn matches(&self, labels: &Value) -> bool {
+        let get = |key: &str| labels.get(key).and_then(Value::as_str);
+        self.0.iter().all(|r| match r {
+            Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
+            Requirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
+            Requirement::Exists(k) => get(k).is_some(),
+            Requirement::NotExists(k) => get(k).is_none(),
+            Requirement::In(k, vs) => get(k).is_some_and(|v| vs.iter().any(|x| x == v)),
+            Requirement::NotIn(k, vs) => get(k).is_none_or(|v| !vs.iter().any(|x| x == v)),
+        })
+    }
 }
 
 /// Reads every source (stdin when none is given) into one list of documents.
-pub fn read_all(paths: &[String]) -> Result<Vec<Document>> {
+pub fn read_all(paths: &[String], recursive: bool) -> Result<Vec<Document>> {
     let paths: Vec<String> = if paths.is_empty() {
         vec!["-".into()]
     } else {
@@ -45,8 +130,8 @@ pub fn read_all(paths: &[String]) -> Result<Vec<Document>> {
     }
     let mut docs = Vec::new();
     for path in &paths {
-        for file in expand(path)? {
-            docs.extend(stream::read_with(&file, Yaml11::Reject)?);
+        for file in expand(path, recursive)? {
+            docs.extend(stream::read(&file)?);
         }
     }
     if docs.is_empty() {
@@ -56,6 +141,42 @@ pub fn read_all(paths: &[String]) -> Result<Vec<Document>> {
         )));
     }
     Ok(docs)
+}
+
+/// The API server's limit on a Secret's or ConfigMap's data (`MaxSecretSize`,
+/// `MaxConfigMapSize`). Other objects have no limit the client can know exactly (etcd's
+/// request limit is the cluster's setting), so they go to the server as they are.
+const MAX_DATA_BYTES: usize = 1024 * 1024;
+
+/// A v1 Secret's or ConfigMap's data size as the server's validation counts it: every
+/// key plus its decoded value, `stringData` merged into a Secret's `data` first.
+fn data_size(object: &Value) -> Option<usize> {
+    use base64::Engine as _;
+    if object["apiVersion"] != "v1" {
+        return None;
+    }
+    // Which fields hold data, and whether their values are base64 (counted decoded).
+    let fields: [(&str, bool); 2] = match object["kind"].as_str() {
+        Some("Secret") => [("stringData", false), ("data", true)],
+        Some("ConfigMap") => [("data", false), ("binaryData", true)],
+        _ => return None,
+    };
+    let mut sizes: HashMap<&str, usize> = HashMap::new();
+    for (field, encoded) in fields {
+        for (key, value) in object[field].as_object().into_iter().flatten() {
+            let text = value.as_str().unwrap_or_default();
+            let bytes = if encoded {
+                base64::engine::general_purpose::STANDARD
+                    .decode(text)
+                    .map_or(text.len(), |b| b.len())
+            } else {
+                text.len()
+            };
+            // stringData wins over data for the same key, as the server merges them.
+            sizes.entry(key).or_insert(key.len() + bytes);
+        }
+    }
+    Some(sizes.values().sum())
 }
 
 /// What server-side apply needs of every object, checked before the first request.
@@ -74,11 +195,14 @@ pub fn check(docs: &[Document]) -> Result<()> {
             };
             return Err(Error::input(format!("{}: {} {why}", doc.place(), id.kind)));
         }
-        let size = serde_json::to_vec(&doc.value).map_or(0, |v| v.len());
-        if size > MAX_OBJECT_BYTES {
+        if let Some(size) = data_size(&doc.value)
+            && size > MAX_DATA_BYTES
+        {
             return Err(Error::input(format!(
-                "{}: {id} is {size} bytes, over the API server's limit of {MAX_OBJECT_BYTES}",
-                doc.place()
+                "{}: {id} holds {size} bytes of data (keys and decoded values), over the \
+                 API server's limit of {MAX_DATA_BYTES} for a {}",
+                doc.place(),
+                id.kind
             )));
         }
         let key = (
@@ -136,12 +260,52 @@ mod tests {
     }
 
     #[test]
-    fn oversized_objects_are_refused() {
-        let big = "x".repeat(MAX_OBJECT_BYTES);
-        let text =
-            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: a}}\ndata: {{k: {big}}}\n");
-        let err = check(&docs(&text)).unwrap_err().to_string();
-        assert!(err.contains("over the API server's limit"), "{err}");
+    fn only_data_over_the_servers_own_limit_is_refused() {
+        use base64::Engine as _;
+        let encode = |n: usize| base64::engine::general_purpose::STANDARD.encode(vec![b'x'; n]);
+        let secret = |data: &str| {
+            format!("apiVersion: v1\nkind: Secret\nmetadata: {{name: a}}\ndata: {{k: '{data}'}}\n")
+        };
+        // 900 KiB decoded is 1.2 MB of base64: the server stores it.
+        check(&docs(&secret(&encode(900 * 1024)))).unwrap();
+        let err = check(&docs(&secret(&encode(MAX_DATA_BYTES))))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(
+                "1048577 bytes of data (keys and decoded values), over the API server's limit"
+            ),
+            "{err}"
+        );
+        // A large CRD or ConfigMap of other objects is the server's to judge.
+        let big = "x".repeat(1_100_000);
+        let crd = format!(
+            "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\n\
+             metadata: {{name: a}}\nspec: {{description: '{big}'}}\n"
+        );
+        check(&docs(&crd)).unwrap();
+    }
+
+    #[test]
+    fn selectors_match_as_kubectl_does() {
+        let labels = serde_json::json!({"app": "polls", "tier": "web"});
+        for (text, want) in [
+            ("app=polls", true),
+            ("app==polls,tier=db", false),
+            ("app!=shop", true),
+            ("tier", true),
+            ("!tier", false),
+            ("tier in (web, db),app", true),
+            ("tier notin (web)", false),
+            ("missing notin (x)", true),
+        ] {
+            assert_eq!(
+                Selector::parse(text).unwrap().matches(&labels),
+                want,
+                "{text}"
+            );
+        }
+        assert!(Selector::parse("a in b").is_err());
     }
 
     #[test]
@@ -151,7 +315,10 @@ mod tests {
         for name in ["b.yml", "a.yaml", "c.json", "notes.txt"] {
             std::fs::write(dir.join(name), "").unwrap();
         }
-        let files = expand(dir.to_str().unwrap()).unwrap();
+        std::fs::create_dir_all(dir.join("sub")).unwrap();
+        std::fs::write(dir.join("sub/d.yaml"), "").unwrap();
+        assert_eq!(expand(dir.to_str().unwrap(), true).unwrap().len(), 4);
+        let files = expand(dir.to_str().unwrap(), false).unwrap();
         let names: Vec<String> = files
             .iter()
             .map(|f| {

@@ -1,8 +1,10 @@
 //! What kapply says about each object: result lines, failures, the summary.
 
+use crate::cli::Output;
 use crate::retry::Failure;
 use kpipe_core::ObjectId;
 use kpipe_core::redact::Scrubber;
+use serde_json::Value;
 use std::fmt;
 
 /// What applying did to an object, decided from the live object before and after.
@@ -36,12 +38,6 @@ pub fn kubectl_name(id: &ObjectId) -> String {
 pub fn result_line(id: &ObjectId, change: Change, dry_run: bool) -> String {
     let suffix = if dry_run { " (server dry run)" } else { "" };
     format!("{} {change}{suffix}\n", kubectl_name(id))
-}
-
-/// Whether a field manager is kubectl run by a person: `kubectl` (server-side apply),
-/// `kubectl-client-side-apply`, `kubectl-create`, `kubectl-edit`, `kubectl-patch`, ...
-fn is_kubectl(manager: &str) -> bool {
-    manager == "kubectl" || manager.starts_with("kubectl-")
 }
 
 /// The kinds of failure the summary counts.
@@ -130,8 +126,15 @@ pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubb
     text
 }
 
-/// (field, manager) pairs from a 409's `FieldManagerConflict` causes.
-pub fn conflicts(status: &kube::core::Status) -> Vec<(String, String)> {
+/// One field in conflict: who manages it and how (`Apply` or `Update`, when known).
+pub struct Conflict {
+    pub field: String,
+    pub manager: String,
+    pub operation: Option<String>,
+}
+
+/// The conflicts of a 409's `FieldManagerConflict` causes.
+pub fn conflicts(status: &kube::core::Status) -> Vec<Conflict> {
     let Some(details) = &status.details else {
         return Vec::new();
     };
@@ -140,11 +143,49 @@ pub fn conflicts(status: &kube::core::Status) -> Vec<(String, String)> {
         .iter()
         .filter(|c| c.reason == "FieldManagerConflict")
         .map(|c| {
-            // The message reads `conflict with "MANAGER"` (plus ` using VERSION` at times).
+            // The message reads `conflict with "MANAGER"` (plus ` using VERSION` at times),
+            // and [`note_operations`] may have added `(operation: OP)`.
             let manager = c.message.split('"').nth(1).unwrap_or(&c.message).to_owned();
-            (c.field.clone(), manager)
+            let operation = c
+                .message
+                .split_once(OPERATION)
+                .map(|(_, op)| op.trim_end_matches(')').to_owned());
+            Conflict {
+                field: c.field.clone(),
+                manager,
+                operation,
+            }
         })
         .collect()
+}
+
+const OPERATION: &str = " (operation: ";
+
+/// Adds to a 409's conflict causes the operation by which each manager owns its fields,
+/// from the live object's managedFields: the fitting fix depends on it.
+pub fn note_operations(failure: &mut Failure, live: Option<&serde_json::Value>) {
+    let (Failure::Api { status, .. }, Some(live)) = (failure, live) else {
+        return;
+    };
+    let Some(details) = status.details.as_mut() else {
+        return;
+    };
+    let entries = live["metadata"]["managedFields"].as_array();
+    for cause in details
+        .causes
+        .iter_mut()
+        .filter(|c| c.reason == "FieldManagerConflict" && !c.message.contains(OPERATION))
+    {
+        let manager = cause.message.split('"').nth(1).unwrap_or_default();
+        let operation = entries
+            .into_iter()
+            .flatten()
+            .find(|e| e["manager"] == manager && e["subresource"].is_null())
+            .and_then(|e| e["operation"].as_str());
+        if let Some(operation) = operation {
+            cause.message = format!("{}{OPERATION}{operation})", cause.message);
+        }
+    }
 }
 
 fn conflict_report(id: &ObjectId, status: &kube::core::Status) -> String {
@@ -154,28 +195,42 @@ fn conflict_report(id: &ObjectId, status: &kube::core::Status) -> String {
     let mut text = format!(
         "kapply: {id}: apply conflict: {count} {plural} managed by another field manager:\n"
     );
-    let width = fields.iter().map(|(f, _)| f.len()).max().unwrap_or(0);
-    for (field, manager) in &fields {
+    let width = fields.iter().map(|c| c.field.len()).max().unwrap_or(0);
+    for c in &fields {
+        let how = match c.operation.as_deref() {
+            Some("Apply") => " (server-side apply)",
+            Some("Update") => " (update)",
+            _ => "",
+        };
         text.push_str(&format!(
-            "kapply:   {field:width$}  managed by \"{manager}\"\n"
+            "kapply:   {:width$}  managed by \"{}\"{how}\n",
+            c.field, c.manager
         ));
     }
-    text.push_str(
-        "kapply:   to take these fields over, run again with --force-conflicts \
-         (the other manager then stops managing them)\n",
-    );
-    let by_hand: Vec<&str> = fields
-        .iter()
-        .map(|(_, m)| m.as_str())
-        .filter(|m| is_kubectl(m))
-        .collect();
-    if let Some(manager) = by_hand.first() {
-        text.push_str(&format!(
-            "kapply:   \"{manager}\" is kubectl: these values were set by hand (kubectl apply \
-             without --server-side, create or edit), as when the tutorial was first followed \
-             step by step. If the manifests are now the truth, --force-conflicts hands these \
-             fields to kapply; from then on change them in the manifests, not with kubectl.\n"
-        ));
+    let mut managers: Vec<&Conflict> = Vec::new();
+    for c in &fields {
+        if !managers.iter().any(|m| m.manager == c.manager) {
+            managers.push(c);
+        }
+    }
+    for c in managers {
+        let manager = &c.manager;
+        text.push_str(&match c.operation.as_deref() {
+            Some("Apply") => format!(
+                "kapply:   \"{manager}\" applies these fields with server-side apply: to apply \
+                 as that manager, run again with --field-manager {manager}; to take the fields \
+                 over from it, run again with --force-conflicts\n"
+            ),
+            Some("Update") => format!(
+                "kapply:   \"{manager}\" wrote these fields with an update (such as kubectl \
+                 edit, create or client-side apply): to take them over, run again with \
+                 --force-conflicts; from then on change them in the manifests\n"
+            ),
+            _ => format!(
+                "kapply:   to take the fields of \"{manager}\" over, run again with \
+                 --force-conflicts (it then stops managing them)\n"
+            ),
+        });
     }
     text
 }
@@ -203,6 +258,28 @@ pub fn summary(kinds: &[FailureKind], total: usize, dry_run: bool) -> String {
         kinds.len(),
         detail.join(", ")
     )
+}
+
+/// `-o yaml` is a stream, `-o json` one object or a `List`, `-o name` one line each,
+/// as kubectl prints them.
+pub fn render(objects: &[Value], format: Output) -> String {
+    match format {
+        Output::Name => objects
+            .iter()
+            .filter_map(ObjectId::of)
+            .map(|id| kubectl_name(&id) + "\n")
+            .collect(),
+        Output::Yaml => kpipe_core::yaml::to_stream(objects),
+        Output::Json => {
+            let value = match objects {
+                [one] => one.clone(),
+                many => {
+                    serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {}, "items": many})
+                }
+            };
+            serde_json::to_string_pretty(&value).expect("JSON values serialize") + "\n"
+        }
+    }
 }
 
 #[cfg(test)]
@@ -266,35 +343,47 @@ mod tests {
             "kapply:   .data.DJANGO_LOGLEVEL  managed by \"kapply\""
         );
         assert!(lines[2].contains("--force-conflicts"), "{text}");
-        assert!(
-            !text.contains("by hand"),
-            "kapply is not a hand manager: {text}"
-        );
+        assert!(!text.contains("tutorial"), "{text}");
         assert_eq!(FailureKind::of(&failure), FailureKind::Conflict);
     }
 
     #[test]
-    fn conflict_with_kubectl_explains_the_tutorial_done_by_hand() {
+    fn conflicts_give_the_fix_that_fits_the_managers_operation() {
         let mut status = fixtures::status("17-ssa-conflict.json");
         let details = status.details.as_mut().unwrap();
+        details.causes[0].message = "conflict with \"kubectl\"".into();
         let mut second = details.causes[0].clone();
         second.message = "conflict with \"kubectl-client-side-apply\" using v1".into();
         second.field = ".data.DEBUG".into();
         details.causes.push(second);
+        let live = serde_json::json!({"metadata": {"managedFields": [
+            {"manager": "kubectl", "operation": "Apply"},
+            {"manager": "kubectl-client-side-apply", "operation": "Update"},
+        ]}});
+        let mut failure = Failure::api(status, None);
+        note_operations(&mut failure, Some(&live));
         let text = super::failure(
             &id("v1", "ConfigMap", "polls-config"),
-            &Failure::api(status, None),
+            &failure,
             5,
             &Scrubber::default(),
         );
         assert!(text.contains("2 fields are managed"), "{text}");
         assert!(
             text.contains(
-                "kapply:   .data.DEBUG            managed by \"kubectl-client-side-apply\""
+                "kapply:   .data.DEBUG            managed by \"kubectl-client-side-apply\" (update)\n"
             ),
             "{text}"
         );
-        assert!(text.contains("followed step by step"), "{text}");
+        assert!(
+            text.contains("\"kubectl\" applies these fields with server-side apply: to apply as that manager, run again with --field-manager kubectl; to take the fields over from it, run again with --force-conflicts"),
+            "{text}"
+        );
+        assert!(
+            text.contains("\"kubectl-client-side-apply\" wrote these fields with an update (such as kubectl edit, create or client-side apply): to take them over, run again with --force-conflicts"),
+            "{text}"
+        );
+        assert!(!text.contains("tutorial"), "{text}");
     }
 
     #[test]
@@ -376,5 +465,18 @@ mod tests {
             summary(&kinds[..1], 2, true),
             "1 of 2 objects failed (1 invalid); 1 checked"
         );
+    }
+
+    #[test]
+    fn json_output_is_a_list_when_there_are_several() {
+        let a = serde_json::json!({"kind": "ConfigMap"});
+        let one: Value =
+            serde_json::from_str(&render(std::slice::from_ref(&a), Output::Json)).unwrap();
+        assert_eq!(one, a);
+        let two: Value =
+            serde_json::from_str(&render(&[a.clone(), a.clone()], Output::Json)).unwrap();
+        assert_eq!(two["kind"], "List");
+        assert_eq!(two["items"].as_array().unwrap().len(), 2);
+        assert_eq!(render(&[a], Output::Yaml), "---\nkind: ConfigMap\n");
     }
 }

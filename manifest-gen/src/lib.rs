@@ -10,7 +10,6 @@ mod sources;
 pub use cli::{Args, ServiceType};
 pub use objects::CONFIG_HASH_ANNOTATION;
 
-use kpipe_core::stream::Yaml11;
 use kpipe_core::{Document, Error, Result, redact, stream, yaml};
 use std::io::IsTerminal;
 
@@ -67,9 +66,9 @@ pub fn run(args: Args) -> Result<()> {
 /// `-i FILE|-`, else stdin unless it is a terminal (nobody is typing a manifest).
 fn read_input(args: &Args) -> Result<Vec<Document>> {
     match args.input.as_deref() {
-        Some(path) => stream::read_with(path, Yaml11::Reject),
+        Some(path) => stream::read(path),
         None if std::io::stdin().is_terminal() => Ok(Vec::new()),
-        None => stream::read_with("-", Yaml11::Reject),
+        None => stream::read("-"),
     }
 }
 

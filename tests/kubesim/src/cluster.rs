@@ -180,6 +180,20 @@ impl Cluster {
         self.lock().resource_version()
     }
 
+    /// The labels of a namespace (null when it has none or does not exist).
+    pub fn namespace_labels(&self, ns: &str) -> Value {
+        let key = Key {
+            group: String::new(),
+            plural: "namespaces".into(),
+            namespace: String::new(),
+            name: ns.into(),
+        };
+        self.lock()
+            .get(&key)
+            .map(|n| n["metadata"]["labels"].clone())
+            .unwrap_or_default()
+    }
+
     pub fn get(&self, t: &Target) -> Result<Value, ApiError> {
         let name = t.name.as_deref().unwrap_or_default();
         let store = self.lock();

@@ -49,9 +49,16 @@ impl ResourceType {
         }
     }
 
-    /// Has a /scale subresource (autoscaling/v1 Scale), as Deployments do.
+    /// Has a /scale subresource (autoscaling/v1 Scale), as Deployments and ReplicaSets do.
     pub fn scale_subresource(&self) -> bool {
-        !self.custom && self.group == "apps" && self.plural == "deployments"
+        !self.custom
+            && self.group == "apps"
+            && matches!(self.plural.as_str(), "deployments" | "replicasets")
+    }
+
+    /// Has a /log subresource (plain text), as Pods do.
+    pub fn serves_logs(&self) -> bool {
+        !self.custom && self.group.is_empty() && self.plural == "pods"
     }
 
     /// Whether objects carry metadata.generation: the core group's kinds do not.
@@ -106,6 +113,15 @@ impl ResourceType {
             main["categories"] = json!(self.categories);
         }
         let mut entries = vec![main];
+        if self.serves_logs() {
+            entries.push(json!({
+                "name": format!("{}/log", self.plural),
+                "singularName": "",
+                "namespaced": true,
+                "kind": "Pod",
+                "verbs": ["get"],
+            }));
+        }
         if self.scale_subresource() {
             entries.push(json!({
                 "name": format!("{}/scale", self.plural),
@@ -175,6 +191,16 @@ const BUILTINS: &[Builtin] = &[
     Builtin {
         group: "",
         version: "v1",
+        plural: "pods",
+        kind: "Pod",
+        namespaced: true,
+        short_names: &["po"],
+        categories: &["all"],
+        status: true,
+    },
+    Builtin {
+        group: "",
+        version: "v1",
         plural: "secrets",
         kind: "Secret",
         namespaced: true,
@@ -209,6 +235,16 @@ const BUILTINS: &[Builtin] = &[
         kind: "Deployment",
         namespaced: true,
         short_names: &["deploy"],
+        categories: &["all"],
+        status: true,
+    },
+    Builtin {
+        group: "apps",
+        version: "v1",
+        plural: "replicasets",
+        kind: "ReplicaSet",
+        namespaced: true,
+        short_names: &["rs"],
         categories: &["all"],
         status: true,
     },

@@ -197,12 +197,25 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
         }
     }
     if is(rt, "", "configmaps") || is(rt, "", "secrets") {
+        // As the API server counts: keys plus decoded bytes (a Secret's data and a
+        // ConfigMap's binaryData are base64 on the wire).
+        let secret = is(rt, "", "secrets");
         let size: usize = ["data", "binaryData"]
             .iter()
-            .filter_map(|f| obj.get(*f).and_then(Value::as_object))
-            .flat_map(|m| {
-                m.iter()
-                    .map(|(k, v)| k.len() + v.as_str().map_or(0, str::len))
+            .filter_map(|f| obj.get(*f).and_then(Value::as_object).map(|m| (*f, m)))
+            .flat_map(|(field, m)| {
+                let encoded = secret || field == "binaryData";
+                m.iter().map(move |(k, v)| {
+                    let text = v.as_str().unwrap_or_default();
+                    let bytes = if encoded {
+                        base64::engine::general_purpose::STANDARD
+                            .decode(text)
+                            .map_or(text.len(), |b| b.len())
+                    } else {
+                        text.len()
+                    };
+                    k.len() + bytes
+                })
             })
             .sum();
         if size > MAX_OBJECT_BYTES {
@@ -406,6 +419,15 @@ pub fn apply_defaults(rt: &ResourceType, obj: &mut Value) {
             default(obj, &["spec", "progressDeadlineSeconds"], json!(600));
             pod_template_defaults(&mut obj["spec"]["template"]["spec"]);
         }
+        ("", "pods") => {
+            pod_template_defaults(&mut obj["spec"]);
+            default(obj, &["spec", "enableServiceLinks"], json!(true));
+            default(obj, &["spec", "priority"], json!(0));
+        }
+        ("apps", "replicasets") => {
+            default(obj, &["spec", "replicas"], json!(1));
+            pod_template_defaults(&mut obj["spec"]["template"]["spec"]);
+        }
         ("batch", "jobs") => {
             // The job controller finds its pods by these labels, keyed by the Job's uid.
             let uid = obj["metadata"]["uid"].clone();
@@ -506,6 +528,7 @@ pub fn initial_status(rt: &ResourceType) -> Option<Value> {
         (_, "", "services") | (_, "networking.k8s.io", "ingresses") => {
             Some(json!({"loadBalancer": {}}))
         }
+        (_, "", "pods") => Some(json!({"phase": "Pending", "qosClass": "BestEffort"})),
         (_, "apiextensions.k8s.io", _) => None,
         (_, _, _) if rt.status_subresource => Some(json!({})),
         _ => None,

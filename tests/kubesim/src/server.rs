@@ -442,6 +442,9 @@ async fn serve_resource(
         None => {}
         Some("status") if t.rt.status_subresource => {}
         Some("scale") if t.rt.scale_subresource() => return serve_scale(shared, req, t).await,
+        Some("log") if t.rt.serves_logs() && req.method() == Method::GET => {
+            return serve_log(shared, &query, &t);
+        }
         Some(_) => return Err(ApiError::no_route()),
     }
     if t.rt.namespaced && t.namespace.is_none() && !matches!(*req.method(), Method::GET) {
@@ -510,12 +513,16 @@ async fn serve_resource(
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
             let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.create(&t, body, &opts)?;
+            let mut warnings = warnings;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PUT, true) => {
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
             let warnings = typed::check(&t.rt, &mut body, validation, false)?;
             let (code, obj) = cluster.update(&t, body, &opts)?;
+            let mut warnings = warnings;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PATCH, true) => {
@@ -543,6 +550,7 @@ async fn serve_resource(
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
             let (code, obj) = cluster.patch(&t, patch, &opts)?;
+            warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::DELETE, named) => {
@@ -576,6 +584,16 @@ async fn serve_resource(
 }
 
 /// Adds one `Warning: 299 - "..."` header per warning, as kube-apiserver does.
+/// Pod Security admission's warning for a pod or workload written in a labelled
+/// namespace (not for status writes).
+fn pod_security(cluster: &Cluster, t: &Target, obj: &Value) -> Option<String> {
+    if t.subresource.is_some() {
+        return None;
+    }
+    let labels = cluster.namespace_labels(t.namespace.as_deref()?);
+    crate::podsecurity::warning(&labels, obj)
+}
+
 fn with_warnings(mut response: Response<Body>, warnings: &[String]) -> Response<Body> {
     for w in warnings {
         let text = format!(
@@ -604,6 +622,25 @@ fn content_type(req: &Request<Incoming>) -> String {
         .and_then(|v| v.to_str().ok())
         .map(|s| s.split(';').next().unwrap_or_default().trim().to_string())
         .unwrap_or_default()
+}
+
+/// GET pods/NAME/log: the container's output as plain text (see [`crate::logs`]).
+fn serve_log(shared: &Shared, query: &Query, t: &Target) -> Result<Response<Body>, ApiError> {
+    let pod = shared.cluster.get(&Target {
+        subresource: None,
+        ..t.clone()
+    })?;
+    let request = crate::logs::LogRequest {
+        container: query.get("container"),
+        tail_lines: query.get("tailLines").and_then(|n| n.parse().ok()),
+        previous: query.flag("previous"),
+    };
+    let text = crate::logs::pod_log(&shared.cluster, &pod, &request)?;
+    Ok(Response::builder()
+        .status(200)
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(full(text))
+        .expect("valid response"))
 }
 
 /// The /scale subresource (`kubectl scale`): a Scale view whose spec.replicas
@@ -833,7 +870,7 @@ fn watch(
                 return;
             }
             tokio::select! {
-                _ = &mut deadline => return,
+                () = &mut deadline => return,
                 _ = ticker.tick(), if bookmarks => {
                     if tx.send(bookmark(last_rv, false)).await.is_err() {
                         return;

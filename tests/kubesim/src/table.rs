@@ -52,8 +52,13 @@ fn int(v: &Value) -> i64 {
     v.as_i64().unwrap_or(0)
 }
 
+/// Entries of a map or list.
 fn count(v: &Value) -> usize {
-    v.as_object().map_or(0, |m| m.len())
+    match v {
+        Value::Object(m) => m.len(),
+        Value::Array(a) => a.len(),
+        _ => 0,
+    }
 }
 
 /// Kubernetes' `duration.HumanDuration`, as the Age column shows it.
@@ -115,6 +120,28 @@ fn condition_true(obj: &Value, kind: &str) -> bool {
     })
 }
 
+/// The STATUS kubectl shows for a pod: a container's waiting or terminated reason
+/// when there is one, else the phase (kubectl's printPod, without init containers).
+fn pod_status(pod: &Value) -> String {
+    let status = &pod["status"];
+    let mut shown = status["reason"]
+        .as_str()
+        .or(status["phase"].as_str())
+        .unwrap_or("Pending")
+        .to_string();
+    for c in status["containerStatuses"].as_array().into_iter().flatten() {
+        let state = &c["state"];
+        if let Some(reason) = state["waiting"]["reason"].as_str() {
+            shown = reason.to_string();
+        } else if let Some(reason) = state["terminated"]["reason"].as_str() {
+            shown = reason.to_string();
+        } else if state["terminated"].is_object() {
+            shown = format!("ExitCode:{}", int(&state["terminated"]["exitCode"]));
+        }
+    }
+    shown
+}
+
 fn builtin_columns(rt: &ResourceType) -> Vec<Column> {
     match (rt.group.as_str(), rt.plural.as_str()) {
         ("apps", "deployments") => vec![
@@ -130,6 +157,25 @@ fn builtin_columns(rt: &ResourceType) -> Vec<Column> {
             }),
             column("Available", |o| {
                 json!(int(&o["status"]["availableReplicas"]))
+            }),
+        ],
+        ("apps", "replicasets") => vec![
+            column("Desired", |o| json!(int(&o["spec"]["replicas"]))),
+            column("Current", |o| json!(int(&o["status"]["replicas"]))),
+            column("Ready", |o| json!(int(&o["status"]["readyReplicas"]))),
+        ],
+        ("", "pods") => vec![
+            column("Ready", |o| {
+                let statuses = o["status"]["containerStatuses"].as_array();
+                let ready = statuses.map_or(0, |s| s.iter().filter(|c| c["ready"] == true).count());
+                json!(format!("{ready}/{}", count(&o["spec"]["containers"])))
+            }),
+            column("Status", |o| json!(pod_status(o))),
+            column("Restarts", |o| {
+                let statuses = o["status"]["containerStatuses"].as_array();
+                json!(statuses.map_or(0, |s| {
+                    s.iter().map(|c| int(&c["restartCount"])).sum::<i64>()
+                }))
             }),
         ],
         ("batch", "jobs") => vec![

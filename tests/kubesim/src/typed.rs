@@ -48,6 +48,8 @@ fn typed(rt: &ResourceType, body: &Value) -> Option<Value> {
         ("", "services") => round_trip::<core::v1::Service>(body),
         ("", "serviceaccounts") => round_trip::<core::v1::ServiceAccount>(body),
         ("", "events") => round_trip::<core::v1::Event>(body),
+        ("", "pods") => round_trip::<core::v1::Pod>(body),
+        ("apps", "replicasets") => round_trip::<apps::v1::ReplicaSet>(body),
         ("apps", "deployments") => round_trip::<apps::v1::Deployment>(body),
         ("batch", "jobs") => round_trip::<batch::v1::Job>(body),
         ("networking.k8s.io", "ingresses") => round_trip::<networking::v1::Ingress>(body),

@@ -4,14 +4,17 @@
 //!
 //! - cert-manager (`--cert-manager`): the Let's Encrypt ClusterIssuers, ingress-shim
 //!   and issuance, see [`certmanager`];
-//! - Deployments and Jobs (always): rollout and completion status, see [`workloads`].
+//! - Deployments, ReplicaSets and Jobs (always) make Pods, see [`workloads`] and
+//!   [`jobs`]; a simulated kubelet runs them (or fails them as told), see [`kubelet`].
 
 mod certmanager;
+mod jobs;
+mod kubelet;
 mod options;
 mod support;
 mod workloads;
 
-pub use options::{CertFailure, ControllerOptions};
+pub use options::{CertFailure, ControllerOptions, FailState, PodFailure};
 
 /// Starts the simulated controllers in the background against `client`. With
 /// cert-manager on, it returns once the ClusterIssuers exist and are Ready (the server
@@ -22,6 +25,8 @@ pub async fn start(client: kube::Client, opts: &ControllerOptions) -> kpipe_core
             kpipe_core::Error::runtime(format!("starting the cert-manager simulation: {e}"))
         })?;
     }
-    workloads::spawn(&client, opts.deploy_delay);
+    workloads::spawn(&client);
+    jobs::spawn(&client);
+    kubelet::spawn(&client, opts);
     Ok(())
 }

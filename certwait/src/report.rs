@@ -1,0 +1,78 @@
+//! What was issued: one line per certificate on stdout, read from its Secret.
+
+use crate::api;
+use crate::issued;
+use crate::target::CertKey;
+use crate::wait::Waiter;
+use k8s_openapi::api::core::v1::Secret;
+use kpipe_core::Result;
+use serde_json::Value;
+
+impl Waiter {
+    /// All ready: one line per certificate on stdout, staging warnings on stderr.
+    pub(crate) async fn report_issued(&mut self) -> Result<()> {
+        self.progress.clear();
+        let mut out = String::new();
+        for (key, tracked) in &self.tracked {
+            let cert = tracked.cert.as_ref().expect("ready certificates were seen");
+            let secret_name = cert["spec"]["secretName"].as_str().unwrap_or(&key.name);
+            let line = match self.read_tls_crt(&key.namespace, secret_name).await {
+                Ok(issued) => {
+                    if issued.is_staging() {
+                        self.progress.always(&staging_warning(key, &issued.issuer));
+                    }
+                    [
+                        key.to_string(),
+                        issued.dns_names.join(","),
+                        issued.issuer,
+                        issued.not_after,
+                    ]
+                }
+                Err(why) => {
+                    self.progress.always(&format!(
+                        "certwait: warning: {key}: cannot read the certificate in Secret \
+                         {}/{secret_name}: {why}; showing the Certificate's status instead",
+                        key.namespace
+                    ));
+                    let names: Vec<&str> = cert["spec"]["dnsNames"]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    let not_after = cert["status"]["notAfter"].as_str().unwrap_or("-");
+                    [
+                        key.to_string(),
+                        names.join(","),
+                        "-".to_owned(),
+                        not_after.to_owned(),
+                    ]
+                }
+            };
+            out.push_str(&line.join("\t"));
+            out.push('\n');
+        }
+        kpipe_core::write_stdout(&out)
+    }
+
+    /// The Secret's tls.crt, parsed. Messages never include the Secret's data.
+    async fn read_tls_crt(&self, namespace: &str, name: &str) -> Result<issued::Issued, String> {
+        let secrets: kube::Api<Secret> = kube::Api::namespaced(self.client.clone(), namespace);
+        let secret = api::retry(|| secrets.get(name))
+            .await
+            .map_err(|e| api::describe(&e))?;
+        let crt = secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get("tls.crt"))
+            .ok_or("the Secret has no tls.crt")?;
+        issued::parse_tls_crt(&crt.0)
+    }
+}
+
+fn staging_warning(key: &CertKey, issuer: &str) -> String {
+    format!(
+        "certwait: warning: {key} was issued by Let's Encrypt's STAGING CA ({issuer}): browsers \
+         will not trust it. When everything works, switch the Ingress to the production \
+         ClusterIssuer letsencrypt-prod (`make promote`, or `manifest-gen --issuer \
+         letsencrypt-prod ... | kapply`) and run certwait again."
+    )
+}

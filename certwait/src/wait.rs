@@ -1,0 +1,366 @@
+//! Following the Certificates' updates until all are ready, one fails, or time runs out.
+
+use crate::chain::{self, IssuerState};
+use crate::progress::Progress;
+use crate::status::{self, Verdict};
+use crate::target::{CertKey, IssuerRef, Target};
+use crate::watch::Update;
+use jiff::Timestamp;
+use kpipe_core::time::format_elapsed;
+use kpipe_core::{Error, Result};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// One certificate being waited for.
+pub(crate) struct Tracked {
+    target: Target,
+    /// The Certificate as last seen; `None` while it does not exist.
+    pub(crate) cert: Option<Value>,
+    /// The last state reported, to report only changes.
+    shown: Option<String>,
+    /// `status.lastFailureTime` when first seen ("" for none): a different one is new.
+    baseline_failure: Option<String>,
+    issuer_checked: bool,
+    ready: bool,
+}
+
+impl Tracked {
+    pub(crate) fn new(target: Target) -> Tracked {
+        Tracked {
+            target,
+            cert: None,
+            shown: None,
+            baseline_failure: None,
+            issuer_checked: false,
+            ready: false,
+        }
+    }
+
+    /// The issuer the input asks for (the Certificate's spec says it once cert-manager has
+    /// caught up), else the one in the Certificate's spec.
+    fn issuer(&self) -> Option<IssuerRef> {
+        self.target.issuer.clone().or_else(|| {
+            self.cert
+                .as_ref()
+                .and_then(|c| IssuerRef::of_certificate(c, &self.target.key.namespace))
+        })
+    }
+
+    /// How the Certificate differs from what the input asks for (see
+    /// [`Target::spec_mismatch`]); `None` also while it does not exist.
+    fn spec_mismatch(&self) -> Option<String> {
+        self.cert
+            .as_ref()
+            .and_then(|c| self.target.spec_mismatch(c))
+    }
+}
+
+pub(crate) struct Waiter {
+    pub(crate) client: kube::Client,
+    pub(crate) keep_waiting: bool,
+    pub(crate) timeout: Duration,
+    pub(crate) started_at: Timestamp,
+    pub(crate) progress: Progress,
+    /// `--all`: every Certificate that shows up in this namespace is waited for.
+    pub(crate) all_namespace: Option<String>,
+    pub(crate) issuers_in_stream: Vec<Value>,
+    pub(crate) default_namespace: String,
+    pub(crate) tracked: BTreeMap<CertKey, Tracked>,
+    /// Namespaces whose first list has arrived.
+    pub(crate) listed: BTreeSet<String>,
+    pub(crate) issuers: HashMap<IssuerRef, IssuerState>,
+}
+
+impl Waiter {
+    /// One watch per namespace; narrowed by a field selector when it holds a single name.
+    pub(crate) fn namespaces_to_watch(&self) -> Vec<(String, Option<String>)> {
+        if let Some(namespace) = &self.all_namespace {
+            return vec![(namespace.clone(), None)];
+        }
+        let mut names: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+        for key in self.tracked.keys() {
+            names.entry(&key.namespace).or_default().push(&key.name);
+        }
+        names
+            .into_iter()
+            .map(|(ns, names)| {
+                (
+                    ns.to_owned(),
+                    (names.len() == 1).then(|| names[0].to_owned()),
+                )
+            })
+            .collect()
+    }
+
+    pub(crate) async fn wait(
+        &mut self,
+        mut updates: mpsc::UnboundedReceiver<Update>,
+    ) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        loop {
+            tokio::select! {
+                update = updates.recv() => {
+                    let Some(update) = update else {
+                        return Err(Error::runtime("every watch ended unexpectedly"));
+                    };
+                    self.apply(update).await?;
+                }
+                () = tokio::time::sleep_until(deadline) => return Err(self.timed_out().await),
+            }
+            if !self.tracked.is_empty() && self.tracked.values().all(|t| t.ready) {
+                return Ok(());
+            }
+        }
+    }
+
+    async fn apply(&mut self, update: Update) -> Result<()> {
+        match update {
+            Update::Listed { namespace, certs } => {
+                self.listed.insert(namespace.clone());
+                if self.all_namespace.as_ref() == Some(&namespace) {
+                    // After a re-list, certificates deleted meanwhile are no longer wanted.
+                    self.tracked
+                        .retain(|key, _| certs.iter().any(|c| name_of(c) == key.name));
+                    for cert in &certs {
+                        self.track(&namespace, cert);
+                    }
+                    if self.tracked.is_empty() {
+                        return Err(Error::runtime(format!(
+                            "no Certificates in namespace {namespace} (--all)"
+                        )));
+                    }
+                }
+                let keys: Vec<CertKey> = self
+                    .tracked
+                    .keys()
+                    .filter(|k| k.namespace == namespace)
+                    .cloned()
+                    .collect();
+                for key in keys {
+                    let cert = certs.iter().find(|c| name_of(c) == key.name).cloned();
+                    self.see(&key, cert).await?;
+                }
+            }
+            Update::Applied { namespace, cert } => {
+                if self.all_namespace.as_ref() == Some(&namespace) {
+                    self.track(&namespace, &cert);
+                }
+                let key = CertKey {
+                    namespace,
+                    name: name_of(&cert).to_owned(),
+                };
+                if self.tracked.contains_key(&key) && self.listed.contains(&key.namespace) {
+                    self.see(&key, Some(cert)).await?;
+                }
+            }
+            Update::Deleted { namespace, name } => {
+                let key = CertKey { namespace, name };
+                if self.all_namespace.is_some() {
+                    if self.tracked.remove(&key).is_some() {
+                        self.progress
+                            .note(&format!("{key}: deleted, no longer waited for"));
+                    }
+                } else if self.tracked.contains_key(&key) {
+                    self.see(&key, None).await?;
+                }
+            }
+            Update::Note(text) => self.progress.note(&text),
+            Update::Fatal(e) => {
+                self.progress.clear();
+                return Err(e);
+            }
+        }
+        Ok(())
+    }
+
+    fn track(&mut self, namespace: &str, cert: &Value) {
+        let key = CertKey {
+            namespace: namespace.to_owned(),
+            name: name_of(cert).to_owned(),
+        };
+        self.tracked
+            .entry(key.clone())
+            .or_insert_with(|| Tracked::new(Target::named(key)));
+    }
+
+    /// A certificate's new state: report a change, and decide whether it is ready,
+    /// failed, or held up by its issuer.
+    async fn see(&mut self, key: &CertKey, cert: Option<Value>) -> Result<()> {
+        let started_at = self.started_at;
+        let Some(tracked) = self.tracked.get_mut(key) else {
+            return Ok(());
+        };
+        tracked.cert = cert;
+        let (state, verdict) = match &tracked.cert {
+            None => (
+                "waiting for the Certificate to be created".to_owned(),
+                Verdict::Pending,
+            ),
+            Some(cert) => {
+                let failed_at = cert["status"]["lastFailureTime"]
+                    .as_str()
+                    .unwrap_or_default();
+                let baseline = tracked
+                    .baseline_failure
+                    .get_or_insert_with(|| failed_at.to_owned());
+                match tracked.target.spec_mismatch(cert) {
+                    // Its conditions are about the old spec (`make promote` before
+                    // ingress-shim switched the issuer): neither ready nor failed.
+                    Some(diff) => (
+                        format!("waiting for cert-manager to update the Certificate ({diff})"),
+                        Verdict::Pending,
+                    ),
+                    None => (
+                        status::summary(cert),
+                        status::verdict(cert, started_at, Some(baseline)),
+                    ),
+                }
+            }
+        };
+        tracked.ready = verdict == Verdict::Ready;
+        if tracked.shown.as_ref() != Some(&state) {
+            tracked.shown = Some(state.clone());
+            if tracked.ready {
+                self.progress.finish(key, &state);
+            } else {
+                self.progress.change(key, &state);
+            }
+        }
+        match verdict {
+            Verdict::Ready => Ok(()),
+            Verdict::Failed {
+                last_failure_time,
+                message,
+            } if !self.keep_waiting => {
+                self.explain(key).await;
+                Err(Error::runtime(format!(
+                    "{key}: issuance failed at {last_failure_time}: {message}\n\
+                     cert-manager retries with exponential backoff, the first time after about \
+                     an hour; fix the cause above, then `cmctl renew -n {} {}` retries at once, \
+                     or wait with --keep-waiting",
+                    key.namespace, key.name
+                )))
+            }
+            Verdict::Failed {
+                last_failure_time, ..
+            } => {
+                self.progress.note(&format!(
+                    "{key}: issuance failed at {last_failure_time}; waiting for cert-manager's \
+                     next attempt (--keep-waiting)"
+                ));
+                Ok(())
+            }
+            Verdict::Pending => self.check_issuer(key).await,
+        }
+    }
+
+    /// Once per certificate that is not ready: is its issuer there and Ready?
+    async fn check_issuer(&mut self, key: &CertKey) -> Result<()> {
+        let Some(tracked) = self.tracked.get_mut(key) else {
+            return Ok(());
+        };
+        if tracked.issuer_checked {
+            return Ok(());
+        }
+        let Some(issuer) = tracked.issuer() else {
+            return Ok(());
+        };
+        tracked.issuer_checked = true;
+        if !issuer.is_cert_manager() {
+            return Ok(());
+        }
+        let state = match self.issuers.get(&issuer) {
+            Some(state) => state.clone(),
+            None => {
+                let state = chain::issuer_state(&self.client, &issuer).await;
+                self.issuers.insert(issuer.clone(), state.clone());
+                state
+            }
+        };
+        let Some(problem) = state.problem(&issuer) else {
+            return Ok(());
+        };
+        let just_applied = self
+            .issuers_in_stream
+            .iter()
+            .any(|o| issuer.is(o, &self.default_namespace));
+        if just_applied {
+            self.progress.note(&format!(
+                "{key}: {problem}; it was just applied, waiting for it"
+            ));
+            Ok(())
+        } else if self.keep_waiting {
+            self.progress.always(&format!(
+                "certwait: warning: {key}: {problem}; cert-manager will not issue the certificate \
+                 until that is fixed (--keep-waiting: waiting anyway)"
+            ));
+            Ok(())
+        } else {
+            self.explain(key).await;
+            Err(Error::runtime(format!(
+                "{key}: {problem}; cert-manager leaves the certificate pending until that is \
+                 fixed (--keep-waiting waits anyway)"
+            )))
+        }
+    }
+
+    /// Prints the cmctl-style chain of one certificate on stderr (even with -q).
+    async fn explain(&mut self, key: &CertKey) {
+        let Some(tracked) = self.tracked.get(key) else {
+            return;
+        };
+        let chain = chain::gather(
+            &self.client,
+            key,
+            tracked.cert.as_ref(),
+            tracked.issuer().as_ref(),
+        )
+        .await;
+        let mut text = chain::render(&chain);
+        if let Some(diff) = tracked.spec_mismatch() {
+            text.push_str(&format!(
+                "Hint: the Certificate does not have the spec the input asks for yet ({diff}): \
+                 was the input applied? For an Ingress, cert-manager's ingress-shim updates the \
+                 Certificate a moment after, and only one the Ingress controls \
+                 (`kubectl describe ingress`, `kubectl -n cert-manager get pods`)\n"
+            ));
+        }
+        self.progress.clear();
+        self.progress.always(&text);
+    }
+
+    async fn timed_out(&mut self) -> Error {
+        let pending: Vec<CertKey> = self
+            .tracked
+            .iter()
+            .filter(|(_, t)| !t.ready)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &pending {
+            self.explain(key).await;
+        }
+        let what = if pending.is_empty() {
+            // Only with --all, before the namespace could be listed at all.
+            format!(
+                "the Certificates of namespace {}",
+                self.all_namespace.as_deref().unwrap_or_default()
+            )
+        } else {
+            pending
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Error::Timeout(format!(
+            "timed out after {} waiting for {what}",
+            format_elapsed(self.timeout)
+        ))
+    }
+}
+
+pub(crate) fn name_of(object: &Value) -> &str {
+    object["metadata"]["name"].as_str().unwrap_or_default()
+}

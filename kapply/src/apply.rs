@@ -1,0 +1,451 @@
+//! Applying the planned objects: rank after rank, in parallel within a rank, with the
+//! live objects fetched up front and CRDs of the input waited for.
+
+use crate::api::Caller;
+use crate::diff;
+use crate::discover::{self, InputCrd, Resolved};
+use crate::order::Rank;
+use crate::plan::Item;
+use crate::report::{self, Change};
+use crate::retry::Failure;
+use futures::StreamExt;
+use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
+use kpipe_core::Result;
+use kpipe_core::redact::Scrubber;
+use kube::core::ApiResource;
+use kube::core::params::PatchParams;
+use serde_json::Value;
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::io::IsTerminal;
+use std::time::Duration;
+
+/// From this many objects of one resource in one namespace, one LIST replaces their GETs.
+const LIST_FROM: usize = 8;
+
+/// What happened to one object.
+pub(crate) enum Outcome {
+    Done {
+        change: Change,
+        object: Value,
+        diff: String,
+    },
+    /// Not checkable in a dry run (its namespace or CRD comes with this input).
+    Skipped(String),
+    Failed(Failure),
+}
+
+pub(crate) struct Run {
+    pub caller: Caller,
+    pub params: PatchParams,
+    pub dry_run: bool,
+    pub diff: bool,
+    pub concurrency: usize,
+    pub scrubber: Scrubber,
+    /// Namespaces this input creates, which a dry run cannot find yet.
+    pub input_namespaces: HashSet<String>,
+}
+
+/// From this many objects a terminal gets a progress bar on stderr.
+const PROGRESS_FROM: usize = 20;
+
+/// A progress bar over the objects on a terminal; elsewhere a hidden one, so that
+/// logs get plain lines only.
+pub(crate) fn progress_bar(objects: usize) -> ProgressBar {
+    if objects < PROGRESS_FROM || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template("{spinner} {pos}/{len} objects {wide_bar} {elapsed}")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    // Cleared however the run ends, so that an error message stands alone.
+    ProgressBar::new(objects as u64)
+        .with_style(style)
+        .with_finish(ProgressFinish::AndClear)
+}
+
+impl Run {
+    /// Applies rank after rank, printing result lines as each rank ends, on stdout when
+    /// `lines`, else on stderr; the outcomes come back in input order.
+    pub async fn apply_all(
+        &self,
+        items: Vec<Item>,
+        crds: &[InputCrd],
+        lines: bool,
+    ) -> Result<Vec<Outcome>> {
+        let mut ranks: BTreeMap<Rank, Vec<Item>> = BTreeMap::new();
+        for item in items {
+            ranks.entry(item.rank).or_default().push(item);
+        }
+        if !self.caller.progress().is_hidden() {
+            self.caller
+                .progress()
+                .enable_steady_tick(Duration::from_millis(120));
+        }
+        let all: Vec<&Item> = ranks.values().flatten().collect();
+        let mut live = self.prefetch(&all).await;
+        let mut outcomes = Vec::new();
+        // CRDs of this input that were applied, by name: their kinds can be resolved.
+        let mut applied_crds: HashSet<String> = HashSet::new();
+        let mut discovered: HashMap<String, Result<ApiResource, String>> = HashMap::new();
+        for (rank, mut items) in ranks {
+            if rank == Rank::Custom && !self.dry_run {
+                self.confirm_pending(&mut items, crds, &applied_crds, &mut discovered)
+                    .await;
+            }
+            let befores: Vec<_> = items.iter().map(|i| live.remove(&i.position)).collect();
+            // Unordered, so that one object waiting out a backoff does not hold the
+            // others back; the results are put back in input order for the output.
+            let mut results: Vec<(usize, Outcome)> =
+                futures::stream::iter(items.iter().zip(befores).enumerate())
+                    .map(|(index, (item, before))| async move {
+                        let outcome = self.apply_one(item, before).await;
+                        self.caller.progress().inc(1);
+                        (index, outcome)
+                    })
+                    .buffer_unordered(self.concurrency)
+                    .collect()
+                    .await;
+            results.sort_by_key(|(index, _)| *index);
+            let results = results.into_iter().map(|(_, outcome)| outcome);
+            let mut text = String::new();
+            for (item, outcome) in items.iter().zip(results) {
+                match &outcome {
+                    Outcome::Done { change, diff, .. } => {
+                        if item.id.kind == "CustomResourceDefinition"
+                            && item.id.group() == "apiextensions.k8s.io"
+                        {
+                            applied_crds.insert(item.id.name.clone());
+                        }
+                        let line = report::result_line(&item.id, *change, self.dry_run);
+                        if self.diff {
+                            text.push_str(diff);
+                        } else if lines {
+                            text.push_str(&line);
+                        } else {
+                            // stdout carries the objects: what changed is a diagnostic.
+                            self.caller.say(&format!("kapply: {line}"));
+                        }
+                    }
+                    Outcome::Skipped(why) => {
+                        self.caller.say(&format!("kapply: {}: {why}\n", item.id));
+                    }
+                    Outcome::Failed(failure) => {
+                        self.caller.say(&report::failure(
+                            &item.id,
+                            failure,
+                            self.caller.retries(),
+                            &self.scrubber,
+                        ));
+                    }
+                }
+                outcomes.push((item.position, outcome));
+            }
+            self.caller
+                .progress()
+                .suspend(|| kpipe_core::write_stdout(&text))?;
+        }
+        self.caller.progress().finish_and_clear();
+        outcomes.sort_by_key(|(position, _)| *position);
+        Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
+    }
+
+    /// Waits for the input's CRDs to be Established and resolves their kinds through
+    /// discovery; an object whose CRD failed is failed with a reason.
+    async fn confirm_pending(
+        &self,
+        items: &mut [Item],
+        crds: &[InputCrd],
+        applied: &HashSet<String>,
+        discovered: &mut HashMap<String, Result<ApiResource, String>>,
+    ) {
+        for item in items.iter_mut() {
+            let Resolved::Pending {
+                resource,
+                scope,
+                crd,
+            } = &item.resolved
+            else {
+                continue;
+            };
+            let key = format!("{}/{}", resource.api_version, resource.kind);
+            if !discovered.contains_key(&key) {
+                let result = if !applied.contains(crd) {
+                    Err(format!(
+                        "not applied: its CustomResourceDefinition/{crd} failed"
+                    ))
+                } else {
+                    let definition = crds
+                        .iter()
+                        .find(|c| &c.name == crd)
+                        .expect("pending kinds come from input CRDs");
+                    discover::wait_for_crd(&self.caller, definition, &resource.version)
+                        .await
+                        .map_err(|f| {
+                            format!(
+                                "CustomResourceDefinition/{crd} did not become usable: {}",
+                                f.message()
+                            )
+                        })
+                };
+                discovered.insert(key.clone(), result);
+            }
+            match &discovered[&key] {
+                Ok(found) => {
+                    item.resolved = Resolved::Served {
+                        resource: found.clone(),
+                        scope: scope.clone(),
+                    }
+                }
+                Err(why) => item.blocked = Some(why.clone()),
+            }
+        }
+    }
+
+    /// The live objects before anything is written, fetched all at once: one LIST per
+    /// larger group (same resource and namespace) instead of a GET per object, GETs in
+    /// parallel for the rest. By input position; kinds not served yet are left out.
+    async fn prefetch(&self, items: &[&Item]) -> HashMap<usize, Result<Option<Value>, Failure>> {
+        type Group<'a> = Vec<(&'a Item, &'a ApiResource)>;
+        let mut groups: BTreeMap<(String, String, Option<String>), Group> = BTreeMap::new();
+        for item in items {
+            if let Resolved::Served { resource, .. } = &item.resolved {
+                let key = (
+                    resource.api_version.clone(),
+                    resource.plural.clone(),
+                    item.id.namespace.clone(),
+                );
+                groups.entry(key).or_default().push((item, resource));
+            }
+        }
+        let mut known = HashMap::new();
+        let mut singles = Vec::new();
+        for members in groups.into_values() {
+            match self.list_group(&members).await {
+                Some(mut by_name) => {
+                    for (member, _) in members {
+                        known.insert(member.position, Ok(by_name.remove(&member.id.name)));
+                    }
+                }
+                None => singles.extend(members),
+            }
+        }
+        let fetched: Vec<(usize, Result<Option<Value>, Failure>)> = futures::stream::iter(singles)
+            .map(|(item, resource)| async move {
+                let before = self
+                    .caller
+                    .get(&item.target(resource), &item.id.to_string())
+                    .await;
+                (item.position, before)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        known.extend(fetched);
+        known
+    }
+
+    /// The live objects of a group by name, from one LIST; `None` when the group is too
+    /// small for that to pay or the LIST failed (GETs then tell).
+    async fn list_group(
+        &self,
+        members: &[(&Item, &ApiResource)],
+    ) -> Option<HashMap<String, Value>> {
+        let (first, resource) = members.first()?;
+        if members.len() < LIST_FROM {
+            return None;
+        }
+        let namespace = first.id.namespace.as_deref();
+        let what = match namespace {
+            Some(ns) => format!("list of {} in namespace {ns}", resource.plural),
+            None => format!("list of {}", resource.plural),
+        };
+        let objects = self.caller.list(resource, namespace, &what).await.ok()?;
+        let by_name = objects
+            .into_iter()
+            .filter_map(|mut object| {
+                let name = object["metadata"]["name"].as_str()?.to_owned();
+                // List items may leave out what the list itself says.
+                object["apiVersion"] = resource.api_version.clone().into();
+                object["kind"] = resource.kind.clone().into();
+                Some((name, object))
+            })
+            .collect();
+        Some(by_name)
+    }
+
+    async fn apply_one(
+        &self,
+        item: &Item,
+        live: Option<Result<Option<Value>, Failure>>,
+    ) -> Outcome {
+        if let Some(why) = &item.blocked {
+            return Outcome::Failed(Failure::Transport {
+                message: why.clone(),
+                transient: false,
+            });
+        }
+        let resource = match &item.resolved {
+            Resolved::Served { resource, .. } => resource,
+            Resolved::Pending { crd, resource, .. } => {
+                return if self.dry_run {
+                    Outcome::Skipped(format!(
+                        "not checked: {} is served only once CustomResourceDefinition/{crd} of this input is applied",
+                        resource.api_version
+                    ))
+                } else {
+                    Outcome::Failed(Failure::Transport {
+                        message: format!("not applied: {} is not served", resource.api_version),
+                        transient: false,
+                    })
+                };
+            }
+        };
+        let target = item.target(resource);
+        let what = item.id.to_string();
+        let before = match live {
+            Some(fetched) => fetched,
+            None => self.caller.get(&target, &what).await,
+        };
+        let before = match before {
+            Ok(before) => before,
+            Err(failure) => return Outcome::Failed(failure),
+        };
+        let after = match self
+            .caller
+            .apply(&target, &item.body, &self.params, &what)
+            .await
+        {
+            Ok(after) => after,
+            Err(mut failure) => {
+                report::note_operations(&mut failure, before.as_ref());
+                return self.dry_run_gap(item, failure);
+            }
+        };
+        let change = classify(before.as_ref(), &after);
+        let diff = if self.diff {
+            diff::unified(&item.id, before.as_ref(), &after)
+        } else {
+            String::new()
+        };
+        Outcome::Done {
+            change,
+            object: after,
+            diff,
+        }
+    }
+
+    /// In a dry run, an object in a namespace this same input creates cannot be found
+    /// by the server yet; that is a gap in what can be checked, not a failure.
+    fn dry_run_gap(&self, item: &Item, failure: Failure) -> Outcome {
+        if let Failure::Api { status, .. } = &failure
+            && self.dry_run
+            && status.code == 404
+            && let Some(ns) = &item.id.namespace
+            && self.input_namespaces.contains(ns)
+            && status
+                .details
+                .as_ref()
+                .is_some_and(|d| d.kind == "namespaces")
+        {
+            return Outcome::Skipped(format!(
+                "not checked: namespace \"{ns}\" is created by this input"
+            ));
+        }
+        Outcome::Failed(failure)
+    }
+}
+
+/// Created, configured or unchanged, from the live object before and the answer after,
+/// the same way in a dry run (where the resourceVersion never moves) and a real run:
+/// configured whenever the stored object changed, ownership (managedFields) included.
+/// A controller's status write between our read and our apply (a new Deployment's
+/// first status lands just then) moves the resourceVersion too, so status, the version
+/// and the status subresource's managedFields entries are left out of the comparison.
+fn classify(before: Option<&Value>, after: &Value) -> Change {
+    let Some(before) = before else {
+        return Change::Created;
+    };
+    if stored(before) != stored(after) {
+        Change::Configured
+    } else {
+        Change::Unchanged
+    }
+}
+
+/// The object as our apply can change it: without status, resourceVersion, the time
+/// stamps of managedFields (a dry run rewrites them) and entries of status writers.
+fn stored(object: &Value) -> Value {
+    let mut object = object.clone();
+    if let Some(map) = object.as_object_mut() {
+        map.remove("status");
+    }
+    if let Some(metadata) = object["metadata"].as_object_mut() {
+        metadata.remove("resourceVersion");
+        if let Some(fields) = metadata
+            .get_mut("managedFields")
+            .and_then(Value::as_array_mut)
+        {
+            fields.retain(|entry| entry["subresource"] != "status");
+            for entry in fields.iter_mut().filter_map(Value::as_object_mut) {
+                entry.remove("time");
+            }
+        }
+    }
+    object
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixtures;
+
+    #[test]
+    fn an_ownership_only_change_is_configured_in_dry_and_real_runs() {
+        let live = fixtures::body("15-ssa-noop.json");
+        let mut after = live.clone();
+        let mut entry = after["metadata"]["managedFields"][0].clone();
+        entry["manager"] = "other".into();
+        entry["time"] = "2030-01-01T00:00:00Z".into();
+        after["metadata"]["managedFields"]
+            .as_array_mut()
+            .unwrap()
+            .push(entry);
+        assert_eq!(classify(Some(&live), &after), Change::Configured);
+        after["metadata"]["resourceVersion"] = "999999".into();
+        assert_eq!(classify(Some(&live), &after), Change::Configured);
+    }
+
+    #[test]
+    fn classifies_from_fixtures_14_15_16() {
+        let created = fixtures::body("14-ssa-create.json");
+        let noop = fixtures::body("15-ssa-noop.json");
+        let changed = fixtures::body("16-ssa-change.json");
+        assert_eq!(classify(None, &created), Change::Created);
+        assert_eq!(classify(Some(&created), &noop), Change::Unchanged);
+        assert_eq!(classify(Some(&noop), &changed), Change::Configured);
+    }
+
+    #[test]
+    fn a_status_write_between_read_and_apply_is_not_our_change() {
+        let live = fixtures::body("15-ssa-noop.json");
+        let mut after = live.clone();
+        after["metadata"]["resourceVersion"] = "999999".into();
+        after["status"] = serde_json::json!({"observedGeneration": 1, "replicas": 1});
+        assert_eq!(classify(Some(&live), &after), Change::Unchanged);
+        after["metadata"]["labels"]["tier"] = "web".into();
+        assert_eq!(classify(Some(&live), &after), Change::Configured);
+    }
+
+    #[test]
+    fn dry_run_compares_content_because_fixture_19_keeps_the_resource_version() {
+        let live = fixtures::body("16-ssa-change.json");
+        let dry = fixtures::body("19-ssa-dryrun.json");
+        assert_eq!(
+            live["metadata"]["resourceVersion"],
+            dry["metadata"]["resourceVersion"]
+        );
+        assert_eq!(classify(Some(&live), &dry), Change::Configured);
+        let mut same = live.clone();
+        same["metadata"]["managedFields"][0]["time"] = "2030-01-01T00:00:00Z".into();
+        assert_eq!(classify(Some(&live), &same), Change::Unchanged);
+    }
+}

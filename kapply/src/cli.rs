@@ -1,0 +1,136 @@
+//! Flags and help text.
+
+use clap::{Parser, ValueEnum};
+use kpipe_core::connect::ConnectArgs;
+use kpipe_core::time::parse_duration;
+use std::time::Duration;
+
+const LONG_ABOUT: &str = "\
+Applies a stream of Kubernetes objects with server-side apply, in dependency order,
+in parallel within each step, retrying what a busy API server refuses for a moment.
+
+The whole input is read and checked before the first write: a bad document, an object
+in another namespace than -n, or a kind the cluster does not serve, and nothing is applied.
+A repeated key, or an unquoted value that Kubernetes (YAML 1.1) reads otherwise than
+YAML 1.2 (`DEBUG: on` is a bool there), is a bad document: quote it (`DEBUG: \"on\"`).
+Order, in as few steps as Kubernetes needs: 1. Namespaces and CustomResourceDefinitions;
+2. what pods consume (ServiceAccount, RBAC, ConfigMap, Secret, PersistentVolumeClaim);
+3. everything else at once (Services, workloads, Jobs, Ingresses, custom resources the
+server serves); 4. kinds of this input's CRDs, once those are Established.
+
+Each object gets one line on stdout (on stderr with -o), as kubectl prints it:
+  configmap/polls-config created
+  deployment.apps/polls-app configured
+  ingress.networking.k8s.io/polls unchanged
+
+Examples:
+  envsplit env | secretgen | manifest-gen --image IMG --host HOST | kapply -n polls
+  kapply -f k8s/ --dry-run=server          # what would change, checked by the server
+  kapply -f k8s/ --diff                    # unified diff of live vs. applied, no writes
+  kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
+  kapply -f stack.yaml --force-conflicts   # take over fields someone set with kubectl
+  kapply -f stack.yaml --wait --timeout 5m # applied AND running, or why not
+
+Exit codes:
+  0    every object applied (or checked, or diffed); with --wait, and ready
+  1    some objects failed (each reported on stderr, the others applied), or with
+       --wait some did not become ready (each explained on stderr), or the cluster
+       does not serve a kind of the input (nothing applied), or it cannot be reached
+  2    bad input or usage: nothing was applied
+  124  --timeout ran out (what was not done or not ready is reported)
+  141  stdout was closed";
+
+/// Server-side apply of a manifest stream: ordered, parallel, retrying.
+#[derive(Parser, Debug)]
+#[command(name = "kapply", version, about, long_about = LONG_ABOUT)]
+pub struct Args {
+    /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted) or - for stdin;
+    /// repeatable. Default: stdin.
+    #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|-")]
+    pub files: Vec<String>,
+
+    /// Read the directories of -f and all their subdirectories.
+    #[arg(short = 'R', long)]
+    pub recursive: bool,
+
+    /// Apply only the objects of the input whose labels match, as kubectl's -l:
+    /// `key=value`, `key!=value`, `key`, `!key`, `key in (a,b)`, `key notin (a,b)`,
+    /// comma-separated, all of which must hold.
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+
+    /// The field manager that owns what kapply applies.
+    #[arg(long, value_name = "NAME", default_value = "kapply")]
+    pub field_manager: String,
+
+    /// Take over fields another field manager owns instead of failing with a conflict.
+    #[arg(long)]
+    pub force_conflicts: bool,
+
+    /// `server`: the API server checks and defaults everything, nothing is stored.
+    /// `client`: only read and check the input, and print it as kapply would send it
+    /// (with -o json: the objects as kubectl reads the same files); no cluster needed.
+    #[arg(long, value_name = "MODE", value_enum, default_value_t = DryRun::None)]
+    pub dry_run: DryRun,
+
+    /// Print a unified diff of each live object against the result of applying it
+    /// (checked by the server, Secret values masked); apply nothing.
+    #[arg(long, conflicts_with = "output")]
+    pub diff: bool,
+
+    /// Print the objects as the server returned them instead of result lines.
+    #[arg(short = 'o', long, value_name = "FORMAT", value_enum)]
+    pub output: Option<Output>,
+
+    /// Keep metadata.managedFields in -o output.
+    #[arg(long)]
+    pub show_managed_fields: bool,
+
+    /// Write Secret data in -o output to a terminal too (into a pipe it always goes).
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Objects of one step applied at the same time.
+    #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
+    pub concurrency: u16,
+
+    /// Retries of a request that failed transiently (429, 5xx, connection reset or
+    /// refused, timeout), with capped exponential backoff and jitter.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub retries: u32,
+
+    /// After applying, wait until every object is ready: Deployments, StatefulSets and
+    /// DaemonSets rolled out, Jobs complete, PVCs bound, LoadBalancer Services with an
+    /// address, CRDs established, anything else with a Ready/Available condition for
+    /// its generation. A rollout whose pods cannot start (image pull back-off, crash
+    /// loop, missing Secret/ConfigMap) or passes its progress deadline, or a failed
+    /// Job, fails the wait at once; then, and on timeout, kapply says why: pods,
+    /// container reasons, the crashing container's last log lines, Warning events.
+    /// Objects annotated with kapp change rules (`kapp.k14s.io/change-rule: upsert
+    /// after upserting GROUP`) are applied only once that group is ready.
+    #[arg(long)]
+    pub wait: bool,
+
+    /// Give up on everything not done after this long (e.g. 30s, 5m; 0 = never);
+    /// with --wait, this bounds the wait too.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "5m")]
+    pub timeout: Duration,
+
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DryRun {
+    None,
+    Client,
+    Server,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    Yaml,
+    Json,
+    /// `kind.group/name`, one a line, as `kubectl -o name`.
+    Name,
+}

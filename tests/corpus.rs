@@ -1,0 +1,247 @@
+//! kapply reads manifests exactly as kubectl reads them: real upstream manifests
+//! (tests/corpus/manifests, provenance in tests/corpus/README.md) and one file per
+//! class of YAML that Kubernetes' YAML 1.1 reader resolves its own way, each read by
+//! `kapply --dry-run=client -o json` and by kubectl itself, compared object by object.
+//! `kubectl annotate --local` parses through the same resource builder and decoder as
+//! `kubectl create`/`apply -f`, without a cluster and without needing the kinds served.
+
+use crate::common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Objects in a `-o json` output: one object, a `List`, or objects back to back.
+fn objects(json: &[u8]) -> Vec<Value> {
+    let mut all = Vec::new();
+    for value in serde_json::Deserializer::from_slice(json).into_iter::<Value>() {
+        let value = value.expect("JSON output");
+        match value["items"].as_array() {
+            Some(items) if value["kind"] == "List" => all.extend(items.iter().cloned()),
+            _ => all.push(value),
+        }
+    }
+    all
+}
+
+/// The annotation `kubectl annotate` adds or removes leaves an empty (or null) map.
+fn normal(mut object: Value) -> Value {
+    if let Some(meta) = object["metadata"].as_object_mut()
+        && meta
+            .get("annotations")
+            .is_some_and(|a| a.is_null() || a.as_object().is_some_and(|m| m.is_empty()))
+    {
+        meta.remove("annotations");
+    }
+    object
+}
+
+fn kubectl_reads(file: &Path) -> Output {
+    Command::new("kubectl")
+        .args(["annotate", "--local", "-o", "json", "kpipe-oracle-", "-f"])
+        .arg(file)
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .expect("kubectl is installed")
+}
+
+fn kapply_reads(file: &Path) -> Output {
+    cmd("kapply")
+        .args(["--dry-run=client", "-o", "json", "-f"])
+        .arg(file)
+        .output()
+        .unwrap()
+}
+
+/// Both read `file` to the same objects; returns how many.
+fn same_objects(file: &Path) -> usize {
+    let theirs = kubectl_reads(file);
+    assert!(
+        theirs.status.success(),
+        "kubectl: {}: {}",
+        file.display(),
+        stderr(&theirs)
+    );
+    let ours = kapply_reads(file);
+    assert!(
+        ours.status.success(),
+        "kapply: {}: {}",
+        file.display(),
+        stderr(&ours)
+    );
+    let theirs: Vec<Value> = objects(&theirs.stdout).into_iter().map(normal).collect();
+    let ours: Vec<Value> = objects(&ours.stdout).into_iter().map(normal).collect();
+    assert_eq!(ours.len(), theirs.len(), "{}", file.display());
+    for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+        assert_eq!(
+            a,
+            b,
+            "{}: object {} differs from kubectl's reading",
+            file.display(),
+            i + 1
+        );
+    }
+    ours.len()
+}
+
+#[test]
+fn the_manifest_corpus_reads_as_kubectl_reads_it() {
+    let dir = root().join("tests/corpus/manifests");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    let total: usize = files.iter().map(|f| same_objects(f)).sum();
+    assert!(
+        files.len() >= 10 && total >= 150,
+        "corpus too small: {total}"
+    );
+}
+
+/// One file per class of input the issue lists, written to a temporary file.
+fn write(dir: &Path, name: &str, text: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+const CM: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n";
+
+#[test]
+fn yaml_11_classes_read_as_kubectl_reads_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: Vec<(&str, String)> = vec![
+        // helm's defaultMode: 0755 is octal 493.
+        (
+            "octal.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec:\n  containers: [{name: c, image: i}]\n  \
+             volumes:\n  - name: v\n    configMap: {name: c, defaultMode: 0755}\n"
+                .into(),
+        ),
+        (
+            // (A file whose first character is `{` is JSON to kubectl: flow style after a
+            // comment or `---`.)
+            "flow.yaml",
+            "# quota\n{apiVersion: v1, kind: ResourceQuota, metadata: {name: q}, spec: {hard: {pods: 10, cpu: '4'}}}\n"
+                .into(),
+        ),
+        (
+            "numbers.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p, annotations: {a: 12:30:00, b: 1:20, c: 2001-12-14}}\n\
+             spec:\n  terminationGracePeriodSeconds: 1_000\n  activeDeadlineSeconds: 0x1F\n  \
+             containers: [{name: c, image: i}]\n  priority: +12\n"
+                .into(),
+        ),
+        (
+            "merge.yaml",
+            "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: d}\nspec:\n  selector: {matchLabels: &l {app: a}}\n  \
+             template:\n    metadata: {labels: {<<: *l, tier: web}}\n    spec:\n      containers:\n      - &c {name: a, image: i, ports: [{containerPort: 80}]}\n      \
+             - {<<: *c, name: b}\n"
+                .into(),
+        ),
+        (
+            "json-stream.json",
+            "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\"}}{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"b\"}}\n\
+             {\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"c\"},\"data\":{\"k\":\"on\"}}\n"
+                .into(),
+        ),
+        (
+            "bom.yaml",
+            format!(
+                "{CM}---\n\u{feff}apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\n--- # next\n{}",
+                CM.replace("name: c", "name: d")
+            ),
+        ),
+        (
+            "keys.yaml",
+            format!("{CM}data:\n  y: a\n  off: b\n  10: c\n  1.5: d\n"),
+        ),
+    ];
+    for (name, text) in &cases {
+        same_objects(&write(d, name, text.as_bytes()));
+    }
+}
+
+/// What kubectl refuses, kapply refuses: exit 2, the document's line, nothing quoted.
+#[test]
+fn what_kubectl_refuses_is_refused_at_its_line_without_the_value() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "inf.yaml",
+            format!("{CM}data:\n  a: x\n  b: .inf\n").into_bytes(),
+            "(line 7)",
+            ".inf",
+        ),
+        (
+            "nan.yaml",
+            "apiVersion: v1\nkind: Pod\nmetadata: {name: p}\nspec: {x: .nan}\n".into(),
+            "(line 4)",
+            ".nan",
+        ),
+        (
+            "null-key.yaml",
+            format!("{CM}data:\n  ~: secret-ish\n").into_bytes(),
+            "(line 6)",
+            "secret-ish",
+        ),
+        (
+            "nul.yaml",
+            format!("{CM}data:\n  a: x\n  b: \"\0\"\n").into_bytes(),
+            "(line 7)",
+            "\0",
+        ),
+    ];
+    for (name, text, line, value) in cases {
+        let file = write(d, name, &text);
+        let theirs = kubectl_reads(&file);
+        assert!(!theirs.status.success(), "{name}: kubectl accepted it");
+        let ours = kapply_reads(&file);
+        let err = stderr(&ours);
+        assert_eq!(ours.status.code(), Some(2), "{name}: {err}");
+        assert!(ours.stdout.is_empty(), "{name}");
+        assert!(err.contains(line), "{name}: {err}");
+        assert!(!err.contains(value), "{name} quotes the value: {err}");
+    }
+}
+
+/// Depth is bounded as go-yaml bounds it, and the refusal is linear: 100k levels of
+/// flow nesting end with exit 2 (time is measured in `make bench`, not here).
+#[test]
+fn deeply_nested_flow_yaml_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let deep = format!("a: {}{}\n", "[".repeat(100_000), "]".repeat(100_000));
+    let out = kapply_reads(&write(dir.path(), "deep.yaml", deep.as_bytes()));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("nested deeper than 10000 levels"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// Where kubectl's own reading gives the server a bool or number in a string-only map,
+/// the server rejects the object: kapply says so first, with the place and the fix.
+#[test]
+fn values_the_server_would_reject_are_refused_with_the_fix() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "on.yaml",
+        format!("{CM}  labels:\n    tier: web\n    enabled: yes\ndata:\n  DEBUG: on\n").as_bytes(),
+    );
+    let out = kapply_reads(&file);
+    assert_eq!(out.status.code(), Some(2));
+    let err = stderr(&out);
+    assert!(
+        err.contains("document 1 (line 7): label \"enabled\": Kubernetes (YAML 1.1) reads this unquoted value as a boolean")
+            && err.contains("quote the value"),
+        "{err}"
+    );
+}
