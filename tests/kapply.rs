@@ -441,7 +441,9 @@ fn dry_run_and_diff_change_nothing() {
     // As `kubectl diff`: exit 1 when something differs, 0 when nothing does.
     let out = kapply(&sim, &["--diff"], &changed);
     assert!(
-        out.code(1).stderr().contains("2 of 5 objects differ from the live state"),
+        out.code(1)
+            .stderr()
+            .contains("2 of 5 objects differ from the live state"),
         "{}",
         stderr(&out)
     );
@@ -797,7 +799,9 @@ fn dry_run_of_a_new_namespace_and_crd_notes_what_the_server_cannot_check_yet() {
     // Exit 0 only when every object was checked.
     let out = kapply(&sim, &["--dry-run=server"], &stream);
     assert!(
-        out.code(1).stderr().contains("2 of 4 objects not checked (see above); 2 checked"),
+        out.code(1)
+            .stderr()
+            .contains("2 of 4 objects not checked (see above); 2 checked"),
         "{}",
         stderr(&out)
     );
