@@ -28,7 +28,9 @@ REPLICAS ?= 2
 MIGRATE ?= 1
 #> OUT=deploy.yaml	file written by `make render` (mode 0600)
 OUT ?= deploy.yaml
-#> TIMEOUT=5m	how long `certwait` waits
+#> TIMEOUT=5m	how long `kapply --wait` and `certwait` wait
+#> EMAIL=	Let's Encrypt account email for `make issuers`
+EMAIL ?=
 TIMEOUT ?= 5m
 #> BIN=target/release	where the tools are run from
 BIN ?= target/release
@@ -50,7 +52,7 @@ envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) \
 endef
 
 .PHONY: help build test test-deps lint fmt install completions man bench config \
-        render deploy diff wait-cert promote demo
+        render deploy diff issuers wait-cert promote demo
 
 help: ## list targets and variables
 	@echo "kpipe targets:"
@@ -120,12 +122,16 @@ render: ## write the whole manifest set to OUT (0600: it holds Secrets), no clus
 
 # Rendering finishes before anything is applied: a failing stage (bad env file, bad
 # flag) stops the target with that stage's message and nothing reaches the cluster.
-deploy: ## render, apply (server-side) and wait for the TLS certificate
+# The certificate is waited for only once the rollout is ready: a failed rollout ends
+# the target with kapply's diagnosis alone.
+deploy: ## render, apply (server-side), wait for the rollout (migration first), then the TLS certificate
 	@umask 077
 	tmp=$$(mktemp)
-	trap 'rm -f "$$tmp"' EXIT
+	live=$$(mktemp)
+	trap 'rm -f "$$tmp" "$$live"' EXIT
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) -o yaml -f "$$tmp" | certwait $(NS_FLAG) --timeout $(TIMEOUT)
+	kapply $(NS_FLAG) --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
+	certwait $(NS_FLAG) --timeout $(TIMEOUT) < "$$live"
 
 diff: ## show what deploy would change in the cluster (applies nothing)
 	@umask 077
@@ -133,6 +139,10 @@ diff: ## show what deploy would change in the cluster (applies nothing)
 	trap 'rm -f "$$tmp"' EXIT
 	$(RENDER) > "$$tmp"
 	kapply $(NS_FLAG) --diff -f "$$tmp"
+
+issuers: ## apply the letsencrypt-staging and letsencrypt-prod ClusterIssuers (needs EMAIL=you@example.com)
+	@test -n "$(EMAIL)" || { echo "make issuers: set EMAIL=you@example.com (Let's Encrypt account)" >&2; exit 2; }
+	manifest-gen --cluster-issuers "$(EMAIL)" </dev/null | kapply --wait --timeout $(TIMEOUT)
 
 wait-cert: ## wait for the certificate of APP's Ingress
 	@certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls

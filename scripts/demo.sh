@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # make demo: the whole tutorial against kubesim, kpipe's local Kubernetes API simulator
-# with its cert-manager simulation. Runs no pods: it shows what kpipe sends, what the
-# API server answers, and how the certificate gets issued.
+# with its cert-manager simulation and simulated pods (no containers run): it shows what
+# kpipe sends, what the API server answers, a rollout waited for (migration first), a
+# rollout that fails (an image the registry refuses) with kapply's diagnosis, and how
+# the certificate gets issued.
 #
 # KPIPE_BIN=DIR uses already-built binaries (the tests do); otherwise it builds them.
 set -euo pipefail
@@ -30,7 +32,9 @@ else
 fi
 
 step "Starting kubesim (local API simulator with cert-manager simulation)"
-start_kubesim "$work" --cert-manager --cert-delay 2s
+# Pods start after 1s; an image tagged :broken cannot be pulled, as from a real registry.
+start_kubesim "$work" --cert-manager --cert-delay 2s --deploy-delay 1s \
+  --pods-fail ':broken$=ImagePullBackOff'
 echo "kubesim pid $sim_pid, $(grep -m1 -o 'serving .*' "$work/kubesim.log" || echo serving)"
 
 # The tutorial leaves DJANGO_SECRET_KEY empty; fill it once so that re-deploying is a
@@ -48,7 +52,7 @@ step "Steps 6-8: make render writes the manifests; the server checks them (dry r
 make --no-print-directory render "${make_vars[@]}" OUT="$work/deploy.yaml"
 kapply --dry-run=server -f "$work/deploy.yaml"
 
-step "Deploy: make deploy (envsplit | secretgen | manifest-gen, then kapply -o yaml | certwait)"
+step "Deploy: make deploy (envsplit | secretgen | manifest-gen, kapply --wait (migration, then rollout), then certwait)"
 make --no-print-directory deploy "${make_vars[@]}"
 
 step "Deploy again: nothing changes"
@@ -56,5 +60,16 @@ make --no-print-directory deploy "${make_vars[@]}"
 
 step "What the cluster holds now (kubectl against the simulator)"
 kubectl get configmaps,secrets,deployments,services,ingresses,jobs,certificates 2>&1 || true
+kubectl get pods 2>&1 || true
+
+step "A bad release: an image the registry refuses; kapply --wait says why and exits 1"
+bad_image="${IMAGE:-docker.io/sammy/polls:latest}"
+bad_image="${bad_image%:*}:broken"
+if make --no-print-directory deploy "${make_vars[@]}" IMAGE="$bad_image" TIMEOUT=30s; then
+  echo "demo: the bad release was not caught" >&2
+  exit 1
+fi
+echo "(the migration Job of the bad release failed first: the running Deployment was not touched)"
+kubectl get deploy,pods 2>&1 || true
 
 step "Done. The simulator stops now; nothing is left running."

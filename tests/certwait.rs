@@ -715,3 +715,81 @@ fn base64_decode(text: &str) -> String {
         .unwrap();
     String::from_utf8(bytes).unwrap()
 }
+
+#[test]
+fn timeout_bounds_a_server_that_accepts_and_never_answers() {
+    for fault in ["hang", "trickle:200ms"] {
+        let sim = Sim::start(&["--cert-manager", "--faults", fault]);
+        let started = std::time::Instant::now();
+        let out = certwait_on(&sim, &["polls-tls", "--timeout", "3s"]);
+        let took = started.elapsed();
+        assert_eq!(out.status.code(), Some(124), "{fault}: {}", stderr(&out));
+        assert!(took < Duration::from_millis(3500), "{fault}: {took:?}");
+        assert!(
+            stderr(&out).contains("timed out after 3.0s"),
+            "{fault}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn timeout_bounds_the_diagnosis_too() {
+    // The Certificate is seen, then the server goes away for good: the diagnosis at the
+    // deadline must not wait for it.
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "1h",
+        "--faults",
+        "down:1h+2s",
+    ]);
+    apply_certificate(
+        &sim,
+        "polls-tls",
+        "letsencrypt-staging",
+        "polls.example.com",
+    );
+    let started = std::time::Instant::now();
+    let out = certwait_on(&sim, &["polls-tls", "--timeout", "3s"]);
+    let took = started.elapsed();
+    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    assert!(
+        took < Duration::from_millis(3500),
+        "{took:?}: {}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_restarted_server_is_noticed_within_a_second_of_its_return() {
+    // Applying the Certificate starts the clock: down from 1 s to 5 s; cert-manager
+    // (exempt) issues at about 3 s, while certwait cannot see it.
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "3s",
+        "--faults",
+        "down:4s+1s",
+    ]);
+    let started = std::time::Instant::now();
+    apply_certificate(
+        &sim,
+        "polls-tls",
+        "letsencrypt-staging",
+        "polls.example.com",
+    );
+    let out = certwait_on(&sim, &["polls-tls", "--timeout", "30s"]);
+    let took = started.elapsed();
+    assert_success(&sim, &out);
+    assert!(
+        took < Duration::from_millis(6500),
+        "{took:?}: {}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("watching Certificates in default failed, retrying"),
+        "{}",
+        stderr(&out)
+    );
+}

@@ -320,10 +320,10 @@ fn unreachable_server_is_retried_then_a_runtime_failure() {
     .unwrap();
     let out = cmd("kapply")
         .env("KUBECONFIG", &kubeconfig)
-        .args(["--retries", "1"])
+        .args(["--retry-for", "1s"])
         .run_with(POLLS);
     let err = out.code(1).stderr();
-    assert!(err.contains("retry 1 of 1"), "{err}");
+    assert!(err.contains("retry 1 in "), "{err}");
     assert!(err.contains("discovery of"), "{err}");
     assert!(out.stdout.is_empty());
     out.no_secrets(SECRETS);
@@ -649,7 +649,7 @@ fn assert_fault_survived(fault: &str, notice: &str, met: &[(&str, usize)]) {
     assert_eq!(stdout(&out), POLLS_CREATED, "{fault}");
     let err = stderr(&out);
     assert!(
-        err.contains("retry 1 of 5") && err.contains(notice),
+        err.contains("retry 1 in ") && err.contains(notice),
         "{fault}: no retry reported with {notice:?}: {err}"
     );
     out.no_secrets(SECRETS);
@@ -673,7 +673,8 @@ fn unavailable_patches_are_retried() {
 fn too_many_requests_waits_for_retry_after() {
     // The simulator sends Retry-After: 1, which beats the first backoff steps.
     assert_fault_survived("429:2@PATCH", "429 Too Many Requests: ", &[("429", 2)]);
-    assert_fault_survived("429:1@PATCH", "; retry 1 of 5 in 1.0s", &[("429", 1)]);
+    // Retry-After: 1, plus up to half as much again so that throttled workers spread out.
+    assert_fault_survived("429:1@PATCH", "; retry 1 in 1.", &[("429", 1)]);
 }
 
 #[test]
@@ -716,10 +717,10 @@ fn flaky_server_under_load_still_gets_every_object() {
     let stream: String = (0..40)
         .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{NUM: \"{i}\"}}\n"))
         .collect();
-    let out = kapply_ok(&sim, &["--retries", "8"], &stream);
+    let out = kapply_ok(&sim, &[], &stream);
     assert_eq!(stdout(&out).matches(" created\n").count(), 40);
     // The final state, read through the same faults: every object is there as applied.
-    let again = kapply_ok(&sim, &["--retries", "8"], &stream);
+    let again = kapply_ok(&sim, &[], &stream);
     assert_eq!(
         stdout(&again).matches(" unchanged\n").count(),
         40,
@@ -770,7 +771,7 @@ fn output_yaml_is_the_live_objects_without_managed_fields() {
 #[test]
 fn timeout_gives_up_with_exit_124_and_names_what_was_not_done() {
     let sim = Sim::start(&["--faults", "503:1000@PATCH"]);
-    let out = kapply(&sim, &["--timeout", "2s", "--retries", "100"], POLLS);
+    let out = kapply(&sim, &["--timeout", "2s", "--retry-for", "1h"], POLLS);
     let err = out.code(124).stderr();
     assert!(
         err.contains(
@@ -925,13 +926,13 @@ fn request_timeouts_are_retried_then_reported() {
     let sim = Sim::start(&["--faults", "latency:2s"]);
     let out = kapply(
         &sim,
-        &["--request-timeout", "200ms", "--retries", "2"],
+        &["--request-timeout", "200ms", "--retry-for", "1s"],
         POLLS,
     );
     let err = out.code(1).stderr();
-    assert!(err.contains(": timed out; retry 2 of 2 in "), "{err}");
+    assert!(err.contains(": timed out; retry 2 in "), "{err}");
     assert!(
-        err.contains("failed: timed out (gave up after 2 retries)"),
+        err.contains("failed: timed out (gave up after retrying for 1.0s)"),
         "{err}"
     );
     assert!(out.stdout.is_empty());
@@ -1034,4 +1035,228 @@ fn recursive_selector_and_name_output() {
     assert_eq!(stdout(&out), "configmap/cfg\n", "{}", stderr(&out));
     let out = run(&["--dry-run=client", "-R", "-f", root, "-l", "tier=none"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+// ---- deadlines, outages, throttling storms, interrupts ------------------------------
+
+/// `n` ConfigMaps, one document each.
+fn configmaps(n: usize) -> String {
+    (0..n)
+        .map(|i| format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: cm-{i}}}\ndata: {{NUM: \"{i}\"}}\n"))
+        .collect()
+}
+
+/// kapply with `--timeout 3s` against `fault`: exit 124 within 3.5 s, whatever the server does.
+fn assert_bounded_by_timeout(fault: &str) {
+    let sim = Sim::start(&["--faults", fault]);
+    let started = std::time::Instant::now();
+    let out = kapply(&sim, &["--timeout", "3s"], POLLS);
+    let took = started.elapsed();
+    let err = out.code(124).stderr();
+    assert!(
+        took < std::time::Duration::from_millis(3500),
+        "{fault}: {took:?}\n{err}"
+    );
+    assert!(err.contains("nothing was applied"), "{fault}: {err}");
+}
+
+#[test]
+fn timeout_bounds_a_server_that_accepts_and_never_answers() {
+    assert_bounded_by_timeout("hang");
+}
+
+#[test]
+fn timeout_bounds_a_server_that_trickles_its_answers() {
+    assert_bounded_by_timeout("trickle:200ms");
+}
+
+#[test]
+fn three_hundred_objects_ride_out_a_throttling_storm() {
+    // Every request of kapply is answered 429 with Retry-After: 1 for 2 s.
+    let sim = Sim::start(&["--faults", "storm:2s"]);
+    let out = kapply_ok(&sim, &[], &configmaps(300));
+    assert_eq!(stdout(&out).matches(" created\n").count(), 300);
+    assert!(answered(&sim, "429") > 0, "{}", sim.log());
+}
+
+#[test]
+fn three_hundred_objects_ride_out_a_ten_second_outage() {
+    let sim = Sim::start(&["--faults", "down:10s+300ms"]);
+    let out = kapply_ok(&sim, &[], &configmaps(300));
+    assert_eq!(stdout(&out).matches(" created\n").count(), 300);
+    assert!(answered(&sim, "reset") > 0, "{}", sim.log());
+}
+
+/// Starts kapply on `stdin`, sends it `signal` after a second, and returns its output.
+fn interrupted(sim: &Sim, signal: &str, stdin: &str) -> Run {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut c = sim.cmd("kapply");
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = c.spawn().unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(1));
+    let sent = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    Run::from(child.wait_with_output().unwrap())
+}
+
+#[test]
+fn sigint_prints_every_applied_object_and_what_was_not_then_exits_130() {
+    let sim = Sim::start(&["--faults", "latency:50ms"]);
+    let out = interrupted(&sim, "-INT", &configmaps(300));
+    let err = out.code(130).stderr();
+    let printed: std::collections::BTreeSet<String> = stdout(&out)
+        .lines()
+        .map(|l| l.strip_suffix(" created").expect(l).to_owned())
+        .collect();
+    let live: std::collections::BTreeSet<String> = sim
+        .kubectl_ok(&["get", "configmaps", "-o", "name"])
+        .lines()
+        .filter(|l| l.starts_with("configmap/cm-"))
+        .map(String::from)
+        .collect();
+    assert!(!printed.is_empty() && printed.len() < 300, "{err}");
+    assert_eq!(printed, live, "{err}");
+    assert!(
+        err.contains(&format!(
+            "kapply: interrupted by SIGINT: {} of 300 objects applied; not applied: ",
+            printed.len()
+        )),
+        "{err}"
+    );
+}
+
+#[test]
+fn sigterm_exits_143_after_the_same_report() {
+    let sim = Sim::start(&["--faults", "latency:50ms"]);
+    let out = interrupted(&sim, "-TERM", &configmaps(300));
+    let err = out.code(143).stderr();
+    assert!(err.contains("kapply: interrupted by SIGTERM: "), "{err}");
+    assert!(stdout(&out).ends_with(" created\n"), "{err}");
+}
+
+#[test]
+fn objects_in_a_namespace_that_failed_are_skipped_with_one_reason_each() {
+    // The first write, the Namespace's, is refused for good.
+    let sim = Sim::start(&["--faults", "403:1@PATCH"]);
+    let stream = format!(
+        "apiVersion: v1\nkind: Namespace\nmetadata: {{name: doomed}}\n{}",
+        configmaps(3).replace("metadata: {name:", "metadata: {namespace: doomed, name:")
+    );
+    let out = kapply(&sim, &[], &stream);
+    let err = out.code(1).stderr();
+    assert_eq!(
+        err.matches("not applied: its Namespace/doomed of this input could not be created")
+            .count(),
+        3,
+        "{err}"
+    );
+    let patches = sim
+        .tool_requests()
+        .into_iter()
+        .filter(|l| l.starts_with("PATCH "))
+        .count();
+    assert_eq!(patches, 1, "{}", sim.log());
+}
+
+#[test]
+fn a_closed_stdout_is_a_runtime_error() {
+    let sim = Sim::start(&[]);
+    let mut c = std::process::Command::new("sh");
+    c.args([
+        "-c",
+        "exec \"$0\" -f - >&-",
+        &bin("kapply").to_string_lossy(),
+    ])
+    .env("KUBECONFIG", &sim.kubeconfig);
+    let out = c.run_with(POLLS);
+    let err = out.code(1).stderr();
+    assert!(err.contains("stdout is closed"), "{err}");
+}
+
+// ---- kubeconfig as kubectl reads it ------------------------------------------------
+
+/// The simulator's kubeconfig, changed by `edit`, written next to it; its path.
+fn edited_kubeconfig(
+    sim: &Sim,
+    name: &str,
+    edit: impl FnOnce(&mut serde_yaml::Value),
+) -> std::path::PathBuf {
+    let text = std::fs::read_to_string(&sim.kubeconfig).unwrap();
+    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    edit(&mut config);
+    let path = sim.dir.path().join(name);
+    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    path
+}
+
+fn kapply_with_kubeconfig(env: &std::ffi::OsStr) -> Run {
+    let mut c = cmd("kapply");
+    c.env("KUBECONFIG", env);
+    c.run_with(POLLS)
+}
+
+#[test]
+fn a_missing_file_in_kubeconfig_is_skipped_as_kubectl_skips_it() {
+    let sim = Sim::start(&[]);
+    let mut list = std::ffi::OsString::from("/nonexistent/kubeconfig:");
+    list.push(&sim.kubeconfig);
+    let out = kapply_with_kubeconfig(&list);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), POLLS_CREATED);
+}
+
+#[test]
+fn a_token_file_ending_in_a_newline_is_trimmed() {
+    let sim = Sim::start(&[]);
+    let token_file = sim.dir.path().join("token");
+    let kubeconfig = edited_kubeconfig(&sim, "with-token-file", |config| {
+        let user = &mut config["users"][0]["user"];
+        let token = user["token"].as_str().unwrap().to_owned();
+        std::fs::write(&token_file, format!("{token}\n")).unwrap();
+        let map = user.as_mapping_mut().unwrap();
+        map.remove("token");
+        map.insert("tokenFile".into(), token_file.to_string_lossy().into());
+    });
+    let out = kapply_with_kubeconfig(kubeconfig.as_os_str());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), POLLS_CREATED);
+}
+
+#[test]
+fn insecure_skip_tls_verify_warns_and_with_a_ca_is_refused() {
+    let sim = Sim::start(&[]);
+    let both = edited_kubeconfig(&sim, "both", |config| {
+        config["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = true.into();
+    });
+    let out = kapply_with_kubeconfig(both.as_os_str());
+    let err = out.code(2).stderr();
+    assert!(err.contains("insecure-skip-tls-verify"), "{err}");
+    assert!(out.stdout.is_empty());
+
+    let insecure = edited_kubeconfig(&sim, "insecure", |config| {
+        let cluster = config["clusters"][0]["cluster"].as_mapping_mut().unwrap();
+        cluster.remove("certificate-authority-data");
+        cluster.insert("insecure-skip-tls-verify".into(), true.into());
+    });
+    let out = kapply_with_kubeconfig(insecure.as_os_str());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let warnings: Vec<&str> = std::str::from_utf8(&out.stderr)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains("warning: TLS verification is off"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", stderr(&out));
+    assert!(warnings[0].starts_with("kapply: "), "{warnings:?}");
 }

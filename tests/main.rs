@@ -10,6 +10,7 @@ mod cli_contract;
 mod corpus;
 mod envsplit;
 mod kapply;
+mod kapply_wait;
 mod manifest_gen;
 mod pipeline;
 mod secretgen;

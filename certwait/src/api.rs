@@ -1,9 +1,9 @@
 //! The cert-manager resources certwait reads, and how API errors are classified and retried.
 
+use kpipe_core::api::{RetryPolicy, Stopped};
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Api, Client};
 use std::future::Future;
-use std::time::Duration;
 
 pub const CERT_MANAGER_V1: &str = "cert-manager.io/v1";
 
@@ -61,60 +61,18 @@ pub fn status_code(e: &kube::Error) -> Option<u16> {
 
 pub use kpipe_core::api::{describe, is_transient};
 
-/// certwait's backoff: 100ms doubling up to 5s, in full steps (one watch per namespace,
-/// no crowd of parallel requests to spread out), restarted after each success.
-#[derive(Debug, Default)]
-pub struct Backoff {
-    attempts: u32,
-}
-
-const STEPS: kpipe_core::api::Backoff = kpipe_core::api::Backoff {
-    base: Duration::from_millis(100),
-    cap: Duration::from_secs(5),
-};
-
-impl Backoff {
-    pub fn next_delay(&mut self) -> Duration {
-        let delay = STEPS.delay(self.attempts, 1.0);
-        self.attempts += 1;
-        delay
-    }
-
-    pub fn reset(&mut self) {
-        self.attempts = 0;
-    }
-
-    pub fn attempts(&self) -> u32 {
-        self.attempts
-    }
-}
-
-/// Runs a one-off request, retrying transient errors a few times with backoff, or
-/// after the wait a throttling server asks for.
-pub async fn retry<T, F, Fut>(mut request: F) -> Result<T, kube::Error>
+/// Runs a one-off request under kpipe's retry policy (transient failures retried with
+/// backoff or after the wait a throttling server asks for, within a time budget). The
+/// run's deadline bounds the callers (see `wait`).
+pub async fn retry<T, F, Fut>(request: F) -> Result<T, kube::Error>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, kube::Error>>,
 {
-    const ATTEMPTS: u32 = 6;
-    let mut backoff = Backoff::default();
-    loop {
-        match request().await {
-            Err(e) if is_transient(&e) && backoff.attempts() + 1 < ATTEMPTS => {
-                tokio::time::sleep(wait_before_retry(&e, &mut backoff)).await;
-            }
-            other => return other,
-        }
-    }
-}
-
-/// What a throttling server asked for (kube-rs keeps its Status, not the header), else
-/// the next backoff step.
-fn wait_before_retry(e: &kube::Error, backoff: &mut Backoff) -> Duration {
-    let delay = backoff.next_delay();
-    match e {
-        kube::Error::Api(status) => kpipe_core::api::retry_after(None, status).unwrap_or(delay),
-        _ => delay,
+    match kpipe_core::api::retry(&RetryPolicy::default(), None, &|_, _, _| {}, request).await {
+        Ok(value) => Ok(value),
+        Err(Stopped::Failed(e)) => Err(e),
+        Err(Stopped::OutOfTime) => unreachable!("no deadline was given"),
     }
 }
 
@@ -139,32 +97,6 @@ mod tests {
             assert!(!is_transient(&api_error(code)), "{code}");
         }
         assert_eq!(describe(&api_error(403)), "403 Forbidden: nope");
-    }
-
-    #[test]
-    fn a_throttling_servers_retry_after_beats_the_backoff() {
-        let mut status = kube::core::Status::failure("slow down", "TooManyRequests").with_code(429);
-        status.details =
-            Some(serde_json::from_value(serde_json::json!({"retryAfterSeconds": 7})).unwrap());
-        let mut backoff = Backoff::default();
-        let throttled = kube::Error::Api(status.boxed());
-        assert_eq!(
-            wait_before_retry(&throttled, &mut backoff),
-            Duration::from_secs(7)
-        );
-        assert_eq!(
-            wait_before_retry(&api_error(503), &mut backoff),
-            Duration::from_millis(200)
-        );
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let mut b = Backoff::default();
-        let delays: Vec<u128> = (0..8).map(|_| b.next_delay().as_millis()).collect();
-        assert_eq!(delays, [100, 200, 400, 800, 1600, 3200, 5000, 5000]);
-        b.reset();
-        assert_eq!(b.next_delay().as_millis(), 100);
     }
 
     #[tokio::test]

@@ -21,6 +21,8 @@ pub use cli::Args;
 
 use cli::Wanted;
 use jiff::Timestamp;
+use kpipe_core::api::bounded;
+use kpipe_core::time::format_elapsed;
 use kpipe_core::{Error, Result};
 use progress::Progress;
 use std::collections::{BTreeSet, HashMap};
@@ -55,12 +57,25 @@ pub async fn run(args: Args) -> Result<()> {
             (found.targets, found.issuers_in_stream)
         }
     };
-    ensure_cert_manager(&connection.client, &connection.server).await?;
+    let deadline = tokio::time::Instant::from_std(started) + args.timeout;
+    bounded(
+        Some(deadline),
+        ensure_cert_manager(&connection.client, &connection.server),
+    )
+    .await
+    .unwrap_or_else(|| {
+        Err(Error::Timeout(format!(
+            "timed out after {} asking {} whether it serves cert-manager.io/v1",
+            format_elapsed(args.timeout),
+            connection.server
+        )))
+    })?;
 
     let mut waiter = Waiter {
         client: connection.client.clone(),
         keep_waiting: args.keep_waiting,
         timeout: args.timeout,
+        deadline,
         started_at,
         progress: Progress::new(args.quiet, started),
         all_namespace: args.all.then(|| namespace.clone()),

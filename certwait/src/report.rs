@@ -6,6 +6,12 @@ use crate::target::CertKey;
 use crate::wait::Waiter;
 use k8s_openapi::api::core::v1::Secret;
 use kpipe_core::Result;
+use kpipe_core::api::bounded;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How long reading an issued certificate may take once the deadline has passed.
+const READ_GRACE: Duration = Duration::from_millis(300);
 use serde_json::Value;
 
 impl Waiter {
@@ -16,7 +22,15 @@ impl Waiter {
         for (key, tracked) in &self.tracked {
             let cert = tracked.cert.as_ref().expect("ready certificates were seen");
             let secret_name = cert["spec"]["secretName"].as_str().unwrap_or(&key.name);
-            let line = match self.read_tls_crt(&key.namespace, secret_name).await {
+            // Past the deadline the Certificate's status has to do.
+            let read = bounded(
+                Some(self.deadline.max(Instant::now() + READ_GRACE)),
+                self.read_tls_crt(&key.namespace, secret_name),
+            );
+            let read = read
+                .await
+                .unwrap_or_else(|| Err("the API server did not answer in time".into()));
+            let line = match read {
                 Ok(issued) => {
                     if issued.is_staging() {
                         self.progress.always(&staging_warning(key, &issued.issuer));

@@ -6,12 +6,17 @@ use crate::status::{self, Verdict};
 use crate::target::{CertKey, IssuerRef, Target};
 use crate::watch::Update;
 use jiff::Timestamp;
+use kpipe_core::api::bounded;
 use kpipe_core::time::format_elapsed;
 use kpipe_core::{Error, Result};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+/// How long the diagnosis may take once the deadline has passed.
+const DIAGNOSIS_GRACE: Duration = Duration::from_millis(400);
 
 /// One certificate being waited for.
 pub(crate) struct Tracked {
@@ -61,6 +66,8 @@ pub(crate) struct Waiter {
     pub(crate) client: kube::Client,
     pub(crate) keep_waiting: bool,
     pub(crate) timeout: Duration,
+    /// When `timeout` runs out: bounds every wait, request and step of handling.
+    pub(crate) deadline: Instant,
     pub(crate) started_at: Timestamp,
     pub(crate) progress: Progress,
     /// `--all`: every Certificate that shows up in this namespace is waited for.
@@ -98,16 +105,17 @@ impl Waiter {
         &mut self,
         mut updates: mpsc::UnboundedReceiver<Update>,
     ) -> Result<()> {
-        let deadline = tokio::time::Instant::now() + self.timeout;
+        let deadline = Some(self.deadline);
         loop {
-            tokio::select! {
-                update = updates.recv() => {
-                    let Some(update) = update else {
-                        return Err(Error::runtime("every watch ended unexpectedly"));
-                    };
-                    self.apply(update).await?;
-                }
-                () = tokio::time::sleep_until(deadline) => return Err(self.timed_out().await),
+            let update = match bounded(deadline, updates.recv()).await {
+                None => return Err(self.timed_out().await),
+                Some(None) => return Err(Error::runtime("every watch ended unexpectedly")),
+                Some(Some(update)) => update,
+            };
+            // Handling an update (issuer lookup, diagnosis) asks the server too.
+            match bounded(deadline, self.apply(update)).await {
+                None => return Err(self.timed_out().await),
+                Some(result) => result?,
             }
             if !self.tracked.is_empty() && self.tracked.values().all(|t| t.ready) {
                 return Ok(());
@@ -234,7 +242,7 @@ impl Waiter {
                 last_failure_time,
                 message,
             } if !self.keep_waiting => {
-                self.explain(key).await;
+                self.explain(key, None).await;
                 Err(Error::runtime(format!(
                     "{key}: issuance failed at {last_failure_time}: {message}\n\
                      cert-manager retries with exponential backoff, the first time after about \
@@ -298,7 +306,7 @@ impl Waiter {
             ));
             Ok(())
         } else {
-            self.explain(key).await;
+            self.explain(key, None).await;
             Err(Error::runtime(format!(
                 "{key}: {problem}; cert-manager leaves the certificate pending until that is \
                  fixed (--keep-waiting waits anyway)"
@@ -307,17 +315,26 @@ impl Waiter {
     }
 
     /// Prints the cmctl-style chain of one certificate on stderr (even with -q).
-    async fn explain(&mut self, key: &CertKey) {
+    /// Past `until`, the chain shows what certwait already knows: the Certificate.
+    async fn explain(&mut self, key: &CertKey, until: Option<Instant>) {
         let Some(tracked) = self.tracked.get(key) else {
             return;
         };
-        let chain = chain::gather(
-            &self.client,
-            key,
-            tracked.cert.as_ref(),
-            tracked.issuer().as_ref(),
-        )
-        .await;
+        let issuer = tracked.issuer();
+        let gathered = chain::gather(&self.client, key, tracked.cert.as_ref(), issuer.as_ref());
+        let chain = bounded(until, gathered)
+            .await
+            .unwrap_or_else(|| chain::Chain {
+                key: key.clone(),
+                cert: tracked.cert.clone(),
+                issuer: None,
+                request: None,
+                order: None,
+                challenges: Vec::new(),
+                unreadable: vec![
+                    "the rest of the chain: the API server did not answer in time".into(),
+                ],
+            });
         let mut text = chain::render(&chain);
         if let Some(diff) = tracked.spec_mismatch() {
             text.push_str(&format!(
@@ -338,8 +355,11 @@ impl Waiter {
             .filter(|(_, t)| !t.ready)
             .map(|(k, _)| k.clone())
             .collect();
+        // The diagnosis gets a moment past the deadline, no more: a server that does not
+        // answer must not hold the exit back.
+        let until = Instant::now() + DIAGNOSIS_GRACE;
         for key in &pending {
-            self.explain(key).await;
+            self.explain(key, Some(until)).await;
         }
         let what = if pending.is_empty() {
             // Only with --all, before the namespace could be listed at all.

@@ -1,17 +1,17 @@
-//! Following a namespace's Certificates: list, then watch from the list's resourceVersion.
-//!
-//! A watch stream that ends (server timeout, dropped connection) is resumed from the last
-//! resourceVersion seen, so no change is missed and none is replayed. When that version
-//! is too old (410 Gone, as an HTTP status or as an ERROR event, see fixture 47) the
-//! namespace is listed again. Transient errors are retried with backoff; anything else
-//! ends the wait.
+//! Following a namespace's Certificates with kube-runtime's watcher: list, then watch
+//! from the list's resourceVersion, resumed after a dropped stream, listed again after
+//! 410 Gone, with backoff between failed attempts (capped at 1 s, so that the return of
+//! a restarted API server is noticed within a second). Failures that will not get
+//! better (403, 404) end the wait.
 
-use crate::api::{self, Backoff};
+use crate::api;
 use futures::StreamExt;
-use kube::api::{DynamicObject, ListParams, WatchEvent, WatchParams};
+use kube::api::DynamicObject;
+use kube::runtime::WatchStreamExt;
+use kube::runtime::watcher::{self, Event};
 use serde_json::Value;
+use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
-
 /// What a watcher reports to the waiting loop.
 #[derive(Debug)]
 pub enum Update {
@@ -44,137 +44,81 @@ pub async fn follow(
     tx: UnboundedSender<Update>,
 ) {
     let certs = api::certificates(&client, &namespace);
-    let selector = name.map(|n| format!("metadata.name={n}"));
-    let mut list_params = ListParams::default();
-    let mut watch_params = WatchParams::default();
-    if let Some(selector) = &selector {
-        list_params = list_params.fields(selector);
-        watch_params = watch_params.fields(selector);
+    let mut config = watcher::Config::default();
+    if let Some(name) = &name {
+        config = config.fields(&format!("metadata.name={name}"));
     }
-    let mut backoff = Backoff::default();
-    let mut gone = Backoff::default();
-    let send = |update: Update| tx.send(update).is_ok();
-
-    'list: loop {
-        let list = match certs.list(&list_params).await {
-            Ok(list) => list,
-            Err(e) if api::is_transient(&e) => {
-                if !pause_before_retry(&mut backoff, "listing", &namespace, &e, &tx).await {
-                    return;
-                }
+    let backoff = backon::ExponentialBuilder::default()
+        .with_min_delay(Duration::from_millis(100))
+        // backon's jitter adds up to the step again: at most a second between attempts.
+        .with_max_delay(Duration::from_millis(500))
+        .with_jitter()
+        .without_max_times();
+    let stream =
+        watcher::watcher(certs, config).backoff(watcher::ExponentialBackoff::from(backoff));
+    let mut stream = std::pin::pin!(stream);
+    // A (re-)list arrives as Init, InitApply per object, InitDone.
+    let mut listing = Vec::new();
+    let mut failing = false;
+    while let Some(event) = stream.next().await {
+        let update = match event {
+            Ok(Event::Init) => {
+                listing.clear();
                 continue;
             }
-            Err(e) => {
-                send(Update::Fatal(fatal(&namespace, &e)));
-                return;
+            Ok(Event::InitApply(cert)) => {
+                listing.push(to_value(&cert));
+                continue;
             }
+            Ok(Event::InitDone) => Update::Listed {
+                namespace: namespace.clone(),
+                certs: std::mem::take(&mut listing),
+            },
+            Ok(Event::Apply(cert)) => Update::Applied {
+                namespace: namespace.clone(),
+                cert: to_value(&cert),
+            },
+            Ok(Event::Delete(cert)) => Update::Deleted {
+                namespace: namespace.clone(),
+                name: cert.metadata.name.clone().unwrap_or_default(),
+            },
+            // kube-runtime's watcher lists again by itself.
+            Err(watcher::Error::WatchError(status)) if status.code == 410 => Update::Note(format!(
+                "watch in {namespace} expired (410 {}): listing again",
+                status.reason
+            )),
+            Err(e) => match failure(&e) {
+                Some(e) if !api::is_transient(e) && api::status_code(e) != Some(410) => {
+                    let _ = tx.send(Update::Fatal(fatal(&namespace, e)));
+                    return;
+                }
+                // Said once per outage, not once per attempt.
+                _ if failing => continue,
+                _ => {
+                    failing = true;
+                    Update::Note(format!(
+                        "watching Certificates in {namespace} failed, retrying: {}",
+                        failure(&e).map_or_else(|| e.to_string(), api::describe)
+                    ))
+                }
+            },
         };
-        backoff.reset();
-        let mut version = list.metadata.resource_version.clone().unwrap_or_default();
-        let certs_now = list.items.iter().map(to_value).collect();
-        if !send(Update::Listed {
-            namespace: namespace.clone(),
-            certs: certs_now,
-        }) {
+        if !matches!(update, Update::Note(_)) {
+            failing = false;
+        }
+        if tx.send(update).is_err() {
             return;
         }
-        loop {
-            let stream = match certs.watch(&watch_params, &version).await {
-                Ok(stream) => stream,
-                Err(e) if api::status_code(&e) == Some(410) => {
-                    send(Update::Note(format!(
-                        "watch in {namespace} expired (410 Gone): listing again"
-                    )));
-                    pause_if_gone_again(&mut gone).await;
-                    continue 'list;
-                }
-                Err(e) if api::is_transient(&e) => {
-                    if !pause_before_retry(&mut backoff, "watching", &namespace, &e, &tx).await {
-                        return;
-                    }
-                    continue;
-                }
-                Err(e) => {
-                    send(Update::Fatal(fatal(&namespace, &e)));
-                    return;
-                }
-            };
-            let mut stream = std::pin::pin!(stream);
-            let mut events = 0;
-            while let Some(event) = stream.next().await {
-                let update = match event {
-                    Ok(WatchEvent::Added(cert) | WatchEvent::Modified(cert)) => {
-                        version = cert.metadata.resource_version.clone().unwrap_or(version);
-                        Update::Applied {
-                            namespace: namespace.clone(),
-                            cert: to_value(&cert),
-                        }
-                    }
-                    Ok(WatchEvent::Deleted(cert)) => {
-                        version = cert.metadata.resource_version.clone().unwrap_or(version);
-                        let name = cert.metadata.name.clone().unwrap_or_default();
-                        Update::Deleted {
-                            namespace: namespace.clone(),
-                            name,
-                        }
-                    }
-                    Ok(WatchEvent::Bookmark(bookmark)) => {
-                        version = bookmark.metadata.resource_version;
-                        continue;
-                    }
-                    Ok(WatchEvent::Error(status)) if status.code == 410 => {
-                        send(Update::Note(format!(
-                            "watch in {namespace} expired (410 {}): listing again",
-                            status.reason
-                        )));
-                        pause_if_gone_again(&mut gone).await;
-                        continue 'list;
-                    }
-                    // Any other ERROR event or a broken stream: resume from `version`.
-                    Ok(WatchEvent::Error(_)) | Err(_) => break,
-                };
-                events += 1;
-                backoff.reset();
-                gone.reset();
-                if !send(update) {
-                    return;
-                }
-            }
-            // A stream that ends at once, again and again, must not spin.
-            if events == 0 {
-                tokio::time::sleep(backoff.next_delay()).await;
-            }
-        }
     }
 }
 
-/// Tells the user why and for how long, then waits; false once nobody listens any more.
-async fn pause_before_retry(
-    backoff: &mut Backoff,
-    doing: &str,
-    namespace: &str,
-    e: &kube::Error,
-    tx: &UnboundedSender<Update>,
-) -> bool {
-    let delay = backoff.next_delay();
-    let note = format!(
-        "{doing} Certificates in {namespace} failed, retrying in {delay:?}: {}",
-        api::describe(e)
-    );
-    if tx.send(Update::Note(note)).is_err() {
-        return false;
-    }
-    tokio::time::sleep(delay).await;
-    true
-}
-
-/// The first 410 is answered by listing again at once, as after a compaction. 410 after
-/// 410 with no event in between means watches cannot be served at all: listing still
-/// sees every change, but must not run in a tight loop.
-async fn pause_if_gone_again(gone: &mut Backoff) {
-    let delay = gone.next_delay();
-    if gone.attempts() > 1 {
-        tokio::time::sleep(delay).await;
+/// The API error or broken request behind a watcher failure.
+fn failure(e: &watcher::Error) -> Option<&kube::Error> {
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => Some(e),
+        _ => None,
     }
 }
 

@@ -1,10 +1,13 @@
 //! API server failures: which ones trying again can fix, how long to wait before it, and
-//! how to say what went wrong. Each tool keeps its own policy (how many tries, what it
-//! prints while it waits); what a failure means is decided here, once.
+//! how to say what went wrong; and the one retry policy of every tool ([`retry`]), bounded
+//! by the run's deadline. What a failure means and how it is retried is decided here,
+//! once; a tool only says what it prints while it waits.
 
 use kube::core::Status;
 use std::error::Error as StdError;
+use std::future::Future;
 use std::time::Duration;
+use tokio::time::Instant;
 
 /// 500s that are not the server being unwell but its verdict on the object: a value of
 /// the wrong type (`DEBUG: on` read as a bool) or undecodable data (bad base64). The
@@ -161,6 +164,125 @@ impl Backoff {
     }
 }
 
+/// A failure the retry policy can judge: worth another try, and after how long.
+pub trait Retryable {
+    fn is_transient(&self) -> bool;
+    /// The wait the server asked for (`Retry-After`), if any.
+    fn retry_after(&self) -> Option<Duration>;
+}
+
+impl Retryable for kube::Error {
+    fn is_transient(&self) -> bool {
+        is_transient(self)
+    }
+
+    /// kube-rs keeps the Status of an answer, not its headers.
+    fn retry_after(&self) -> Option<Duration> {
+        match self {
+            kube::Error::Api(status) => retry_after(None, status),
+            _ => None,
+        }
+    }
+}
+
+/// Every kpipe tool's retry policy. Budgeted by time rather than by count, so that a
+/// restarting API server (down for 10 s and more) is ridden out; steps capped at 1 s, so
+/// that its return is noticed within a second; the server's `Retry-After` honoured, with
+/// jitter on top so that the requests it throttled together do not come back together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// How long after its first failure a request is still tried again.
+    pub budget: Duration,
+    pub steps: Backoff,
+}
+
+impl RetryPolicy {
+    pub const DEFAULT_BUDGET: Duration = Duration::from_secs(30);
+
+    pub fn new(budget: Duration) -> Self {
+        RetryPolicy {
+            budget,
+            steps: Backoff {
+                base: Duration::from_millis(100),
+                cap: Duration::from_secs(1),
+            },
+        }
+    }
+
+    /// The wait before retry `retry` (0-based) after `failure`; `jitter` in [0, 1).
+    /// What the server asked for and up to half as much again, else a backoff step.
+    pub fn wait(&self, failure: &impl Retryable, retry: u32, jitter: f64) -> Duration {
+        match failure.retry_after() {
+            Some(asked) => asked.mul_f64(1.0 + 0.5 * jitter.clamp(0.0, 1.0)),
+            None => self.steps.delay(retry, jitter),
+        }
+    }
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy::new(RetryPolicy::DEFAULT_BUDGET)
+    }
+}
+
+/// Why [`retry`] stopped without a result.
+#[derive(Debug)]
+pub enum Stopped<E> {
+    /// A failure that will not get better, or the last one when the budget ran out.
+    Failed(E),
+    /// The run's deadline came first (during an attempt or before the next one).
+    OutOfTime,
+}
+
+/// A notice before each retry: the failure, the retry's number (from 1), the wait.
+pub type Notice<'a, E> = &'a (dyn Fn(&E, u32, Duration) + Send + Sync);
+
+/// Runs `attempt` until it succeeds, fails for good, or the policy's budget or the
+/// `deadline` runs out. Every attempt and every wait is bounded by the deadline, so a
+/// server that accepts and never answers costs no more than the time left.
+pub async fn retry<T, E, F, Fut>(
+    policy: &RetryPolicy,
+    deadline: Option<Instant>,
+    notice: Notice<'_, E>,
+    mut attempt: F,
+) -> Result<T, Stopped<E>>
+where
+    E: Retryable,
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, E>>,
+{
+    let mut retry = 0;
+    let mut first_failure: Option<Instant> = None;
+    loop {
+        let failure = match bounded(deadline, attempt()).await {
+            None => return Err(Stopped::OutOfTime),
+            Some(Ok(value)) => return Ok(value),
+            Some(Err(e)) if !e.is_transient() => return Err(Stopped::Failed(e)),
+            Some(Err(e)) => e,
+        };
+        let since = *first_failure.get_or_insert_with(Instant::now);
+        let wait = policy.wait(&failure, retry, rand::random());
+        let next = Instant::now() + wait;
+        if deadline.is_some_and(|d| next >= d) {
+            return Err(Stopped::OutOfTime);
+        }
+        if next > since + policy.budget {
+            return Err(Stopped::Failed(failure));
+        }
+        retry += 1;
+        notice(&failure, retry, wait);
+        tokio::time::sleep_until(next).await;
+    }
+}
+
+/// `work`, unless the deadline comes first (`None` then). No deadline: `work`.
+pub async fn bounded<T>(deadline: Option<Instant>, work: impl Future<Output = T>) -> Option<T> {
+    match deadline {
+        Some(deadline) => tokio::time::timeout_at(deadline, work).await.ok(),
+        None => Some(work.await),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -263,5 +385,83 @@ mod tests {
         // A body that claims another code does not win over the answer's own.
         let s = status_from_body(500, br#"{"kind":"Status","code":200,"message":"ok?"}"#);
         assert_eq!(s.code, 500);
+    }
+
+    fn api_error(code: u16) -> kube::Error {
+        kube::Error::Api(status(code, "nope").boxed())
+    }
+
+    #[test]
+    fn retry_after_is_honoured_with_jitter_on_top() {
+        let policy = RetryPolicy::default();
+        let mut throttled = status(429, "slow down");
+        throttled.details = Some(StatusDetails {
+            retry_after_seconds: 1,
+            ..serde_json::from_value(serde_json::json!({})).unwrap()
+        });
+        let throttled = kube::Error::Api(throttled.boxed());
+        assert_eq!(policy.wait(&throttled, 0, 0.0), Duration::from_secs(1));
+        assert_eq!(policy.wait(&throttled, 7, 0.5), Duration::from_millis(1250));
+        assert!(policy.wait(&throttled, 0, 0.99) < Duration::from_millis(1500));
+        // No Retry-After: the steps, at most a second, so a returning server is seen soon.
+        let busy = api_error(503);
+        assert_eq!(policy.wait(&busy, 0, 1.0), Duration::from_millis(100));
+        assert_eq!(policy.wait(&busy, 30, 1.0), Duration::from_secs(1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_ride_out_a_ten_second_outage_within_the_budget() {
+        let started = Instant::now();
+        let calls = std::sync::atomic::AtomicU32::new(0);
+        let result = retry(&RetryPolicy::default(), None, &|_, _, _| {}, || {
+            calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            async {
+                if started.elapsed() < Duration::from_secs(10) {
+                    Err(api_error(503))
+                } else {
+                    Ok(())
+                }
+            }
+        })
+        .await;
+        assert!(result.is_ok());
+        assert!(
+            started.elapsed() < Duration::from_secs(11),
+            "{:?}",
+            started.elapsed()
+        );
+        assert!(calls.into_inner() > 10);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_stop_at_the_budget_the_deadline_or_a_permanent_failure() {
+        let policy = RetryPolicy::new(Duration::from_secs(3));
+        let started = Instant::now();
+        let r: Result<(), _> = retry(&policy, None, &|_, _, _| {}, || async {
+            Err(api_error(503))
+        })
+        .await;
+        assert!(matches!(r, Err(Stopped::Failed(kube::Error::Api(s))) if s.code == 503));
+        assert!(started.elapsed() <= Duration::from_secs(3));
+
+        let deadline = Some(Instant::now() + Duration::from_secs(2));
+        let r = retry(&policy, deadline, &|_, _, _| {}, || {
+            std::future::pending::<Result<(), kube::Error>>()
+        })
+        .await;
+        assert!(matches!(r, Err(Stopped::OutOfTime)));
+
+        let notices = std::sync::atomic::AtomicU32::new(0);
+        let r: Result<(), _> = retry(
+            &policy,
+            None,
+            &|_, _, _| {
+                notices.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            },
+            || async { Err(api_error(403)) },
+        )
+        .await;
+        assert!(matches!(r, Err(Stopped::Failed(_))));
+        assert_eq!(notices.into_inner(), 0);
     }
 }

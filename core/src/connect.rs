@@ -5,7 +5,8 @@
 //! `--user` pick from the kubeconfig; `-n` beats the context's namespace, which beats
 //! `default`. Client certificates, tokens, CA data and exec credential plugins come
 //! from kube-rs. TLS verification is off only where the kubeconfig itself says
-//! `insecure-skip-tls-verify: true`.
+//! `insecure-skip-tls-verify: true`, and then with a warning on every run; together
+//! with a CA it is refused, as kubectl refuses it.
 
 use crate::error::{Error, Result};
 use crate::time::parse_duration;
@@ -66,11 +67,11 @@ impl ConnectArgs {
             let kubeconfig = Kubeconfig::read_from(path).map_err(|e| {
                 Error::input(format!("cannot read kubeconfig {}: {e}", path.display()))
             })?;
-            kube::Config::from_custom_kubeconfig(kubeconfig, &options)
+            kube::Config::from_custom_kubeconfig(as_kubectl_reads(kubeconfig)?, &options)
                 .await
                 .map_err(|e| Error::input(format!("kubeconfig {}: {e}", path.display())))?
-        } else if has_local_kubeconfig() {
-            kube::Config::from_kubeconfig(&options)
+        } else if let Some(kubeconfig) = local_kubeconfig()? {
+            kube::Config::from_custom_kubeconfig(as_kubectl_reads(kubeconfig)?, &options)
                 .await
                 .map_err(|e| Error::input(format!("kubeconfig: {e}")))?
         } else if self.context.is_some() || self.cluster.is_some() || self.user.is_some() {
@@ -86,7 +87,18 @@ impl ConnectArgs {
                 ))
             })?
         };
-        // The tools retry on their own terms (--retries, backoff, Retry-After).
+        if config.accept_invalid_certs {
+            if config.root_cert.is_some() {
+                return Err(Error::input(format!(
+                    "kubeconfig: the cluster of {} sets both insecure-skip-tls-verify and a \
+                     certificate authority; kubectl refuses that too (specifying a root \
+                     certificates file with the insecure flag is not allowed): drop one",
+                    config.cluster_url
+                )));
+            }
+            warn_insecure(&config.cluster_url);
+        }
+        // The tools retry on their own terms (kpipe_core::api::retry).
         config.default_retry = false;
         if let Some(timeout) = self.request_timeout.filter(|t| !t.is_zero()) {
             config.read_timeout = Some(timeout);
@@ -115,11 +127,62 @@ impl ConnectArgs {
     }
 }
 
-fn has_local_kubeconfig() -> bool {
-    if std::env::var_os("KUBECONFIG").is_some_and(|v| !v.is_empty()) {
-        return true;
+/// `KUBECONFIG`'s files merged, skipping those that do not exist (as kubectl does),
+/// else ~/.kube/config; `None` when there is none.
+fn local_kubeconfig() -> Result<Option<Kubeconfig>> {
+    let paths: Vec<PathBuf> = match std::env::var_os("KUBECONFIG").filter(|v| !v.is_empty()) {
+        Some(list) => std::env::split_paths(&list)
+            .filter(|p| !p.as_os_str().is_empty())
+            .collect(),
+        None => std::env::var_os("HOME")
+            .map(|home| PathBuf::from(home).join(".kube").join("config"))
+            .into_iter()
+            .collect(),
+    };
+    let mut merged: Option<Kubeconfig> = None;
+    for path in paths.iter().filter(|p| p.exists()) {
+        let next = Kubeconfig::read_from(path)
+            .map_err(|e| Error::input(format!("cannot read kubeconfig {}: {e}", path.display())))?;
+        merged = Some(match merged {
+            None => next,
+            Some(first) => first
+                .merge(next)
+                .map_err(|e| Error::input(format!("kubeconfig {}: {e}", path.display())))?,
+        });
     }
-    std::env::var_os("HOME")
-        .map(|home| PathBuf::from(home).join(".kube").join("config"))
-        .is_some_and(|p| p.exists())
+    Ok(merged)
+}
+
+/// What kubectl reads differently from kube-rs: a `tokenFile`'s token is trimmed (files
+/// written with `echo` end in a newline, which no HTTP header may hold).
+fn as_kubectl_reads(mut kubeconfig: Kubeconfig) -> Result<Kubeconfig> {
+    for auth in kubeconfig
+        .auth_infos
+        .iter_mut()
+        .filter_map(|named| named.auth_info.as_mut())
+    {
+        if auth.token.is_some() {
+            continue;
+        }
+        if let Some(file) = auth.token_file.take() {
+            let token = std::fs::read_to_string(&file).map_err(|e| {
+                Error::input(format!("kubeconfig: cannot read tokenFile {file}: {e}"))
+            })?;
+            auth.token = Some(token.trim().to_owned().into());
+        }
+    }
+    Ok(kubeconfig)
+}
+
+/// One line on stderr, every run: nothing proves the server is the one meant.
+fn warn_insecure(server: &http::Uri) {
+    let tool = std::env::args_os()
+        .next()
+        .map(PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "kpipe".into());
+    eprintln!(
+        "{tool}: warning: TLS verification is off for {server} (insecure-skip-tls-verify in \
+         the kubeconfig): anyone on the way can read and change what is sent"
+    );
 }

@@ -10,8 +10,9 @@
 //! - [`connect`]: kubeconfig and client setup as kubectl does it (feature `cluster`).
 //! - [`time`]: durations on the command line.
 //! - [`cli`]: argument parsing plus completions and man pages from the same definitions.
-//! - [`api`]: which API failures are transient, backoff, and error wording (feature
-//!   `cluster`).
+//! - [`api`]: which API failures are transient, the one retry policy, deadlines, wording
+//!   (feature `cluster`).
+//! - [`interrupt`]: SIGINT/SIGTERM caught, so that a tool can stop cleanly.
 
 #[cfg(feature = "cluster")]
 pub mod api;
@@ -20,6 +21,7 @@ pub mod cli;
 pub mod connect;
 pub mod envfile;
 pub mod error;
+pub mod interrupt;
 pub mod object;
 pub mod redact;
 pub mod stream;

@@ -4,9 +4,10 @@
 //! and sent with `Client::send`, because `Api::patch` keeps neither the status code nor
 //! the `Retry-After` header a 429 carries, and retrying on the server's terms needs it.
 
-use crate::retry::{Backoff, Failure};
+use crate::retry::Failure;
 use http_body_util::BodyExt;
 use indicatif::ProgressBar;
+use kpipe_core::api::{RetryPolicy, Stopped};
 use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
 use kube::core::params::{GetParams, ListParams, Patch, PatchParams};
@@ -39,7 +40,7 @@ impl Target {
 /// A client that retries, knows the overall deadline and scrubs what it prints.
 pub struct Caller {
     client: kube::Client,
-    backoff: Backoff,
+    policy: RetryPolicy,
     deadline: Option<Instant>,
     scrubber: Scrubber,
     progress: ProgressBar,
@@ -50,14 +51,14 @@ pub struct Caller {
 impl Caller {
     pub fn new(
         client: kube::Client,
-        backoff: Backoff,
+        policy: RetryPolicy,
         deadline: Option<Instant>,
         scrubber: Scrubber,
         progress: ProgressBar,
     ) -> Self {
         Caller {
             client,
-            backoff,
+            policy,
             deadline,
             scrubber,
             progress,
@@ -103,8 +104,9 @@ impl Caller {
         self.deadline
     }
 
-    pub fn retries(&self) -> u32 {
-        self.backoff.retries
+    /// How long a failing request is retried.
+    pub fn retry_budget(&self) -> Duration {
+        self.policy.budget
     }
 
     /// The live object, `None` when there is none.
@@ -179,38 +181,26 @@ impl Caller {
         .await
     }
 
-    /// Runs `attempt` until it succeeds, fails for good, runs out of retries or of time.
-    pub async fn retrying<T, F, Fut>(&self, what: &str, mut attempt: F) -> Result<T, Failure>
+    /// Runs `attempt` under kpipe's retry policy and the run's deadline, with a notice
+    /// on stderr before each retry.
+    pub async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
-        let mut retry = 0;
-        loop {
-            let result = match self.deadline {
-                Some(deadline) => tokio::time::timeout_at(deadline, attempt())
-                    .await
-                    .unwrap_or(Err(Failure::OutOfTime)),
-                None => attempt().await,
-            };
-            let failure = match result {
-                Ok(value) => return Ok(value),
-                Err(f) if f.is_transient() && retry < self.backoff.retries => f,
-                Err(f) => return Err(f),
-            };
-            let wait = self.backoff.wait_after(&failure, retry, rand::random());
-            if self.deadline.is_some_and(|d| Instant::now() + wait >= d) {
-                return Err(Failure::OutOfTime);
-            }
-            retry += 1;
+        let notice = |failure: &Failure, retry: u32, wait: Duration| {
             self.say(&format!(
-                "kapply: {what}: {}; retry {retry} of {} in {}\n",
-                short(&failure),
-                self.backoff.retries,
+                "kapply: {what}: {}; retry {retry} in {}\n",
+                short(failure),
                 format_elapsed(wait)
             ));
-            tokio::time::sleep(wait).await;
-        }
+        };
+        kpipe_core::api::retry(&self.policy, self.deadline, &notice, attempt)
+            .await
+            .map_err(|stopped| match stopped {
+                Stopped::Failed(failure) => failure,
+                Stopped::OutOfTime => Failure::OutOfTime,
+            })
     }
 
     async fn send(&self, req: http::Request<Vec<u8>>) -> Result<Value, Failure> {

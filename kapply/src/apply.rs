@@ -11,6 +11,7 @@ use crate::retry::Failure;
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 use kpipe_core::Result;
+use kpipe_core::interrupt::Interrupt;
 use kpipe_core::redact::Scrubber;
 use kube::core::ApiResource;
 use kube::core::params::PatchParams;
@@ -18,6 +19,9 @@ use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::io::IsTerminal;
 use std::time::Duration;
+
+/// How long requests in flight may still finish after SIGINT/SIGTERM.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(2);
 
 /// From this many objects of one resource in one namespace, one LIST replaces their GETs.
 const LIST_FROM: usize = 8;
@@ -32,6 +36,10 @@ pub(crate) enum Outcome {
     /// Not checkable in a dry run (its namespace or CRD comes with this input).
     Skipped(String),
     Failed(Failure),
+    /// Not started, or cut short in flight, because SIGINT/SIGTERM came.
+    Interrupted {
+        in_flight: bool,
+    },
 }
 
 pub(crate) struct Run {
@@ -43,6 +51,8 @@ pub(crate) struct Run {
     pub scrubber: Scrubber,
     /// Namespaces this input creates, which a dry run cannot find yet.
     pub input_namespaces: HashSet<String>,
+    /// SIGINT/SIGTERM: no write starts after one; those in flight get [`IN_FLIGHT_GRACE`].
+    pub interrupt: Interrupt,
 }
 
 /// From this many objects a terminal gets a progress bar on stderr.
@@ -63,8 +73,10 @@ pub(crate) fn progress_bar(objects: usize) -> ProgressBar {
 }
 
 impl Run {
-    /// Applies rank after rank, printing result lines as each rank ends, on stdout when
-    /// `lines`, else on stderr; the outcomes come back in input order.
+    /// Applies rank after rank, printing each result line as soon as its object and
+    /// those before it in the rank are done, on stdout when `lines`, else on stderr; the
+    /// outcomes come back in input order. Objects in a namespace this input failed to
+    /// create are not sent. After SIGINT/SIGTERM nothing more is started.
     pub async fn apply_all(
         &self,
         items: Vec<Item>,
@@ -85,67 +97,120 @@ impl Run {
         let mut outcomes = Vec::new();
         // CRDs of this input that were applied, by name: their kinds can be resolved.
         let mut applied_crds: HashSet<String> = HashSet::new();
+        // Namespaces of this input that could not be created: their objects are doomed.
+        let mut failed_namespaces: HashSet<String> = HashSet::new();
         let mut discovered: HashMap<String, Result<ApiResource, String>> = HashMap::new();
         for (rank, mut items) in ranks {
-            if rank == Rank::Custom && !self.dry_run {
+            if rank == Rank::Custom && !self.dry_run && self.interrupt.received().is_none() {
                 self.confirm_pending(&mut items, crds, &applied_crds, &mut discovered)
                     .await;
             }
+            for item in &mut items {
+                if let Some(ns) = &item.id.namespace
+                    && failed_namespaces.contains(ns)
+                {
+                    item.blocked = Some(format!(
+                        "not applied: its Namespace/{ns} of this input could not be created"
+                    ));
+                }
+            }
             let befores: Vec<_> = items.iter().map(|i| live.remove(&i.position)).collect();
             // Unordered, so that one object waiting out a backoff does not hold the
-            // others back; the results are put back in input order for the output.
-            let mut results: Vec<(usize, Outcome)> =
-                futures::stream::iter(items.iter().zip(befores).enumerate())
-                    .map(|(index, (item, before))| async move {
-                        let outcome = self.apply_one(item, before).await;
-                        self.caller.progress().inc(1);
-                        (index, outcome)
-                    })
-                    .buffer_unordered(self.concurrency)
-                    .collect()
-                    .await;
-            results.sort_by_key(|(index, _)| *index);
-            let results = results.into_iter().map(|(_, outcome)| outcome);
-            let mut text = String::new();
-            for (item, outcome) in items.iter().zip(results) {
-                match &outcome {
-                    Outcome::Done { change, diff, .. } => {
-                        if item.id.kind == "CustomResourceDefinition"
-                            && item.id.group() == "apiextensions.k8s.io"
+            // others back; the lines are printed in input order as far as done.
+            let mut results = futures::stream::iter(items.iter().zip(befores).enumerate())
+                .map(|(index, (item, before))| async move {
+                    let outcome = self.apply_interruptibly(item, before).await;
+                    self.caller.progress().inc(1);
+                    (index, outcome)
+                })
+                .buffer_unordered(self.concurrency);
+            let mut done: Vec<Option<Outcome>> = items.iter().map(|_| None).collect();
+            let mut printed = 0;
+            while let Some((index, outcome)) = results.next().await {
+                done[index] = Some(outcome);
+                while let Some(outcome) = done.get_mut(printed).and_then(Option::take) {
+                    let item = &items[printed];
+                    match &outcome {
+                        Outcome::Done { .. }
+                            if item.id.kind == "CustomResourceDefinition"
+                                && item.id.group() == "apiextensions.k8s.io" =>
                         {
                             applied_crds.insert(item.id.name.clone());
                         }
-                        let line = report::result_line(&item.id, *change, self.dry_run);
-                        if self.diff {
-                            text.push_str(diff);
-                        } else if lines {
-                            text.push_str(&line);
-                        } else {
-                            // stdout carries the objects: what changed is a diagnostic.
-                            self.caller.say(&format!("kapply: {line}"));
+                        Outcome::Failed(_)
+                            if item.id.kind == "Namespace" && item.id.group().is_empty() =>
+                        {
+                            failed_namespaces.insert(item.id.name.clone());
                         }
+                        _ => {}
                     }
-                    Outcome::Skipped(why) => {
-                        self.caller.say(&format!("kapply: {}: {why}\n", item.id));
-                    }
-                    Outcome::Failed(failure) => {
-                        self.caller.say(&report::failure(
-                            &item.id,
-                            failure,
-                            self.caller.retries(),
-                            &self.scrubber,
-                        ));
-                    }
+                    self.print(item, &outcome, lines)?;
+                    outcomes.push((item.position, outcome));
+                    printed += 1;
                 }
-                outcomes.push((item.position, outcome));
             }
-            self.caller
-                .progress()
-                .suspend(|| kpipe_core::write_stdout(&text))?;
         }
         self.caller.progress().finish_and_clear();
         outcomes.sort_by_key(|(position, _)| *position);
         Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
+    }
+
+    /// One object's result: its line on stdout (or stderr when stdout carries the
+    /// objects), a failure's report on stderr.
+    fn print(&self, item: &Item, outcome: &Outcome, lines: bool) -> Result<()> {
+        match outcome {
+            Outcome::Done { change, diff, .. } => {
+                let line = report::result_line(&item.id, *change, self.dry_run);
+                if self.diff {
+                    self.write(diff)?;
+                } else if lines {
+                    self.write(&line)?;
+                } else {
+                    // stdout carries the objects: what changed is a diagnostic.
+                    self.caller.say(&format!("kapply: {line}"));
+                }
+            }
+            Outcome::Skipped(why) => {
+                self.caller.say(&format!("kapply: {}: {why}\n", item.id));
+            }
+            Outcome::Failed(failure) => {
+                self.caller.say(&report::failure(
+                    &item.id,
+                    failure,
+                    self.caller.retry_budget(),
+                    &self.scrubber,
+                ));
+            }
+            // Summed up once at the end.
+            Outcome::Interrupted { .. } => {}
+        }
+        Ok(())
+    }
+
+    fn write(&self, text: &str) -> Result<()> {
+        self.caller
+            .progress()
+            .suspend(|| kpipe_core::write_stdout(text))
+    }
+
+    /// [`Run::apply_one`], unless SIGINT/SIGTERM came before it started, or came and
+    /// [`IN_FLIGHT_GRACE`] passed while it was still going.
+    async fn apply_interruptibly(
+        &self,
+        item: &Item,
+        before: Option<Result<Option<Value>, Failure>>,
+    ) -> Outcome {
+        if self.interrupt.received().is_some() {
+            return Outcome::Interrupted { in_flight: false };
+        }
+        let grace = async {
+            self.interrupt.wait().await;
+            tokio::time::sleep(IN_FLIGHT_GRACE).await;
+        };
+        tokio::select! {
+            outcome = self.apply_one(item, before) => outcome,
+            () = grace => Outcome::Interrupted { in_flight: true },
+        }
     }
 
     /// Waits for the input's CRDs to be Established and resolves their kinds through

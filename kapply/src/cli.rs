@@ -38,6 +38,8 @@ Exit codes:
        does not serve a kind of the input (nothing applied), or it cannot be reached
   2    bad input or usage: nothing was applied
   124  --timeout ran out (what was not done or not ready is reported)
+  130  SIGINT (143: SIGTERM): writes in flight finished (at most 2s), the objects not
+       applied are named
   141  stdout was closed";
 
 /// Server-side apply of a manifest stream: ordered, parallel, retrying.
@@ -94,10 +96,12 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 8, value_parser = clap::value_parser!(u16).range(1..))]
     pub concurrency: u16,
 
-    /// Retries of a request that failed transiently (429, 5xx, connection reset or
-    /// refused, timeout), with capped exponential backoff and jitter.
-    #[arg(long, value_name = "N", default_value_t = 5)]
-    pub retries: u32,
+    /// How long a request that failed transiently (429, 5xx, connection reset or
+    /// refused, timeout) is tried again: backoff up to 1s between tries, or what the
+    /// server's Retry-After asks for, with jitter. The default rides out an API server
+    /// restart.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
+    pub retry_for: Duration,
 
     /// After applying, wait until every object is ready: Deployments, StatefulSets and
     /// DaemonSets rolled out, Jobs complete, PVCs bound, LoadBalancer Services with an

@@ -90,16 +90,24 @@ pub async fn explain(client: &kube::Client, object: &Watched, scrubber: &Scrubbe
                             .flatten()
                             .any(|r| r["uid"] == owner.as_str())
                 });
-                pods.sort_by_key(|p| text(&p["metadata"]["name"]).to_string());
+                // The newest first: a Job's last attempt, a rollout's latest pods.
+                pods.sort_by_key(|p| {
+                    std::cmp::Reverse((
+                        text(&p["metadata"]["creationTimestamp"]).to_string(),
+                        text(&p["metadata"]["name"]).to_string(),
+                    ))
+                });
                 if pods.is_empty() {
                     let _ = writeln!(body, "  no pods of the current template yet");
                 }
                 for pod in &pods {
                     uids.extend(pod["metadata"]["uid"].as_str().map(String::from));
                 }
+                // One log tail is enough: the pods of one template crash alike.
+                let mut log_shown = false;
                 for pod in pods.iter().take(PODS_SHOWN) {
                     learn_secrets(client, namespace, pod, &mut scrubber).await;
-                    body.push_str(&explain_pod(client, namespace, pod).await);
+                    body.push_str(&explain_pod(client, namespace, pod, &mut log_shown).await);
                 }
                 if pods.len() > PODS_SHOWN {
                     let _ = writeln!(body, "  ... and {} more pods", pods.len() - PODS_SHOWN);
@@ -157,7 +165,12 @@ async fn current_hash(
 }
 
 /// One pod: phase, scheduling, and per container the kubelet's reason and message.
-async fn explain_pod(client: &kube::Client, namespace: &str, pod: &Value) -> String {
+async fn explain_pod(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &Value,
+    log_shown: &mut bool,
+) -> String {
     let mut out = String::new();
     let name = text(&pod["metadata"]["name"]);
     let status = &pod["status"];
@@ -202,7 +215,9 @@ async fn explain_pod(client: &kube::Client, namespace: &str, pod: &Value) -> Str
                         last["exitCode"].as_i64().unwrap_or(0),
                         text(&last["reason"])
                     );
-                    out.push_str(&log_tail(client, namespace, name, cname).await);
+                    if !std::mem::replace(log_shown, true) {
+                        out.push_str(&log_tail(client, namespace, name, cname).await);
+                    }
                 }
                 _ => {
                     let message = text(&waiting["message"]);
@@ -220,7 +235,7 @@ async fn explain_pod(client: &kube::Client, namespace: &str, pod: &Value) -> Str
                 "    container {cname}: exited with code {code} ({})",
                 text(&done["reason"])
             );
-            if code != 0 {
+            if code != 0 && !std::mem::replace(log_shown, true) {
                 out.push_str(&log_tail(client, namespace, name, cname).await);
             }
         } else if s["ready"] != true {

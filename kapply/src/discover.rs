@@ -1,12 +1,15 @@
 //! Kind -> resource through discovery, asking only for the group-versions the input uses.
 
-use crate::api::{Caller, Target};
+use crate::api::Caller;
 use crate::order::is_built_in_group;
 use crate::retry::Failure;
 use futures::StreamExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kpipe_core::{Document, Error, Result};
 use kube::core::{ApiResource, GroupVersion};
 use kube::discovery::{self, ApiGroup, Scope};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::runtime::watcher;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -155,9 +158,19 @@ pub async fn resolve(
                     ),
                 ),
             },
+            Err(Failure::OutOfTime) => {
+                return Err(Error::Timeout(format!(
+                    "discovery of {} at {server}: {}; nothing was applied",
+                    doc.api_version(),
+                    Failure::OutOfTime.message()
+                )));
+            }
             Err(failure) => {
                 let retried = if failure.is_transient() {
-                    format!(" (gave up after {} retries)", caller.retries())
+                    format!(
+                        " (gave up after retrying for {})",
+                        kpipe_core::time::format_elapsed(caller.retry_budget())
+                    )
                 } else {
                     String::new()
                 };
@@ -225,15 +238,9 @@ fn missing_kind_hint(group: &str, kind: &str) -> String {
     }
 }
 
-/// The CustomResourceDefinition resource, for waiting on CRDs.
-fn crd_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(
-        &GroupVersion::gv("apiextensions.k8s.io", "v1").with_kind("CustomResourceDefinition"),
-        "customresourcedefinitions",
-    )
-}
-
 const POLL: Duration = Duration::from_millis(100);
+/// A CRD established within this long is not worth a notice.
+const ANNOUNCE_AFTER: Duration = Duration::from_millis(500);
 /// How long to wait for a CRD when no --timeout bounds the run.
 const CRD_WAIT: Duration = Duration::from_secs(120);
 
@@ -247,28 +254,23 @@ pub async fn wait_for_crd(
     let until = caller
         .deadline()
         .unwrap_or_else(|| Instant::now() + CRD_WAIT);
-    let target = Target {
-        resource: crd_resource(),
-        namespace: None,
-        name: crd.name.clone(),
-    };
     let what = format!("CustomResourceDefinition/{}", crd.name);
-    let mut announced = false;
-    loop {
-        if let Some(live) = caller.get(&target, &what).await?
-            && established(&live)
-        {
-            break;
-        }
-        if !announced {
-            caller.say(&format!("kapply: waiting for {what} to be Established\n"));
-            announced = true;
-        }
-        if Instant::now() + POLL >= until {
-            return Err(Failure::OutOfTime);
-        }
-        tokio::time::sleep(POLL).await;
-    }
+    let crds: kube::Api<CustomResourceDefinition> = kube::Api::all(caller.client().clone());
+    let established = caller.retrying(&what, || async {
+        let wait = await_condition(crds.clone(), &crd.name, conditions::is_crd_established());
+        tokio::pin!(wait);
+        let done = tokio::select! {
+            done = &mut wait => done,
+            () = tokio::time::sleep(ANNOUNCE_AFTER) => {
+                caller.say(&format!("kapply: waiting for {what} to be Established\n"));
+                wait.await
+            }
+        };
+        done.map(drop).map_err(watch_failure)
+    });
+    kpipe_core::api::bounded(Some(until), established)
+        .await
+        .unwrap_or(Err(Failure::OutOfTime))?;
     // The API server updates discovery a moment after it marks the CRD Established.
     let gv = GroupVersion::gv(&crd.group, version);
     loop {
@@ -292,12 +294,19 @@ pub async fn wait_for_crd(
     }
 }
 
-fn established(crd: &Value) -> bool {
-    crd["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Established" && c["status"] == "True")
+/// A watch of the CRD that failed, as a failure the retry policy can judge.
+fn watch_failure(e: kube::runtime::wait::Error) -> Failure {
+    let kube::runtime::wait::Error::ProbeFailed(e) = e;
+    match e {
+        watcher::Error::InitialListFailed(e)
+        | watcher::Error::WatchStartFailed(e)
+        | watcher::Error::WatchFailed(e) => Failure::from(e),
+        watcher::Error::WatchError(status) => Failure::api(*status, None),
+        other => Failure::Transport {
+            message: other.to_string(),
+            transient: true,
+        },
+    }
 }
 
 #[cfg(test)]
@@ -336,17 +345,5 @@ mod tests {
                 .contains("CustomResourceDefinition for Widget")
         );
         assert!(missing_api_hint("extensions", "Deployment").contains("does not serve"));
-    }
-
-    #[test]
-    fn established_reads_the_condition() {
-        let yes = serde_json::json!({"status": {"conditions": [{"type": "NamesAccepted", "status": "True"},
-                                                              {"type": "Established", "status": "True"}]}});
-        let no = serde_json::json!({"status": {"conditions": [{"type": "Established", "status": "False"}]}});
-        assert!(established(&yes));
-        assert!(!established(&no));
-        assert!(!established(
-            &serde_json::json!({"status": {"conditions": null}})
-        ));
     }
 }

@@ -28,11 +28,12 @@ pub use cli::{Args, DryRun, Output};
 use api::Caller;
 use apply::{Outcome, Run};
 use discover::InputCrd;
+use kpipe_core::api::RetryPolicy;
+use kpipe_core::interrupt::Interrupt;
 use kpipe_core::redact::{Scrubber, mask_secret};
 use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::params::PatchParams;
 use report::FailureKind;
-use retry::Backoff;
 use serde_json::Value;
 use std::io::IsTerminal;
 use tokio::time::Instant;
@@ -60,7 +61,7 @@ pub async fn run(args: Args) -> Result<()> {
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let caller = Caller::new(
         connection.client.clone(),
-        Backoff::new(args.retries),
+        RetryPolicy::new(args.retry_for),
         deadline,
         scrubber.clone(),
         apply::progress_bar(docs.len()),
@@ -97,15 +98,28 @@ pub async fn run(args: Args) -> Result<()> {
         concurrency: args.concurrency.into(),
         scrubber,
         input_namespaces,
+        interrupt: Interrupt::install()?,
     };
     let total = items.len();
+    let ids: Vec<ObjectId> = {
+        let mut sorted: Vec<&plan::Item> = items.iter().collect();
+        sorted.sort_by_key(|i| i.position);
+        sorted.into_iter().map(|i| i.id.clone()).collect()
+    };
     let applied = run
         .apply_in_stages(items, &crds, args.output.is_none(), args.wait)
         .await?;
     let live = applied.live();
     let outcomes = applied.outcomes;
+    let interrupted = run.interrupt.received().map(|signal| {
+        let summary = report::interrupted(&ids, &outcomes, dry_run);
+        Error::Interrupted(
+            signal,
+            format!("interrupted by {}: {summary}", signal.name()),
+        )
+    });
     let not_ready = match &applied.waited {
-        Some((end, watched)) if *end != wait::End::AllReady => {
+        Some((end, watched)) if *end != wait::End::AllReady && interrupted.is_none() => {
             Some((run.explain_not_ready(watched).await, end))
         }
         _ => None,
@@ -153,6 +167,9 @@ pub async fn run(args: Args) -> Result<()> {
         kpipe_core::write_stdout(&report::render(&objects, format))?;
     }
 
+    if let Some(interrupted) = interrupted {
+        return Err(interrupted);
+    }
     if let Some((count, end)) = not_ready {
         let summary = stages::summary(end, count, total);
         return match end {

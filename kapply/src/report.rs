@@ -1,11 +1,14 @@
 //! What kapply says about each object: result lines, failures, the summary.
 
+use crate::apply::Outcome;
 use crate::cli::Output;
 use crate::retry::Failure;
 use kpipe_core::ObjectId;
 use kpipe_core::redact::Scrubber;
+use kpipe_core::time::format_elapsed;
 use serde_json::Value;
 use std::fmt;
+use std::time::Duration;
 
 /// What applying did to an object, decided from the live object before and after.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +87,8 @@ impl FailureKind {
 }
 
 /// The full report of one failed object, every line starting `kapply: `.
-pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubber) -> String {
+pub fn failure(id: &ObjectId, failure: &Failure, retried: Duration, scrubber: &Scrubber) -> String {
+    let retried = format_elapsed(retried);
     let mut text = match failure {
         Failure::Api { status, .. } if status.code == 409 && !conflicts(status).is_empty() => {
             conflict_report(id, status)
@@ -93,7 +97,7 @@ pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubb
             let mut line = format!("kapply: {id}: {}", failure.message());
             if failure.is_transient() {
                 line.push_str(&format!(
-                    " (HTTP {}; gave up after {retries} retries)",
+                    " (HTTP {}; gave up after retrying for {retried})",
                     status.code
                 ));
             }
@@ -116,7 +120,7 @@ pub fn failure(id: &ObjectId, failure: &Failure, retries: u32, scrubber: &Scrubb
             transient: true, ..
         } => {
             format!(
-                "kapply: {id}: {} (gave up after {retries} retries)\n",
+                "kapply: {id}: {} (gave up after retrying for {retried})\n",
                 failure.message()
             )
         }
@@ -260,6 +264,54 @@ pub fn summary(kinds: &[FailureKind], total: usize, dry_run: bool) -> String {
     )
 }
 
+/// How many objects the summary of an interrupted run names one by one.
+const NAMED_NOT_APPLIED: usize = 10;
+
+/// What an interrupted run did and did not do: `ids` and `outcomes` in input order.
+pub fn interrupted(ids: &[ObjectId], outcomes: &[Outcome], dry_run: bool) -> String {
+    let done = outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Done { .. }))
+        .count();
+    let verb = if dry_run { "checked" } else { "applied" };
+    let mut text = format!("{done} of {} objects {verb}", ids.len());
+    let not_started: Vec<String> = ids
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| matches!(o, Outcome::Interrupted { in_flight: false }))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    let in_flight: Vec<String> = ids
+        .iter()
+        .zip(outcomes)
+        .filter(|(_, o)| matches!(o, Outcome::Interrupted { in_flight: true }))
+        .map(|(id, _)| id.to_string())
+        .collect();
+    if !in_flight.is_empty() {
+        text.push_str(&format!(
+            "; still in flight, may or may not have been {verb}: {}",
+            named(&in_flight)
+        ));
+    }
+    if !not_started.is_empty() {
+        text.push_str(&format!("; not {verb}: {}", named(&not_started)));
+    }
+    text
+}
+
+fn named(ids: &[String]) -> String {
+    let mut text = ids
+        .iter()
+        .take(NAMED_NOT_APPLIED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if ids.len() > NAMED_NOT_APPLIED {
+        text.push_str(&format!(" and {} more", ids.len() - NAMED_NOT_APPLIED));
+    }
+    text
+}
+
 /// `-o yaml` is a stream, `-o json` one object or a `List`, `-o name` one line each,
 /// as kubectl prints them.
 pub fn render(objects: &[Value], format: Output) -> String {
@@ -330,7 +382,7 @@ mod tests {
         let text = super::failure(
             &id("v1", "ConfigMap", "polls-config"),
             &failure,
-            5,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         let lines: Vec<&str> = text.lines().collect();
@@ -365,7 +417,7 @@ mod tests {
         let text = super::failure(
             &id("v1", "ConfigMap", "polls-config"),
             &failure,
-            5,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         assert!(text.contains("2 fields are managed"), "{text}");
@@ -392,7 +444,7 @@ mod tests {
         let text = super::failure(
             &id("v1", "ConfigMap", "x"),
             &failure,
-            5,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         assert_eq!(
@@ -408,7 +460,12 @@ mod tests {
             kube::core::Status::failure("bad value \"hunter2-pw\"", "Invalid").with_code(422),
             None,
         );
-        let text = super::failure(&id("v1", "Secret", "s"), &echo, 5, &scrubber);
+        let text = super::failure(
+            &id("v1", "Secret", "s"),
+            &echo,
+            Duration::from_secs(30),
+            &scrubber,
+        );
         assert!(!text.contains("hunter2"), "{text}");
     }
 
@@ -421,7 +478,7 @@ mod tests {
         let text = super::failure(
             &id("apps/v1", "Deployment", "polls-app"),
             &failure,
-            5,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         assert!(text.contains("spec.selector: Invalid value"), "{text}");
@@ -441,11 +498,11 @@ mod tests {
         let text = super::failure(
             &id("v1", "ConfigMap", "x"),
             &failure,
-            5,
+            Duration::from_secs(30),
             &Scrubber::default(),
         );
         assert!(
-            text.ends_with("busy (HTTP 503; gave up after 5 retries)\n"),
+            text.ends_with("busy (HTTP 503; gave up after retrying for 30.0s)\n"),
             "{text}"
         );
     }

@@ -1,5 +1,5 @@
 //! What failed, whether trying again can help, and how long to wait before it does.
-//! What a failure means is kpipe_core::api's; kapply adds its deadline and retry count.
+//! What a failure means, and the retry policy, are kpipe_core::api's.
 
 use kpipe_core::api;
 use kube::core::Status;
@@ -80,30 +80,13 @@ impl From<kube::Error> for Failure {
     }
 }
 
-/// kapply's retry policy: `--retries` retries, 200ms doubling up to 5s, with jitter
-/// because up to `--concurrency` requests may fail together.
-#[derive(Debug, Clone, Copy)]
-pub struct Backoff {
-    pub retries: u32,
-    pub steps: api::Backoff,
-}
-
-impl Backoff {
-    pub fn new(retries: u32) -> Self {
-        Backoff {
-            retries,
-            steps: api::Backoff {
-                base: Duration::from_millis(200),
-                cap: Duration::from_secs(5),
-            },
-        }
+impl api::Retryable for Failure {
+    fn is_transient(&self) -> bool {
+        Failure::is_transient(self)
     }
 
-    /// The wait before retry `retry` after `failure`: what the server asked for, else backoff.
-    pub fn wait_after(&self, failure: &Failure, retry: u32, jitter: f64) -> Duration {
-        failure
-            .retry_after()
-            .unwrap_or_else(|| self.steps.delay(retry, jitter))
+    fn retry_after(&self) -> Option<Duration> {
+        Failure::retry_after(self)
     }
 }
 
@@ -117,24 +100,19 @@ mod tests {
     }
 
     #[test]
-    fn retry_after_header_beats_backoff_then_status_details() {
-        let b = Backoff::new(5);
+    fn retry_after_header_beats_status_details() {
         let header = Failure::api(status(429, "slow down"), Some(Duration::from_secs(3)));
-        assert_eq!(b.wait_after(&header, 0, 0.0), Duration::from_secs(3));
+        assert_eq!(header.retry_after(), Some(Duration::from_secs(3)));
         let mut s = status(429, "slow down");
         s.details = Some(StatusDetails {
             retry_after_seconds: 2,
             ..details()
         });
         assert_eq!(
-            b.wait_after(&Failure::api(s, None), 0, 0.0),
-            Duration::from_secs(2)
+            Failure::api(s, None).retry_after(),
+            Some(Duration::from_secs(2))
         );
-        // kapply's steps: 200ms doubling, at most 5s, jitter down to half a step.
-        let busy = Failure::api(status(503, ""), None);
-        assert_eq!(b.wait_after(&busy, 0, 0.0), Duration::from_millis(100));
-        assert_eq!(b.wait_after(&busy, 1, 1.0), Duration::from_millis(400));
-        assert_eq!(b.wait_after(&busy, 10, 1.0), Duration::from_secs(5));
+        assert_eq!(Failure::api(status(503, ""), None).retry_after(), None);
     }
 
     fn details() -> StatusDetails {

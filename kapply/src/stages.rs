@@ -65,8 +65,8 @@ impl Run {
                     let message = format!(
                         "not applied: it follows change group {groups}, which did not become ready"
                     );
-                    self.caller
-                        .say(&format!("kapply: {}: {message}\n", item.id));
+                    let name = crate::report::kubectl_name(&item.id);
+                    self.caller.say(&format!("kapply: {name}: {message}\n"));
                     let failure = Failure::Transport {
                         message,
                         transient: false,
@@ -91,7 +91,8 @@ impl Run {
                 }
                 outcomes.push((position, outcome));
             }
-            if wait {
+            // After SIGINT/SIGTERM, what was applied is reported at once.
+            if wait && self.interrupt.received().is_none() {
                 end = wait::wait(
                     self.caller.client(),
                     &mut stage_watched,

@@ -79,26 +79,33 @@ pub fn pod_selector(workload: &Value) -> Option<String> {
     (!parts.is_empty()).then(|| parts.join(","))
 }
 
+/// What makes a pod one of the current template's: its containers run what the
+/// template says (image and environment; old pods of a rollout differ there).
+/// Containers that admission added (sidecars) are not compared.
+fn of_template(template: &Value, pod: &Value) -> bool {
+    let wanted = template["spec"]["containers"].as_array();
+    let running = pod["spec"]["containers"].as_array();
+    let (Some(wanted), Some(running)) = (wanted, running) else {
+        return false;
+    };
+    wanted.iter().all(|w| {
+        running.iter().any(|r| {
+            ["name", "image", "env", "envFrom"]
+                .iter()
+                .all(|f| w.get(*f) == r.get(*f))
+        })
+    })
+}
+
 /// The first stuck container of a pod of the workload's current template, as
-/// `pod/NAME: container C: REASON`. A pod counts when its containers run the
-/// template's images (old pods of a rollout run others, and are not the problem).
+/// `pod/NAME: container C: REASON`.
 fn stuck(workload: &Value, pods: &HashMap<String, Value>) -> Option<String> {
-    let template: Vec<(&Value, &Value)> = workload["spec"]["template"]["spec"]["containers"]
-        .as_array()?
-        .iter()
-        .map(|c| (&c["name"], &c["image"]))
-        .collect();
+    let template = &workload["spec"]["template"];
     let mut names: Vec<&String> = pods.keys().collect();
     names.sort();
     for name in names {
         let pod = &pods[name];
-        let containers: Vec<(&Value, &Value)> = pod["spec"]["containers"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| (&c["name"], &c["image"]))
-            .collect();
-        if containers != template {
+        if !of_template(template, pod) {
             continue;
         }
         for status in pod["status"]["containerStatuses"]

@@ -59,8 +59,19 @@ Exit status:
 #[command(name = "manifest-gen", version, about = ABOUT, long_about = LONG_ABOUT, after_long_help = AFTER_LONG_HELP)]
 pub struct Args {
     /// Container image of the app (the tutorial's your_dockerhub_username/app_repo_name:latest)
-    #[arg(long, value_name = "IMAGE")]
-    pub image: String,
+    #[arg(
+        long,
+        value_name = "IMAGE",
+        required_unless_present = "cluster_issuers"
+    )]
+    pub image: Option<String>,
+
+    /// Emit only the ClusterIssuers the tutorial assumes, letsencrypt-staging and
+    /// letsencrypt-prod (ACME, HTTP-01 through the nginx ingress class), registered
+    /// with EMAIL, after the input stream; no app objects. Apply them once per cluster
+    /// with cert-manager installed (`make issuers EMAIL=you@example.com`).
+    #[arg(long, value_name = "EMAIL", conflicts_with = "image")]
+    pub cluster_issuers: Option<String>,
 
     /// Read the manifest stream from FILE (`-` for stdin) [default: stdin when it is not a terminal]
     #[arg(short = 'i', long = "input", value_name = "FILE")]
@@ -174,7 +185,9 @@ pub struct Args {
     #[arg(long, conflicts_with = "run_as_user")]
     pub no_security_context: bool,
 
-    /// Emit a Job that runs `python manage.py migrate --noinput` with the app's image and env
+    /// Emit a Job that runs `python manage.py migrate --noinput` with the app's image and
+    /// env, annotated with kapp change rules so that `kapply --wait` applies the
+    /// Deployment only once the migration succeeded (a failed one leaves it untouched)
     #[arg(long)]
     pub migrate: bool,
 

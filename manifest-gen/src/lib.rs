@@ -15,6 +15,11 @@ use std::io::IsTerminal;
 
 pub fn run(args: Args) -> Result<()> {
     let input = read_input(&args)?;
+    if let Some(email) = &args.cluster_issuers {
+        let issuers = objects::cluster_issuers(email)?;
+        let text = yaml::to_stream(input.iter().map(|d| &d.value).chain(&issuers));
+        return kpipe_core::write_stdout(&text);
+    }
     let env = sources::resolve(
         &input,
         &sources::Wanted {

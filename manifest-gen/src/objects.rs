@@ -105,6 +105,47 @@ fn labels(plan: &Plan, component: &str, with_app: bool) -> BTreeMap<String, Stri
     labels
 }
 
+/// kapp's change group of the migration Job, which the Deployment follows.
+fn migration_group(plan: &Plan) -> String {
+    format!("{}/migrate", plan.app)
+}
+
+/// The two ACME ClusterIssuers of the tutorial (cert-manager's documented form):
+/// Let's Encrypt staging and production, HTTP-01 solved through the nginx class.
+pub fn cluster_issuers(email: &str) -> Result<Vec<Value>, kpipe_core::Error> {
+    let valid = email.split_once('@').is_some_and(|(user, domain)| {
+        !user.is_empty() && domain.contains('.') && !email.contains(char::is_whitespace)
+    });
+    if !valid {
+        return Err(kpipe_core::Error::input(format!(
+            "--cluster-issuers: {email:?} is not an email address (Let's Encrypt registers the ACME account with it)"
+        )));
+    }
+    let issuer = |name: &str, server: &str| {
+        serde_json::json!({
+            "apiVersion": "cert-manager.io/v1",
+            "kind": "ClusterIssuer",
+            "metadata": {"name": name},
+            "spec": {"acme": {
+                "email": email,
+                "server": server,
+                "privateKeySecretRef": {"name": format!("{name}-account-key")},
+                "solvers": [{"http01": {"ingress": {"ingressClassName": "nginx"}}}],
+            }},
+        })
+    };
+    Ok(vec![
+        issuer(
+            "letsencrypt-staging",
+            "https://acme-staging-v02.api.letsencrypt.org/directory",
+        ),
+        issuer(
+            "letsencrypt-prod",
+            "https://acme-v02.api.letsencrypt.org/directory",
+        ),
+    ])
+}
+
 fn metadata(plan: &Plan, name: &str, component: &str) -> ObjectMeta {
     ObjectMeta {
         name: Some(name.to_owned()),
@@ -236,8 +277,16 @@ fn deployment(plan: &Plan) -> Deployment {
         .config_hash
         .as_ref()
         .map(|hash| BTreeMap::from([(CONFIG_HASH_ANNOTATION.to_owned(), hash.clone())]));
+    let mut meta = metadata(plan, &plan.deployment, "web");
+    if plan.job.is_some() {
+        // Applied by `kapply --wait` only once the migration Job is complete.
+        meta.annotations = Some(BTreeMap::from([(
+            "kapp.k14s.io/change-rule".to_owned(),
+            format!("upsert after upserting {}", migration_group(plan)),
+        )]));
+    }
     Deployment {
-        metadata: metadata(plan, &plan.deployment, "web"),
+        metadata: meta,
         spec: Some(DeploymentSpec {
             replicas: plan.replicas,
             selector: LabelSelector {
@@ -378,8 +427,13 @@ fn migration_job(plan: &Plan, job: &JobPlan) -> Job {
         .enumerate()
         .map(|(i, command)| step_container(&step_name(i, command), command))
         .collect();
+    let mut meta = metadata(plan, &job_name(plan, job), "migrate");
+    meta.annotations = Some(BTreeMap::from([(
+        "kapp.k14s.io/change-group".to_owned(),
+        migration_group(plan),
+    )]));
     Job {
-        metadata: metadata(plan, &job_name(plan, job), "migrate"),
+        metadata: meta,
         spec: Some(JobSpec {
             backoff_limit: Some(job.backoff_limit),
             ttl_seconds_after_finished: Some(job.ttl_seconds),

@@ -121,7 +121,8 @@ impl Plan {
                 subdomain_name(flag, name)?;
             }
         }
-        image(&args.image)?;
+        let app_image = args.image.clone().unwrap_or_default();
+        image(&app_image)?;
 
         let hpa = args.hpa.as_deref().map(parse_hpa).transpose()?;
         let replicas = if hpa.is_some() {
@@ -167,7 +168,7 @@ impl Plan {
             deployment,
             container,
             service,
-            image: args.image.clone(),
+            image: app_image,
             port: i32::from(args.port),
             port_name: args.port_name.clone(),
             replicas,

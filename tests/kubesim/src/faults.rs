@@ -1,9 +1,12 @@
 //! Fault injection (`--faults SPEC` and [`crate::RunningServer::set_faults`]):
-//! failing, resetting or slowing requests and cutting watches short, so clients'
-//! retry and resume paths can be tested.
+//! failing, resetting, slowing or never answering requests, throttling storms, outages
+//! and cutting watches short, so clients' retry, deadline and resume paths can be tested.
+//!
+//! Timed rules (`storm`, `down`) start with the first request of a client under test
+//! after the rules were set, so a test need not race the tool it starts.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -34,6 +37,29 @@ enum Rule {
     WatchGone {
         remaining: u32,
     },
+    /// Every request (watches too) is accepted and never answered.
+    Hang,
+    /// Answers are sent one byte per this long.
+    Trickle(Duration),
+    /// Every request (watches too) answers 429 with `Retry-After: 1` from `start` on,
+    /// for `length`: what a real API server's priority and fairness does under load.
+    Storm(Window),
+    /// Every request (watches too, open ones are cut) has its connection reset from
+    /// `start` on, for `length`: an API server restart.
+    Down(Window),
+}
+
+/// A stretch of time, counted from the first request of a client under test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Window {
+    start: Duration,
+    length: Duration,
+}
+
+impl Window {
+    fn contains(&self, since_first: Duration) -> bool {
+        since_first >= self.start && since_first < self.start + self.length
+    }
 }
 
 /// What to do with one request.
@@ -42,12 +68,15 @@ pub enum Verdict {
     Serve,
     Fail(u16),
     Reset,
+    Hang,
 }
 
 /// The active fault rules; deterministic (seeded) so test runs repeat.
 pub struct Faults {
     rules: Mutex<Vec<Rule>>,
     rng: Mutex<StdRng>,
+    /// When a client under test first asked anything since the rules were set.
+    first_request: Mutex<Option<Instant>>,
 }
 
 impl Default for Faults {
@@ -55,8 +84,22 @@ impl Default for Faults {
         Faults {
             rules: Mutex::new(Vec::new()),
             rng: Mutex::new(StdRng::seed_from_u64(4)),
+            first_request: Mutex::new(None),
         }
     }
+}
+
+fn parse_duration(s: &str, rule: &str) -> Result<Duration, String> {
+    kpipe_core::time::parse_duration(s).map_err(|e| format!("bad fault rule {rule:?}: {e}"))
+}
+
+/// `LENGTH[+START]`: `10s` from the first request on, `5s+1s` one second later.
+fn parse_window(s: &str, rule: &str) -> Result<Window, String> {
+    let (length, start) = s.split_once('+').unwrap_or((s, "0s"));
+    Ok(Window {
+        start: parse_duration(start, rule)?,
+        length: parse_duration(length, rule)?,
+    })
 }
 
 fn parse_count(s: &str, rule: &str) -> Result<u32, String> {
@@ -98,9 +141,11 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
                 probability,
             })
         }
-        ["latency", d] => kpipe_core::time::parse_duration(d)
-            .map(Rule::Latency)
-            .map_err(|e| format!("bad fault rule {rule:?}: {e}")),
+        ["latency", d] => parse_duration(d, rule).map(Rule::Latency),
+        ["hang"] => Ok(Rule::Hang),
+        ["trickle", d] => parse_duration(d, rule).map(Rule::Trickle),
+        ["storm", w] => parse_window(w, rule).map(Rule::Storm),
+        ["down", w] => parse_window(w, rule).map(Rule::Down),
         ["watch-close", n] => Ok(Rule::WatchClose(parse_count(n, rule)?)),
         ["watch-gone", n] => Ok(Rule::WatchGone {
             remaining: parse_count(n, rule)?,
@@ -111,7 +156,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
             method,
         }),
         _ => Err(format!(
-            "bad fault rule {rule:?}: expected CODE:N[@METHOD], reset:N[@METHOD], rate:CODE:P, latency:DURATION, watch-close:N or watch-gone:N"
+            "bad fault rule {rule:?}: expected CODE:N[@METHOD], reset:N[@METHOD], rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang, trickle:DURATION, storm:DURATION[+START] or down:DURATION[+START]"
         )),
     }
 }
@@ -126,7 +171,53 @@ impl Faults {
             .map(parse_rule)
             .collect::<Result<Vec<_>, _>>()?;
         *self.rules.lock().unwrap_or_else(|e| e.into_inner()) = rules;
+        *self.first_request.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Ok(())
+    }
+
+    /// How long since the first request of a client under test (which this may be).
+    fn since_first_request(&self) -> Duration {
+        self.first_request
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get_or_insert_with(Instant::now)
+            .elapsed()
+    }
+
+    /// The fate of any request, watches included, under the hang and timed rules.
+    fn timed_verdict(&self) -> Verdict {
+        let since = self.since_first_request();
+        self.with_rules(|rules| {
+            for rule in rules.iter() {
+                match rule {
+                    Rule::Hang => return Verdict::Hang,
+                    Rule::Down(w) if w.contains(since) => return Verdict::Reset,
+                    Rule::Storm(w) if w.contains(since) => return Verdict::Fail(429),
+                    _ => {}
+                }
+            }
+            Verdict::Serve
+        })
+    }
+
+    /// The fate of a watch request.
+    pub fn watch_verdict(&self) -> Verdict {
+        self.timed_verdict()
+    }
+
+    /// Whether the server is down right now: open watches end.
+    pub fn is_down(&self) -> bool {
+        self.timed_verdict() == Verdict::Reset
+    }
+
+    /// The delay between two bytes of an answer, when answers trickle.
+    pub fn trickle(&self) -> Option<Duration> {
+        self.with_rules(|rules| {
+            rules.iter().find_map(|r| match r {
+                Rule::Trickle(d) => Some(*d),
+                _ => None,
+            })
+        })
     }
 
     fn with_rules<T>(&self, f: impl FnOnce(&mut Vec<Rule>) -> T) -> T {
@@ -150,6 +241,10 @@ impl Faults {
 
     /// Decides the fate of a non-watch request, using up counted rules.
     pub fn verdict(&self, method: &str) -> Verdict {
+        let timed = self.timed_verdict();
+        if timed != Verdict::Serve {
+            return timed;
+        }
         let applies = |m: &Option<String>| m.as_deref().is_none_or(|m| m == method);
         let rate = self.with_rules(|rules| {
             for rule in rules.iter_mut() {
@@ -248,5 +343,26 @@ mod tests {
         assert_eq!(f.verdict("GET"), Verdict::Fail(500));
         assert!(f.take_watch_gone());
         assert!(!f.take_watch_gone());
+        assert!(f.set("storm:soon").unwrap_err().contains("storm:soon"));
+    }
+
+    #[test]
+    fn timed_rules_count_from_the_first_request() {
+        let f = Faults::default();
+        f.set("storm:200ms,down:200ms+300ms,trickle:10ms").unwrap();
+        assert_eq!(f.trickle(), Some(Duration::from_millis(10)));
+        std::thread::sleep(Duration::from_millis(250));
+        // Nothing asked yet: the storm starts now.
+        assert_eq!(f.verdict("GET"), Verdict::Fail(429));
+        assert_eq!(f.watch_verdict(), Verdict::Fail(429));
+        std::thread::sleep(Duration::from_millis(200));
+        assert_eq!(f.verdict("GET"), Verdict::Serve);
+        std::thread::sleep(Duration::from_millis(100));
+        assert!(f.is_down());
+        assert_eq!(f.verdict("PATCH"), Verdict::Reset);
+        std::thread::sleep(Duration::from_millis(250));
+        assert!(!f.is_down());
+        f.set("hang").unwrap();
+        assert_eq!(f.verdict("GET"), Verdict::Hang);
     }
 }

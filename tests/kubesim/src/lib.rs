@@ -3,8 +3,8 @@
 //! It serves the API (discovery, CRUD, server-side apply with managedFields,
 //! status subresources, watch) over HTTPS with its own CA and a bearer token, for
 //! the built-in kinds kpipe deploys and any CustomResourceDefinition applied to it.
-//! It runs no pods: simulated controllers (see [`controllers`]) write the status a
-//! real cluster would.
+//! No container runs: simulated controllers (see [`controllers`]) write the objects
+//! and status a real cluster's would, Pods included.
 //!
 //! Tests start one per test with [`serve`]; `make demo` runs `kubesim serve`.
 
@@ -59,16 +59,19 @@ A Kubernetes API server simulator: the stand-in cluster for kpipe's tests and `m
 auth), writes a kubeconfig for it, and serves discovery, get/list/watch, create,
 update, delete, server-side apply with managedFields and conflicts, merge/JSON/
 strategic patches and status subresources for namespaces, configmaps, secrets,
-services, serviceaccounts, events, deployments, jobs, ingresses,
-horizontalpodautoscalers, poddisruptionbudgets and any CustomResourceDefinition.
-It runs NO pods: simulated controllers write Deployment/Job status, and with
---cert-manager a simulated cert-manager issues Certificates.
+services, serviceaccounts, events, pods (and pods/log), deployments, replicasets,
+jobs, ingresses, horizontalpodautoscalers, poddisruptionbudgets and any
+CustomResourceDefinition. No container runs: simulated controllers make ReplicaSets
+and Pods for Deployments and Pods for Jobs, a simulated scheduler and kubelet start
+them (or fail them as --pods-fail says), and with --cert-manager a simulated
+cert-manager issues Certificates.
 
 Examples:
   kubesim serve --kubeconfig-out /tmp/kubesim.kubeconfig --cert-manager &
   KUBECONFIG=/tmp/kubesim.kubeconfig kubectl get ns
   kubesim serve --kubeconfig-out kc --faults '503:3@PATCH,watch-close:5'
   kubesim serve --kubeconfig-out kc --latency write=12ms,read=2ms   # as a real server
+  kubesim serve --kubeconfig-out kc --pods-fail ':broken$=ImagePullBackOff'
 
 Exit status: 0 when stopped by SIGTERM/SIGINT, 1 on a runtime failure, 2 on bad usage.";
 
@@ -101,8 +104,12 @@ pub struct ServeArgs {
     pub http: bool,
 
     /// Fault injection rules, comma-separated: CODE:N[@METHOD], reset:N[@METHOD],
-    /// rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N. The simulated
-    /// controllers are exempt: the faults are met by the clients under test.
+    /// rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang (accept and never
+    /// answer), trickle:DURATION (one byte of each answer per DURATION),
+    /// storm:DURATION[+START] (429 with Retry-After to everything) and
+    /// down:DURATION[+START] (connections reset, watches cut), both counted from the first
+    /// request. The simulated controllers are exempt: the faults are met by the clients
+    /// under test.
     #[arg(long, value_name = "SPEC", default_value = "")]
     pub faults: String,
 

@@ -243,9 +243,22 @@ pub async fn handle(
     if !caller.controller && !is_watch && !modelled.is_zero() {
         tokio::time::sleep(modelled).await;
     }
-    if let Some(faults) = faults.filter(|_| !is_watch) {
-        match faults.verdict(method.as_str()) {
+    if let Some(faults) = faults {
+        let verdict = if is_watch {
+            faults.watch_verdict()
+        } else {
+            faults.verdict(method.as_str())
+        };
+        match verdict {
             Verdict::Serve => {}
+            Verdict::Hang => {
+                log(&method, &path, "hang", &caller);
+                // Until the client gives up (dropping this future) or the rule is lifted.
+                while faults.watch_verdict() == Verdict::Hang {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                return Err(ResetConnection);
+            }
             Verdict::Fail(code) => {
                 let response = error_response(&ApiError::injected(code));
                 log(&method, &path, &code.to_string(), &caller);
@@ -266,7 +279,33 @@ pub async fn handle(
         outcome = format!("{outcome} {note}");
     }
     log(&method, &path, &outcome, &caller);
-    Ok(response)
+    match faults.and_then(|f| f.trickle()).filter(|_| !is_watch) {
+        Some(pause) => Ok(trickle(response, pause).await),
+        None => Ok(response),
+    }
+}
+
+/// The same answer, its body sent one byte per `pause`.
+async fn trickle(response: Response<Body>, pause: Duration) -> Response<Body> {
+    let (parts, body) = response.into_parts();
+    let bytes = body
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(1);
+    tokio::spawn(async move {
+        for i in 0..bytes.len() {
+            tokio::time::sleep(pause).await;
+            if tx.send(bytes.slice(i..=i)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut response = streaming(rx);
+    *response.status_mut() = parts.status;
+    *response.headers_mut() = parts.headers;
+    response
 }
 
 /// One line per request, never bodies: `METHOD PATH -> OUTCOME [CALLER]`.
@@ -769,6 +808,8 @@ fn watch(
     let limit = (!caller.controller)
         .then(|| shared.faults.watch_limit())
         .flatten();
+    // A client under test loses its watches when the server goes down.
+    let faults = (!caller.controller).then(|| shared.faults.clone());
     let (mut tx, rx) = futures::channel::mpsc::channel::<Bytes>(64);
 
     let expired = |requested: u64, oldest: u64| {
@@ -864,6 +905,7 @@ fn watch(
         }
         let mut ticker = tokio::time::interval(Duration::from_secs(5));
         ticker.tick().await;
+        let mut outage = tokio::time::interval(Duration::from_millis(100));
         loop {
             if limit.is_some_and(|l| sent >= l) {
                 cut(sent);
@@ -871,6 +913,12 @@ fn watch(
             }
             tokio::select! {
                 () = &mut deadline => return,
+                _ = outage.tick(), if faults.is_some() => {
+                    if faults.as_ref().is_some_and(|f| f.is_down()) {
+                        log(&Method::GET, &path, "cut (down)", &caller);
+                        return;
+                    }
+                }
                 _ = ticker.tick(), if bookmarks => {
                     if tx.send(bookmark(last_rv, false)).await.is_err() {
                         return;

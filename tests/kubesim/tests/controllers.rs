@@ -1,5 +1,6 @@
 //! kubesim's simulated controllers as the installed kubectl sees them: cert-manager
-//! (ClusterIssuers, ingress-shim, issuance, failures), Deployment rollouts, Job completion.
+//! (ClusterIssuers, ingress-shim, issuance, failures), Deployment rollouts with
+//! ReplicaSets and Pods, Jobs and their Pods, the simulated kubelet's failures.
 
 #[path = "../../common/mod.rs"]
 mod common;
@@ -729,4 +730,211 @@ fn kubectl_describe_shows_cert_managers_events() {
         !certificate.contains("cert-manager-certificaterequests"),
         "{certificate}"
     );
+}
+
+fn web_deployment(image: &str, extra: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 4
+  strategy:
+    rollingUpdate: {{maxSurge: 1, maxUnavailable: 0}}
+  selector:
+    matchLabels: {{app: web}}
+  template:
+    metadata:
+      labels: {{app: web}}
+    spec:
+      containers:
+      - name: web
+        image: {image}{extra}
+"#
+    )
+}
+
+#[test]
+fn deployments_make_replica_sets_and_pods_and_roll_within_max_surge() {
+    let sim = Sim::start(&["--deploy-delay", "150ms"]);
+    sim.apply_yaml(&web_deployment("polls:1", ""));
+    sim.kubectl_ok(&["rollout", "status", "deployment/web", WAIT]);
+    let rs = sim.get_json("rs");
+    let items = rs["items"].as_array().unwrap();
+    assert_eq!(items.len(), 1, "{rs:#}");
+    let hash = items[0]["metadata"]["labels"]["pod-template-hash"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(items[0]["metadata"]["name"], format!("web-{hash}"));
+    assert_eq!(
+        items[0]["metadata"]["ownerReferences"][0]["kind"],
+        "Deployment"
+    );
+    assert_eq!(
+        items[0]["metadata"]["annotations"]["deployment.kubernetes.io/revision"],
+        "1"
+    );
+    let pods = sim.kubectl_ok(&["get", "pod", "-l", &format!("pod-template-hash={hash}")]);
+    assert_eq!(pods.matches(" Running ").count(), 4, "{pods}");
+
+    // A new template: never more than replicas + maxSurge pods, never fewer than
+    // replicas available (maxUnavailable 0), as kubectl sees it while it rolls.
+    sim.kubectl_ok(&["set", "image", "deployment/web", "web=polls:2"]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let pods = sim.get_json("pods");
+        let all = pods["items"].as_array().unwrap();
+        assert!(
+            all.len() <= 5,
+            "more than replicas + maxSurge pods: {}",
+            all.len()
+        );
+        let ready = all
+            .iter()
+            .filter(|p| {
+                p["status"]["conditions"].as_array().is_some_and(|cs| {
+                    cs.iter()
+                        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+                })
+            })
+            .count();
+        assert!(
+            ready >= 3,
+            "fewer ready pods than maxUnavailable allows: {ready}"
+        );
+        let d = sim.get_json("deployment/web");
+        if d["status"]["updatedReplicas"] == 4
+            && d["status"]["availableReplicas"] == 4
+            && d["status"]["replicas"] == 4
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "rollout did not finish: {d:#}");
+        std::thread::sleep(Duration::from_millis(30));
+    }
+    let rs = sim.kubectl_ok(&["get", "rs"]);
+    assert_eq!(rs.lines().count(), 3, "two ReplicaSets: {rs}");
+    let describe = sim.kubectl_ok(&["describe", "deployment/web"]);
+    assert!(
+        describe.contains("Scaled down replica set web-"),
+        "{describe}"
+    );
+    assert!(describe.contains("NewReplicaSet:"), "{describe}");
+}
+
+#[test]
+fn kubelet_failures_show_in_kubectl_as_on_a_cluster() {
+    let sim = Sim::start(&[
+        "--deploy-delay",
+        "100ms",
+        "--pods-fail",
+        ":bad$=ImagePullBackOff",
+        "--pods-fail",
+        ":crash$=CrashLoopBackOff:2",
+    ]);
+    sim.apply_yaml(&web_deployment("polls:bad", ""));
+    let pod_in = |state: &str| {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let pods = sim.kubectl_ok(&["get", "pod", "--no-headers"]);
+            if let Some(line) = pods.lines().find(|l| l.contains(state)) {
+                return line.split_whitespace().next().unwrap().to_owned();
+            }
+            assert!(Instant::now() < deadline, "no pod in {state}: {pods}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    let pod = pod_in("ImagePullBackOff");
+    let describe = sim.kubectl_ok(&["describe", "pod", &pod]);
+    for expected in [
+        "Reason:       ImagePullBackOff",
+        "Successfully assigned default/",
+        "Failed to pull image \"polls:bad\"",
+        "Back-off pulling image \"polls:bad\"",
+    ] {
+        assert!(describe.contains(expected), "{expected:?} in {describe}");
+    }
+    let logs = sim.kubectl_run(&["logs", &pod]);
+    assert!(
+        stderr(&logs).contains("is waiting to start: trying and failing to pull image"),
+        "{}",
+        stderr(&logs)
+    );
+
+    sim.kubectl_ok(&["set", "image", "deployment/web", "web=polls:crash"]);
+    let pod = pod_in("CrashLoopBackOff");
+    let describe = sim.kubectl_ok(&["describe", "pod", &pod]);
+    assert!(describe.contains("Exit Code:    2"), "{describe}");
+    assert!(
+        describe.contains("Back-off restarting failed container web"),
+        "{describe}"
+    );
+    let logs = sim.kubectl_ok(&["logs", &pod, "--tail", "1"]);
+    assert_eq!(logs, "exited with code 2\n");
+
+    // A missing Secret: CreateContainerConfigError with the kubelet's message.
+    let patch = r#"{"spec":{"template":{"spec":{"containers":[{"name":"web","image":"polls:3","envFrom":[{"secretRef":{"name":"nothere"}}]}]}}}}"#;
+    sim.kubectl_ok(&["patch", "deployment/web", "-p", patch]);
+    let pod = pod_in("CreateContainerConfigError");
+    let describe = sim.kubectl_ok(&["describe", "pod", &pod]);
+    assert!(
+        describe.contains("Error: secret \"nothere\" not found"),
+        "{describe}"
+    );
+}
+
+#[test]
+fn a_deployment_without_progress_exceeds_its_deadline() {
+    let sim = Sim::start(&[
+        "--deploy-delay",
+        "100ms",
+        "--pods-fail",
+        "huge=Unschedulable",
+    ]);
+    sim.apply_yaml(
+        &web_deployment("polls:huge", "")
+            .replace("replicas: 4", "replicas: 1\n  progressDeadlineSeconds: 1"),
+    );
+    let out = sim.kubectl_run(&["rollout", "status", "deployment/web", WAIT]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("exceeded its progress deadline"),
+        "{}",
+        stderr(&out)
+    );
+    let pending = sim.kubectl_ok(&["get", "pod"]);
+    assert!(pending.contains("Pending"), "{pending}");
+}
+
+#[test]
+fn a_job_whose_pods_fail_gives_up_at_its_backoff_limit() {
+    let sim = Sim::start(&[
+        "--deploy-delay",
+        "100ms",
+        "--pods-fail",
+        "crash=CrashLoopBackOff:1",
+    ]);
+    sim.apply_yaml(
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: migrate
+spec:
+  backoffLimit: 2
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: migrate
+        image: polls:crash
+"#,
+    );
+    wait(&sim, "--for=condition=Failed", "job/migrate");
+    let job = sim.get_json("job/migrate");
+    assert_eq!(job["status"]["failed"], 3, "{:#}", job["status"]);
+    assert_eq!(condition(&job, "Failed")["reason"], "BackoffLimitExceeded");
+    let pods = sim.kubectl_ok(&["get", "pod", "-l", "job-name=migrate", "--no-headers"]);
+    assert_eq!(pods.matches(" Error ").count(), 3, "{pods}");
 }

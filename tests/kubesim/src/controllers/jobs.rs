@@ -47,7 +47,13 @@ fn finished(status: &Value) -> bool {
 }
 
 async fn reconcile(job: Arc<Job>, ctx: Arc<Ctx>) -> kube::Result<Action> {
-    let value = serde_json::to_value(job.as_ref()).map_err(kube::Error::SerdeError)?;
+    // The cache can be behind our own last status write: decide on the stored Job,
+    // so that a completion is written (and recorded) once.
+    let jobs: Api<Job> = Api::namespaced(ctx.client.clone(), &job.namespace().unwrap_or_default());
+    let Some(job) = retry(|| async { jobs.get_opt(&job.name_any()).await }).await? else {
+        return Ok(Action::await_change());
+    };
+    let value = serde_json::to_value(&job).map_err(kube::Error::SerdeError)?;
     let (spec, previous) = (&value["spec"], &value["status"]);
     if finished(previous) || spec["suspend"] == true {
         return Ok(Action::await_change());

@@ -2,9 +2,9 @@
 //! a watch that re-lists on its own, writes retried on transient errors, status
 //! conditions that keep their lastTransitionTime, and Events for `kubectl describe`.
 
+use kpipe_core::api::{RetryPolicy, Stopped};
 use std::fmt::Debug;
 use std::future::Future;
-use std::time::Duration;
 
 use futures::StreamExt;
 use jiff::Timestamp;
@@ -64,32 +64,17 @@ pub(crate) fn change<K>(event: watcher::Event<K>) -> Option<Change<K>> {
     }
 }
 
-/// Runs `op` until it succeeds or fails for good. Throttling, server errors and broken
-/// connections are worth another try, as client-go's rate-limited workqueue gives them.
-pub(crate) async fn retry<T, F, Fut>(mut op: F) -> kube::Result<T>
+/// Runs `op` until it succeeds or fails for good, under kpipe's one retry policy (the
+/// tools' own: throttling, server errors and broken connections are tried again).
+pub(crate) async fn retry<T, F, Fut>(op: F) -> kube::Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = kube::Result<T>>,
 {
-    let mut delay = Duration::from_millis(20);
-    let mut attempts = 0;
-    loop {
-        match op().await {
-            Err(e) if is_transient(&e) && attempts < 40 => {
-                attempts += 1;
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(1));
-            }
-            result => return result,
-        }
-    }
-}
-
-fn is_transient(e: &kube::Error) -> bool {
-    match e {
-        kube::Error::Api(status) => status.code == 429 || status.code >= 500,
-        kube::Error::HyperError(_) | kube::Error::Service(_) | kube::Error::ReadEvents(_) => true,
-        _ => false,
+    match kpipe_core::api::retry(&RetryPolicy::default(), None, &|_, _, _| {}, op).await {
+        Ok(value) => Ok(value),
+        Err(Stopped::Failed(e)) => Err(e),
+        Err(Stopped::OutOfTime) => unreachable!("no deadline was given"),
     }
 }
 

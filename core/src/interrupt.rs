@@ -1,0 +1,76 @@
+//! SIGINT and SIGTERM as values. A tool that writes to a cluster catches them so that it
+//! can stop starting work, let what is in flight finish, and say what was done and what
+//! was not; it then exits 130 or 143, as the shell reports a process the signal killed.
+
+#[cfg(feature = "cluster")]
+use crate::error::{Error, Result};
+#[cfg(feature = "cluster")]
+use tokio::signal::unix::{SignalKind, signal};
+#[cfg(feature = "cluster")]
+use tokio::sync::watch;
+
+/// Which signal asked the tool to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// 128 + the signal's number, as the shell reports it.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
+}
+
+/// Caught SIGINT/SIGTERM; cheap to clone and to ask (feature `cluster`: it needs the
+/// async runtime).
+#[cfg(feature = "cluster")]
+#[derive(Clone)]
+pub struct Interrupt {
+    received: watch::Receiver<Option<Signal>>,
+}
+
+#[cfg(feature = "cluster")]
+impl Interrupt {
+    /// Catches both signals from now on (in the current tokio runtime).
+    pub fn install() -> Result<Interrupt> {
+        let fail = |e: std::io::Error| Error::runtime(format!("cannot handle signals: {e}"));
+        let mut int = signal(SignalKind::interrupt()).map_err(fail)?;
+        let mut term = signal(SignalKind::terminate()).map_err(fail)?;
+        let (tx, received) = watch::channel(None);
+        tokio::spawn(async move {
+            let caught = tokio::select! {
+                _ = int.recv() => Signal::Interrupt,
+                _ = term.recv() => Signal::Terminate,
+            };
+            let _ = tx.send(Some(caught));
+        });
+        Ok(Interrupt { received })
+    }
+
+    /// The signal, once one came.
+    pub fn received(&self) -> Option<Signal> {
+        *self.received.borrow()
+    }
+
+    /// Waits for a signal (forever, if none comes).
+    pub async fn wait(&self) -> Signal {
+        let mut received = self.received.clone();
+        match received.wait_for(Option::is_some).await {
+            Ok(signal) => signal.expect("waited for Some"),
+            // The listener never ends before sending; should it, no signal is coming.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}

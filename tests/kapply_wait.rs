@@ -1,0 +1,327 @@
+//! `kapply --wait` against kubesim's simulated pods: a rollout that succeeds, each way
+//! one fails (exit 1 and why), a timeout (exit 124 and why), and kapp change rules
+//! that hold a Deployment back until its migration Job is complete. kubectl reads
+//! the same cluster, to show what the diagnosis stands for.
+
+use crate::common::{Sim, run_with_stdin, stderr, stdout};
+use std::process::Output;
+
+const SECRET_VALUE: &str = "s3cr3t-hunter2-value";
+
+fn stack(image: &str, extra_container: &str, deployment_extra: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Secret
+metadata: {{name: polls-secret}}
+stringData: {{DATABASE_PASSWORD: {SECRET_VALUE}}}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: polls-config}}
+data: {{DJANGO_LOGLEVEL: info}}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: polls-app}}
+spec:
+  replicas: 2{deployment_extra}
+  selector: {{matchLabels: {{app: polls}}}}
+  template:
+    metadata: {{labels: {{app: polls}}}}
+    spec:
+      containers:
+      - name: polls
+        image: {image}
+        envFrom:
+        - secretRef: {{name: polls-secret}}
+        - configMapRef: {{name: polls-config}}{extra_container}
+"#
+    )
+}
+
+fn kapply_wait(sim: &Sim, input: &str, args: &[&str]) -> Output {
+    let mut c = sim.cmd("kapply");
+    c.arg("--wait").args(args);
+    run_with_stdin(c, input.as_bytes())
+}
+
+fn sim() -> Sim {
+    Sim::start(&[
+        "--deploy-delay",
+        "200ms",
+        "--pods-fail",
+        "polls:bad=ImagePullBackOff",
+        "--pods-fail",
+        "polls:crash=CrashLoopBackOff:3",
+        "--pods-fail",
+        "polls:huge=Unschedulable",
+    ])
+}
+
+#[test]
+fn a_good_rollout_is_waited_for_and_ready() {
+    let sim = sim();
+    let out = kapply_wait(&sim, &stack("polls:1", "", ""), &["--timeout", "30s"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        stdout(&out).contains("deployment.apps/polls-app created"),
+        "{}",
+        stdout(&out)
+    );
+    assert!(
+        err.contains("deployment.apps/polls-app: ready: 2/2 replicas available"),
+        "{err}"
+    );
+    assert!(err.contains("deployment.apps/polls-app: waiting:"), "{err}");
+    // What the tutorial checks by hand now holds, as kubectl sees it.
+    let deploy = sim.kubectl_ok(&["get", "deploy", "polls-app"]);
+    assert!(deploy.contains("2/2"), "{deploy}");
+    let pods = sim.kubectl_ok(&["get", "pod", "-l", "app=polls"]);
+    assert_eq!(pods.matches("Running").count(), 2, "{pods}");
+    let rollout = sim.kubectl_ok(&["rollout", "status", "deploy/polls-app", "--timeout=5s"]);
+    assert!(rollout.contains("successfully rolled out"), "{rollout}");
+}
+
+#[test]
+fn with_output_the_objects_are_printed_once_ready() {
+    let sim = sim();
+    let out = kapply_wait(&sim, &stack("polls:1", "", ""), &["-o", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let deployment = &list["items"][2];
+    assert_eq!(deployment["kind"], "Deployment");
+    assert_eq!(
+        deployment["status"]["availableReplicas"], 2,
+        "{deployment:#}"
+    );
+}
+
+#[test]
+fn an_image_that_cannot_be_pulled_fails_with_the_registry_message() {
+    let sim = sim();
+    let out = kapply_wait(&sim, &stack("polls:bad", "", ""), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("deployment.apps/polls-app: failed:") && err.contains("ImagePullBackOff"),
+        "{err}"
+    );
+    assert!(
+        err.contains("container polls: ImagePullBackOff (image polls:bad)"),
+        "{err}"
+    );
+    assert!(err.contains("pull access denied"), "{err}");
+    assert!(
+        err.contains("recent warnings:") && err.contains("Failed pod/polls-app-"),
+        "{err}"
+    );
+    assert!(err.contains("1 of 3 objects not ready"), "{err}");
+    // kubectl describe shows the same kubelet story.
+    let pod = sim.kubectl_ok(&["get", "pod", "-l", "app=polls", "-o", "name"]);
+    let describe = sim.kubectl_ok(&["describe", pod.lines().next().unwrap()]);
+    assert!(describe.contains("ImagePullBackOff"), "{describe}");
+}
+
+#[test]
+fn a_crash_loop_shows_the_exit_code_and_the_scrubbed_log_tail() {
+    let sim = sim();
+    let out = kapply_wait(&sim, &stack("polls:crash", "", ""), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "container polls: CrashLoopBackOff, restarted 1 times, last exit code 3 (Error)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("last 20 log lines:"), "{err}");
+    assert!(err.contains("| django.db.utils.OperationalError"), "{err}");
+    assert!(err.contains("DATABASE_PASSWORD=<redacted>"), "{err}");
+    assert!(!err.contains(SECRET_VALUE), "{err}");
+    // The container's log really holds the value: the scrubber is what keeps it out.
+    let pod = sim.kubectl_ok(&["get", "pod", "-l", "app=polls", "-o", "name"]);
+    let logs = sim.kubectl_ok(&["logs", pod.lines().next().unwrap()]);
+    assert!(logs.contains(SECRET_VALUE), "{logs}");
+}
+
+#[test]
+fn a_secret_missing_from_the_cluster_is_named() {
+    let sim = sim();
+    let missing_ref = "\n        - secretRef: {name: polls-extra}";
+    let out = kapply_wait(&sim, &stack("polls:1", missing_ref, ""), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "container polls: CreateContainerConfigError: secret \"polls-extra\" not found"
+        ),
+        "{err}"
+    );
+    let missing_key = "\n        env:\n        - name: API_KEY\n          valueFrom: {secretKeyRef: {name: polls-secret, key: API_KEY}}";
+    let out = kapply_wait(&sim, &stack("polls:1", missing_key, ""), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("couldn't find key API_KEY in Secret default/polls-secret"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_passed_progress_deadline_fails_and_shows_the_scheduling_message() {
+    let sim = sim();
+    let input = stack("polls:huge", "", "\n  progressDeadlineSeconds: 1");
+    let out = kapply_wait(&sim, &input, &["--timeout", "30s"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("exceeded its progress deadline"), "{err}");
+    assert!(
+        err.contains("Progressing=False ProgressDeadlineExceeded"),
+        "{err}"
+    );
+    assert!(
+        err.contains("not scheduled: Unschedulable: 0/1 nodes are available"),
+        "{err}"
+    );
+    assert!(err.contains("FailedScheduling pod/polls-app-"), "{err}");
+}
+
+#[test]
+fn a_timeout_exits_124_with_the_diagnosis() {
+    let sim = sim();
+    let out = kapply_wait(&sim, &stack("polls:huge", "", ""), &["--timeout", "2s"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(
+        err.contains("deployment.apps/polls-app: not ready:"),
+        "{err}"
+    );
+    assert!(err.contains("not scheduled: Unschedulable"), "{err}");
+    assert!(
+        err.contains("timed out waiting: 1 of 3 objects not ready"),
+        "{err}"
+    );
+}
+
+fn migration(job_image: &str, app_image: &str, backoff: u32) -> String {
+    format!(
+        r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: polls-migrate-{job_image_tag}
+  annotations: {{kapp.k14s.io/change-group: polls/migrate}}
+spec:
+  backoffLimit: {backoff}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: migrate
+        image: {job_image}
+        command: [python, manage.py, migrate]
+---
+{}"#,
+        stack(app_image, "", "")
+            .replace(
+                "metadata: {name: polls-app}",
+                "metadata:\n  name: polls-app\n  annotations: {kapp.k14s.io/change-rule: upsert after upserting polls/migrate}"
+            ),
+        job_image_tag = job_image.rsplit(':').next().unwrap(),
+    )
+}
+
+#[test]
+fn kapp_change_rules_apply_the_deployment_after_the_job_completed() {
+    let sim = sim();
+    let out = kapply_wait(&sim, &migration("polls:1", "polls:1", 1), &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let job_ready = err
+        .find("job.batch/polls-migrate-1: ready: complete")
+        .expect(&err);
+    let deploy_seen = err.find("deployment.apps/polls-app:").expect(&err);
+    assert!(job_ready < deploy_seen, "{err}");
+    // The server saw the Deployment's apply only after the Job's completion was written.
+    let log = sim.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let completed = lines
+        .iter()
+        .rposition(|l| {
+            l.contains("/jobs/polls-migrate-1/status") && l.contains("kubesim-controller")
+        })
+        .expect(&log);
+    let applied = lines
+        .iter()
+        .position(|l| l.starts_with("PATCH /apis/apps/v1/namespaces/default/deployments/polls-app"))
+        .expect(&log);
+    assert!(completed < applied, "{log}");
+}
+
+#[test]
+fn a_failed_migration_leaves_the_running_deployment_untouched() {
+    let sim = sim();
+    let out = kapply_wait(&sim, &migration("polls:1", "polls:1", 1), &[]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = kapply_wait(&sim, &migration("polls:crash", "polls:crash", 1), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("job.batch/polls-migrate-crash: failed: failed (BackoffLimitExceeded"),
+        "{err}"
+    );
+    assert!(err.contains("exited with code 3 (Error)"), "{err}");
+    assert!(err.contains("| django.db.utils.OperationalError"), "{err}");
+    assert!(
+        err.contains("polls-app: not applied: it follows change group polls/migrate, which did not become ready"),
+        "{err}"
+    );
+    let image = sim.kubectl_ok(&[
+        "get",
+        "deploy",
+        "polls-app",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].image}",
+    ]);
+    assert_eq!(image, "polls:1");
+    let rollout = sim.kubectl_ok(&["rollout", "status", "deploy/polls-app", "--timeout=5s"]);
+    assert!(rollout.contains("successfully rolled out"), "{rollout}");
+}
+
+#[test]
+fn manifest_gen_migrate_orders_the_migration_before_the_rollout() {
+    let sim = sim();
+    let mut generate = crate::common::cmd("manifest-gen");
+    generate.args([
+        "--image",
+        "polls:1",
+        "--host",
+        "polls.example.com",
+        "--migrate",
+        "--no-config-hash",
+    ]);
+    let generated = run_with_stdin(
+        generate,
+        stack("polls:1", "", "")
+            .split("---\napiVersion: apps/v1")
+            .next()
+            .unwrap()
+            .as_bytes(),
+    );
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let text = stdout(&generated);
+    assert!(
+        text.contains("kapp.k14s.io/change-group: polls/migrate"),
+        "{text}"
+    );
+    assert!(
+        text.contains("kapp.k14s.io/change-rule: upsert after upserting polls/migrate"),
+        "{text}"
+    );
+    let out = kapply_wait(&sim, &text, &[]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let job_ready = err.find(": ready: complete").expect(&err);
+    let deploy_seen = err.find("deployment.apps/polls-app:").expect(&err);
+    assert!(job_ready < deploy_seen, "{err}");
+}
