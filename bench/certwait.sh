@@ -9,20 +9,20 @@
 # the already-running Python process, so no process start-up is counted for the writer.
 # Prints one markdown table row (the Makefile prints the header).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+use_bin
 RUNS=${RUNS:-7}
 work=$(mktemp -d)
 sim_pid=
 cleanup() {
-    if [[ -n $sim_pid ]]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
+    stop_kubesim
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-kubesim serve --cert-manager --cert-delay 1h --kubeconfig-out "$work/kubeconfig" 2>"$work/kubesim.log" &
-sim_pid=$!
-for _ in $(seq 300); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
-[[ -s $work/kubeconfig ]] || { echo "bench/certwait.sh: kubesim did not start: $(cat "$work/kubesim.log")" >&2; exit 1; }
-export KUBECONFIG=$work/kubeconfig HOME=$work
+start_kubesim "$work" --cert-manager --cert-delay 1h
+export HOME=$work
 
 # A real Secret for certwait to read on success, as cert-manager would leave it.
 openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj "/CN=bench.example.com" \

@@ -7,6 +7,8 @@
 # the same work: parse every line, base64 every value, write one Secret as YAML.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
+use_bin
 RUNS=${RUNS:-3}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT

@@ -1,26 +1,26 @@
 #!/usr/bin/env bash
-# kapply vs `kubectl apply --server-side` against one kubesim, in the same run.
+# kapply vs `kubectl apply --server-side` against one kubesim, in the same run, with
+# kubesim's model of a real API server's answer times (LATENCY, default 12 ms per write,
+# 2 ms per read): what users of a real cluster wait for is round trips, so the table also
+# shows how many sequential write steps each tool needed.
 # Every measured run applies into a namespace of its own (created beforehand, outside
 # the timing), so both tools do the same creates; the no-op rows re-apply what exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-target/release}
+source scripts/lib.sh
+use_bin
 RUNS_SMALL=${RUNS_SMALL:-9}
 RUNS_BIG=${RUNS_BIG:-7}
 
 work=$(mktemp -d)
 sim_pid=
 cleanup() {
-    [[ -n $sim_pid ]] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+    stop_kubesim
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-"$BIN/kubesim" serve --kubeconfig-out "$work/kubeconfig" 2>"$work/kubesim.log" &
-sim_pid=$!
-for _ in $(seq 300); do [[ -s $work/kubeconfig ]] && break; sleep 0.05; done
-[[ -s $work/kubeconfig ]] || { echo "kubesim did not start: $(cat "$work/kubesim.log")" >&2; exit 1; }
-export KUBECONFIG=$work/kubeconfig
+start_kubesim "$work" --latency "${LATENCY:-write=12ms,read=2ms}"
 # kubectl keeps its discovery cache under HOME, as on a workstation.
 export HOME=$work
 
@@ -72,29 +72,34 @@ row() { # name, "k_secs k_kib c_secs c_kib", notes
 
 # The polls stack exactly as the pipeline makes it (five objects).
 stack="made by envsplit, secretgen and manifest-gen"
-"$BIN/envsplit" --app polls --config DJANGO_ALLOWED_HOSTS --config STATIC_ENDPOINT_URL \
-    --config STATIC_BUCKET_NAME --config DJANGO_LOGLEVEL --config DEBUG --config DATABASE_ENGINE \
-    --secret '*' examples/polls/env 2>/dev/null \
+"$BIN/envsplit" --app polls --rules examples/polls/split.rules examples/polls/env 2>/dev/null \
     | "$BIN/secretgen" --generate DJANGO_SECRET_KEY \
     | "$BIN/manifest-gen" --app polls --image docker.io/sammy/polls:latest --host polls.example.com \
     >"$work/polls.yaml"
 [[ $(grep -c '^kind:' "$work/polls.yaml") == 5 ]] \
     || { echo "bench/kapply.sh: the pipeline did not make the 5-object polls stack" >&2; exit 1; }
 
-# Warm-up: both tools once (kubectl fills its discovery cache, as it would have).
+# Warm-up: both tools once (kubectl fills its discovery cache, as it would have),
+# counting the sequential write steps kubesim saw for each.
+steps() { grep -c '^kubesim: sequential write step' "$work/kubesim.log" || true; }
+s0=$(steps)
 "$KAPPLY" -n b-kapply-small-0 -f "$work/polls.yaml" >/dev/null
+s1=$(steps)
 $KUBECTL -n b-kubectl-small-0 -f "$work/polls.yaml" >/dev/null
+s2=$(steps)
+write_steps="sequential write steps: kapply $((s1 - s0)), kubectl $((s2 - s1))"
+latency="kubesim --latency ${LATENCY:-write=12ms,read=2ms}"
 
 row "kapply: polls stack, 5 objects, create" \
     "$(pair "$RUNS_SMALL" "$work/polls.yaml" "$(next_ns kapply-small); $KAPPLY -n \$ns" \
         "$(next_ns kubectl-small); $KUBECTL -n \$ns -f -")" \
-    "target <= 0.25x; $stack; fresh namespace per run"
+    "target <= 0.25x; $write_steps; $latency; $stack; fresh namespace per run"
 
 "$KAPPLY" -n b-kapply-noop -f "$work/polls.yaml" >/dev/null
 $KUBECTL -n b-kubectl-noop -f "$work/polls.yaml" >/dev/null
 row "kapply: polls stack, 5 objects, no-op" \
     "$(pair "$RUNS_SMALL" "$work/polls.yaml" "$KAPPLY -n b-kapply-noop" "$KUBECTL -n b-kubectl-noop -f -")" \
-    "second run: every object unchanged"
+    "second run: every object unchanged; $latency"
 
 row "kapply: 500 ConfigMaps, create" \
     "$(pair "$RUNS_BIG" "$work/500.yaml" "$(next_ns kapply-big); $KAPPLY -n \$ns" \

@@ -8,11 +8,13 @@
 # (then passes through and hashes) the ConfigMap and Secret of the tutorial's env.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
+use_bin
 RUNS=${RUNS:-20}
 dir=$(mktemp -d)
 trap 'rm -rf "$dir"' EXIT
 image=your_dockerhub_username/app_repo_name:latest
-envsplit --app polls examples/polls/env 2>/dev/null | secretgen > "$dir/config.yaml"
+envsplit --app polls --rules examples/polls/split.rules examples/polls/env 2>/dev/null | secretgen > "$dir/config.yaml"
 
 kpipe_cmd="manifest-gen --image $image"
 kpipe_stream_cmd="manifest-gen --image $image -i $dir/config.yaml"

@@ -8,20 +8,18 @@
 # KPIPE_BIN=DIR uses already-built binaries (the tests do); otherwise it builds them.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source scripts/lib.sh
 
 if [[ -z "${KPIPE_BIN:-}" ]]; then
-  cargo build --release --workspace --bins --quiet
+  make --no-print-directory build >/dev/null
   KPIPE_BIN=target/release
 fi
-export PATH="$(cd "$KPIPE_BIN" && pwd):$PATH"
+BIN=$KPIPE_BIN use_bin
 
 work=$(mktemp -d)
 sim_pid=
 cleanup() {
-  if [[ -n "$sim_pid" ]]; then
-    kill "$sim_pid" 2>/dev/null || true
-    wait "$sim_pid" 2>/dev/null || true
-  fi
+  stop_kubesim
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -35,17 +33,8 @@ fi
 
 step "Starting kubesim (local API simulator with cert-manager simulation)"
 # Pods start after 1s; an image tagged :broken cannot be pulled, as from a real registry.
-kubesim serve --cert-manager --cert-delay 2s --deploy-delay 1s \
-  --pods-fail ':broken$=ImagePullBackOff' --kubeconfig-out "$work/kubeconfig" \
-  2>"$work/kubesim.log" &
-sim_pid=$!
-for _ in $(seq 1 300); do
-  [[ -s "$work/kubeconfig" ]] && break
-  kill -0 "$sim_pid" 2>/dev/null || { cat "$work/kubesim.log" >&2; exit 1; }
-  sleep 0.05
-done
-[[ -s "$work/kubeconfig" ]] || { echo "demo: kubesim did not start" >&2; exit 1; }
-export KUBECONFIG="$work/kubeconfig"
+start_kubesim "$work" --cert-manager --cert-delay 2s --deploy-delay 1s \
+  --pods-fail ':broken$=ImagePullBackOff'
 echo "kubesim pid $sim_pid, $(grep -m1 -o 'serving .*' "$work/kubesim.log" || echo serving)"
 
 # The tutorial leaves DJANGO_SECRET_KEY empty; fill it once so that re-deploying is a
@@ -53,13 +42,11 @@ echo "kubesim pid $sim_pid, $(grep -m1 -o 'serving .*' "$work/kubesim.log" || ec
 env_file="$work/env"
 sed "s/^DJANGO_SECRET_KEY=.*/DJANGO_SECRET_KEY='$(head -c 36 /dev/urandom | base64 | tr '+/' '-_')'/" \
   "${ENV:-examples/polls/env}" > "$env_file"
-make_vars=(BIN="$KPIPE_BIN" ENV="$env_file" HOST="${HOST:-polls.example.com}"
+make_vars=(BIN="$KPIPE_BIN" ENV="$env_file" RULES="${RULES:-examples/polls/split.rules}" HOST="${HOST:-polls.example.com}"
            IMAGE="${IMAGE:-docker.io/sammy/polls:latest}")
 
 step "Steps 1-5: envsplit sorts the env file into config and secret (values never shown)"
-envsplit --app polls --explain --config DJANGO_ALLOWED_HOSTS --config STATIC_ENDPOINT_URL \
-  --config STATIC_BUCKET_NAME --config DJANGO_LOGLEVEL --config DEBUG --config DATABASE_ENGINE \
-  --secret '*' "$env_file" 2>&1 >/dev/null
+envsplit --app polls --explain --rules "${RULES:-examples/polls/split.rules}" "$env_file" 2>&1 >/dev/null
 
 step "Steps 6-8: make render writes the manifests; the server checks them (dry run)"
 make --no-print-directory render "${make_vars[@]}" OUT="$work/deploy.yaml"

@@ -1,8 +1,7 @@
 //! certwait as a user runs it: against the simulator and its simulated cert-manager,
 //! with pipes, exit codes and stderr.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::mpsc;
@@ -64,22 +63,16 @@ fn stalled_certificate(name: &str, dns: &str) -> Sim {
     sim
 }
 
-fn run(mut c: Command) -> Output {
-    c.stdin(Stdio::null()).output().unwrap()
-}
-
 /// certwait with `args`, no cluster.
-fn certwait(args: &[&str]) -> Output {
-    let mut c = cmd("certwait");
-    c.args(args);
-    run(c)
+fn certwait(args: &[&str]) -> Run {
+    cmd("certwait").args(args).run()
 }
 
 /// certwait with `args` against the simulator.
-fn certwait_on(sim: &Sim, args: &[&str]) -> Output {
-    let mut c = sim.cmd("certwait");
-    c.args(args);
-    run(c)
+fn certwait_on(sim: &Sim, args: &[&str]) -> Run {
+    let out = sim.cmd("certwait").args(args).run();
+    let log = sim.log();
+    out.context(format!("kubesim log:\n{log}"))
 }
 
 /// Asserts that certwait exited 0, showing its stderr and the simulator's log if not.
@@ -166,20 +159,14 @@ impl Running {
 
 /// certwait reading `stream` on stdin must reject it as bad input naming `needle`.
 fn assert_bad_stdin(stream: &str, needle: &str) {
-    assert_bad_input(&run_with_stdin(cmd("certwait"), stream.as_bytes()), needle);
+    assert_bad_input(&cmd("certwait").run_with(stream), needle);
 }
 
-/// Asserts that a run exited with `code`, saying `needle` on stderr.
-fn assert_failed(out: &Output, code: i32, needle: &str) {
-    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
-    assert!(stderr(out).contains(needle), "{}", stderr(out));
-}
-
-fn assert_bad_input(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(out));
-    assert!(out.stdout.is_empty(), "stdout: {}", stdout(out));
-    assert!(stderr(out).starts_with("certwait: "), "{}", stderr(out));
-    assert!(stderr(out).contains(needle), "{}", stderr(out));
+/// Bad input: exit 2, nothing on stdout, a `certwait: ` message saying `needle`.
+#[track_caller]
+fn assert_bad_input(out: &Run, needle: &str) {
+    out.code(2).stdout_empty().stderr_has(needle);
+    assert!(out.stderr().starts_with("certwait: "), "{}", out.stderr());
 }
 
 #[test]
@@ -193,13 +180,13 @@ fn invalid_certificate_name_is_bad_input() {
 #[test]
 fn names_and_all_together_are_a_usage_error() {
     let out = certwait(&["--all", "polls-tls"]);
-    assert_failed(&out, 2, "--all");
+    out.code(2).stderr_has("--all");
 }
 
 #[test]
 fn bad_timeout_is_a_usage_error() {
     let out = certwait(&["--timeout", "soon", "polls-tls"]);
-    assert_failed(&out, 2, "invalid duration");
+    out.code(2).stderr_has("invalid duration");
 }
 
 #[test]
@@ -375,10 +362,11 @@ fn stream_objects_keep_their_namespaces() {
     assert_eq!(names, ["default/home-tls", "web/web-tls"], "{data}");
 
     // -n must agree with the objects' own namespace, as with kubectl.
-    let mut c = sim.cmd("certwait");
-    c.args(["-n", "default"]);
-    let out = run_with_stdin(c, stream.as_bytes());
-    assert_failed(&out, 2, "does not match -n \"default\"");
+    let out = sim
+        .cmd("certwait")
+        .args(["-n", "default"])
+        .run_with(&stream);
+    out.code(2).stderr_has("does not match -n \"default\"");
 }
 
 #[test]
@@ -588,7 +576,7 @@ fn a_flaky_api_server_at_startup_is_survived() {
 fn without_cert_manager_it_fails_at_once() {
     let sim = Sim::start(&[]);
     let out = certwait_on(&sim, &["polls-tls"]);
-    assert_failed(&out, 1, "cert-manager is not installed");
+    out.code(1).stderr_has("cert-manager is not installed");
     assert!(out.stdout.is_empty());
 }
 
@@ -631,10 +619,10 @@ fn a_missing_issuer_fails_unless_keep_waiting() {
 }
 
 /// certwait reading `stream` on stdin, giving up after `timeout`.
-fn certwait_stream(sim: &Sim, stream: &str, timeout: &str) -> Output {
-    let mut c = sim.cmd("certwait");
-    c.args(["--timeout", timeout]);
-    run_with_stdin(c, stream.as_bytes())
+fn certwait_stream(sim: &Sim, stream: &str, timeout: &str) -> Run {
+    sim.cmd("certwait")
+        .args(["--timeout", timeout])
+        .run_with(stream)
 }
 
 /// `make promote`'s race: kapply has switched the Ingress to letsencrypt-prod, but

@@ -1,7 +1,6 @@
 //! What every kpipe tool promises on the command line.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 const TOOLS: &[&str] = &[
     "envsplit",

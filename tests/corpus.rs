@@ -5,8 +5,7 @@
 //! `kubectl annotate --local` parses through the same resource builder and decoder as
 //! `kubectl create`/`apply -f`, without a cluster and without needing the kinds served.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

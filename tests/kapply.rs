@@ -1,9 +1,7 @@
 //! kapply as a user runs it: bad input without a server, and everything else against a
 //! private kubesim per test, checked with the real kubectl.
 
-mod common;
-use common::*;
-use std::process::Output;
+use crate::common::*;
 
 /// The polls stack, deliberately out of order (Ingress first, ConfigMap last).
 const POLLS: &str = "\
@@ -65,41 +63,27 @@ const SECRETS: &[&str] = &[
     "czNjcjN0LXBvbGxzLXB3",
 ];
 
+/// kapply's lines for [`POLLS`]: step by step (what pods consume, then the rest), in
+/// input order within a step.
 const POLLS_CREATED: &str = "\
-configmap/polls-config created
 secret/polls-secret created
-service/polls created
-deployment.apps/polls-app created
+configmap/polls-config created
 ingress.networking.k8s.io/polls created
+deployment.apps/polls-app created
+service/polls created
 ";
 
-fn kapply(sim: &Sim, args: &[&str], stdin: &str) -> Output {
-    let mut c = sim.cmd("kapply");
-    c.args(args);
-    run_with_stdin(c, stdin.as_bytes())
+fn kapply(sim: &Sim, args: &[&str], stdin: &str) -> Run {
+    let out = sim.cmd("kapply").args(args).run_with(stdin);
+    let log = sim.log();
+    out.context(format!("kubesim log:\n{log}"))
 }
 
 /// kapply as [`kapply`], which must succeed.
-fn kapply_ok(sim: &Sim, args: &[&str], stdin: &str) -> Output {
+fn kapply_ok(sim: &Sim, args: &[&str], stdin: &str) -> Run {
     let out = kapply(sim, args, stdin);
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.success();
     out
-}
-
-/// Asserts that a run exited with `code` and returns its stderr.
-fn exited(out: &Output, code: i32) -> String {
-    assert_eq!(out.status.code(), Some(code), "{}", stderr(out));
-    stderr(out)
-}
-
-fn assert_no_secret(out: &Output) {
-    let err = stderr(out);
-    for secret in SECRETS {
-        assert!(
-            !err.contains(secret),
-            "a secret value reached stderr:\n{err}"
-        );
-    }
 }
 
 fn kubectl_json(sim: &Sim, args: &[&str]) -> serde_json::Value {
@@ -186,7 +170,7 @@ fn duplicate_keys_apply_nothing_and_name_the_key() {
     for name in ["first", "second", "polls-config"] {
         assert!(!exists(&sim, &["configmap", name]), "{name} was applied");
     }
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -207,7 +191,7 @@ fn unquoted_yaml11_values_are_refused_before_anything_is_applied() {
         "{err}"
     );
     assert!(!exists(&sim, &["configmap", "polls-config"]));
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 /// What our own tools write quotes every YAML 1.1 look-alike, so the strict reading of
@@ -334,14 +318,15 @@ fn unreachable_server_is_retried_then_a_runtime_failure() {
          current-context: x\n",
     )
     .unwrap();
-    let mut c = cmd("kapply");
-    c.env("KUBECONFIG", &kubeconfig).args(["--retry-for", "1s"]);
-    let out = run_with_stdin(c, POLLS.as_bytes());
-    let err = exited(&out, 1);
+    let out = cmd("kapply")
+        .env("KUBECONFIG", &kubeconfig)
+        .args(["--retry-for", "1s"])
+        .run_with(POLLS);
+    let err = out.code(1).stderr();
     assert!(err.contains("retry 1 in "), "{err}");
     assert!(err.contains("discovery of"), "{err}");
     assert!(out.stdout.is_empty());
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 // ---- against the simulator ----------------------------------------------------------
@@ -350,10 +335,11 @@ fn unreachable_server_is_retried_then_a_runtime_failure() {
 fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
     let sim = Sim::start(&["--deploy-delay", "200ms"]);
     let out = kapply(&sim, &[], POLLS);
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout(&out), POLLS_CREATED);
-    let order = patch_order(
+    // Two sequential steps: what the pods consume, then the rest, each in parallel.
+    let mut order = patch_order(
         &sim,
         &[
             "configmaps",
@@ -363,14 +349,17 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
             "ingresses",
         ],
     );
+    assert_eq!(order.len(), 5, "{order:?}");
+    order[..2].sort();
+    order[2..].sort();
     assert_eq!(
         order,
         [
             "configmaps",
             "secrets",
-            "services",
             "deployments",
-            "ingresses"
+            "ingresses",
+            "services"
         ]
     );
 
@@ -406,7 +395,7 @@ fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
         stdout(&again),
         POLLS_CREATED.replace("created", "unchanged")
     );
-    assert_no_secret(&again);
+    again.no_secrets(SECRETS);
 }
 
 #[test]
@@ -422,7 +411,7 @@ fn a_changed_configmap_value_reports_configured_and_the_rest_unchanged() {
     );
     assert_eq!(text.matches(" unchanged\n").count(), 4, "{text}");
     assert_eq!(loglevel(&sim), "debug");
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -452,7 +441,9 @@ fn dry_run_and_diff_change_nothing() {
     // As `kubectl diff`: exit 1 when something differs, 0 when nothing does.
     let out = kapply(&sim, &["--diff"], &changed);
     assert!(
-        exited(&out, 1).contains("2 of 5 objects differ from the live state"),
+        out.code(1)
+            .stderr()
+            .contains("2 of 5 objects differ from the live state"),
         "{}",
         stderr(&out)
     );
@@ -533,13 +524,13 @@ fn a_kind_the_cluster_does_not_serve_stops_everything_before_writing() {
     let certificate = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: polls-tls}\n\
                        spec: {secretName: polls-tls, dnsNames: [polls.example.com], issuerRef: {name: x, kind: ClusterIssuer}}\n";
     let out = kapply(&sim, &[], &format!("{POLLS}---\n{certificate}"));
-    let err = exited(&out, 1);
+    let err = out.code(1).stderr();
     assert!(err.contains("cert-manager.io/v1 is not served"), "{err}");
     assert!(err.contains("is cert-manager installed?"), "{err}");
     assert!(err.contains("nothing was applied"), "{err}");
     assert!(out.stdout.is_empty());
     assert!(!exists(&sim, &["configmap", "polls-config"]));
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -555,7 +546,7 @@ fn a_namespace_other_than_the_flag_is_refused_before_writing() {
         )
     );
     assert!(!exists(&sim, &["configmap", "polls-config"]));
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -567,7 +558,7 @@ fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
     sim.apply_yaml(by_hand);
 
     let out = kapply(&sim, &[], POLLS);
-    let err = exited(&out, 1);
+    let err = out.code(1).stderr();
     assert!(
         err.contains(
             "ConfigMap/polls-config in namespace default: apply conflict: 1 field is managed"
@@ -587,7 +578,7 @@ fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
             .ends_with("kapply: 1 of 5 objects failed (1 conflict); 4 applied"),
         "{err}"
     );
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
     // The other objects were applied all the same.
     assert!(
         stdout(&out).contains("deployment.apps/polls-app created\n"),
@@ -611,7 +602,7 @@ fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
     let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lost, namespace: nonexistent}\ndata: {A: b}\n\
                   ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\ndata: {A: b}\n";
     let out = kapply(&sim, &[], &format!("{POLLS}---\n{broken}"));
-    let err = exited(&out, 1);
+    let err = out.code(1).stderr();
     assert!(err.contains("kapply: ConfigMap/lost in namespace nonexistent: namespaces \"nonexistent\" not found\n"), "{err}");
     assert!(
         err.contains(
@@ -626,7 +617,7 @@ fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
     );
     assert_eq!(stdout(&out), POLLS_CREATED);
     assert!(exists(&sim, &["ingress", "polls"]));
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 /// How many of kapply's requests the simulator answered with `outcome` (`503`,
@@ -661,7 +652,7 @@ fn assert_fault_survived(fault: &str, notice: &str, met: &[(&str, usize)]) {
         err.contains("retry 1 in ") && err.contains(notice),
         "{fault}: no retry reported with {notice:?}: {err}"
     );
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
     for object in [
         ["configmap", "polls-config"],
         ["secret", "polls-secret"],
@@ -769,7 +760,7 @@ fn output_yaml_is_the_live_objects_without_managed_fields() {
         "{}",
         stderr(&out)
     );
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 
     let out = kapply(&sim, &["-o", "json", "--show-managed-fields"], POLLS);
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
@@ -781,7 +772,7 @@ fn output_yaml_is_the_live_objects_without_managed_fields() {
 fn timeout_gives_up_with_exit_124_and_names_what_was_not_done() {
     let sim = Sim::start(&["--faults", "503:1000@PATCH"]);
     let out = kapply(&sim, &["--timeout", "2s", "--retry-for", "1h"], POLLS);
-    let err = exited(&out, 124);
+    let err = out.code(124).stderr();
     assert!(
         err.contains(
             "kapply: ConfigMap/polls-config in namespace default: not done when --timeout ran out"
@@ -794,7 +785,7 @@ fn timeout_gives_up_with_exit_124_and_names_what_was_not_done() {
         "{err}"
     );
     assert!(out.stdout.is_empty());
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -809,7 +800,9 @@ fn dry_run_of_a_new_namespace_and_crd_notes_what_the_server_cannot_check_yet() {
     // Exit 0 only when every object was checked.
     let out = kapply(&sim, &["--dry-run=server"], &stream);
     assert!(
-        exited(&out, 1).contains("2 of 4 objects not checked (see above); 2 checked"),
+        out.code(1)
+            .stderr()
+            .contains("2 of 4 objects not checked (see above); 2 checked"),
         "{}",
         stderr(&out)
     );
@@ -936,14 +929,14 @@ fn request_timeouts_are_retried_then_reported() {
         &["--request-timeout", "200ms", "--retry-for", "1s"],
         POLLS,
     );
-    let err = exited(&out, 1);
+    let err = out.code(1).stderr();
     assert!(err.contains(": timed out; retry 2 in "), "{err}");
     assert!(
         err.contains("failed: timed out (gave up after retrying for 1.0s)"),
         "{err}"
     );
     assert!(out.stdout.is_empty());
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 #[test]
@@ -962,13 +955,13 @@ fn a_closed_stdout_ends_quietly_with_141() {
     let mut stdin = child.stdin.take().unwrap();
     std::io::Write::write_all(&mut stdin, POLLS.as_bytes()).unwrap();
     drop(stdin);
-    let out = child.wait_with_output().unwrap();
-    let err = exited(&out, 141);
+    let out = Run::from(child.wait_with_output().unwrap());
+    let err = out.code(141).stderr();
     assert!(
         !err.contains("panicked") && !err.contains("Broken pipe"),
         "{err}"
     );
-    assert_no_secret(&out);
+    out.no_secrets(SECRETS);
 }
 
 /// Server warnings reach the user as kubectl prints them, each once: here Pod Security
@@ -981,7 +974,7 @@ fn server_warnings_are_printed_once_as_kubectl_prints_them() {
          pod-security.kubernetes.io/warn: restricted\n",
     );
     let out = kapply(&sim, &["-n", "strict"], POLLS);
-    let err = exited(&out, 0);
+    let err = out.code(0).stderr();
     let warning = "Warning: would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false";
     assert_eq!(err.matches(warning).count(), 1, "{err}");
     // kubectl says the same for the same object.
@@ -1110,7 +1103,7 @@ fn assert_bounded_by_timeout(fault: &str) {
     let started = std::time::Instant::now();
     let out = kapply(&sim, &["--timeout", "3s"], POLLS);
     let took = started.elapsed();
-    let err = exited(&out, 124);
+    let err = out.code(124).stderr();
     assert!(
         took < std::time::Duration::from_millis(3500),
         "{fault}: {took:?}\n{err}"
@@ -1146,7 +1139,7 @@ fn three_hundred_objects_ride_out_a_ten_second_outage() {
 }
 
 /// Starts kapply on `stdin`, sends it `signal` after a second, and returns its output.
-fn interrupted(sim: &Sim, signal: &str, stdin: &str) -> Output {
+fn interrupted(sim: &Sim, signal: &str, stdin: &str) -> Run {
     use std::io::Write;
     use std::process::Stdio;
     let mut c = sim.cmd("kapply");
@@ -1166,14 +1159,14 @@ fn interrupted(sim: &Sim, signal: &str, stdin: &str) -> Output {
         .status()
         .unwrap();
     assert!(sent.success());
-    child.wait_with_output().unwrap()
+    Run::from(child.wait_with_output().unwrap())
 }
 
 #[test]
 fn sigint_prints_every_applied_object_and_what_was_not_then_exits_130() {
     let sim = Sim::start(&["--faults", "latency:50ms"]);
     let out = interrupted(&sim, "-INT", &configmaps(300));
-    let err = exited(&out, 130);
+    let err = out.code(130).stderr();
     let printed: std::collections::BTreeSet<String> = stdout(&out)
         .lines()
         .map(|l| l.strip_suffix(" created").expect(l).to_owned())
@@ -1199,7 +1192,7 @@ fn sigint_prints_every_applied_object_and_what_was_not_then_exits_130() {
 fn sigterm_exits_143_after_the_same_report() {
     let sim = Sim::start(&["--faults", "latency:50ms"]);
     let out = interrupted(&sim, "-TERM", &configmaps(300));
-    let err = exited(&out, 143);
+    let err = out.code(143).stderr();
     assert!(err.contains("kapply: interrupted by SIGTERM: "), "{err}");
     assert!(stdout(&out).ends_with(" created\n"), "{err}");
 }
@@ -1213,7 +1206,7 @@ fn objects_in_a_namespace_that_failed_are_skipped_with_one_reason_each() {
         configmaps(3).replace("metadata: {name:", "metadata: {namespace: doomed, name:")
     );
     let out = kapply(&sim, &[], &stream);
-    let err = exited(&out, 1);
+    let err = out.code(1).stderr();
     assert_eq!(
         err.matches("not applied: its Namespace/doomed of this input could not be created")
             .count(),
@@ -1238,8 +1231,8 @@ fn a_closed_stdout_is_a_runtime_error() {
         &bin("kapply").to_string_lossy(),
     ])
     .env("KUBECONFIG", &sim.kubeconfig);
-    let out = run_with_stdin(c, POLLS.as_bytes());
-    let err = exited(&out, 1);
+    let out = c.run_with(POLLS);
+    let err = out.code(1).stderr();
     assert!(err.contains("stdout is closed"), "{err}");
 }
 
@@ -1259,10 +1252,10 @@ fn edited_kubeconfig(
     path
 }
 
-fn kapply_with_kubeconfig(env: &std::ffi::OsStr) -> Output {
+fn kapply_with_kubeconfig(env: &std::ffi::OsStr) -> Run {
     let mut c = cmd("kapply");
     c.env("KUBECONFIG", env);
-    run_with_stdin(c, POLLS.as_bytes())
+    c.run_with(POLLS)
 }
 
 #[test]
@@ -1299,7 +1292,7 @@ fn insecure_skip_tls_verify_warns_and_with_a_ca_is_refused() {
         config["clusters"][0]["cluster"]["insecure-skip-tls-verify"] = true.into();
     });
     let out = kapply_with_kubeconfig(both.as_os_str());
-    let err = exited(&out, 2);
+    let err = out.code(2).stderr();
     assert!(err.contains("insecure-skip-tls-verify"), "{err}");
     assert!(out.stdout.is_empty());
 

@@ -3,9 +3,7 @@
 //! that hold a Deployment back until its migration Job is complete. kubectl reads
 //! the same cluster, to show what the diagnosis stands for.
 
-mod common;
-
-use common::{Sim, run_with_stdin, stderr, stdout};
+use crate::common::{Sim, run_with_stdin, stderr, stdout};
 use std::process::Output;
 
 const SECRET_VALUE: &str = "s3cr3t-hunter2-value";
@@ -293,7 +291,7 @@ fn a_failed_migration_leaves_the_running_deployment_untouched() {
 #[test]
 fn manifest_gen_migrate_orders_the_migration_before_the_rollout() {
     let sim = sim();
-    let mut generate = common::cmd("manifest-gen");
+    let mut generate = crate::common::cmd("manifest-gen");
     generate.args([
         "--image",
         "polls:1",

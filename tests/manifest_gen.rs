@@ -1,8 +1,7 @@
 //! manifest-gen as a user runs it: flags in, YAML stream out, checked against the
 //! tutorial's manifests, kubernetes-validate, PyYAML (YAML 1.1) and kubectl.
 
-mod common;
-use common::*;
+use crate::common::*;
 
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -50,42 +49,22 @@ fn parse_stream(text: &str) -> Vec<Value> {
 }
 
 /// manifest-gen with no input stream (stdin is /dev/null, as in a pipeline with nothing before it).
-fn gen_args(args: &[&str]) -> Output {
-    cmd("manifest-gen")
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap()
+fn gen_args(args: &[&str]) -> Run {
+    cmd("manifest-gen").args(args).run()
 }
 
-fn gen_stream(args: &[&str], stdin: &str) -> Output {
-    run_with_stdin(
-        {
-            let mut c = cmd("manifest-gen");
-            c.args(args);
-            c
-        },
-        stdin.as_bytes(),
-    )
+fn gen_stream(args: &[&str], stdin: &str) -> Run {
+    cmd("manifest-gen").args(args).run_with(stdin)
 }
 
 /// manifest-gen `--image IMAGE` reading `stream` must refuse it: exit 2, nothing on
 /// stdout. Returns its stderr.
 fn refused_stream(stream: &str) -> String {
-    let out = gen_stream(&["--image", IMAGE], stream);
-    assert_eq!(out.status.code(), Some(2), "{stream}\n{}", stderr(&out));
-    assert!(out.stdout.is_empty());
-    stderr(&out)
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "manifest-gen failed ({:?}): {}",
-        out.status,
-        stderr(&out)
-    );
-    stdout(&out)
+    gen_stream(&["--image", IMAGE], stream)
+        .context(stream)
+        .code(2)
+        .stdout_empty()
+        .stderr()
 }
 
 /// A generated stream's objects, with `--image IMAGE` added to `args`; every stream a
@@ -93,13 +72,13 @@ fn ok(out: Output) -> String {
 fn objects(args: &[&str]) -> Vec<Value> {
     let mut all = vec!["--image", IMAGE];
     all.extend_from_slice(args);
-    valid_objects(&all, ok(gen_args(&all)))
+    valid_objects(&all, gen_args(&all).success().stdout())
 }
 
 fn objects_from(args: &[&str], stdin: &str) -> Vec<Value> {
     let mut all = vec!["--image", IMAGE];
     all.extend_from_slice(args);
-    valid_objects(&all, ok(gen_stream(&all, stdin)))
+    valid_objects(&all, gen_stream(&all, stdin).success().stdout())
 }
 
 fn valid_objects(args: &[&str], text: String) -> Vec<Value> {
@@ -559,7 +538,7 @@ fn job_name_changes_with_image_command_and_config_only() {
         "your_dockerhub_username/app_repo_name:v2",
     ];
     let other_image = find(
-        &parse_stream(&ok(gen_stream(&args, &config_stream()))),
+        &parse_stream(&gen_stream(&args, &config_stream()).success().stdout()),
         "Job",
     )
     .clone();
@@ -654,12 +633,16 @@ fn stream_objects_pass_through_first_in_order_and_unchanged() {
     assert_eq!(objs[..3], expected[..]);
     assert_eq!(kinds(&objs[3..]), ["Deployment", "Service"]);
     // `-i -` reads stdin explicitly; `-i FILE` reads a file.
-    let explicit = ok(gen_stream(&["--image", IMAGE, "-i", "-"], &input));
+    let explicit = gen_stream(&["--image", IMAGE, "-i", "-"], &input)
+        .success()
+        .stdout();
     assert_eq!(parse_stream(&explicit), objs);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("config.yaml");
     std::fs::write(&file, &input).unwrap();
-    let from_file = ok(gen_args(&["--image", IMAGE, "-i", file.to_str().unwrap()]));
+    let from_file = gen_args(&["--image", IMAGE, "-i", file.to_str().unwrap()])
+        .success()
+        .stdout();
     assert_eq!(from_file, explicit);
 }
 
@@ -714,7 +697,7 @@ fn config_hash(objs: &[Value]) -> Option<String> {
 fn hash_of(stream: &str) -> String {
     let out = gen_stream(&["--image", IMAGE], stream);
     assert!(!stderr(&out).contains(SECRET_VALUE));
-    config_hash(&parse_stream(&ok(out))).unwrap()
+    config_hash(&parse_stream(&out.success().stdout())).unwrap()
 }
 
 #[test]
@@ -793,7 +776,7 @@ fn secret_values_never_reach_stderr_or_the_generated_objects() {
         ],
         &config_stream(),
     );
-    let text = ok(out);
+    let text = out.success().stdout();
     let objs = parse_stream(&text);
     // The Secret passes through (it is the stream's); nothing generated copies a value.
     for obj in objs.iter().filter(|o| o["kind"] != "Secret") {
@@ -1122,9 +1105,9 @@ fn generate_combination(args: &[&str], with_stream: bool) -> String {
     let mut all = vec!["--image", IMAGE];
     all.extend_from_slice(args);
     if with_stream {
-        ok(gen_stream(&all, &config_stream()))
+        gen_stream(&all, &config_stream()).success().stdout()
     } else {
-        ok(gen_args(&all))
+        gen_args(&all).success().stdout()
     }
 }
 
@@ -1230,8 +1213,8 @@ fn output_is_deterministic_and_reads_back_the_same_under_yaml_1_1() {
     for (name, args, _) in combinations() {
         let mut all = vec!["--image", IMAGE];
         all.extend_from_slice(&args);
-        let first = ok(gen_stream(&all, &tricky));
-        let second = ok(gen_stream(&all, &tricky));
+        let first = gen_stream(&all, &tricky).success().stdout();
+        let second = gen_stream(&all, &tricky).success().stdout();
         assert_eq!(first, second, "{name}: two runs differ");
 
         let script = "import sys, json, yaml\nprint(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d is not None]))";
@@ -1383,14 +1366,9 @@ fn kubectl_client_dry_run_accepts_the_output() {
 #[test]
 fn envsplit_and_envsplit_secretgen_give_the_same_config_hash() {
     let env = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/polls/env");
-    let split = cmd("envsplit")
-        .args(["--app", "polls"])
-        .arg(&env)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let config = ok(split);
-    let encoded = ok(run_with_stdin(cmd("secretgen"), config.as_bytes()));
+    let split = cmd("envsplit").args(["--app", "polls"]).arg(&env).run();
+    let config = split.success().stdout();
+    let encoded = cmd("secretgen").run_with(&config).success().stdout();
     assert_ne!(config, encoded, "secretgen moved stringData into data");
     let direct = objects_from(&[], &config);
     let through_secretgen = objects_from(&[], &encoded);

@@ -1,34 +1,19 @@
 //! secretgen as a user runs it: the filter, --generate, --from-env-file, bad input,
 //! terminals, and secret values kept out of stderr.
 
-mod common;
+use crate::common::*;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::*;
 use serde_json::Value;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 /// A value that stands for a password in the inputs below: it must never reach stderr.
 const SECRET: &str = "hunter2-Xyzzy";
 
-/// Fails when a known secret value shows up in a tool's stderr.
-fn assert_no_secret_in_stderr(out: &Output) {
-    let err = stderr(out);
-    assert!(
-        !err.contains(SECRET),
-        "a secret value leaked to stderr:\n{err}"
-    );
-    assert!(
-        !err.contains(&STANDARD.encode(SECRET)),
-        "a base64 secret value leaked to stderr:\n{err}"
-    );
-}
-
-fn secretgen(args: &[&str], stdin: &str) -> Output {
-    let mut c = cmd("secretgen");
-    c.args(args);
-    let out = run_with_stdin(c, stdin.as_bytes());
-    assert_no_secret_in_stderr(&out);
+/// secretgen with `args` and `stdin`; a known secret value never reaches its stderr.
+fn secretgen(args: &[&str], stdin: &str) -> Run {
+    let out = cmd("secretgen").args(args).run_with(stdin);
+    out.no_secret(SECRET);
     out
 }
 

@@ -2,8 +2,7 @@
 //! Kubernetes uses: values (and keys) that look like bools, nulls, numbers or timestamps
 //! go through envsplit (and secretgen) and are read with PyYAML and with kubectl.
 
-mod common;
-use common::*;
+use crate::common::*;
 use serde_json::{Map, Value};
 use std::io::Write;
 use std::process::{Command, Stdio};

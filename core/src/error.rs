@@ -95,6 +95,7 @@ pub fn run(tool: &str, body: impl FnOnce() -> Result<()>) -> ExitCode {
 }
 
 /// Like [`run`] for tools that talk to the API server: builds the tokio runtime.
+#[cfg(feature = "cluster")]
 pub fn run_async<F>(tool: &str, body: F) -> ExitCode
 where
     F: std::future::Future<Output = Result<()>>,

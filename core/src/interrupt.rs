@@ -2,8 +2,11 @@
 //! can stop starting work, let what is in flight finish, and say what was done and what
 //! was not; it then exits 130 or 143, as the shell reports a process the signal killed.
 
+#[cfg(feature = "cluster")]
 use crate::error::{Error, Result};
+#[cfg(feature = "cluster")]
 use tokio::signal::unix::{SignalKind, signal};
+#[cfg(feature = "cluster")]
 use tokio::sync::watch;
 
 /// Which signal asked the tool to stop.
@@ -30,12 +33,15 @@ impl Signal {
     }
 }
 
-/// Caught SIGINT/SIGTERM; cheap to clone and to ask.
+/// Caught SIGINT/SIGTERM; cheap to clone and to ask (feature `cluster`: it needs the
+/// async runtime).
+#[cfg(feature = "cluster")]
 #[derive(Clone)]
 pub struct Interrupt {
     received: watch::Receiver<Option<Signal>>,
 }
 
+#[cfg(feature = "cluster")]
 impl Interrupt {
     /// Catches both signals from now on (in the current tokio runtime).
     pub fn install() -> Result<Interrupt> {

@@ -7,14 +7,17 @@
 //! - [`error`]: errors as values, messages and exit codes, quiet broken pipes.
 //! - [`redact`]: keeping secret values out of messages and terminals.
 //! - [`envfile`]: env files (dotenv and docker/kubectl dialects), for envsplit and secretgen.
-//! - [`connect`]: kubeconfig and client setup as kubectl does it.
+//! - [`connect`]: kubeconfig and client setup as kubectl does it (feature `cluster`).
 //! - [`time`]: durations on the command line.
 //! - [`cli`]: argument parsing plus completions and man pages from the same definitions.
-//! - [`api`]: which API failures are transient, the one retry policy, deadlines, wording.
+//! - [`api`]: which API failures are transient, the one retry policy, deadlines, wording
+//!   (feature `cluster`).
 //! - [`interrupt`]: SIGINT/SIGTERM caught, so that a tool can stop cleanly.
 
+#[cfg(feature = "cluster")]
 pub mod api;
 pub mod cli;
+#[cfg(feature = "cluster")]
 pub mod connect;
 pub mod envfile;
 pub mod error;
@@ -26,6 +29,8 @@ pub mod time;
 pub mod yaml;
 pub mod yaml11;
 
-pub use error::{Error, Result, run, run_async, write_stdout};
+#[cfg(feature = "cluster")]
+pub use error::run_async;
+pub use error::{Error, Result, run, write_stdout};
 pub use object::ObjectId;
 pub use stream::Document;

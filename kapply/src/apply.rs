@@ -135,10 +135,15 @@ impl Run {
                 while let Some(outcome) = done.get_mut(printed).and_then(Option::take) {
                     let item = &items[printed];
                     match &outcome {
-                        Outcome::Done { .. } if item.rank == Rank::CustomResourceDefinition => {
+                        Outcome::Done { .. }
+                            if item.id.kind == "CustomResourceDefinition"
+                                && item.id.group() == "apiextensions.k8s.io" =>
+                        {
                             applied_crds.insert(item.id.name.clone());
                         }
-                        Outcome::Failed(_) if item.rank == Rank::Namespace => {
+                        Outcome::Failed(_)
+                            if item.id.kind == "Namespace" && item.id.group().is_empty() =>
+                        {
                             failed_namespaces.insert(item.id.name.clone());
                         }
                         _ => {}

@@ -15,9 +15,10 @@ Files are read exactly as kubectl reads them (YAML 1.1: `0755` is 493, `on` is t
 merge keys, flow style, JSON streams, `kind: List`). A repeated key is a bad document, and
 so is a value the API server would refuse as read (`DEBUG: on` in a ConfigMap is a bool
 there): quote it (`DEBUG: \"on\"`).
-Order: Namespace, CustomResourceDefinition (waited for until Established), ServiceAccount
-and RBAC, ConfigMap, Secret, PersistentVolumeClaim, Service, Deployment/StatefulSet/
-DaemonSet, Job, Ingress, HorizontalPodAutoscaler, PodDisruptionBudget, custom resources.
+Order, in as few steps as Kubernetes needs: 1. Namespaces and CustomResourceDefinitions;
+2. what pods consume (ServiceAccount, RBAC, ConfigMap, Secret, PersistentVolumeClaim);
+3. everything else at once (Services, workloads, Jobs, Ingresses, custom resources the
+server serves); 4. kinds of this input's CRDs, once those are Established.
 
 Each object gets one line on stdout (on stderr with -o), as kubectl prints it:
   configmap/polls-config created

@@ -36,7 +36,6 @@ use kpipe_core::interrupt::Interrupt;
 use kpipe_core::redact::{Scrubber, mask_secret};
 use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::params::PatchParams;
-use order::Rank;
 use report::FailureKind;
 use serde_json::Value;
 use std::collections::HashSet;
@@ -126,7 +125,7 @@ pub async fn run(args: Args) -> Result<()> {
     }
     let input_namespaces = items
         .iter()
-        .filter(|i| i.rank == Rank::Namespace)
+        .filter(|i| i.id.kind == "Namespace" && i.id.group().is_empty())
         .map(|i| i.id.name.clone())
         .collect();
     let run = Run {

@@ -135,6 +135,6 @@ mod tests {
         let items = planned(text, Scope::Cluster, "polls", true).unwrap();
         assert!(items[0].body["metadata"].get("namespace").is_none());
         assert_eq!(items[0].id.namespace, None);
-        assert_eq!(items[0].rank, Rank::Namespace);
+        assert_eq!(items[0].rank, Rank::Foundation);
     }
 }

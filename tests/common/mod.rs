@@ -17,15 +17,111 @@ pub fn bin_dir() -> PathBuf {
         .to_path_buf()
 }
 
-/// Path of a workspace binary; `make test` builds them all before the tests run.
+/// The workspace root (the folder with Cargo.lock), whichever package's tests include
+/// this module.
+pub fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .ancestors()
+        .find(|d| d.join("Cargo.lock").is_file())
+        .expect("Cargo.lock above the package")
+        .to_path_buf()
+}
+
+/// Every binary of the workspace: the tools and kubesim.
+const BINARIES: &[&str] = &[
+    "envsplit",
+    "secretgen",
+    "manifest-gen",
+    "kapply",
+    "certwait",
+    "kubesim",
+];
+
+/// Path of a workspace binary, never a stale one. Cargo builds a package's own binaries
+/// before its tests (`CARGO_BIN_EXE_*`, kubesim's tests); the root package's tests run
+/// other packages' binaries, so the first call in a test process checks every one
+/// against its sources (its package, core, Cargo.lock) and, if one is missing or older,
+/// runs `cargo build --workspace --bins` (as `make test` does) before any test goes on:
+/// a plain `cargo test` then tests the code as it is.
 pub fn bin(name: &str) -> PathBuf {
-    let path = bin_dir().join(name);
+    static FRESH: std::sync::Once = std::sync::Once::new();
+    if name == "kubesim"
+        && let Some(path) = option_env!("CARGO_BIN_EXE_kubesim")
+    {
+        return PathBuf::from(path);
+    }
+    FRESH.call_once(|| {
+        if BINARIES.iter().any(|b| stale(&bin_dir().join(b), b)) {
+            build();
+        }
+    });
+    bin_dir().join(name)
+}
+
+/// [`bin_dir`] for a PATH or `make BIN=`, with every tool and kubesim in it fresh.
+pub fn fresh_bin_dir() -> PathBuf {
+    bin("envsplit");
+    bin_dir()
+}
+
+/// The folders and files a workspace binary is built from.
+fn sources(name: &str) -> Vec<PathBuf> {
+    let root = workspace_root();
+    let package = if name == "kubesim" {
+        root.join("tests/kubesim")
+    } else {
+        root.join(name)
+    };
+    vec![
+        package.join("src"),
+        package.join("Cargo.toml"),
+        root.join("core/src"),
+        root.join("core/Cargo.toml"),
+        root.join("Cargo.lock"),
+    ]
+}
+
+/// Whether `path` is missing or older than any file it is built from.
+fn stale(path: &Path, name: &str) -> bool {
+    fn newest(path: &Path) -> std::time::SystemTime {
+        let meta = std::fs::metadata(path).ok();
+        let own = meta
+            .as_ref()
+            .and_then(|m| m.modified().ok())
+            .unwrap_or(std::time::UNIX_EPOCH);
+        if !meta.is_some_and(|m| m.is_dir()) {
+            return own;
+        }
+        std::fs::read_dir(path)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| newest(&e.path()))
+            .fold(own, std::cmp::max)
+    }
+    let Ok(built) = std::fs::metadata(path).and_then(|m| m.modified()) else {
+        return true;
+    };
+    sources(name).iter().any(|s| newest(s) > built)
+}
+
+/// `cargo build --workspace --bins` into the target folder these tests run from.
+fn build() {
+    let dir = bin_dir();
+    let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    c.args(["build", "--quiet", "--workspace", "--bins"])
+        .arg("--target-dir")
+        .arg(dir.parent().expect("target folder"))
+        .current_dir(workspace_root());
+    if dir.file_name().is_some_and(|d| d == "release") {
+        c.arg("--release");
+    }
+    let out = c.output().expect("run cargo build");
     assert!(
-        path.exists(),
-        "{} is not built: run `cargo build --workspace --bins` (make test does)",
-        path.display()
+        out.status.success(),
+        "building the tools for the tests failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    path
 }
 
 /// A command for a workspace binary with a clean, predictable environment.
@@ -37,18 +133,7 @@ pub fn cmd(name: &str) -> Command {
 
 /// Runs a command with `stdin` piped in, collecting stdout, stderr and the exit status.
 pub fn run_with_stdin(mut c: Command, stdin: &[u8]) -> Output {
-    c.stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn");
-    let mut input = child.stdin.take().unwrap();
-    let data = stdin.to_vec();
-    let writer = std::thread::spawn(move || {
-        let _ = input.write_all(&data);
-    });
-    let out = child.wait_with_output().expect("wait");
-    writer.join().unwrap();
-    out
+    c.run_with(stdin).output
 }
 
 pub fn stdout(o: &Output) -> String {
@@ -57,6 +142,184 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// What a run of a tool did. Assertions chain and, when one fails, the message shows
+/// the exit status, stdout and stderr:
+/// `cmd("envsplit").arg("x").run().code(2).stdout_empty().stderr_has("x:").no_secret(S)`.
+/// It dereferences to the [`Output`], so `stdout(&run)` and `run.status` work too.
+pub struct Run {
+    output: Output,
+    context: String,
+}
+
+/// Runs a [`Command`] into a [`Run`]: with stdin closed, or fed from bytes.
+pub trait Exec {
+    fn run(&mut self) -> Run;
+    fn run_with(&mut self, stdin: impl AsRef<[u8]>) -> Run;
+}
+
+impl Exec for Command {
+    fn run(&mut self) -> Run {
+        self.stdin(Stdio::null())
+            .output()
+            .expect("spawn a tool")
+            .into()
+    }
+
+    fn run_with(&mut self, stdin: impl AsRef<[u8]>) -> Run {
+        self.stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = self.spawn().expect("spawn a tool");
+        let mut input = child.stdin.take().expect("stdin");
+        let data = stdin.as_ref().to_vec();
+        // A tool may exit before reading everything: a failed write is its business.
+        let writer = std::thread::spawn(move || {
+            let _ = input.write_all(&data);
+        });
+        let out = child.wait_with_output().expect("wait for a tool");
+        writer.join().expect("stdin writer");
+        out.into()
+    }
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            output,
+            context: String::new(),
+        }
+    }
+}
+
+impl std::ops::Deref for Run {
+    type Target = Output;
+    fn deref(&self) -> &Output {
+        &self.output
+    }
+}
+
+impl Run {
+    /// Adds `text` (a simulator's log, the input) to every failure message.
+    #[must_use]
+    pub fn context(mut self, text: impl std::fmt::Display) -> Run {
+        self.context = text.to_string();
+        self
+    }
+
+    #[track_caller]
+    fn check(&self, ok: bool, what: &str) -> &Run {
+        assert!(
+            ok,
+            "{what}\n--- exit: {}\n--- stdout:\n{}\n--- stderr:\n{}{}",
+            self.output.status,
+            self.stdout(),
+            self.stderr(),
+            if self.context.is_empty() {
+                String::new()
+            } else {
+                format!("\n--- context:\n{}", self.context)
+            }
+        );
+        self
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// The exit code is `code` (a death by signal is none).
+    #[track_caller]
+    pub fn code(&self, code: i32) -> &Run {
+        self.check(
+            self.output.status.code() == Some(code),
+            &format!("expected exit code {code}"),
+        )
+    }
+
+    #[track_caller]
+    pub fn success(&self) -> &Run {
+        self.code(0)
+    }
+
+    #[track_caller]
+    pub fn stdout_empty(&self) -> &Run {
+        self.check(self.output.stdout.is_empty(), "expected nothing on stdout")
+    }
+
+    #[track_caller]
+    pub fn stderr_empty(&self) -> &Run {
+        self.check(self.output.stderr.is_empty(), "expected nothing on stderr")
+    }
+
+    #[track_caller]
+    pub fn stdout_has(&self, needle: &str) -> &Run {
+        self.check(
+            self.stdout().contains(needle),
+            &format!("expected {needle:?} on stdout"),
+        )
+    }
+
+    #[track_caller]
+    pub fn stdout_lacks(&self, needle: &str) -> &Run {
+        self.check(
+            !self.stdout().contains(needle),
+            &format!("expected no {needle:?} on stdout"),
+        )
+    }
+
+    #[track_caller]
+    pub fn stderr_has(&self, needle: &str) -> &Run {
+        self.check(
+            self.stderr().contains(needle),
+            &format!("expected {needle:?} on stderr"),
+        )
+    }
+
+    #[track_caller]
+    pub fn stderr_lacks(&self, needle: &str) -> &Run {
+        self.check(
+            !self.stderr().contains(needle),
+            &format!("expected no {needle:?} on stderr"),
+        )
+    }
+
+    /// `secret` is on stderr in none of the forms a leak takes: as is, base64 (standard
+    /// and URL-safe, as Secret `data` holds it), JSON-escaped (as a server echoes it).
+    /// Secret values belong on stdout (the manifests), never in messages.
+    #[track_caller]
+    pub fn no_secret(&self, secret: &str) -> &Run {
+        use base64::Engine as _;
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        let err = self.stderr();
+        let json = serde_json::to_string(secret).expect("a string");
+        for form in [
+            secret.to_owned(),
+            STANDARD.encode(secret),
+            URL_SAFE.encode(secret),
+            json[1..json.len() - 1].to_owned(),
+        ] {
+            self.check(
+                !err.contains(&form),
+                &format!("a secret value reached stderr (as {form:?})"),
+            );
+        }
+        self
+    }
+
+    /// [`Run::no_secret`] for each of `secrets`.
+    #[track_caller]
+    pub fn no_secrets(&self, secrets: &[&str]) -> &Run {
+        for secret in secrets {
+            self.no_secret(secret);
+        }
+        self
+    }
 }
 
 /// A `kubesim serve` process on its own port and state, killed on drop.

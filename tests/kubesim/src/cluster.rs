@@ -1106,10 +1106,8 @@ fn commit(
     let size = serde_json::to_vec(&object)
         .map(|v| v.len())
         .unwrap_or_default();
-    if size > 3 * kpipe_core::object::MAX_OBJECT_BYTES {
-        return Err(ApiError::too_large(
-            3 * kpipe_core::object::MAX_OBJECT_BYTES,
-        ));
+    if size > 3 * crate::rules::MAX_OBJECT_BYTES {
+        return Err(ApiError::too_large(3 * crate::rules::MAX_OBJECT_BYTES));
     }
     if old == Some(&object) {
         return Ok((200, object.clone()));

@@ -30,6 +30,7 @@ mod yaml11;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
 
 use clap::{Parser, Subcommand};
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -69,6 +70,7 @@ Examples:
   kubesim serve --kubeconfig-out /tmp/kubesim.kubeconfig --cert-manager &
   KUBECONFIG=/tmp/kubesim.kubeconfig kubectl get ns
   kubesim serve --kubeconfig-out kc --faults '503:3@PATCH,watch-close:5'
+  kubesim serve --kubeconfig-out kc --latency write=12ms,read=2ms   # as a real server
   kubesim serve --kubeconfig-out kc --pods-fail ':broken$=ImagePullBackOff'
 
 Exit status: 0 when stopped by SIGTERM/SIGINT, 1 on a runtime failure, 2 on bad usage.";
@@ -111,6 +113,13 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SPEC", default_value = "")]
     pub faults: String,
 
+    /// How long a real API server takes to answer, added to every request of a client
+    /// (not the simulated controllers', not watches): `write=12ms,read=2ms` (a write
+    /// goes through admission and etcd, a read is served from the watch cache), or one
+    /// duration for both. For benchmarks that show what users of a real cluster see.
+    #[arg(long, value_name = "SPEC", value_parser = server::Latency::parse, default_value = "0")]
+    pub latency: server::Latency,
+
     /// Load objects from FILE at start if it exists; save them there on exit.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
@@ -128,6 +137,8 @@ pub struct ServeOptions {
     pub http: bool,
     /// Initial fault rules (see `kubesim serve --help`).
     pub faults: String,
+    /// Added to every client request (see `kubesim serve --help`).
+    pub latency: server::Latency,
     /// Objects to start with (a file written by [`RunningServer::save_state`]).
     pub state: Option<PathBuf>,
     /// Simulated controllers to run; None runs none. `cert_manager` in them also
@@ -350,6 +361,9 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningServer> {
     let shared = Arc::new(server::Shared {
         cluster: cluster.clone(),
         faults,
+        latency: opts.latency,
+        writes_in_flight: AtomicUsize::new(0),
+        write_steps: AtomicUsize::new(0),
         token: (!opts.http).then_some(token),
         address: address.to_string(),
     });
@@ -416,6 +430,7 @@ pub async fn run(args: Args) -> Result<()> {
         port: args.port,
         http: args.http,
         faults: args.faults.clone(),
+        latency: args.latency,
         state: args.state.clone(),
         controllers: None,
         cert_manager_crds: args.controllers.cert_manager,

@@ -3,11 +3,60 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use kpipe_core::object::{MAX_OBJECT_BYTES, dns1123_label_error, dns1123_subdomain_error};
 use serde_json::{Map, Value, json};
 
 use crate::kinds::ResourceType;
 use crate::status::{ApiError, Cause, DNS1123_SUBDOMAIN_HINT};
+
+/// etcd's request limit, which the server applies to ConfigMap and Secret data.
+pub const MAX_OBJECT_BYTES: usize = 1024 * 1024;
+
+// The name rules are kubesim's own, written from apimachinery's validation (IsDNS1123Label,
+// IsDNS1123Subdomain) and checked against the recorded server answers (see the tests),
+// never shared with the tools: a simulator that used the tools' rules could not catch
+// their mistakes.
+
+/// apimachinery's DNS-1123 label regex, `[a-z0-9]([-a-z0-9]*[a-z0-9])?`.
+fn is_dns1123_label(s: &str) -> bool {
+    let alphanumeric = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    s.starts_with(alphanumeric)
+        && s.ends_with(alphanumeric)
+        && s.chars().all(|c| alphanumeric(c) || c == '-')
+}
+
+/// Why `name` is not a DNS-1123 label (Namespace and Service names), as the server says.
+fn dns1123_label_error(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("must not be empty".into())
+    } else if name.len() > 63 {
+        Some("must be no more than 63 characters".into())
+    } else if !is_dns1123_label(name) {
+        Some(
+            "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or \
+             '-', and must start and end with an alphanumeric character"
+                .into(),
+        )
+    } else {
+        None
+    }
+}
+
+/// Why `name` is not a DNS-1123 subdomain (most object names), as the server says.
+fn dns1123_subdomain_error(name: &str) -> Option<String> {
+    if name.is_empty() {
+        Some("must not be empty".into())
+    } else if name.len() > 253 {
+        Some("must be no more than 253 characters".into())
+    } else if !name.split('.').all(is_dns1123_label) {
+        Some(
+            "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric \
+             characters, '-' or '.', and must start and end with an alphanumeric character"
+                .into(),
+        )
+    } else {
+        None
+    }
+}
 
 fn is(rt: &ResourceType, group: &str, plural: &str) -> bool {
     rt.group == group && rt.plural == plural && !rt.custom
@@ -635,6 +684,46 @@ mod tests {
 
     fn rt(plural: &str) -> ResourceType {
         builtins().into_iter().find(|t| t.plural == plural).unwrap()
+    }
+
+    /// The cause a real kube-apiserver gave for a name (recorded in tests/fixtures).
+    fn recorded_name_cause(fixture: &str) -> String {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../fixtures/apiserver/");
+        let text = std::fs::read_to_string(format!("{path}{fixture}")).unwrap();
+        let record: Value = serde_json::from_str(&text).unwrap();
+        record["response"]["body"]["details"]["causes"][0]["message"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    }
+
+    #[test]
+    fn name_rules_say_what_the_recorded_server_said() {
+        let cause = Cause::invalid(
+            "metadata.name",
+            "\"Bad_Name\"",
+            &format!(
+                "{} {DNS1123_SUBDOMAIN_HINT}",
+                dns1123_subdomain_error("Bad_Name").unwrap()
+            ),
+        );
+        assert_eq!(cause.message, recorded_name_cause("24-invalid-name.json"));
+        for good in [
+            "polls",
+            "polls-config",
+            "a.b-c.d",
+            "0",
+            "x".repeat(253).as_str(),
+        ] {
+            assert_eq!(dns1123_subdomain_error(good), None, "{good}");
+        }
+        for bad in ["", "-a", "a-", "a..b", ".a", "A", "a_b", &"x".repeat(254)] {
+            assert!(dns1123_subdomain_error(bad).is_some(), "{bad:?}");
+        }
+        assert_eq!(dns1123_label_error("polls"), None);
+        for bad in ["a.b", &"x".repeat(64), "-a", ""] {
+            assert!(dns1123_label_error(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -36,11 +37,76 @@ const DEFAULT_WATCH_SECONDS: u64 = 1800;
 pub struct Shared {
     pub cluster: Arc<Cluster>,
     pub faults: Arc<Faults>,
+    pub latency: Latency,
+    /// With a write latency: client writes in flight now, and how many times a write
+    /// arrived while none was (each a sequential write step, which `make bench` counts).
+    pub writes_in_flight: AtomicUsize,
+    pub write_steps: AtomicUsize,
     /// The bearer token every request must carry; None over plain HTTP, where
     /// kubectl (client-go) sends no credentials at all.
     pub token: Option<String>,
     /// host:port, for /api's serverAddressByClientCIDRs.
     pub address: String,
+}
+
+/// A real API server's answer time: a write passes admission and waits for etcd (10-15
+/// ms on a real cluster), a read is served from the watch cache (1-3 ms).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Latency {
+    pub write: Duration,
+    pub read: Duration,
+}
+
+impl Latency {
+    /// `write=D,read=D` (either may be left out: zero), or one duration for both.
+    pub fn parse(spec: &str) -> Result<Latency, String> {
+        let duration = |d: &str| kpipe_core::time::parse_duration(d);
+        let mut latency = Latency::default();
+        for part in spec.split(',').map(str::trim) {
+            match part.split_once('=') {
+                Some(("write", d)) => latency.write = duration(d)?,
+                Some(("read", d)) => latency.read = duration(d)?,
+                Some((other, _)) => {
+                    return Err(format!("unknown latency {other:?} (write or read)"));
+                }
+                None => {
+                    let both = duration(part)?;
+                    latency = Latency {
+                        write: both,
+                        read: both,
+                    };
+                }
+            }
+        }
+        Ok(latency)
+    }
+
+    fn of(&self, method: &Method) -> Duration {
+        if matches!(*method, Method::GET | Method::HEAD) {
+            self.read
+        } else {
+            self.write
+        }
+    }
+}
+
+/// A client write being served, counted while it lasts (even if the client goes away).
+struct WriteInFlight<'a>(&'a AtomicUsize);
+
+impl<'a> WriteInFlight<'a> {
+    fn start(shared: &'a Shared) -> WriteInFlight<'a> {
+        if shared.writes_in_flight.fetch_add(1, Ordering::SeqCst) == 0 {
+            let step = shared.write_steps.fetch_add(1, Ordering::SeqCst) + 1;
+            eprintln!("kubesim: sequential write step {step}");
+        }
+        WriteInFlight(&shared.writes_in_flight)
+    }
+}
+
+impl Drop for WriteInFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 /// The header the simulated controllers send: their requests are exempt from
@@ -170,6 +236,14 @@ pub async fn handle(
         tokio::time::sleep(latency).await;
     }
     let mut lost = false;
+    let modelled = shared.latency.of(&method);
+    let _in_flight = (!caller.controller
+        && !shared.latency.write.is_zero()
+        && !matches!(method, Method::GET | Method::HEAD))
+    .then(|| WriteInFlight::start(&shared));
+    if !caller.controller && !is_watch && !modelled.is_zero() {
+        tokio::time::sleep(modelled).await;
+    }
     if let Some(faults) = faults {
         let verdict = if is_watch {
             faults.watch_verdict()

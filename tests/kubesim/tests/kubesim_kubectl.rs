@@ -1,6 +1,7 @@
 //! The installed kubectl, a client nobody here wrote, against a fresh `kubesim serve`
 //! per test: if kubectl accepts the simulator, so do kapply and certwait.
 
+#[path = "../../common/mod.rs"]
 mod common;
 
 use std::process::{Output, Stdio};
