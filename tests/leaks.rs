@@ -24,11 +24,10 @@
 //! - certwait: a stream with Secrets and a Certificate that never gets ready (timeout),
 //!   and a failing connection.
 
-mod common;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use common::{Sim, cmd, run_with_stdin, stderr};
+use crate::common::{Sim, cmd, run_with_stdin, stderr};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 
@@ -128,7 +127,7 @@ fn on_pty(line: &str, kubeconfig: Option<&std::path::Path>) -> String {
             "PATH",
             format!(
                 "{}:{}",
-                common::bin_dir().display(),
+                crate::common::bin_dir().display(),
                 std::env::var("PATH").unwrap_or_default()
             ),
         )

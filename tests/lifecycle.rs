@@ -2,8 +2,7 @@
 //! and the simulator's deletion (propagation policies, garbage collection), checked with
 //! the real kubectl.
 
-mod common;
-use common::*;
+use crate::common::*;
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};

@@ -11,6 +11,8 @@ mod corpus;
 mod envsplit;
 mod kapply;
 mod kapply_wait;
+mod leaks;
+mod lifecycle;
 mod manifest_gen;
 mod pipeline;
 mod secretgen;
