@@ -24,10 +24,9 @@
 //! - certwait: a stream with Secrets and a Certificate that never gets ready (timeout),
 //!   and a failing connection.
 
-
+use crate::common::{Sim, cmd, run_with_stdin, stderr};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use crate::common::{Sim, cmd, run_with_stdin, stderr};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Output, Stdio};
 

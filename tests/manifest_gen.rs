@@ -1417,7 +1417,9 @@ fn on_a_terminal_stdin_is_not_read_and_secrets_are_not_shown() {
 
 #[test]
 fn cluster_issuers_are_the_tutorials_acme_issuers_and_are_ready_once_applied() {
-    let text = gen_args(&["--cluster-issuers", "ops@example.com"]).success().stdout();
+    let text = gen_args(&["--cluster-issuers", "ops@example.com"])
+        .success()
+        .stdout();
     let docs = parse_stream(&text);
     assert_eq!(docs.len(), 2, "{text}");
     for (doc, (name, server)) in docs.iter().zip([

@@ -125,11 +125,15 @@ pub fn learn_objects<'a>(objects: impl IntoIterator<Item = &'a Value>) {
         }
     }
     let mut known = known();
+    let before = (known.needles.len(), known.public.len());
     for value in values {
         add_forms(&mut known.needles, &value);
     }
     known.public.extend(public);
-    known.matcher = None;
+    // Server answers repeat what the input taught: rebuild only for something new.
+    if (known.needles.len(), known.public.len()) != before {
+        known.matcher = None;
+    }
 }
 
 /// Learns one secret value (a credential, a value envsplit classifies as secret).
@@ -150,11 +154,21 @@ fn secret_values(obj: &Value, out: &mut Vec<String>) {
             continue;
         };
         for value in map.values() {
+            // The base64 of data is one of the forms learned from its decoded value:
+            // learning it apart would add base64-of-base64 and, on every read-back of
+            // a Secret, rebuild the matcher for nothing.
             if field == "data"
                 && let Some(text) = value.as_str()
                 && let Ok(plain) = STANDARD.decode(text)
             {
-                out.push(String::from_utf8_lossy(&plain).into_owned());
+                match String::from_utf8(plain) {
+                    Ok(plain) => {
+                        out.push(plain);
+                        continue;
+                    }
+                    // Binary data: its text parts, and the base64 as it is.
+                    Err(e) => out.push(String::from_utf8_lossy(e.as_bytes()).into_owned()),
+                }
             }
             scalars(value, out);
         }
@@ -308,21 +322,24 @@ impl Known {
 }
 
 /// The needles that occur inside a public string: masking `polls` would turn every
-/// `polls-app` of every message into `<redacted>-app` and protect nothing.
+/// `polls-app` of every message into `<redacted>-app` and protect nothing. Public
+/// strings are names and labels (at most a few hundred bytes each), so looking up each
+/// of their substrings costs far less than an automaton over every needle.
 fn public_needles<'a>(needles: &[&'a str], public: &HashSet<String>) -> HashSet<&'a str> {
+    let needles: HashSet<&'a str> = needles.iter().copied().collect();
     let mut hits = HashSet::new();
-    if public.is_empty() || needles.is_empty() {
-        return hits;
-    }
-    let Ok(finder) = AhoCorasick::builder()
-        .kind(Some(AhoCorasickKind::ContiguousNFA))
-        .build(needles)
-    else {
-        return hits;
-    };
     for text in public {
-        for m in finder.find_overlapping_iter(text.as_str()) {
-            hits.insert(needles[m.pattern().as_usize()]);
+        let bounds: Vec<usize> = text
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain([text.len()])
+            .collect();
+        for (n, &start) in bounds.iter().enumerate() {
+            for &end in &bounds[n + 1..] {
+                if let Some(&hit) = needles.get(&text[start..end]) {
+                    hits.insert(hit);
+                }
+            }
         }
     }
     hits

@@ -49,11 +49,15 @@ impl ResourceType {
         }
     }
 
-    /// Has a /scale subresource (autoscaling/v1 Scale), as Deployments and ReplicaSets do.
+    /// Has a /scale subresource (autoscaling/v1 Scale), as Deployments, ReplicaSets and
+    /// StatefulSets do.
     pub fn scale_subresource(&self) -> bool {
         !self.custom
             && self.group == "apps"
-            && matches!(self.plural.as_str(), "deployments" | "replicasets")
+            && matches!(
+                self.plural.as_str(),
+                "deployments" | "replicasets" | "statefulsets"
+            )
     }
 
     /// Has a /log subresource (plain text), as Pods do.
@@ -295,7 +299,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "StatefulSet",
         namespaced: true,
         short_names: &["sts"],
-        categories: &[],
+        categories: &["all"],
         status: true,
     },
     Builtin {
@@ -305,7 +309,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "DaemonSet",
         namespaced: true,
         short_names: &["ds"],
-        categories: &[],
+        categories: &["all"],
         status: true,
     },
     Builtin {
@@ -375,7 +379,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "ValidatingWebhookConfiguration",
         namespaced: false,
         short_names: &[],
-        categories: &[],
+        categories: &["api-extensions"],
         status: false,
     },
     Builtin {
@@ -385,7 +389,7 @@ const BUILTINS: &[Builtin] = &[
         kind: "MutatingWebhookConfiguration",
         namespaced: false,
         short_names: &[],
-        categories: &[],
+        categories: &["api-extensions"],
         status: false,
     },
     Builtin {
