@@ -6,30 +6,21 @@
 # no-op re-apply of what exists.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-target/release}
+source scripts/lib.sh
+use_bin
 RUNS=${RUNS:-3}
 INSTALL=tests/corpus/manifests/argo-cd-install.yaml
 
 work=$(mktemp -d)
 sim_pid=
-stop_sim() {
-    if [[ -n $sim_pid ]]; then
-        kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
-    fi
-    sim_pid=
-    return 0
-}
-trap 'stop_sim; rm -rf "$work"' EXIT
+trap 'stop_kubesim; rm -rf "$work"' EXIT
 
 # A fresh simulator with the namespace the install goes into.
 start_sim() {
-    stop_sim
+    stop_kubesim
     rm -rf "$work/sim" && mkdir -p "$work/sim"
-    "$BIN/kubesim" serve --kubeconfig-out "$work/sim/kubeconfig" 2>"$work/sim/kubesim.log" &
-    sim_pid=$!
-    for _ in $(seq 300); do [[ -s $work/sim/kubeconfig ]] && break; sleep 0.05; done
-    [[ -s $work/sim/kubeconfig ]] || { echo "kubesim did not start" >&2; exit 1; }
-    export KUBECONFIG=$work/sim/kubeconfig HOME=$work/sim
+    start_kubesim "$work/sim"
+    export HOME=$work/sim
     printf 'apiVersion: v1\nkind: Namespace\nmetadata: {name: argocd}\n' | "$BIN/kapply" >/dev/null
     # kubectl's discovery cache, as on a workstation.
     kubectl api-resources >/dev/null
@@ -54,7 +45,7 @@ for ((i = 0; i < RUNS; i++)); do
         fi
     done
 done
-stop_sim
+stop_kubesim
 
 row() { # name, k_secs, k_kib, c_secs, c_kib, notes
     awk -v name="$1" -v ks="$2" -v kr="$3" -v cs="$4" -v cr="$5" -v notes="$6" 'BEGIN {

@@ -6,18 +6,12 @@
 # request; what did not arrive is counted on the server afterwards.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-target/release}
+source scripts/lib.sh
+use_bin
 
 work=$(mktemp -d)
 sim_pid=
-stop_sim() {
-    if [[ -n $sim_pid ]]; then
-        kill "$sim_pid" 2>/dev/null || true
-        wait "$sim_pid" 2>/dev/null || true
-        sim_pid=
-    fi
-}
-trap 'stop_sim; rm -rf "$work"' EXIT
+trap 'stop_kubesim; rm -rf "$work"' EXIT
 export HOME=$work
 
 for i in $(seq 300); do
@@ -26,11 +20,7 @@ done >"$work/300.yaml"
 
 start_sim() { # fault spec
     rm -f "$work/kubeconfig"
-    "$BIN/kubesim" serve --kubeconfig-out "$work/kubeconfig" --faults "$1" 2>"$work/kubesim.log" &
-    sim_pid=$!
-    for _ in $(seq 300); do [[ -s $work/kubeconfig ]] && break; sleep 0.05; done
-    [[ -s $work/kubeconfig ]] || { echo "kubesim did not start: $(cat "$work/kubesim.log")" >&2; exit 1; }
-    export KUBECONFIG=$work/kubeconfig
+    start_kubesim "$work" --faults "$1"
 }
 
 # One run of a command through a fresh simulator with `fault`: "secs kib missing".
@@ -41,7 +31,7 @@ through() { # fault, command
     m=$(python3 bench/measure.py -n 1 --stdin "$work/300.yaml" -- "$2 2>/dev/null || true")
     local present
     present=$(kubectl get configmaps -o name | grep -c '^configmap/cm-' || true)
-    stop_sim
+    stop_kubesim
     echo "$m $((300 - present))"
 }
 

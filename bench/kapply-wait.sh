@@ -10,20 +10,20 @@
 # is sent from the already-running Python process, so no process start-up is counted
 # for the writer. Prints one markdown table row (the Makefile prints the header).
 set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/lib.sh
+use_bin
 RUNS=${RUNS:-7}
 work=$(mktemp -d)
 sim_pid=
 cleanup() {
-    if [[ -n $sim_pid ]]; then kill "$sim_pid" 2>/dev/null || true; wait "$sim_pid" 2>/dev/null || true; fi
+    stop_kubesim
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-kubesim serve --deploy-delay 1h --kubeconfig-out "$work/kubeconfig" 2>"$work/kubesim.log" &
-sim_pid=$!
-for _ in $(seq 300); do [[ -s $work/kubeconfig ]] && break; sleep 0.1; done
-[[ -s $work/kubeconfig ]] || { echo "bench/kapply-wait.sh: kubesim did not start: $(cat "$work/kubesim.log")" >&2; exit 1; }
-export KUBECONFIG=$work/kubeconfig HOME=$work
+start_kubesim "$work" --deploy-delay 1h
+export HOME=$work
 
 python3 - "$RUNS" "$work" <<'PY'
 import base64, http.client, json, ssl, statistics, subprocess, sys, time, urllib.parse

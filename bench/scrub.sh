@@ -6,23 +6,20 @@
 # form, builds the matcher and masks the whole output with it. Prints table rows only.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-BIN=${BIN:-target/release}
+source scripts/lib.sh
+use_bin
 RUNS=${RUNS:-5}
 KEYS=48000
 
 work=$(mktemp -d)
 sim_pid=
 cleanup() {
-    [[ -n $sim_pid ]] && kill "$sim_pid" 2>/dev/null && wait "$sim_pid" 2>/dev/null
+    stop_kubesim
     rm -rf "$work"
 }
 trap cleanup EXIT
 
-"$BIN/kubesim" serve --kubeconfig-out "$work/kubeconfig" 2>"$work/kubesim.log" &
-sim_pid=$!
-for _ in $(seq 300); do [[ -s $work/kubeconfig ]] && break; sleep 0.05; done
-[[ -s $work/kubeconfig ]] || { echo "kubesim did not start: $(cat "$work/kubesim.log")" >&2; exit 1; }
-export KUBECONFIG=$work/kubeconfig
+start_kubesim "$work"
 
 python3 - "$work" "$KEYS" <<'PY'
 import random, string, sys

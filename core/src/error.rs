@@ -132,39 +132,11 @@ fn report(tool: &str, e: Error) -> ExitCode {
 /// known secret values are masked unless the user asked to see them.
 pub fn write_stdout(text: &str) -> Result<()> {
     use io::Write;
-    if !text.is_empty() && stdout_was_closed() {
-        return Err(Error::runtime(
-            "cannot write the output: stdout is closed (it was started with >&-)",
-        ));
-    }
     let text = crate::redact::for_stdout(text);
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
-}
-
-/// Whether the tool was started with stdout closed. Rust's runtime then opens /dev/null
-/// in its place (read-write), so writes would succeed and the output be lost; a shell's
-/// `>/dev/null` opens it write-only. Linux only (elsewhere: never detected).
-fn stdout_was_closed() -> bool {
-    static CLOSED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    *CLOSED.get_or_init(|| {
-        let is_null = std::fs::read_link("/proc/self/fd/1")
-            .is_ok_and(|target| target == std::path::Path::new("/dev/null"));
-        // fdinfo's `flags:` are octal; the access mode is the low two bits (2: O_RDWR).
-        let read_write = || {
-            std::fs::read_to_string("/proc/self/fdinfo/1")
-                .ok()
-                .and_then(|info| {
-                    info.lines()
-                        .find_map(|l| l.strip_prefix("flags:"))
-                        .and_then(|f| u32::from_str_radix(f.trim(), 8).ok())
-                })
-                .is_some_and(|flags| flags & 3 == 2)
-        };
-        is_null && read_write()
-    })
 }
 
 #[cfg(test)]
