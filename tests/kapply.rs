@@ -1132,7 +1132,9 @@ fn three_hundred_objects_ride_out_a_throttling_storm() {
 
 #[test]
 fn three_hundred_objects_ride_out_a_ten_second_outage() {
-    let sim = Sim::start(&["--faults", "down:10s+300ms"]);
+    // Writes take 20 ms each (a real server's order), so the outage that starts 300 ms
+    // after kapply's first request always falls in the middle of the 300 writes.
+    let sim = Sim::start(&["--faults", "down:10s+300ms", "--latency", "write=20ms"]);
     let out = kapply_ok(&sim, &[], &configmaps(300));
     assert_eq!(stdout(&out).matches(" created\n").count(), 300);
     assert!(answered(&sim, "reset") > 0, "{}", sim.log());
