@@ -1138,8 +1138,27 @@ fn commit(
         }
         return Ok((code, object));
     }
-    let stored = store.put(key.clone(), object);
-    Ok((code, stored.clone()))
+    let dangling = old.is_none() && owners_all_gone(store, &object);
+    let stored = store.put(key.clone(), object).clone();
+    if dangling {
+        // Created for an owner that is already gone (a controller's write racing the
+        // owner's deletion): the garbage collector deletes such an object at once.
+        store.remove(key);
+    }
+    Ok((code, stored))
+}
+
+/// Whether `object` names owners and none of them exists any more.
+fn owners_all_gone(store: &Store, object: &Value) -> bool {
+    object["metadata"]["ownerReferences"]
+        .as_array()
+        .is_some_and(|refs| {
+            !refs.is_empty()
+                && refs
+                    .iter()
+                    .filter_map(|r| r["uid"].as_str())
+                    .all(|uid| store.key_of_uid(uid).is_none())
+        })
 }
 
 fn scale_of(deployment: &Value) -> Value {
