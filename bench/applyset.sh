@@ -9,17 +9,9 @@ source scripts/lib.sh
 use_bin
 RUNS=${RUNS:-5}
 
-work=$(mktemp -d)
-sim_pid=
-cleanup() {
-    stop_kubesim
-    rm -rf "$work"
-}
-trap cleanup EXIT
+scratch_dir
 
 start_kubesim "$work"
-# kubectl keeps its discovery cache under HOME, as on a workstation.
-export HOME=$work
 export KUBECTL_APPLYSET=true
 
 configmaps() { # first last

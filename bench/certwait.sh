@@ -12,16 +12,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 use_bin
 RUNS=${RUNS:-7}
-work=$(mktemp -d)
-sim_pid=
-cleanup() {
-    stop_kubesim
-    rm -rf "$work"
-}
-trap cleanup EXIT
+scratch_dir
 
 start_kubesim "$work" --cert-manager --cert-delay 1h
-export HOME=$work
 
 # A real Secret for certwait to read on success, as cert-manager would leave it.
 openssl req -x509 -newkey rsa:2048 -nodes -days 90 -subj "/CN=bench.example.com" \

@@ -13,16 +13,9 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 use_bin
 RUNS=${RUNS:-7}
-work=$(mktemp -d)
-sim_pid=
-cleanup() {
-    stop_kubesim
-    rm -rf "$work"
-}
-trap cleanup EXIT
+scratch_dir
 
 start_kubesim "$work" --deploy-delay 1h
-export HOME=$work
 
 python3 - "$RUNS" "$work" <<'PY'
 import json, subprocess, sys, time

@@ -12,17 +12,9 @@ use_bin
 RUNS_SMALL=${RUNS_SMALL:-9}
 RUNS_BIG=${RUNS_BIG:-7}
 
-work=$(mktemp -d)
-sim_pid=
-cleanup() {
-    stop_kubesim
-    rm -rf "$work"
-}
-trap cleanup EXIT
+scratch_dir
 
 start_kubesim "$work" --latency "${LATENCY:-write=12ms,read=2ms}"
-# kubectl keeps its discovery cache under HOME, as on a workstation.
-export HOME=$work
 
 for i in $(seq 500); do
     printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d}\ndata: {INDEX: "%d", LEVEL: info}\n' "$i" "$i"

@@ -35,3 +35,13 @@ use_bin() {
     PATH="$(cd "$BIN" && pwd):$PATH"
     export BIN PATH
 }
+
+# scratch_dir: a new folder in $work, removed on exit together with any kubesim started
+# in it. HOME points there: kubectl starts with an empty discovery cache and fills it in
+# a warm-up run, as on a workstation.
+scratch_dir() {
+    work=$(mktemp -d)
+    sim_pid=
+    trap 'stop_kubesim; rm -rf "$work"' EXIT
+    export HOME=$work
+}
