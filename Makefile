@@ -58,7 +58,7 @@ envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) \
   | manifest-gen $(GEN_FLAGS)
 endef
 
-.PHONY: help build test test-deps lint fmt install completions man bench config \
+.PHONY: help build build-dev tools test test-deps lint fmt install completions man bench config \
         render deploy diff destroy issuers wait-cert promote demo
 
 help: ## list targets and variables
@@ -73,6 +73,11 @@ build: ## build the release binaries into target/release
 	$(CARGO) build --release -p envsplit -p secretgen -p manifest-gen
 	$(CARGO) build --release -p kapply -p certwait -p kubesim
 
+# The targets that run the tools take them from BIN, else from PATH (make install); a
+# fresh clone builds them on first use instead of failing on a missing command.
+tools:
+	@for t in $(TOOLS); do command -v $$t >/dev/null || { $(MAKE) --no-print-directory build; break; }; done
+
 $(VENV)/.ok: tests/requirements.txt
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
@@ -80,8 +85,13 @@ $(VENV)/.ok: tests/requirements.txt
 
 test-deps: $(VENV)/.ok ## install what the tests need (Python: PyYAML, kubernetes-validate)
 
-test: test-deps ## build everything and run all tests (what CI runs)
+# The binaries the tests and the demo run: one dev-profile build of the workspace serves
+# both (the first `make demo` then `make test` compile once), and unoptimised
+# dependencies build in about half the time of a release build.
+build-dev: ## build every binary with the dev profile into target/debug (what demo and test run)
 	$(CARGO) build --workspace --bins
+
+test: test-deps build-dev ## build everything and run all tests (what CI runs)
 	$(CARGO) test --workspace --no-fail-fast
 
 lint: ## rustfmt check and clippy (with the pedantic lints chosen in Cargo.toml) as errors
@@ -116,10 +126,10 @@ install: build completions man ## install tools, man pages and completions under
 	  install -m 0644 target/completions/fish/$$t.fish $(DESTDIR)$(PREFIX)/share/fish/vendor_completions.d/
 	done
 
-config: ## envsplit | secretgen on ENV: the ConfigMap and Secret (shows secrets)
+config: tools ## envsplit | secretgen on ENV: the ConfigMap and Secret (shows secrets)
 	@envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) | secretgen --show
 
-render: ## write the whole manifest set to OUT (0600: it holds Secrets), no cluster needed
+render: tools ## write the whole manifest set to OUT (0600: it holds Secrets), no cluster needed
 	@umask 077
 	tmp=$$(mktemp "$(OUT).XXXXXX")
 	trap 'rm -f "$$tmp"' EXIT
@@ -133,7 +143,7 @@ render: ## write the whole manifest set to OUT (0600: it holds Secrets), no clus
 # migrate Job of an older image or config) is pruned once everything else applied.
 # The certificate is waited for only once the rollout is ready: a failed rollout ends
 # the target with kapply's diagnosis alone.
-deploy: ## render, apply (server-side), prune what APP dropped, wait for the rollout (migration first), then the TLS certificate
+deploy: tools ## render, apply (server-side), prune what APP dropped, wait for the rollout (migration first), then the TLS certificate
 	@umask 077
 	tmp=$$(mktemp)
 	live=$$(mktemp)
@@ -142,7 +152,7 @@ deploy: ## render, apply (server-side), prune what APP dropped, wait for the rol
 	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
 	certwait $(NS_FLAG) --timeout $(TIMEOUT) < "$$live"
 
-diff: ## show what deploy would change and prune in the cluster (applies nothing)
+diff: tools ## show what deploy would change and prune in the cluster (applies nothing)
 	@umask 077
 	tmp=$$(mktemp)
 	trap 'rm -f "$$tmp"' EXIT
@@ -151,16 +161,16 @@ diff: ## show what deploy would change and prune in the cluster (applies nothing
 
 # The certificate's Secret is cert-manager's, outside the set: it goes too, so that
 # nothing of the app is left (a new deploy then issues a new certificate).
-destroy: ## delete everything deploy made for APP (and its certificate), and wait until gone
+destroy: tools ## delete everything deploy made for APP (and its certificate), and wait until gone
 	@kapply $(NS_FLAG) --applyset $(APPLYSET) --delete-all
 	kubectl $(NS_FLAG) delete secret $(APP)-tls --ignore-not-found --wait
 
 # The issuers are declared here: they take over issuers made by hand (--force-conflicts).
-issuers: ## apply the letsencrypt-staging and letsencrypt-prod ClusterIssuers (needs EMAIL=you@example.com)
+issuers: tools ## apply the letsencrypt-staging and letsencrypt-prod ClusterIssuers (needs EMAIL=you@example.com)
 	@test -n "$(EMAIL)" || { echo "make issuers: set EMAIL=you@example.com (Let's Encrypt account)" >&2; exit 2; }
 	manifest-gen --cluster-issuers "$(EMAIL)" </dev/null | kapply --wait --force-conflicts --timeout $(TIMEOUT)
 
-wait-cert: ## wait for the certificate of APP's Ingress
+wait-cert: tools ## wait for the certificate of APP's Ingress
 	@certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls
 
 promote: ## switch the Ingress to letsencrypt-prod and wait again (the tutorial's last step)

@@ -11,8 +11,10 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 if [[ -z "${KPIPE_BIN:-}" ]]; then
-  make --no-print-directory build >/dev/null
-  KPIPE_BIN=target/release
+  # The dev profile: the same build `make test` uses, and half the first build's time of
+  # a release build; the demo's few objects do not need optimised code.
+  make --no-print-directory build-dev >/dev/null
+  KPIPE_BIN=target/debug
 fi
 BIN=$KPIPE_BIN use_bin
 
