@@ -29,8 +29,14 @@ through() { # fault, command
     local m
     # A tool that gives up on some objects exits non-zero: counted below, not fatal.
     m=$(python3 bench/measure.py -n 1 --stdin "$work/300.yaml" -- "$2 2>/dev/null || true")
-    local present
-    present=$(kubectl get configmaps -o name | grep -c '^configmap/cm-' || true)
+    # Counted once the server answers again: a tool that gave up early (kubectl in the
+    # outage) is done before the fault is over, and a list refused then counts nothing.
+    local listing present tries=0
+    until listing=$(kubectl get configmaps -o name 2>/dev/null); do
+        ((++tries < 150)) || { stop_kubesim; echo "kubesim did not answer after the fault" >&2; return 1; }
+        sleep 0.1
+    done
+    present=$(grep -c '^configmap/cm-' <<<"$listing" || true)
     stop_kubesim
     echo "$m $((300 - present))"
 }
