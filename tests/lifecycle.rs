@@ -522,6 +522,66 @@ spec:
     );
 }
 
+/// Puts a finalizer of its own on ConfigMap `name`: its deletion waits until it is taken off.
+fn hold(sim: &Sim, name: &str, finalizers: &str) {
+    let patch = format!(r#"{{"metadata":{{"finalizers":{finalizers}}}}}"#);
+    sim.kubectl_ok(&["patch", "configmap", name, "--type=merge", "-p", &patch]);
+}
+
+#[test]
+fn delete_all_waits_for_what_a_finalizer_holds_and_no_longer() {
+    let sim = Sim::start(&[]);
+    kapply_ok(
+        &sim,
+        &["--applyset", "stuck", "--prune"],
+        &configmap("stuck"),
+    );
+    kapply_ok(&sim, &["--applyset", "held", "--prune"], &configmap("held"));
+    hold(&sim, "stuck", r#"["example.com/hold"]"#);
+    hold(&sim, "held", r#"["example.com/hold"]"#);
+
+    // Held for good: --timeout ends the wait and names what is not gone.
+    let started = Instant::now();
+    let out = kapply(
+        &sim,
+        &["--applyset", "stuck", "--delete-all", "--timeout", "2s"],
+        "",
+    );
+    let elapsed = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(124), "{err}");
+    assert!(elapsed < Duration::from_millis(3500), "{elapsed:?}");
+    assert!(
+        err.contains("waiting for 1 deleted objects to be gone"),
+        "{err}"
+    );
+    assert!(
+        err.contains("ConfigMap/stuck in namespace default: not done when --timeout ran out"),
+        "{err}"
+    );
+
+    // Let go a second in: kapply is done a moment after, not at a poll or a timeout.
+    let out = std::thread::scope(|s| {
+        s.spawn(|| {
+            std::thread::sleep(Duration::from_secs(1));
+            hold(&sim, "held", "null");
+        });
+        let started = Instant::now();
+        let out = kapply(&sim, &["--applyset", "held", "--delete-all"], "");
+        (out, started.elapsed())
+    });
+    let (out, elapsed) = out;
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}\n{}", sim.log());
+    assert!(
+        err.contains("waiting for 1 deleted objects to be gone"),
+        "{err}"
+    );
+    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
+    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    assert!(!exists(&sim, "configmap/held", "default"));
+}
+
 // ---- the simulator's deletion, through kubectl ------------------------------------------
 
 /// A ConfigMap `owner` and a ConfigMap `child` whose ownerReferences name it.

@@ -1,55 +1,7 @@
-//! The cert-manager resources certwait reads, and how API errors are classified and retried.
+//! How API errors are classified, and one-off requests retried.
 
 use kpipe_core::api::{RetryPolicy, Stopped};
-use kube::api::{ApiResource, DynamicObject, GroupVersionKind};
-use kube::{Api, Client};
 use std::future::Future;
-
-pub const CERT_MANAGER_V1: &str = "cert-manager.io/v1";
-
-fn resource(group: &str, kind: &str, plural: &str) -> ApiResource {
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk(group, "v1", kind), plural)
-}
-
-pub fn certificates(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let ar = resource("cert-manager.io", "Certificate", "certificates");
-    Api::namespaced_with(client.clone(), namespace, &ar)
-}
-
-pub fn certificate_requests(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let ar = resource(
-        "cert-manager.io",
-        "CertificateRequest",
-        "certificaterequests",
-    );
-    Api::namespaced_with(client.clone(), namespace, &ar)
-}
-
-pub fn orders(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let ar = resource("acme.cert-manager.io", "Order", "orders");
-    Api::namespaced_with(client.clone(), namespace, &ar)
-}
-
-pub fn challenges(client: &Client, namespace: &str) -> Api<DynamicObject> {
-    let ar = resource("acme.cert-manager.io", "Challenge", "challenges");
-    Api::namespaced_with(client.clone(), namespace, &ar)
-}
-
-/// `Issuer` in `namespace` or `ClusterIssuer`.
-pub fn issuers(client: &Client, kind: &str, namespace: &str) -> Api<DynamicObject> {
-    if kind == "ClusterIssuer" {
-        Api::all_with(
-            client.clone(),
-            &resource("cert-manager.io", kind, "clusterissuers"),
-        )
-    } else {
-        Api::namespaced_with(
-            client.clone(),
-            namespace,
-            &resource("cert-manager.io", kind, "issuers"),
-        )
-    }
-}
 
 /// The HTTP status of an API error answer, if the server answered.
 pub fn status_code(e: &kube::Error) -> Option<u16> {

@@ -5,17 +5,22 @@
 //! issuer's Ready condition, and hints for the failures people hit most.
 
 use crate::api;
-use crate::status::{Condition, condition, conditions};
+use crate::certmanager::{
+    self, Certificate, CertificateRequest, Challenge, Condition, Issuer, Order, condition,
+    conditions,
+};
 use crate::target::{CertKey, IssuerRef};
-use kube::Client;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::ListParams;
-use serde_json::Value;
-use std::fmt::Write;
+use kube::core::Object;
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::{Debug, Write};
 
 /// The issuer as found on the server.
 #[derive(Debug, Clone)]
 pub enum IssuerState {
-    Found(Value),
+    Found(Box<Issuer>),
     Missing,
     Unreadable(String),
 }
@@ -43,11 +48,11 @@ impl IssuerState {
 pub struct Chain {
     pub key: CertKey,
     /// `None`: the Certificate does not exist.
-    pub cert: Option<Value>,
+    pub cert: Option<Certificate>,
     pub issuer: Option<(IssuerRef, IssuerState)>,
-    pub request: Option<Value>,
-    pub order: Option<Value>,
-    pub challenges: Vec<Value>,
+    pub request: Option<CertificateRequest>,
+    pub order: Option<Order>,
+    pub challenges: Vec<Challenge>,
     /// Parts of the chain that could not be read, and why.
     pub unreadable: Vec<String>,
 }
@@ -57,7 +62,7 @@ pub struct Chain {
 pub async fn gather(
     client: &Client,
     key: &CertKey,
-    cert: Option<&Value>,
+    cert: Option<&Certificate>,
     issuer: Option<&IssuerRef>,
 ) -> Chain {
     let issuer = match cert.and_then(|c| IssuerRef::of_certificate(c, &key.namespace)) {
@@ -81,21 +86,26 @@ pub async fn gather(
     let ns = &key.namespace;
     let mut unreadable = Vec::new();
     let requests = list(
-        api::certificate_requests(client, ns),
+        certmanager::certificate_requests(client, ns),
         "CertificateRequests",
         &mut unreadable,
     )
     .await;
     chain.request = newest(requests.iter().filter(|r| belongs_to_certificate(r, cert))).cloned();
     if let Some(request) = &chain.request {
-        let orders = list(api::orders(client, ns), "Orders", &mut unreadable).await;
-        chain.order = newest(orders.iter().filter(|o| is_owned_by(o, request))).cloned();
+        let orders = list(certmanager::orders(client, ns), "Orders", &mut unreadable).await;
+        chain.order = newest(orders.iter().filter(|o| is_owned_by(&o.metadata, request))).cloned();
     }
     if let Some(order) = &chain.order {
-        let challenges = list(api::challenges(client, ns), "Challenges", &mut unreadable).await;
+        let challenges = list(
+            certmanager::challenges(client, ns),
+            "Challenges",
+            &mut unreadable,
+        )
+        .await;
         chain.challenges = challenges
             .into_iter()
-            .filter(|c| is_owned_by(c, order))
+            .filter(|c| is_owned_by(&c.metadata, order))
             .collect();
     }
     chain.unreadable = unreadable;
@@ -104,23 +114,22 @@ pub async fn gather(
 
 /// Reads an issuer's state, retrying transient errors.
 pub async fn issuer_state(client: &Client, issuer: &IssuerRef) -> IssuerState {
-    let issuers = api::issuers(client, &issuer.kind, &issuer.namespace);
+    let issuers = certmanager::issuers(client, &issuer.kind, &issuer.namespace);
     match api::retry(|| issuers.get_opt(&issuer.name)).await {
-        Ok(Some(object)) => IssuerState::Found(to_value(&object)),
+        Ok(Some(object)) => IssuerState::Found(Box::new(object)),
         Ok(None) => IssuerState::Missing,
         Err(e) => IssuerState::Unreadable(api::describe(&e)),
     }
 }
 
-async fn list(
-    api: kube::Api<kube::api::DynamicObject>,
-    what: &str,
-    unreadable: &mut Vec<String>,
-) -> Vec<Value> {
+async fn list<K>(api: kube::Api<K>, what: &str, unreadable: &mut Vec<String>) -> Vec<K>
+where
+    K: Resource + Clone + DeserializeOwned + Debug,
+{
     let params = ListParams::default();
     let list = api::retry(|| api.list(&params)).await;
     match list {
-        Ok(list) => list.items.iter().map(to_value).collect(),
+        Ok(list) => list.items,
         // The ACME CRDs are absent when cert-manager runs without ACME issuers.
         Err(e) if api::status_code(&e) == Some(404) => Vec::new(),
         Err(e) => {
@@ -130,51 +139,39 @@ async fn list(
     }
 }
 
-fn to_value(object: &kube::api::DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or_default()
-}
-
 /// A CertificateRequest belongs to a Certificate when the Certificate owns it, or (for
 /// requests made by older cert-manager or by hand) when it carries the annotation
 /// cert-manager sets.
-pub fn belongs_to_certificate(request: &Value, cert: &Value) -> bool {
-    let name = cert["metadata"]["name"].as_str();
-    is_owned_by(request, cert)
-        || request["metadata"]["annotations"]["cert-manager.io/certificate-name"].as_str() == name
+pub fn belongs_to_certificate(request: &CertificateRequest, cert: &Certificate) -> bool {
+    is_owned_by(&request.metadata, cert)
+        || annotation(&request.metadata, "cert-manager.io/certificate-name")
+            == cert.metadata.name.as_deref()
 }
 
-/// `object` lists `owner` in its ownerReferences (by uid, or by kind and name when the
-/// owner has no uid, as in hand-written fixtures).
-pub fn is_owned_by(object: &Value, owner: &Value) -> bool {
-    let uid = owner["metadata"]["uid"].as_str();
-    let name = owner["metadata"]["name"].as_str();
-    let kind = owner["kind"].as_str();
-    object["metadata"]["ownerReferences"]
-        .as_array()
-        .is_some_and(|refs| {
-            refs.iter().any(|r| match uid {
-                Some(uid) => r["uid"].as_str() == Some(uid),
-                None => {
-                    r["name"].as_str() == name && (kind.is_none() || r["kind"].as_str() == kind)
-                }
-            })
-        })
+/// An object with `metadata` lists `owner` in its ownerReferences (by uid, or by kind and
+/// name when the owner has no uid, as in hand-written fixtures).
+pub fn is_owned_by<P: Clone, U: Clone>(object: &ObjectMeta, owner: &Object<P, U>) -> bool {
+    let uid = owner.metadata.uid.as_deref();
+    let name = owner.metadata.name.as_deref();
+    let kind = owner.types.as_ref().map(|t| t.kind.as_str());
+    object.owner_references.iter().flatten().any(|r| match uid {
+        Some(uid) => r.uid == uid,
+        None => Some(r.name.as_str()) == name && kind.is_none_or(|k| r.kind == k),
+    })
 }
 
-/// The most recently created object (RFC 3339 UTC times sort as text); on a tie, the
-/// higher certificate revision.
-pub fn newest<'a>(objects: impl Iterator<Item = &'a Value>) -> Option<&'a Value> {
+/// The most recently created object; on a tie, the higher certificate revision.
+pub fn newest<'a, K: Resource + 'a>(objects: impl Iterator<Item = &'a K>) -> Option<&'a K> {
     objects.max_by_key(|o| {
-        let created = o["metadata"]["creationTimestamp"]
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        let revision = o["metadata"]["annotations"]["cert-manager.io/certificate-revision"]
-            .as_str()
+        let revision = annotation(o.meta(), "cert-manager.io/certificate-revision")
             .and_then(|r| r.parse::<u64>().ok())
             .unwrap_or_default();
-        (created, revision)
+        (o.meta().creation_timestamp.clone(), revision)
     })
+}
+
+fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
 }
 
 /// The chain as text, indented under a heading, ending with hints.
@@ -188,15 +185,14 @@ pub fn render(chain: &Chain) -> String {
         return out;
     };
     let _ = writeln!(out, "Certificate {key}:");
-    render_conditions(&mut out, "  ", &conditions(cert));
-    if let Some(names) = cert["spec"]["dnsNames"].as_array() {
-        let names: Vec<&str> = names.iter().filter_map(Value::as_str).collect();
-        let _ = writeln!(out, "  DNS Names: {}", names.join(", "));
+    render_conditions(&mut out, "  ", conditions(cert));
+    if !cert.spec.dns_names.is_empty() {
+        let _ = writeln!(out, "  DNS Names: {}", cert.spec.dns_names.join(", "));
     }
-    if let Some(failed) = cert["status"]["lastFailureTime"].as_str() {
-        let attempts = cert["status"]["failedIssuanceAttempts"]
-            .as_u64()
-            .unwrap_or(1);
+    if let Some(status) = &cert.status
+        && let Some(failed) = &status.last_failure_time
+    {
+        let attempts = status.failed_issuance_attempts.unwrap_or(1);
         let _ = writeln!(
             out,
             "  Last failure: {failed} (failed attempts: {attempts})"
@@ -209,30 +205,32 @@ pub fn render(chain: &Chain) -> String {
         }
         Some(request) => {
             let _ = writeln!(out, "CertificateRequest: {}", name_of(request));
-            render_conditions(&mut out, "  ", &conditions(request));
+            render_conditions(&mut out, "  ", conditions(request));
         }
     }
     if let Some(order) = &chain.order {
         let _ = writeln!(out, "Order: {}", name_of(order));
+        let status = order.status.as_ref();
         let _ = writeln!(
             out,
             "  State: {}{}",
-            text(order, "/status/state", "<none>"),
-            reason_suffix(order)
+            status.and_then(|s| s.state.as_deref()).unwrap_or("<none>"),
+            reason_suffix(status)
         );
         let _ = writeln!(out, "Challenges:");
         if chain.challenges.is_empty() {
             let _ = writeln!(out, "  none");
         }
         for challenge in &chain.challenges {
+            let status = challenge.status.as_ref();
             let _ = writeln!(
                 out,
                 "  - {}: {}, Domain: {}, State: {}{}",
                 name_of(challenge),
-                text(challenge, "/spec/type", "?"),
-                text(challenge, "/spec/dnsName", "?"),
-                text(challenge, "/status/state", "<none>"),
-                reason_suffix(challenge)
+                challenge.spec.type_.as_deref().unwrap_or("?"),
+                challenge.spec.dns_name.as_deref().unwrap_or("?"),
+                status.and_then(|s| s.state.as_deref()).unwrap_or("<none>"),
+                reason_suffix(status)
             );
         }
     }
@@ -251,8 +249,9 @@ fn render_issuer(out: &mut String, chain: &Chain) {
     match state {
         IssuerState::Found(object) => {
             let ready: Vec<Condition> = conditions(object)
-                .into_iter()
+                .iter()
                 .filter(|c| c.type_ == "Ready")
+                .cloned()
                 .collect();
             if ready.is_empty() {
                 let _ = writeln!(out, "  no Ready condition");
@@ -320,8 +319,9 @@ pub fn hints(chain: &Chain) -> Vec<String> {
     let acme_reasons: Vec<&str> = chain
         .order
         .iter()
-        .chain(&chain.challenges)
-        .filter_map(|o| o.pointer("/status/reason").and_then(Value::as_str))
+        .map(|o| &o.status)
+        .chain(chain.challenges.iter().map(|c| &c.status))
+        .filter_map(|status| status.as_ref()?.reason.as_deref())
         .collect();
     if acme_reasons
         .iter()
@@ -334,12 +334,14 @@ pub fn hints(chain: &Chain) -> Vec<String> {
         );
     }
     for challenge in &chain.challenges {
-        let state = text(challenge, "/status/state", "");
-        if matches!(state, "valid" | "") || text(challenge, "/status/reason", "").is_empty() {
+        let status = challenge.status.as_ref();
+        let state = status.and_then(|s| s.state.as_deref()).unwrap_or_default();
+        let reason = status.and_then(|s| s.reason.as_deref()).unwrap_or_default();
+        if matches!(state, "valid" | "") || reason.is_empty() {
             continue;
         }
-        let domain = text(challenge, "/spec/dnsName", "?");
-        let hint = if text(challenge, "/spec/type", "") == "HTTP-01" {
+        let domain = challenge.spec.dns_name.as_deref().unwrap_or("?");
+        let hint = if challenge.spec.type_.as_deref() == Some("HTTP-01") {
             format!(
                 "Let's Encrypt could not fetch http://{domain}/.well-known/acme-challenge/...: \
                  the DNS record of {domain} must point at the ingress controller's external IP \
@@ -358,28 +360,25 @@ pub fn hints(chain: &Chain) -> Vec<String> {
 }
 
 /// `, Reason: ...` when an Order or Challenge gives one.
-fn reason_suffix(object: &Value) -> String {
-    match text(object, "/status/reason", "") {
+fn reason_suffix(status: Option<&certmanager::OrderStatus>) -> String {
+    match status.and_then(|s| s.reason.as_deref()).unwrap_or_default() {
         "" => String::new(),
         reason => format!(", Reason: {reason}"),
     }
 }
 
-fn name_of(object: &Value) -> &str {
-    object["metadata"]["name"].as_str().unwrap_or("?")
-}
-
-fn text<'a>(object: &'a Value, pointer: &str, default: &'a str) -> &'a str {
-    object
-        .pointer(pointer)
-        .and_then(Value::as_str)
-        .unwrap_or(default)
+fn name_of<K: Resource>(object: &K) -> &str {
+    object.meta().name.as_deref().unwrap_or("?")
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn typed<K: DeserializeOwned>(object: Value) -> K {
+        serde_json::from_value(object).unwrap()
+    }
 
     fn key() -> CertKey {
         CertKey {
@@ -397,8 +396,8 @@ mod tests {
         }
     }
 
-    fn failed_cert() -> Value {
-        json!({
+    fn failed_cert() -> Certificate {
+        typed(json!({
             "apiVersion": "cert-manager.io/v1", "kind": "Certificate",
             "metadata": {"name": "polls-tls", "namespace": "default", "uid": "cert-uid", "generation": 1},
             "spec": {"secretName": "polls-tls", "dnsNames": ["polls.example.com"],
@@ -407,33 +406,40 @@ mod tests {
                 {"type": "Ready", "status": "False", "reason": "DoesNotExist", "message": "Issuing certificate as Secret does not exist", "observedGeneration": 1},
                 {"type": "Issuing", "status": "False", "reason": "Failed", "message": "The certificate request has failed to complete and will be retried: Failed to wait for order resource \"polls-tls-1-1234\" to become ready: order is in \"invalid\" state", "observedGeneration": 1}
             ]}
-        })
+        }))
     }
 
-    fn request(name: &str, created: &str, owner_uid: &str) -> Value {
-        json!({
+    fn request(name: &str, created: &str, owner_uid: &str) -> CertificateRequest {
+        typed(json!({
             "kind": "CertificateRequest",
             "metadata": {"name": name, "uid": format!("{name}-uid"), "creationTimestamp": created,
-                         "ownerReferences": [{"kind": "Certificate", "name": "polls-tls", "uid": owner_uid}]},
+                         "ownerReferences": [{"apiVersion": "cert-manager.io/v1", "kind": "Certificate", "name": "polls-tls", "uid": owner_uid}]},
+            "spec": {},
             "status": {"conditions": [
                 {"type": "Approved", "status": "True", "reason": "cert-manager.io", "message": "Certificate request has been approved by cert-manager.io"},
                 {"type": "Ready", "status": "False", "reason": "Failed", "message": "Failed to wait for order resource \"polls-tls-1-1234\" to become ready: order is in \"invalid\" state"}
             ]}
-        })
+        }))
     }
 
     fn failed_chain() -> Chain {
-        let issuer = json!({"kind": "ClusterIssuer", "metadata": {"name": "letsencrypt-staging"},
-            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "ACMEAccountRegistered", "message": "The ACME account was registered with the ACME server"}]}});
-        let order = json!({"kind": "Order", "metadata": {"name": "polls-tls-1-1234", "uid": "order-uid"},
-            "status": {"state": "invalid", "reason": ""}});
-        let challenge = json!({"kind": "Challenge", "metadata": {"name": "polls-tls-1-1234-5678"},
+        let issuer = typed(
+            json!({"kind": "ClusterIssuer", "metadata": {"name": "letsencrypt-staging"}, "spec": {},
+            "status": {"conditions": [{"type": "Ready", "status": "True", "reason": "ACMEAccountRegistered", "message": "The ACME account was registered with the ACME server"}]}}),
+        );
+        let order = typed(
+            json!({"kind": "Order", "metadata": {"name": "polls-tls-1-1234", "uid": "order-uid"},
+            "spec": {}, "status": {"state": "invalid", "reason": ""}}),
+        );
+        let challenge = typed(
+            json!({"kind": "Challenge", "metadata": {"name": "polls-tls-1-1234-5678"},
             "spec": {"type": "HTTP-01", "dnsName": "polls.example.com"},
-            "status": {"state": "invalid", "reason": "Waiting for HTTP-01 challenge propagation: wrong status code '404', expected '200'"}});
+            "status": {"state": "invalid", "reason": "Waiting for HTTP-01 challenge propagation: wrong status code '404', expected '200'"}}),
+        );
         Chain {
             key: key(),
             cert: Some(failed_cert()),
-            issuer: Some((staging(), IssuerState::Found(issuer))),
+            issuer: Some((staging(), IssuerState::Found(Box::new(issuer)))),
             request: Some(request("polls-tls-1", "2026-11-24T17:49:11Z", "cert-uid")),
             order: Some(order),
             challenges: vec![challenge],
@@ -501,8 +507,13 @@ Hint: Let's Encrypt could not fetch http://polls.example.com/.well-known/acme-ch
         let new = request("polls-tls-2", "2026-11-24T18:49:11Z", "cert-uid");
         let other = request("other-9", "2026-11-25T00:00:00Z", "other-uid");
         let mut annotated = request("polls-tls-3", "2026-11-24T19:00:00Z", "nobody");
-        annotated["metadata"]["annotations"] =
-            json!({"cert-manager.io/certificate-name": "polls-tls"});
+        annotated.metadata.annotations = Some(
+            [(
+                "cert-manager.io/certificate-name".into(),
+                "polls-tls".into(),
+            )]
+            .into(),
+        );
         let all = [old.clone(), new.clone(), other];
         let pick = newest(all.iter().filter(|r| belongs_to_certificate(r, &cert)));
         assert_eq!(name_of(pick.unwrap()), "polls-tls-2");
@@ -513,8 +524,10 @@ Hint: Let's Encrypt could not fetch http://polls.example.com/.well-known/acme-ch
 
     #[test]
     fn issuer_problems() {
-        let not_ready = IssuerState::Found(json!({"status": {"conditions": [
-            {"type": "Ready", "status": "False", "reason": "ErrRegisterACMEAccount", "message": "Failed to register ACME account"}]}}));
+        let not_ready = IssuerState::Found(Box::new(typed(
+            json!({"metadata": {}, "spec": {}, "status": {"conditions": [
+            {"type": "Ready", "status": "False", "reason": "ErrRegisterACMEAccount", "message": "Failed to register ACME account"}]}}),
+        )));
         assert_eq!(
             not_ready.problem(&staging()).unwrap(),
             "ClusterIssuer letsencrypt-staging is not Ready (ErrRegisterACMEAccount: Failed to register ACME account)"
@@ -525,9 +538,8 @@ Hint: Let's Encrypt could not fetch http://polls.example.com/.well-known/acme-ch
                 .unwrap()
                 .contains("does not exist")
         );
-        let ready = IssuerState::Found(
-            json!({"status": {"conditions": [{"type": "Ready", "status": "True"}]}}),
-        );
+        let ready = IssuerState::Found(Box::new(typed(json!({"metadata": {}, "spec": {},
+                "status": {"conditions": [{"type": "Ready", "status": "True"}]}}))));
         assert!(ready.problem(&staging()).is_none());
     }
 
@@ -537,7 +549,8 @@ Hint: Let's Encrypt could not fetch http://polls.example.com/.well-known/acme-ch
         chain.request = None;
         chain.order = None;
         chain.challenges.clear();
-        chain.cert.as_mut().unwrap()["status"]["conditions"][1]["status"] = json!("True");
+        let cert = chain.cert.as_mut().unwrap();
+        cert.status.as_mut().unwrap().conditions[1].status = "True".into();
         let text = render(&chain);
         assert!(text.contains("CertificateRequest: none"), "{text}");
         assert!(

@@ -7,6 +7,7 @@
 //! the first new failed issuance (unless `--keep-waiting`) or at the deadline with the
 //! chain cmctl would show ([`chain`]), and on success print what was issued ([`issued`]).
 pub mod api;
+pub mod certmanager;
 pub mod chain;
 mod cli;
 pub mod issued;
@@ -78,9 +79,8 @@ pub async fn run(args: Args) -> Result<()> {
         deadline,
         started_at,
         progress: Progress::new(args.quiet, started),
-        all_namespace: args.all.then(|| namespace.clone()),
+        all_namespace: args.all.then_some(namespace),
         issuers_in_stream,
-        default_namespace: namespace,
         tracked: targets
             .into_iter()
             .map(|t| (t.key.clone(), Tracked::new(t)))
@@ -110,7 +110,7 @@ pub async fn run(args: Args) -> Result<()> {
 async fn ensure_cert_manager(client: &kube::Client, server: &str) -> Result<()> {
     let not_installed = "cert-manager is not installed: the cluster does not serve \
                          cert-manager.io/v1 Certificates (https://cert-manager.io/docs/installation/)";
-    match api::retry(|| client.list_api_group_resources(api::CERT_MANAGER_V1)).await {
+    match api::retry(|| client.list_api_group_resources(certmanager::CERT_MANAGER_V1)).await {
         Ok(list) if list.resources.iter().any(|r| r.name == "certificates") => Ok(()),
         Ok(_) => Err(Error::runtime(not_installed)),
         Err(e) if api::status_code(&e) == Some(404) => Err(Error::runtime(not_installed)),

@@ -12,7 +12,6 @@ use tokio::time::Instant;
 
 /// How long reading an issued certificate may take once the deadline has passed.
 const READ_GRACE: Duration = Duration::from_millis(300);
-use serde_json::Value;
 
 impl Waiter {
     /// All ready: one line per certificate on stdout, staging warnings on stderr.
@@ -21,7 +20,7 @@ impl Waiter {
         let mut out = String::new();
         for (key, tracked) in &self.tracked {
             let cert = tracked.cert.as_ref().expect("ready certificates were seen");
-            let secret_name = cert["spec"]["secretName"].as_str().unwrap_or(&key.name);
+            let secret_name = cert.spec.secret_name.as_deref().unwrap_or(&key.name);
             // Past the deadline the Certificate's status has to do.
             let read = bounded(
                 Some(self.deadline.max(Instant::now() + READ_GRACE)),
@@ -48,14 +47,14 @@ impl Waiter {
                          {}/{secret_name}: {why}; showing the Certificate's status instead",
                         key.namespace
                     ));
-                    let names: Vec<&str> = cert["spec"]["dnsNames"]
-                        .as_array()
-                        .map(|a| a.iter().filter_map(Value::as_str).collect())
-                        .unwrap_or_default();
-                    let not_after = cert["status"]["notAfter"].as_str().unwrap_or("-");
+                    let not_after = cert
+                        .status
+                        .as_ref()
+                        .and_then(|s| s.not_after.as_deref())
+                        .unwrap_or("-");
                     [
                         key.to_string(),
-                        names.join(","),
+                        cert.spec.dns_names.join(","),
                         "-".to_owned(),
                         not_after.to_owned(),
                     ]

@@ -6,52 +6,8 @@
 //! A condition is only about the spec it was computed for when its `observedGeneration`
 //! equals the object's `metadata.generation`.
 
+use crate::certmanager::{Certificate, Condition, condition};
 use jiff::Timestamp;
-use serde_json::Value;
-
-/// One entry of `status.conditions`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Condition {
-    pub type_: String,
-    pub status: String,
-    pub reason: String,
-    pub message: String,
-    pub observed_generation: Option<i64>,
-}
-
-impl Condition {
-    /// `Ready: False, Reason: DoesNotExist, Message: ...`, as `cmctl status` prints it.
-    pub fn cmctl_line(&self) -> String {
-        format!(
-            "{}: {}, Reason: {}, Message: {}",
-            self.type_, self.status, self.reason, self.message
-        )
-    }
-}
-
-/// The condition of the given type in `status.conditions`, if any.
-pub fn condition(object: &Value, type_: &str) -> Option<Condition> {
-    conditions(object).into_iter().find(|c| c.type_ == type_)
-}
-
-/// Every condition in `status.conditions`, in order.
-pub fn conditions(object: &Value) -> Vec<Condition> {
-    let text = |c: &Value, field: &str| c[field].as_str().unwrap_or_default().to_owned();
-    object["status"]["conditions"]
-        .as_array()
-        .map(|all| {
-            all.iter()
-                .map(|c| Condition {
-                    type_: text(c, "type"),
-                    status: text(c, "status"),
-                    reason: text(c, "reason"),
-                    message: text(c, "message"),
-                    observed_generation: c["observedGeneration"].as_i64(),
-                })
-                .collect()
-        })
-        .unwrap_or_default()
-}
 
 /// What a Certificate's status means for someone waiting on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -70,21 +26,21 @@ pub enum Verdict {
 /// Reads a Certificate's status. A failure counts only if it is new: recorded at or after
 /// `started`, or different from the failure recorded when certwait first saw the
 /// certificate (`baseline`), so an old failure that cert-manager will retry is not fatal.
-pub fn verdict(cert: &Value, started: Timestamp, baseline: Option<&str>) -> Verdict {
+pub fn verdict(cert: &Certificate, started: Timestamp, baseline: Option<&str>) -> Verdict {
     if is_ready(cert) {
         return Verdict::Ready;
     }
     let Some(issuing) = condition(cert, "Issuing") else {
         return Verdict::Pending;
     };
-    let Some(failed_at) = cert["status"]["lastFailureTime"].as_str() else {
+    let Some(failed_at) = last_failure_time(cert) else {
         return Verdict::Pending;
     };
     let failed = issuing.status == "False" && issuing.reason == "Failed";
     if failed && is_new_failure(failed_at, started, baseline) {
         Verdict::Failed {
             last_failure_time: failed_at.to_owned(),
-            message: issuing.message,
+            message: issuing.message.clone(),
         }
     } else {
         Verdict::Pending
@@ -93,18 +49,20 @@ pub fn verdict(cert: &Value, started: Timestamp, baseline: Option<&str>) -> Verd
 
 /// Ready=True, computed for the current generation of the spec. A condition without
 /// observedGeneration (cert-manager before 1.0) is taken as current.
-pub fn is_ready(cert: &Value) -> bool {
+pub fn is_ready(cert: &Certificate) -> bool {
     let Some(ready) = condition(cert, "Ready") else {
         return false;
     };
-    ready.status == "True" && is_current(cert, &ready)
+    ready.status == "True" && is_current(cert, ready)
 }
 
-fn is_current(object: &Value, condition: &Condition) -> bool {
-    match (
-        condition.observed_generation,
-        object["metadata"]["generation"].as_i64(),
-    ) {
+/// `status.lastFailureTime`, when cert-manager recorded a failed issuance.
+pub fn last_failure_time(cert: &Certificate) -> Option<&str> {
+    cert.status.as_ref()?.last_failure_time.as_deref()
+}
+
+fn is_current(cert: &Certificate, condition: &Condition) -> bool {
+    match (condition.observed_generation, cert.metadata.generation) {
         (Some(observed), Some(generation)) => observed == generation,
         _ => true,
     }
@@ -122,9 +80,9 @@ fn is_new_failure(failed_at: &str, started: Timestamp, baseline: Option<&str>) -
 }
 
 /// The Ready and Issuing conditions in one line: what progress reports when it changes.
-pub fn summary(cert: &Value) -> String {
+pub fn summary(cert: &Certificate) -> String {
     let mut parts = Vec::new();
-    let mut said = String::new();
+    let mut said = "";
     for type_ in ["Ready", "Issuing"] {
         let Some(c) = condition(cert, type_) else {
             continue;
@@ -137,12 +95,12 @@ pub fn summary(cert: &Value) -> String {
         if !c.message.is_empty() && c.message != said {
             part.push_str(&format!(": {}", c.message));
         }
-        said = c.message.clone();
-        if !is_current(cert, &c) {
+        said = &c.message;
+        if !is_current(cert, c) {
             part.push_str(&format!(
                 " (for generation {}, the spec is at {})",
                 c.observed_generation.unwrap_or_default(),
-                cert["metadata"]["generation"].as_i64().unwrap_or_default()
+                cert.metadata.generation.unwrap_or_default()
             ));
         }
         parts.push(part);
@@ -157,40 +115,44 @@ pub fn summary(cert: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{Value, json};
+
+    fn cert(object: Value) -> Certificate {
+        serde_json::from_value(object).unwrap()
+    }
 
     fn started() -> Timestamp {
         "2026-11-24T17:49:10.600Z".parse().unwrap()
     }
 
     /// Shaped like fixture 42: Issuing, not yet Ready.
-    fn issuing() -> Value {
-        json!({
-            "metadata": {"name": "polls-tls", "generation": 1},
+    fn issuing() -> Certificate {
+        cert(json!({
+            "metadata": {"name": "polls-tls", "generation": 1}, "spec": {},
             "status": {"conditions": [
                 {"type": "Ready", "status": "False", "reason": "DoesNotExist",
                  "message": "Issuing certificate as Secret does not exist", "observedGeneration": 1},
                 {"type": "Issuing", "status": "True", "reason": "DoesNotExist",
                  "message": "Issuing certificate as Secret does not exist", "observedGeneration": 1}
             ]}
-        })
+        }))
     }
 
     /// Shaped like fixture 43: Ready, with the Issuing condition removed.
-    fn ready(observed: i64, generation: i64) -> Value {
-        json!({
-            "metadata": {"name": "polls-tls", "generation": generation},
+    fn ready(observed: i64, generation: i64) -> Certificate {
+        cert(json!({
+            "metadata": {"name": "polls-tls", "generation": generation}, "spec": {},
             "status": {"conditions": [
                 {"type": "Ready", "status": "True", "reason": "Ready",
                  "message": "Certificate is up to date and has not expired",
                  "observedGeneration": observed}
             ], "notAfter": "2027-02-22T00:00:00Z"}
-        })
+        }))
     }
 
-    fn failed(at: &str) -> Value {
-        json!({
-            "metadata": {"name": "polls-tls", "generation": 1},
+    fn failed(at: &str) -> Certificate {
+        cert(json!({
+            "metadata": {"name": "polls-tls", "generation": 1}, "spec": {},
             "status": {"lastFailureTime": at, "failedIssuanceAttempts": 1, "conditions": [
                 {"type": "Ready", "status": "False", "reason": "DoesNotExist", "message": "x",
                  "observedGeneration": 1},
@@ -198,7 +160,7 @@ mod tests {
                  "message": "The certificate request has failed to complete and will be retried",
                  "observedGeneration": 1}
             ]}
-        })
+        }))
     }
 
     #[test]
@@ -207,7 +169,11 @@ mod tests {
         assert_eq!(verdict(&ready(1, 2), started(), None), Verdict::Pending);
         assert_eq!(verdict(&issuing(), started(), None), Verdict::Pending);
         assert_eq!(
-            verdict(&json!({"metadata": {"name": "x"}}), started(), None),
+            verdict(
+                &cert(json!({"metadata": {"name": "x"}, "spec": {}})),
+                started(),
+                None
+            ),
             Verdict::Pending
         );
     }
@@ -215,10 +181,7 @@ mod tests {
     #[test]
     fn condition_without_observed_generation_is_current() {
         let mut cert = ready(1, 3);
-        cert["status"]["conditions"][0]
-            .as_object_mut()
-            .unwrap()
-            .remove("observedGeneration");
+        cert.status.as_mut().unwrap().conditions[0].observed_generation = None;
         assert!(is_ready(&cert));
     }
 
@@ -252,10 +215,7 @@ mod tests {
     #[test]
     fn issuing_failed_without_last_failure_time_is_pending() {
         let mut cert = failed("2026-11-24T17:49:30Z");
-        cert["status"]
-            .as_object_mut()
-            .unwrap()
-            .remove("lastFailureTime");
+        cert.status.as_mut().unwrap().last_failure_time = None;
         assert_eq!(verdict(&cert, started(), None), Verdict::Pending);
     }
 
@@ -267,12 +227,13 @@ mod tests {
              Issuing=True DoesNotExist"
         );
         assert!(summary(&ready(1, 2)).contains("(for generation 1, the spec is at 2)"));
-        assert!(summary(&json!({})).contains("no status yet"));
+        assert!(summary(&cert(json!({"metadata": {}, "spec": {}}))).contains("no status yet"));
     }
 
     #[test]
     fn cmctl_line_format() {
-        let c = condition(&issuing(), "Ready").unwrap();
+        let cert = issuing();
+        let c = condition(&cert, "Ready").unwrap();
         assert_eq!(
             c.cmctl_line(),
             "Ready: False, Reason: DoesNotExist, Message: Issuing certificate as Secret does not exist"

@@ -9,8 +9,10 @@
 //! Ingress changed, and until then the old Certificate may well be Ready=True for its own,
 //! older spec (`make promote`: still the staging issuer). See [`Target::spec_mismatch`].
 
+use crate::certmanager::Certificate;
+use k8s_openapi::api::networking::v1::Ingress;
 use kpipe_core::{Document, Error, Result};
-use serde_json::Value;
+use serde::de::DeserializeOwned;
 use std::collections::BTreeSet;
 use std::fmt;
 use std::net::IpAddr;
@@ -48,20 +50,20 @@ pub struct IssuerRef {
 impl IssuerRef {
     /// Reads `spec.issuerRef` of a Certificate in `namespace`; kind defaults to Issuer and
     /// group to cert-manager.io, as in cert-manager.
-    pub fn of_certificate(cert: &Value, namespace: &str) -> Option<IssuerRef> {
-        let spec = &cert["spec"]["issuerRef"];
-        let name = spec["name"].as_str().filter(|n| !n.is_empty())?;
-        let text = |field: &str, default: &str| {
-            spec[field]
-                .as_str()
+    pub fn of_certificate(cert: &Certificate, namespace: &str) -> Option<IssuerRef> {
+        let spec = cert.spec.issuer_ref.as_ref()?;
+        let name = spec.name.as_deref().filter(|n| !n.is_empty())?;
+        let text = |field: &Option<String>, default: &str| {
+            field
+                .as_deref()
                 .filter(|s| !s.is_empty())
                 .unwrap_or(default)
                 .to_owned()
         };
         Some(IssuerRef {
-            kind: text("kind", "Issuer"),
+            kind: text(&spec.kind, "Issuer"),
             name: name.to_owned(),
-            group: text("group", CERT_MANAGER_GROUP),
+            group: text(&spec.group, CERT_MANAGER_GROUP),
             namespace: namespace.to_owned(),
         })
     }
@@ -71,17 +73,13 @@ impl IssuerRef {
         self.group == CERT_MANAGER_GROUP && matches!(self.kind.as_str(), "Issuer" | "ClusterIssuer")
     }
 
-    /// Whether `object` (from the input stream) is this issuer.
-    pub fn is(&self, object: &Value, default_namespace: &str) -> bool {
-        let namespace = object["metadata"]["namespace"]
-            .as_str()
-            .unwrap_or(default_namespace);
-        object["apiVersion"]
-            .as_str()
-            .is_some_and(|v| v.starts_with("cert-manager.io/"))
-            && object["kind"].as_str() == Some(&self.kind)
-            && object["metadata"]["name"].as_str() == Some(&self.name)
-            && (self.kind == "ClusterIssuer" || namespace == self.namespace)
+    /// Whether `other` names the same issuer (a ClusterIssuer's namespace is only where
+    /// it was referred to from).
+    pub fn is(&self, other: &IssuerRef) -> bool {
+        self.group == other.group
+            && self.kind == other.kind
+            && self.name == other.name
+            && (self.kind == "ClusterIssuer" || self.namespace == other.namespace)
     }
 }
 
@@ -122,7 +120,7 @@ impl Target {
     /// `issuer ClusterIssuer letsencrypt-staging -> letsencrypt-prod`; `None` when it
     /// agrees, or when nothing is expected. While it differs, its Ready condition is about
     /// another certificate than the one wanted, however current its observedGeneration.
-    pub fn spec_mismatch(&self, cert: &Value) -> Option<String> {
+    pub fn spec_mismatch(&self, cert: &Certificate) -> Option<String> {
         let mut diffs = Vec::new();
         if let Some(want) = &self.issuer {
             let have = IssuerRef::of_certificate(cert, &self.key.namespace);
@@ -138,7 +136,7 @@ impl Target {
             }
         }
         if let Some(want) = &self.dns_names {
-            let have = dns_names(&cert["spec"]["dnsNames"]);
+            let have = dns_names(&cert.spec.dns_names);
             if &have != want {
                 let list = |names: &BTreeSet<String>| {
                     if names.is_empty() {
@@ -151,7 +149,7 @@ impl Target {
             }
         }
         if let Some(want) = &self.secret_name {
-            let have = cert["spec"]["secretName"].as_str().unwrap_or_default();
+            let have = cert.spec.secret_name.as_deref().unwrap_or_default();
             if have != want {
                 diffs.push(format!("secretName {have} -> {want}"));
             }
@@ -163,14 +161,11 @@ impl Target {
 /// The DNS names of a list of hosts, as a set (order does not change the certificate).
 /// IP addresses are left out: ingress-shim moves them to `spec.ipAddresses` (older
 /// versions kept them in dnsNames) and does not update a Certificate for them.
-fn dns_names(hosts: &Value) -> BTreeSet<String> {
+fn dns_names(hosts: &[String]) -> BTreeSet<String> {
     hosts
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
+        .iter()
         .filter(|h| h.parse::<IpAddr>().is_err())
-        .map(str::to_owned)
+        .cloned()
         .collect()
 }
 
@@ -178,8 +173,8 @@ fn dns_names(hosts: &Value) -> BTreeSet<String> {
 #[derive(Debug, Default)]
 pub struct StreamTargets {
     pub targets: Vec<Target>,
-    /// Issuer objects in the stream: just applied, so not Ready yet is expected.
-    pub issuers_in_stream: Vec<Value>,
+    /// Issuers in the stream: just applied, so not Ready yet is expected.
+    pub issuers_in_stream: Vec<IssuerRef>,
 }
 
 /// Finds the Certificates a stream implies. `namespace` is the `-n`/context namespace;
@@ -188,7 +183,6 @@ pub struct StreamTargets {
 pub fn from_stream(docs: &[Document], namespace: &str, strict: bool) -> Result<StreamTargets> {
     let mut found = StreamTargets::default();
     for doc in docs {
-        let object = &doc.value;
         let group = doc.api_version().split_once('/').map_or("", |(g, _)| g);
         let wanted = matches!(
             (group, doc.kind()),
@@ -200,13 +194,13 @@ pub fn from_stream(docs: &[Document], namespace: &str, strict: bool) -> Result<S
         if !wanted {
             continue;
         }
-        let object_namespace = object["metadata"]["namespace"].as_str();
-        let ns = match object_namespace {
+        let id = doc.id();
+        let ns = match id.namespace.as_deref() {
             Some(ns) if strict && ns != namespace && doc.kind() != "ClusterIssuer" => {
                 return Err(Error::input(format!(
                     "{}: {} is in namespace {ns:?}, which does not match -n {namespace:?}",
                     doc.place(),
-                    doc.id()
+                    id
                 )));
             }
             Some(ns) => ns,
@@ -222,30 +216,69 @@ pub fn from_stream(docs: &[Document], namespace: &str, strict: bool) -> Result<S
                         doc.api_version()
                     )));
                 }
-                let name = object["metadata"]["name"].as_str().unwrap_or_default();
+                let cert: Certificate = typed(doc)?;
                 push(
                     &mut found.targets,
                     Target {
                         key: CertKey {
                             namespace: ns.to_owned(),
-                            name: name.to_owned(),
+                            name: cert.metadata.name.clone().unwrap_or_default(),
                         },
-                        issuer: IssuerRef::of_certificate(object, ns),
-                        dns_names: Some(dns_names(&object["spec"]["dnsNames"])),
-                        secret_name: object["spec"]["secretName"].as_str().map(str::to_owned),
+                        issuer: IssuerRef::of_certificate(&cert, ns),
+                        dns_names: Some(dns_names(&cert.spec.dns_names)),
+                        secret_name: cert.spec.secret_name,
                     },
                 );
             }
-            "Ingress" => ingress_targets(doc, ns, &mut found.targets)?,
-            _ => found.issuers_in_stream.push(object.clone()),
+            "Ingress" => {
+                if doc.api_version() != "networking.k8s.io/v1" {
+                    return Err(Error::input(format!(
+                        "{}: Ingress apiVersion {:?} is not served since Kubernetes 1.22; \
+                         use networking.k8s.io/v1",
+                        doc.place(),
+                        doc.api_version()
+                    )));
+                }
+                ingress_targets(doc, &typed(doc)?, ns, &mut found.targets)?;
+            }
+            kind => found.issuers_in_stream.push(IssuerRef {
+                kind: kind.to_owned(),
+                name: id.name,
+                group: CERT_MANAGER_GROUP.to_owned(),
+                namespace: ns.to_owned(),
+            }),
         }
     }
     Ok(found)
 }
 
-fn ingress_targets(doc: &Document, namespace: &str, targets: &mut Vec<Target>) -> Result<()> {
-    let annotations = &doc.value["metadata"]["annotations"];
-    let annotation = |key: &str| annotations[key].as_str().filter(|v| !v.is_empty());
+/// The input object as the type certwait reads it; what does not fit is bad input.
+fn typed<T: DeserializeOwned>(doc: &Document) -> Result<T> {
+    T::deserialize(&doc.value).map_err(|e| {
+        Error::input(format!(
+            "{}: {} is not a valid {}: {e}",
+            doc.place(),
+            doc.id(),
+            doc.kind()
+        ))
+    })
+}
+
+fn ingress_targets(
+    doc: &Document,
+    ingress: &Ingress,
+    namespace: &str,
+    targets: &mut Vec<Target>,
+) -> Result<()> {
+    let annotation = |key: &str| {
+        ingress
+            .metadata
+            .annotations
+            .as_ref()
+            .and_then(|a| a.get(key))
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    };
     let issuer = match (
         annotation(CLUSTER_ISSUER_ANNOTATION),
         annotation(ISSUER_ANNOTATION),
@@ -278,9 +311,10 @@ fn ingress_targets(doc: &Document, namespace: &str, targets: &mut Vec<Target>) -
             namespace: namespace.into(),
         },
     };
-    let tls = doc.value["spec"]["tls"]
-        .as_array()
-        .map(Vec::as_slice)
+    let tls = ingress
+        .spec
+        .as_ref()
+        .and_then(|spec| spec.tls.as_deref())
         .unwrap_or_default();
     if tls.is_empty() {
         return Err(Error::input(format!(
@@ -291,7 +325,7 @@ fn ingress_targets(doc: &Document, namespace: &str, targets: &mut Vec<Target>) -
         )));
     }
     for (i, entry) in tls.iter().enumerate() {
-        let Some(secret) = entry["secretName"].as_str().filter(|s| !s.is_empty()) else {
+        let Some(secret) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
             return Err(Error::input(format!(
                 "{}: {} spec.tls[{i}] has no secretName; cert-manager names the \
                  certificate after it and skips entries without one",
@@ -308,7 +342,7 @@ fn ingress_targets(doc: &Document, namespace: &str, targets: &mut Vec<Target>) -
                 },
                 issuer: Some(issuer.clone()),
                 // What ingress-shim writes into the Certificate for this tls entry.
-                dns_names: Some(dns_names(&entry["hosts"])),
+                dns_names: Some(dns_names(entry.hosts.as_deref().unwrap_or_default())),
                 secret_name: Some(secret.into()),
             },
         );
@@ -419,9 +453,14 @@ spec:
     }
 
     /// A live Certificate as ingress-shim wrote it.
-    fn live(issuer: &str, dns_names: &[&str]) -> Value {
-        serde_json::json!({"spec": {"secretName": "polls-tls", "dnsNames": dns_names,
-            "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"}}})
+    fn live(issuer: &str, dns_names: &[&str]) -> Certificate {
+        certificate(serde_json::json!({"metadata": {"name": "polls-tls"},
+            "spec": {"secretName": "polls-tls", "dnsNames": dns_names,
+            "issuerRef": {"name": issuer, "kind": "ClusterIssuer", "group": "cert-manager.io"}}}))
+    }
+
+    fn certificate(object: serde_json::Value) -> Certificate {
+        serde_json::from_value(object).unwrap()
     }
 
     #[test]
@@ -439,7 +478,7 @@ spec:
             "issuer ClusterIssuer letsencrypt-prod -> letsencrypt-staging"
         );
         let mut other_secret = live("letsencrypt-staging", &["polls.example.com"]);
-        other_secret["spec"]["secretName"] = "old".into();
+        other_secret.spec.secret_name = Some("old".into());
         assert_eq!(
             polls.spec_mismatch(&other_secret).unwrap(),
             "secretName old -> polls-tls"
@@ -476,8 +515,9 @@ spec:
             "issuer ClusterIssuer letsencrypt-staging -> Issuer web/ca"
         );
         // issuerRef without kind and group is an Issuer of cert-manager.io.
-        let live = serde_json::json!({"spec": {"secretName": "polls-tls",
-            "dnsNames": ["polls.example.com"], "issuerRef": {"name": "ca"}}});
+        let live = certificate(serde_json::json!({"metadata": {"name": "polls-tls"},
+            "spec": {"secretName": "polls-tls", "dnsNames": ["polls.example.com"],
+            "issuerRef": {"name": "ca"}}}));
         assert_eq!(found.targets[0].spec_mismatch(&live), None);
     }
 
@@ -504,6 +544,37 @@ spec:
             + INGRESS;
         let found = from_stream(&parse(&text), "d", false).unwrap();
         let issuer = found.targets[0].issuer.as_ref().unwrap();
-        assert!(issuer.is(&found.issuers_in_stream[0], "d"));
+        assert!(issuer.is(&found.issuers_in_stream[0]));
+        let namespaced = text.replace("kind: ClusterIssuer", "kind: Issuer");
+        let found = from_stream(&parse(&namespaced), "d", false).unwrap();
+        assert_eq!(
+            found.issuers_in_stream[0].to_string(),
+            "Issuer d/letsencrypt-staging"
+        );
+        assert!(!issuer.is(&found.issuers_in_stream[0]));
+    }
+
+    #[test]
+    fn objects_that_do_not_fit_their_type_are_input_errors() {
+        let bad = INGRESS.replace("[polls.example.com]", "polls.example.com");
+        let e = from_stream(&parse(&bad), "d", false).unwrap_err();
+        assert_eq!(e.exit_code(), 2);
+        assert!(
+            e.to_string().starts_with(
+                "<stdin>: document 1 (line 1): Ingress/polls is not a valid Ingress: "
+            ),
+            "{e}"
+        );
+        let beta = INGRESS.replace("networking.k8s.io/v1", "networking.k8s.io/v1beta1");
+        let e = from_stream(&parse(&beta), "d", false).unwrap_err();
+        assert!(e.to_string().contains("use networking.k8s.io/v1"), "{e}");
+        let cert = "apiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata: {name: a}\n\
+                    spec: {dnsNames: a.example}\n";
+        let e = from_stream(&parse(cert), "d", false).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("Certificate/a is not a valid Certificate"),
+            "{e}"
+        );
     }
 }

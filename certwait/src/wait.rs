@@ -1,5 +1,6 @@
 //! Following the Certificates' updates until all are ready, one fails, or time runs out.
 
+use crate::certmanager::Certificate;
 use crate::chain::{self, IssuerState};
 use crate::progress::Progress;
 use crate::status::{self, Verdict};
@@ -9,7 +10,6 @@ use jiff::Timestamp;
 use kpipe_core::api::bounded;
 use kpipe_core::time::format_elapsed;
 use kpipe_core::{Error, Result};
-use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -22,7 +22,7 @@ const DIAGNOSIS_GRACE: Duration = Duration::from_millis(400);
 pub(crate) struct Tracked {
     target: Target,
     /// The Certificate as last seen; `None` while it does not exist.
-    pub(crate) cert: Option<Value>,
+    pub(crate) cert: Option<Certificate>,
     /// The last state reported, to report only changes.
     shown: Option<String>,
     /// `status.lastFailureTime` when first seen ("" for none): a different one is new.
@@ -72,8 +72,7 @@ pub(crate) struct Waiter {
     pub(crate) progress: Progress,
     /// `--all`: every Certificate that shows up in this namespace is waited for.
     pub(crate) all_namespace: Option<String>,
-    pub(crate) issuers_in_stream: Vec<Value>,
-    pub(crate) default_namespace: String,
+    pub(crate) issuers_in_stream: Vec<IssuerRef>,
     pub(crate) tracked: BTreeMap<CertKey, Tracked>,
     /// Namespaces whose first list has arrived.
     pub(crate) listed: BTreeSet<String>,
@@ -160,7 +159,7 @@ impl Waiter {
                     name: name_of(&cert).to_owned(),
                 };
                 if self.tracked.contains_key(&key) && self.listed.contains(&key.namespace) {
-                    self.see(&key, Some(cert)).await?;
+                    self.see(&key, Some(*cert)).await?;
                 }
             }
             Update::Deleted { namespace, name } => {
@@ -183,7 +182,7 @@ impl Waiter {
         Ok(())
     }
 
-    fn track(&mut self, namespace: &str, cert: &Value) {
+    fn track(&mut self, namespace: &str, cert: &Certificate) {
         let key = CertKey {
             namespace: namespace.to_owned(),
             name: name_of(cert).to_owned(),
@@ -195,7 +194,7 @@ impl Waiter {
 
     /// A certificate's new state: report a change, and decide whether it is ready,
     /// failed, or held up by its issuer.
-    async fn see(&mut self, key: &CertKey, cert: Option<Value>) -> Result<()> {
+    async fn see(&mut self, key: &CertKey, cert: Option<Certificate>) -> Result<()> {
         let started_at = self.started_at;
         let Some(tracked) = self.tracked.get_mut(key) else {
             return Ok(());
@@ -207,9 +206,7 @@ impl Waiter {
                 Verdict::Pending,
             ),
             Some(cert) => {
-                let failed_at = cert["status"]["lastFailureTime"]
-                    .as_str()
-                    .unwrap_or_default();
+                let failed_at = status::last_failure_time(cert).unwrap_or_default();
                 let baseline = tracked
                     .baseline_failure
                     .get_or_insert_with(|| failed_at.to_owned());
@@ -290,10 +287,7 @@ impl Waiter {
         let Some(problem) = state.problem(&issuer) else {
             return Ok(());
         };
-        let just_applied = self
-            .issuers_in_stream
-            .iter()
-            .any(|o| issuer.is(o, &self.default_namespace));
+        let just_applied = self.issuers_in_stream.iter().any(|o| issuer.is(o));
         if just_applied {
             self.progress.note(&format!(
                 "{key}: {problem}; it was just applied, waiting for it"
@@ -381,6 +375,6 @@ impl Waiter {
     }
 }
 
-pub(crate) fn name_of(object: &Value) -> &str {
-    object["metadata"]["name"].as_str().unwrap_or_default()
+pub(crate) fn name_of(cert: &Certificate) -> &str {
+    cert.metadata.name.as_deref().unwrap_or_default()
 }

@@ -5,11 +5,10 @@
 //! better (403, 404) end the wait.
 
 use crate::api;
+use crate::certmanager::{self, Certificate};
 use futures::StreamExt;
-use kube::api::DynamicObject;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 /// What a watcher reports to the waiting loop.
@@ -18,12 +17,12 @@ pub enum Update {
     /// The namespace's Certificates (all, or the one named) as of a (re-)list.
     Listed {
         namespace: String,
-        certs: Vec<Value>,
+        certs: Vec<Certificate>,
     },
     /// A Certificate was created or changed.
     Applied {
         namespace: String,
-        cert: Value,
+        cert: Box<Certificate>,
     },
     Deleted {
         namespace: String,
@@ -43,7 +42,7 @@ pub async fn follow(
     name: Option<String>,
     tx: UnboundedSender<Update>,
 ) {
-    let certs = api::certificates(&client, &namespace);
+    let certs = certmanager::certificates(&client, &namespace);
     let mut config = watcher::Config::default();
     if let Some(name) = &name {
         config = config.fields(&format!("metadata.name={name}"));
@@ -67,7 +66,7 @@ pub async fn follow(
                 continue;
             }
             Ok(Event::InitApply(cert)) => {
-                listing.push(to_value(&cert));
+                listing.push(cert);
                 continue;
             }
             Ok(Event::InitDone) => Update::Listed {
@@ -76,7 +75,7 @@ pub async fn follow(
             },
             Ok(Event::Apply(cert)) => Update::Applied {
                 namespace: namespace.clone(),
-                cert: to_value(&cert),
+                cert: Box::new(cert),
             },
             Ok(Event::Delete(cert)) => Update::Deleted {
                 namespace: namespace.clone(),
@@ -120,10 +119,6 @@ fn failure(e: &watcher::Error) -> Option<&kube::Error> {
         | watcher::Error::WatchFailed(e) => Some(e),
         _ => None,
     }
-}
-
-fn to_value(object: &DynamicObject) -> Value {
-    serde_json::to_value(object).unwrap_or_default()
 }
 
 fn fatal(namespace: &str, e: &kube::Error) -> kpipe_core::Error {

@@ -16,11 +16,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
 use kpipe_core::{Error, ObjectId, Result};
 use kube::core::params::{DeleteParams, PatchParams};
-use kube::core::{ApiResource, GroupVersion};
+use kube::core::{ApiResource, DynamicObject, GroupVersion};
 use kube::discovery::{self, Scope};
+use kube::runtime::wait::await_condition;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -576,45 +578,60 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
     Ok(failed)
 }
 
-const POLL: Duration = Duration::from_millis(100);
 /// How long to wait for deletions when no --timeout bounds the run.
 const GONE_WAIT: Duration = Duration::from_secs(120);
+/// Deletions done within this long are not worth a notice.
+const ANNOUNCE_AFTER: Duration = Duration::from_millis(500);
+/// Objects watched at once while waiting for them to be gone.
+const GONE_WATCHES: usize = 8;
 
-/// Polls until each object is gone (what a finalizer or foreground deletion holds).
+/// Waits until each object is gone (what a finalizer or foreground deletion holds) with
+/// kube-runtime's `await_condition`, a watch of the object, under the retry policy.
 async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)]) -> Failed {
     let until = caller
         .deadline()
         .unwrap_or_else(|| Instant::now() + GONE_WAIT);
-    let mut left: Vec<&(ObjectId, Target)> = targets.iter().collect();
-    let mut announced = false;
-    loop {
-        let mut still = Vec::new();
-        for entry in left {
-            match caller.get(&entry.1, &entry.0.to_string()).await {
-                Ok(None) => {}
-                Ok(Some(_)) => still.push(entry),
-                Err(failure) => return vec![(entry.0.clone(), failure)],
-            }
-        }
-        left = still;
-        if left.is_empty() {
-            return Vec::new();
-        }
-        if !announced {
+    let left = AtomicUsize::new(targets.len());
+    let left = &left;
+    let waits = futures::stream::iter(targets)
+        .map(|(id, target)| async move {
+            let api: kube::Api<DynamicObject> = match &target.namespace {
+                Some(ns) => {
+                    kube::Api::namespaced_with(caller.client().clone(), ns, &target.resource)
+                }
+                None => kube::Api::all_with(caller.client().clone(), &target.resource),
+            };
+            let what = id.to_string();
+            let gone = caller.retrying(&what, || async {
+                await_condition(api.clone(), &target.name, is_gone)
+                    .await
+                    .map(drop)
+                    .map_err(Failure::from)
+            });
+            let gone = kpipe_core::api::bounded(Some(until), gone)
+                .await
+                .unwrap_or(Err(Failure::OutOfTime));
+            left.fetch_sub(1, Ordering::Relaxed);
+            gone.err().map(|failure| (id.clone(), failure))
+        })
+        .buffer_unordered(GONE_WATCHES)
+        .filter_map(std::future::ready)
+        .collect::<Failed>();
+    tokio::pin!(waits);
+    tokio::select! {
+        failed = &mut waits => failed,
+        () = tokio::time::sleep(ANNOUNCE_AFTER) => {
             caller.say(&format!(
                 "kapply: waiting for {} deleted objects to be gone\n",
-                left.len()
+                left.load(Ordering::Relaxed)
             ));
-            announced = true;
+            waits.await
         }
-        if Instant::now() + POLL >= until {
-            return left
-                .into_iter()
-                .map(|(id, _)| (id.clone(), Failure::OutOfTime))
-                .collect();
-        }
-        tokio::time::sleep(POLL).await;
     }
+}
+
+fn is_gone(object: Option<&DynamicObject>) -> bool {
+    object.is_none()
 }
 
 fn list(text: &str) -> impl Iterator<Item = &str> {

@@ -5,11 +5,11 @@ use crate::order::is_built_in_group;
 use crate::retry::Failure;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kpipe_core::api::{RetryPolicy, Stopped};
 use kpipe_core::{Document, Error, Result};
 use kube::core::{ApiResource, GroupVersion};
 use kube::discovery::{self, ApiGroup, Scope};
 use kube::runtime::wait::{await_condition, conditions};
-use kube::runtime::watcher;
 use serde_json::Value;
 use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
@@ -238,7 +238,6 @@ fn missing_kind_hint(group: &str, kind: &str) -> String {
     }
 }
 
-const POLL: Duration = Duration::from_millis(100);
 /// A CRD established within this long is not worth a notice.
 const ANNOUNCE_AFTER: Duration = Duration::from_millis(500);
 /// How long to wait for a CRD when no --timeout bounds the run.
@@ -266,47 +265,34 @@ pub async fn wait_for_crd(
                 wait.await
             }
         };
-        done.map(drop).map_err(watch_failure)
+        done.map(drop).map_err(Failure::from)
     });
     kpipe_core::api::bounded(Some(until), established)
         .await
         .unwrap_or(Err(Failure::OutOfTime))?;
-    // The API server updates discovery a moment after it marks the CRD Established.
+    // The API server updates discovery a moment after it marks the CRD Established:
+    // until then the group is missing (404) or lacks the kind, which the retry policy
+    // treats like a server that is not ready yet. Quietly: that moment is expected.
     let gv = GroupVersion::gv(&crd.group, version);
-    loop {
-        match discovery::pinned_group(caller.client(), &gv)
-            .await
-            .map_err(Failure::from)
-        {
-            Ok(group) => {
-                if let Some((resource, _)) = group.recommended_kind(&crd.kind) {
-                    return Ok(resource);
-                }
-            }
-            Err(Failure::Api { status, .. }) if status.code == 404 => {}
-            Err(failure) if failure.is_transient() => {}
-            Err(failure) => return Err(failure),
+    let not_yet = || Failure::Transport {
+        message: format!("{what} is Established but not in discovery yet"),
+        transient: true,
+    };
+    let policy = RetryPolicy::new(until.saturating_duration_since(Instant::now()));
+    let discovered = kpipe_core::api::retry(&policy, Some(until), &|_, _, _| {}, || async {
+        match discovery::pinned_group(caller.client(), &gv).await {
+            Ok(group) => group
+                .recommended_kind(&crd.kind)
+                .map(|(resource, _)| resource)
+                .ok_or_else(not_yet),
+            Err(kube::Error::Api(status)) if status.code == 404 => Err(not_yet()),
+            Err(e) => Err(Failure::from(e)),
         }
-        if Instant::now() + POLL >= until {
-            return Err(Failure::OutOfTime);
-        }
-        tokio::time::sleep(POLL).await;
-    }
-}
-
-/// A watch of the CRD that failed, as a failure the retry policy can judge.
-fn watch_failure(e: kube::runtime::wait::Error) -> Failure {
-    let kube::runtime::wait::Error::ProbeFailed(e) = e;
-    match e {
-        watcher::Error::InitialListFailed(e)
-        | watcher::Error::WatchStartFailed(e)
-        | watcher::Error::WatchFailed(e) => Failure::from(e),
-        watcher::Error::WatchError(status) => Failure::api(*status, None),
-        other => Failure::Transport {
-            message: other.to_string(),
-            transient: true,
-        },
-    }
+    });
+    discovered.await.map_err(|stopped| match stopped {
+        Stopped::Failed(failure) => failure,
+        Stopped::OutOfTime => Failure::OutOfTime,
+    })
 }
 
 #[cfg(test)]

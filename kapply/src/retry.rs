@@ -3,6 +3,7 @@
 
 use kpipe_core::api;
 use kube::core::Status;
+use kube::runtime::watcher;
 use std::time::Duration;
 
 /// Why one request did not succeed.
@@ -75,6 +76,24 @@ impl From<kube::Error> for Failure {
             other => Failure::Transport {
                 message: api::transport_message(&other),
                 transient: api::is_transient_transport(&other),
+            },
+        }
+    }
+}
+
+/// A kube-runtime wait (a watch of one object) that failed, as a failure the retry
+/// policy can judge.
+impl From<kube::runtime::wait::Error> for Failure {
+    fn from(e: kube::runtime::wait::Error) -> Self {
+        let kube::runtime::wait::Error::ProbeFailed(e) = e;
+        match e {
+            watcher::Error::InitialListFailed(e)
+            | watcher::Error::WatchStartFailed(e)
+            | watcher::Error::WatchFailed(e) => Failure::from(e),
+            watcher::Error::WatchError(status) => Failure::api(*status, None),
+            other => Failure::Transport {
+                message: other.to_string(),
+                transient: true,
             },
         }
     }
