@@ -243,10 +243,10 @@ fn add_forms(needles: &mut HashSet<String>, value: &str) {
     push(value.to_owned());
 }
 
-/// Whether `c` is written otherwise by one of the escapes of [`add_forms`].
+/// Whether `c` is written otherwise by one of the escapes of [`add_forms`]: control
+/// characters (DEL and Unicode's too), quotes, backslashes, what Go's JSON escapes.
 fn escapes(c: char) -> bool {
-    !(c.is_ascii_graphic() || c == ' ' || !c.is_ascii() && !c.is_control())
-        || matches!(c, '"' | '\\' | '<' | '>' | '&' | '\u{2028}' | '\u{2029}')
+    c.is_control() || matches!(c, '"' | '\\' | '<' | '>' | '&' | '\u{2028}' | '\u{2029}')
 }
 
 /// The decimal numbers a reader may make of `text`, as a server echoes them back:
