@@ -8,8 +8,10 @@
 //! [`eprint`], and stdout on a terminal through [`crate::write_stdout`]: both mask every
 //! known value in every form a message can carry it in (plain, base64, JSON-escaped as
 //! Rust and Go write it, Go-quoted, as a number the server reformats, each line of a
-//! multi-line value). One Aho-Corasick automaton does that in one pass, however many
-//! values there are.
+//! multi-line value). One Aho-Corasick automaton over the textual forms does that in one
+//! pass, however many values there are; base64 is found by decoding every base64-looking
+//! run of a message and searching the decoded bytes with the same automaton, so a value
+//! costs no pattern of its base64 and is found wherever its bytes sit in longer base64.
 //!
 //! What is not masked: a value also used in an object's name, namespace or labels
 //! (public to anyone who can list objects), and values too short or too common to mask
@@ -83,7 +85,10 @@ fn mask_values(obj: &mut Value) {
 /// The values this process knows to be secret, and the automaton that finds them.
 #[derive(Default)]
 struct Known {
-    /// Every form of every value, each once.
+    /// Every value learned, each once: a tool learns the same Secret where it reads it
+    /// and again from every server answer, and its forms are made only the first time.
+    values: HashSet<String>,
+    /// Every textual form of every value, each once.
     needles: HashSet<String>,
     /// Names, namespaces and labels: what is public anyway.
     public: HashSet<String>,
@@ -125,13 +130,20 @@ pub fn learn_objects<'a>(objects: impl IntoIterator<Item = &'a Value>) {
         }
     }
     let mut known = known();
-    let before = (known.needles.len(), known.public.len());
+    let before = known.needles.len();
     for value in values {
-        add_forms(&mut known.needles, &value);
+        known.add(value);
     }
-    known.public.extend(public);
-    // Server answers repeat what the input taught: rebuild only for something new.
-    if (known.needles.len(), known.public.len()) != before {
+    // Server answers repeat what the input taught, and add public strings (the
+    // namespace) that hide nothing: rebuild only for something that changes the patterns.
+    let mut changed = known.needles.len() != before;
+    for text in public {
+        if !known.public.contains(&text) {
+            changed |= !public_needles(&known.needles, [text.as_str()]).is_empty();
+            known.public.insert(text);
+        }
+    }
+    if changed {
         known.matcher = None;
     }
 }
@@ -140,7 +152,7 @@ pub fn learn_objects<'a>(objects: impl IntoIterator<Item = &'a Value>) {
 pub fn learn(value: &str) {
     let mut known = known();
     let before = known.needles.len();
-    add_forms(&mut known.needles, value);
+    known.add(value.to_owned());
     if known.needles.len() != before {
         known.matcher = None;
     }
@@ -154,9 +166,9 @@ fn secret_values(obj: &Value, out: &mut Vec<String>) {
             continue;
         };
         for value in map.values() {
-            // The base64 of data is one of the forms learned from its decoded value:
-            // learning it apart would add base64-of-base64 and, on every read-back of
-            // a Secret, rebuild the matcher for nothing.
+            // The base64 of data is found by decoding, as the base64 of any value:
+            // learning it apart would add patterns and, on every read-back of a
+            // Secret, rebuild the matcher for nothing.
             if field == "data"
                 && let Some(text) = value.as_str()
                 && let Ok(plain) = STANDARD.decode(text)
@@ -191,30 +203,34 @@ fn scalars(value: &Value, out: &mut Vec<String>) {
     }
 }
 
-/// Every form `value` can take in a message.
+/// Every textual form `value` can take in a message (its base64 is found by decoding,
+/// see [`base64_spans`]).
 fn add_forms(needles: &mut HashSet<String>, value: &str) {
+    if !maskable(value) {
+        return;
+    }
     let mut push = |s: String| {
         if maskable(&s) {
             needles.insert(s);
         }
     };
-    if !maskable(value) {
-        return;
+    // Most values escape to themselves: make their escaped forms only when they differ.
+    if value.chars().any(escapes) {
+        push(json_escaped(value));
+        push(go_json_escaped(value));
+        push(go_quoted(value));
     }
-    push(value.to_owned());
-    push(json_escaped(value));
-    push(go_json_escaped(value));
-    push(go_quoted(value));
-    // Unpadded: the padded form and the same bytes inside longer base64 both match.
-    push(STANDARD.encode(value).trim_end_matches('=').to_owned());
     // As the server echoes a number it read: `0x5EC12E7` comes back as `99357415`.
-    for number in number_forms(value.trim()) {
-        push(number);
-    }
-    if let Ok(n) = value.trim().parse::<i128>() {
-        push(format!("0x{n:x}"));
-        push(format!("0x{n:X}"));
-        push(format!("0{n:o}"));
+    let number = value.trim();
+    if number.starts_with(|c: char| c.is_ascii_digit() || c == '-' || c == '+') {
+        for form in number_forms(number) {
+            push(form);
+        }
+        if let Ok(n) = number.parse::<i128>() {
+            push(format!("0x{n:x}"));
+            push(format!("0x{n:X}"));
+            push(format!("0{n:o}"));
+        }
     }
     // A multi-line value (a PEM key) may be shown a line at a time.
     if value.contains('\n') {
@@ -224,6 +240,13 @@ fn add_forms(needles: &mut HashSet<String>, value: &str) {
             push(go_quoted(line));
         }
     }
+    push(value.to_owned());
+}
+
+/// Whether `c` is written otherwise by one of the escapes of [`add_forms`]: control
+/// characters (DEL and Unicode's too), quotes, backslashes, what Go's JSON escapes.
+fn escapes(c: char) -> bool {
+    c.is_control() || matches!(c, '"' | '\\' | '<' | '>' | '&' | '\u{2028}' | '\u{2029}')
 }
 
 /// The decimal numbers a reader may make of `text`, as a server echoes them back:
@@ -298,20 +321,33 @@ fn go_quoted(s: &str) -> String {
 }
 
 impl Known {
+    fn add(&mut self, value: String) {
+        if !self.values.contains(&value) {
+            add_forms(&mut self.needles, &value);
+            self.values.insert(value);
+        }
+    }
+
     fn matcher(&mut self) -> Arc<Matcher> {
         if let Some(m) = &self.matcher {
             return Arc::clone(m);
         }
-        let mut needles: Vec<&str> = self.needles.iter().map(String::as_str).collect();
-        needles.retain(|n| !n.is_empty());
-        let public_hits = public_needles(&needles, &self.public);
-        needles.retain(|n| !public_hits.contains(n));
+        let public_hits = public_needles(&self.needles, self.public.iter().map(String::as_str));
+        let needles: Vec<&str> = self
+            .needles
+            .iter()
+            .map(String::as_str)
+            .filter(|n| !public_hits.contains(n))
+            .collect();
         let automaton = (!needles.is_empty()).then(|| {
             // An NFA builds in time linear in the patterns' length, however long a
-            // value is; a DFA could take minutes for a megabyte of values.
+            // value is; a DFA could take minutes for a megabyte of values. The
+            // noncontiguous one is the fastest to build and has the lowest peak memory
+            // (a contiguous NFA is made from it, both alive at once): for 48k values,
+            // building is most of the cost, searching messages a small part.
             AhoCorasick::builder()
                 .match_kind(MatchKind::LeftmostLongest)
-                .kind(Some(AhoCorasickKind::ContiguousNFA))
+                .kind(Some(AhoCorasickKind::NoncontiguousNFA))
                 .build(&needles)
                 .expect("the patterns are small enough")
         });
@@ -325,8 +361,10 @@ impl Known {
 /// `polls-app` of every message into `<redacted>-app` and protect nothing. Public
 /// strings are names and labels (at most a few hundred bytes each), so looking up each
 /// of their substrings costs far less than an automaton over every needle.
-fn public_needles<'a>(needles: &[&'a str], public: &HashSet<String>) -> HashSet<&'a str> {
-    let needles: HashSet<&'a str> = needles.iter().copied().collect();
+fn public_needles<'a, 'p>(
+    needles: &'a HashSet<String>,
+    public: impl IntoIterator<Item = &'p str>,
+) -> HashSet<&'a str> {
     let mut hits = HashSet::new();
     for text in public {
         let bounds: Vec<usize> = text
@@ -336,8 +374,8 @@ fn public_needles<'a>(needles: &[&'a str], public: &HashSet<String>) -> HashSet<
             .collect();
         for (n, &start) in bounds.iter().enumerate() {
             for &end in &bounds[n + 1..] {
-                if let Some(&hit) = needles.get(&text[start..end]) {
-                    hits.insert(hit);
+                if let Some(hit) = needles.get(&text[start..end]) {
+                    hits.insert(hit.as_str());
                 }
             }
         }
@@ -366,11 +404,89 @@ impl Scrubber {
 /// `text` with every known secret value replaced by [`MASK`].
 pub fn scrub(text: &str) -> Cow<'_, str> {
     let matcher = known().matcher();
-    match &matcher.automaton {
-        Some(ac) if ac.is_match(text) => {
-            Cow::Owned(ac.replace_all(text, &vec![MASK; ac.patterns_len()]))
+    let Some(ac) = &matcher.automaton else {
+        return Cow::Borrowed(text);
+    };
+    let mut spans: Vec<(usize, usize)> = ac.find_iter(text).map(|m| (m.start(), m.end())).collect();
+    base64_spans(ac, text.as_bytes(), &mut spans);
+    if spans.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    // Overlapping spans (a value and the base64 around it) are masked as one.
+    spans.sort_unstable();
+    let mut out = String::with_capacity(text.len());
+    let mut done = 0;
+    for (start, end) in spans {
+        if start >= done {
+            out.push_str(&text[done..start]);
+            out.push_str(MASK);
         }
-        _ => Cow::Borrowed(text),
+        done = done.max(end);
+    }
+    out.push_str(&text[done..]);
+    Cow::Owned(out)
+}
+
+/// Adds to `spans` the parts of every base64-looking run of `text` whose decoding holds
+/// a known value in any form. A run is decoded from each of its first four characters:
+/// base64 glued to other letters (`token` + base64) is then read at its own start too,
+/// and a value is found wherever its bytes sit in the data, not only at a multiple of
+/// three. The span covers the characters that carry the value's bits.
+fn base64_spans(ac: &AhoCorasick, text: &[u8], spans: &mut Vec<(usize, usize)>) {
+    // The shortest value masked (MIN_LEN bytes) takes four characters of base64.
+    const SHORTEST: usize = 4;
+    let mut decoded = Vec::new();
+    let mut at = 0;
+    while at < text.len() {
+        let start = at;
+        while at < text.len() && BASE64_DIGIT[text[at] as usize] != INVALID {
+            at += 1;
+        }
+        if at == start {
+            at += 1;
+            continue;
+        }
+        let run = &text[start..at];
+        for shift in 0..run.len().saturating_sub(SHORTEST - 1).min(4) {
+            decode_base64(&run[shift..], &mut decoded);
+            let from = start + shift;
+            for m in ac.find_iter(&decoded) {
+                let first = from + m.start() * 4 / 3;
+                let last = (from + (m.end() * 4).div_ceil(3)).min(at);
+                spans.push((first, last));
+            }
+        }
+    }
+}
+
+const INVALID: u8 = 0xff;
+
+/// The value of each base64 digit (standard alphabet), [`INVALID`] for other bytes.
+static BASE64_DIGIT: [u8; 256] = {
+    let mut table = [INVALID; 256];
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut i = 0;
+    while i < alphabet.len() {
+        table[alphabet[i] as usize] = i as u8;
+        i += 1;
+    }
+    table
+};
+
+/// Decodes base64 `digits` (no padding) into `out`, as far as whole bytes go: a
+/// trailing digit's spare bits, which belong to data cut off here, are dropped.
+fn decode_base64(digits: &[u8], out: &mut Vec<u8>) {
+    out.clear();
+    let mut bits = 0u32;
+    let mut count = 0;
+    for &d in digits {
+        bits = bits << 6 | u32::from(BASE64_DIGIT[d as usize]);
+        count += 6;
+        if count >= 8 {
+            count -= 8;
+            out.push((bits >> count) as u8);
+            bits &= (1 << count) - 1;
+        }
     }
 }
 
@@ -619,6 +735,32 @@ mod tests {
             let clean = scrub(&format!("bad value [{form}] here")).into_owned();
             assert_eq!(clean, "bad value [<redacted>] here", "{form}");
         }
+    }
+
+    #[test]
+    fn base64_is_found_wherever_the_value_sits() {
+        let secret =
+            json!({"apiVersion": "v1", "kind": "Secret", "stringData": {"k": "b64-hidden-pw"}});
+        learn_objects([&secret]);
+        for data in ["b64-hidden-pw", "x:b64-hidden-pw", "ab:b64-hidden-pw;cd"] {
+            let encoded = STANDARD.encode(data);
+            for text in [
+                format!("got {encoded} here"),
+                format!("got {} here", encoded.trim_end_matches('=')),
+                // Glued to other letters: read from every start.
+                format!("got token{encoded} here"),
+            ] {
+                let clean = scrub(&text).into_owned();
+                assert!(clean.contains(MASK), "{data}: {clean}");
+                assert!(!clean.contains(&encoded[4..12]), "{data}: {clean}");
+                assert!(
+                    clean.starts_with("got ") && clean.ends_with(" here"),
+                    "{clean}"
+                );
+            }
+        }
+        let plain = "apiVersion: v1 kind: Secret data: c2VjcmV0";
+        assert_eq!(scrub(plain), plain);
     }
 
     #[test]
