@@ -5,7 +5,8 @@
 # manifest-gen) link no kube client, TLS stack or async runtime; kapply and certwait do.
 #
 # BEFORE_BIN=DIR adds the same figures for binaries built elsewhere (e.g. an older
-# commit) to the notes column, for a before/after comparison in the same run.
+# commit) to the notes column of each tool found there, for a before/after comparison in
+# the same run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/lib.sh
@@ -38,8 +39,8 @@ for tool in ["envsplit", "secretgen", "manifest-gen", "kapply", "certwait"]:
     path = os.path.join(bin_dir, tool)
     size, nlibs, start = figures(path, [path, "--version"])
     notes = f"kubectl {k_size:.1f} MiB, {k_libs} shared libraries"
-    if before_dir:
-        old = os.path.join(before_dir, tool)
+    old = os.path.join(before_dir, tool) if before_dir else ""
+    if os.path.exists(old):
         o_size, o_libs, o_start = figures(old, [old, "--version"])
         notes += (f"; before: {o_size:.1f} MiB, {o_libs} shared libraries, "
                   f"start-up {o_start * 1000:.2f} ms")

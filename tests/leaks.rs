@@ -558,8 +558,10 @@ fn a_secret_of_many_keys_costs_about_what_a_configmap_does() {
     assert!(shown.contains("<redacted>"), "{shown:.500}");
     let secret = cpu_seconds(&sim, &lines[0], 2);
     let config_map = cpu_seconds(&sim, &lines[1], 2);
+    // A guard against the quadratic cost coming back (15x and more), not a speed target
+    // (that is bench/scrub.sh's): CPU time, and a bound loose enough for a busy machine.
     assert!(
-        secret <= 3.0 * config_map + 0.2,
+        secret <= 5.0 * config_map + 0.5,
         "{KEYS}-key Secret: {secret:.2} s of CPU, as a ConfigMap: {config_map:.2} s"
     );
 }
