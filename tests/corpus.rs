@@ -161,6 +161,17 @@ fn yaml_11_classes_read_as_kubectl_reads_them() {
             "keys.yaml",
             format!("{CM}data:\n  y: a\n  off: b\n  10: c\n  1.5: d\n"),
         ),
+        // A repeated key keeps its last value, also a whole repeated `metadata`.
+        (
+            "repeated.yaml",
+            format!("{CM}  labels: {{a: '1', a: '2'}}\ndata:\n  k: one\n  k: two\nmetadata: {{name: d}}\n"),
+        ),
+        (
+            "repeated.json",
+            "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":\"1\"}},\
+             \"data\":{\"k\":\"1\",\"k\":\"2\"},\"metadata\":{\"name\":\"b\"}}\n"
+                .into(),
+        ),
     ];
     for (name, text) in &cases {
         same_objects(&write(d, name, text.as_bytes()));
