@@ -161,6 +161,17 @@ fn yaml_11_classes_read_as_kubectl_reads_them() {
             "keys.yaml",
             format!("{CM}data:\n  y: a\n  off: b\n  10: c\n  1.5: d\n"),
         ),
+        // A repeated key keeps its last value, also a whole repeated `metadata`.
+        (
+            "repeated.yaml",
+            format!("{CM}  labels: {{a: '1', a: '2'}}\ndata:\n  k: one\n  k: two\nmetadata: {{name: d}}\n"),
+        ),
+        (
+            "repeated.json",
+            "{\"apiVersion\":\"v1\",\"kind\":\"ConfigMap\",\"metadata\":{\"name\":\"a\",\"labels\":{\"x\":\"1\"}},\
+             \"data\":{\"k\":\"1\",\"k\":\"2\"},\"metadata\":{\"name\":\"b\"}}\n"
+                .into(),
+        ),
     ];
     for (name, text) in &cases {
         same_objects(&write(d, name, text.as_bytes()));
@@ -243,5 +254,167 @@ fn values_the_server_would_reject_are_refused_with_the_fix() {
         err.contains("document 1 (line 7): label \"enabled\": Kubernetes (YAML 1.1) reads this unquoted value as a boolean")
             && err.contains("quote the value"),
         "{err}"
+    );
+}
+
+/// `--from-env-file` as kubectl reads it: key -> value, or `None` when kubectl refuses
+/// the file.
+fn kubectl_env_file(file: &Path) -> Option<serde_json::Map<String, Value>> {
+    let out = Command::new("kubectl")
+        .args([
+            "create",
+            "secret",
+            "generic",
+            "x",
+            "--dry-run=client",
+            "-o",
+            "json",
+        ])
+        .arg("--from-env-file")
+        .arg(file)
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .expect("kubectl is installed");
+    out.status.success().then(|| {
+        let secret: Value = serde_json::from_slice(&out.stdout).unwrap();
+        decoded(&secret["data"])
+    })
+}
+
+/// A Secret's base64 `data` as text.
+fn decoded(data: &Value) -> serde_json::Map<String, Value> {
+    use base64::Engine as _;
+    let data = data.as_object().cloned().unwrap_or_default();
+    data.into_iter()
+        .map(|(key, value)| {
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(value.as_str().unwrap())
+                .unwrap();
+            (key, Value::String(String::from_utf8(bytes).unwrap()))
+        })
+        .collect()
+}
+
+/// The one Secret in a tool's YAML output, decoded.
+fn secret_data(yaml: &[u8]) -> serde_json::Map<String, Value> {
+    let text = std::str::from_utf8(yaml).unwrap();
+    let secret = text
+        .split("---\n")
+        .filter(|d| !d.trim().is_empty())
+        .map(|d| serde_yaml::from_str::<Value>(d).unwrap())
+        .find(|o| o["kind"] == "Secret")
+        .expect("a Secret");
+    decoded(&secret["data"])
+}
+
+/// Exit 2 with `tool: FILE:LINE: ...` lines, nothing on stdout, and no value of the
+/// file in any message: every `KEY=value` line's value of 4 characters or more but
+/// plain words (`single`, `docker`), which the messages' own words may contain.
+fn refused_cleanly(tool: &str, file: &Path, out: &Output) {
+    let name = file.display();
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(2), "{tool}: {name}: {err}");
+    assert!(out.stdout.is_empty(), "{tool}: {name}: wrote to stdout");
+    let prefix = format!("{tool}: {name}:");
+    for line in err.lines() {
+        let at = line
+            .strip_prefix(&prefix)
+            .unwrap_or_else(|| panic!("{line}"));
+        let number = at.split(':').next().unwrap_or_default();
+        assert!(
+            number.parse::<usize>().is_ok() || line.contains("more bad lines"),
+            "{line}"
+        );
+    }
+    let text = std::fs::read_to_string(file).unwrap();
+    for value in text
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(_, v)| v.trim())
+    {
+        let word = value.bytes().all(|b| b.is_ascii_alphabetic());
+        assert!(
+            value.len() < 4 || word || !err.contains(value),
+            "{tool}: {name}: a value is quoted: {err}"
+        );
+    }
+}
+
+/// Real env files of well-known projects (tests/corpus/env, provenance in
+/// tests/corpus/README.md) read by `kubectl create secret generic --from-env-file`
+/// and by `envsplit --format docker --secret '*' | secretgen` and `secretgen
+/// --from-env-file --format docker`: the same keys and values, or both refuse the file.
+/// Read as dotenv (envsplit's default), every file is either read or refused cleanly.
+#[test]
+fn the_env_corpus_reads_as_kubectl_reads_it() {
+    let dir = root().join("tests/corpus/env");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "env"))
+        .collect();
+    files.sort();
+    let (mut agreed, mut refused, mut keys) = (0, 0, 0);
+    for file in &files {
+        let name = file.display();
+        let split = cmd("envsplit")
+            .args(["--app", "x", "--format", "docker", "--secret", "*"])
+            .arg(file)
+            .output()
+            .unwrap();
+        let standalone = cmd("secretgen")
+            .args(["--name", "x", "--format", "docker", "--from-env-file"])
+            .arg(file)
+            .output()
+            .unwrap();
+        match kubectl_env_file(file) {
+            Some(theirs) => {
+                assert!(
+                    split.status.success(),
+                    "envsplit: {name}: {}",
+                    stderr(&split)
+                );
+                let encoded = run_with_stdin(cmd("secretgen"), &split.stdout);
+                assert!(
+                    encoded.status.success(),
+                    "secretgen: {name}: {}",
+                    stderr(&encoded)
+                );
+                assert_eq!(
+                    secret_data(&encoded.stdout),
+                    theirs,
+                    "{name}: envsplit --format docker | secretgen differs from kubectl"
+                );
+                assert!(
+                    standalone.status.success(),
+                    "{name}: {}",
+                    stderr(&standalone)
+                );
+                assert_eq!(
+                    secret_data(&standalone.stdout),
+                    theirs,
+                    "{name}: secretgen --from-env-file --format docker differs from kubectl"
+                );
+                agreed += 1;
+                keys += theirs.len();
+            }
+            None => {
+                refused_cleanly("envsplit", file, &split);
+                refused_cleanly("secretgen", file, &standalone);
+                refused += 1;
+            }
+        }
+        let dotenv = cmd("envsplit")
+            .args(["--app", "x"])
+            .arg(file)
+            .output()
+            .unwrap();
+        if !dotenv.status.success() {
+            refused_cleanly("envsplit", file, &dotenv);
+        }
+    }
+    assert!(
+        files.len() >= 15 && agreed >= 15 && refused >= 1 && keys >= 300,
+        "corpus too small: {agreed} files read ({keys} keys), {refused} refused"
     );
 }

@@ -152,24 +152,47 @@ fn bad_document_applies_nothing_and_names_source_document_and_line() {
 }
 
 #[test]
-fn duplicate_keys_apply_nothing_and_name_the_key() {
+fn a_repeated_key_keeps_its_last_value_as_kubectl_does() {
     let sim = Sim::start(&[]);
-    // The second ConfigMap lost its `---`: kubectl refuses the merged document, and so
-    // must kapply rather than apply whichever name came last.
-    let merged = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n\
-                  apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n";
-    let out = kapply(&sim, &[], &format!("{POLLS}---\n{merged}"));
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(out.stdout.is_empty());
-    let err = stderr(&out);
-    assert!(
-        err.starts_with("kapply: <stdin>: document 6 (line "),
-        "{err}"
+    // The second ConfigMap lost its `---`: kubectl applies the merged document with the
+    // last value of each key (`second`, its labels only), and so does kapply, saying so.
+    let merged = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: first\n  labels: {a: b}\n\
+                  apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: second\n\
+                  data:\n  K: one\n  K: two\n";
+    let out = kapply_ok(&sim, &[], &format!("{POLLS}---\n{merged}"));
+    let first = POLLS.lines().count() + 2;
+    out.stderr_has(&format!(
+        "kapply: <stdin>:{}: key \"apiVersion\" repeated; the last value is used, as kubectl does",
+        first + 5
+    ))
+    .stderr_has(&format!(
+        "kapply: <stdin>:{}: key \"metadata\" repeated; the last value is used",
+        first + 7
+    ))
+    .stderr_has(&format!(
+        "kapply: <stdin>:{}: key \"K\" repeated",
+        first + 11
+    ));
+    assert!(!out.stderr().contains("two"), "{}", out.stderr());
+    assert!(!exists(&sim, &["configmap", "first"]), "first was applied");
+    let ours = sim.kubectl_ok(&["get", "configmap", "second", "-o", "json"]);
+    let ours: serde_json::Value = serde_json::from_str(&ours).unwrap();
+    assert_eq!(ours["data"], serde_json::json!({"K": "two"}));
+    assert!(ours["metadata"].get("labels").is_none(), "{ours}");
+
+    // kubectl, applying the same text into another namespace, stores the same object.
+    sim.kubectl_ok(&["create", "namespace", "oracle"]);
+    let mut kubectl = sim.kubectl();
+    kubectl.args(["apply", "--server-side", "-n", "oracle", "-f", "-"]);
+    let theirs = run_with_stdin(kubectl, merged.as_bytes());
+    assert!(theirs.status.success(), "{}", stderr(&theirs));
+    let theirs = sim.kubectl_ok(&["get", "configmap", "second", "-n", "oracle", "-o", "json"]);
+    let theirs: serde_json::Value = serde_json::from_str(&theirs).unwrap();
+    assert_eq!(ours["data"], theirs["data"]);
+    assert_eq!(
+        ours["metadata"].get("labels"),
+        theirs["metadata"].get("labels")
     );
-    assert!(err.contains(": duplicate key \"apiVersion\""), "{err}");
-    for name in ["first", "second", "polls-config"] {
-        assert!(!exists(&sim, &["configmap", name]), "{name} was applied");
-    }
     out.no_secrets(SECRETS);
 }
 

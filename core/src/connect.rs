@@ -338,13 +338,8 @@ fn as_kubectl_reads(mut kubeconfig: Kubeconfig) -> Result<Kubeconfig> {
 
 /// One line on stderr, every run: nothing proves the server is the one meant.
 fn warn_insecure(server: &http::Uri) {
-    let tool = std::env::args_os()
-        .next()
-        .map(PathBuf::from)
-        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
-        .unwrap_or_else(|| "kpipe".into());
-    crate::redact::eprint(&format!(
-        "{tool}: warning: TLS verification is off for {server} (insecure-skip-tls-verify in \
-         the kubeconfig): anyone on the way can read and change what is sent\n"
+    crate::error::warn(&format!(
+        "warning: TLS verification is off for {server} (insecure-skip-tls-verify in \
+         the kubeconfig): anyone on the way can read and change what is sent"
     ));
 }

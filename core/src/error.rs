@@ -111,6 +111,17 @@ where
     run(tool, || runtime.block_on(body))
 }
 
+/// Prints `tool: what` on stderr, for a library warning that does not know which tool
+/// runs it: the name is the program's, as the user typed it.
+pub fn warn(what: &str) {
+    let tool = std::env::args_os()
+        .next()
+        .map(std::path::PathBuf::from)
+        .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .unwrap_or_else(|| "kpipe".into());
+    crate::redact::eprint(&format!("{tool}: {what}\n"));
+}
+
 fn report(tool: &str, e: Error) -> ExitCode {
     let code = e.exit_code();
     if !matches!(e, Error::BrokenPipe) {

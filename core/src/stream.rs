@@ -87,9 +87,10 @@ pub fn text_of(name: &str, bytes: Vec<u8>) -> Result<String> {
 }
 
 /// Parses a manifest stream into objects as kubectl reads it ([`crate::yaml11`]),
-/// checking that each has apiVersion and kind, no mapping repeats a key, and no value
+/// checking that each has apiVersion and kind and that no value
 /// that Kubernetes reads as a bool or number sits where the API server takes only
-/// strings. Empty documents are skipped, as kubectl does; `kind: List` (and any
+/// strings. A key repeated in a mapping keeps its last value, as kubectl reads it, with
+/// a warning on stderr. Empty documents are skipped, as kubectl does; `kind: List` (and any
 /// `...List` with items) is flattened into its items.
 ///
 /// As kubectl, a stream whose first character is `{` is a stream of JSON objects;
@@ -111,9 +112,16 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Document>> {
                 place(line + l - 1)
             )));
         }
-        let value = yaml11::load(chunk)
+        let loaded = yaml11::load(chunk)
             .map_err(|e| Error::input(format!("{}: {}", place(line + e.line - 1), e.message)))?;
-        let Some(value) = value else {
+        for repeated in &loaded.repeated {
+            crate::error::warn(&format!(
+                "{source}:{}: key {:?} repeated; the last value is used, as kubectl does",
+                line + repeated.line - 1,
+                repeated.key
+            ));
+        }
+        let Some(value) = loaded.value else {
             continue;
         };
         learn_secrets(&value);
@@ -402,28 +410,18 @@ mod tests {
     }
 
     #[test]
-    fn duplicate_keys_are_refused_in_yaml_and_json() {
-        // Two ConfigMaps that lost the `---` between them.
+    fn repeated_keys_keep_the_last_value_in_yaml_and_json() {
+        // Two ConfigMaps that lost the `---` between them: kubectl applies one, `b`.
         let text = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\n---\n\
                     apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: b\n\
-                    apiVersion: v1\nkind: ConfigMap\n";
-        let err = parse("in.yaml", text).unwrap_err();
-        assert_eq!(err.exit_code(), 2);
+                    apiVersion: v1\nkind: Secret\n";
+        let docs = parse("in.yaml", text).unwrap();
         assert_eq!(
-            err.to_string(),
-            "in.yaml: document 2 (line 9): duplicate key \"apiVersion\": a mapping repeats this key"
+            (docs[1].kind(), docs[1].id().name.as_str()),
+            ("Secret", "b")
         );
-        let nested =
-            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: a}\ndata:\n  A: '1'\n  A: '2'\n";
-        let err = parse("in.yaml", nested).unwrap_err().to_string();
-        assert!(err.starts_with("in.yaml: document 1 (line 6"), "{err}");
-        assert!(err.contains(": duplicate key \"A\""), "{err}");
         let json = "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\",\n \"kind\": \"Secret\", \"metadata\": {\"name\": \"a\"}}\n";
-        let err = parse("in.json", json).unwrap_err().to_string();
-        assert!(
-            err.starts_with("in.json: document 1 (line 2): duplicate key \"kind\""),
-            "{err}"
-        );
+        assert_eq!(parse("in.json", json).unwrap()[0].kind(), "Secret");
     }
 
     #[test]

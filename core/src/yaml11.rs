@@ -63,9 +63,27 @@ enum Scalar {
     Merge,
 }
 
-/// The first document of `text` as Kubernetes reads it; `None` when it is empty (only
-/// comments, or `null`... as kubectl, the caller skips it).
-pub fn load(text: &str) -> Result<Option<Value>, LoadError> {
+/// A key written twice in one mapping. go-yaml v2 keeps the last value and kubectl
+/// applies the object without a word; the tools do the same and say so.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RepeatedKey {
+    /// 1-based line (within the text read) of the key that wins.
+    pub line: usize,
+    pub key: String,
+}
+
+/// One document as Kubernetes reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Loaded {
+    /// `None` when the document is empty (only comments, or `null`...): as kubectl, the
+    /// caller skips it.
+    pub value: Option<Value>,
+    /// Keys repeated in a mapping, in the order met.
+    pub repeated: Vec<RepeatedKey>,
+}
+
+/// The first document of `text` as Kubernetes reads it.
+pub fn load(text: &str) -> Result<Loaded, LoadError> {
     Builder::default().run(text)
 }
 
@@ -87,8 +105,8 @@ enum Open {
     Map {
         map: Map<String, Value>,
         anchor: usize,
-        /// Keys written in this mapping itself, to refuse a repeated one; keys that a
-        /// merge brought may be overridden.
+        /// Keys written in this mapping itself, to note a repeated one; a key that a
+        /// merge brought is overridden silently, as merging means.
         explicit: HashSet<String>,
         /// The key read, waiting for its value.
         key: Option<Key>,
@@ -109,10 +127,11 @@ struct Builder {
     anchors: Vec<Option<Value>>,
     aliased_nodes: usize,
     done: Option<Value>,
+    repeated: Vec<RepeatedKey>,
 }
 
 impl Builder {
-    fn run(mut self, text: &str) -> Result<Option<Value>, LoadError> {
+    fn run(mut self, text: &str) -> Result<Loaded, LoadError> {
         let mut started = false;
         for event in parser(text) {
             let (event, span) = event.map_err(|e| LoadError::scan(&e))?;
@@ -179,7 +198,10 @@ impl Builder {
                 _ => {}
             }
         }
-        Ok(self.done.filter(|v| !v.is_null()))
+        Ok(Loaded {
+            value: self.done.filter(|v| !v.is_null()),
+            repeated: self.repeated,
+        })
     }
 
     /// Before a collection starts: it cannot be a key, and the depth is bounded.
@@ -248,6 +270,7 @@ impl Builder {
     /// A complete value: the next item of a sequence, the value of a mapping's key, or
     /// the document.
     fn node(&mut self, value: Value, at: usize) -> Result<(), LoadError> {
+        let repeated = &mut self.repeated;
         match self.stack.last_mut() {
             None => self.done = Some(value),
             Some(Open::Seq { items, .. }) => items.push(value),
@@ -259,11 +282,13 @@ impl Builder {
                 ..
             }) => match key.take() {
                 Some(Key::Name(name)) => {
+                    // The later value replaces the earlier one whole (a repeated
+                    // `metadata` drops the first one's labels), as in go-yaml v2.
                     if !explicit.insert(name.clone()) {
-                        return Err(LoadError::new(
-                            *line,
-                            format!("duplicate key {name:?}: a mapping repeats this key"),
-                        ));
+                        repeated.push(RepeatedKey {
+                            line: *line,
+                            key: name.clone(),
+                        });
                     }
                     map.insert(name, value);
                 }
@@ -599,7 +624,7 @@ mod tests {
     use serde_json::json;
 
     fn read(text: &str) -> Value {
-        load(text).unwrap().unwrap()
+        load(text).unwrap().value.unwrap()
     }
 
     #[test]
@@ -655,10 +680,21 @@ mod tests {
     }
 
     #[test]
-    fn repeated_keys_are_refused_at_their_line() {
-        let err = load("a: 1\nb:\n  c: 1\n  d: [1, 2]\n  c: 2\n").unwrap_err();
-        assert_eq!(err.line, 5);
-        assert!(err.message.starts_with("duplicate key \"c\""), "{err:?}");
+    fn repeated_keys_keep_the_last_value_and_are_noted_at_their_line() {
+        let loaded = load("a: 1\nb:\n  c: {x: 1}\n  d: [1, 2]\n  c: {z: 2}\na: 3\n").unwrap();
+        assert_eq!(
+            loaded.value,
+            Some(json!({"a": 3, "b": {"c": {"z": 2}, "d": [1, 2]}}))
+        );
+        let at = |line, key: &str| RepeatedKey {
+            line,
+            key: key.into(),
+        };
+        assert_eq!(loaded.repeated, [at(5, "c"), at(6, "a")]);
+        // Overriding what a merge brought is not a repetition.
+        let merged = load("b: &b {x: 1}\nm: {<<: *b, x: 2}\n").unwrap();
+        assert_eq!(merged.value.unwrap()["m"], json!({"x": 2}));
+        assert!(merged.repeated.is_empty());
     }
 
     #[test]
@@ -706,8 +742,8 @@ mod tests {
 
     #[test]
     fn empty_documents_are_none() {
-        assert_eq!(load("# only a comment\n").unwrap(), None);
-        assert_eq!(load("").unwrap(), None);
-        assert_eq!(load("null\n").unwrap(), None);
+        for text in ["# only a comment\n", "", "null\n"] {
+            assert_eq!(load(text).unwrap().value, None);
+        }
     }
 }

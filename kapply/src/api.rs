@@ -127,17 +127,8 @@ impl Caller {
         }
     }
 
-    /// Every object of a resource in a namespace (or cluster-wide), page by page.
-    pub async fn list(
-        &self,
-        resource: &ApiResource,
-        namespace: Option<&str>,
-        what: &str,
-    ) -> Result<Vec<Value>, Failure> {
-        self.list_selected(resource, namespace, None, what).await
-    }
-
-    /// As [`Caller::list`], only the objects a label selector matches.
+    /// Every object of a resource (in a namespace), page after page as kubectl pages;
+    /// only those a label selector matches when given.
     pub async fn list_selected(
         &self,
         resource: &ApiResource,
