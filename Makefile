@@ -86,8 +86,9 @@ $(VENV)/.ok: tests/requirements.txt
 test-deps: $(VENV)/.ok ## install what the tests need (Python: PyYAML, kubernetes-validate)
 
 # The binaries the tests and the demo run: one dev-profile build of the workspace serves
-# both (the first `make demo` then `make test` compile once), and unoptimised
-# dependencies build in about half the time of a release build.
+# both (the first `make demo` then `make test` compile once), in under a third of the
+# CPU time of `make build`: no optimisation, one cargo run (make build needs two, and the
+# second compiles the shared dependencies again with kube's features).
 build-dev: ## build every binary with the dev profile into target/debug (what demo and test run)
 	$(CARGO) build --workspace --bins
 

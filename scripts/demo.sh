@@ -11,8 +11,8 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 
 if [[ -z "${KPIPE_BIN:-}" ]]; then
-  # The dev profile: the same build `make test` uses, and half the first build's time of
-  # a release build; the demo's few objects do not need optimised code.
+  # The dev profile: the same build `make test` uses, in under a third of the CPU time
+  # of a release build; the demo's few objects do not need optimised code.
   make --no-print-directory build-dev >/dev/null
   KPIPE_BIN=target/debug
 fi

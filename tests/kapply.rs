@@ -1154,6 +1154,16 @@ fn three_hundred_objects_ride_out_a_throttling_storm() {
 }
 
 #[test]
+fn a_storm_longer_than_a_count_of_retries_is_ridden_out_by_the_time_budget() {
+    // 429 for 6 s: five retries a second apart (a budget by count) give up inside it;
+    // the default budget of time does not.
+    let sim = Sim::start(&["--faults", "storm:6s"]);
+    let out = kapply_ok(&sim, &[], &configmaps(50));
+    assert_eq!(stdout(&out).matches(" created\n").count(), 50);
+    assert!(answered(&sim, "429") > 0, "{}", sim.log());
+}
+
+#[test]
 fn three_hundred_objects_ride_out_a_ten_second_outage() {
     // Writes take 20 ms each (a real server's order), so the outage that starts 300 ms
     // after kapply's first request always falls in the middle of the 300 writes.
