@@ -43,7 +43,7 @@
 //! 7. quadratic cost: `a_secret_of_many_keys_costs_about_what_a_configmap_does` (20k
 //!    keys: 9 to 11 s of CPU, against 0.4 to 0.7 s as a ConfigMap).
 
-use crate::common::{Sim, cmd, run_with_stdin, stderr};
+use crate::common::{Sim, cmd, path_with_tools, run_with_stdin, stderr};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use std::os::unix::fs::PermissionsExt;
@@ -141,14 +141,7 @@ fn stderr_of(c: Command, stdin: &str) -> Output {
 fn on_pty(line: &str, kubeconfig: Option<&std::path::Path>) -> String {
     let mut c = Command::new("script");
     c.args(["-qec", line, "/dev/null"])
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                crate::common::bin_dir().display(),
-                std::env::var("PATH").unwrap_or_default()
-            ),
-        )
+        .env("PATH", path_with_tools())
         .env("NO_COLOR", "1")
         .env_remove("KUBECONFIG")
         .stdin(Stdio::null());
@@ -506,14 +499,7 @@ fn cpu_seconds(sim: &Sim, line: &str, runs: usize) -> f64 {
             );
             let out = Command::new("bash")
                 .args(["-c", &timed])
-                .env(
-                    "PATH",
-                    format!(
-                        "{}:{}",
-                        crate::common::bin_dir().display(),
-                        std::env::var("PATH").unwrap_or_default()
-                    ),
-                )
+                .env("PATH", path_with_tools())
                 .env("KUBECONFIG", &sim.kubeconfig)
                 .stdin(Stdio::null())
                 .output()

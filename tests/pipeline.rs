@@ -74,14 +74,7 @@ fn render_writes_a_private_file_equal_to_the_pipe() {
     let by_hand = Command::new("bash")
         .args(["-o", "pipefail", "-c", &pipe])
         .current_dir(repo())
-        .env(
-            "PATH",
-            format!(
-                "{}:{}",
-                fresh_bin_dir().display(),
-                std::env::var("PATH").unwrap()
-            ),
-        )
+        .env("PATH", path_with_tools())
         .output()
         .unwrap();
     assert!(by_hand.status.success(), "{}", stderr(&by_hand));

@@ -64,6 +64,15 @@ pub fn fresh_bin_dir() -> PathBuf {
     bin_dir()
 }
 
+/// A PATH with [`fresh_bin_dir`] first, for commands run through a shell.
+pub fn path_with_tools() -> String {
+    format!(
+        "{}:{}",
+        fresh_bin_dir().display(),
+        std::env::var("PATH").unwrap_or_default()
+    )
+}
+
 /// The folders and files a workspace binary is built from.
 fn sources(name: &str) -> Vec<PathBuf> {
     let root = workspace_root();
