@@ -26,6 +26,17 @@ fn kapply_ok(sim: &Sim, args: &[&str], stdin: &str) -> String {
     stdout(&out)
 }
 
+/// `kubectl apply --server-side --prune --applyset=SET -n NS -f -`, with kubectl's
+/// ApplySet support turned on.
+fn kubectl_applyset(sim: &Sim, set: &str, ns: &str) -> Command {
+    let mut c = sim.kubectl();
+    c.env("KUBECTL_APPLYSET", "true")
+        .args(["apply", "--server-side", "--prune"])
+        .arg(format!("--applyset={set}"))
+        .args(["-n", ns, "-f", "-"]);
+    c
+}
+
 fn configmap(name: &str) -> String {
     format!("---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{K: v}}\n")
 }
@@ -274,17 +285,7 @@ fn a_failed_apply_prunes_nothing() {
 #[test]
 fn a_set_made_by_kubectl_is_refused_unless_forced() {
     let sim = Sim::start(&[]);
-    let mut c = sim.kubectl();
-    c.env("KUBECTL_APPLYSET", "true").args([
-        "apply",
-        "--server-side",
-        "--prune",
-        "--applyset=theirs",
-        "-n",
-        "default",
-        "-f",
-        "-",
-    ]);
+    let c = kubectl_applyset(&sim, "theirs", "default");
     let out = run_with_stdin(c, configmap("k1").as_bytes());
     sim.kubectl_stdout("apply --applyset", &out);
 
@@ -338,17 +339,7 @@ fn kubectl_and_kapply_compute_the_same_id_and_kubectl_lists_the_set() {
     let sim = Sim::start(&[]);
     sim.kubectl_ok(&["create", "namespace", "shop"]);
     // kubectl's set first: its parent's id label, and a member labelled with it.
-    let mut c = sim.kubectl();
-    c.env("KUBECTL_APPLYSET", "true").args([
-        "apply",
-        "--server-side",
-        "--prune",
-        "--applyset=same",
-        "-n",
-        "shop",
-        "-f",
-        "-",
-    ]);
+    let c = kubectl_applyset(&sim, "same", "shop");
     sim.kubectl_stdout(
         "apply --applyset",
         &run_with_stdin(c, configmap("from-kubectl").as_bytes()),
@@ -380,17 +371,7 @@ fn kubectl_and_kapply_compute_the_same_id_and_kubectl_lists_the_set() {
         "configmap/from-kapply\nhorizontalpodautoscaler.autoscaling/polls-app\n"
     );
     // And kubectl reads kapply's parent as a valid set made by another tool.
-    let mut c = sim.kubectl();
-    c.env("KUBECTL_APPLYSET", "true").args([
-        "apply",
-        "--server-side",
-        "--prune",
-        "--applyset=same",
-        "-n",
-        "shop",
-        "-f",
-        "-",
-    ]);
+    let c = kubectl_applyset(&sim, "same", "shop");
     let out = run_with_stdin(c, configmap("from-kubectl").as_bytes());
     assert!(!out.status.success());
     assert!(
