@@ -11,9 +11,7 @@ use_bin
 RUNS=${RUNS:-3}
 INSTALL=tests/corpus/manifests/argo-cd-install.yaml
 
-work=$(mktemp -d)
-sim_pid=
-trap 'stop_kubesim; rm -rf "$work"' EXIT
+scratch_dir
 
 # A fresh simulator with the namespace the install goes into.
 start_sim() {

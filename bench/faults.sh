@@ -11,10 +11,7 @@ cd "$(dirname "$0")/.."
 source scripts/lib.sh
 use_bin
 
-work=$(mktemp -d)
-sim_pid=
-trap 'stop_kubesim; rm -rf "$work"' EXIT
-export HOME=$work
+scratch_dir
 
 for i in $(seq 300); do
     printf -- '---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: cm-%d}\ndata: {INDEX: "%d"}\n' "$i" "$i"

@@ -11,13 +11,7 @@ use_bin
 RUNS=${RUNS:-5}
 KEYS=48000
 
-work=$(mktemp -d)
-sim_pid=
-cleanup() {
-    stop_kubesim
-    rm -rf "$work"
-}
-trap cleanup EXIT
+scratch_dir
 
 start_kubesim "$work"
 
