@@ -256,10 +256,11 @@ pub fn from_stream(docs: &[Document], namespace: &str, strict: bool) -> Result<S
 fn typed<T: DeserializeOwned>(doc: &Document) -> Result<T> {
     T::deserialize(&doc.value).map_err(|e| {
         Error::input(format!(
-            "{}: {} is not a valid {}: {e}",
+            "{}: {} is not a valid {}: {}",
             doc.place(),
             doc.id(),
-            doc.kind()
+            doc.kind(),
+            kpipe_core::error::serde_without_values(&e.to_string())
         ))
     })
 }
@@ -565,6 +566,7 @@ spec:
             ),
             "{e}"
         );
+        assert!(!e.to_string().contains("polls.example.com"), "{e}");
         let beta = INGRESS.replace("networking.k8s.io/v1", "networking.k8s.io/v1beta1");
         let e = from_stream(&parse(&beta), "d", false).unwrap_err();
         assert!(e.to_string().contains("use networking.k8s.io/v1"), "{e}");

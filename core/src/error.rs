@@ -122,6 +122,25 @@ pub fn warn(what: &str) {
     crate::redact::eprint(&format!("{tool}: {what}\n"));
 }
 
+/// A serde message about input that did not fit its type, without the input's value:
+/// serde quotes what it found (`invalid type: string "...", expected a sequence`,
+/// `unknown variant `...``), and any input scalar may be a secret. Kept: what kind of
+/// value was found and what was expected; field names (`missing field `spec``), which
+/// are keys of the schema, not values.
+pub fn serde_without_values(message: &str) -> String {
+    let names_a_field = ["missing field", "unknown field", "duplicate field"]
+        .iter()
+        .any(|p| message.starts_with(p));
+    let Some(quoted) = message.find(['"', '`', '\'']).filter(|_| !names_a_field) else {
+        return message.to_owned();
+    };
+    let found = message[..quoted].trim_end();
+    match message[quoted..].find(", expected ") {
+        Some(at) => format!("{found}{}", &message[quoted + at..]),
+        None => found.to_owned(),
+    }
+}
+
 fn report(tool: &str, e: Error) -> ExitCode {
     let code = e.exit_code();
     if !matches!(e, Error::BrokenPipe) {
@@ -152,6 +171,33 @@ pub fn write_stdout(text: &str) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn serde_messages_lose_the_values_they_quote() {
+        let cases = [
+            (
+                "invalid type: string \"s3cr\\\"et\", expected a sequence",
+                "invalid type: string, expected a sequence",
+            ),
+            (
+                "invalid value: integer `7060754`, expected u16",
+                "invalid value: integer, expected u16",
+            ),
+            (
+                "unknown variant `s3cret`, expected `Prefix` or `Exact`",
+                "unknown variant, expected `Prefix` or `Exact`",
+            ),
+            (
+                "invalid type: map, expected a string",
+                "invalid type: map, expected a string",
+            ),
+            ("missing field `spec`", "missing field `spec`"),
+            ("failed to parse 's3cret' as a date", "failed to parse"),
+        ];
+        for (serde, shown) in cases {
+            assert_eq!(serde_without_values(serde), shown);
+        }
+    }
     use super::*;
 
     #[test]
