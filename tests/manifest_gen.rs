@@ -511,7 +511,7 @@ fn migration_job_runs_migrate_with_the_apps_image_and_env() {
             "--migrate-command",
             r#"["sh","-c","python manage.py migrate && echo done"]"#,
         ],
-        "",
+        &config_stream(),
     );
     assert_eq!(
         custom["spec"]["template"]["spec"]["containers"][0]["command"][2],

@@ -4,6 +4,16 @@
 //! JSON documents, and `kind: List` wrappers. Every document is read into a
 //! `serde_json::Value` (Kubernetes objects are JSON) and remembers where it came from,
 //! so errors can say `SOURCE: document N (line L): what`.
+//!
+//! A failed stage must not look like an empty or shorter manifest set to the next one
+//! (`kapply --prune` would delete what the missing objects stood for). Every tool writes
+//! its whole output at the end, in one go, so a stage that failed leaves an empty pipe,
+//! and one killed mid-write (or a `head -c`) a stream cut short. So: an empty pipe on
+//! stdin is refused ([`read_source`]), and every YAML stream a kpipe tool writes begins
+//! with [`BEGIN`] and ends with [`END`] ([`crate::yaml::to_stream`]), two comments that
+//! kubectl and every YAML reader skip; a stream that begins with `BEGIN` and lacks `END`
+//! is refused as cut off ([`parse`]). Input without `BEGIN` (written by hand, by helm or
+//! kustomize) is read as before.
 
 use crate::error::{Error, Result};
 use crate::object::ObjectId;
@@ -11,6 +21,11 @@ use crate::yaml11;
 use serde_json::Value;
 use std::io::Read;
 use std::path::Path;
+
+/// The first line of every YAML stream a kpipe tool writes.
+pub const BEGIN: &str = "# kpipe stream: begin";
+/// The last line of a stream whose writer finished: without it, the stream was cut off.
+pub const END: &str = "# kpipe stream: end";
 
 /// One Kubernetes object from the stream, with its place in the input.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +72,10 @@ pub fn source_name(path: &str) -> String {
 }
 
 /// Reads a whole file (or stdin for `-`) as UTF-8 text, dropping a leading BOM.
+///
+/// An empty pipe on stdin is refused: it is what a stage before that failed leaves (kpipe
+/// tools write nothing when they fail). An empty file, `/dev/null` or a terminal is
+/// input like any other: that is how to say "nothing" on purpose.
 pub fn read_source(path: &str) -> Result<String> {
     let name = source_name(path);
     let mut bytes = Vec::new();
@@ -66,7 +85,48 @@ pub fn read_source(path: &str) -> Result<String> {
         std::fs::File::open(Path::new(path)).and_then(|mut f| f.read_to_end(&mut bytes))
     };
     read.map_err(|e| Error::input(format!("{name}: cannot read: {e}")))?;
+    if path == "-" && bytes.is_empty() && stdin_is_pipe() {
+        return Err(Error::input(format!(
+            "{name}: no input: the stage before me failed or wrote nothing"
+        )));
+    }
     text_of(&name, bytes)
+}
+
+/// Whether stdin is a pipe (a FIFO: what a shell's `|` makes).
+fn stdin_is_pipe() -> bool {
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::FileTypeExt;
+    std::io::stdin()
+        .as_fd()
+        .try_clone_to_owned()
+        .and_then(|fd| std::fs::File::from(fd).metadata())
+        .is_ok_and(|m| m.file_type().is_fifo())
+}
+
+/// Refuses a kpipe stream cut off: one that begins with [`BEGIN`] but does not reach
+/// [`END`] (checked for each `BEGIN`, so concatenated streams are checked one by one).
+fn check_whole(source: &str, text: &str) -> Result<()> {
+    let mut open = None;
+    for (n, line) in text.lines().enumerate() {
+        match line.trim_end() {
+            BEGIN if open.is_some() => break,
+            BEGIN => open = Some(n + 1),
+            END => open = None,
+            _ => {}
+        }
+    }
+    let Some(begin) = open else {
+        return Ok(());
+    };
+    Err(Error::input(if source == "<stdin>" {
+        format!("{source}: input cut off: the stage before me failed or was killed")
+    } else {
+        format!(
+            "{source}: input cut off: the kpipe stream that begins on line {begin} lacks its end \
+             line `{END}` (the tool that wrote it failed or was killed)"
+        )
+    }))
 }
 
 /// Checks that input bytes are UTF-8 and strips a BOM, naming the line of bad bytes.
@@ -95,7 +155,11 @@ pub fn text_of(name: &str, bytes: Vec<u8>) -> Result<String> {
 ///
 /// As kubectl, a stream whose first character is `{` is a stream of JSON objects;
 /// otherwise it is YAML documents separated by lines starting `---`.
+///
+/// A kpipe stream (one that begins with [`BEGIN`]) without its [`END`] is refused as cut
+/// off, before anything of it is read.
 pub fn parse(source: &str, text: &str) -> Result<Vec<Document>> {
+    check_whole(source, text)?;
     let mut docs = Vec::new();
     let chunks = if text.trim_start().starts_with('{') {
         split_json(source, text)?
@@ -422,6 +486,42 @@ mod tests {
         );
         let json = "{\"apiVersion\": \"v1\", \"kind\": \"ConfigMap\",\n \"kind\": \"Secret\", \"metadata\": {\"name\": \"a\"}}\n";
         assert_eq!(parse("in.json", json).unwrap()[0].kind(), "Secret");
+    }
+
+    #[test]
+    fn a_kpipe_stream_without_its_end_line_is_cut_off() {
+        let cm =
+            serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a"}});
+        let whole = crate::yaml::to_stream([&cm, &cm]);
+        assert_eq!(parse("<stdin>", &whole).unwrap().len(), 2);
+        // Concatenated streams, and hand-written documents after one, are whole.
+        assert_eq!(
+            parse("<stdin>", &(whole.clone() + &whole)).unwrap().len(),
+            4
+        );
+        let hand = "---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\n";
+        assert_eq!(parse("<stdin>", &(whole.clone() + hand)).unwrap().len(), 3);
+        assert_eq!(parse("<stdin>", hand).unwrap().len(), 1);
+        // Cut anywhere before the end line's last character: refused.
+        let end = whole.len() - "t\n".len();
+        for cut in [end, whole.find("kind").unwrap(), BEGIN.len() + 1] {
+            let err = parse("<stdin>", &whole[..cut]).unwrap_err();
+            assert_eq!(
+                err.to_string(),
+                "<stdin>: input cut off: the stage before me failed or was killed"
+            );
+            assert_eq!(err.exit_code(), 2);
+        }
+        let unended = &whole[..whole.rfind(END).unwrap()];
+        let err = parse("<stdin>", &(unended.to_owned() + &whole)).unwrap_err();
+        assert!(err.to_string().contains("cut off"), "{err}");
+        let err = parse("deploy.yaml", &whole[..end]).unwrap_err();
+        assert!(
+            err.to_string().starts_with(
+                "deploy.yaml: input cut off: the kpipe stream that begins on line 1 lacks"
+            ),
+            "{err}"
+        );
     }
 
     #[test]

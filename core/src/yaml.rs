@@ -7,6 +7,7 @@
 //! plain only when it is plainly a string under both specs, and double-quotes the rest.
 //! Map keys are sorted, so the output is deterministic.
 
+use crate::stream;
 use serde_json::{Map, Value};
 use std::fmt::Write;
 
@@ -24,10 +25,21 @@ pub fn to_string(value: &Value) -> String {
     out
 }
 
-/// Writes a multi-document stream: every document starts with `---`, so streams can be
-/// concatenated with `cat` and still be one valid stream.
+/// Writes a multi-document stream between the lines [`stream::BEGIN`] and [`stream::END`]
+/// (comments to every YAML reader; kpipe's reader refuses a stream cut off before `END`).
+/// Every document starts with `---`, so streams can be concatenated with `cat` and still
+/// be one valid stream.
 pub fn to_stream<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
-    let mut out = String::new();
+    let mut out = to_unfinished_stream(docs);
+    out.push_str(stream::END);
+    out.push('\n');
+    out
+}
+
+/// [`to_stream`] without its end line: what a tool that failed writes of the work it did,
+/// so that the next kpipe tool refuses it as the output of a failed stage.
+pub fn to_unfinished_stream<'a>(docs: impl IntoIterator<Item = &'a Value>) -> String {
+    let mut out = format!("{}\n", stream::BEGIN);
     for doc in docs {
         out.push_str("---\n");
         out.push_str(&to_string(doc));
@@ -288,6 +300,13 @@ metadata:
     #[test]
     fn stream_starts_every_document() {
         let a = json!({"a": 1});
-        assert_eq!(to_stream([&a, &a]), "---\na: 1\n---\na: 1\n");
+        assert_eq!(
+            to_stream([&a, &a]),
+            "# kpipe stream: begin\n---\na: 1\n---\na: 1\n# kpipe stream: end\n"
+        );
+        assert_eq!(
+            to_stream([]),
+            "# kpipe stream: begin\n# kpipe stream: end\n"
+        );
     }
 }

@@ -198,7 +198,18 @@ pub async fn run(args: Args) -> Result<()> {
         .iter()
         .filter(|o| matches!(o, Outcome::Done { diff, .. } if !diff.is_empty()))
         .count();
-    // With --wait, objects are printed once all are ready (nothing half-written).
+    let verdict = verdict(Verdict {
+        interrupted,
+        not_ready: not_ready.as_ref().map(|(count, end)| (*count, *end)),
+        failures: &failures,
+        total,
+        dry_run,
+        differing: if args.diff { differing } else { 0 },
+        skipped,
+    });
+    // With --wait, objects are printed once all are ready (nothing half-written). A run
+    // that fails writes its YAML stream without the end line: the next kpipe tool
+    // refuses it as the output of a failed stage.
     if let Some(format) = args.output.filter(|_| not_ready.is_none()) {
         let mask = std::io::stdout().is_terminal() && !args.show_secrets;
         let objects: Vec<Value> = outcomes
@@ -222,38 +233,62 @@ pub async fn run(args: Args) -> Result<()> {
                 object
             })
             .collect();
-        kpipe_core::write_stdout(&report::render(&objects, format))?;
+        kpipe_core::write_stdout(&report::render(&objects, format, verdict.is_ok()))?;
     }
+    verdict
+}
 
-    if let Some(interrupted) = interrupted {
+/// How a run ended, for [`verdict`].
+struct Verdict<'a> {
+    interrupted: Option<Error>,
+    not_ready: Option<(usize, &'a wait::End)>,
+    failures: &'a [FailureKind],
+    total: usize,
+    dry_run: bool,
+    /// Objects that differ from the live state, counted with --diff only.
+    differing: usize,
+    skipped: usize,
+}
+
+/// The run's result: the first of interrupted, not ready, failed, differing (--diff),
+/// not checked (dry run).
+fn verdict(run: Verdict<'_>) -> Result<()> {
+    if let Some(interrupted) = run.interrupted {
         return Err(interrupted);
     }
-    if let Some((count, end)) = not_ready {
-        let summary = stages::summary(end, count, total);
+    if let Some((count, end)) = run.not_ready {
+        let summary = stages::summary(end, count, run.total);
         return match end {
             wait::End::TimedOut => Err(Error::Timeout(summary)),
             _ => Err(Error::Summary(summary)),
         };
     }
-    if failures.is_empty() {
+    if run.failures.is_empty() {
         // As `kubectl diff`: exit 1 when something differs.
-        if args.diff && differing > 0 {
-            let objects = if differing == 1 { "object" } else { "objects" };
+        if run.differing > 0 {
+            let objects = if run.differing == 1 {
+                "object"
+            } else {
+                "objects"
+            };
             return Err(Error::Summary(format!(
-                "{differing} of {total} {objects} differ from the live state"
+                "{} of {} {objects} differ from the live state",
+                run.differing, run.total
             )));
         }
         // A dry run succeeds only when the server checked every object.
-        if skipped > 0 {
+        if run.skipped > 0 {
             return Err(Error::Summary(format!(
-                "{skipped} of {total} objects not checked (see above); {} checked",
-                total - skipped
+                "{} of {} objects not checked (see above); {} checked",
+                run.skipped,
+                run.total,
+                run.total - run.skipped
             )));
         }
         return Ok(());
     }
-    let summary = report::summary(&failures, total, dry_run);
-    if failures.contains(&FailureKind::TimedOut) {
+    let summary = report::summary(run.failures, run.total, run.dry_run);
+    if run.failures.contains(&FailureKind::TimedOut) {
         Err(Error::Timeout(summary))
     } else {
         Err(Error::Summary(summary))
@@ -331,7 +366,7 @@ fn client_dry_run(docs: &[Document], output: Option<Output>) -> Result<()> {
             if std::io::stdout().is_terminal() {
                 objects.iter_mut().for_each(mask_secret);
             }
-            report::render(&objects, format)
+            report::render(&objects, format, true)
         }
     };
     kpipe_core::write_stdout(&text)

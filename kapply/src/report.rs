@@ -313,15 +313,18 @@ fn named(ids: &[String]) -> String {
 }
 
 /// `-o yaml` is a stream, `-o json` one object or a `List`, `-o name` one line each,
-/// as kubectl prints them.
-pub fn render(objects: &[Value], format: Output) -> String {
+/// as kubectl prints them. Only the YAML stream tells a reader that the run did not
+/// succeed (`complete` false: no end line); JSON carries no comment, and a cut-off JSON
+/// document does not parse anyway.
+pub fn render(objects: &[Value], format: Output, complete: bool) -> String {
     match format {
         Output::Name => objects
             .iter()
             .filter_map(ObjectId::of)
             .map(|id| kubectl_name(&id) + "\n")
             .collect(),
-        Output::Yaml => kpipe_core::yaml::to_stream(objects),
+        Output::Yaml if complete => kpipe_core::yaml::to_stream(objects),
+        Output::Yaml => kpipe_core::yaml::to_unfinished_stream(objects),
         Output::Json => {
             let value = match objects {
                 [one] => one.clone(),
@@ -528,12 +531,19 @@ mod tests {
     fn json_output_is_a_list_when_there_are_several() {
         let a = serde_json::json!({"kind": "ConfigMap"});
         let one: Value =
-            serde_json::from_str(&render(std::slice::from_ref(&a), Output::Json)).unwrap();
+            serde_json::from_str(&render(std::slice::from_ref(&a), Output::Json, true)).unwrap();
         assert_eq!(one, a);
         let two: Value =
-            serde_json::from_str(&render(&[a.clone(), a.clone()], Output::Json)).unwrap();
+            serde_json::from_str(&render(&[a.clone(), a.clone()], Output::Json, true)).unwrap();
         assert_eq!(two["kind"], "List");
         assert_eq!(two["items"].as_array().unwrap().len(), 2);
-        assert_eq!(render(&[a], Output::Yaml), "---\nkind: ConfigMap\n");
+        assert_eq!(
+            render(std::slice::from_ref(&a), Output::Yaml, true),
+            "# kpipe stream: begin\n---\nkind: ConfigMap\n# kpipe stream: end\n"
+        );
+        assert_eq!(
+            render(&[a], Output::Yaml, false),
+            "# kpipe stream: begin\n---\nkind: ConfigMap\n"
+        );
     }
 }
