@@ -191,3 +191,217 @@ fn make_demo_runs_the_whole_pipeline_and_leaves_nothing_running() {
         "kubesim (pid {pid}) is still running"
     );
 }
+
+/// `bash -o pipefail -c PIPE` in the repository, the workspace's tools first on PATH,
+/// pointed at `sim` when there is one.
+fn shell(pipe: &str, sim: Option<&Sim>) -> Run {
+    let mut c = Command::new("bash");
+    c.args(["-o", "pipefail", "-c", pipe])
+        .current_dir(repo())
+        .env("PATH", path_with_tools())
+        .env("NO_COLOR", "1")
+        .env_remove("KUBECONFIG");
+    if let Some(sim) = sim {
+        c.env("KUBECONFIG", &sim.kubeconfig);
+    }
+    c.run().context(pipe)
+}
+
+/// The README's pipe into `last`, reading `env`.
+fn readme_pipe(env: &Path, last: &str) -> String {
+    format!(
+        "envsplit --app polls --rules examples/polls/split.rules {env} \
+         | secretgen --generate DJANGO_SECRET_KEY \
+         | manifest-gen --app polls --image docker.io/sammy/polls:latest --host polls.example.com \
+         | {last}",
+        env = env.display()
+    )
+}
+
+/// What a reader of an empty pipe says, and nothing else.
+fn no_input(tool: &str) -> String {
+    format!("{tool}: <stdin>: no input: the stage before me failed or wrote nothing\n")
+}
+
+/// What a reader of a kpipe stream cut off says, and nothing else.
+fn cut_off(tool: &str) -> String {
+    format!("{tool}: <stdin>: input cut off: the stage before me failed or was killed\n")
+}
+
+#[test]
+fn a_failing_stage_fails_every_later_stage_and_kapply_prunes_nothing() {
+    let sim = Sim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let kapply = "kapply --applyset polls --prune";
+    shell(&readme_pipe(&env_file(dir.path()), kapply), Some(&sim))
+        .success()
+        .stdout_has("configmap/polls-config created")
+        .stdout_has("secret/polls-secret created");
+    let listing = [
+        "get",
+        "configmaps,secrets,deployments,services",
+        "-o",
+        "name",
+    ];
+    let before = sim.kubectl_ok(&listing);
+    let requests = sim.tool_requests().len();
+
+    // A typo in the env file: envsplit fails, so must every stage after it, each with
+    // one line (secretgen has no Secret for --generate, manifest-gen no config: neither
+    // may say so), and kapply must not prune the config the running Deployment reads.
+    let bad = dir.path().join("bad.env");
+    std::fs::write(&bad, "DEBUG=True\nTHIS LINE IS BROKEN\n").unwrap();
+    let out = shell(&readme_pipe(&bad, kapply), Some(&sim));
+    out.code(2).stdout_empty();
+    let err = out.stderr();
+    let (first, rest) = err.split_once('\n').unwrap();
+    assert!(
+        first.starts_with(&format!("envsplit: {}:2: ", bad.display())),
+        "{err}"
+    );
+    assert_eq!(
+        rest,
+        no_input("secretgen") + &no_input("manifest-gen") + &no_input("kapply")
+    );
+    assert_eq!(
+        sim.tool_requests().len(),
+        requests,
+        "kapply talked to the cluster after a failed stage"
+    );
+    assert_eq!(sim.kubectl_ok(&listing), before);
+}
+
+#[test]
+fn a_cut_off_stream_is_refused_by_every_reader() {
+    let dir = tempfile::tempdir().unwrap();
+    let full = shell(&readme_pipe(&env_file(dir.path()), "cat"), None)
+        .success()
+        .stdout();
+    let file = dir.path().join("deploy.yaml");
+    std::fs::write(&file, &full).unwrap();
+    // Cut where a document ends (a stream a tool killed mid-write could leave), and
+    // before the end line only.
+    let cuts = [
+        full.find("---\napiVersion: apps/v1").unwrap(),
+        full.rfind("# kpipe stream: end").unwrap(),
+    ];
+    let readers = [
+        ("secretgen", "secretgen"),
+        ("manifest-gen", "manifest-gen --image polls:v2"),
+        ("kapply", "kapply --dry-run=client"),
+        ("certwait", "certwait --timeout 5s"),
+    ];
+    for cut in cuts {
+        for (tool, command) in readers {
+            let pipe = format!("head -c {cut} {} | {command}", file.display());
+            let out = shell(&pipe, None);
+            out.code(2).stdout_empty();
+            assert_eq!(out.stderr(), cut_off(tool), "{pipe}");
+        }
+    }
+    // A file cut off is refused too, by name.
+    let cut = dir.path().join("cut.yaml");
+    std::fs::write(&cut, &full[..cuts[0]]).unwrap();
+    shell(
+        &format!("kapply --dry-run=client -f {}", cut.display()),
+        None,
+    )
+    .code(2)
+    .stdout_empty()
+    .stderr_has(&format!(
+        "kapply: {}: input cut off: the kpipe stream that begins on line 1 lacks its end line",
+        cut.display()
+    ));
+    // The whole stream passes.
+    for (_, command) in &readers[..3] {
+        shell(&format!("cat {} | {command}", file.display()), None).success();
+    }
+}
+
+#[test]
+fn hand_written_input_is_read_and_kubectl_applies_kpipe_streams() {
+    let sim = Sim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    // Written by hand: no kpipe lines, a comment, no leading `---`.
+    let hand = dir.path().join("config.yaml");
+    std::fs::write(
+        &hand,
+        "# the tutorial's config, by hand\napiVersion: v1\nkind: ConfigMap\n\
+         metadata: {name: polls-config}\ndata: {DEBUG: \"True\"}\n---\n\
+         apiVersion: v1\nkind: Secret\nmetadata: {name: polls-secret}\n\
+         stringData: {DJANGO_SECRET_KEY: k3ep-th1s-0ut-of-every-log}\n",
+    )
+    .unwrap();
+    let pipe = format!(
+        "cat {} | secretgen | manifest-gen --image polls:v1 --host polls.example.com",
+        hand.display()
+    );
+    let stream = shell(&pipe, None).success().stderr_empty().stdout();
+    // Passed through two tools, the stream still has one first and one last line.
+    assert!(
+        stream.starts_with("# kpipe stream: begin\n---\n"),
+        "{stream}"
+    );
+    assert!(stream.ends_with("\n# kpipe stream: end\n"), "{stream}");
+    assert_eq!(stream.matches("# kpipe stream:").count(), 2, "{stream}");
+
+    // kubectl reads the two lines as the comments they are.
+    let mut c = sim.kubectl();
+    c.args(["apply", "-f", "-"]);
+    let applied = sim.kubectl_stdout("apply -f -", &run_with_stdin(c, stream.as_bytes()));
+    for created in [
+        "configmap/polls-config created",
+        "secret/polls-secret created",
+        "deployment.apps/polls-app created",
+        "ingress.networking.k8s.io/polls-ingress created",
+    ] {
+        assert!(applied.contains(created), "{applied}");
+    }
+
+    // Nothing on purpose (a terminal, /dev/null, an empty file) is no input, not a
+    // failed stage: manifest-gen writes the tutorial's objects.
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    for redirect in ["</dev/null", &format!("<{}", empty.display())] {
+        shell(&format!("manifest-gen --image polls:v1 {redirect}"), None)
+            .success()
+            .stdout_has("kind: Deployment\n")
+            .stdout_has("# kpipe stream: end\n");
+    }
+    // Another generator's stream (kubectl's) goes into kapply as it is.
+    shell(
+        "kubectl create configmap other --from-literal=A=b --dry-run=client -o yaml | kapply",
+        Some(&sim),
+    )
+    .success()
+    .stdout_has("configmap/other created");
+}
+
+#[test]
+fn a_failed_kapply_run_fails_certwait_after_it() {
+    let sim = Sim::start(&["--cert-manager"]);
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\ndata: {A: b}\n",
+    )
+    .unwrap();
+    // Everything applies but the ConfigMap the server finds invalid: kapply exits 1,
+    // and its YAML of what it applied lacks the end line, so certwait does not wait.
+    let apply = format!(
+        "cat - {} | kapply -o yaml | certwait --timeout 30s",
+        bad.display()
+    );
+    let out = shell(&readme_pipe(&env_file(dir.path()), &apply), Some(&sim));
+    out.code(2)
+        .stdout_empty()
+        .stderr_has("kapply: ConfigMap/Bad_Name in namespace default: ")
+        .stderr_has(&cut_off("certwait"))
+        .no_secret(SECRET_KEY);
+    assert!(
+        out.stderr().ends_with(&cut_off("certwait")),
+        "{}",
+        out.stderr()
+    );
+}
