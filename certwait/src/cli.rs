@@ -28,6 +28,8 @@ What to wait for:
   stdin      with no NAME and stdin not a terminal: a manifest stream. Every Certificate
              in it, and for every Ingress annotated cert-manager.io/cluster-issuer or
              cert-manager.io/issuer, the Certificate named after each spec.tls[].secretName.
+             An empty pipe, or a kpipe stream cut off before `# kpipe stream: end`
+             (what `kapply -o yaml` writes when it fails), is refused: exit 2.
 
 It stops early, with exit 1 and the chain `cmctl status certificate` shows
 (Certificate -> CertificateRequest -> Order -> Challenges, and the issuer), when

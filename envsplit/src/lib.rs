@@ -16,7 +16,9 @@ use std::io::IsTerminal;
 
 const LONG_ABOUT: &str = "\
 Reads an env file and writes a ConfigMap with the plain settings and a Secret (type Opaque,
-values in stringData) with the credentials, as a YAML stream on stdout.
+values in stringData) with the credentials, as a YAML stream on stdout that begins with the
+line `# kpipe stream: begin` and ends with `# kpipe stream: end` (comments to kubectl; the
+next kpipe tool refuses a stream without its end line as cut off).
 
 Which side a key goes to, first match wins:
   1. --config GLOB / --secret GLOB, in the order given on the command line
@@ -40,8 +42,8 @@ Examples:
   # read a file written for `docker run --env-file` exactly as kubectl does
   envsplit --app polls --format docker env
 
-Exit status: 0 done, 2 bad input (FILE:LINE: reason) with nothing on stdout,
-1 runtime failure, 141 stdout closed.";
+Exit status: 0 done, 2 bad input (FILE:LINE: reason; FILE `-` an empty pipe: the stage
+before failed) with nothing on stdout, 1 runtime failure, 141 stdout closed.";
 
 /// Split an env file into a ConfigMap and a Secret.
 #[derive(Debug, Parser)]

@@ -14,7 +14,10 @@ in another namespace than -n, or a kind the cluster does not serve, and nothing 
 Files are read exactly as kubectl reads them (YAML 1.1: `0755` is 493, `on` is true,
 merge keys, flow style, JSON streams, `kind: List`). A repeated key is a bad document, and
 so is a value the API server would refuse as read (`DEBUG: on` in a ConfigMap is a bool
-there): quote it (`DEBUG: \"on\"`).
+there): quote it (`DEBUG: \"on\"`). An empty pipe on stdin, or a kpipe stream cut off
+before its last line `# kpipe stream: end`, is what a stage before that failed leaves:
+nothing is applied or pruned. -o yaml writes such a stream, without the end line when the
+run fails (so `| certwait` stops too); -o json and -o name carry no such line.
 Order, in as few steps as Kubernetes needs: 1. Namespaces and CustomResourceDefinitions;
 2. what pods consume (ServiceAccount, RBAC, ConfigMap, Secret, PersistentVolumeClaim);
 3. everything else at once (Services, workloads, Jobs, Ingresses, custom resources the

@@ -19,7 +19,10 @@ override), and a sha256 over their names and data becomes the pod-template annot
 `kpipe/config-hash`: pods read env vars only at start, so a changed value must roll them.
 Only the hash is written, never a value. When the stream holds a ConfigMap or a Secret,
 only the sources found in it are referenced (a missing one would stop the pods); with no
-stream the tutorial's polls-config and polls-secret are referenced.
+stream the tutorial's polls-config and polls-secret are referenced. An empty pipe, or a
+kpipe stream cut off before its last line `# kpipe stream: end`, is what a stage before
+that failed leaves: refused, never read as no stream (a Deployment without its config
+would follow). No stream on purpose: a terminal, `</dev/null` or an empty file.
 
 What it adds to the tutorial (each can be changed or turned off): TCP readiness/liveness
 probes on the container port (--probe-path, --no-probes), rolling updates that keep every
@@ -52,7 +55,8 @@ Examples:
 
 Exit status:
   0  the stream was written
-  2  bad flag or input stream (message names the flag or object; nothing on stdout)
+  2  bad flag or input stream (message names the flag or object; an empty pipe or a
+     cut-off stream: the stage before failed); nothing on stdout
   1  runtime failure (I/O)";
 
 #[derive(Parser, Debug, Clone)]

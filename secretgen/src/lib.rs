@@ -24,7 +24,9 @@ const LONG_ABOUT: &str = "\
 As a filter (the default): reads a manifest stream (files or stdin) and, for every Secret,
 moves stringData into data as standard base64 (stringData wins over data for the same
 key, as the API server does). Every other object passes through unchanged and in order.
-Running it twice gives the same bytes as running it once.
+Running it twice gives the same bytes as running it once. An empty pipe on stdin, or a
+kpipe stream cut off before its last line `# kpipe stream: end`, is what a stage before
+that failed leaves: secretgen says so in one line and does nothing else.
 
 --generate KEY[:LENGTH] fills KEY from the operating system's CSPRNG when it is missing or
 empty in a Secret; a value that is set is never replaced. Default: 50 characters of
@@ -43,7 +45,8 @@ Examples:
   secretgen --show < secret.yaml          # look at the result on a terminal
 
 Exit status: 0 done, 2 bad input (invalid base64, invalid key, object over 1 MiB; the
-message names the object) with nothing on stdout, 1 runtime failure, 141 stdout closed.";
+message names the object; an empty pipe or a cut-off stream) with nothing on stdout,
+1 runtime failure, 141 stdout closed.";
 
 /// Encode, generate and create Kubernetes Secret values.
 #[derive(Debug, Parser)]
