@@ -279,6 +279,45 @@ fn object_without_a_name_is_bad_input() {
 }
 
 #[test]
+fn an_object_the_server_would_refuse_after_a_valid_one_applies_nothing() {
+    let sim = Sim::start(&[]);
+    let valid = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: valid}\ndata: {K: v}\n---\n";
+    let long = "x".repeat(254);
+    for (bad, says) in [
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Upper}\n".to_owned(),
+            "document 2 (line 6): ConfigMap/Upper: metadata.name \"Upper\": a lowercase RFC 1123 subdomain",
+        ),
+        (
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {long}}}\n"),
+            "must be no more than 253 characters",
+        ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: 8080-web}\nspec: {ports: [{port: 80}]}\n"
+                .to_owned(),
+            "Service/8080-web: metadata.name \"8080-web\": a DNS-1035 label",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {'bad key': v}\n".to_owned(),
+            "ConfigMap/c: data key \"bad key\": a valid config key must consist of",
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {PASSWORD: s3cr3t-not-base64}\n"
+                .to_owned(),
+            "Secret/s: data.PASSWORD: the value is not valid base64",
+        ),
+    ] {
+        let out = kapply(&sim, &[], &format!("{valid}{bad}"));
+        out.code(2)
+            .stdout_empty()
+            .stderr_has(says)
+            .no_secret("s3cr3t-not-base64");
+    }
+    assert!(sim.tool_requests().is_empty(), "{}", sim.log());
+    assert!(!exists(&sim, &["configmap", "valid"]));
+}
+
+#[test]
 fn missing_file_empty_input_and_bad_flags_are_usage_errors() {
     let out = cmd("kapply")
         .args(["-f", "/nonexistent/stack.yaml"])
