@@ -662,13 +662,14 @@ fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
 fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
     let sim = Sim::start(&[]);
     let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lost, namespace: nonexistent}\ndata: {A: b}\n\
-                  ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\ndata: {A: b}\n";
+                  ---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: bad-host}\n\
+                  spec: {rules: [{host: Bad_Host.example.com}]}\n";
     let out = kapply(&sim, &[], &format!("{POLLS}---\n{broken}"));
     let err = out.code(1).stderr();
     assert!(err.contains("kapply: ConfigMap/lost in namespace nonexistent: namespaces \"nonexistent\" not found\n"), "{err}");
     assert!(
         err.contains(
-            "kapply: ConfigMap/Bad_Name in namespace default: ConfigMap \"Bad_Name\" is invalid"
+            "kapply: Ingress/bad-host in namespace default: Ingress.networking.k8s.io \"bad-host\" is invalid"
         ),
         "{err}"
     );
