@@ -364,6 +364,10 @@ fn help_teaches_order_examples_and_exit_codes() {
         "124",
         "Examples:",
         "--kubeconfig",
+        "What --prune and --delete-all never do:",
+        "prune after a run that was not whole",
+        "start a deletion after SIGINT/SIGTERM",
+        "write in a dry run",
     ] {
         assert!(text.contains(needle), "--help lacks {needle}");
     }

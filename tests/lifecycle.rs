@@ -914,7 +914,7 @@ fn signalled_when(
 #[test]
 fn a_signal_while_applying_or_waiting_prunes_nothing() {
     // Slow writes, so that a signal falls in the middle; pods that never start.
-    let sim = Sim::start(&["--latency", "write=100ms", "--deploy-delay", "1h"]);
+    let sim = Sim::start(&["--latency", "write=200ms", "--deploy-delay", "1h"]);
     kapply_ok(
         &sim,
         &["--applyset", "app", "--prune"],
@@ -987,7 +987,7 @@ spec:
 
 #[test]
 fn a_signal_during_a_prune_or_delete_all_stops_it_and_names_what_is_kept() {
-    let sim = Sim::start(&["--latency", "write=100ms"]);
+    let sim = Sim::start(&["--latency", "write=200ms"]);
     kapply_ok(
         &sim,
         &["--applyset", "app", "--prune"],
@@ -1191,8 +1191,9 @@ fn dry_runs_write_nothing_and_list_what_a_real_run_would_delete() {
 #[test]
 fn flags_kapply_cannot_honour_together_are_refused_before_any_request() {
     let sim = Sim::start(&[]);
-    let input = configmap("web") + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: db}\n";
-    kapply_ok(&sim, &["--applyset", "app", "--prune"], &input);
+    let input = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: web, labels: {app: web}}\n\
+                 ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: db, labels: {app: db}}\n";
+    kapply_ok(&sim, &["--applyset", "app", "--prune"], input);
     let from = sim.tool_requests().len();
     for (flags, names) in [
         // -l would leave `db` out of the input, and prune it (kubectl refuses too).
@@ -1243,7 +1244,7 @@ fn flags_kapply_cannot_honour_together_are_refused_before_any_request() {
         (&["--show-managed-fields"], &["--output"]),
         (&["-R"], &["--filename"]),
     ] {
-        let out = kapply(&sim, flags, &input);
+        let out = kapply(&sim, flags, input);
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
         assert!(stdout(&out).is_empty(), "{flags:?}");

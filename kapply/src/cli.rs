@@ -70,7 +70,8 @@ Exit codes:
   2    bad input or usage: nothing was applied
   124  --timeout ran out (what was not done or not ready is reported)
   130  SIGINT (143: SIGTERM): writes in flight finished (at most 2s), the objects not
-       applied are named
+       applied are named; nothing pruned (during a prune: deletions in flight get 1s,
+       what was deleted and kept is named)
   141  stdout was closed";
 
 /// Server-side apply of a manifest stream: ordered, parallel, retrying.

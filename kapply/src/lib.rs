@@ -138,12 +138,12 @@ pub async fn run(args: Args) -> Result<()> {
             }
         })
         .collect();
-    let interrupt = Interrupt::install()?;
     if let Some(text) = client_dry_run {
         kpipe_core::write_stdout(&text)?;
         let Some(set) = set.as_ref().filter(|_| args.prune) else {
             return Ok(());
         };
+        let interrupt = Interrupt::install()?;
         let removal = Removal {
             caller: &caller,
             dry_run: DryRun::Client,
@@ -165,6 +165,8 @@ pub async fn run(args: Args) -> Result<()> {
             None => Ok(()),
         };
     }
+    // From the first write on, a signal stops work instead of the process.
+    let interrupt = Interrupt::install()?;
     if let Some(set) = &set {
         set.widen(&caller, &members, dry_run).await?;
     }
@@ -364,7 +366,6 @@ fn report_failed(
 /// `--delete-all`: the whole set and its parent, nothing read from the input.
 async fn delete_all(args: Args) -> Result<()> {
     let spec = args.applyset.as_deref().expect("clap requires --applyset");
-    let interrupt = Interrupt::install()?;
     let connection = args.connect.connect().await?;
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let caller = Caller::new(
@@ -375,6 +376,7 @@ async fn delete_all(args: Args) -> Result<()> {
         ProgressBar::hidden(),
     );
     let set = ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;
+    let interrupt = Interrupt::install()?;
     let removal = Removal {
         caller: &caller,
         dry_run: args.dry_run,
