@@ -279,6 +279,45 @@ fn object_without_a_name_is_bad_input() {
 }
 
 #[test]
+fn an_object_the_server_would_refuse_after_a_valid_one_applies_nothing() {
+    let sim = Sim::start(&[]);
+    let valid = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: valid}\ndata: {K: v}\n---\n";
+    let long = "x".repeat(254);
+    for (bad, says) in [
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: Upper}\n".to_owned(),
+            "document 2 (line 6): ConfigMap/Upper: metadata.name \"Upper\": a lowercase RFC 1123 subdomain",
+        ),
+        (
+            format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {long}}}\n"),
+            "must be no more than 253 characters",
+        ),
+        (
+            "apiVersion: v1\nkind: Service\nmetadata: {name: 8080-web}\nspec: {ports: [{port: 80}]}\n"
+                .to_owned(),
+            "Service/8080-web: metadata.name \"8080-web\": a DNS-1035 label",
+        ),
+        (
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {'bad key': v}\n".to_owned(),
+            "ConfigMap/c: data key \"bad key\": a valid config key must consist of",
+        ),
+        (
+            "apiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {PASSWORD: s3cr3t-not-base64}\n"
+                .to_owned(),
+            "Secret/s: data.PASSWORD: the value is not valid base64",
+        ),
+    ] {
+        let out = kapply(&sim, &[], &format!("{valid}{bad}"));
+        out.code(2)
+            .stdout_empty()
+            .stderr_has(says)
+            .no_secret("s3cr3t-not-base64");
+    }
+    assert!(sim.tool_requests().is_empty(), "{}", sim.log());
+    assert!(!exists(&sim, &["configmap", "valid"]));
+}
+
+#[test]
 fn missing_file_empty_input_and_bad_flags_are_usage_errors() {
     let out = cmd("kapply")
         .args(["-f", "/nonexistent/stack.yaml"])
@@ -325,6 +364,10 @@ fn help_teaches_order_examples_and_exit_codes() {
         "124",
         "Examples:",
         "--kubeconfig",
+        "What --prune and --delete-all never do:",
+        "prune after a run that was not whole",
+        "start a deletion after SIGINT/SIGTERM",
+        "write in a dry run",
     ] {
         assert!(text.contains(needle), "--help lacks {needle}");
     }
@@ -623,13 +666,14 @@ fn conflicts_list_fields_and_managers_and_force_takes_them_over() {
 fn permanent_errors_exit_1_report_identity_and_message_and_apply_the_rest() {
     let sim = Sim::start(&[]);
     let broken = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: lost, namespace: nonexistent}\ndata: {A: b}\n\
-                  ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\ndata: {A: b}\n";
+                  ---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: bad-host}\n\
+                  spec: {rules: [{host: Bad_Host.example.com}]}\n";
     let out = kapply(&sim, &[], &format!("{POLLS}---\n{broken}"));
     let err = out.code(1).stderr();
     assert!(err.contains("kapply: ConfigMap/lost in namespace nonexistent: namespaces \"nonexistent\" not found\n"), "{err}");
     assert!(
         err.contains(
-            "kapply: ConfigMap/Bad_Name in namespace default: ConfigMap \"Bad_Name\" is invalid"
+            "kapply: Ingress/bad-host in namespace default: Ingress.networking.k8s.io \"bad-host\" is invalid"
         ),
         "{err}"
     );

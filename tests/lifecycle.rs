@@ -836,3 +836,461 @@ fn make_deploy_prunes_what_the_app_dropped_and_make_destroy_leaves_nothing() {
         names(&sim).trim().is_empty()
     });
 }
+
+// ---- what prune and delete never do ---------------------------------------------------
+
+/// `n` ConfigMaps named `PREFIX-0` ...
+fn configmaps(prefix: &str, n: usize) -> String {
+    (0..n)
+        .map(|i| configmap(&format!("{prefix}-{i}")))
+        .collect()
+}
+
+/// The ConfigMaps in `default` whose names start with `prefix`.
+fn live_configmaps(sim: &Sim, prefix: &str) -> Vec<String> {
+    sim.kubectl_ok(&["get", "configmaps", "-o", "name"])
+        .lines()
+        .filter(|l| l.starts_with(&format!("configmap/{prefix}")))
+        .map(String::from)
+        .collect()
+}
+
+/// The simulator's log lines of the tools' requests from the `from`th on.
+fn requests_since(sim: &Sim, from: usize) -> Vec<String> {
+    sim.tool_requests().into_iter().skip(from).collect()
+}
+
+/// Whether a log line is a write (anything but a read or a watch).
+fn is_write(line: &str) -> bool {
+    !line.starts_with("GET ") && !line.starts_with("HEAD ")
+}
+
+/// Starts kapply with `args` on `stdin`, waits until a request of its own that
+/// `event` accepts is in the simulator's log, sends it each of `signals` (`-INT`,
+/// `-TERM`) and returns its output.
+fn signalled_when(
+    sim: &Sim,
+    args: &[&str],
+    stdin: &str,
+    event: impl Fn(&str) -> bool,
+    signals: &[&str],
+) -> Output {
+    use std::io::Write;
+    use std::process::Stdio;
+    let from = sim.tool_requests().len();
+    let mut child = sim
+        .cmd("kapply")
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !requests_since(sim, from).iter().any(|l| event(l)) {
+        assert!(
+            Instant::now() < deadline && child.try_wait().unwrap().is_none(),
+            "kapply never got there:\n{}",
+            sim.log()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    for signal in signals {
+        let sent = Command::new("kill")
+            .args([*signal, &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+    }
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_signal_while_applying_or_waiting_prunes_nothing() {
+    // Slow writes, so that a signal falls in the middle; pods that never start.
+    let sim = Sim::start(&["--latency", "write=200ms", "--deploy-delay", "1h"]);
+    kapply_ok(
+        &sim,
+        &["--applyset", "app", "--prune"],
+        &configmaps("old", 40),
+    );
+
+    // SIGINT once the first new object is applied: the rest is not, nothing pruned.
+    let from = sim.tool_requests().len();
+    let out = signalled_when(
+        &sim,
+        &["--applyset", "app", "--prune"],
+        &configmaps("new", 40),
+        |l| l.starts_with("PATCH ") && l.contains("/configmaps/new-"),
+        &["-INT"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let applied = stdout(&out).matches(" created\n").count();
+    assert!(applied > 0 && applied < 40, "{err}");
+    assert!(
+        err.contains(&format!(
+            "kapply: interrupted by SIGINT: {applied} of 40 objects applied; not applied: "
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("; nothing pruned: the run was interrupted"),
+        "{err}"
+    );
+    assert!(!stdout(&out).contains("pruned"), "{}", stdout(&out));
+    assert_eq!(live_configmaps(&sim, "old-").len(), 40);
+    let deletes: Vec<String> = requests_since(&sim, from)
+        .into_iter()
+        .filter(|l| l.starts_with("DELETE "))
+        .collect();
+    assert!(deletes.is_empty(), "{deletes:?}");
+
+    // SIGTERM while --wait waits for a rollout: nothing pruned either.
+    let deployment = "---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web}
+spec:
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers: [{name: web, image: nginx}]
+";
+    let from = sim.tool_requests().len();
+    let out = signalled_when(
+        &sim,
+        &["--applyset", "app", "--prune", "--wait", "--timeout", "20s"],
+        deployment,
+        |l| l.contains("/deployments?watch"),
+        &["-TERM"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(err.contains("kapply: interrupted by SIGTERM: 1 of 1 objects applied; nothing pruned: the run was interrupted"), "{err}");
+    assert_eq!(live_configmaps(&sim, "old-").len(), 40);
+    assert!(
+        !requests_since(&sim, from)
+            .iter()
+            .any(|l| l.starts_with("DELETE ")),
+        "{}",
+        sim.log()
+    );
+}
+
+#[test]
+fn a_signal_during_a_prune_or_delete_all_stops_it_and_names_what_is_kept() {
+    let sim = Sim::start(&["--latency", "write=200ms"]);
+    kapply_ok(
+        &sim,
+        &["--applyset", "app", "--prune"],
+        &(configmap("keep") + &configmaps("old", 40)),
+    );
+
+    // SIGINT twice once the first deletion is answered: no new one starts.
+    let out = signalled_when(
+        &sim,
+        &["--applyset", "app", "--prune"],
+        &configmap("keep"),
+        |l| l.starts_with("DELETE "),
+        &["-INT", "-INT"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    let pruned = stdout(&out).matches(" pruned\n").count();
+    let left = live_configmaps(&sim, "old-");
+    assert!(pruned > 0 && pruned < 40, "{err}");
+    assert_eq!(left.len(), 40 - pruned, "{err}");
+    assert!(
+        err.contains(&format!(
+            "kapply: interrupted by SIGINT while pruning: {pruned} of 40 objects pruned; kept (not pruned): ConfigMap/old-"
+        )),
+        "{err}"
+    );
+    // Not narrowed: the parent still covers what is left.
+    assert_eq!(
+        parent(&sim, "app", "default")["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap"
+    );
+
+    // The same for --delete-all, SIGTERM: the parent stays while members are left.
+    let out = signalled_when(
+        &sim,
+        &["--applyset", "app", "--delete-all"],
+        "",
+        |l| l.starts_with("DELETE "),
+        &["-TERM"],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    let deleted = stdout(&out).matches(" deleted\n").count();
+    let members = left.len() + 1;
+    assert!(deleted > 0 && deleted < members, "{err}");
+    assert!(
+        err.contains(&format!(
+            "kapply: interrupted by SIGTERM: {deleted} of {members} objects deleted; kept (not deleted): "
+        )),
+        "{err}"
+    );
+    assert!(err.contains("the parent applyset-"), "{err}");
+    assert!(exists(&sim, "secret/app", "default"));
+    assert_eq!(live_configmaps(&sim, "").len(), members - deleted, "{err}");
+}
+
+#[test]
+fn a_rollout_that_fails_or_times_out_prunes_nothing() {
+    let sim = Sim::start(&[
+        "--deploy-delay",
+        "100ms",
+        "--pods-fail",
+        "web:bad=ImagePullBackOff",
+    ]);
+    let deployment = |image: &str| {
+        format!(
+            "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: web}}\nspec:\n  \
+             selector: {{matchLabels: {{app: web}}}}\n  template:\n    metadata: {{labels: {{app: web}}}}\n    \
+             spec:\n      containers: [{{name: web, image: '{image}'}}]\n"
+        )
+    };
+    kapply_ok(
+        &sim,
+        &["--applyset", "app", "--prune", "--wait"],
+        &(configmap("old") + &deployment("web:good")),
+    );
+    let from = sim.tool_requests().len();
+    let out = kapply(
+        &sim,
+        &["--applyset", "app", "--prune", "--wait", "--timeout", "30s"],
+        &deployment("web:bad"),
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("ImagePullBackOff"), "{err}");
+    assert!(
+        err.contains("kapply: nothing pruned from applyset-")
+            && err.contains(": 1 object not ready\n"),
+        "{err}"
+    );
+    assert!(exists(&sim, "configmap/old", "default"));
+    assert!(
+        !requests_since(&sim, from)
+            .iter()
+            .any(|l| l.starts_with("DELETE ")),
+        "{}",
+        sim.log()
+    );
+}
+
+#[test]
+fn dry_runs_write_nothing_and_list_what_a_real_run_would_delete() {
+    let sim = Sim::start(&[]);
+    kapply_ok(
+        &sim,
+        &["--applyset", "app", "--prune"],
+        &(configmap("keep") + &configmap("old")),
+    );
+    let annotations = || parent(&sim, "app", "default")["metadata"]["annotations"].clone();
+    let recorded = annotations();
+    let from = sim.tool_requests().len();
+
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "app", "--delete-all", "--dry-run=client"],
+        "",
+    );
+    assert_eq!(
+        out,
+        "configmap/keep deleted (dry run)\nconfigmap/old deleted (dry run)\nsecret/app deleted (dry run)\n"
+    );
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "app", "--prune", "--dry-run=client"],
+        &(configmap("keep") + &configmap("new")),
+    );
+    assert_eq!(
+        out,
+        "configmap/keep created (dry run)\nconfigmap/new created (dry run)\nconfigmap/old pruned (dry run)\n"
+    );
+    // A client dry run reads, and only reads.
+    let writes: Vec<String> = requests_since(&sim, from)
+        .into_iter()
+        .filter(|l| is_write(l))
+        .collect();
+    assert!(writes.is_empty(), "{writes:?}");
+
+    // Server dry runs and --diff send dry-run requests only: nothing changes.
+    kapply_ok(
+        &sim,
+        &["--applyset", "app", "--delete-all", "--dry-run=server"],
+        "",
+    );
+    let out = kapply_ok(
+        &sim,
+        &[
+            "--applyset",
+            "app",
+            "--prune",
+            "--dry-run=server",
+            "-o",
+            "name",
+        ],
+        &configmap("new"),
+    );
+    assert_eq!(out, "configmap/new\n");
+    let out = kapply(
+        &sim,
+        &["--applyset", "app", "--prune", "--diff"],
+        &configmap("new"),
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stdout(&out).contains("--- live/default/configmap/old\n"));
+    assert_eq!(
+        live_configmaps(&sim, ""),
+        ["configmap/keep", "configmap/old"]
+    );
+    assert_eq!(annotations(), recorded);
+
+    // Without a cluster, a client dry run of a set says it cannot list it.
+    let unreachable = sim.dir.path().join("unreachable");
+    let config = std::fs::read_to_string(&sim.kubeconfig).unwrap();
+    let port = config
+        .split("https://127.0.0.1:")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .expect("a server address in the kubeconfig")
+        .to_owned();
+    std::fs::write(&unreachable, config.replace(&format!(":{port}"), ":1")).unwrap();
+    let mut c = cmd("kapply");
+    c.env("KUBECONFIG", &unreachable).args([
+        "--applyset",
+        "app",
+        "--prune",
+        "--dry-run=client",
+        "--retry-for",
+        "0s",
+    ]);
+    let out = run_with_stdin(c, configmap("keep").as_bytes());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(
+            "--dry-run=client with --applyset reads the set from the cluster to list what would be pruned, and cannot: "
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+}
+
+#[test]
+fn flags_kapply_cannot_honour_together_are_refused_before_any_request() {
+    let sim = Sim::start(&[]);
+    let input = "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: web, labels: {app: web}}\n\
+                 ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: db, labels: {app: db}}\n";
+    kapply_ok(&sim, &["--applyset", "app", "--prune"], input);
+    let from = sim.tool_requests().len();
+    for (flags, names) in [
+        // -l would leave `db` out of the input, and prune it (kubectl refuses too).
+        (
+            &["--applyset", "app", "--prune", "-l", "app=web"][..],
+            &["--applyset", "--selector"][..],
+        ),
+        (
+            &["--applyset", "app", "--delete-all", "-l", "app=web"],
+            &["--applyset", "--selector"],
+        ),
+        (
+            &["--applyset", "app", "--delete-all", "--wait"],
+            &["--delete-all", "--wait"],
+        ),
+        (
+            &["--applyset", "app", "--delete-all", "-R"],
+            &["--delete-all", "--recursive"],
+        ),
+        (
+            &["--applyset", "app", "--delete-all", "--force-conflicts"],
+            &["--delete-all", "--force-conflicts"],
+        ),
+        (
+            &["--applyset", "app", "--delete-all", "--field-manager", "x"],
+            &["--delete-all", "--field-manager"],
+        ),
+        (
+            &["--applyset", "app", "--delete-all", "-f", "-"],
+            &["--delete-all", "--filename"],
+        ),
+        (
+            &["--applyset", "app", "--delete-all", "--prune"],
+            &["--delete-all", "--prune"],
+        ),
+        (&["--applyset", "app"], &["--prune", "--delete-all"]),
+        (&["--prune"], &["--applyset"]),
+        (
+            &["--diff", "--dry-run=server"],
+            &["--diff", "--dry-run=server"],
+        ),
+        (
+            &["--wait", "--dry-run=server"],
+            &["--wait", "--dry-run=server"],
+        ),
+        (&["--wait", "--diff"], &["--wait", "--diff"]),
+        (&["--show-secrets"], &["--output"]),
+        (&["--show-managed-fields"], &["--output"]),
+        (&["-R"], &["--filename"]),
+    ] {
+        let out = kapply(&sim, flags, input);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
+        assert!(stdout(&out).is_empty(), "{flags:?}");
+        for name in names {
+            assert!(err.contains(name), "{flags:?} should name {name}: {err}");
+        }
+    }
+    assert!(requests_since(&sim, from).is_empty(), "{}", sim.log());
+    assert!(exists(&sim, "configmap/db", "default"));
+
+    // --prune without input: nothing to compare with, so nothing is pruned.
+    let out = kapply(&sim, &["--applyset", "app", "--prune"], "");
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no objects in the input"));
+    assert!(exists(&sim, "configmap/db", "default"));
+}
+
+#[test]
+fn the_parent_is_never_a_member_and_only_a_parent_kind_is_one() {
+    let sim = Sim::start(&[]);
+    kapply_ok(&sim, &["--applyset", "app", "--prune"], &configmap("web"));
+    let parent_too =
+        configmap("web") + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: app}\n";
+    let from = sim.tool_requests().len();
+    let out = kapply(&sim, &["--applyset", "app", "--prune"], &parent_too);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("kapply: Secret/app in namespace default is the parent of --applyset app"),
+        "{err}"
+    );
+    assert!(
+        !requests_since(&sim, from).iter().any(|l| is_write(l)),
+        "{}",
+        sim.log()
+    );
+    assert!(exists(&sim, "configmap/web", "default"));
+
+    for spec in ["namespaces/x", "deployments.apps/x"] {
+        let out = kapply(&sim, &["--applyset", spec, "--prune"], &configmap("web"));
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(err.contains("cannot be an ApplySet parent; a parent is a Secret (NAME or secrets/NAME), a ConfigMap (configmaps/NAME) or a custom resource"), "{err}");
+        assert!(
+            !err.contains("CustomResourceDefinition namespaces"),
+            "{err}"
+        );
+    }
+}

@@ -110,6 +110,91 @@ pub fn dns1123_label_error(name: &str) -> Option<String> {
     }
 }
 
+/// Kubernetes' DNS-1035 label rule (Service names: they become DNS names and
+/// environment variables, so they start with a letter): why `name` breaks it.
+pub fn dns1035_label_error(name: &str) -> Option<String> {
+    if let Some(why) = dns1123_label_error(name) {
+        return Some(why.replace("RFC 1123", "RFC 1035"));
+    }
+    if name.as_bytes()[0].is_ascii_lowercase() {
+        None
+    } else {
+        Some(
+            "a DNS-1035 label must consist of lower case alphanumeric characters or '-', \
+             start with an alphabetic character, and end with an alphanumeric character"
+                .into(),
+        )
+    }
+}
+
+/// The rule every name keeps, whatever its kind (it is a segment of the request's
+/// path; RBAC names keep only this one): why `name` breaks it.
+pub fn path_segment_error(name: &str) -> Option<String> {
+    if name == "." || name == ".." {
+        return Some(format!("may not be '{name}'"));
+    }
+    name.contains(['/', '%'])
+        .then(|| "may not contain '/' or '%'".into())
+}
+
+/// A label or annotation key (`[prefix/]name`, the prefix a DNS-1123 subdomain):
+/// why `key` breaks the rule.
+pub fn qualified_name_error(key: &str) -> Option<String> {
+    let (prefix, name) = match key.split_once('/') {
+        Some((prefix, name)) => (Some(prefix), name),
+        None => (None, key),
+    };
+    if let Some(prefix) = prefix {
+        if prefix.is_empty() {
+            return Some("prefix part must be non-empty".into());
+        }
+        if let Some(why) = dns1123_subdomain_error(prefix) {
+            return Some(format!("prefix part {why}"));
+        }
+    }
+    if name.is_empty() {
+        return Some("name part must be non-empty".into());
+    }
+    if name.len() > 63 {
+        return Some("name part must be no more than 63 characters".into());
+    }
+    if is_label_value_shape(name) {
+        None
+    } else {
+        Some(
+            "name part must consist of alphanumeric characters, '-', '_' or '.', and must \
+             start and end with an alphanumeric character"
+                .into(),
+        )
+    }
+}
+
+/// A label value: empty, or up to 63 characters of `[-._a-zA-Z0-9]` starting and
+/// ending with an alphanumeric one. Why `value` breaks the rule.
+pub fn label_value_error(value: &str) -> Option<String> {
+    if value.len() > 63 {
+        return Some("must be no more than 63 characters".into());
+    }
+    if value.is_empty() || is_label_value_shape(value) {
+        None
+    } else {
+        Some(
+            "a valid label must be an empty string or consist of alphanumeric characters, \
+             '-', '_' or '.', and must start and end with an alphanumeric character"
+                .into(),
+        )
+    }
+}
+
+fn is_label_value_shape(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+}
+
 fn is_dns_label_shape(s: &str, max: usize) -> bool {
     let b = s.as_bytes();
     !b.is_empty()
@@ -127,6 +212,9 @@ pub fn config_key_error(key: &str) -> Option<String> {
     }
     if key == "." || key == ".." {
         return Some("a valid config key must not be '.' or '..'".into());
+    }
+    if key.starts_with("..") {
+        return Some("a valid config key must not start with '..'".into());
     }
     if key
         .bytes()
@@ -171,6 +259,24 @@ mod tests {
         assert!(dns1123_label_error("a.b").is_some());
         assert!(config_key_error("DJANGO_SECRET_KEY").is_none());
         assert!(config_key_error("a b").is_some());
+        assert!(config_key_error("..a").is_some());
+        assert!(config_key_error(".a..b").is_none());
+        assert!(dns1035_label_error("web-1").is_none());
+        assert!(dns1035_label_error("1web").is_some());
+        assert!(dns1035_label_error("Web").is_some());
+        assert!(path_segment_error("system:kube-Controller").is_none());
+        assert!(path_segment_error("a/b").is_some());
+        assert!(path_segment_error("..").is_some());
+        for good in ["app", "app.kubernetes.io/name", "example.com/Under_score.x"] {
+            assert!(qualified_name_error(good).is_none(), "{good}");
+        }
+        for bad in ["/a", "a/", "Ex.com/a", "a b", "-a", &"x".repeat(64)] {
+            assert!(qualified_name_error(bad).is_some(), "{bad}");
+        }
+        assert!(label_value_error("").is_none());
+        assert!(label_value_error("v1.2_A-b").is_none());
+        assert!(label_value_error("a b").is_some());
+        assert!(label_value_error(&"x".repeat(64)).is_some());
         assert!(is_env_var_name("_A1"));
         assert!(!is_env_var_name("a.b"));
         assert!(!is_env_var_name("1A"));

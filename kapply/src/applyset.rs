@@ -6,14 +6,17 @@
 //! interrupted run leaks nothing), applies, deletes the members the input no longer
 //! has, and narrows the annotations to the input. Only objects carrying the set's
 //! label are ever listed, checked again, and deleted; a failed apply deletes nothing.
+//! A deletion never starts after SIGINT/SIGTERM, and a dry run sends none.
 
 use crate::api::{Caller, Target};
+use crate::cli::DryRun;
 use crate::order::{self, Rank};
 use crate::report::kubectl_name;
 use crate::retry::Failure;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
+use kpipe_core::interrupt::Interrupt;
 use kpipe_core::{Error, ObjectId, Result};
 use kube::core::params::{DeleteParams, PatchParams};
 use kube::core::{ApiResource, DynamicObject, GroupVersion};
@@ -142,7 +145,7 @@ impl ApplySet {
         let custom =
             !(group.is_empty() && matches!(resource.plural.as_str(), "secrets" | "configmaps"));
         if custom {
-            check_parent_type(caller, &resource).await?;
+            check_parent_type(caller, &resource, spec).await?;
         }
         let parent = Target {
             namespace: namespaced.then(|| namespace.to_owned()),
@@ -195,6 +198,14 @@ impl ApplySet {
             text.push_str(&format!(" in namespace {ns}"));
         }
         text
+    }
+
+    /// Whether `id` names this set's parent.
+    pub fn is_parent(&self, id: &ObjectId) -> bool {
+        id.group() == self.parent.resource.group
+            && id.kind == self.parent.resource.kind
+            && id.namespace == self.parent.namespace
+            && id.name == self.parent.name
     }
 
     fn parent_id(&self) -> ObjectId {
@@ -468,7 +479,8 @@ type Live = (ObjectId, Target, Value);
 /// How a prune or a delete goes.
 pub struct Removal<'a> {
     pub caller: &'a Caller,
-    pub dry_run: bool,
+    /// `Server`: dry-run DELETEs; `Client`: none at all, only the lines.
+    pub dry_run: DryRun,
     /// Print a diff of each object's removal instead of its line.
     pub diff: bool,
     /// Result lines on stdout (else on stderr, when stdout carries objects).
@@ -476,42 +488,85 @@ pub struct Removal<'a> {
     pub concurrency: usize,
     /// Groups the input's CRDs define, whose kinds rank as custom.
     pub crd_groups: HashSet<String>,
+    /// SIGINT/SIGTERM: no deletion starts after one.
+    pub interrupt: &'a Interrupt,
+}
+
+/// How long deletions in flight may still finish after SIGINT/SIGTERM.
+const IN_FLIGHT_GRACE: Duration = Duration::from_secs(1);
+
+/// What became of one deletion.
+enum Deletion {
+    Done,
+    Failed(Failure),
+    /// Not started: a signal came first.
+    NotStarted,
+    /// Still unanswered when the grace after a signal ran out.
+    CutShort,
+}
+
+/// What a prune or delete did, and what it left.
+#[derive(Default)]
+pub struct Left {
+    /// How many objects were deleted (or would be, in a dry run).
+    pub deleted: usize,
+    /// Deletions that failed, with why.
+    pub failed: Failed,
+    /// Not deleted: SIGINT/SIGTERM came before their deletion started.
+    pub kept: Vec<ObjectId>,
+    /// Deletions a signal cut short: they may or may not have happened.
+    pub unsure: Vec<ObjectId>,
+}
+
+impl Left {
+    /// Whether every deletion asked for happened.
+    pub fn is_whole(&self) -> bool {
+        self.failed.is_empty() && self.kept.is_empty() && self.unsure.is_empty()
+    }
+
+    fn extend(&mut self, other: Left) {
+        self.deleted += other.deleted;
+        self.failed.extend(other.failed);
+        self.kept.extend(other.kept);
+        self.unsure.extend(other.unsure);
+    }
 }
 
 impl Removal<'_> {
     /// Deletes `objects` in reverse apply order, one rank at a time, the objects of a
     /// rank in parallel, each deletion accepted by the server before the next rank;
-    /// prints `kind/name VERB` for each. The objects that could not be deleted come
-    /// back with why.
-    async fn remove(&self, objects: Vec<Live>, verb: &str) -> Result<Vec<(ObjectId, Failure)>> {
+    /// prints `kind/name VERB` for each. After SIGINT/SIGTERM no deletion starts and
+    /// those in flight get [`IN_FLIGHT_GRACE`].
+    async fn remove(&self, objects: Vec<Live>, verb: &str) -> Result<Left> {
         let mut ranks: BTreeMap<Rank, Vec<Live>> = BTreeMap::new();
         for object in objects {
             let rank = order::rank(object.0.group(), &object.0.kind, &self.crd_groups);
             ranks.entry(rank).or_default().push(object);
         }
         let mut params = DeleteParams::background();
-        params.dry_run = self.dry_run;
-        let suffix = if self.dry_run {
-            " (server dry run)"
-        } else {
-            ""
+        params.dry_run = self.dry_run == DryRun::Server;
+        let suffix = match self.dry_run {
+            DryRun::None => "",
+            DryRun::Client => " (dry run)",
+            DryRun::Server => " (server dry run)",
         };
-        let mut failed = Vec::new();
+        let mut left = Left::default();
         for (_, mut objects) in ranks.into_iter().rev() {
             objects.sort_by_key(|(id, _, _)| id.to_string());
-            let results: Vec<_> = futures::stream::iter(&objects)
-                .map(|(id, target, _)| {
-                    let params = &params;
-                    async move { self.caller.delete(target, params, &id.to_string()).await }
-                })
+            let results: Vec<Deletion> = futures::stream::iter(&objects)
+                .map(|(id, target, _)| self.delete(id, target, &params))
                 .buffered(self.concurrency)
                 .collect()
                 .await;
             let mut text = String::new();
             for ((id, _, live), result) in objects.into_iter().zip(results) {
                 match result {
-                    Ok(_) if self.diff => text.push_str(&crate::diff::removal(&id, &live)),
-                    Ok(_) => {
+                    Deletion::Done if self.diff => {
+                        left.deleted += 1;
+                        text.push_str(&crate::diff::removal(&id, &live));
+                    }
+                    Deletion::Done => {
+                        left.deleted += 1;
                         let line = format!("{} {verb}{suffix}\n", kubectl_name(&id));
                         if self.lines {
                             text.push_str(&line);
@@ -519,50 +574,76 @@ impl Removal<'_> {
                             self.caller.say(&format!("kapply: {line}"));
                         }
                     }
-                    Err(failure) => failed.push((id, failure)),
+                    Deletion::Failed(failure) => left.failed.push((id, failure)),
+                    Deletion::NotStarted => left.kept.push(id),
+                    Deletion::CutShort => left.unsure.push(id),
                 }
             }
             kpipe_core::write_stdout(&text)?;
         }
-        Ok(failed)
+        Ok(left)
+    }
+
+    /// One deletion, unless a signal came before it started (none is sent in a client
+    /// dry run).
+    async fn delete(&self, id: &ObjectId, target: &Target, params: &DeleteParams) -> Deletion {
+        if self.interrupt.received().is_some() {
+            return Deletion::NotStarted;
+        }
+        if self.dry_run == DryRun::Client {
+            return Deletion::Done;
+        }
+        let grace = async {
+            self.interrupt.wait().await;
+            tokio::time::sleep(IN_FLIGHT_GRACE).await;
+        };
+        let what = id.to_string();
+        tokio::select! {
+            result = self.caller.delete(target, params, &what) => match result {
+                Ok(_) => Deletion::Done,
+                Err(failure) => Deletion::Failed(failure),
+            },
+            () = grace => Deletion::CutShort,
+        }
     }
 }
 
-/// What a prune left undone.
+/// Deletions that failed, with why.
 pub type Failed = Vec<(ObjectId, Failure)>;
 
-/// Deletes the members of the set the input no longer has, then (all gone) narrows
-/// the parent to the input.
-pub async fn prune(set: &ApplySet, how: &Removal<'_>, members: &[Member]) -> Result<Failed> {
+/// Deletes the members of the set the input no longer has, then (all gone, no signal,
+/// no dry run) narrows the parent to the input.
+pub async fn prune(set: &ApplySet, how: &Removal<'_>, members: &[Member]) -> Result<Left> {
     let doomed = set
         .find_members(how.caller, members, how.concurrency)
         .await?;
-    let failed = how.remove(doomed, "pruned").await?;
-    if failed.is_empty() && !how.dry_run {
+    let left = how.remove(doomed, "pruned").await?;
+    if left.is_whole() && how.dry_run == DryRun::None && how.interrupt.received().is_none() {
         set.narrow(how.caller, members).await?;
     }
-    Ok(failed)
+    Ok(left)
 }
 
-/// `--delete-all`: every member of the set, in reverse order, then the parent, then
-/// waits until they are gone (as `kubectl delete` waits).
-pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
+/// `--delete-all`: every member of the set, in reverse order, then the parent (only
+/// once every member is), then waits until they are gone (as `kubectl delete` waits;
+/// a signal ends the wait).
+pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Left> {
     if !set.exists {
         how.caller.say(&format!(
             "kapply: {} does not exist: nothing to delete\n",
             set.describe()
         ));
-        return Ok(Vec::new());
+        return Ok(Left::default());
     }
     let members = set.find_members(how.caller, &[], how.concurrency).await?;
     let mut targets: Vec<(ObjectId, Target)> = members
         .iter()
         .map(|(id, target, _)| (id.clone(), target.clone()))
         .collect();
-    let mut failed = how.remove(members, "deleted").await?;
-    if !failed.is_empty() {
+    let mut left = how.remove(members, "deleted").await?;
+    if !left.is_whole() {
         // The parent keeps track of what is left.
-        return Ok(failed);
+        return Ok(left);
     }
     let parent = (set.parent_id(), set.parent.clone(), Value::Null);
     targets.push((parent.0.clone(), parent.1.clone()));
@@ -571,11 +652,14 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
         crd_groups: HashSet::new(),
         ..*how
     };
-    failed.extend(removal.remove(vec![parent], "deleted").await?);
-    if failed.is_empty() && !how.dry_run {
-        failed.extend(wait_gone(how.caller, &targets).await);
+    left.extend(removal.remove(vec![parent], "deleted").await?);
+    if left.is_whole() && how.dry_run == DryRun::None {
+        tokio::select! {
+            failed = wait_gone(how.caller, &targets) => left.failed.extend(failed),
+            _ = how.interrupt.wait() => {}
+        }
     }
-    Ok(failed)
+    Ok(left)
 }
 
 /// How long to wait for deletions when no --timeout bounds the run.
@@ -668,8 +752,23 @@ async fn parent_type(
         })
 }
 
+/// The kinds that may be a parent, for messages.
+const PARENT_KINDS: &str = "a Secret (NAME or secrets/NAME), a ConfigMap (configmaps/NAME) \
+     or a custom resource whose CustomResourceDefinition carries the \
+     applyset.kubernetes.io/is-parent-type label";
+
 /// Whether a custom resource may be a parent: its CRD carries the parent-type label.
-async fn check_parent_type(caller: &Caller, resource: &ApiResource) -> Result<()> {
+/// Built-in kinds other than Secret and ConfigMap have no CRD and may not, as in kubectl.
+async fn check_parent_type(caller: &Caller, resource: &ApiResource, spec: &str) -> Result<()> {
+    let built_in = || {
+        Err(Error::input(format!(
+            "--applyset {spec}: a {} cannot be an ApplySet parent; a parent is {PARENT_KINDS}",
+            resource.kind
+        )))
+    };
+    if resource.group.is_empty() {
+        return built_in();
+    }
     let crds = ApiResource::from_gvk_with_plural(
         &GroupVersion::gv("apiextensions.k8s.io", "v1").with_kind("CustomResourceDefinition"),
         "customresourcedefinitions",
@@ -686,8 +785,10 @@ async fn check_parent_type(caller: &Caller, resource: &ApiResource) -> Result<()
         )
         .await
         .map_err(|f| Error::runtime(f.message()))?;
-    let allowed = crd.is_some_and(|c| c["metadata"]["labels"].get(PARENT_TYPE).is_some());
-    if allowed {
+    let Some(crd) = crd else {
+        return built_in();
+    };
+    if crd["metadata"]["labels"].get(PARENT_TYPE).is_some() {
         Ok(())
     } else {
         Err(Error::input(format!(

@@ -44,11 +44,26 @@ RESOURCE[.GROUP]/NAME: configmaps/polls, or a custom resource whose CRD is label
 applyset.kubernetes.io/is-parent-type). Every applied object gets the label
 applyset.kubernetes.io/part-of=ID; the parent records the set's kinds and namespaces.
 With --prune, once every object applied, the set's objects the input no longer has
-are deleted, last rank first (`configmap/old pruned`). Only objects carrying the set's
-label are ever deleted; if anything fails to apply, nothing is pruned. --dry-run=server
-and --diff list what would be pruned. A set made by another tool (kubectl, ...) is
-refused unless --force-applyset. The same parent gives kubectl and kapply the same id,
-so `kubectl get all -l applyset.kubernetes.io/part-of=ID` lists the set.
+are deleted, last rank first (`configmap/old pruned`). A set made by another tool
+(kubectl, ...) is refused unless --force-applyset. The same parent gives kubectl and
+kapply the same id, so `kubectl get all -l applyset.kubernetes.io/part-of=ID` lists
+the set.
+
+What --prune and --delete-all never do:
+  - delete an object without the set's label, or the parent as a member: an input
+    that holds the parent is refused (exit 2)
+  - prune after a run that was not whole: when an object failed to apply, was not
+    ready (--wait) or --timeout ran out, nothing is pruned (`nothing pruned: ...`)
+  - start a deletion after SIGINT/SIGTERM: a signal while applying or waiting prunes
+    nothing; during a prune or --delete-all no new deletion starts, those in flight
+    get 1s, and the objects deleted and kept are named (exit 130/143); the parent
+    stays while any member is left
+  - write in a dry run: --dry-run=server and --diff send only dry-run requests,
+    --dry-run=client only reads the cluster (to list what would be pruned or
+    deleted) and says so when it cannot be reached
+  - ignore a flag: -l with --applyset (as kubectl refuses it), --delete-all with
+    input flags (-f, -R, -l, --wait, --field-manager, --force-conflicts, -o, --diff),
+    --diff or --wait with --dry-run, are refused before any request (exit 2)
 
 Exit codes:
   0    every object applied (or checked, or diffed); with --wait, and ready
@@ -58,7 +73,8 @@ Exit codes:
   2    bad input or usage: nothing was applied
   124  --timeout ran out (what was not done or not ready is reported)
   130  SIGINT (143: SIGTERM): writes in flight finished (at most 2s), the objects not
-       applied are named
+       applied are named; nothing pruned (during a prune: deletions in flight get 1s,
+       what was deleted and kept is named)
   141  stdout was closed";
 
 /// Server-side apply of a manifest stream: ordered, parallel, retrying.
@@ -72,13 +88,19 @@ pub struct Args {
     pub files: Vec<String>,
 
     /// Read the directories of -f and all their subdirectories.
-    #[arg(short = 'R', long)]
+    #[arg(short = 'R', long, requires = "files")]
     pub recursive: bool,
 
     /// Apply only the objects of the input whose labels match, as kubectl's -l:
     /// `key=value`, `key!=value`, `key`, `!key`, `key in (a,b)`, `key notin (a,b)`,
-    /// comma-separated, all of which must hold.
-    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    /// comma-separated, all of which must hold. Not with --applyset: a prune would
+    /// delete the members the selector left out (kubectl refuses it too).
+    #[arg(
+        short = 'l',
+        long,
+        value_name = "SELECTOR",
+        conflicts_with = "applyset"
+    )]
     pub selector: Option<String>,
 
     /// The field manager that owns what kapply applies.
@@ -91,7 +113,9 @@ pub struct Args {
 
     /// `server`: the API server checks and defaults everything, nothing is stored.
     /// `client`: only read and check the input, and print it as kapply would send it
-    /// (with -o json: the objects as kubectl reads the same files); no cluster needed.
+    /// (with -o json: the objects as kubectl reads the same files); no cluster needed,
+    /// except with --applyset, whose members it reads (never writes) to list what
+    /// would be pruned or deleted.
     #[arg(long, value_name = "MODE", value_enum, default_value_t = DryRun::None)]
     pub dry_run: DryRun,
 
@@ -105,11 +129,11 @@ pub struct Args {
     pub output: Option<Output>,
 
     /// Keep metadata.managedFields in -o output.
-    #[arg(long)]
+    #[arg(long, requires = "output")]
     pub show_managed_fields: bool,
 
     /// Write Secret data in -o output to a terminal too (into a pipe it always goes).
-    #[arg(long)]
+    #[arg(long, requires = "output")]
     pub show_secrets: bool,
 
     /// Objects of one step applied at the same time.
@@ -146,14 +170,26 @@ pub struct Args {
     #[arg(long, value_name = "[RESOURCE[.GROUP]/]NAME", requires = "set_action")]
     pub applyset: Option<String>,
 
-    /// Delete the objects of --applyset that the input no longer has, once every
-    /// object applied.
+    /// Delete the objects of --applyset that the input no longer has (only those with
+    /// the set's label), once every object applied and, with --wait, became ready.
+    /// Nothing is pruned after a failure, a timeout or SIGINT/SIGTERM; a signal during
+    /// the prune stops it (no new deletion starts). With --dry-run or --diff: what
+    /// would be pruned, nothing deleted.
     #[arg(long, requires = "applyset")]
     pub prune: bool,
 
     /// Delete every object of --applyset and then its parent, last rank first, and
-    /// wait until they are gone (within --timeout). Reads no input.
-    #[arg(long, requires = "applyset", conflicts_with_all = ["files", "prune", "diff", "output"])]
+    /// wait until they are gone (within --timeout). Reads no input, so takes none of
+    /// the input's flags. SIGINT/SIGTERM stops it: no new deletion starts, and the
+    /// parent stays while a member is left. With --dry-run: what would be deleted.
+    #[arg(
+        long,
+        requires = "applyset",
+        conflicts_with_all = [
+            "files", "recursive", "selector", "prune", "diff", "output", "wait",
+            "field_manager", "force_conflicts",
+        ],
+    )]
     pub delete_all: bool,
 
     /// Change an ApplySet another tool made (its applyset.kubernetes.io/tooling says
@@ -163,6 +199,32 @@ pub struct Args {
 
     #[command(flatten)]
     pub connect: ConnectArgs,
+}
+
+impl Args {
+    /// Combinations clap cannot see (they depend on a flag's value): refused before
+    /// any request, as bad usage.
+    pub fn check(&self) -> kpipe_core::Result<()> {
+        let dry_run = match self.dry_run {
+            DryRun::None => None,
+            DryRun::Client => Some("--dry-run=client"),
+            DryRun::Server => Some("--dry-run=server"),
+        };
+        let refuse = |why: String| Err(kpipe_core::Error::input(why));
+        if let (true, Some(dry_run)) = (self.diff, dry_run) {
+            return refuse(format!(
+                "--diff cannot be used with {dry_run}: --diff is a server dry run of its own"
+            ));
+        }
+        if self.wait
+            && let Some(dry_run) = dry_run.or(self.diff.then_some("--diff"))
+        {
+            return refuse(format!(
+                "--wait cannot be used with {dry_run}: a dry run makes nothing to wait for"
+            ));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

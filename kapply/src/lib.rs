@@ -43,6 +43,7 @@ use std::io::IsTerminal;
 use tokio::time::Instant;
 
 pub async fn run(args: Args) -> Result<()> {
+    args.check()?;
     if args.delete_all {
         return delete_all(args).await;
     }
@@ -58,16 +59,29 @@ pub async fn run(args: Args) -> Result<()> {
         }
     }
     input::check(&docs)?;
-    if args.dry_run == DryRun::Client {
-        return client_dry_run(&docs, args.output);
+    // A client dry run reads the cluster only to list what --prune would delete.
+    let client_dry_run = (args.dry_run == DryRun::Client)
+        .then(|| client_dry_run(&docs, args.output, args.show_secrets));
+    if let Some(text) = &client_dry_run
+        && args.applyset.is_none()
+    {
+        return kpipe_core::write_stdout(text);
     }
+    let client = client_dry_run.is_some();
+    let reading = |e: Error| match (client, e) {
+        (true, Error::Runtime(why)) => Error::runtime(format!(
+            "--dry-run=client with --applyset reads the set from the cluster to list what \
+             would be pruned, and cannot: {why}"
+        )),
+        (_, e) => e,
+    };
     if args.show_secrets {
         kpipe_core::redact::show_on_terminal();
     }
     // The stream reader taught the choke point every value of the input.
     let scrubber = Scrubber::default();
 
-    let connection = args.connect.connect().await?;
+    let connection = args.connect.connect().await.map_err(reading)?;
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
     let caller = Caller::new(
         connection.client.clone(),
@@ -78,7 +92,9 @@ pub async fn run(args: Args) -> Result<()> {
     );
 
     let crds = InputCrd::of(&docs);
-    let resolved = discover::resolve(&caller, &docs, &crds, &connection.server).await?;
+    let resolved = discover::resolve(&caller, &docs, &crds, &connection.server)
+        .await
+        .map_err(reading)?;
     let mut items = plan::plan(
         docs,
         resolved,
@@ -87,11 +103,20 @@ pub async fn run(args: Args) -> Result<()> {
         connection.namespace_from_flag,
     )?;
 
-    let dry_run = args.dry_run == DryRun::Server || args.diff;
+    let dry_run = args.dry_run != DryRun::None || args.diff;
     let set = match &args.applyset {
         Some(spec) => {
-            let set =
-                ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;
+            let set = ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset)
+                .await
+                .map_err(reading)?;
+            // Pruned as a member, it would be deleted and then made again, empty.
+            if let Some(item) = items.iter().find(|i| set.is_parent(&i.id)) {
+                return Err(Error::input(format!(
+                    "{} is the parent of --applyset {spec}: a set cannot hold its own \
+                     parent; leave it out of the input",
+                    item.id
+                )));
+            }
             for item in &mut items {
                 set.label(&item.id, &mut item.body)?;
             }
@@ -113,6 +138,35 @@ pub async fn run(args: Args) -> Result<()> {
             }
         })
         .collect();
+    if let Some(text) = client_dry_run {
+        kpipe_core::write_stdout(&text)?;
+        let Some(set) = set.as_ref().filter(|_| args.prune) else {
+            return Ok(());
+        };
+        let interrupt = Interrupt::install()?;
+        let removal = Removal {
+            caller: &caller,
+            dry_run: DryRun::Client,
+            diff: false,
+            lines: args.output.is_none(),
+            concurrency: args.concurrency.into(),
+            crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
+            interrupt: &interrupt,
+        };
+        // Nothing is sent, so nothing can fail; a signal only cuts the list short.
+        applyset::prune(set, &removal, &members)
+            .await
+            .map_err(reading)?;
+        return match interrupt.received() {
+            Some(signal) => Err(Error::Interrupted(
+                signal,
+                format!("interrupted by {}", signal.name()),
+            )),
+            None => Ok(()),
+        };
+    }
+    // From the first write on, a signal stops work instead of the process.
+    let interrupt = Interrupt::install()?;
     if let Some(set) = &set {
         set.widen(&caller, &members, dry_run).await?;
     }
@@ -136,7 +190,7 @@ pub async fn run(args: Args) -> Result<()> {
         concurrency: args.concurrency.into(),
         scrubber,
         input_namespaces,
-        interrupt: Interrupt::install()?,
+        interrupt,
     };
     let mut total = items.len();
     let ids: Vec<ObjectId> = {
@@ -149,8 +203,12 @@ pub async fn run(args: Args) -> Result<()> {
         .await?;
     let live = applied.live();
     let outcomes = applied.outcomes;
+    let pruning = set.as_ref().filter(|_| args.prune);
     let interrupted = run.interrupt.received().map(|signal| {
-        let summary = report::interrupted(&ids, &outcomes, dry_run);
+        let mut summary = report::interrupted(&ids, &outcomes, dry_run);
+        if pruning.is_some() {
+            summary.push_str("; nothing pruned: the run was interrupted");
+        }
         Error::Interrupted(
             signal,
             format!("interrupted by {}: {summary}", signal.name()),
@@ -170,24 +228,49 @@ pub async fn run(args: Args) -> Result<()> {
             _ => None,
         })
         .collect();
-    if let Some(set) = set.as_ref().filter(|_| args.prune) {
-        if failures.is_empty() {
-            let removal = Removal {
-                caller: &run.caller,
-                dry_run,
-                diff: args.diff,
-                lines: args.output.is_none(),
-                concurrency: run.concurrency,
-                crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
-            };
-            let failed = applyset::prune(set, &removal, &members).await?;
-            total += failed.len();
-            failures.extend(report_failed(&run.caller, &failed, &run.scrubber));
+    // Only a whole run prunes: every object applied and, with --wait, ready.
+    let mut prune_interrupted = None;
+    if let Some(set) = pruning.filter(|_| interrupted.is_none()) {
+        let not_pruned = if !failures.is_empty() {
+            Some("not every object applied".to_owned())
+        } else if let Some((count, end)) = &not_ready {
+            let objects = if *count == 1 { "object" } else { "objects" };
+            Some(match end {
+                wait::End::TimedOut => format!("{count} {objects} not ready in time"),
+                _ => format!("{count} {objects} not ready"),
+            })
         } else {
-            run.caller.say(&format!(
-                "kapply: nothing pruned from {}: not every object applied\n",
-                set.id
-            ));
+            None
+        };
+        match not_pruned {
+            Some(why) => run
+                .caller
+                .say(&format!("kapply: nothing pruned from {}: {why}\n", set.id)),
+            None => {
+                let removal = Removal {
+                    caller: &run.caller,
+                    dry_run: if dry_run {
+                        DryRun::Server
+                    } else {
+                        DryRun::None
+                    },
+                    diff: args.diff,
+                    lines: args.output.is_none(),
+                    concurrency: run.concurrency,
+                    crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
+                    interrupt: &run.interrupt,
+                };
+                let left = applyset::prune(set, &removal, &members).await?;
+                total += left.failed.len();
+                failures.extend(report_failed(&run.caller, &left.failed, &run.scrubber));
+                prune_interrupted = run.interrupt.received().map(|signal| {
+                    let summary = report::interrupted_removal("pruned", &left);
+                    Error::Interrupted(
+                        signal,
+                        format!("interrupted by {} while pruning: {summary}", signal.name()),
+                    )
+                });
+            }
         }
     }
     let skipped = outcomes
@@ -199,7 +282,7 @@ pub async fn run(args: Args) -> Result<()> {
         .filter(|o| matches!(o, Outcome::Done { diff, .. } if !diff.is_empty()))
         .count();
     let verdict = verdict(Verdict {
-        interrupted,
+        interrupted: interrupted.or(prune_interrupted),
         not_ready: not_ready.as_ref().map(|(count, end)| (*count, *end)),
         failures: &failures,
         total,
@@ -328,22 +411,36 @@ async fn delete_all(args: Args) -> Result<()> {
         ProgressBar::hidden(),
     );
     let set = ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;
+    let interrupt = Interrupt::install()?;
     let removal = Removal {
         caller: &caller,
-        dry_run: args.dry_run == DryRun::Server,
+        dry_run: args.dry_run,
         diff: false,
         lines: true,
         concurrency: args.concurrency.into(),
         crd_groups: HashSet::new(),
+        interrupt: &interrupt,
     };
-    let failed = applyset::delete_all(&set, &removal).await?;
-    if failed.is_empty() {
+    let left = applyset::delete_all(&set, &removal).await?;
+    let kinds = report_failed(&caller, &left.failed, &Scrubber::default());
+    if let Some(signal) = interrupt.received() {
+        let summary = report::interrupted_removal("deleted", &left);
+        let parent = if left.is_whole() {
+            String::new()
+        } else {
+            format!("; the parent {} keeps track of what is left", set.id)
+        };
+        return Err(Error::Interrupted(
+            signal,
+            format!("interrupted by {}: {summary}{parent}", signal.name()),
+        ));
+    }
+    if left.failed.is_empty() {
         return Ok(());
     }
-    let kinds = report_failed(&caller, &failed, &Scrubber::default());
     let summary = format!(
         "{} objects of {} not deleted; its parent keeps track of them",
-        failed.len(),
+        left.failed.len(),
         set.id
     );
     if kinds.contains(&FailureKind::TimedOut) {
@@ -354,22 +451,21 @@ async fn delete_all(args: Args) -> Result<()> {
 }
 
 /// `--dry-run=client`: the input as read, without a cluster: result lines, or the
-/// objects (Secret data masked on a terminal, as -o always does).
-fn client_dry_run(docs: &[Document], output: Option<Output>) -> Result<()> {
-    let text = match output {
+/// objects (Secret data masked on a terminal unless --show-secrets, as -o always does).
+fn client_dry_run(docs: &[Document], output: Option<Output>, show_secrets: bool) -> String {
+    match output {
         None => docs
             .iter()
             .map(|d| format!("{} created (dry run)\n", report::kubectl_name(&d.id())))
             .collect(),
         Some(format) => {
             let mut objects: Vec<Value> = docs.iter().map(|d| d.value.clone()).collect();
-            if std::io::stdout().is_terminal() {
+            if std::io::stdout().is_terminal() && !show_secrets {
                 objects.iter_mut().for_each(mask_secret);
             }
             report::render(&objects, format, true)
         }
-    };
-    kpipe_core::write_stdout(&text)
+    }
 }
 
 #[cfg(test)]

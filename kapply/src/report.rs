@@ -299,6 +299,27 @@ pub fn interrupted(ids: &[ObjectId], outcomes: &[Outcome], dry_run: bool) -> Str
     text
 }
 
+/// What a prune or delete that a signal stopped did and did not do.
+pub fn interrupted_removal(verb: &str, left: &crate::applyset::Left) -> String {
+    let names = |ids: &[ObjectId]| named(&ids.iter().map(ToString::to_string).collect::<Vec<_>>());
+    let total = left.deleted + left.failed.len() + left.kept.len() + left.unsure.len();
+    let mut text = format!("{} of {total} objects {verb}", left.deleted);
+    if !left.unsure.is_empty() {
+        text.push_str(&format!(
+            "; still in flight, may or may not have been {verb}: {}",
+            names(&left.unsure)
+        ));
+    }
+    if !left.kept.is_empty() {
+        text.push_str(&format!("; kept (not {verb}): {}", names(&left.kept)));
+    }
+    if !left.failed.is_empty() {
+        let failed: Vec<ObjectId> = left.failed.iter().map(|(id, _)| id.clone()).collect();
+        text.push_str(&format!("; failed (see above): {}", names(&failed)));
+    }
+    text
+}
+
 fn named(ids: &[String]) -> String {
     let mut text = ids
         .iter()

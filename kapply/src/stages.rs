@@ -59,6 +59,14 @@ impl Run {
         let mut watched: Vec<Watched> = Vec::new();
         let mut end = End::AllReady;
         for items in stages {
+            if end == End::Interrupted {
+                outcomes.extend(
+                    items
+                        .iter()
+                        .map(|i| (i.position, Outcome::Interrupted { in_flight: false })),
+                );
+                continue;
+            }
             if end != End::AllReady {
                 for item in items {
                     let groups = groups::followed(&item.body, &item.id).join(", ");
@@ -91,15 +99,21 @@ impl Run {
                 }
                 outcomes.push((position, outcome));
             }
-            // After SIGINT/SIGTERM, what was applied is reported at once.
-            if wait && self.interrupt.received().is_none() {
-                end = wait::wait(
-                    self.caller.client(),
-                    &mut stage_watched,
-                    self.caller.deadline(),
-                    &mut progress,
-                )
-                .await;
+            // After SIGINT/SIGTERM, what was applied is reported at once: the wait
+            // stops, and what it did not see ready counts as not ready.
+            if wait {
+                end = match self.interrupt.received() {
+                    Some(_) => End::Interrupted,
+                    None => tokio::select! {
+                        end = wait::wait(
+                            self.caller.client(),
+                            &mut stage_watched,
+                            self.caller.deadline(),
+                            &mut progress,
+                        ) => end,
+                        _ = self.interrupt.wait() => End::Interrupted,
+                    },
+                };
                 watched.extend(stage_watched);
             }
         }

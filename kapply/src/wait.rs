@@ -142,6 +142,8 @@ pub enum End {
     AllReady,
     SomeFailed,
     TimedOut,
+    /// SIGINT/SIGTERM stopped the wait.
+    Interrupted,
 }
 
 /// Waits until every object is ready or failed, or until `deadline`; reports each
