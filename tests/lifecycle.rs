@@ -1255,10 +1255,11 @@ fn flags_kapply_cannot_honour_together_are_refused_before_any_request() {
     assert!(requests_since(&sim, from).is_empty(), "{}", sim.log());
     assert!(exists(&sim, "configmap/db", "default"));
 
-    // --prune without input: nothing to compare with, so nothing is pruned.
+    // --prune without input (an empty pipe: the stage before failed): nothing to
+    // compare with, so nothing is pruned.
     let out = kapply(&sim, &["--applyset", "app", "--prune"], "");
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no objects in the input"));
+    assert!(stderr(&out).contains("no input: the stage before me failed"));
     assert!(exists(&sim, "configmap/db", "default"));
 }
 

@@ -384,10 +384,11 @@ fn a_failed_kapply_run_fails_certwait_after_it() {
     let bad = dir.path().join("bad.yaml");
     std::fs::write(
         &bad,
-        "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: Bad_Name}\ndata: {A: b}\n",
+        "---\napiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: bad-host}\n\
+         spec: {rules: [{host: Bad_Host.example.com}]}\n",
     )
     .unwrap();
-    // Everything applies but the ConfigMap the server finds invalid: kapply exits 1,
+    // Everything applies but the Ingress the server finds invalid: kapply exits 1,
     // and its YAML of what it applied lacks the end line, so certwait does not wait.
     let apply = format!(
         "cat - {} | kapply -o yaml | certwait --timeout 30s",
@@ -396,7 +397,7 @@ fn a_failed_kapply_run_fails_certwait_after_it() {
     let out = shell(&readme_pipe(&env_file(dir.path()), &apply), Some(&sim));
     out.code(2)
         .stdout_empty()
-        .stderr_has("kapply: ConfigMap/Bad_Name in namespace default: ")
+        .stderr_has("kapply: Ingress/bad-host in namespace default: ")
         .stderr_has(&cut_off("certwait"))
         .no_secret(SECRET_KEY);
     assert!(
