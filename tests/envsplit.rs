@@ -152,6 +152,34 @@ fn default_heuristic_and_explain_never_show_values() {
     assert!(err.contains("<stdin>:2: DEBUG: config"), "{err}");
 }
 
+/// A path the user gave and the tool's own words are public: printed whole even where a
+/// secret value is part of them (`plane-vars.env` with the password `plane` read
+/// `<redacted>-vars.env`, which both mangled the path and confirmed the value; that
+/// the value stays masked elsewhere in a message is kpipe_core::redact's unit test).
+#[test]
+fn paths_keys_and_explain_lines_are_printed_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "plane-vars.env",
+        b"DEBUG=1\nPOSTGRES_PASSWORD=plane\nSECRET_KEY=secret\nDB_PASS=PASS\nSOME_PASSWORD=\n",
+    );
+    let out = cmd("envsplit")
+        .args(["--app", "a", "--explain", &file])
+        .run_with(b"");
+    let (_, secret) = split_of(&out);
+    assert_eq!(secret["POSTGRES_PASSWORD"], "plane");
+    let err = stderr(&out);
+    for line in [
+        format!("envsplit: {file}:2: POSTGRES_PASSWORD: secret (default: key part PASSWORD)"),
+        format!("envsplit: {file}:3: SECRET_KEY: secret (default: key part SECRET)"),
+        format!("envsplit: {file}:4: DB_PASS: secret (default: key part PASS)"),
+        format!("envsplit: {file}:5: warning: secret key SOME_PASSWORD is empty"),
+    ] {
+        assert!(err.contains(&line), "{line}\n{err}");
+    }
+}
+
 #[test]
 fn flags_then_rules_then_heuristic_first_match_wins() {
     let dir = tempfile::tempdir().unwrap();
@@ -276,7 +304,7 @@ fn bad_input_exits_2_with_file_line_and_empty_stdout() {
             "invalid key",
             b"A=1\n1BAD=x\n".to_vec(),
             &[],
-            "2: invalid key: ".into(),
+            "2: not a KEY=VALUE line: the text before '=' starts with a digit".into(),
         ),
         (
             "duplicate",

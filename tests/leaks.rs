@@ -203,6 +203,56 @@ fn env_file_errors_show_no_value() {
     }
 }
 
+/// A pasted key or password shows no fragment of itself: before, each line was printed
+/// up to its first character a key cannot have (a PEM key in docker format gave seven
+/// fragments of the key; `hunter2pass!word` gave `hunter2pass`).
+#[test]
+fn pasted_lines_show_no_fragment() {
+    let mut generator = Gen(37);
+    let b64: Vec<char> = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        .chars()
+        .collect();
+    let mut lines: Vec<String> = (0..7).map(|_| generator.pick(&b64, 64)).collect();
+    lines.push(format!("{}==", generator.pick(&b64, 30)));
+    lines.push(format!(
+        "{}!{}",
+        generator.pick(&b64[..52], 12),
+        generator.pick(&b64, 8)
+    ));
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
+        lines.join("\n")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("env");
+    std::fs::write(&path, format!("OK=1\nTLS_KEY={pem}\n")).unwrap();
+    for format in ["dotenv", "docker"] {
+        for (tool, args) in [
+            ("envsplit", ["--app", "a", "--format", format, "--explain"]),
+            (
+                "secretgen",
+                ["--name", "s", "--format", format, "--from-env-file"],
+            ),
+        ] {
+            let mut c = cmd(tool);
+            c.args(args).arg(&path);
+            let out = stderr_of(c, "");
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{tool} {format}: {err}");
+            for line in &lines {
+                let chars: Vec<char> = line.chars().collect();
+                for piece in chars.windows(6) {
+                    let piece: String = piece.iter().collect();
+                    assert!(
+                        !err.contains(&piece),
+                        "{tool} {format}: {piece:?} of a pasted line:\n{err}"
+                    );
+                }
+            }
+        }
+    }
+}
+
 /// Every stream reader (secretgen, manifest-gen, kapply, certwait) on `streams`: stderr
 /// holds no form of `values`.
 fn assert_readers_clean(streams: &[String], values: &[String]) {

@@ -59,6 +59,8 @@ pub fn source_name(path: &str) -> String {
 /// Reads a whole file (or stdin for `-`) as UTF-8 text, dropping a leading BOM.
 pub fn read_source(path: &str) -> Result<String> {
     let name = source_name(path);
+    // The user gave the path: messages print it whole, whatever value it contains.
+    crate::redact::learn_printed_whole(&name);
     let mut bytes = Vec::new();
     let read = if path == "-" {
         std::io::stdin().lock().read_to_end(&mut bytes)

@@ -266,10 +266,11 @@ pub fn run(args: Args) -> Result<()> {
     for entry in file.entries {
         let (side, why) = classify(&rules, &entry);
         if args.explain {
-            notes.push(format!(
-                "envsplit: {source}:{}: {}: {side} ({why})",
-                entry.line, entry.key
-            ));
+            // Made of the path, the key, the side and the rule, never of the value: a
+            // value equal to a word of it (`secret`, `PASSWORD`) must not mangle it.
+            let line = format!("{source}:{}: {}: {side} ({why})", entry.line, entry.key);
+            kpipe_core::redact::learn_printed_whole(&line);
+            notes.push(format!("envsplit: {line}"));
         }
         let (map, total, kind) = match side {
             Side::Config => (&mut config, &mut config_bytes, "ConfigMap"),
