@@ -15,8 +15,9 @@
 //! 3. What the key names: its last part is the thing held, the others qualify it
 //!    (`PASSWORD_MIN_LENGTH` is a length, `DB_PASSWORD` a password). A last part that
 //!    names a setting (`_LENGTH`, `_EXPIRY`, `_METHOD`, `_EMAIL`, `_URL`, `_PATH`,
-//!    `_ENABLED`...) makes a setting, except an access key ID (half of a key pair) and an
-//!    empty connection string (it will carry a password).
+//!    `_ENABLED`...), or a first part that makes it a switch (`SKIP_`, `ENABLE_`), makes a
+//!    setting, except an access key ID (half of a key pair) and an empty connection
+//!    string (it will carry a password).
 //! 4. A credential word anywhere in the key (`SECRET`, `PASSWORD`, `TOKEN`, `KEY`,
 //!    `SALT`, `PAT`, `SK`, `OTP`...), plural forms too (`SECRETS`).
 //! 5. A value that looks random (long hex, or long mixed letters, digits and symbols).
