@@ -20,7 +20,8 @@
 //!   `--diff --force-conflicts`, `--dry-run=server -o yaml|json` and `-o yaml|json` on a
 //!   pty.
 //! - exec credential plugins that exit non-zero, print no JSON, or print another kind,
-//!   each after printing the token (kapply and certwait).
+//!   each after printing the token (kapply and certwait); a token with a control
+//!   character, from the kubeconfig or a plugin (refused, exit 1, not a panic).
 //! - certwait: a stream with Secrets and a Certificate that never gets ready (timeout),
 //!   and a failing connection.
 //!
@@ -197,6 +198,56 @@ fn env_file_errors_show_no_value() {
                     &stderr(&out),
                     &values,
                 );
+            }
+        }
+    }
+}
+
+/// A pasted key or password shows no fragment of itself: before, each line was printed
+/// up to its first character a key cannot have (a PEM key in docker format gave seven
+/// fragments of the key; `hunter2pass!word` gave `hunter2pass`).
+#[test]
+fn pasted_lines_show_no_fragment() {
+    let mut generator = Gen(37);
+    let b64: Vec<char> = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+        .chars()
+        .collect();
+    let mut lines: Vec<String> = (0..7).map(|_| generator.pick(&b64, 64)).collect();
+    lines.push(format!("{}==", generator.pick(&b64, 30)));
+    lines.push(format!(
+        "{}!{}",
+        generator.pick(&b64[..52], 12),
+        generator.pick(&b64, 8)
+    ));
+    let pem = format!(
+        "-----BEGIN PRIVATE KEY-----\n{}\n-----END PRIVATE KEY-----",
+        lines.join("\n")
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("env");
+    std::fs::write(&path, format!("OK=1\nTLS_KEY={pem}\n")).unwrap();
+    for format in ["dotenv", "docker"] {
+        for (tool, args) in [
+            ("envsplit", ["--app", "a", "--format", format, "--explain"]),
+            (
+                "secretgen",
+                ["--name", "s", "--format", format, "--from-env-file"],
+            ),
+        ] {
+            let mut c = cmd(tool);
+            c.args(args).arg(&path);
+            let out = stderr_of(c, "");
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{tool} {format}: {err}");
+            for line in &lines {
+                let chars: Vec<char> = line.chars().collect();
+                for piece in chars.windows(6) {
+                    let piece: String = piece.iter().collect();
+                    assert!(
+                        !err.contains(&piece),
+                        "{tool} {format}: {piece:?} of a pasted line:\n{err}"
+                    );
+                }
             }
         }
     }
@@ -453,6 +504,49 @@ fn exec_plugin_failures_show_stderr_never_stdout() {
     c.env("KUBECONFIG", &kubeconfig);
     let out = stderr_of(c, &secret_yaml("s-ok", &values[..2]));
     assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// A token with a line break or another control character (pasted into the kubeconfig
+/// with its newline, or printed so by an exec plugin) is refused with exit 1, naming
+/// where it came from, never showing it: kube's client panicked on it (exit 101).
+#[test]
+fn a_token_with_a_control_character_is_refused_without_a_panic() {
+    let values = Gen(31).values();
+    let sim = Sim::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(&sim.kubeconfig).unwrap()).unwrap();
+    let sim_token = config["users"][0]["user"]["token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // The server's own token with the line break it was pasted with.
+    config["users"][0]["user"]["token"] = format!("{sim_token}\n").into();
+    let pasted = dir.path().join("kubeconfig-pasted");
+    std::fs::write(&pasted, serde_yaml::to_string(&config).unwrap()).unwrap();
+    let token = format!("{}\n{}\u{7}", values[3], values[1]);
+    let credential = format!(
+        "{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":{}}}}}",
+        yaml_quoted(&token)
+    );
+    let plugin = exec_kubeconfig(&sim, dir.path(), &format!("echo '{credential}'"));
+    let searched = [values[1].clone(), values[3].clone(), sim_token];
+    for (kubeconfig, from) in [(&pasted, "kubeconfig"), (&plugin, "kpipe-test-plugin")] {
+        for tool in ["kapply", "certwait"] {
+            let mut c = cmd(tool);
+            c.env("KUBECONFIG", kubeconfig);
+            if tool == "certwait" {
+                c.args(["c", "--timeout", "5s"]);
+            }
+            let out = stderr_of(c, &secret_yaml("s", &values[4..5]));
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(1), "{tool} {from}: {err}");
+            assert!(err.contains("control character"), "{tool} {from}: {err}");
+            assert!(err.contains(from), "{tool} {from}: {err}");
+            assert!(!err.contains("panic"), "{tool} {from}: {err}");
+            assert_clean(&format!("{tool} {from}"), &err, &searched);
+        }
+    }
 }
 
 #[test]

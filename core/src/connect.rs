@@ -96,7 +96,12 @@ impl ConnectArgs {
                 ))
             })?
         };
+        let mut token_from = "the kubeconfig's user".to_owned();
         if let Some(exec) = config.auth_info.exec.take() {
+            token_from = format!(
+                "exec credential plugin \"{}\"",
+                exec.command.as_deref().unwrap_or_default()
+            );
             let auth_info = config.auth_info.clone();
             config.auth_info =
                 tokio::task::spawn_blocking(move || run_exec_plugin(&exec, auth_info))
@@ -104,6 +109,7 @@ impl ConnectArgs {
                     .map_err(|e| Error::runtime(format!("exec credential plugin: {e}")))??;
         }
         learn_credentials(&config.auth_info);
+        check_token(config.auth_info.token.as_ref(), &token_from)?;
         if config.accept_invalid_certs {
             if config.root_cert.is_some() {
                 return Err(Error::input(format!(
@@ -154,6 +160,25 @@ fn learn_credentials(auth: &AuthInfo) {
             crate::redact::learn(&String::from_utf8_lossy(&plain));
         }
     }
+}
+
+/// Refuses a bearer token that no HTTP header can carry (a newline, another control
+/// character: a token pasted with its line break, a plugin printing two lines), which
+/// kube's client would otherwise panic on when it builds the `Authorization` header.
+/// The message says where the token came from and what is wrong, never the token.
+fn check_token(token: Option<&SecretString>, from: &str) -> Result<()> {
+    let Some(token) = token else {
+        return Ok(());
+    };
+    // The same test the client applies (http's HeaderValue), so what passes here is
+    // what it accepts.
+    if http::HeaderValue::from_str(&format!("Bearer {}", token.expose_secret())).is_ok() {
+        return Ok(());
+    }
+    Err(Error::runtime(format!(
+        "the token of {from} holds a newline or another control character, which no HTTP \
+         header may carry: check how the token was copied (a line break pasted with it?)"
+    )))
 }
 
 /// Runs an exec credential plugin as client-go does and puts what it returns (a token,
@@ -342,4 +367,29 @@ fn warn_insecure(server: &http::Uri) {
         "warning: TLS verification is off for {server} (insecure-skip-tls-verify in \
          the kubeconfig): anyone on the way can read and change what is sent"
     ));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_no_header_can_carry_is_refused_without_showing_it() {
+        for bad in [
+            "tok\nen-s3cr3t",
+            "tok\ren-s3cr3t",
+            "tok\u{7f}en-s3cr3t",
+            "\u{1}s3cr3t",
+        ] {
+            let token = SecretString::from(bad.to_owned());
+            let e = check_token(Some(&token), "the kubeconfig's user").unwrap_err();
+            assert_eq!(e.exit_code(), 1);
+            let message = e.to_string();
+            assert!(message.contains("control character"), "{message}");
+            assert!(!message.contains("s3cr3t"), "{message}");
+        }
+        let good = SecretString::from("eyJhbGciOi.JSUzI1-NiIs_In~+/=".to_owned());
+        assert!(check_token(Some(&good), "x").is_ok());
+        assert!(check_token(None, "x").is_ok());
+    }
 }

@@ -74,6 +74,11 @@ pub fn parse(source: &str, text: &str, options: Options) -> Result<EnvFile> {
     };
     let mut first_line: HashMap<&str, usize> = HashMap::new();
     for entry in &file.entries {
+        // Key names are the file's public half (kubectl describe shows them): messages
+        // print them whole, even where one contains a secret value.
+        if looks_like_a_key(&entry.key) {
+            crate::redact::learn_printed_whole(&entry.key);
+        }
         if let Some(why) = config_key_error(&entry.key) {
             problems.add::<()>(Err(Error::at(
                 source,
@@ -173,7 +178,10 @@ fn parse_docker(source: &str, text: &str, problems: &mut Problems) -> EnvFile {
         }
         let (key, value) = match content.split_once('=') {
             Some((key, value)) => {
-                if problems.add(check_docker_key(source, line, key)).is_none() {
+                if problems
+                    .add(check_docker_key(source, line, key, true))
+                    .is_none()
+                {
                     continue;
                 }
                 (key, value.to_owned())
@@ -181,7 +189,7 @@ fn parse_docker(source: &str, text: &str, problems: &mut Problems) -> EnvFile {
             None => {
                 // A line without '=' could be a pasted value: only show it once it is a key.
                 if problems
-                    .add(check_docker_key(source, line, content))
+                    .add(check_docker_key(source, line, content, false))
                     .is_none()
                 {
                     continue;
@@ -209,23 +217,11 @@ fn parse_docker(source: &str, text: &str, problems: &mut Problems) -> EnvFile {
     file
 }
 
-/// kubectl's `validation.IsEnvVarName`.
-fn check_docker_key(source: &str, line: usize, key: &str) -> Result<()> {
-    let b = key.as_bytes();
-    let shaped = !b.is_empty()
-        && !b[0].is_ascii_digit()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'));
-    if !shaped {
-        return Err(Error::at(
-            source,
-            line,
-            format!(
-                "invalid key{}: a key must consist of letters, digits, '_', '-' or '.', \
-                 must not start with a digit, and is followed by '=' (no spaces around it)",
-                key_start(key)
-            ),
-        ));
+/// kubectl's `validation.IsEnvVarName`; `key` is what comes before the line's '=', or
+/// the whole line when `has_equals` is false.
+fn check_docker_key(source: &str, line: usize, key: &str, has_equals: bool) -> Result<()> {
+    if is_docker_key(key) && key != "." && key != ".." {
+        return Ok(());
     }
     if key == "." || key == ".." {
         return Err(Error::at(
@@ -234,7 +230,68 @@ fn check_docker_key(source: &str, line: usize, key: &str) -> Result<()> {
             format!("invalid key \"{key}\": must not be '.' or '..'"),
         ));
     }
-    Ok(())
+    let what = if let Some(word) = key.strip_suffix([' ', '\t']).map(str::trim_end)
+        && has_equals
+        && is_docker_key(word)
+        && looks_like_a_key(word)
+    {
+        // `KEY =value`: the key is whole and valid, only the blank is wrong.
+        format!("invalid key (\"{word}\" followed by a space): no spaces around '='")
+    } else if let Some(word) = key.strip_prefix("export ").map(str::trim_start)
+        && is_docker_key(word)
+        && looks_like_a_key(word)
+    {
+        format!(
+            "invalid key (\"export {word}\"): `export` is dotenv syntax, which kubectl and \
+             docker do not read: drop it, or read the file with --format dotenv"
+        )
+    } else if has_equals {
+        not_a_key_line(key, KeyRules::Docker)
+    } else {
+        "not a KEY=VALUE line: no '=', and not a variable name alone either (letters, \
+         digits, '_', '-' or '.', not starting with a digit); the line is not shown, it may \
+         be a value"
+            .to_owned()
+    };
+    Err(Error::at(source, line, what))
+}
+
+fn is_docker_key(key: &str) -> bool {
+    let b = key.as_bytes();
+    !b.is_empty()
+        && !b[0].is_ascii_digit()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'.' | b'_'))
+}
+
+/// Which key grammar a message explains.
+#[derive(Clone, Copy, PartialEq)]
+enum KeyRules {
+    Dotenv,
+    Docker,
+}
+
+/// `not a KEY=VALUE line: ...` for a line whose text before '=' (`before`) is not a key:
+/// what is wrong, by kind, and never any part of the line. A pasted value (a PEM block,
+/// a base64 line ending in `=` padding, a password after a space instead of '=') reads
+/// as a key up to its first odd character, so no prefix of it is safe to show.
+fn not_a_key_line(before: &str, rules: KeyRules) -> String {
+    let grammar = match rules {
+        KeyRules::Dotenv => "letters, digits, '_' and '.', not starting with a digit",
+        KeyRules::Docker => "letters, digits, '_', '-' or '.', not starting with a digit",
+    };
+    let what = if before.trim().is_empty() {
+        "nothing before '='".to_owned()
+    } else if rules == KeyRules::Dotenv && is_docker_key(before) {
+        "a dotenv key has no '-' (use --format docker for keys with '-')".to_owned()
+    } else if before.starts_with(|c: char| c.is_ascii_digit()) {
+        format!("the text before '=' starts with a digit (a key is {grammar})")
+    } else if before.contains([' ', '\t']) {
+        format!("the text before '=' has a space (a key is {grammar})")
+    } else {
+        format!("the text before '=' has a character a key cannot have (a key is {grammar})")
+    };
+    format!("not a KEY=VALUE line: {what}; the line is not shown, it may be a value")
 }
 
 /// One logical line of a dotenv file: a physical line, or several when a quoted value
@@ -399,29 +456,6 @@ fn shown_key(key: &str) -> String {
     }
 }
 
-/// ` "API_TOKEN" followed by ' '` when an invalid key starts as a key and then goes
-/// wrong (`API_TOKEN S3CR3T==`, YAML's `DATABASE_URL: postgres://...`): the rest,
-/// likely a value, is never shown.
-fn key_start(text: &str) -> String {
-    let end = text
-        .find(|c: char| !(c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')))
-        .unwrap_or(text.len());
-    let (start, rest) = text.split_at(end);
-    match rest.chars().next() {
-        Some(c) if looks_like_a_key(start) => {
-            let what = match c {
-                ' ' => "a space".to_owned(),
-                '\t' => "a tab".to_owned(),
-                c if c.is_ascii_graphic() => format!("'{c}'"),
-                _ => "a character that is not allowed".to_owned(),
-            };
-            format!(" (\"{start}\" followed by {what})")
-        }
-        None => shown_key(start),
-        _ => String::new(),
-    }
-}
-
 /// Whether `text` has the shape of an env var or config key rather than of data:
 /// short, and not the mixed-case run of letters and digits of base64 or a token.
 fn looks_like_a_key(text: &str) -> bool {
@@ -479,11 +513,7 @@ fn check_dotenv_line(
         _ => before,
     };
     if !is_dotenv_key(key) {
-        return fail(format!(
-            "invalid key{}: a dotenv key is letters, digits, '_' and '.', not starting \
-             with a digit (use --format docker for keys with '-')",
-            key_start(key)
-        ));
+        return fail(not_a_key_line(key, KeyRules::Dotenv));
     }
     let value = value.trim_start();
     if value.is_empty() || value.starts_with('#') {
@@ -661,7 +691,7 @@ mod tests {
             dotenv_err("A=1\nnoequals\n"),
             "env:2: missing '=' (a line must read KEY=value)"
         );
-        assert!(dotenv_err("1A=x").starts_with("env:1: invalid key: "));
+        assert!(dotenv_err("1A=x").starts_with("env:1: not a KEY=VALUE line: "));
         assert!(dotenv_err("A=1\nB=\"open\nC=2\n").starts_with("env:2: B: unterminated quote"));
         assert!(dotenv_err("P=a b").contains("P: unquoted value contains a space"));
         assert!(dotenv_err("P=\"a\\tb\"").contains("unsupported escape"));
@@ -747,12 +777,15 @@ mod tests {
         for format in [Format::Dotenv, Format::Docker] {
             let e = err("API_TOKEN S3CR3Tzz==\n", format);
             assert!(
-                e.starts_with("env:1: invalid key (\"API_TOKEN\" followed by a space)"),
+                e.starts_with("env:1: not a KEY=VALUE line: the text before '=' has a space"),
                 "{e}"
             );
+            assert!(!e.contains("API_TOKEN") && !e.contains("S3CR3T"), "{e}");
             let e = err("DATABASE_URL: postgres://u:PASSW0RD@h/db?ssl=on\n", format);
-            assert!(e.contains("\"DATABASE_URL\" followed by ':'"), "{e}");
-            assert!(!e.contains("PASSW0RD") && !e.contains("postgres"), "{e}");
+            assert!(e.starts_with("env:1: not a KEY=VALUE line"), "{e}");
+            for piece in ["DATABASE", "PASSW0RD", "postgres"] {
+                assert!(!e.contains(piece), "{e}");
+            }
             let pem = "K=1\n-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END PRIVATE KEY-----\n";
             let e = err(pem, format);
             assert!(e.starts_with("env:2: "), "{e}");
@@ -770,14 +803,55 @@ mod tests {
         assert!(!file.warnings[0].contains("MIIE"), "{:?}", file.warnings);
     }
 
+    /// A pasted key or password printed no part of itself, not even the run of key
+    /// characters before its first '+', '/', ':' or space (a PEM key in docker format
+    /// showed seven such fragments).
+    #[test]
+    fn no_fragment_of_a_pasted_line_is_shown() {
+        let pasted = [
+            "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCBKgwggSkAgEAAoIBAQC7Vd+Xs3/9kQzL",
+            "nD0kR8fT2b/uW1mxYq7+Hc4gP5sZ0aVe6jLt/3oNwFbKi8r+Ul9yGdQh2cMpAeTn",
+            "Pq4r/vLk8sXw2+Je0Ty7fNbM5hZc1/dUaG6oR3i+WQs9mEpV4lHxCjK2nBt7Ya==",
+            "hunter2pass!word",
+            "s3cr3t_v4lue zq9=xk7 qq",
+            "p@ss:w0rd=",
+        ];
+        let text = format!("A=1\n{}\n", pasted.join("\n"));
+        for format in [Format::Dotenv, Format::Docker] {
+            let e = err(&text, format);
+            assert_eq!(e.lines().count(), pasted.len(), "{e}");
+            for line in pasted {
+                let chars: Vec<char> = line.chars().collect();
+                for piece in chars.windows(5) {
+                    let piece: String = piece.iter().collect();
+                    assert!(
+                        !e.contains(&piece),
+                        "{format:?}: {piece:?} of {line:?}: {e}"
+                    );
+                }
+            }
+        }
+    }
+
     #[test]
     fn docker_rejects_what_kubectl_rejects() {
         assert!(
             err("A =1", Format::Docker)
                 .starts_with("env:1: invalid key (\"A\" followed by a space):")
         );
-        assert!(err("export A=1", Format::Docker).starts_with("env:1: invalid key (\"export\""));
-        assert!(err("1A=1", Format::Docker).starts_with("env:1: invalid key: "));
+        assert!(
+            err("export A=1", Format::Docker)
+                .starts_with("env:1: invalid key (\"export A\"): `export` is dotenv syntax")
+        );
+        assert!(
+            err("1A=1", Format::Docker).starts_with(
+                "env:1: not a KEY=VALUE line: the text before '=' starts with a digit"
+            )
+        );
+        assert!(
+            err("my-key=1", Format::Dotenv)
+                .contains("a dotenv key has no '-' (use --format docker")
+        );
         assert!(err("..=1", Format::Docker).contains("must not be '.' or '..'"));
         assert!(err("A=1\nA=2", Format::Docker).contains("duplicate key A (first set on line 1)"));
         let long = format!("A={}\n", "x".repeat(DOCKER_MAX_LINE));

@@ -94,6 +94,10 @@ struct Known {
     public: HashSet<String>,
     /// Built on first use after the last change.
     matcher: Option<Arc<Matcher>>,
+    /// Text the tools print whole on purpose (see [`learn_printed_whole`]).
+    whole: HashSet<String>,
+    /// Finds every occurrence of `whole` in a message; built on first use after a change.
+    whole_matcher: Option<Arc<Option<AhoCorasick>>>,
 }
 
 struct Matcher {
@@ -155,6 +159,22 @@ pub fn learn(value: &str) {
     known.add(value.to_owned());
     if known.needles.len() != before {
         known.matcher = None;
+    }
+}
+
+/// Marks `text` as printed whole: public text the tool itself prints, such as a path the
+/// user gave or a key name. A known value inside one of its occurrences in a message is
+/// left there (`plane-vars.env:23` stays whole when a password is `plane`: masking it
+/// would mangle the path and confirm the value), and is masked everywhere else in the
+/// same message. Unlike names and labels (which stop a value being masked at all), this
+/// weakens no other masking.
+pub fn learn_printed_whole(text: &str) {
+    if !maskable(text) {
+        return;
+    }
+    let mut known = known();
+    if known.whole.insert(text.to_owned()) {
+        known.whole_matcher = None;
     }
 }
 
@@ -355,6 +375,44 @@ impl Known {
         self.matcher = Some(Arc::clone(&m));
         m
     }
+
+    fn whole_matcher(&mut self) -> Arc<Option<AhoCorasick>> {
+        if let Some(m) = &self.whole_matcher {
+            return Arc::clone(m);
+        }
+        let automaton = (!self.whole.is_empty()).then(|| {
+            // Standard semantics: every occurrence, overlapping ones too (a key inside a
+            // path), is found.
+            AhoCorasick::builder()
+                .kind(Some(AhoCorasickKind::NoncontiguousNFA))
+                .build(&self.whole)
+                .expect("the patterns are small enough")
+        });
+        let m = Arc::new(automaton);
+        self.whole_matcher = Some(Arc::clone(&m));
+        m
+    }
+}
+
+/// The parts of `text` printed whole (see [`learn_printed_whole`]), sorted and merged.
+fn printed_whole(text: &str) -> Vec<(usize, usize)> {
+    let matcher = known().whole_matcher();
+    let Some(ac) = matcher.as_ref() else {
+        return Vec::new();
+    };
+    let mut found: Vec<(usize, usize)> = ac
+        .find_overlapping_iter(text)
+        .map(|m| (m.start(), m.end()))
+        .collect();
+    found.sort_unstable();
+    let mut merged: Vec<(usize, usize)> = Vec::with_capacity(found.len());
+    for (start, end) in found {
+        match merged.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => merged.push((start, end)),
+        }
+    }
+    merged
 }
 
 /// The needles that occur inside a public string: masking `polls` would turn every
@@ -409,6 +467,15 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     };
     let mut spans: Vec<(usize, usize)> = ac.find_iter(text).map(|m| (m.start(), m.end())).collect();
     base64_spans(ac, text.as_bytes(), &mut spans);
+    if spans.is_empty() {
+        return Cow::Borrowed(text);
+    }
+    // A match wholly inside text printed whole stays; one reaching outside it is masked.
+    let whole = printed_whole(text);
+    spans.retain(|&(start, end)| {
+        let at = whole.partition_point(|&(s, _)| s <= start);
+        !(at > 0 && end <= whole[at - 1].1)
+    });
     if spans.is_empty() {
         return Cow::Borrowed(text);
     }
@@ -713,6 +780,24 @@ mod tests {
         assert_eq!(
             scrub("deployment.apps/quizz-app: password hunter22 rejected"),
             "deployment.apps/quizz-app: password <redacted> rejected"
+        );
+    }
+
+    #[test]
+    fn text_printed_whole_keeps_a_value_inside_it_and_only_there() {
+        learn("plane");
+        learn("vars.env:2");
+        learn_printed_whole("plane-vars.env");
+        assert_eq!(
+            scrub("plane-vars.env:13: POSTGRES_PASSWORD: plane"),
+            "plane-vars.env:13: POSTGRES_PASSWORD: <redacted>"
+        );
+        // A match reaching out of the public text is masked whole.
+        assert_eq!(scrub("plane-vars.env:23: x"), "plane-<redacted>3: x");
+        // Elsewhere, and inside other words, the value is masked as before.
+        assert_eq!(
+            scrub("airplane-vars: plane"),
+            "air<redacted>-vars: <redacted>"
         );
     }
 

@@ -78,6 +78,8 @@ pub fn source_name(path: &str) -> String {
 /// input like any other: that is how to say "nothing" on purpose.
 pub fn read_source(path: &str) -> Result<String> {
     let name = source_name(path);
+    // The user gave the path: messages print it whole, whatever value it contains.
+    crate::redact::learn_printed_whole(&name);
     let mut bytes = Vec::new();
     let read = if path == "-" {
         std::io::stdin().lock().read_to_end(&mut bytes)

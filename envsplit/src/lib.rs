@@ -1,9 +1,11 @@
 //! envsplit: an env file in, a ConfigMap (plain settings) and a Secret (credentials) out.
 //!
 //! Each key goes to one side: the first `--config`/`--secret` glob that matches it, in
-//! command-line order, then the first matching line of `--rules FILE`, then a heuristic
-//! that looks for credential words in the key and passwords in URLs. The Secret carries
-//! its values in `stringData`; `secretgen` turns them into base64 `data`.
+//! command-line order, then the first matching line of `--rules FILE`, then the default
+//! split of [`credential`] (the value's shape, then what the key names). The Secret
+//! carries its values in `stringData`; `secretgen` turns them into base64 `data`.
+
+mod credential;
 
 use clap::{Arg, ArgAction, ArgMatches, FromArgMatches, Parser};
 use globset::{Glob, GlobMatcher};
@@ -23,10 +25,19 @@ next kpipe tool refuses a stream without its end line as cut off).
 Which side a key goes to, first match wins:
   1. --config GLOB / --secret GLOB, in the order given on the command line
   2. --rules FILE: lines `secret GLOB` or `config GLOB`, `#` comments
-  3. the default: secret when a `_`-separated part of the key, or its end, is a credential
-     word (SECRET PASSWORD PASSWD PASS PWD TOKEN KEY APIKEY CREDENTIAL(S) PRIVATE CERT DSN
-     AUTH SALT SIGNING), or when the value is a URL with a password
-     (scheme://user:pass@host); config otherwise.
+  3. the default, first match wins:
+     a. secret when the value is a URL with a password (user:pass@, ?password=), a
+        webhook URL with its token (Slack, Discord), a known token (sk_live_, ghp_,
+        xoxb-, AKIA...), a PEM private key or a JWT;
+     b. config for a public or publishable key and NEXT_PUBLIC_*, VITE_* (browsers see them);
+     c. config when the key's last part names a setting (_URL _HOST _USER _ID _PATH
+        _LENGTH _EXPIRY _METHOD _EMAIL _ENABLED ...) or its first a switch (ENABLE_,
+        SKIP_ ...), except _ACCESS_KEY_ID and an empty connection string;
+     d. secret when a part is a credential word (SECRET(S) PASSWORD(S) PASS PWD PW PIN
+        TOKEN(S) KEY(S) APIKEY CREDENTIAL(S) CREDS DSN SALT SIGNING PAT SK OTP IV), or
+        the key ends in AUTH or INVITATION_CODE;
+     e. secret when the value looks random (long hex, long mixed-case with digits);
+     config otherwise. Measured on real env files: bench/heuristic.sh.
 --explain tells, on stderr, which rule decided each key (never the value).
 
 Values are never changed silently: in dotenv format a `$` that dotenv would expand is an
@@ -177,33 +188,6 @@ struct Rule {
     origin: String,
 }
 
-/// Credential words: a key part equal to one, or a key ending in one, marks a secret.
-const CREDENTIAL_WORDS: &[&str] = &[
-    "SECRET",
-    "PASSWORD",
-    "PASSWD",
-    "PASSPHRASE",
-    "PASS",
-    "PWD",
-    "TOKENS",
-    "TOKEN",
-    "KEYS",
-    "KEY",
-    "APIKEY",
-    "CREDENTIAL",
-    "CREDENTIALS",
-    "PRIVATE",
-    "CERT",
-    "DSN",
-    "AUTH",
-    "SALT",
-    "SIGNING",
-];
-
-/// Short credential words that only count as a whole part of the key (`DB_PW`,
-/// `SIM_PIN`), not as an ending (`SPIN`, `UPW`).
-const CREDENTIAL_PARTS: &[&str] = &["PW", "PIN"];
-
 /// Parts of keys whose values are random secrets by nature, which `secretgen --generate`
 /// can make up.
 const GENERATED_PARTS: &[&str] = &[
@@ -268,10 +252,11 @@ pub fn run(args: Args) -> Result<()> {
     for entry in file.entries {
         let (side, why) = classify(&rules, &entry);
         if args.explain {
-            notes.push(format!(
-                "envsplit: {source}:{}: {}: {side} ({why})",
-                entry.line, entry.key
-            ));
+            // Made of the path, the key, the side and the rule, never of the value: a
+            // value equal to a word of it (`secret`, `PASSWORD`) must not mangle it.
+            let line = format!("{source}:{}: {}: {side} ({why})", entry.line, entry.key);
+            kpipe_core::redact::learn_printed_whole(&line);
+            notes.push(format!("envsplit: {line}"));
         }
         let (map, total, kind) = match side {
             Side::Config => (&mut config, &mut config_bytes, "ConfigMap"),
@@ -432,48 +417,13 @@ fn classify(rules: &[Rule], entry: &Entry) -> (Side, String) {
     if let Some(rule) = rules.iter().find(|r| r.matcher.is_match(&entry.key)) {
         return (rule.side, rule.origin.clone());
     }
-    let upper = entry.key.to_ascii_uppercase();
-    if let Some(word) = CREDENTIAL_PARTS
-        .iter()
-        .find(|w| upper.split(['_', '-', '.']).any(|part| part == **w))
-    {
-        return (Side::Secret, format!("default: key part {word}"));
-    }
-    for word in CREDENTIAL_WORDS {
-        if upper.split(['_', '-', '.']).any(|part| part == *word) {
-            return (Side::Secret, format!("default: key part {word}"));
-        }
-        if upper.ends_with(word) {
-            return (Side::Secret, format!("default: key ends in {word}"));
-        }
-    }
-    if is_url_with_password(&entry.value) {
-        return (
-            Side::Secret,
-            "default: value is a URL with a password".into(),
-        );
-    }
-    (
-        Side::Config,
-        "default: no credential word in the key".into(),
-    )
-}
-
-/// `scheme://user:password@host...`, the shape of database and broker URLs.
-fn is_url_with_password(value: &str) -> bool {
-    let Some((scheme, rest)) = value.split_once("://") else {
-        return false;
+    let judgement = credential::judge(&entry.key, &entry.value);
+    let side = if judgement.secret {
+        Side::Secret
+    } else {
+        Side::Config
     };
-    let scheme_ok = scheme.starts_with(|c: char| c.is_ascii_alphabetic())
-        && scheme
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'));
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let userinfo = authority.rsplit_once('@').map(|(u, _)| u);
-    scheme_ok
-        && userinfo
-            .and_then(|u| u.split_once(':'))
-            .is_some_and(|(_, pw)| !pw.is_empty())
+    (side, judgement.reason)
 }
 
 #[cfg(test)]
@@ -514,54 +464,6 @@ mod tests {
         ] {
             assert!(!generatable(key), "{key}");
         }
-    }
-
-    #[test]
-    fn heuristic_finds_credential_words_and_url_passwords() {
-        for key in [
-            "DJANGO_SECRET_KEY",
-            "DATABASE_PASSWORD",
-            "STATIC_ACCESS_KEY_ID",
-            "db.passwd",
-            "GITHUB_TOKEN",
-            "SENTRY_DSN",
-            "APIKEY",
-            "MYAPIKEY",
-            "JWT_SIGNING",
-            "AWS_CREDENTIALS",
-            "DB_PW",
-            "PWD",
-            "MYSQL_ROOT_PASS",
-            "GPG_PASSPHRASE",
-            "SIM_PIN",
-            "API_TOKENS",
-            "STRIPE_KEYS",
-            "GOOGLE_APPLICATION_CREDENTIALS",
-        ] {
-            assert_eq!(side(&[], key, "x"), Side::Secret, "{key}");
-        }
-        for key in [
-            "DEBUG",
-            "DATABASE_HOST",
-            "DJANGO_ALLOWED_HOSTS",
-            "KEYBOARD_LAYOUT",
-            "PASSAGE",
-            "SPIN_COUNT",
-            "PINNED_VERSION",
-            "UPWARD",
-        ] {
-            assert_eq!(side(&[], key, "x"), Side::Config, "{key}");
-        }
-        assert_eq!(
-            side(&[], "DATABASE_URL", "postgres://u:pw@db/x"),
-            Side::Secret
-        );
-        assert_eq!(side(&[], "REDIS_URL", "redis://:pw@r:6379/0"), Side::Secret);
-        assert_eq!(side(&[], "DATABASE_URL", "postgres://u@db/x"), Side::Config);
-        assert_eq!(
-            side(&[], "HOME_URL", "https://example.com/a:b@c"),
-            Side::Config
-        );
     }
 
     #[test]
