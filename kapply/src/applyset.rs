@@ -8,6 +8,7 @@
 //! label are ever listed, checked again, and deleted; a failed apply deletes nothing.
 
 use crate::api::{Caller, Target};
+use crate::keep::{self, Kept};
 use crate::order::{self, Rank};
 use crate::report::kubectl_name;
 use crate::retry::Failure;
@@ -83,6 +84,7 @@ impl std::fmt::Display for GroupKind {
 }
 
 /// A member of the input: where it lives, as the prune must find it.
+#[derive(Clone)]
 pub struct Member {
     pub id: ObjectId,
     pub resource: ApiResource,
@@ -358,11 +360,14 @@ impl ApplySet {
 
     /// The live members of the set that `keep` does not name, found by one labelled
     /// LIST per kind and namespace the set may hold (the parent's record and the
-    /// input's), each checked again for the set's label.
+    /// input's), each checked again for the set's label. An object whose uid is in
+    /// `applied` is one this run applied, whatever group it is listed under (an Event
+    /// is served as `v1` and as `events.k8s.io/v1`).
     async fn find_members(
         &self,
         caller: &Caller,
         keep: &[Member],
+        applied: &HashSet<&str>,
         concurrency: usize,
     ) -> Result<Vec<Live>> {
         let mut kinds: BTreeMap<GroupKind, Kind> = BTreeMap::new();
@@ -449,13 +454,15 @@ impl ApplySet {
             .collect();
         let mut members = Vec::new();
         for list in found {
-            members.extend(list?.into_iter().filter(|(id, _, _)| {
-                !keep.contains(&(
-                    id.group().to_owned(),
-                    id.kind.clone(),
-                    id.namespace.clone(),
-                    id.name.clone(),
-                ))
+            members.extend(list?.into_iter().filter(|(id, _, object)| {
+                let uid = object["metadata"]["uid"].as_str();
+                !uid.is_some_and(|uid| applied.contains(uid))
+                    && !keep.contains(&(
+                        id.group().to_owned(),
+                        id.kind.clone(),
+                        id.namespace.clone(),
+                        id.name.clone(),
+                    ))
             }));
         }
         Ok(members)
@@ -463,7 +470,7 @@ impl ApplySet {
 }
 
 /// A live member of the set: who it is, where, and the object as listed.
-type Live = (ObjectId, Target, Value);
+pub type Live = (ObjectId, Target, Value);
 
 /// How a prune or a delete goes.
 pub struct Removal<'a> {
@@ -479,6 +486,27 @@ pub struct Removal<'a> {
 }
 
 impl Removal<'_> {
+    /// Says why each kept object stays (`secret/x kept: used by ...`); they remain
+    /// members of the set, as the parent must record.
+    fn report_kept(&self, kept: &[Kept]) -> Vec<Member> {
+        kept.iter()
+            .map(|k| {
+                let (id, target, _) = &k.live;
+                self.caller
+                    .say(&format!("kapply: {} kept: {}\n", kubectl_name(id), k.why));
+                Member {
+                    id: id.clone(),
+                    resource: target.resource.clone(),
+                    scope: if target.namespace.is_some() {
+                        Scope::Namespaced
+                    } else {
+                        Scope::Cluster
+                    },
+                }
+            })
+            .collect()
+    }
+
     /// Deletes `objects` in reverse apply order, one rank at a time, the objects of a
     /// rank in parallel, each deletion accepted by the server before the next rank;
     /// prints `kind/name VERB` for each. The objects that could not be deleted come
@@ -531,15 +559,29 @@ impl Removal<'_> {
 /// What a prune left undone.
 pub type Failed = Vec<(ObjectId, Failure)>;
 
-/// Deletes the members of the set the input no longer has, then (all gone) narrows
-/// the parent to the input.
-pub async fn prune(set: &ApplySet, how: &Removal<'_>, members: &[Member]) -> Result<Failed> {
-    let doomed = set
-        .find_members(how.caller, members, how.concurrency)
+/// Deletes the members of the set the input no longer has, but those kept objects use
+/// and Namespaces other objects live in ([`keep`]), then (all gone) narrows the parent
+/// to the input and what was kept. `applied` are the objects this run applied, as the
+/// server answered.
+pub async fn prune(
+    set: &ApplySet,
+    how: &Removal<'_>,
+    members: &[Member],
+    applied: &[Value],
+) -> Result<Failed> {
+    let uids = applied
+        .iter()
+        .filter_map(|o| o["metadata"]["uid"].as_str())
+        .collect();
+    let found = set
+        .find_members(how.caller, members, &uids, how.concurrency)
         .await?;
-    let failed = how.remove(doomed, "pruned").await?;
+    let selection = keep::select(how.caller, found, applied, how.concurrency).await?;
+    let kept = how.report_kept(&selection.kept);
+    let failed = how.remove(selection.doomed, "pruned").await?;
     if failed.is_empty() && !how.dry_run {
-        set.narrow(how.caller, members).await?;
+        let held: Vec<Member> = members.iter().cloned().chain(kept).collect();
+        set.narrow(how.caller, &held).await?;
     }
     Ok(failed)
 }
@@ -554,7 +596,12 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
         ));
         return Ok(Vec::new());
     }
-    let members = set.find_members(how.caller, &[], how.concurrency).await?;
+    let found = set
+        .find_members(how.caller, &[], &HashSet::new(), how.concurrency)
+        .await?;
+    let selection = keep::select(how.caller, found, &[], how.concurrency).await?;
+    let kept = how.report_kept(&selection.kept);
+    let members = selection.doomed;
     let mut targets: Vec<(ObjectId, Target)> = members
         .iter()
         .map(|(id, target, _)| (id.clone(), target.clone()))
@@ -562,6 +609,17 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
     let mut failed = how.remove(members, "deleted").await?;
     if !failed.is_empty() {
         // The parent keeps track of what is left.
+        return Ok(failed);
+    }
+    if !kept.is_empty() {
+        how.caller.say(&format!(
+            "kapply: {} kept: it keeps track of the {} objects kept\n",
+            set.describe(),
+            kept.len()
+        ));
+        if !how.dry_run {
+            set.narrow(how.caller, &kept).await?;
+        }
         return Ok(failed);
     }
     let parent = (set.parent_id(), set.parent.clone(), Value::Null);

@@ -16,9 +16,11 @@ mod diff;
 mod discover;
 mod groups;
 mod input;
+mod keep;
 mod order;
 mod plan;
 mod ready;
+mod references;
 mod report;
 mod retry;
 mod stages;
@@ -180,7 +182,14 @@ pub async fn run(args: Args) -> Result<()> {
                 concurrency: run.concurrency,
                 crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
             };
-            let failed = applyset::prune(set, &removal, &members).await?;
+            let applied: Vec<Value> = outcomes
+                .iter()
+                .filter_map(|o| match o {
+                    Outcome::Done { object, .. } => Some(object.clone()),
+                    _ => None,
+                })
+                .collect();
+            let failed = applyset::prune(set, &removal, &members, &applied).await?;
             total += failed.len();
             failures.extend(report_failed(&run.caller, &failed, &run.scrubber));
         } else {

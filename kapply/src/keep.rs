@@ -1,0 +1,327 @@
+//! What a prune or a delete keeps of the set's objects it found: an object a kept
+//! object uses (a Secret a Deployment reads, the Service an Ingress routes to), and a
+//! Namespace that something else still lives in. Decided before anything is deleted,
+//! from the objects this run applied and the live objects around the found ones.
+//!
+//! Kept objects are: the objects this run applied, and the live objects in the
+//! namespaces concerned that this run does not delete. An object all of whose owners
+//! (ownerReferences) are known here (applied, listed, or being deleted) counts through
+//! them: a ReplicaSet through its Deployment, a Pod through its ReplicaSet, a Job
+//! through its CronJob; what a deleted owner owns goes with it.
+
+use crate::api::{Caller, Target};
+use crate::applyset::Live;
+use crate::references::{self, Referent};
+use crate::report::kubectl_name;
+use crate::retry::Failure;
+use futures::StreamExt;
+use kpipe_core::{Error, ObjectId, Result};
+use kube::core::ApiResource;
+use kube::discovery::{Discovery, Scope, verbs};
+use serde_json::{Value, json};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+
+/// Users named in a kept line before `and N more`.
+const NAMED: usize = 3;
+
+/// A found object that stays, and why.
+pub struct Kept {
+    pub live: Live,
+    pub why: String,
+}
+
+/// The found objects split into those to delete and those kept.
+pub struct Selection {
+    pub doomed: Vec<Live>,
+    pub kept: Vec<Kept>,
+}
+
+/// Splits `found` (the set's objects a prune or delete would remove) into what goes
+/// and what stays. `applied` are the objects this run applied, as the server answered.
+/// The live objects around are read only when a found object is a Namespace or of a
+/// kind others use by name.
+pub async fn select(
+    caller: &Caller,
+    found: Vec<Live>,
+    applied: &[Value],
+    concurrency: usize,
+) -> Result<Selection> {
+    let mut whole = BTreeSet::new();
+    let mut users_only = BTreeSet::new();
+    for (id, _, _) in &found {
+        if is_namespace(id) {
+            whole.insert(id.name.clone());
+        } else if Referent::of(id.group(), &id.kind).is_some()
+            && let Some(ns) = &id.namespace
+        {
+            users_only.insert(ns.clone());
+        }
+    }
+    if whole.is_empty() && users_only.is_empty() {
+        return Ok(Selection {
+            doomed: found,
+            kept: Vec::new(),
+        });
+    }
+    let served = served(caller).await?;
+    let mut lists = Vec::new();
+    for ns in &whole {
+        lists.extend(served.iter().map(|r| (ns.clone(), r)));
+    }
+    for ns in users_only.difference(&whole) {
+        let users = served
+            .iter()
+            .filter(|r| references::USERS.contains(&(r.group.as_str(), r.kind.as_str())));
+        lists.extend(users.map(|r| (ns.clone(), r)));
+    }
+    let listed: Vec<(String, std::result::Result<Vec<Live>, String>)> =
+        futures::stream::iter(lists)
+            .map(|(ns, resource)| async move {
+                let what = format!("list of {} in namespace {ns}", resource.plural);
+                let objects = caller
+                    .list_selected(resource, Some(&ns), None, &what)
+                    .await
+                    .map_err(|f: Failure| format!("{what}: {}", f.message()))
+                    .map(|objects| identified(resource, objects));
+                (ns, objects)
+            })
+            .buffer_unordered(concurrency)
+            .collect()
+            .await;
+    let mut around = Around::default();
+    let mut seen = HashSet::new();
+    for (ns, objects) in listed {
+        match objects {
+            Ok(objects) => around.objects.extend(
+                objects
+                    .into_iter()
+                    .filter(|(_, _, o)| uid(o).is_none_or(|u| seen.insert(u.to_owned()))),
+            ),
+            Err(why) => {
+                around.unreadable.entry(ns).or_insert(why);
+            }
+        }
+    }
+    Ok(decide(found, applied, &around))
+}
+
+/// The live objects read around the found ones.
+#[derive(Default)]
+struct Around {
+    /// Each object once, whatever group it was listed under.
+    objects: Vec<Live>,
+    /// Namespaces a list failed in: why.
+    unreadable: BTreeMap<String, String>,
+}
+
+/// The namespaced kinds the server serves and lists, each once (its preferred version).
+async fn served(caller: &Caller) -> Result<Vec<ApiResource>> {
+    let discovery = caller
+        .retrying("discovery", || async {
+            let client = caller.client().clone();
+            match Discovery::new(client.clone()).run_aggregated().await {
+                Ok(found) => Ok(found),
+                // A server before aggregated discovery: one request per group.
+                Err(_) => Discovery::new(client).run().await.map_err(Failure::from),
+            }
+        })
+        .await
+        .map_err(|f| Error::runtime(format!("discovery: {}", f.message())))?;
+    Ok(discovery
+        .groups()
+        .flat_map(|g| g.recommended_resources())
+        .filter(|(_, caps)| caps.scope == Scope::Namespaced && caps.supports_operation(verbs::LIST))
+        .map(|(resource, _)| resource)
+        .collect())
+}
+
+/// Listed objects with their kind and where they live.
+fn identified(resource: &ApiResource, objects: Vec<Value>) -> Vec<Live> {
+    objects
+        .into_iter()
+        .filter_map(|mut object| {
+            object["apiVersion"] = json!(resource.api_version);
+            object["kind"] = json!(resource.kind);
+            let id = ObjectId::of(&object)?;
+            let target = Target {
+                resource: resource.clone(),
+                namespace: id.namespace.clone(),
+                name: id.name.clone(),
+            };
+            Some((id, target, object))
+        })
+        .collect()
+}
+
+fn uid(object: &Value) -> Option<&str> {
+    object["metadata"]["uid"].as_str()
+}
+
+fn is_namespace(id: &ObjectId) -> bool {
+    id.kind == "Namespace" && id.group().is_empty()
+}
+
+/// Whether every owner of `object` is known here (and so counts, or goes, for it).
+fn counts_through_owners(object: &Value, known: &HashSet<&str>) -> bool {
+    let owners = object["metadata"]["ownerReferences"].as_array();
+    owners.is_some_and(|refs| {
+        !refs.is_empty()
+            && refs
+                .iter()
+                .all(|r| r["uid"].as_str().is_some_and(|u| known.contains(u)))
+    })
+}
+
+/// `a, b, c and 2 more`.
+fn some_of(names: &[String]) -> String {
+    let shown = names[..names.len().min(NAMED)].join(", ");
+    match names.len().saturating_sub(NAMED) {
+        0 => shown,
+        more => format!("{shown} and {more} more"),
+    }
+}
+
+fn decide(found: Vec<Live>, applied: &[Value], around: &Around) -> Selection {
+    let doomed_uids: HashSet<String> = found
+        .iter()
+        .filter_map(|(_, _, o)| uid(o).map(str::to_owned))
+        .collect();
+    let applied: Vec<(ObjectId, &Value)> = applied
+        .iter()
+        .filter_map(|o| Some((ObjectId::of(o)?, o)))
+        .collect();
+    let known: HashSet<&str> = doomed_uids
+        .iter()
+        .map(String::as_str)
+        .chain(applied.iter().filter_map(|(_, o)| uid(o)))
+        .chain(around.objects.iter().filter_map(|(_, _, o)| uid(o)))
+        .collect();
+
+    // Users: what this run applied, then what lives around and is not deleted (once).
+    let mut users: Vec<(ObjectId, &Value)> = Vec::new();
+    let mut user_uids = HashSet::new();
+    let around_kept = around
+        .objects
+        .iter()
+        .filter(|(_, _, o)| uid(o).is_none_or(|u| !doomed_uids.contains(u)))
+        .map(|(id, _, o)| (id.clone(), o));
+    for (id, object) in applied.iter().cloned().chain(around_kept) {
+        if counts_through_owners(object, &known) {
+            continue;
+        }
+        if uid(object).is_none_or(|u| user_uids.insert(u.to_owned())) {
+            users.push((id, object));
+        }
+    }
+
+    let mut doomed: Vec<Option<Live>> = found.into_iter().map(Some).collect();
+    let mut kept: Vec<Kept> = Vec::new();
+    // What a kept object uses is kept in turn (a kept ServiceAccount's pull secret).
+    loop {
+        let mut more = Vec::new();
+        for slot in doomed.iter_mut() {
+            let Some((id, _, _)) = slot else { continue };
+            let Some(referent) = Referent::of(id.group(), &id.kind) else {
+                continue;
+            };
+            let ns = id.namespace.clone();
+            if let Some(why) = ns.as_ref().and_then(|ns| around.unreadable.get(ns)) {
+                let why = format!("cannot tell what uses it ({why})");
+                more.push((slot.take().expect("checked"), why));
+                continue;
+            }
+            let kept_users = kept.iter().map(|k| (k.live.0.clone(), &k.live.2));
+            let by: Vec<String> = users
+                .iter()
+                .cloned()
+                .chain(kept_users)
+                .filter(|(user, _)| user.namespace == ns)
+                .flat_map(|(user, object)| {
+                    references::uses(user.group(), &user.kind, object)
+                        .into_iter()
+                        .filter(|u| u.what == referent && u.name == id.name)
+                        .map(move |u| format!("{} ({})", kubectl_name(&user), u.how))
+                })
+                .collect();
+            if !by.is_empty() {
+                more.push((
+                    slot.take().expect("checked"),
+                    format!("used by {}", some_of(&by)),
+                ));
+            }
+        }
+        if more.is_empty() {
+            break;
+        }
+        kept.extend(more.into_iter().map(|(live, why)| Kept { live, why }));
+    }
+
+    let leaving: HashSet<String> = doomed
+        .iter()
+        .flatten()
+        .filter_map(|(_, _, o)| uid(o).map(str::to_owned))
+        .collect();
+    for slot in doomed.iter_mut() {
+        let Some((id, _, _)) = slot else { continue };
+        if !is_namespace(id) {
+            continue;
+        }
+        let ns = Some(id.name.clone());
+        let why = match around.unreadable.get(&id.name) {
+            Some(why) => Some(format!("cannot tell what lives in it ({why})")),
+            None => {
+                let occupants = occupants(&ns, &applied, around, &leaving, &known);
+                (!occupants.is_empty()).then(|| format!("{} still in it", some_of(&occupants)))
+            }
+        };
+        if let Some(why) = why {
+            kept.push(Kept {
+                live: slot.take().expect("checked"),
+                why,
+            });
+        }
+    }
+    Selection {
+        doomed: doomed.into_iter().flatten().collect(),
+        kept,
+    }
+}
+
+/// What lives in namespace `ns` apart from what this run deletes, by kubectl name:
+/// not Events (a record of what happened, removed with their namespace), not what
+/// every namespace holds from the control plane (the `default` ServiceAccount, the
+/// `kube-root-ca.crt` ConfigMap), not Endpoints (kept by the endpoints controller for
+/// the Service of their name), not what counts through its owners, not objects
+/// without a uid (views such as metrics.k8s.io's, not stored objects).
+fn occupants(
+    ns: &Option<String>,
+    applied: &[(ObjectId, &Value)],
+    around: &Around,
+    leaving: &HashSet<String>,
+    known: &HashSet<&str>,
+) -> Vec<String> {
+    let listed = around.objects.iter().map(|(id, _, o)| (id, o));
+    let created = applied.iter().map(|(id, o)| (id, *o));
+    let mut names = BTreeSet::new();
+    let mut seen = HashSet::new();
+    for (id, object) in listed.chain(created) {
+        let Some(uid) = uid(object) else { continue };
+        let system = match (id.group(), id.kind.as_str(), id.name.as_str()) {
+            (_, "Event", _) => true,
+            ("", "ServiceAccount", "default") => true,
+            ("", "ConfigMap", "kube-root-ca.crt") => true,
+            ("", "Endpoints", _) => true,
+            _ => false,
+        };
+        if &id.namespace != ns
+            || system
+            || leaving.contains(uid)
+            || !seen.insert(uid)
+            || counts_through_owners(object, known)
+        {
+            continue;
+        }
+        names.insert(kubectl_name(id));
+    }
+    names.into_iter().collect()
+}
