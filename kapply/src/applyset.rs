@@ -576,7 +576,7 @@ pub async fn prune(
     let found = set
         .find_members(how.caller, members, &uids, how.concurrency)
         .await?;
-    let selection = keep::select(how.caller, found, applied, how.concurrency).await?;
+    let selection = keep::select(how.caller, found, applied, None, how.concurrency).await?;
     let kept = how.report_kept(&selection.kept);
     let failed = how.remove(selection.doomed, "pruned").await?;
     if failed.is_empty() && !how.dry_run {
@@ -587,7 +587,8 @@ pub async fn prune(
 }
 
 /// `--delete-all`: every member of the set, in reverse order, then the parent, then
-/// waits until they are gone (as `kubectl delete` waits).
+/// waits until they are gone (as `kubectl delete` waits). What [`keep`] keeps stays,
+/// and so does the parent, narrowed to it.
 pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
     if !set.exists {
         how.caller.say(&format!(
@@ -599,7 +600,8 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
     let found = set
         .find_members(how.caller, &[], &HashSet::new(), how.concurrency)
         .await?;
-    let selection = keep::select(how.caller, found, &[], how.concurrency).await?;
+    let parent = set.parent_id();
+    let selection = keep::select(how.caller, found, &[], Some(&parent), how.concurrency).await?;
     let kept = how.report_kept(&selection.kept);
     let members = selection.doomed;
     let mut targets: Vec<(ObjectId, Target)> = members
@@ -611,25 +613,28 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
         // The parent keeps track of what is left.
         return Ok(failed);
     }
-    if !kept.is_empty() {
+    if kept.is_empty() {
+        let parent = (parent, set.parent.clone(), Value::Null);
+        targets.push((parent.0.clone(), parent.1.clone()));
+        let removal = Removal {
+            diff: false,
+            crd_groups: HashSet::new(),
+            ..*how
+        };
+        failed.extend(removal.remove(vec![parent], "deleted").await?);
+    } else {
         how.caller.say(&format!(
-            "kapply: {} kept: it keeps track of the {} objects kept\n",
+            "kapply: {} kept: it still tracks the {} kept\n",
             set.describe(),
-            kept.len()
+            match kept.len() {
+                1 => "object".to_owned(),
+                n => format!("{n} objects"),
+            }
         ));
         if !how.dry_run {
             set.narrow(how.caller, &kept).await?;
         }
-        return Ok(failed);
     }
-    let parent = (set.parent_id(), set.parent.clone(), Value::Null);
-    targets.push((parent.0.clone(), parent.1.clone()));
-    let removal = Removal {
-        diff: false,
-        crd_groups: HashSet::new(),
-        ..*how
-    };
-    failed.extend(removal.remove(vec![parent], "deleted").await?);
     if failed.is_empty() && !how.dry_run {
         failed.extend(wait_gone(how.caller, &targets).await);
     }

@@ -37,13 +37,14 @@ pub struct Selection {
 }
 
 /// Splits `found` (the set's objects a prune or delete would remove) into what goes
-/// and what stays. `applied` are the objects this run applied, as the server answered.
-/// The live objects around are read only when a found object is a Namespace or of a
-/// kind others use by name.
+/// and what stays. `applied` are the objects this run applied, as the server answered;
+/// `parent` the set's parent when this run deletes it too. The live objects around are
+/// read only when a found object is a Namespace or of a kind others use by name.
 pub async fn select(
     caller: &Caller,
     found: Vec<Live>,
     applied: &[Value],
+    parent: Option<&ObjectId>,
     concurrency: usize,
 ) -> Result<Selection> {
     let mut whole = BTreeSet::new();
@@ -102,7 +103,7 @@ pub async fn select(
             }
         }
     }
-    Ok(decide(found, applied, &around))
+    Ok(decide(found, applied, parent, &around))
 }
 
 /// The live objects read around the found ones.
@@ -181,7 +182,12 @@ fn some_of(names: &[String]) -> String {
     }
 }
 
-fn decide(found: Vec<Live>, applied: &[Value], around: &Around) -> Selection {
+fn decide(
+    found: Vec<Live>,
+    applied: &[Value],
+    parent: Option<&ObjectId>,
+    around: &Around,
+) -> Selection {
     let doomed_uids: HashSet<String> = found
         .iter()
         .filter_map(|(_, _, o)| uid(o).map(str::to_owned))
@@ -219,7 +225,7 @@ fn decide(found: Vec<Live>, applied: &[Value], around: &Around) -> Selection {
     // What a kept object uses is kept in turn (a kept ServiceAccount's pull secret).
     loop {
         let mut more = Vec::new();
-        for slot in doomed.iter_mut() {
+        for slot in &mut doomed {
             let Some((id, _, _)) = slot else { continue };
             let Some(referent) = Referent::of(id.group(), &id.kind) else {
                 continue;
@@ -261,7 +267,7 @@ fn decide(found: Vec<Live>, applied: &[Value], around: &Around) -> Selection {
         .flatten()
         .filter_map(|(_, _, o)| uid(o).map(str::to_owned))
         .collect();
-    for slot in doomed.iter_mut() {
+    for slot in &mut doomed {
         let Some((id, _, _)) = slot else { continue };
         if !is_namespace(id) {
             continue;
@@ -270,7 +276,7 @@ fn decide(found: Vec<Live>, applied: &[Value], around: &Around) -> Selection {
         let why = match around.unreadable.get(&id.name) {
             Some(why) => Some(format!("cannot tell what lives in it ({why})")),
             None => {
-                let occupants = occupants(&ns, &applied, around, &leaving, &known);
+                let occupants = occupants(&ns, &applied, around, &leaving, &known, parent);
                 (!occupants.is_empty()).then(|| format!("{} still in it", some_of(&occupants)))
             }
         };
@@ -299,6 +305,7 @@ fn occupants(
     around: &Around,
     leaving: &HashSet<String>,
     known: &HashSet<&str>,
+    parent: Option<&ObjectId>,
 ) -> Vec<String> {
     let listed = around.objects.iter().map(|(id, _, o)| (id, o));
     let created = applied.iter().map(|(id, o)| (id, *o));
@@ -306,16 +313,17 @@ fn occupants(
     let mut seen = HashSet::new();
     for (id, object) in listed.chain(created) {
         let Some(uid) = uid(object) else { continue };
-        let system = match (id.group(), id.kind.as_str(), id.name.as_str()) {
-            (_, "Event", _) => true,
-            ("", "ServiceAccount", "default") => true,
-            ("", "ConfigMap", "kube-root-ca.crt") => true,
-            ("", "Endpoints", _) => true,
-            _ => false,
-        };
+        let system = matches!(
+            (id.group(), id.kind.as_str(), id.name.as_str()),
+            (_, "Event", _)
+                | ("", "ServiceAccount", "default")
+                | ("", "ConfigMap", "kube-root-ca.crt")
+                | ("", "Endpoints", _)
+        );
         if &id.namespace != ns
             || system
             || leaving.contains(uid)
+            || parent == Some(id)
             || !seen.insert(uid)
             || counts_through_owners(object, known)
         {
@@ -324,4 +332,219 @@ fn occupants(
         names.insert(kubectl_name(id));
     }
     names.into_iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::core::GroupVersionKind;
+
+    /// A live object of `api_version`/`kind` in namespace `ns` (None: cluster-scoped),
+    /// its uid its name, with `rest` merged in.
+    fn live(api_version: &str, kind: &str, ns: Option<&str>, name: &str, rest: Value) -> Live {
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
+        let mut object = json!({"metadata": {"name": name, "uid": format!("uid-{name}")}});
+        if let Some(ns) = ns {
+            object["metadata"]["namespace"] = json!(ns);
+        }
+        if let (Some(object), Value::Object(rest)) = (object.as_object_mut(), rest) {
+            for (k, v) in rest {
+                if k == "metadata" {
+                    let meta = object["metadata"].as_object_mut().unwrap();
+                    meta.extend(v.as_object().unwrap().clone());
+                } else {
+                    object.insert(k, v);
+                }
+            }
+        }
+        identified(&resource, vec![object]).pop().unwrap()
+    }
+
+    fn owned_by(owner: &str) -> Value {
+        json!({"metadata": {"ownerReferences": [{"uid": format!("uid-{owner}"), "controller": true}]}})
+    }
+
+    /// A pod spec whose container reads Secret `secret` (`envFrom`).
+    fn reads(secret: &str) -> Value {
+        json!({"containers": [{"name": "c", "envFrom": [{"secretRef": {"name": secret}}]}]})
+    }
+
+    fn outcome(selection: &Selection) -> (Vec<String>, Vec<String>) {
+        let doomed = selection
+            .doomed
+            .iter()
+            .map(|(id, _, _)| kubectl_name(id))
+            .collect();
+        let kept = selection
+            .kept
+            .iter()
+            .map(|k| format!("{} kept: {}", kubectl_name(&k.live.0), k.why))
+            .collect();
+        (doomed, kept)
+    }
+
+    fn around(objects: Vec<Live>) -> Around {
+        Around {
+            objects,
+            unreadable: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn what_a_deleted_owner_owns_goes_with_it_and_an_unknown_owner_keeps_its_object() {
+        let secret = live("v1", "Secret", Some("app"), "s", json!({}));
+        let deployment = live(
+            "apps/v1",
+            "Deployment",
+            Some("app"),
+            "web",
+            json!({"spec": {"template": {"spec": reads("s")}}}),
+        );
+        let rs = {
+            let mut rs = live(
+                "apps/v1",
+                "ReplicaSet",
+                Some("app"),
+                "web-1",
+                owned_by("web"),
+            );
+            rs.2["spec"] = json!({"template": {"spec": reads("s")}});
+            rs
+        };
+        let pod = {
+            let mut pod = live("v1", "Pod", Some("app"), "web-1-x", owned_by("web-1"));
+            pod.2["spec"] = reads("s");
+            pod
+        };
+        let found = vec![secret.clone(), deployment.clone()];
+        let listed = around(vec![deployment.clone(), rs.clone(), pod.clone()]);
+        let (doomed, kept) = outcome(&decide(found, &[], None, &listed));
+        assert_eq!(doomed, ["secret/s", "deployment.apps/web"]);
+        assert!(kept.is_empty(), "{kept:?}");
+
+        // A pod whose owner is unknown here (an operator's custom resource) is a user.
+        let mut orphan = live("v1", "Pod", Some("app"), "runner", owned_by("operator"));
+        orphan.2["spec"] = reads("s");
+        let listed = around(vec![orphan]);
+        let (doomed, kept) = outcome(&decide(vec![secret.clone()], &[], None, &listed));
+        assert!(doomed.is_empty());
+        assert_eq!(kept, ["secret/s kept: used by pod/runner (envFrom)"]);
+
+        // A user in another namespace does not count.
+        let elsewhere = live("v1", "Pod", Some("other"), "p", json!({"spec": reads("s")}));
+        let (doomed, _) = outcome(&decide(vec![secret], &[], None, &around(vec![elsewhere])));
+        assert_eq!(doomed, ["secret/s"]);
+    }
+
+    #[test]
+    fn what_a_kept_object_uses_is_kept_in_turn_and_users_are_named_once() {
+        let account = live(
+            "v1",
+            "ServiceAccount",
+            Some("app"),
+            "runner",
+            json!({"imagePullSecrets": [{"name": "registry"}]}),
+        );
+        let registry = live("v1", "Secret", Some("app"), "registry", json!({}));
+        let spec = json!({"containers": [{"name": "c"}], "serviceAccountName": "runner"});
+        let applied = live(
+            "apps/v1",
+            "Deployment",
+            Some("app"),
+            "web",
+            json!({"spec": {"template": {"spec": spec}}}),
+        );
+        // Applied and listed: the same object, named once.
+        let listed = around(vec![applied.clone()]);
+        let found = vec![registry, account];
+        let (doomed, kept) = outcome(&decide(found, &[applied.2], None, &listed));
+        assert!(doomed.is_empty(), "{doomed:?}");
+        assert_eq!(
+            kept,
+            [
+                "serviceaccount/runner kept: used by deployment.apps/web (serviceAccountName)",
+                "secret/registry kept: used by serviceaccount/runner (imagePullSecrets)",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_namespace_goes_only_when_what_stays_in_it_is_the_control_planes_or_owned() {
+        let shop = live("v1", "Namespace", None, "shop", json!({}));
+        let member = live("v1", "ConfigMap", Some("shop"), "catalog", json!({}));
+        let web = live("apps/v1", "Deployment", Some("shop"), "web", json!({}));
+        let listed = vec![
+            member.clone(),
+            web.clone(),
+            live(
+                "apps/v1",
+                "ReplicaSet",
+                Some("shop"),
+                "web-1",
+                owned_by("web"),
+            ),
+            live("v1", "Pod", Some("shop"), "web-1-x", owned_by("web-1")),
+            live("v1", "Event", Some("shop"), "web.1", json!({})),
+            live(
+                "events.k8s.io/v1",
+                "Event",
+                Some("shop"),
+                "web.2",
+                json!({}),
+            ),
+            live("v1", "ServiceAccount", Some("shop"), "default", json!({})),
+            live(
+                "v1",
+                "ConfigMap",
+                Some("shop"),
+                "kube-root-ca.crt",
+                json!({}),
+            ),
+            live("v1", "Endpoints", Some("shop"), "web", json!({})),
+        ];
+        let found = vec![shop.clone(), member.clone(), web.clone()];
+        let (doomed, kept) = outcome(&decide(found, &[], None, &around(listed.clone())));
+        assert_eq!(doomed.len(), 3, "{kept:?}");
+
+        let mut more = listed.clone();
+        more.push(live("v1", "ConfigMap", Some("shop"), "by-hand", json!({})));
+        more.push(live("v1", "Secret", Some("shop"), "polls", json!({})));
+        more.push(live("v1", "Secret", Some("shop"), "more", json!({})));
+        more.push(live("v1", "Secret", Some("shop"), "most", json!({})));
+        let found = vec![shop.clone(), member.clone(), web.clone()];
+        let (doomed, kept) = outcome(&decide(found, &[], None, &around(more.clone())));
+        assert_eq!(doomed, ["configmap/catalog", "deployment.apps/web"]);
+        assert_eq!(
+            kept,
+            [
+                "namespace/shop kept: configmap/by-hand, secret/more, secret/most and 1 more still in it"
+            ]
+        );
+        // The set's parent does not count when it goes too (--delete-all).
+        more.truncate(listed.len() + 2);
+        let parent = ObjectId {
+            api_version: "v1".into(),
+            kind: "Secret".into(),
+            namespace: Some("shop".into()),
+            name: "polls".into(),
+        };
+        let found = vec![shop.clone(), member.clone(), web.clone()];
+        let (_, kept) = outcome(&decide(found, &[], Some(&parent), &around(more)));
+        assert_eq!(kept, ["namespace/shop kept: configmap/by-hand still in it"]);
+
+        // What cannot be read is not known to be empty.
+        let mut unreadable = around(listed);
+        unreadable.unreadable.insert(
+            "shop".into(),
+            "list of widgets in namespace shop: 403 Forbidden".into(),
+        );
+        let (_, kept) = outcome(&decide(vec![shop], &[], None, &unreadable));
+        assert_eq!(
+            kept,
+            [
+                "namespace/shop kept: cannot tell what lives in it (list of widgets in namespace shop: 403 Forbidden)"
+            ]
+        );
+    }
 }

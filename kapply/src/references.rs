@@ -275,10 +275,10 @@ mod tests {
         assert_eq!(
             names(&uses("apps", "Deployment", &deployment)),
             [
-                "ConfigMap/init-config (envFrom)",
                 "Secret/app-secret (envFrom)",
                 "ConfigMap/app-config (env)",
                 "Secret/db (env)",
+                "ConfigMap/init-config (envFrom)",
                 "Secret/debug-secret (envFrom)",
                 "Secret/certs (volume)",
                 "ConfigMap/files (volume)",
