@@ -5,7 +5,8 @@
 //! A run widens the parent's annotations to what is there plus what is coming (so an
 //! interrupted run leaks nothing), applies, deletes the members the input no longer
 //! has, and narrows the annotations to the input. Only objects carrying the set's
-//! label are ever listed, checked again, and deleted; a failed apply deletes nothing.
+//! label are ever listed, checked again, and deleted; a failed apply deletes nothing;
+//! what a kept object uses and a Namespace others live in are kept ([`crate::keep`]).
 
 use crate::api::{Caller, Target};
 use crate::keep::{self, Kept};
@@ -421,21 +422,10 @@ impl ApplySet {
                         .list_selected(&kind.resource, namespace, Some(selector), &what)
                         .await
                         .map_err(|f| Error::runtime(format!("{what}: {}", f.message())))?;
-                    Ok(objects
+                    let labelled = objects
                         .into_iter()
-                        .filter(|o| o["metadata"]["labels"][PART_OF] == self.id.as_str())
-                        .filter_map(|mut object| {
-                            object["apiVersion"] = json!(kind.resource.api_version);
-                            object["kind"] = json!(kind.resource.kind);
-                            let id = ObjectId::of(&object)?;
-                            let target = Target {
-                                resource: kind.resource.clone(),
-                                namespace: id.namespace.clone(),
-                                name: id.name.clone(),
-                            };
-                            Some((id, target, object))
-                        })
-                        .collect())
+                        .filter(|o| o["metadata"]["labels"][PART_OF] == self.id.as_str());
+                    Ok(identified(&kind.resource, labelled))
                 }
             })
             .buffer_unordered(concurrency)
@@ -471,6 +461,24 @@ impl ApplySet {
 
 /// A live member of the set: who it is, where, and the object as listed.
 pub type Live = (ObjectId, Target, Value);
+
+/// Listed objects of `resource` (whose items carry no kind), with who and where they are.
+pub fn identified(resource: &ApiResource, objects: impl IntoIterator<Item = Value>) -> Vec<Live> {
+    objects
+        .into_iter()
+        .filter_map(|mut object| {
+            object["apiVersion"] = json!(resource.api_version);
+            object["kind"] = json!(resource.kind);
+            let id = ObjectId::of(&object)?;
+            let target = Target {
+                resource: resource.clone(),
+                namespace: id.namespace.clone(),
+                name: id.name.clone(),
+            };
+            Some((id, target, object))
+        })
+        .collect()
+}
 
 /// How a prune or a delete goes.
 pub struct Removal<'a> {
@@ -567,7 +575,7 @@ pub async fn prune(
     set: &ApplySet,
     how: &Removal<'_>,
     members: &[Member],
-    applied: &[Value],
+    applied: &[&Value],
 ) -> Result<Failed> {
     let uids = applied
         .iter()

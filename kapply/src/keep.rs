@@ -9,8 +9,8 @@
 //! them: a ReplicaSet through its Deployment, a Pod through its ReplicaSet, a Job
 //! through its CronJob; what a deleted owner owns goes with it.
 
-use crate::api::{Caller, Target};
-use crate::applyset::Live;
+use crate::api::Caller;
+use crate::applyset::{Live, identified};
 use crate::references::{self, Referent};
 use crate::report::kubectl_name;
 use crate::retry::Failure;
@@ -18,7 +18,7 @@ use futures::StreamExt;
 use kpipe_core::{Error, ObjectId, Result};
 use kube::core::ApiResource;
 use kube::discovery::{Discovery, Scope, verbs};
-use serde_json::{Value, json};
+use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
 /// Users named in a kept line before `and N more`.
@@ -43,7 +43,7 @@ pub struct Selection {
 pub async fn select(
     caller: &Caller,
     found: Vec<Live>,
-    applied: &[Value],
+    applied: &[&Value],
     parent: Option<&ObjectId>,
     concurrency: usize,
 ) -> Result<Selection> {
@@ -136,24 +136,6 @@ async fn served(caller: &Caller) -> Result<Vec<ApiResource>> {
         .collect())
 }
 
-/// Listed objects with their kind and where they live.
-fn identified(resource: &ApiResource, objects: Vec<Value>) -> Vec<Live> {
-    objects
-        .into_iter()
-        .filter_map(|mut object| {
-            object["apiVersion"] = json!(resource.api_version);
-            object["kind"] = json!(resource.kind);
-            let id = ObjectId::of(&object)?;
-            let target = Target {
-                resource: resource.clone(),
-                namespace: id.namespace.clone(),
-                name: id.name.clone(),
-            };
-            Some((id, target, object))
-        })
-        .collect()
-}
-
 fn uid(object: &Value) -> Option<&str> {
     object["metadata"]["uid"].as_str()
 }
@@ -184,7 +166,7 @@ fn some_of(names: &[String]) -> String {
 
 fn decide(
     found: Vec<Live>,
-    applied: &[Value],
+    applied: &[&Value],
     parent: Option<&ObjectId>,
     around: &Around,
 ) -> Selection {
@@ -194,7 +176,7 @@ fn decide(
         .collect();
     let applied: Vec<(ObjectId, &Value)> = applied
         .iter()
-        .filter_map(|o| Some((ObjectId::of(o)?, o)))
+        .filter_map(|o| Some((ObjectId::of(o)?, *o)))
         .collect();
     let known: HashSet<&str> = doomed_uids
         .iter()
@@ -338,6 +320,7 @@ fn occupants(
 mod tests {
     use super::*;
     use kube::core::GroupVersionKind;
+    use serde_json::json;
 
     /// A live object of `api_version`/`kind` in namespace `ns` (None: cluster-scoped),
     /// its uid its name, with `rest` merged in.
@@ -458,7 +441,7 @@ mod tests {
         // Applied and listed: the same object, named once.
         let listed = around(vec![applied.clone()]);
         let found = vec![registry, account];
-        let (doomed, kept) = outcome(&decide(found, &[applied.2], None, &listed));
+        let (doomed, kept) = outcome(&decide(found, &[&applied.2], None, &listed));
         assert!(doomed.is_empty(), "{doomed:?}");
         assert_eq!(
             kept,

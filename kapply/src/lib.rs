@@ -182,10 +182,10 @@ pub async fn run(args: Args) -> Result<()> {
                 concurrency: run.concurrency,
                 crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
             };
-            let applied: Vec<Value> = outcomes
+            let applied: Vec<&Value> = outcomes
                 .iter()
                 .filter_map(|o| match o {
-                    Outcome::Done { object, .. } => Some(object.clone()),
+                    Outcome::Done { object, .. } => Some(object),
                     _ => None,
                 })
                 .collect();
