@@ -563,6 +563,286 @@ fn delete_all_waits_for_what_a_finalizer_holds_and_no_longer() {
     assert!(!exists(&sim, "configmap/held", "default"));
 }
 
+/// A Deployment named `name` whose container reads `env` (`envFrom` and `env` entries).
+fn deployment(name: &str, env: &str) -> String {
+    format!(
+        "---\napiVersion: apps/v1\nkind: Deployment\nmetadata: {{name: {name}}}\nspec:\n  \
+         selector: {{matchLabels: {{app: {name}}}}}\n  template:\n    metadata: {{labels: {{app: {name}}}}}\n    \
+         spec:\n      containers:\n      - name: c\n        image: docker.io/sammy/polls:latest\n{env}"
+    )
+}
+
+fn secret(name: &str) -> String {
+    format!("---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData: {{K: v}}\n")
+}
+
+const INGRESS: &str = "---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: polls}
+spec:
+  tls: [{hosts: [polls.example.com], secretName: polls-tls}]
+  rules:
+  - host: polls.example.com
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: polls, port: {number: 80}}}}
+";
+
+const SERVICE: &str = "---
+apiVersion: v1
+kind: Service
+metadata: {name: polls}
+spec:
+  selector: {app: polls-app}
+  ports: [{port: 80}]
+";
+
+#[test]
+fn a_prune_keeps_what_kept_objects_use_and_says_who_uses_it() {
+    let sim = Sim::start(&["--deploy-delay", "100ms"]);
+    let app = deployment(
+        "polls-app",
+        "        envFrom: [{secretRef: {name: polls-secret}}]\n        \
+         env: [{name: DEBUG, valueFrom: {configMapKeyRef: {name: polls-config, key: K}}}]\n",
+    );
+    let worker = deployment(
+        "worker",
+        "        envFrom: [{configMapRef: {name: worker-config}}]\n",
+    );
+    let kept = app.clone() + INGRESS;
+    let stack = kept.clone()
+        + &secret("polls-secret")
+        + &configmap("polls-config")
+        + SERVICE
+        + &secret("polls-tls")
+        + &secret("shared")
+        + &worker
+        + &configmap("worker-config")
+        + &configmap("unused");
+    kapply_ok(&sim, &["--applyset", "polls", "--prune"], &stack);
+    // A Pod made by hand, not in the set, mounts one of the set's Secrets.
+    sim.apply_yaml(
+        "apiVersion: v1\nkind: Pod\nmetadata: {name: by-hand}\nspec:\n  containers: [{name: c, image: busybox}]\n  \
+         volumes: [{name: s, secret: {secretName: shared}}]\n",
+    );
+
+    // The stream drops what the Deployment, the Ingress and the Pod use, and the
+    // worker with its ConfigMap.
+    let out = kapply(&sim, &["--applyset", "polls", "--prune"], &kept);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let printed = stdout(&out);
+    let mut pruned: Vec<&str> = printed.lines().filter(|l| l.ends_with(" pruned")).collect();
+    pruned.sort_unstable();
+    assert_eq!(
+        pruned,
+        [
+            "configmap/unused pruned",
+            "configmap/worker-config pruned",
+            "deployment.apps/worker pruned"
+        ],
+        "{err}"
+    );
+    for line in [
+        "kapply: secret/polls-secret kept: used by deployment.apps/polls-app (envFrom)\n",
+        "kapply: configmap/polls-config kept: used by deployment.apps/polls-app (env)\n",
+        "kapply: service/polls kept: used by ingress.networking.k8s.io/polls (backend)\n",
+        "kapply: secret/polls-tls kept: used by ingress.networking.k8s.io/polls (tls)\n",
+        "kapply: secret/shared kept: used by pod/by-hand (volume)\n",
+    ] {
+        assert!(err.contains(line), "{line:?} missing:\n{err}");
+    }
+    for what in [
+        "secret/polls-secret",
+        "configmap/polls-config",
+        "service/polls",
+        "secret/polls-tls",
+        "secret/shared",
+    ] {
+        assert!(exists(&sim, what, "default"), "{what} was deleted");
+    }
+    assert!(!exists(&sim, "configmap/worker-config", "default"));
+    // Kept objects stay members: the parent still records their kinds.
+    assert_eq!(
+        parent(&sim, "polls", "default")["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
+        "ConfigMap,Deployment.apps,Ingress.networking.k8s.io,Secret,Service"
+    );
+
+    // Once nothing kept uses them, they go.
+    sim.kubectl_ok(&["delete", "pod", "by-hand"]);
+    let out = kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &configmap("polls-config"),
+    );
+    for gone in [
+        "secret/polls-secret pruned",
+        "service/polls pruned",
+        "secret/shared pruned",
+        "deployment.apps/polls-app pruned",
+    ] {
+        assert!(out.contains(gone), "{gone} missing:\n{out}");
+    }
+}
+
+#[test]
+fn a_namespace_is_pruned_only_when_nothing_else_lives_in_it() {
+    let sim = Sim::start(&[]);
+    let namespace =
+        |name: &str| format!("---\napiVersion: v1\nkind: Namespace\nmetadata: {{name: {name}}}\n");
+    let in_ns = |name: &str, ns: &str| {
+        format!(
+            "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}, namespace: {ns}}}\n"
+        )
+    };
+    let stays = in_ns("stays", "keeps");
+    let stack = configmap("home")
+        + &namespace("shop")
+        + &in_ns("catalog", "shop")
+        + &namespace("empty")
+        + &in_ns("leaves", "empty")
+        + &namespace("keeps")
+        + &stays;
+    kapply_ok(&sim, &["--applyset", "polls", "--prune"], &stack);
+    // Someone else's object in one of the set's namespaces.
+    sim.kubectl_ok(&["create", "configmap", "by-hand", "-n", "shop"]);
+
+    let out = kapply(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &(configmap("home") + &stays),
+    );
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let printed = stdout(&out);
+    for line in [
+        "configmap/catalog pruned\n",
+        "configmap/leaves pruned\n",
+        "namespace/empty pruned\n",
+    ] {
+        assert!(
+            printed.contains(line),
+            "{line:?} missing:\n{printed}\n{err}"
+        );
+    }
+    assert!(!printed.contains("namespace/shop"), "{printed}");
+    assert!(!printed.contains("namespace/keeps"), "{printed}");
+    assert!(
+        err.contains("kapply: namespace/shop kept: configmap/by-hand still in it\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kapply: namespace/keeps kept: configmap/stays still in it\n"),
+        "{err}"
+    );
+    assert!(exists(&sim, "configmap/by-hand", "shop"));
+    assert!(exists(&sim, "configmap/stays", "keeps"));
+    assert!(!exists(&sim, "configmap/catalog", "shop"));
+    assert!(
+        !sim.kubectl_run(&["get", "namespace", "empty"])
+            .status
+            .success()
+    );
+
+    // --delete-all keeps it too, and the parent that tracks it.
+    let out = kapply(&sim, &["--applyset", "polls", "--delete-all"], "");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("kapply: namespace/shop kept: configmap/by-hand still in it\n"),
+        "{err}"
+    );
+    assert!(exists(&sim, "configmap/by-hand", "shop"));
+    assert!(
+        exists(&sim, "secret/polls", "default"),
+        "the parent tracks namespace/shop"
+    );
+    assert!(
+        !sim.kubectl_run(&["get", "namespace", "keeps"])
+            .status
+            .success()
+    );
+}
+
+/// One Event, as `events.k8s.io/v1` and as `v1` write it.
+const EVENT_NEW: &str = "---
+apiVersion: events.k8s.io/v1
+kind: Event
+metadata: {name: deployed}
+eventTime: '2026-01-01T00:00:00.000000Z'
+reportingController: example.com/deployer
+reportingInstance: deployer-1
+action: Deploy
+reason: Deployed
+note: polls deployed
+type: Normal
+regarding: {apiVersion: v1, kind: ConfigMap, name: polls-config, namespace: default}
+";
+const EVENT_V1: &str = "---
+apiVersion: v1
+kind: Event
+metadata: {name: deployed}
+eventTime: '2026-01-01T00:00:00.000000Z'
+reportingComponent: example.com/deployer
+reportingInstance: deployer-1
+action: Deploy
+reason: Deployed
+message: polls deployed
+type: Normal
+involvedObject: {apiVersion: v1, kind: ConfigMap, name: polls-config, namespace: default}
+";
+
+#[test]
+fn an_object_served_under_two_groups_is_never_pruned_when_applied_under_either() {
+    let sim = Sim::start(&[]);
+    let uid = |resource: &str| {
+        sim.kubectl_ok(&[
+            "get",
+            resource,
+            "deployed",
+            "-o",
+            "jsonpath={.metadata.uid}",
+        ])
+    };
+    kapply_ok(
+        &sim,
+        &["--applyset", "polls", "--prune"],
+        &(configmap("polls-config") + EVENT_NEW),
+    );
+    let first = uid("events.events.k8s.io");
+    assert!(!first.is_empty());
+    assert_eq!(uid("events"), first, "one object under both groups");
+
+    for (stream, before) in [(EVENT_V1, "Event.events.k8s.io"), (EVENT_NEW, "Event")] {
+        let out = kapply(
+            &sim,
+            &["--applyset", "polls", "--prune"],
+            &(configmap("polls-config") + stream),
+        );
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        let printed = stdout(&out);
+        assert!(
+            !printed.contains("pruned"),
+            "after {before}:\n{printed}{err}"
+        );
+        assert_eq!(
+            uid("events"),
+            first,
+            "after {before}: deleted and made again?"
+        );
+    }
+    let deletes: Vec<&str> = Vec::new();
+    assert_eq!(
+        sim.log()
+            .lines()
+            .filter(|l| l.starts_with("DELETE "))
+            .collect::<Vec<_>>(),
+        deletes
+    );
+}
+
 // ---- the simulator's deletion, through kubectl ------------------------------------------
 
 /// A ConfigMap `owner` and a ConfigMap `child` whose ownerReferences name it.

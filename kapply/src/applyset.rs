@@ -5,11 +5,13 @@
 //! A run widens the parent's annotations to what is there plus what is coming (so an
 //! interrupted run leaks nothing), applies, deletes the members the input no longer
 //! has, and narrows the annotations to the input. Only objects carrying the set's
-//! label are ever listed, checked again, and deleted; a failed apply deletes nothing.
+//! label are ever listed, checked again, and deleted; a failed apply deletes nothing;
+//! what a kept object uses and a Namespace others live in are kept ([`crate::keep`]).
 //! A deletion never starts after SIGINT/SIGTERM, and a dry run sends none.
 
 use crate::api::{Caller, Target};
 use crate::cli::DryRun;
+use crate::keep::{self, Kept};
 use crate::order::{self, Rank};
 use crate::report::kubectl_name;
 use crate::retry::Failure;
@@ -86,6 +88,7 @@ impl std::fmt::Display for GroupKind {
 }
 
 /// A member of the input: where it lives, as the prune must find it.
+#[derive(Clone)]
 pub struct Member {
     pub id: ObjectId,
     pub resource: ApiResource,
@@ -369,11 +372,14 @@ impl ApplySet {
 
     /// The live members of the set that `keep` does not name, found by one labelled
     /// LIST per kind and namespace the set may hold (the parent's record and the
-    /// input's), each checked again for the set's label.
+    /// input's), each checked again for the set's label. An object whose uid is in
+    /// `applied` is one this run applied, whatever group it is listed under (an Event
+    /// is served as `v1` and as `events.k8s.io/v1`).
     async fn find_members(
         &self,
         caller: &Caller,
         keep: &[Member],
+        applied: &HashSet<&str>,
         concurrency: usize,
     ) -> Result<Vec<Live>> {
         let mut kinds: BTreeMap<GroupKind, Kind> = BTreeMap::new();
@@ -427,21 +433,10 @@ impl ApplySet {
                         .list_selected(&kind.resource, namespace, Some(selector), &what)
                         .await
                         .map_err(|f| Error::runtime(format!("{what}: {}", f.message())))?;
-                    Ok(objects
+                    let labelled = objects
                         .into_iter()
-                        .filter(|o| o["metadata"]["labels"][PART_OF] == self.id.as_str())
-                        .filter_map(|mut object| {
-                            object["apiVersion"] = json!(kind.resource.api_version);
-                            object["kind"] = json!(kind.resource.kind);
-                            let id = ObjectId::of(&object)?;
-                            let target = Target {
-                                resource: kind.resource.clone(),
-                                namespace: id.namespace.clone(),
-                                name: id.name.clone(),
-                            };
-                            Some((id, target, object))
-                        })
-                        .collect())
+                        .filter(|o| o["metadata"]["labels"][PART_OF] == self.id.as_str());
+                    Ok(identified(&kind.resource, labelled))
                 }
             })
             .buffer_unordered(concurrency)
@@ -460,13 +455,15 @@ impl ApplySet {
             .collect();
         let mut members = Vec::new();
         for list in found {
-            members.extend(list?.into_iter().filter(|(id, _, _)| {
-                !keep.contains(&(
-                    id.group().to_owned(),
-                    id.kind.clone(),
-                    id.namespace.clone(),
-                    id.name.clone(),
-                ))
+            members.extend(list?.into_iter().filter(|(id, _, object)| {
+                let uid = object["metadata"]["uid"].as_str();
+                !uid.is_some_and(|uid| applied.contains(uid))
+                    && !keep.contains(&(
+                        id.group().to_owned(),
+                        id.kind.clone(),
+                        id.namespace.clone(),
+                        id.name.clone(),
+                    ))
             }));
         }
         Ok(members)
@@ -474,7 +471,25 @@ impl ApplySet {
 }
 
 /// A live member of the set: who it is, where, and the object as listed.
-type Live = (ObjectId, Target, Value);
+pub type Live = (ObjectId, Target, Value);
+
+/// Listed objects of `resource` (whose items carry no kind), with who and where they are.
+pub fn identified(resource: &ApiResource, objects: impl IntoIterator<Item = Value>) -> Vec<Live> {
+    objects
+        .into_iter()
+        .filter_map(|mut object| {
+            object["apiVersion"] = json!(resource.api_version);
+            object["kind"] = json!(resource.kind);
+            let id = ObjectId::of(&object)?;
+            let target = Target {
+                resource: resource.clone(),
+                namespace: id.namespace.clone(),
+                name: id.name.clone(),
+            };
+            Some((id, target, object))
+        })
+        .collect()
+}
 
 /// How a prune or a delete goes.
 pub struct Removal<'a> {
@@ -533,6 +548,27 @@ impl Left {
 }
 
 impl Removal<'_> {
+    /// Says why each kept object stays (`secret/x kept: used by ...`); they remain
+    /// members of the set, as the parent must record.
+    fn report_kept(&self, kept: &[Kept]) -> Vec<Member> {
+        kept.iter()
+            .map(|k| {
+                let (id, target, _) = &k.live;
+                self.caller
+                    .say(&format!("kapply: {} kept: {}\n", kubectl_name(id), k.why));
+                Member {
+                    id: id.clone(),
+                    resource: target.resource.clone(),
+                    scope: if target.namespace.is_some() {
+                        Scope::Namespaced
+                    } else {
+                        Scope::Cluster
+                    },
+                }
+            })
+            .collect()
+    }
+
     /// Deletes `objects` in reverse apply order, one rank at a time, the objects of a
     /// rank in parallel, each deletion accepted by the server before the next rank;
     /// prints `kind/name VERB` for each. After SIGINT/SIGTERM no deletion starts and
@@ -611,22 +647,37 @@ impl Removal<'_> {
 /// Deletions that failed, with why.
 pub type Failed = Vec<(ObjectId, Failure)>;
 
-/// Deletes the members of the set the input no longer has, then (all gone, no signal,
-/// no dry run) narrows the parent to the input.
-pub async fn prune(set: &ApplySet, how: &Removal<'_>, members: &[Member]) -> Result<Left> {
-    let doomed = set
-        .find_members(how.caller, members, how.concurrency)
+/// Deletes the members of the set the input no longer has, but those kept objects use
+/// and Namespaces other objects live in ([`keep`]), then (all gone, no signal, no dry
+/// run) narrows the parent to the input and what was kept. `applied` are the objects
+/// this run applied, as the server answered.
+pub async fn prune(
+    set: &ApplySet,
+    how: &Removal<'_>,
+    members: &[Member],
+    applied: &[&Value],
+) -> Result<Left> {
+    let uids = applied
+        .iter()
+        .filter_map(|o| o["metadata"]["uid"].as_str())
+        .collect();
+    let found = set
+        .find_members(how.caller, members, &uids, how.concurrency)
         .await?;
-    let left = how.remove(doomed, "pruned").await?;
+    let selection = keep::select(how.caller, found, applied, None, how.concurrency).await?;
+    let kept = how.report_kept(&selection.kept);
+    let left = how.remove(selection.doomed, "pruned").await?;
     if left.is_whole() && how.dry_run == DryRun::None && how.interrupt.received().is_none() {
-        set.narrow(how.caller, members).await?;
+        let held: Vec<Member> = members.iter().cloned().chain(kept).collect();
+        set.narrow(how.caller, &held).await?;
     }
     Ok(left)
 }
 
 /// `--delete-all`: every member of the set, in reverse order, then the parent (only
 /// once every member is), then waits until they are gone (as `kubectl delete` waits;
-/// a signal ends the wait).
+/// a signal ends the wait). What [`keep`] keeps stays, and so does the parent,
+/// narrowed to it.
 pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Left> {
     if !set.exists {
         how.caller.say(&format!(
@@ -635,7 +686,13 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Left> {
         ));
         return Ok(Left::default());
     }
-    let members = set.find_members(how.caller, &[], how.concurrency).await?;
+    let found = set
+        .find_members(how.caller, &[], &HashSet::new(), how.concurrency)
+        .await?;
+    let parent = set.parent_id();
+    let selection = keep::select(how.caller, found, &[], Some(&parent), how.concurrency).await?;
+    let kept = how.report_kept(&selection.kept);
+    let members = selection.doomed;
     let mut targets: Vec<(ObjectId, Target)> = members
         .iter()
         .map(|(id, target, _)| (id.clone(), target.clone()))
@@ -645,14 +702,28 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Left> {
         // The parent keeps track of what is left.
         return Ok(left);
     }
-    let parent = (set.parent_id(), set.parent.clone(), Value::Null);
-    targets.push((parent.0.clone(), parent.1.clone()));
-    let removal = Removal {
-        diff: false,
-        crd_groups: HashSet::new(),
-        ..*how
-    };
-    left.extend(removal.remove(vec![parent], "deleted").await?);
+    if kept.is_empty() {
+        let parent = (parent, set.parent.clone(), Value::Null);
+        targets.push((parent.0.clone(), parent.1.clone()));
+        let removal = Removal {
+            diff: false,
+            crd_groups: HashSet::new(),
+            ..*how
+        };
+        left.extend(removal.remove(vec![parent], "deleted").await?);
+    } else {
+        how.caller.say(&format!(
+            "kapply: {} kept: it still tracks the {} kept\n",
+            set.describe(),
+            match kept.len() {
+                1 => "object".to_owned(),
+                n => format!("{n} objects"),
+            }
+        ));
+        if how.dry_run == DryRun::None && how.interrupt.received().is_none() {
+            set.narrow(how.caller, &kept).await?;
+        }
+    }
     if left.is_whole() && how.dry_run == DryRun::None {
         tokio::select! {
             failed = wait_gone(how.caller, &targets) => left.failed.extend(failed),

@@ -16,9 +16,11 @@ mod diff;
 mod discover;
 mod groups;
 mod input;
+mod keep;
 mod order;
 mod plan;
 mod ready;
+mod references;
 mod report;
 mod retry;
 mod stages;
@@ -154,7 +156,7 @@ pub async fn run(args: Args) -> Result<()> {
             interrupt: &interrupt,
         };
         // Nothing is sent, so nothing can fail; a signal only cuts the list short.
-        applyset::prune(set, &removal, &members)
+        applyset::prune(set, &removal, &members, &[])
             .await
             .map_err(reading)?;
         return match interrupt.received() {
@@ -260,7 +262,14 @@ pub async fn run(args: Args) -> Result<()> {
                     crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
                     interrupt: &run.interrupt,
                 };
-                let left = applyset::prune(set, &removal, &members).await?;
+                let applied: Vec<&Value> = outcomes
+                    .iter()
+                    .filter_map(|o| match o {
+                        Outcome::Done { object, .. } => Some(object),
+                        _ => None,
+                    })
+                    .collect();
+                let left = applyset::prune(set, &removal, &members, &applied).await?;
                 total += left.failed.len();
                 failures.extend(report_failed(&run.caller, &left.failed, &run.scrubber));
                 prune_interrupted = run.interrupt.received().map(|signal| {

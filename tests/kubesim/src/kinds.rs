@@ -252,6 +252,17 @@ const BUILTINS: &[Builtin] = &[
         categories: &["all"],
         status: true,
     },
+    // The v1 Events under the name of their newer API (see crate::convert).
+    Builtin {
+        group: "events.k8s.io",
+        version: "v1",
+        plural: "events",
+        kind: "Event",
+        namespaced: true,
+        short_names: &["ev"],
+        categories: &[],
+        status: false,
+    },
     Builtin {
         group: "batch",
         version: "v1",

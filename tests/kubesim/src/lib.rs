@@ -10,6 +10,7 @@
 
 mod cluster;
 pub mod controllers;
+mod convert;
 mod faults;
 mod fields;
 mod kinds;

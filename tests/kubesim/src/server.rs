@@ -23,7 +23,7 @@ use crate::status::ApiError;
 use crate::store::Event;
 use crate::table::{self, Include};
 use crate::typed::{self, Validation};
-use crate::{kinds, openapi, protobuf};
+use crate::{convert, kinds, openapi, protobuf};
 
 type Body = BoxBody<Bytes, Infallible>;
 
@@ -483,6 +483,29 @@ async fn serve_resource(
     query: Query,
     t: Target,
 ) -> Result<Response<Body>, ApiError> {
+    // A view of another resource's storage (events.k8s.io Events) is served from it.
+    let view = t.rt.clone();
+    let Some(stored) = convert::storage(&view) else {
+        return serve_stored(shared, req, query, t, &view).await;
+    };
+    let t = Target {
+        rt: stored.clone(),
+        ..t
+    };
+    serve_stored(shared, req, query, t, &view)
+        .await
+        .map_err(|e| convert::error(&view, &stored, e))
+}
+
+/// A request on the resource that stores the objects of `view`: `view` is `t.rt`
+/// unless [`convert::storage`] says otherwise; bodies go in and out as `view` has them.
+async fn serve_stored(
+    shared: &Shared,
+    req: Request<Incoming>,
+    query: Query,
+    t: Target,
+    view: &ResourceType,
+) -> Result<Response<Body>, ApiError> {
     match t.subresource.as_deref() {
         None => {}
         Some("status") if t.rt.status_subresource => {}
@@ -498,7 +521,7 @@ async fn serve_resource(
     let opts = write_options(&req, &query);
     let validation = Validation::parse(query.get("fieldValidation"));
     let cluster = &shared.cluster;
-    let printer = Printer::new(cluster, &req, &query, &t);
+    let printer = Printer::new(cluster, &req, &query, view);
     let method = req.method().clone();
     let content_type = content_type(&req);
     match (method, t.name.is_some()) {
@@ -508,6 +531,7 @@ async fn serve_resource(
                 .as_str()
                 .unwrap_or_default()
                 .to_string();
+            let object = printer.object(object);
             Ok(json_response(
                 200,
                 &printer
@@ -536,7 +560,7 @@ async fn serve_resource(
                         .filter(|l| *l > 0),
                     continue_token: query.get("continue").map(String::from),
                 };
-                let list = cluster.list(&t, &selector, &page)?;
+                let list = printer.object(cluster.list(&t, &selector, &page)?);
                 let table = printer
                     .print(
                         list["items"].as_array().map_or(&[], Vec::as_slice),
@@ -556,16 +580,20 @@ async fn serve_resource(
         }
         (Method::POST, false) => {
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
-            let warnings = typed::check(&t.rt, &mut body, validation, false)?;
+            let warnings = typed::check(view, &mut body, validation, false)?;
+            let body = convert::inward(view, &t.rt, body);
             let (code, obj) = cluster.create(&t, body, &opts)?;
+            let obj = printer.object(obj);
             let mut warnings = warnings;
             warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
         (Method::PUT, true) => {
             let mut body = parse_object(&content_type, &read_body(req).await?)?;
-            let warnings = typed::check(&t.rt, &mut body, validation, false)?;
+            let warnings = typed::check(view, &mut body, validation, false)?;
+            let body = convert::inward(view, &t.rt, body);
             let (code, obj) = cluster.update(&t, body, &opts)?;
+            let obj = printer.object(obj);
             let mut warnings = warnings;
             warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
@@ -576,25 +604,37 @@ async fn serve_resource(
             let patch = match content_type.as_str() {
                 "application/apply-patch+yaml" => {
                     let mut applied = crate::yaml11::parse_apply(&bytes)?;
-                    warnings = typed::check(&t.rt, &mut applied, validation, true)?;
-                    Patch::Apply(applied)
+                    warnings = typed::check(view, &mut applied, validation, true)?;
+                    Patch::Apply(convert::inward(view, &t.rt, applied))
                 }
-                "application/merge-patch+json" => {
-                    Patch::Merge(parse_object(&content_type, &bytes)?)
-                }
-                "application/strategic-merge-patch+json" if !t.rt.custom => {
-                    Patch::Strategic(parse_object(&content_type, &bytes)?)
-                }
+                "application/merge-patch+json" => Patch::Merge(convert::inward(
+                    view,
+                    &t.rt,
+                    parse_object(&content_type, &bytes)?,
+                )),
+                "application/strategic-merge-patch+json" if !t.rt.custom => Patch::Strategic(
+                    convert::inward(view, &t.rt, parse_object(&content_type, &bytes)?),
+                ),
                 "application/json-patch+json" => {
-                    Patch::Json(serde_json::from_slice(&bytes).map_err(|e| {
+                    let undecodable = |e: serde_json::Error| {
                         ApiError::bad_request(format!(
                             "the body of the request could not be decoded: {e}"
                         ))
-                    })?)
+                    };
+                    let mut ops: Value = serde_json::from_slice(&bytes).map_err(undecodable)?;
+                    for op in ops.as_array_mut().into_iter().flatten() {
+                        for field in ["path", "from"] {
+                            if let Some(path) = op[field].as_str() {
+                                op[field] = json!(convert::inward_path(view, path));
+                            }
+                        }
+                    }
+                    Patch::Json(serde_json::from_value(ops).map_err(undecodable)?)
                 }
                 other => return Err(ApiError::unsupported_media_type(other)),
             };
             let (code, obj) = cluster.patch(&t, patch, &opts)?;
+            let obj = printer.object(obj);
             warnings.extend(pod_security(cluster, &t, &obj));
             Ok(with_warnings(json_response(code, &obj), &warnings))
         }
@@ -639,7 +679,7 @@ async fn serve_resource(
                     }
                 });
             }
-            Ok(json_response(200, &answer))
+            Ok(json_response(200, &printer.object(answer)))
         }
         _ => Err(ApiError::method_not_allowed()),
     }
@@ -794,18 +834,33 @@ fn streaming(rx: futures::channel::mpsc::Receiver<Bytes>) -> Response<Body> {
 /// Prints objects as a Table when the client asked for one.
 struct Printer {
     wanted: Option<(ResourceType, Option<Value>, Include)>,
+    /// The resource as the client addressed it, whose form objects are shown in.
+    view: ResourceType,
 }
 
 impl Printer {
-    fn new(cluster: &Cluster, req: &Request<Incoming>, query: &Query, t: &Target) -> Printer {
+    fn new(
+        cluster: &Cluster,
+        req: &Request<Incoming>,
+        query: &Query,
+        view: &ResourceType,
+    ) -> Printer {
         let wanted = table::wanted(accept(req)).then(|| {
             (
-                t.rt.clone(),
-                cluster.definition(&t.rt),
+                view.clone(),
+                cluster.definition(view),
                 Include::parse(query.get("includeObject")),
             )
         });
-        Printer { wanted }
+        Printer {
+            wanted,
+            view: view.clone(),
+        }
+    }
+
+    /// A stored object, list or Status as the client's resource shows it.
+    fn object(&self, stored: Value) -> Value {
+        convert::outward(&self.view, stored)
     }
 
     fn print(&self, objects: &[Value], resource_version: &str) -> Option<Value> {
@@ -820,7 +875,8 @@ impl Printer {
     }
 
     /// A watch event's object, as a one-row Table if tables were asked for.
-    fn event_object(&self, object: &Value) -> Value {
+    fn event_object(&self, stored: &Value) -> Value {
+        let object = &self.object(stored.clone());
         let rv = object["metadata"]["resourceVersion"]
             .as_str()
             .unwrap_or_default();
@@ -917,7 +973,9 @@ fn watch(
             }
             watch_line(
                 "BOOKMARK",
-                &json!({"kind": t.rt.kind, "apiVersion": t.rt.api_version(), "metadata": meta}),
+                &printer.object(
+                    json!({"kind": t.rt.kind, "apiVersion": t.rt.api_version(), "metadata": meta}),
+                ),
             )
         };
         let mut sent = 0u32;

@@ -3,7 +3,7 @@
 //! not know is never stored, and `?fieldValidation=Strict` (kubectl's default)
 //! rejects it, `Warn` reports it in a Warning header.
 
-use k8s_openapi::api::{apps, autoscaling, batch, core, networking, policy};
+use k8s_openapi::api::{apps, autoscaling, batch, core, events, networking, policy};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -48,6 +48,7 @@ fn typed(rt: &ResourceType, body: &Value) -> Option<Value> {
         ("", "services") => round_trip::<core::v1::Service>(body),
         ("", "serviceaccounts") => round_trip::<core::v1::ServiceAccount>(body),
         ("", "events") => round_trip::<core::v1::Event>(body),
+        ("events.k8s.io", "events") => round_trip::<events::v1::Event>(body),
         ("", "pods") => round_trip::<core::v1::Pod>(body),
         ("apps", "replicasets") => round_trip::<apps::v1::ReplicaSet>(body),
         ("apps", "deployments") => round_trip::<apps::v1::Deployment>(body),
