@@ -64,6 +64,17 @@ What --prune and --delete-all never do:
   - ignore a flag: -l with --applyset (as kubectl refuses it), --delete-all with
     input flags (-f, -R, -l, --wait, --field-manager, --force-conflicts, -o, --diff),
     --diff or --wait with --dry-run, are refused before any request (exit 2)
+  - delete what this run applied: an object is matched by uid, so one served under
+    two groups (Event as v1 and events.k8s.io/v1) is never pruned
+  - delete what a kept object uses: a Secret, ConfigMap, ServiceAccount, Service or
+    PVC named by a kept pod template (env, envFrom, volumes, projected volumes,
+    imagePullSecrets, serviceAccountName; init and ephemeral containers too), an
+    Ingress (TLS Secret, backend Services) or a ServiceAccount stays, with a line:
+    `secret/polls-secret kept: used by deployment.apps/polls-app (envFrom)`
+  - delete a Namespace anything else still lives in (`namespace/shop kept:
+    configmap/by-hand still in it`); when its contents cannot be listed, it is kept
+  - prune after a cut-off input: an empty pipe or a kpipe stream without its end
+    line (the stage before failed) is refused (exit 2) before any request
 
 Exit codes:
   0    every object applied (or checked, or diffed); with --wait, and ready
@@ -173,8 +184,9 @@ pub struct Args {
     /// Delete the objects of --applyset that the input no longer has (only those with
     /// the set's label), once every object applied and, with --wait, became ready.
     /// Nothing is pruned after a failure, a timeout or SIGINT/SIGTERM; a signal during
-    /// the prune stops it (no new deletion starts). With --dry-run or --diff: what
-    /// would be pruned, nothing deleted.
+    /// the prune stops it (no new deletion starts). Kept, with a line saying why: what
+    /// this run applied (by uid), what a kept object uses, a Namespace others live in.
+    /// With --dry-run or --diff: what would be pruned, nothing deleted.
     #[arg(long, requires = "applyset")]
     pub prune: bool,
 
