@@ -499,14 +499,21 @@ impl Removal<'_> {
         let mut failed = Vec::new();
         for (_, mut objects) in ranks.into_iter().rev() {
             objects.sort_by_key(|(id, _, _)| id.to_string());
-            let results: Vec<_> = futures::stream::iter(&objects)
-                .map(|(id, target, _)| {
+            // Unordered, as apply: a deletion that waits out a retry holds one slot of
+            // `concurrency`, not every slot behind it.
+            let mut results: Vec<_> = futures::stream::iter(objects.iter().enumerate())
+                .map(|(at, (id, target, _))| {
                     let params = &params;
-                    async move { self.caller.delete(target, params, &id.to_string()).await }
+                    async move {
+                        let result = self.caller.delete(target, params, &id.to_string()).await;
+                        (at, result)
+                    }
                 })
-                .buffered(self.concurrency)
+                .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
+            results.sort_by_key(|(at, _)| *at);
+            let results = results.into_iter().map(|(_, result)| result);
             let mut text = String::new();
             for ((id, _, live), result) in objects.into_iter().zip(results) {
                 match result {
@@ -573,7 +580,7 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
     };
     failed.extend(removal.remove(vec![parent], "deleted").await?);
     if failed.is_empty() && !how.dry_run {
-        failed.extend(wait_gone(how.caller, &targets).await);
+        failed.extend(wait_gone(how.caller, &targets, how.concurrency).await);
     }
     Ok(failed)
 }
@@ -582,12 +589,9 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Failed> {
 const GONE_WAIT: Duration = Duration::from_secs(120);
 /// Deletions done within this long are not worth a notice.
 const ANNOUNCE_AFTER: Duration = Duration::from_millis(500);
-/// Objects watched at once while waiting for them to be gone.
-const GONE_WATCHES: usize = 8;
-
 /// Waits until each object is gone (what a finalizer or foreground deletion holds) with
 /// kube-runtime's `await_condition`, a watch of the object, under the retry policy.
-async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)]) -> Failed {
+async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)], concurrency: usize) -> Failed {
     let until = caller
         .deadline()
         .unwrap_or_else(|| Instant::now() + GONE_WAIT);
@@ -614,7 +618,7 @@ async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)]) -> Failed {
             left.fetch_sub(1, Ordering::Relaxed);
             gone.err().map(|failure| (id.clone(), failure))
         })
-        .buffer_unordered(GONE_WATCHES)
+        .buffer_unordered(concurrency)
         .filter_map(std::future::ready)
         .collect::<Failed>();
     tokio::pin!(waits);
@@ -638,6 +642,21 @@ fn list(text: &str) -> impl Iterator<Item = &str> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A group's discovery ("" is the core group), under the retry policy as every request.
+async fn discover_group(caller: &Caller, group: &str) -> Result<discovery::ApiGroup, Failure> {
+    let what = format!("discovery of {group:?}");
+    caller
+        .retrying(&what, || async {
+            if group.is_empty() {
+                discovery::pinned_group(caller.client(), &GroupVersion::gv("", "v1")).await
+            } else {
+                discovery::group(caller.client(), group).await
+            }
+            .map_err(Failure::from)
+        })
+        .await
+}
+
 /// The resource of a parent type through discovery: its group's preferred version,
 /// the resource named by plural, singular or kind.
 async fn parent_type(
@@ -646,12 +665,12 @@ async fn parent_type(
     group: &str,
     spec: &str,
 ) -> Result<(ApiResource, Scope)> {
-    let found = if group.is_empty() {
-        discovery::pinned_group(caller.client(), &GroupVersion::gv("", "v1")).await
-    } else {
-        discovery::group(caller.client(), group).await
-    }
-    .map_err(|e| Error::runtime(format!("--applyset {spec}: discovery of {group:?}: {e}")))?;
+    let found = discover_group(caller, group).await.map_err(|f| {
+        Error::runtime(format!(
+            "--applyset {spec}: discovery of {group:?}: {}",
+            f.message()
+        ))
+    })?;
     found
         .recommended_resources()
         .into_iter()
@@ -701,16 +720,14 @@ async fn check_parent_type(caller: &Caller, resource: &ApiResource) -> Result<()
 /// A kind the parent records, resolved through discovery of its group; None when the
 /// server does not serve it (any more).
 async fn resolve_kind(caller: &Caller, gk: &GroupKind) -> Result<Option<(GroupKind, Kind)>> {
-    let found = if gk.group.is_empty() {
-        discovery::pinned_group(caller.client(), &GroupVersion::gv("", "v1")).await
-    } else {
-        discovery::group(caller.client(), &gk.group).await
-    };
-    let group = match found {
+    let group = match discover_group(caller, &gk.group).await {
         Ok(group) => group,
-        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
-        Err(e) => {
-            return Err(Error::runtime(format!("discovery of {gk}: {e}")));
+        Err(Failure::Api { status, .. }) if status.code == 404 => return Ok(None),
+        Err(failure) => {
+            return Err(Error::runtime(format!(
+                "discovery of {gk}: {}",
+                failure.message()
+            )));
         }
     };
     let by_resource = gk.kind.strip_prefix("resource:");
