@@ -26,6 +26,8 @@ use std::time::Duration;
 use tokio::time::{Instant, Sleep};
 
 type BoxError = Box<dyn StdError + Send + Sync>;
+/// Prints one line about the server (without the tool's name).
+type Reporter = Box<dyn Fn(&str) + Send + Sync>;
 
 /// How long past the deadline a tool may still ask the server, for its report of what
 /// was not done (a diagnosis): the run ends within half a second of `--timeout`.
@@ -42,7 +44,7 @@ struct Seen {
     /// The run's `--timeout`.
     deadline: OnceLock<Instant>,
     /// Where outage lines go (default: stderr with the tool's name).
-    reporter: OnceLock<Box<dyn Fn(&str) + Send + Sync>>,
+    reporter: OnceLock<Reporter>,
 }
 
 static SEEN: Seen = Seen {
