@@ -789,9 +789,73 @@ fn a_restarted_server_is_noticed_within_a_second_of_its_return() {
         .and_then(|(at, _)| at.parse().ok())
         .unwrap_or_else(|| panic!("no Ready=True line with a time in:\n{err}"));
     assert!(ready_at < 6.0, "{err}");
-    assert!(
-        stderr(&out).contains("watching Certificates in default failed, retrying"),
-        "{}",
-        stderr(&out)
+    assert_outage_told_once(&err);
+}
+
+/// One line when the outage began and one when it ended, not one per retry.
+fn assert_outage_told_once(err: &str) {
+    let began = err
+        .matches("certwait: no answer from the server 127.0.0.1:")
+        .count();
+    let ended = err.matches(" answers again (no answer for ").count();
+    assert_eq!((began, ended), (1, 1), "{err}");
+}
+
+#[test]
+fn a_killed_and_restarted_server_is_ridden_out() {
+    // The API server is killed 1 s after the Certificate is applied (open connections
+    // reset, new ones refused) and back on the same port 3 s later; cert-manager
+    // (exempt) issues meanwhile.
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "2s",
+        "--faults",
+        "restart:3s+1s",
+    ]);
+    apply_certificate(
+        &sim,
+        "polls-tls",
+        "letsencrypt-staging",
+        "polls.example.com",
     );
+    let out = certwait_on(&sim, &["polls-tls", "--timeout", "30s"]);
+    assert_success(&sim, &out);
+    assert!(
+        sim.log().contains("kubesim: restart: listening again"),
+        "{}",
+        sim.log()
+    );
+    let err = stderr(&out);
+    assert!(err.contains("default/polls-tls: Ready=True"), "{err}");
+    assert_outage_told_once(&err);
+}
+
+#[test]
+fn a_server_that_refuses_before_any_answer_fails_at_once_as_kubectl_says() {
+    let sim = Sim::start(&["--cert-manager"]);
+    let port = closed_port();
+    let kubeconfig = std::fs::read_to_string(&sim.kubeconfig).unwrap();
+    let start = kubeconfig.find("server: ").unwrap();
+    let end = start + kubeconfig[start..].find('\n').unwrap();
+    let moved = format!(
+        "{}server: https://127.0.0.1:{port}{}",
+        &kubeconfig[..start],
+        &kubeconfig[end..]
+    );
+    let path = sim.dir.path().join("refused.kubeconfig");
+    std::fs::write(&path, moved).unwrap();
+    let mut c = cmd("certwait");
+    c.env("KUBECONFIG", &path).arg("polls-tls");
+    let started = std::time::Instant::now();
+    let out = c.run();
+    let took = started.elapsed();
+    assert_eq!(
+        out.code(1).stderr(),
+        format!(
+            "certwait: The connection to the server 127.0.0.1:{port} was refused - did you \
+             specify the right host or port?\n"
+        )
+    );
+    assert!(took < Duration::from_secs(2), "{took:?}");
 }

@@ -373,29 +373,43 @@ fn help_teaches_order_examples_and_exit_codes() {
     }
 }
 
+/// A server that refuses the connection before it ever answered is not there: kapply
+/// fails at once with kubectl's words (not after 30 s of retries and a notice each).
 #[test]
-fn unreachable_server_is_retried_then_a_runtime_failure() {
+fn a_server_that_refuses_before_any_answer_fails_at_once_as_kubectl_says() {
     let dir = tempfile::tempdir().unwrap();
     let kubeconfig = dir.path().join("config");
+    let port = closed_port();
     std::fs::write(
         &kubeconfig,
-        "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {server: 'http://127.0.0.1:9'}\n\
-         users:\n- name: u\n  user: {token: t}\ncontexts:\n- name: x\n  context: {cluster: c, user: u}\n\
-         current-context: x\n",
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: 'http://127.0.0.1:{port}'}}\n\
+             users:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: x\n  context: {{cluster: c, user: u}}\n\
+             current-context: x\n"
+        ),
     )
     .unwrap();
-    let out = cmd("kapply")
-        .env("KUBECONFIG", &kubeconfig)
-        .args(["--retry-for", "1s"])
-        .run_with(POLLS);
-    let err = out.code(1).stderr();
-    assert!(err.contains("retry 1 in "), "{err}");
-    assert!(err.contains("discovery of"), "{err}");
-    assert!(out.stdout.is_empty());
-    out.no_secrets(SECRETS);
+    let message = format!(
+        "The connection to the server 127.0.0.1:{port} was refused - did you specify the right host or port?"
+    );
+    for args in [&[][..], &["--applyset", "polls", "--delete-all"]] {
+        let mut c = cmd("kapply");
+        c.env("KUBECONFIG", &kubeconfig).args(args);
+        let started = std::time::Instant::now();
+        let out = c.run_with(POLLS);
+        let took = started.elapsed();
+        assert_eq!(
+            out.code(1).stderr(),
+            format!("kapply: {message}\n"),
+            "{args:?}"
+        );
+        assert!(
+            took < std::time::Duration::from_secs(2),
+            "{args:?}: {took:?}"
+        );
+        assert!(out.stdout.is_empty());
+    }
 }
-
-// ---- against the simulator ----------------------------------------------------------
 
 #[test]
 fn polls_stack_applies_in_order_and_a_second_run_is_unchanged() {
@@ -746,11 +760,27 @@ fn too_many_requests_waits_for_retry_after() {
 
 #[test]
 fn reset_connections_are_retried() {
-    assert_fault_survived(
-        "reset:2@PATCH",
-        "the connection closed without an answer",
-        &[("reset", 2)],
+    let sim = Sim::start(&["--faults", "reset:2@PATCH"]);
+    let out = kapply_ok(&sim, &[], POLLS);
+    assert_eq!(answered(&sim, "reset"), 2, "{}", sim.log());
+    assert_eq!(stdout(&out), POLLS_CREATED);
+    // A broken connection is an outage: one line when it begins, one when it ends.
+    let err = out.stderr();
+    assert_outage_told_once(&err);
+    assert!(
+        err.contains("(the connection closed without an answer)"),
+        "{err}"
     );
+}
+
+/// One line when the outage began and one when it ended, and not one per retry.
+fn assert_outage_told_once(err: &str) {
+    let began = err
+        .matches("kapply: no answer from the server 127.0.0.1:")
+        .count();
+    let ended = err.matches(" answers again (no answer for ").count();
+    assert_eq!((began, ended), (1, 1), "{err}");
+    assert!(!err.contains("; retry "), "{err}");
 }
 
 #[test]
@@ -997,7 +1027,14 @@ fn request_timeouts_are_retried_then_reported() {
         POLLS,
     );
     let err = out.code(1).stderr();
-    assert!(err.contains(": timed out; retry 2 in "), "{err}");
+    // Told once, as an outage, not once per retry.
+    let notices = err.matches(": no answer from the server ").count();
+    assert_eq!(notices, 1, "{err}");
+    assert!(
+        err.contains("(timed out); retrying until it answers"),
+        "{err}"
+    );
+    assert!(!err.contains("; retry "), "{err}");
     assert!(
         err.contains("failed: timed out (gave up after retrying for 1.0s)"),
         "{err}"
@@ -1188,6 +1225,71 @@ fn timeout_bounds_a_server_that_trickles_its_answers() {
     assert_bounded_by_timeout("trickle:200ms");
 }
 
+/// kapply `args` on `stdin`-less input against a simulator: exit 124 within
+/// `--timeout` (3 s) and a margin for a loaded machine, not when the server answers.
+fn assert_ends_by_timeout(sim: &Sim, args: &[&str]) -> Run {
+    let mut c = sim.cmd("kapply");
+    c.args(args).args(["--timeout", "3s"]);
+    let (out, took) = run_at_most(&mut c, std::time::Duration::from_secs(30));
+    let out = out.context(format!("kubesim log:\n{}", sim.log()));
+    out.code(124);
+    assert!(
+        took < std::time::Duration::from_secs(5),
+        "{args:?}: {took:?}"
+    );
+    out
+}
+
+#[test]
+fn wait_and_its_diagnosis_end_by_timeout_on_a_frozen_server() {
+    // Applied and waited for; the server freezes for 15 s from 1.5 s in (never ready:
+    // its pods never start), so the wait times out with the server frozen, and the
+    // diagnosis of why asks it.
+    let sim = Sim::start(&["--deploy-delay", "1h", "--faults", "freeze:15s+1500ms"]);
+    let file = sim.dir.path().join("deploy.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: web}\nspec:\n  \
+         selector: {matchLabels: {app: web}}\n  template:\n    metadata: {labels: {app: web}}\n    \
+         spec: {containers: [{name: web, image: nginx}]}\n",
+    )
+    .unwrap();
+    let out = assert_ends_by_timeout(&sim, &["-f", file.to_str().unwrap(), "--wait"]);
+    let err = out.stderr();
+    assert!(err.contains("deployment.apps/web: not ready"), "{err}");
+    assert!(
+        err.contains("timed out waiting: 1 of 1 object not ready"),
+        "{err}"
+    );
+}
+
+#[test]
+fn delete_all_ends_by_timeout_on_a_server_that_accepts_and_never_answers() {
+    let sim = Sim::start(&["--faults", "hang"]);
+    let out = assert_ends_by_timeout(&sim, &["--applyset", "polls", "--delete-all"]);
+    assert!(
+        out.stderr().contains("--timeout ran out"),
+        "{}",
+        out.stderr()
+    );
+}
+
+#[test]
+fn a_url_that_never_answers_is_read_within_timeout() {
+    let url = format!("http://127.0.0.1:{}/stack.yaml", silent_listener());
+    let mut c = cmd("kapply");
+    c.args(["--dry-run=client", "--timeout", "2s", "-f", &url]);
+    let (out, took) = run_at_most(&mut c, std::time::Duration::from_secs(30));
+    assert!(took < std::time::Duration::from_secs(4), "{took:?}");
+    let err = out.code(124).stderr();
+    assert_eq!(
+        err,
+        format!(
+            "kapply: {url}: cannot read: no answer before --timeout ran out; nothing was applied\n"
+        )
+    );
+}
+
 #[test]
 fn three_hundred_objects_ride_out_a_throttling_storm() {
     // Every request of kapply is answered 429 with Retry-After: 1 for 2 s.
@@ -1215,6 +1317,23 @@ fn three_hundred_objects_ride_out_a_ten_second_outage() {
     let out = kapply_ok(&sim, &[], &configmaps(300));
     assert_eq!(stdout(&out).matches(" created\n").count(), 300);
     assert!(answered(&sim, "reset") > 0, "{}", sim.log());
+    assert_outage_told_once(&out.stderr());
+}
+
+#[test]
+fn a_restarted_server_is_ridden_out_and_told_in_two_lines() {
+    // The API server is killed 300 ms after kapply's first request (connections reset,
+    // then refused) and back 3 s later on the same port: after the first answer a
+    // refusal is an outage to wait out, not a wrong address.
+    let sim = Sim::start(&["--faults", "restart:3s+300ms", "--latency", "write=20ms"]);
+    let out = kapply_ok(&sim, &[], &configmaps(300));
+    assert_eq!(stdout(&out).matches(" created\n").count(), 300);
+    assert!(
+        sim.log().contains("kubesim: restart: listening again"),
+        "{}",
+        sim.log()
+    );
+    assert_outage_told_once(&out.stderr());
 }
 
 /// Starts kapply on `stdin`, sends it `signal` after a second, and returns its output.

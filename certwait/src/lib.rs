@@ -37,7 +37,8 @@ pub async fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let started_at = Timestamp::now();
     let wanted = cli::wanted(&args)?;
-    let connection = args.connect.connect().await?;
+    let deadline = tokio::time::Instant::from_std(started) + args.timeout;
+    let connection = args.connect.connect(Some(deadline)).await?;
     let namespace = connection.namespace.clone();
     let (targets, issuers_in_stream) = match wanted {
         Wanted::Names(names) => {
@@ -58,7 +59,6 @@ pub async fn run(args: Args) -> Result<()> {
             (found.targets, found.issuers_in_stream)
         }
     };
-    let deadline = tokio::time::Instant::from_std(started) + args.timeout;
     bounded(
         Some(deadline),
         ensure_cert_manager(&connection.client, &connection.server),

@@ -91,8 +91,10 @@ pub async fn follow(
                     let _ = tx.send(Update::Fatal(fatal(&namespace, e)));
                     return;
                 }
-                // Said once per outage, not once per attempt.
+                // Said once per outage, not once per attempt; a connection that broke
+                // is told by kpipe_core::transport, once for every request.
                 _ if failing => continue,
+                Some(e) if api::status_code(e).is_none() => continue,
                 _ => {
                     failing = true;
                     Update::Note(format!(

@@ -38,11 +38,28 @@ pub fn is_transient(e: &kube::Error) -> bool {
     }
 }
 
+/// An error and its causes, outermost first. An `io::Error` that wraps another error
+/// (`io::Error::other(e)`, as hyper-rustls wraps a TLS handshake's failure) is followed
+/// into it: its own `source()` skips the wrapped error and goes to that one's source,
+/// which would lose a reset during the handshake.
+pub fn causes<'a>(
+    e: &'a (dyn StdError + 'static),
+) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(e), |&err: &&'a (dyn StdError + 'static)| {
+        match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            Some(inner) => Some(inner as &(dyn StdError + 'static)),
+            None => err.source(),
+        }
+    })
+}
+
 /// Connection refused or reset, a connection closed mid-answer, a request timeout: the
 /// next attempt may well succeed. TLS and configuration errors will not get better.
 pub fn is_transient_transport(e: &(dyn StdError + 'static)) -> bool {
-    let mut current = Some(e);
-    while let Some(err) = current {
+    for err in causes(e) {
         if let Some(io) = err.downcast_ref::<std::io::Error>() {
             use std::io::ErrorKind::*;
             if matches!(
@@ -62,10 +79,11 @@ pub fn is_transient_transport(e: &(dyn StdError + 'static)) -> bool {
         {
             return true;
         }
-        if err.downcast_ref::<tokio::time::error::Elapsed>().is_some() {
+        if err.downcast_ref::<tokio::time::error::Elapsed>().is_some()
+            || err.downcast_ref::<crate::transport::OutOfTime>().is_some()
+        {
             return true;
         }
-        current = err.source();
     }
     false
 }
@@ -129,21 +147,22 @@ pub fn status_message(status: &Status) -> String {
 /// answer gets plain words: TLS libraries describe it in their own terms.
 pub fn transport_message(e: &(dyn StdError + 'static)) -> String {
     let mut deepest = e;
-    loop {
-        if let Some(io) = deepest.downcast_ref::<std::io::Error>() {
+    for err in causes(e) {
+        deepest = err;
+        if let Some(io) = err.downcast_ref::<std::io::Error>() {
             match io.kind() {
                 std::io::ErrorKind::UnexpectedEof => {
                     return "the connection closed without an answer".into();
                 }
                 std::io::ErrorKind::ConnectionReset => return "the connection was reset".into(),
+                std::io::ErrorKind::ConnectionRefused => {
+                    return "the connection was refused".into();
+                }
                 _ => {}
             }
         }
-        match deepest.source() {
-            Some(source) => deepest = source,
-            None => return deepest.to_string(),
-        }
     }
+    deepest.to_string()
 }
 
 /// `503 Service Unavailable: the first line of the message`: one line, for notices.
@@ -378,6 +397,19 @@ mod tests {
             describe(&kube::Error::Service(Box::new(reset))),
             "the connection was reset"
         );
+    }
+
+    #[test]
+    fn a_reset_during_the_tls_handshake_is_transient() {
+        // hyper-rustls wraps the handshake's io::Error in another (io::Error::other), and
+        // hyper-util's connect error wraps that: a server killed mid-handshake.
+        let reset = std::io::Error::from(std::io::ErrorKind::ConnectionReset);
+        let handshake = std::io::Error::other(reset);
+        let e = kube::Error::Service(Box::new(handshake));
+        assert!(is_transient(&e));
+        assert_eq!(describe(&e), "the connection was reset");
+        let eof = std::io::Error::other(std::io::Error::from(std::io::ErrorKind::UnexpectedEof));
+        assert!(is_transient(&kube::Error::ReadEvents(eof)));
     }
 
     #[test]

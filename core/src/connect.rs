@@ -131,15 +131,16 @@ impl ConnectArgs {
         Ok(config)
     }
 
-    /// Connects: builds the configuration and the client.
-    pub async fn connect(&self) -> Result<Connection> {
+    /// Connects: builds the configuration and the client, whose every request and
+    /// answer ends by `deadline` (see [`crate::transport`]).
+    pub async fn connect(&self, deadline: Option<tokio::time::Instant>) -> Result<Connection> {
         let config = self.config().await?;
         let namespace = self
             .namespace
             .clone()
             .unwrap_or_else(|| config.default_namespace.clone());
         let server = config.cluster_url.to_string();
-        let client = kube::Client::try_from(config)
+        let client = crate::transport::client(config, deadline)
             .map_err(|e| Error::runtime(format!("cannot set up a client for {server}: {e}")))?;
         Ok(Connection {
             client,

@@ -108,7 +108,9 @@ where
         Ok(rt) => rt,
         Err(e) => return report(tool, Error::runtime(format!("cannot start runtime: {e}"))),
     };
-    run(tool, || runtime.block_on(body))
+    run(tool, || {
+        runtime.block_on(body).map_err(crate::transport::explain)
+    })
 }
 
 /// Prints `tool: what` on stderr, for a library warning that does not know which tool

@@ -12,6 +12,8 @@
 //! - [`cli`]: argument parsing plus completions and man pages from the same definitions.
 //! - [`api`]: which API failures are transient, the one retry policy, deadlines, wording
 //!   (feature `cluster`).
+//! - [`transport`]: every request bounded by the run's deadline, refusals before the
+//!   first answer failed at once, outages told once (feature `cluster`).
 //! - [`interrupt`]: SIGINT/SIGTERM caught, so that a tool can stop cleanly.
 
 #[cfg(feature = "cluster")]
@@ -26,6 +28,8 @@ pub mod object;
 pub mod redact;
 pub mod stream;
 pub mod time;
+#[cfg(feature = "cluster")]
+pub mod transport;
 pub mod yaml;
 pub mod yaml11;
 

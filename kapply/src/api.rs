@@ -56,6 +56,12 @@ impl Caller {
         scrubber: Scrubber,
         progress: ProgressBar,
     ) -> Self {
+        // Outages are told above the progress bar, as every other line.
+        let (bar, outages) = (progress.clone(), scrubber.clone());
+        kpipe_core::transport::report_with(move |line| {
+            let text = outages.scrub(&format!("kapply: {line}\n"));
+            bar.suspend(|| kpipe_core::redact::eprint(&text));
+        });
         Caller {
             client,
             policy,
@@ -211,13 +217,17 @@ impl Caller {
     }
 
     /// Runs `attempt` under kpipe's retry policy and the run's deadline, with a notice
-    /// on stderr before each retry.
+    /// on stderr before each retry of an answer (a broken connection is an outage,
+    /// which kpipe_core::transport tells once for every request that waits it out).
     pub async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
         let notice = |failure: &Failure, retry: u32, wait: Duration| {
+            if matches!(failure, Failure::Transport { .. }) {
+                return;
+            }
             self.say(&format!(
                 "kapply: {what}: {}; retry {retry} in {}\n",
                 short(failure),

@@ -589,11 +589,19 @@ impl Removal<'_> {
         let mut left = Left::default();
         for (_, mut objects) in ranks.into_iter().rev() {
             objects.sort_by_key(|(id, _, _)| id.to_string());
-            let results: Vec<Deletion> = futures::stream::iter(&objects)
-                .map(|(id, target, _)| self.delete(id, target, &params))
-                .buffered(self.concurrency)
+            // Unordered, as apply: a deletion that waits out a retry holds one slot of
+            // `concurrency`, not every slot behind it.
+            let mut results: Vec<(usize, Deletion)> =
+                futures::stream::iter(objects.iter().enumerate())
+                    .map(|(at, (id, target, _))| {
+                        let params = &params;
+                        async move { (at, self.delete(id, target, params).await) }
+                    })
+                    .buffer_unordered(self.concurrency)
                 .collect()
                 .await;
+            results.sort_by_key(|(at, _)| *at);
+            let results = results.into_iter().map(|(_, result)| result);
             let mut text = String::new();
             for ((id, _, live), result) in objects.into_iter().zip(results) {
                 match result {
@@ -726,7 +734,7 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Left> {
     }
     if left.is_whole() && how.dry_run == DryRun::None {
         tokio::select! {
-            failed = wait_gone(how.caller, &targets) => left.failed.extend(failed),
+            failed = wait_gone(how.caller, &targets, how.concurrency) => left.failed.extend(failed),
             _ = how.interrupt.wait() => {}
         }
     }
@@ -737,12 +745,9 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Left> {
 const GONE_WAIT: Duration = Duration::from_secs(120);
 /// Deletions done within this long are not worth a notice.
 const ANNOUNCE_AFTER: Duration = Duration::from_millis(500);
-/// Objects watched at once while waiting for them to be gone.
-const GONE_WATCHES: usize = 8;
-
 /// Waits until each object is gone (what a finalizer or foreground deletion holds) with
 /// kube-runtime's `await_condition`, a watch of the object, under the retry policy.
-async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)]) -> Failed {
+async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)], concurrency: usize) -> Failed {
     let until = caller
         .deadline()
         .unwrap_or_else(|| Instant::now() + GONE_WAIT);
@@ -769,7 +774,7 @@ async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)]) -> Failed {
             left.fetch_sub(1, Ordering::Relaxed);
             gone.err().map(|failure| (id.clone(), failure))
         })
-        .buffer_unordered(GONE_WATCHES)
+        .buffer_unordered(concurrency)
         .filter_map(std::future::ready)
         .collect::<Failed>();
     tokio::pin!(waits);
@@ -793,6 +798,21 @@ fn list(text: &str) -> impl Iterator<Item = &str> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A group's discovery ("" is the core group), under the retry policy as every request.
+async fn discover_group(caller: &Caller, group: &str) -> Result<discovery::ApiGroup, Failure> {
+    let what = format!("discovery of {group:?}");
+    caller
+        .retrying(&what, || async {
+            if group.is_empty() {
+                discovery::pinned_group(caller.client(), &GroupVersion::gv("", "v1")).await
+            } else {
+                discovery::group(caller.client(), group).await
+            }
+            .map_err(Failure::from)
+        })
+        .await
+}
+
 /// The resource of a parent type through discovery: its group's preferred version,
 /// the resource named by plural, singular or kind.
 async fn parent_type(
@@ -801,12 +821,12 @@ async fn parent_type(
     group: &str,
     spec: &str,
 ) -> Result<(ApiResource, Scope)> {
-    let found = if group.is_empty() {
-        discovery::pinned_group(caller.client(), &GroupVersion::gv("", "v1")).await
-    } else {
-        discovery::group(caller.client(), group).await
-    }
-    .map_err(|e| Error::runtime(format!("--applyset {spec}: discovery of {group:?}: {e}")))?;
+    let found = discover_group(caller, group).await.map_err(|f| {
+        Error::runtime(format!(
+            "--applyset {spec}: discovery of {group:?}: {}",
+            f.message()
+        ))
+    })?;
     found
         .recommended_resources()
         .into_iter()
@@ -873,16 +893,14 @@ async fn check_parent_type(caller: &Caller, resource: &ApiResource, spec: &str) 
 /// A kind the parent records, resolved through discovery of its group; None when the
 /// server does not serve it (any more).
 async fn resolve_kind(caller: &Caller, gk: &GroupKind) -> Result<Option<(GroupKind, Kind)>> {
-    let found = if gk.group.is_empty() {
-        discovery::pinned_group(caller.client(), &GroupVersion::gv("", "v1")).await
-    } else {
-        discovery::group(caller.client(), &gk.group).await
-    };
-    let group = match found {
+    let group = match discover_group(caller, &gk.group).await {
         Ok(group) => group,
-        Err(kube::Error::Api(status)) if status.code == 404 => return Ok(None),
-        Err(e) => {
-            return Err(Error::runtime(format!("discovery of {gk}: {e}")));
+        Err(Failure::Api { status, .. }) if status.code == 404 => return Ok(None),
+        Err(failure) => {
+            return Err(Error::runtime(format!(
+                "discovery of {gk}: {}",
+                failure.message()
+            )));
         }
     };
     let by_resource = gk.kind.strip_prefix("resource:");

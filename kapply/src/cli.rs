@@ -154,7 +154,8 @@ pub struct Args {
     /// How long a request that failed transiently (429, 5xx, connection reset or
     /// refused, timeout) is tried again: backoff up to 1s between tries, or what the
     /// server's Retry-After asks for, with jitter. The default rides out an API server
-    /// restart.
+    /// restart (told in two lines: when it stops answering and when it answers again).
+    /// A connection refused before the server ever answered fails at once.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration, default_value = "30s")]
     pub retry_for: Duration,
 

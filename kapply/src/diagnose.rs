@@ -5,6 +5,7 @@
 
 use crate::ready::{State, condition};
 use crate::wait::{Watched, list, pod_selector, pods_resource};
+use kpipe_core::api::describe;
 use kpipe_core::redact::Scrubber;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -114,7 +115,7 @@ pub async fn explain(client: &kube::Client, object: &Watched, scrubber: &Scrubbe
                 }
             }
             Err(e) => {
-                let _ = writeln!(body, "  (its pods could not be listed: {e})");
+                let _ = writeln!(body, "  (its pods could not be listed: {})", describe(&e));
             }
         }
     }
@@ -262,7 +263,7 @@ async fn log_tail(client: &kube::Client, namespace: &str, pod: &str, container: 
             }
             out
         }
-        Err(e) => format!("      (its log could not be read: {e})\n"),
+        Err(e) => format!("      (its log could not be read: {})\n", describe(&e)),
     }
 }
 

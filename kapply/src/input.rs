@@ -5,6 +5,7 @@ use kpipe_core::{Document, Error, Result};
 use serde_json::Value;
 use std::collections::HashMap;
 use std::path::Path;
+use tokio::time::Instant;
 
 /// Extensions read from a directory, as `kubectl apply -f DIR` does.
 const MANIFEST_EXTENSIONS: &[&str] = &["yaml", "yml", "json"];
@@ -123,8 +124,18 @@ fn is_url(path: &str) -> bool {
 }
 
 /// The body of a URL: https with the system's certificate roots and normal
-/// verification (never switched off), or plain http.
-async fn fetch(url: &str) -> Result<String> {
+/// verification (never switched off), or plain http; all of it (connection, answer,
+/// body) by `deadline`, a server that accepts and never answers included.
+async fn fetch(url: &str, deadline: Option<Instant>) -> Result<String> {
+    let read = kpipe_core::api::bounded(deadline, fetch_unbounded(url)).await;
+    read.unwrap_or_else(|| {
+        Err(Error::Timeout(format!(
+            "{url}: cannot read: no answer before --timeout ran out; nothing was applied"
+        )))
+    })
+}
+
+async fn fetch_unbounded(url: &str) -> Result<String> {
     use http_body_util::BodyExt;
     let fail = |why: String| Error::input(format!("{url}: cannot read: {why}"));
     let uri: http::Uri = url.parse().map_err(|e| fail(format!("{e}")))?;
@@ -160,7 +171,11 @@ async fn fetch(url: &str) -> Result<String> {
 }
 
 /// Reads every source (stdin when none is given) into one list of documents.
-pub async fn read_all(paths: &[String], recursive: bool) -> Result<Vec<Document>> {
+pub async fn read_all(
+    paths: &[String],
+    recursive: bool,
+    deadline: Option<Instant>,
+) -> Result<Vec<Document>> {
     let paths: Vec<String> = if paths.is_empty() {
         vec!["-".into()]
     } else {
@@ -173,7 +188,7 @@ pub async fn read_all(paths: &[String], recursive: bool) -> Result<Vec<Document>
     let mut docs = Vec::new();
     for path in &paths {
         if is_url(path) {
-            docs.extend(stream::parse(path, &fetch(path).await?)?);
+            docs.extend(stream::parse(path, &fetch(path, deadline).await?)?);
             continue;
         }
         for file in expand(path, recursive)? {

@@ -49,7 +49,9 @@ pub async fn run(args: Args) -> Result<()> {
     if args.delete_all {
         return delete_all(args).await;
     }
-    let mut docs = input::read_all(&args.files, args.recursive).await?;
+    // From the start: reading -f URLs counts too.
+    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let mut docs = input::read_all(&args.files, args.recursive, deadline).await?;
     if let Some(selector) = &args.selector {
         let selector = input::Selector::parse(selector)?;
         docs.retain(|d| selector.matches(&d.value["metadata"]["labels"]));
@@ -83,8 +85,7 @@ pub async fn run(args: Args) -> Result<()> {
     // The stream reader taught the choke point every value of the input.
     let scrubber = Scrubber::default();
 
-    let connection = args.connect.connect().await.map_err(reading)?;
-    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let connection = args.connect.connect(deadline).await.map_err(reading)?;
     let caller = Caller::new(
         connection.client.clone(),
         RetryPolicy::new(args.retry_for),
@@ -410,8 +411,8 @@ fn report_failed(
 /// `--delete-all`: the whole set and its parent, nothing read from the input.
 async fn delete_all(args: Args) -> Result<()> {
     let spec = args.applyset.as_deref().expect("clap requires --applyset");
-    let connection = args.connect.connect().await?;
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    let connection = args.connect.connect(deadline).await?;
     let caller = Caller::new(
         connection.client.clone(),
         RetryPolicy::new(args.retry_for),

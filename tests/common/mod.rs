@@ -193,6 +193,45 @@ impl Exec for Command {
     }
 }
 
+/// Runs a command (stdin closed) for at most `limit`, killing it then, so that a test
+/// of a deadline fails rather than hangs when the tool ignores it; the output and how
+/// long it ran.
+pub fn run_at_most(c: &mut Command, limit: Duration) -> (Run, Duration) {
+    let started = Instant::now();
+    let mut child = c
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn a tool");
+    while child.try_wait().expect("wait for a tool").is_none() && started.elapsed() < limit {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let out = child.wait_with_output().expect("wait for a tool");
+    (out.into(), started.elapsed())
+}
+
+/// A port on 127.0.0.1 that accepts connections and never answers (a server whose
+/// process is stopped, or a proxy whose backend is gone), for as long as the test runs.
+pub fn silent_listener() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        let mut open = Vec::new();
+        for stream in listener.incoming().flatten() {
+            open.push(stream);
+        }
+    });
+    port
+}
+
+/// A port on 127.0.0.1 where nothing listens: connections are refused.
+pub fn closed_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
 impl From<Output> for Run {
     fn from(output: Output) -> Run {
         Run {

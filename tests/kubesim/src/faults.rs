@@ -53,6 +53,15 @@ enum Rule {
     /// Every request (watches too, open ones are cut) has its connection reset from
     /// `start` on, for `length`: an API server restart.
     Down(Window),
+    /// From `start` on, for `length`, connections are accepted and nothing answers: a
+    /// request waits until the window ends and is served then, open watches send
+    /// nothing meanwhile (a stopped process: SIGSTOP, then SIGCONT).
+    Freeze(Window),
+    /// From `start` on, for `length`, the process is gone: the listener is closed (a
+    /// connection is refused) and the connections of clients under test are reset;
+    /// then it listens again on the same port with the same state and certificates (a
+    /// killed API server that its supervisor starts again).
+    Restart(Window),
 }
 
 /// A stretch of time, counted from the first request of a client under test.
@@ -77,6 +86,8 @@ pub enum Verdict {
     Hang,
     /// Serve, then close the connection instead of answering.
     Lost,
+    /// Wait (the server is frozen), then ask again.
+    Frozen,
 }
 
 /// The active fault rules; deterministic (seeded) so test runs repeat.
@@ -158,6 +169,8 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
         ["trickle", d] => parse_duration(d, rule).map(Rule::Trickle),
         ["storm", w] => parse_window(w, rule).map(Rule::Storm),
         ["down", w] => parse_window(w, rule).map(Rule::Down),
+        ["freeze", w] => parse_window(w, rule).map(Rule::Freeze),
+        ["restart", w] => parse_window(w, rule).map(Rule::Restart),
         ["watch-close", n] => Ok(Rule::WatchClose(parse_count(n, rule)?)),
         ["watch-gone", n] => Ok(Rule::WatchGone {
             remaining: parse_count(n, rule)?,
@@ -168,7 +181,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
             method,
         }),
         _ => Err(format!(
-            "bad fault rule {rule:?}: expected CODE:N[@METHOD], reset:N[@METHOD], lost:N[@METHOD], rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang, trickle:DURATION, storm:DURATION[+START] or down:DURATION[+START]"
+            "bad fault rule {rule:?}: expected CODE:N[@METHOD], reset:N[@METHOD], lost:N[@METHOD], rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang, trickle:DURATION, storm:DURATION[+START], down:DURATION[+START], freeze:DURATION[+START] or restart:DURATION[+START]"
         )),
     }
 }
@@ -203,7 +216,10 @@ impl Faults {
             for rule in rules.iter() {
                 match rule {
                     Rule::Hang => return Verdict::Hang,
-                    Rule::Down(w) if w.contains(since) => return Verdict::Reset,
+                    Rule::Down(w) | Rule::Restart(w) if w.contains(since) => {
+                        return Verdict::Reset;
+                    }
+                    Rule::Freeze(w) if w.contains(since) => return Verdict::Frozen,
                     Rule::Storm(w) if w.contains(since) => return Verdict::Fail(429),
                     _ => {}
                 }
@@ -220,6 +236,30 @@ impl Faults {
     /// Whether the server is down right now: open watches end.
     pub fn is_down(&self) -> bool {
         self.timed_verdict() == Verdict::Reset
+    }
+
+    /// Whether the server is frozen right now: open watches hold their events.
+    pub fn is_frozen(&self) -> bool {
+        self.timed_verdict() == Verdict::Frozen
+    }
+
+    /// Whether a restart rule is set (the listener then checks [`Self::restarting`]).
+    pub fn has_restart(&self) -> bool {
+        self.with_rules(|rules| rules.iter().any(|r| matches!(r, Rule::Restart(_))))
+    }
+
+    /// Whether the process is gone right now. Asking does not start the clock: only a
+    /// client's request does.
+    pub fn restarting(&self) -> bool {
+        let since = *self.first_request.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(since) = since.map(|first| first.elapsed()) else {
+            return false;
+        };
+        self.with_rules(|rules| {
+            rules
+                .iter()
+                .any(|r| matches!(r, Rule::Restart(w) if w.contains(since)))
+        })
     }
 
     /// The delay between two bytes of an answer, when answers trickle.
@@ -378,6 +418,17 @@ mod tests {
         assert_eq!(f.verdict("PATCH"), Verdict::Reset);
         std::thread::sleep(Duration::from_millis(250));
         assert!(!f.is_down());
+        f.set("freeze:200ms,restart:200ms+300ms").unwrap();
+        assert!(f.has_restart());
+        assert!(!f.restarting(), "no request yet: the clock has not started");
+        assert_eq!(f.verdict("GET"), Verdict::Frozen);
+        assert!(f.is_frozen() && !f.restarting());
+        std::thread::sleep(Duration::from_millis(350));
+        assert!(f.restarting());
+        assert_eq!(f.verdict("GET"), Verdict::Reset);
+        std::thread::sleep(Duration::from_millis(200));
+        assert!(!f.restarting() && !f.is_frozen());
+        assert_eq!(f.verdict("GET"), Verdict::Serve);
         f.set("hang").unwrap();
         assert_eq!(f.verdict("GET"), Verdict::Hang);
         f.set("lost:1@PATCH").unwrap();

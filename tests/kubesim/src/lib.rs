@@ -108,8 +108,10 @@ pub struct ServeArgs {
     /// lost:N[@METHOD] (served, then the answer is lost), rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang (accept and never
     /// answer), trickle:DURATION (one byte of each answer per DURATION),
     /// storm:DURATION[+START] (429 with Retry-After to everything) and
-    /// down:DURATION[+START] (connections reset, watches cut), both counted from the first
-    /// request. The simulated controllers are exempt: the faults are met by the clients
+    /// down:DURATION[+START] (connections reset, watches cut), freeze:DURATION[+START]
+    /// (nothing answers until it ends: a stopped process) and restart:DURATION[+START]
+    /// (the listener closed, connections reset, then back on the same port), all counted
+    /// from the first request. The simulated controllers are exempt: the faults are met by the clients
     /// under test.
     #[arg(long, value_name = "SPEC", default_value = "")]
     pub faults: String,
@@ -157,6 +159,7 @@ pub struct RunningServer {
     shared: Arc<server::Shared>,
     shutdown: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
 }
 
 impl RunningServer {
@@ -184,6 +187,29 @@ impl RunningServer {
     /// carry [`server::CONTROLLER_HEADER`]: faults are for the client under test.
     pub async fn start_controllers(&self, opts: &ControllerOptions) -> Result<()> {
         let mut config = self.config().await?;
+        // Their own port, which a `restart` fault leaves alone: they stand for the
+        // cluster's controllers, not for the clients under test.
+        let listener = TcpListener::bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+            .await
+            .map_err(|e| Error::runtime(format!("cannot listen for the controllers: {e}")))?;
+        let address = listener
+            .local_addr()
+            .map_err(|e| Error::runtime(e.to_string()))?;
+        let scheme = if self.acceptor.is_some() {
+            "https"
+        } else {
+            "http"
+        };
+        config.cluster_url = format!("{scheme}://{address}")
+            .parse()
+            .map_err(client_error)?;
+        tokio::spawn(accept_loop(
+            listener,
+            self.acceptor.clone(),
+            self.shared.clone(),
+            self.shutdown.subscribe(),
+            false,
+        ));
         config.headers.push((
             http::HeaderName::from_static(server::CONTROLLER_HEADER),
             http::HeaderValue::from_static("1"),
@@ -369,7 +395,13 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningServer> {
         address: address.to_string(),
     });
     let (shutdown, stop) = watch::channel(false);
-    let task = tokio::spawn(accept_loop(listener, acceptor, shared.clone(), stop));
+    let task = tokio::spawn(accept_loop(
+        listener,
+        acceptor.clone(),
+        shared.clone(),
+        stop,
+        true,
+    ));
     let running = RunningServer {
         url,
         kubeconfig,
@@ -377,6 +409,7 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningServer> {
         shared,
         shutdown,
         task,
+        acceptor,
     };
     if let Some(controller_opts) = &opts.controllers {
         running.start_controllers(controller_opts).await?;
@@ -384,38 +417,82 @@ pub async fn serve(opts: ServeOptions) -> Result<RunningServer> {
     Ok(running)
 }
 
+/// Accepts and serves connections until `stop`. With `restartable` (the port of the
+/// clients under test), a `restart` fault closes the listener, resets every open
+/// connection, and listens again on the same address once it is over.
 async fn accept_loop(
     listener: TcpListener,
     acceptor: Option<tokio_rustls::TlsAcceptor>,
     shared: Arc<server::Shared>,
     mut stop: watch::Receiver<bool>,
+    restartable: bool,
 ) {
+    let Ok(address) = listener.local_addr() else {
+        return;
+    };
+    let mut listener = Some(listener);
+    // Bumped at each restart: every connection then ends at once.
+    let (killed, _) = watch::channel(0u32);
+    let mut check = tokio::time::interval(std::time::Duration::from_millis(20));
     loop {
+        let restarts = restartable && shared.faults.has_restart();
+        let accepting = async {
+            match &listener {
+                Some(listener) => listener.accept().await,
+                None => std::future::pending().await,
+            }
+        };
         let stream = tokio::select! {
             _ = stop.changed() => return,
-            accepted = listener.accept() => match accepted {
+            _ = check.tick(), if restarts => {
+                let gone = shared.faults.restarting();
+                if gone && listener.is_some() {
+                    listener = None;
+                    killed.send_modify(|n| *n += 1);
+                    eprintln!("kubesim: restart: not listening, connections reset");
+                } else if !gone && listener.is_none() {
+                    listener = TcpListener::bind(address).await.ok();
+                    if listener.is_some() {
+                        eprintln!("kubesim: restart: listening again on {address}");
+                    }
+                }
+                continue;
+            }
+            accepted = accepting => match accepted {
                 Ok((stream, _)) => stream,
                 Err(_) => continue,
             },
         };
+        if restarts {
+            // A killed process's connections end with a reset, not a goodbye.
+            #[allow(deprecated)] // SO_LINGER 0 closes at once: nothing blocks on drop.
+            let _ = stream.set_linger(Some(std::time::Duration::ZERO));
+        }
         let shared = shared.clone();
         let acceptor = acceptor.clone();
+        let mut kill = killed.subscribe();
         tokio::spawn(async move {
             let service =
                 hyper::service::service_fn(move |req| server::handle(shared.clone(), req));
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             // A client that hangs up or fails the handshake ends only its connection.
-            match acceptor {
-                Some(acceptor) => {
-                    if let Ok(tls) = acceptor.accept(stream).await {
-                        let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+            let serve = async {
+                match acceptor {
+                    Some(acceptor) => {
+                        if let Ok(tls) = acceptor.accept(stream).await {
+                            let _ = builder.serve_connection(TokioIo::new(tls), service).await;
+                        }
+                    }
+                    None => {
+                        let _ = builder
+                            .serve_connection(TokioIo::new(stream), service)
+                            .await;
                     }
                 }
-                None => {
-                    let _ = builder
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                }
+            };
+            tokio::select! {
+                () = serve => {}
+                _ = kill.changed() => {}
             }
         });
     }

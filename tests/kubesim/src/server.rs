@@ -245,14 +245,25 @@ pub async fn handle(
         tokio::time::sleep(modelled).await;
     }
     if let Some(faults) = faults {
-        let verdict = if is_watch {
+        let mut verdict = if is_watch {
             faults.watch_verdict()
         } else {
             faults.verdict(method.as_str())
         };
+        if verdict == Verdict::Frozen {
+            log(&method, &path, "frozen", &caller);
+            while verdict == Verdict::Frozen {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                verdict = if is_watch {
+                    faults.watch_verdict()
+                } else {
+                    faults.verdict(method.as_str())
+                };
+            }
+        }
         lost = verdict == Verdict::Lost;
         match verdict {
-            Verdict::Serve | Verdict::Lost => {}
+            Verdict::Serve | Verdict::Lost | Verdict::Frozen => {}
             Verdict::Hang => {
                 log(&method, &path, "hang", &caller);
                 // Until the client gives up (dropping this future) or the rule is lifted.
@@ -1022,6 +1033,10 @@ fn watch(
                     if faults.as_ref().is_some_and(|f| f.is_down()) {
                         log(&Method::GET, &path, "cut (down)", &caller);
                         return;
+                    }
+                    // Frozen: the events wait (in the channel) until it thaws.
+                    while faults.as_ref().is_some_and(|f| f.is_frozen()) {
+                        tokio::time::sleep(Duration::from_millis(50)).await;
                     }
                 }
                 _ = ticker.tick(), if bookmarks => {
