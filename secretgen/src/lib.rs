@@ -291,7 +291,7 @@ fn pull_secret(
         .find(|d| kpipe_core::ObjectId::of(&d.value) == id)
     {
         return Err(Error::input(format!(
-            "--name {name}: the input already holds {} ({})",
+            "--name {name}: the stream already has {} ({})",
             same.id(),
             same.place()
         )));
