@@ -33,11 +33,11 @@ checked.
 What it adds to the tutorial (each can be changed or turned off): readiness/liveness
 probes, HTTP GET /admin/login/ with `Host: HOST` when there is a --host (so a pod whose
 Django refuses HOST is never ready), TCP on the container port otherwise (--probe-path,
---tcp-probes, --no-probes), rolling updates that keep every
-old pod until a new one is ready (--max-unavailable), modest requests and a memory limit
-(--cpu-request, --memory-request, --cpu-limit, --memory-limit; `none` drops one), and a
-security context the tutorial's root image still runs under (no privilege escalation,
-capabilities dropped, seccomp RuntimeDefault; --run-as-user, --no-security-context).
+--tcp-probes, --no-probes), rolling updates that keep every old pod until a new one is
+ready (--max-unavailable), modest requests and a memory limit (--cpu-request,
+--memory-request, --cpu-limit, --memory-limit; `none` drops one), and a security context
+the tutorial's root image still runs under (no privilege escalation, capabilities dropped,
+seccomp RuntimeDefault; --run-as-user, --no-security-context).
 Labels: `app: <app>` exactly in selectors; app.kubernetes.io/* labels only on objects and
 pod templates, never in a selector (selectors are immutable).";
 
@@ -169,8 +169,8 @@ pub struct Args {
 
     /// Path of the HTTP probes [default with --host: /admin/login/, which every Django
     /// project with the admin answers with 200 without a database query]; they send
-    /// `Host: HOST` (the first --host). Without --host: HTTP GET PATH with the pod IP as
-    /// host (Django must allow it), else TCP probes
+    /// `Host: HOST` (the first --host). Without --host they send the pod IP as Host
+    /// (Django must allow it); without either they are TCP
     #[arg(long, value_name = "PATH")]
     pub probe_path: Option<String>,
 
