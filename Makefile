@@ -12,14 +12,20 @@ TOOLS     := envsplit secretgen manifest-gen kapply certwait
 ENV ?= examples/polls/env
 #> RULES=examples/polls/split.rules	envsplit rules: which keys are config, which secret
 RULES ?= examples/polls/split.rules
+#> FORMAT=	env file format: docker (every value as written, a Django key with `$` too); default dotenv
+FORMAT ?=
 #> APP=polls	app name: polls-config, polls-secret, polls-app ...
 APP ?= polls
 #> IMAGE=docker.io/sammy/polls:latest	container image to deploy
 IMAGE ?= docker.io/sammy/polls:latest
-#> HOST=polls.example.com	public host name for the Ingress and certificate
+#> HOST=polls.example.com	public host name(s) for the Ingress and its one certificate: a,b for several
 HOST ?= polls.example.com
 #> ISSUER=letsencrypt-staging	cert-manager ClusterIssuer
 ISSUER ?= letsencrypt-staging
+#> IMAGE_PULL_SECRET=	Secret (kubernetes.io/dockerconfigjson) the pods pull IMAGE with
+IMAGE_PULL_SECRET ?=
+#> DOCKER_CONFIG_FILE=	docker config.json to make IMAGE_PULL_SECRET (default APP-registry) from in the render; pruned once unset
+DOCKER_CONFIG_FILE ?=
 #> NAMESPACE=	namespace (default: the kubeconfig context's)
 NAMESPACE ?=
 #> REPLICAS=2	Deployment replicas
@@ -46,15 +52,18 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(abspath $(BIN)):$(PATH)
 NS_FLAG   := $(if $(NAMESPACE),--namespace $(NAMESPACE))
 # The tutorial's split (six settings are plain config, everything else is secret) lives
 # in one rules file, shared with make demo, the benchmarks and the tests.
-SPLIT     := --rules $(RULES)
+SPLIT     := --rules $(RULES) $(if $(FORMAT),--format $(FORMAT))
+PULL_SECRET := $(or $(IMAGE_PULL_SECRET),$(if $(DOCKER_CONFIG_FILE),$(APP)-registry))
 GEN_FLAGS := --app $(APP) --image $(IMAGE) --host $(HOST) --issuer $(ISSUER) \
              $(if $(HPA),--hpa $(HPA),--replicas $(REPLICAS)) $(if $(filter 1,$(PDB)),--pdb) \
-             $(if $(filter 1,$(MIGRATE)),--migrate) $(NS_FLAG)
+             $(if $(filter 1,$(MIGRATE)),--migrate) $(NS_FLAG) \
+             $(if $(PULL_SECRET),--image-pull-secret $(PULL_SECRET))
 
 # envsplit | secretgen | manifest-gen: the whole manifest set on stdout.
 define RENDER
 envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) \
   | secretgen --generate DJANGO_SECRET_KEY \
+      $(if $(DOCKER_CONFIG_FILE),--docker-config "$(DOCKER_CONFIG_FILE)" --name $(PULL_SECRET) $(NS_FLAG)) \
   | manifest-gen $(GEN_FLAGS)
 endef
 

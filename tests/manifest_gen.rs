@@ -241,6 +241,248 @@ fn ingress_options() {
     );
 }
 
+// ---------------------------------------------------------------- Django as the tutorial runs it
+
+/// The readiness and liveness probes of the Deployment's container.
+fn probes(objs: &[Value]) -> [&Value; 2] {
+    let c = container(objs);
+    [&c["readinessProbe"], &c["livenessProbe"]]
+}
+
+#[test]
+fn with_a_host_the_probes_are_http_and_send_it_as_host_header() {
+    // A TCP probe calls a pod ready while Django answers 400 to every request for a
+    // host it does not allow; the HTTP probe asks as the Ingress will, for the first host.
+    let objs = objects(&["--host", "polls.example.com,www.polls.example.com"]);
+    for probe in probes(&objs) {
+        assert_eq!(
+            probe["httpGet"],
+            json!({"path": "/admin/login/", "port": "gunicorn",
+                   "httpHeaders": [{"name": "Host", "value": "polls.example.com"}]}),
+            "{probe}"
+        );
+        assert!(probe.get("tcpSocket").is_none());
+    }
+    let objs = objects(&["--host", HOST, "--probe-path", "/polls/"]);
+    for probe in probes(&objs) {
+        assert_eq!(probe["httpGet"]["path"], "/polls/");
+        assert_eq!(probe["httpGet"]["httpHeaders"][0]["value"], HOST);
+    }
+    // A wildcard is no Host header Django accepts: a name under it is sent.
+    let objs = objects(&["--host", "*.example.com"]);
+    assert_eq!(
+        probes(&objs)[0]["httpGet"]["httpHeaders"][0]["value"],
+        "kpipe-probe.example.com"
+    );
+    let objs = objects(&["--host", "*.example.com", "--host", HOST]);
+    assert_eq!(probes(&objs)[0]["httpGet"]["httpHeaders"][0]["value"], HOST);
+    // TCP on request, and without a host (no name to send).
+    for args in [&["--host", HOST, "--tcp-probes"][..], &[]] {
+        let objs = objects(args);
+        for probe in probes(&objs) {
+            assert_eq!(probe["tcpSocket"]["port"], "gunicorn", "{args:?}");
+            assert!(probe.get("httpGet").is_none(), "{args:?}");
+        }
+    }
+    gen_args(&[
+        "--image",
+        IMAGE,
+        "--host",
+        HOST,
+        "--tcp-probes",
+        "--probe-path",
+        "/",
+    ])
+    .code(2)
+    .stdout_empty();
+}
+
+#[test]
+fn two_hosts_give_a_rule_each_and_one_tls_entry_for_one_certificate() {
+    // HOST=a,b through make is `--host a,b`; repeated --host is the same.
+    for args in [
+        &["--host", "polls.example.com,www.polls.example.com"][..],
+        &[
+            "--host",
+            "polls.example.com",
+            "--host",
+            "www.polls.example.com",
+        ],
+    ] {
+        let objs = objects(args);
+        let ingress = find(&objs, "Ingress");
+        let rules = ingress["spec"]["rules"].as_array().unwrap();
+        let hosts: Vec<&str> = rules.iter().map(|r| r["host"].as_str().unwrap()).collect();
+        assert_eq!(
+            hosts,
+            ["polls.example.com", "www.polls.example.com"],
+            "{args:?}"
+        );
+        for rule in rules {
+            assert_eq!(
+                rule["http"]["paths"][0]["backend"]["service"]["name"],
+                "polls"
+            );
+        }
+        // ingress-shim makes one Certificate per secretName: one entry, both hosts.
+        assert_eq!(
+            ingress["spec"]["tls"],
+            json!([{"hosts": ["polls.example.com", "www.polls.example.com"], "secretName": "polls-tls"}]),
+            "{args:?}"
+        );
+    }
+    gen_args(&["--image", IMAGE, "--host", "polls.example.com,"])
+        .code(2)
+        .stdout_empty()
+        .stderr_has("--host");
+}
+
+/// The test config with DJANGO_ALLOWED_HOSTS set to `value` (in the ConfigMap).
+fn allowing(value: &str) -> String {
+    let stream = config_stream();
+    assert!(stream.contains("DJANGO_ALLOWED_HOSTS: \"*\""));
+    stream.replace(
+        "DJANGO_ALLOWED_HOSTS: \"*\"",
+        &format!("DJANGO_ALLOWED_HOSTS: {}", json!(value)),
+    )
+}
+
+#[test]
+fn hosts_django_does_not_allow_are_refused_naming_the_setting() {
+    let two = ["--host", "polls.example.com,www.polls.example.com"];
+    // Admitted: exact names (any case), a leading dot (domain and subdomains), `*`.
+    for allowed in [
+        "polls.example.com,www.polls.example.com",
+        "localhost,POLLS.example.com,Www.Polls.Example.Com",
+        ".example.com",
+        ".polls.example.com",
+        "*",
+        "localhost,*",
+    ] {
+        objects_from(&two, &allowing(allowed));
+    }
+    objects_from(&["--host", "*.example.com"], &allowing(".example.com"));
+
+    // Refused: exit 2, nothing written, the object and the setting named.
+    for (allowed, refused) in [
+        (
+            "localhost,127.0.0.1",
+            "--host polls.example.com, --host www.polls.example.com",
+        ),
+        ("polls.example.com", "--host www.polls.example.com"),
+        (
+            "example.com",
+            "--host polls.example.com, --host www.polls.example.com",
+        ),
+        (
+            "*.example.com",
+            "--host polls.example.com, --host www.polls.example.com",
+        ),
+        ("", "--host polls.example.com, --host www.polls.example.com"),
+    ] {
+        let mut args = vec!["--image", IMAGE];
+        args.extend_from_slice(&two);
+        let err = gen_stream(&args, &allowing(allowed))
+            .context(allowed)
+            .code(2)
+            .stdout_empty()
+            .stderr_has(&format!(
+                "manifest-gen: <stdin>: document 1 (line 4): ConfigMap/polls-config: \
+                 DJANGO_ALLOWED_HOSTS {} does not admit {refused}: Django would answer \
+                 every request with 400 Bad Request",
+                json!(allowed)
+            ))
+            .stderr();
+        assert!(!err.contains(SECRET_VALUE), "{err}");
+    }
+    let err = refused_stream_with(&["--host", "*.example.com"], &allowing("polls.example.com"));
+    assert!(
+        err.contains("does not admit --host *.example.com") && err.contains("add .example.com"),
+        "{err}"
+    );
+    // The tutorial's settings split on ',' alone: a space is part of the next name.
+    let err = refused_stream_with(&["--host", HOST], &allowing("localhost, your-domain.com"));
+    assert!(err.contains("remove them"), "{err}");
+
+    // Not in the stream, or no stream: nothing to check, nothing guessed.
+    let without = config_stream().replace("  DJANGO_ALLOWED_HOSTS: \"*\"\n", "");
+    objects_from(&two, &without);
+    objects(&two);
+}
+
+/// manifest-gen `--image IMAGE ARGS` refuses `stream`: exit 2, nothing on stdout.
+fn refused_stream_with(args: &[&str], stream: &str) -> String {
+    let mut all = vec!["--image", IMAGE];
+    all.extend_from_slice(args);
+    gen_stream(&all, stream)
+        .context(stream)
+        .code(2)
+        .stdout_empty()
+        .stderr()
+}
+
+#[test]
+fn allowed_hosts_in_the_secret_are_checked_without_showing_them() {
+    // envsplit rules may put DJANGO_ALLOWED_HOSTS into the Secret: checked, never shown.
+    let hidden = "hidden-allowed-host.internal";
+    let in_secret = config_stream()
+        .replace("  DJANGO_ALLOWED_HOSTS: \"*\"\n", "")
+        .replace(
+            "stringData:\n",
+            &format!("stringData:\n  DJANGO_ALLOWED_HOSTS: \"{hidden}\"\n"),
+        );
+    let err = refused_stream_with(&["--host", HOST], &in_secret);
+    assert!(
+        err.contains("Secret/polls-secret: DJANGO_ALLOWED_HOSTS (its value is not shown")
+            && err.contains(&format!("does not admit --host {HOST}")),
+        "{err}"
+    );
+    assert!(
+        !err.contains(hidden) && !err.contains(SECRET_VALUE),
+        "{err}"
+    );
+    objects_from(&["--host", hidden], &in_secret);
+    // Both set it: envFrom lists the ConfigMap last, and its value is the one Django sees.
+    let both = config_stream().replace(
+        "stringData:\n",
+        &format!("stringData:\n  DJANGO_ALLOWED_HOSTS: \"{hidden}\"\n"),
+    );
+    objects_from(&["--host", HOST], &both);
+}
+
+#[test]
+fn image_pull_secrets_go_on_every_pod_and_into_the_job_name() {
+    let objs = objects_from(
+        &[
+            "--migrate",
+            "--image-pull-secret",
+            "regcred",
+            "--image-pull-secret",
+            "other",
+        ],
+        &config_stream(),
+    );
+    let want = json!([{"name": "regcred"}, {"name": "other"}]);
+    assert_eq!(
+        find(&objs, "Deployment")["spec"]["template"]["spec"]["imagePullSecrets"],
+        want
+    );
+    let job = find(&objs, "Job");
+    assert_eq!(job["spec"]["template"]["spec"]["imagePullSecrets"], want);
+    // The Job's pod template is immutable: another pull secret is another Job.
+    let plain = job_of(&[], &config_stream());
+    assert_ne!(job["metadata"]["name"], plain["metadata"]["name"]);
+    assert!(
+        find(&objects(&[]), "Deployment")["spec"]["template"]["spec"]
+            .get("imagePullSecrets")
+            .is_none()
+    );
+    gen_args(&["--image", IMAGE, "--image-pull-secret", "Reg_Cred"])
+        .code(2)
+        .stdout_empty()
+        .stderr_has("--image-pull-secret \"Reg_Cred\"");
+}
+
 // ---------------------------------------------------------------- labels and selectors
 
 #[test]
@@ -1040,6 +1282,17 @@ fn combinations() -> Vec<(&'static str, Vec<&'static str>, bool)> {
             false,
         ),
         ("ingress-no-tls", vec!["--host", HOST, "--no-tls"], false),
+        (
+            "two-hosts-private-registry",
+            vec![
+                "--host",
+                "polls.example.com,www.polls.example.com",
+                "--image-pull-secret",
+                "regcred",
+                "--migrate",
+            ],
+            true,
+        ),
         ("stream", vec![], true),
         (
             "everything",

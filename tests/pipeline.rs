@@ -406,3 +406,178 @@ fn a_failed_kapply_run_fails_certwait_after_it() {
         out.stderr()
     );
 }
+
+/// The documents of a kpipe stream, parsed.
+fn documents(text: &str) -> Vec<serde_json::Value> {
+    text.split("\n---\n")
+        .skip(1)
+        .map(|d| serde_yaml::from_str(d).unwrap_or_else(|e| panic!("{e}\n{d}")))
+        .collect()
+}
+
+fn kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {
+    docs.iter()
+        .find(|d| d["kind"] == kind)
+        .unwrap_or_else(|| panic!("no {kind}"))
+}
+
+/// Django as the tutorial runs it, through make: a secret key with `$` (FORMAT=docker),
+/// two hosts on one certificate, DJANGO_ALLOWED_HOSTS checked, a private registry.
+#[test]
+fn make_passes_format_hosts_and_the_pull_secret_to_the_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = "k3y$with$dollars-0ut-of-every-log";
+    let env = dir.path().join("env");
+    let template = std::fs::read_to_string(repo().join("examples/polls/env")).unwrap();
+    std::fs::write(
+        &env,
+        template
+            .replace(
+                "DJANGO_SECRET_KEY=\n",
+                &format!("DJANGO_SECRET_KEY={key}\n"),
+            )
+            .replace(
+                "DJANGO_ALLOWED_HOSTS=*\n",
+                "DJANGO_ALLOWED_HOSTS=.example.com\n",
+            ),
+    )
+    .unwrap();
+    let docker_config = dir.path().join("config.json");
+    std::fs::write(
+        &docker_config,
+        r#"{"auths":{"registry.example.com":{"auth":"dTpw"}}}"#,
+    )
+    .unwrap();
+    let out_file = dir.path().join("deploy.yaml");
+    let vars = |extra: &[(&'static str, String)]| {
+        let mut v: Vec<(&str, String)> = vec![
+            ("ENV", env.display().to_string()),
+            ("OUT", out_file.display().to_string()),
+            ("HOST", "polls.example.com,www.polls.example.com".into()),
+        ];
+        v.extend_from_slice(extra);
+        v
+    };
+    let render = |vars: &[(&str, String)]| {
+        let vars: Vec<(&str, &str)> = vars.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        make("render", &vars).run()
+    };
+
+    // The default format would expand `$`: refused, and make has no other way than FORMAT.
+    render(&vars(&[]))
+        .code(2)
+        .stderr_has("DJANGO_SECRET_KEY: '$'")
+        .no_secret(key);
+    assert!(
+        !out_file.exists(),
+        "a failed render wrote {}",
+        out_file.display()
+    );
+
+    render(&vars(&[
+        ("FORMAT", "docker".into()),
+        ("DOCKER_CONFIG_FILE", docker_config.display().to_string()),
+    ]))
+    .success()
+    .no_secret(key);
+    let docs = documents(&std::fs::read_to_string(&out_file).unwrap());
+    let secret = docs
+        .iter()
+        .find(|d| d["metadata"]["name"] == "polls-secret")
+        .unwrap();
+    let decoded = base64::Engine::decode(
+        &base64::engine::general_purpose::STANDARD,
+        secret["data"]["DJANGO_SECRET_KEY"].as_str().unwrap(),
+    )
+    .unwrap();
+    assert_eq!(decoded, key.as_bytes(), "the key as written, `$` and all");
+
+    let ingress = kind(&docs, "Ingress");
+    assert_eq!(ingress["spec"]["rules"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        ingress["spec"]["tls"],
+        serde_json::json!([{"hosts": ["polls.example.com", "www.polls.example.com"], "secretName": "polls-tls"}])
+    );
+    let registry = docs
+        .iter()
+        .find(|d| d["metadata"]["name"] == "polls-registry")
+        .expect("DOCKER_CONFIG_FILE makes APP-registry");
+    assert_eq!(registry["type"], "kubernetes.io/dockerconfigjson");
+    for workload in ["Deployment", "Job"] {
+        let pod = &kind(&docs, workload)["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["imagePullSecrets"],
+            serde_json::json!([{"name": "polls-registry"}]),
+            "{workload}"
+        );
+    }
+    let probe =
+        &kind(&docs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["readinessProbe"];
+    assert_eq!(
+        probe["httpGet"]["httpHeaders"][0]["value"],
+        "polls.example.com"
+    );
+
+    // IMAGE_PULL_SECRET alone references a Secret made elsewhere.
+    render(&vars(&[
+        ("FORMAT", "docker".into()),
+        ("IMAGE_PULL_SECRET", "regcred".into()),
+    ]))
+    .success();
+    let docs = documents(&std::fs::read_to_string(&out_file).unwrap());
+    assert!(
+        docs.iter()
+            .all(|d| d["type"] != "kubernetes.io/dockerconfigjson")
+    );
+    assert_eq!(
+        kind(&docs, "Deployment")["spec"]["template"]["spec"]["imagePullSecrets"],
+        serde_json::json!([{"name": "regcred"}])
+    );
+
+    // A host the env's DJANGO_ALLOWED_HOSTS does not admit stops the render.
+    std::fs::remove_file(&out_file).unwrap();
+    render(&[
+        ("ENV", env.display().to_string()),
+        ("OUT", out_file.display().to_string()),
+        ("FORMAT", "docker".into()),
+        ("HOST", "polls.example.org".into()),
+    ])
+    .code(2)
+    .stderr_has("ConfigMap/polls-config: DJANGO_ALLOWED_HOSTS \".example.com\" does not admit --host polls.example.org")
+    .no_secret(key);
+    assert!(!out_file.exists());
+}
+
+#[test]
+fn two_hosts_get_one_certificate_for_both() {
+    let sim = Sim::start(&["--cert-manager"]);
+    let dir = tempfile::tempdir().unwrap();
+    let env = env_file(dir.path());
+    let out = make(
+        "deploy",
+        &[
+            ("ENV", env.to_str().unwrap()),
+            ("HOST", "polls.example.com,www.polls.example.com"),
+            ("TIMEOUT", "60s"),
+        ],
+    )
+    .env("KUBECONFIG", &sim.kubeconfig)
+    .run();
+    out.success().no_secret(SECRET_KEY);
+    let names = sim.kubectl_ok(&["get", "certificates", "-n", "default", "-o", "name"]);
+    assert_eq!(
+        names.trim(),
+        "certificate.cert-manager.io/polls-tls",
+        "{names}"
+    );
+    let dns = sim.kubectl_ok(&[
+        "get",
+        "certificate",
+        "polls-tls",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.spec.dnsNames}",
+    ]);
+    assert_eq!(dns, r#"["polls.example.com","www.polls.example.com"]"#);
+}

@@ -344,3 +344,191 @@ fn passed_through_objects_read_as_kapply_reads_them() {
     assert_eq!(before["spec"]["replicas"], 2);
     assert_eq!(read(&out.stdout), before);
 }
+
+/// `kubectl create secret docker-registry NAME ARGS --dry-run=client -o yaml`, parsed.
+fn kubectl_docker_registry(args: &[&str]) -> Value {
+    let out = Command::new("kubectl")
+        .args(["create", "secret", "docker-registry"])
+        .args(args)
+        .args(["--dry-run=client", "-o", "yaml"])
+        .env_remove("KUBECONFIG")
+        .output()
+        .expect("kubectl is installed");
+    assert!(out.status.success(), "{}", stderr(&out));
+    serde_yaml::from_slice(&out.stdout).unwrap()
+}
+
+/// What a Secret is to the API server: name, namespace, type and data.
+fn essence(secret: &Value) -> Value {
+    serde_json::json!({
+        "kind": secret["kind"],
+        "name": secret["metadata"]["name"],
+        "namespace": secret["metadata"]["namespace"],
+        "type": secret["type"],
+        "data": secret["data"],
+    })
+}
+
+#[test]
+fn docker_registry_secrets_equal_kubectls() {
+    // Go's JSON escapes <, > and & in the password: byte for byte the same.
+    let password = format!("{SECRET}<&>\"$x");
+    let cases: Vec<(Vec<&str>, Vec<&str>)> = vec![
+        (
+            vec!["--docker-username", "u", "--docker-password", &password],
+            vec!["--docker-username", "u", "--docker-password", &password],
+        ),
+        (
+            vec![
+                "--docker-server",
+                "registry.example.com",
+                "--docker-username",
+                "robot$ci",
+                "--docker-password",
+                &password,
+                "--docker-email",
+                "ci@example.com",
+                "-n",
+                "web",
+            ],
+            vec![
+                "--docker-server=registry.example.com",
+                "--docker-username=robot$ci",
+                "--docker-password",
+                &password,
+                "--docker-email=ci@example.com",
+                "-n",
+                "web",
+            ],
+        ),
+    ];
+    for (ours, kubectls) in cases {
+        let mut args = vec!["--name", "regcred"];
+        args.extend_from_slice(&ours);
+        // stdin not a pipe (here /dev/null): no stream, just the Secret.
+        let out = cmd("secretgen").args(&args).run();
+        out.success().no_secret(SECRET);
+        let objects = docs(&out.stdout());
+        assert_eq!(objects.len(), 1);
+        let mut theirs = vec!["regcred"];
+        theirs.extend_from_slice(&kubectls);
+        assert_eq!(
+            essence(&objects[0]),
+            essence(&kubectl_docker_registry(&theirs)),
+            "{ours:?}"
+        );
+    }
+
+    // From a docker config file: its bytes, as `--from-file=.dockerconfigjson=FILE`.
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.json");
+    let auth = STANDARD.encode(format!("u:{SECRET}"));
+    std::fs::write(
+        &config,
+        format!("{{\n\t\"auths\": {{\n\t\t\"ghcr.io\": {{\n\t\t\t\"auth\": \"{auth}\"\n\t\t}}\n\t}}\n}}\n"),
+    )
+    .unwrap();
+    let path = config.to_str().unwrap();
+    let out = cmd("secretgen")
+        .args(["--docker-config", path, "--name", "regcred"])
+        .run();
+    out.success().no_secret(SECRET).no_secret(&auth);
+    let from_file = format!("--from-file=.dockerconfigjson={path}");
+    assert_eq!(
+        essence(&docs(&out.stdout())[0]),
+        essence(&kubectl_docker_registry(&["regcred", &from_file]))
+    );
+}
+
+#[test]
+fn a_registry_secret_joins_the_stream_and_useless_configs_are_refused() {
+    let out = secretgen(
+        &[
+            "--generate",
+            "C",
+            "--name",
+            "regcred",
+            "--docker-username",
+            "u",
+            "--docker-password",
+            SECRET,
+        ],
+        &stream(),
+    );
+    out.success();
+    let objects = docs(&out.stdout());
+    let names: Vec<&str> = objects
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["before", "s", "after", "regcred"]);
+    assert_eq!(objects[3]["type"], "kubernetes.io/dockerconfigjson");
+    assert_eq!(
+        objects[3]["data"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .collect::<Vec<_>>(),
+        [".dockerconfigjson"],
+        "--generate fills Opaque Secrets only"
+    );
+    assert_eq!(decode(&objects[1]["data"]["C"]).len(), 50);
+
+    // A name the stream already has is refused.
+    secretgen(
+        &[
+            "--name",
+            "s",
+            "--docker-username",
+            "u",
+            "--docker-password",
+            SECRET,
+        ],
+        &stream(),
+    )
+    .code(2)
+    .stdout_empty()
+    .stderr_has("--name s: the stream already has Secret/s");
+
+    // Docker Desktop keeps the credentials in a helper the cluster cannot run; a file
+    // that is not JSON would be refused by the API server. Neither is quoted.
+    let dir = tempfile::tempdir().unwrap();
+    for (text, why) in [
+        (
+            format!("{{\"auths\": {{}}, \"credsStore\": \"desktop\", \"x\": \"{SECRET}\"}}"),
+            "credential helper",
+        ),
+        (
+            format!("{{\"auths\": {{\"r\": \"{SECRET}\"}}"),
+            "invalid JSON",
+        ),
+        ("{}".to_owned(), "no registry in \"auths\""),
+    ] {
+        let file = dir.path().join("config.json");
+        std::fs::write(&file, &text).unwrap();
+        let out = cmd("secretgen")
+            .args(["--docker-config", file.to_str().unwrap(), "--name", "r"])
+            .run();
+        out.code(2)
+            .stdout_empty()
+            .stderr_has(&format!("secretgen: {}", file.display()))
+            .stderr_has(why)
+            .no_secret(SECRET);
+    }
+    // Half a login, or no name: usage errors.
+    for args in [
+        &["--name", "r", "--docker-username", "u"][..],
+        &["--name", "r", "--docker-password", "p"],
+        &["--docker-username", "u", "--docker-password", "p"],
+        &[
+            "--name",
+            "r",
+            "--docker-config",
+            "f",
+            "--docker-username",
+            "u",
+        ],
+    ] {
+        cmd("secretgen").args(args).run().code(2).stdout_empty();
+    }
+}

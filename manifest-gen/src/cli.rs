@@ -24,12 +24,20 @@ kpipe stream cut off before its last line `# kpipe stream: end`, is what a stage
 that failed leaves: refused, never read as no stream (a Deployment without its config
 would follow). No stream on purpose: a terminal, `</dev/null` or an empty file.
 
-What it adds to the tutorial (each can be changed or turned off): TCP readiness/liveness
-probes on the container port (--probe-path, --no-probes), rolling updates that keep every
-old pod until a new one is ready (--max-unavailable), modest requests and a memory limit
-(--cpu-request, --memory-request, --cpu-limit, --memory-limit; `none` drops one), and a
-security context the tutorial's root image still runs under (no privilege escalation,
-capabilities dropped, seccomp RuntimeDefault; --run-as-user, --no-security-context).
+With --host and a DJANGO_ALLOWED_HOSTS in the stream's ConfigMap or Secret, every host
+must be one Django admits (exact name, `.example.com` for the domain and its subdomains,
+or `*`; the tutorial's settings split the value on `,`): Django answers 400 to every
+request for any other, so that is refused (exit 2). Without it in the stream, nothing is
+checked.
+
+What it adds to the tutorial (each can be changed or turned off): readiness/liveness
+probes, HTTP GET /admin/login/ with `Host: HOST` when there is a --host (so a pod whose
+Django refuses HOST is never ready), TCP on the container port otherwise (--probe-path,
+--tcp-probes, --no-probes), rolling updates that keep every old pod until a new one is
+ready (--max-unavailable), modest requests and a memory limit (--cpu-request,
+--memory-request, --cpu-limit, --memory-limit; `none` drops one), and a security context
+the tutorial's root image still runs under (no privilege escalation, capabilities dropped,
+seccomp RuntimeDefault; --run-as-user, --no-security-context).
 Labels: `app: <app>` exactly in selectors; app.kubernetes.io/* labels only on objects and
 pod templates, never in a selector (selectors are immutable).";
 
@@ -46,6 +54,11 @@ Examples:
   # your_domain.com is not a valid host name: '_' is refused):
   manifest-gen --image IMAGE --host your-domain.com --issuer letsencrypt-staging
   manifest-gen --image IMAGE --host your-domain.com --issuer letsencrypt-prod
+
+  # Two hosts, one certificate; an image from a private registry:
+  secretgen --docker-config ~/.docker/config.json --name regcred | kapply
+  manifest-gen --image registry.example.com/polls:v1 --image-pull-secret regcred \\
+    --host polls.example.com,www.polls.example.com
 
   # The whole pipeline: config from the env file, a migration Job, autoscaling:
   envsplit --app polls env | secretgen \\
@@ -125,8 +138,9 @@ pub struct Args {
     #[arg(long, value_enum, default_value_t = ServiceType::ClusterIP, ignore_case = true)]
     pub service_type: ServiceType,
 
-    /// Emit an Ingress APP-ingress for HOST (repeatable; `*.example.com` allowed)
-    #[arg(long = "host", value_name = "HOST")]
+    /// Emit an Ingress APP-ingress for HOST: one rule per host, one certificate for all
+    /// (repeatable or comma-separated; `*.example.com` allowed)
+    #[arg(long = "host", value_name = "HOST[,HOST]", value_delimiter = ',')]
     pub hosts: Vec<String>,
 
     /// spec.ingressClassName of the Ingress
@@ -153,13 +167,25 @@ pub struct Args {
     #[arg(long, conflicts_with_all = ["issuer", "namespaced_issuer"])]
     pub no_issuer: bool,
 
-    /// Probe with HTTP GET PATH instead of a TCP connect (Django must allow the pod IP as host)
+    /// Path of the HTTP probes [default with --host: /admin/login/, which every Django
+    /// project with the admin answers with 200 without a database query]; they send
+    /// `Host: HOST` (the first --host). Without --host they send the pod IP as Host
+    /// (Django must allow it); without either they are TCP
     #[arg(long, value_name = "PATH")]
     pub probe_path: Option<String>,
 
-    /// No readiness and liveness probes
+    /// TCP probes (a connect to the port) even with --host
     #[arg(long, conflicts_with = "probe_path")]
+    pub tcp_probes: bool,
+
+    /// No readiness and liveness probes
+    #[arg(long, conflicts_with_all = ["probe_path", "tcp_probes"])]
     pub no_probes: bool,
+
+    /// Secret (type kubernetes.io/dockerconfigjson) to pull the image with, on the
+    /// Deployment's and the Job's pods (repeatable; `secretgen --docker-config` makes one)
+    #[arg(long, value_name = "NAME")]
+    pub image_pull_secret: Vec<String>,
 
     /// Rolling update maxUnavailable (N or N%); 0 keeps old pods until new ones are ready
     #[arg(long, default_value = "0", value_name = "N|N%")]

@@ -2,6 +2,7 @@
 //! YAML stream, appended to the manifest stream it reads. See README.md.
 
 mod cli;
+mod django;
 mod objects;
 mod plan;
 mod quantity;

@@ -12,9 +12,9 @@ use k8s_openapi::api::autoscaling::v2::{
 use k8s_openapi::api::batch::v1::{Job, JobSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMapEnvSource, Container, ContainerPort, EnvFromSource, HTTPGetAction,
-    Namespace, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
-    SeccompProfile, SecretEnvSource, SecurityContext, Service, ServicePort, ServiceSpec,
-    TCPSocketAction,
+    HTTPHeader, LocalObjectReference, Namespace, PodSecurityContext, PodSpec, PodTemplateSpec,
+    Probe, ResourceRequirements, SeccompProfile, SecretEnvSource, SecurityContext, Service,
+    ServicePort, ServiceSpec, TCPSocketAction,
 };
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressRule,
@@ -234,11 +234,17 @@ fn probe(plan: &Plan, initial_delay: i32, period: i32) -> Option<Probe> {
             }),
             None,
         ),
-        ProbeKind::HttpGet(path) => (
+        ProbeKind::HttpGet { path, host } => (
             None,
             Some(HTTPGetAction {
                 path: Some(path.clone()),
                 port,
+                http_headers: host.as_ref().map(|host| {
+                    vec![HTTPHeader {
+                        name: "Host".into(),
+                        value: host.clone(),
+                    }]
+                }),
                 ..Default::default()
             }),
         ),
@@ -251,6 +257,15 @@ fn probe(plan: &Plan, initial_delay: i32, period: i32) -> Option<Probe> {
         timeout_seconds: Some(3),
         failure_threshold: Some(3),
         ..Default::default()
+    })
+}
+
+fn image_pull_secrets(plan: &Plan) -> Option<Vec<LocalObjectReference>> {
+    (!plan.image_pull_secrets.is_empty()).then(|| {
+        plan.image_pull_secrets
+            .iter()
+            .map(|name| LocalObjectReference { name: name.clone() })
+            .collect()
     })
 }
 
@@ -308,6 +323,7 @@ fn deployment(plan: &Plan) -> Deployment {
                 }),
                 spec: Some(PodSpec {
                     containers: vec![container],
+                    image_pull_secrets: image_pull_secrets(plan),
                     security_context: pod_security(plan),
                     ..Default::default()
                 }),
@@ -386,7 +402,7 @@ fn ingress(plan: &Plan) -> Ingress {
 }
 
 /// `<app>-migrate-<hash>`: a Job's pod template is immutable, so a Job that would run
-/// something else (image, command, config) gets a new name instead of a failed apply.
+/// something else (image, command, config, pull secrets) gets a new name instead of a failed apply.
 pub fn job_name(plan: &Plan, job: &JobPlan) -> String {
     let mut hasher = Sha256::new();
     let mut feed = |bytes: &[u8]| {
@@ -407,6 +423,10 @@ pub fn job_name(plan: &Plan, job: &JobPlan) -> String {
             .unwrap_or_default()
             .as_bytes(),
     );
+    // Part of the immutable pod template too; none adds nothing, so names stay as they were.
+    for secret in &plan.image_pull_secrets {
+        feed(secret.as_bytes());
+    }
     let hash = hex::encode(hasher.finalize());
     format!("{}-migrate-{}", plan.app, &hash[..JOB_HASH_LEN])
 }
@@ -448,6 +468,7 @@ fn migration_job(plan: &Plan, job: &JobPlan) -> Job {
                     restart_policy: Some("Never".into()),
                     init_containers: (!init_containers.is_empty()).then_some(init_containers),
                     containers: vec![step_container(&step_name(earlier.len(), last), last)],
+                    image_pull_secrets: image_pull_secrets(plan),
                     security_context: pod_security(plan),
                     ..Default::default()
                 }),

@@ -2,8 +2,8 @@
 //! is validated here, so that a bad flag fails before anything is written.
 
 use crate::cli::{Args, ServiceType};
-use crate::quantity;
-use crate::sources::EnvSources;
+use crate::sources::{EnvSources, Setting};
+use crate::{django, quantity};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kpipe_core::object::{dns1123_label_error, dns1123_subdomain_error};
 use kpipe_core::{Error, Result};
@@ -26,6 +26,7 @@ pub struct Plan {
     pub service_type: ServiceType,
     pub ingress: Option<IngressPlan>,
     pub probe: Option<ProbeKind>,
+    pub image_pull_secrets: Vec<String>,
     pub max_unavailable: IntOrString,
     pub requests: Resources,
     pub limits: Resources,
@@ -53,7 +54,11 @@ pub struct Tls {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ProbeKind {
     Tcp,
-    HttpGet(String),
+    /// Path, and the `Host` header (Django checks it against ALLOWED_HOSTS).
+    HttpGet {
+        path: String,
+        host: Option<String>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +83,10 @@ pub struct Hpa {
 }
 
 pub const DEFAULT_REPLICAS: i32 = 2;
+/// Answered with 200 by every Django project with the admin (the tutorial's included),
+/// without a redirect or a database query: `/` is a 404 there, `/polls/` reads the
+/// database (a liveness probe on it would restart every pod while the database is away).
+pub const DEFAULT_PROBE_PATH: &str = "/admin/login/";
 const DEFAULT_CPU_PERCENT: i32 = 80;
 /// Job names become the `job-name` label of their pods: a label value, at most 63.
 const MAX_JOB_NAME: usize = 63;
@@ -138,18 +147,17 @@ impl Plan {
             ));
         }
 
-        let probe = match (&args.probe_path, args.no_probes) {
-            (_, true) => None,
-            (Some(path), false) => {
-                if !path.starts_with('/') || path.chars().any(char::is_whitespace) {
-                    return Err(Error::input(format!(
-                        "--probe-path {path:?}: must be a URL path starting with '/' and without spaces"
-                    )));
-                }
-                Some(ProbeKind::HttpGet(path.clone()))
+        let ingress = ingress_plan(args, &app, env.allowed_hosts.as_ref())?;
+        let probe = probe(args, ingress.as_ref())?;
+        for name in &args.image_pull_secret {
+            subdomain_name("--image-pull-secret", name)?;
+        }
+        let mut image_pull_secrets: Vec<String> = Vec::new();
+        for name in &args.image_pull_secret {
+            if !image_pull_secrets.contains(name) {
+                image_pull_secrets.push(name.clone());
             }
-            (None, false) => Some(ProbeKind::Tcp),
-        };
+        }
 
         let job = args.migrate.then(|| job_plan(args)).transpose()?;
         if job.is_some() {
@@ -161,7 +169,6 @@ impl Plan {
             }
         }
 
-        let ingress = ingress_plan(args, &app)?;
         Ok(Plan {
             namespace: args.namespace.clone(),
             emit_namespace: args.emit_namespace,
@@ -176,6 +183,7 @@ impl Plan {
             service_type: args.service_type,
             ingress,
             probe,
+            image_pull_secrets,
             max_unavailable: max_unavailable(&args.max_unavailable)?,
             requests,
             limits,
@@ -401,7 +409,39 @@ fn parse_command(text: &str) -> Result<Vec<String>> {
     Ok(words)
 }
 
-fn ingress_plan(args: &Args, app: &str) -> Result<Option<IngressPlan>> {
+/// HTTP with the Ingress's host when there is one, so that a pod whose Django refuses
+/// that host (400 to every request) is never ready; TCP when no host is known.
+fn probe(args: &Args, ingress: Option<&IngressPlan>) -> Result<Option<ProbeKind>> {
+    if args.no_probes {
+        return Ok(None);
+    }
+    if let Some(path) = &args.probe_path
+        && (!path.starts_with('/') || path.chars().any(char::is_whitespace))
+    {
+        return Err(Error::input(format!(
+            "--probe-path {path:?}: must be a URL path starting with '/' and without spaces"
+        )));
+    }
+    let host = ingress.and_then(|i| django::probe_host(&i.hosts));
+    Ok(Some(match (&args.probe_path, host) {
+        (_, _) if args.tcp_probes => ProbeKind::Tcp,
+        (Some(path), host) => ProbeKind::HttpGet {
+            path: path.clone(),
+            host,
+        },
+        (None, Some(host)) => ProbeKind::HttpGet {
+            path: DEFAULT_PROBE_PATH.to_owned(),
+            host: Some(host),
+        },
+        (None, None) => ProbeKind::Tcp,
+    }))
+}
+
+fn ingress_plan(
+    args: &Args,
+    app: &str,
+    allowed_hosts: Option<&Setting>,
+) -> Result<Option<IngressPlan>> {
     if args.hosts.is_empty() {
         return Ok(None);
     }
@@ -413,6 +453,9 @@ fn ingress_plan(args: &Args, app: &str) -> Result<Option<IngressPlan>> {
         if !hosts.contains(host) {
             hosts.push(host.clone());
         }
+    }
+    if let Some(allowed) = allowed_hosts {
+        check_allowed_hosts(allowed, &hosts)?;
     }
     subdomain_name("--ingress-class", &args.ingress_class)?;
     let tls = if args.no_tls {
@@ -446,6 +489,56 @@ fn ingress_plan(args: &Args, app: &str) -> Result<Option<IngressPlan>> {
         class: args.ingress_class.clone(),
         tls,
     }))
+}
+
+/// Every host must pass Django's ALLOWED_HOSTS check, or Django answers 400 to all its
+/// requests. The value is named when it is config, never when a Secret holds it.
+fn check_allowed_hosts(allowed: &Setting, hosts: &[String]) -> Result<()> {
+    let refused: Vec<&str> = hosts
+        .iter()
+        .filter(|h| !django::admits(&allowed.value, h))
+        .map(String::as_str)
+        .collect();
+    if refused.is_empty() {
+        return Ok(());
+    }
+    let value = if allowed.secret {
+        " (its value is not shown: a Secret holds it)".to_owned()
+    } else {
+        format!(" {:?}", allowed.value)
+    };
+    // Django's own wildcard is a leading dot; `*.example.com` means nothing to it.
+    let pattern = |host: &str| match host.strip_prefix('*') {
+        Some(domain) => domain.to_owned(),
+        None => host.to_owned(),
+    };
+    let suggestion = match refused.as_slice() {
+        [one] if one.starts_with('*') => format!("{} (or *)", pattern(one)),
+        [one] => format!("{one} (or .{one} with its subdomains, or *)"),
+        many => format!(
+            "{} (or *)",
+            many.iter()
+                .map(|h| pattern(h))
+                .collect::<Vec<_>>()
+                .join(",")
+        ),
+    };
+    let spaces = if refused
+        .iter()
+        .any(|h| django::admits_without_spaces(&allowed.value, h))
+    {
+        "; the spaces around its commas are part of the names (the tutorial's settings \
+         split on ',' alone): remove them"
+    } else {
+        ""
+    };
+    Err(Error::input(format!(
+        "{}: {}{value} does not admit --host {}: Django would answer every request \
+         with 400 Bad Request (and the HTTP probes would fail); add {suggestion} to it{spaces}",
+        allowed.origin,
+        django::ALLOWED_HOSTS,
+        refused.join(", --host "),
+    )))
 }
 
 /// Ingress hosts: a DNS-1123 subdomain, optionally `*.` in front, and not an IP address.

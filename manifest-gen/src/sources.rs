@@ -16,6 +16,18 @@ pub struct EnvSources {
     /// sha256 (hex) over the names and data of the referenced objects found in the stream;
     /// `None` when the stream holds neither.
     pub config_hash: Option<String>,
+    /// DJANGO_ALLOWED_HOSTS as the pods will see it, when the stream's sources set it.
+    pub allowed_hosts: Option<Setting>,
+}
+
+/// One env var of the pods' environment, and where it is set.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Setting {
+    pub value: String,
+    /// `FILE: document N (line L): Kind/name`, for messages.
+    pub origin: String,
+    /// Set by a Secret: its value never goes into a message.
+    pub secret: bool,
 }
 
 /// Where the names come from besides the stream.
@@ -62,11 +74,28 @@ pub fn resolve(docs: &[Document], wanted: &Wanted) -> Result<EnvSources> {
     } else {
         Some(config_hash(&found)?)
     };
+    let allowed_hosts = setting(&found, crate::django::ALLOWED_HOSTS)?;
     Ok(EnvSources {
         config_map,
         secret,
         config_hash,
+        allowed_hosts,
     })
+}
+
+/// `key` as the pods see it. `found` lists the ConfigMap first: envFrom lists it after the
+/// Secret, and the last source that sets a key wins.
+fn setting(found: &[&Document], key: &str) -> Result<Option<Setting>> {
+    for doc in found {
+        if let Some(bytes) = stored_data(doc)?.remove(key) {
+            return Ok(Some(Setting {
+                value: String::from_utf8_lossy(&bytes).into_owned(),
+                origin: format!("{}: {}", doc.place(), doc.id()),
+                secret: doc.kind() == "Secret",
+            }));
+        }
+    }
+    Ok(None)
 }
 
 fn is_config_map(d: &Document) -> bool {

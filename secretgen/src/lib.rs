@@ -6,7 +6,9 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use clap::{Parser, ValueEnum};
+mod registry;
+
+use clap::{ArgGroup, Parser, ValueEnum};
 use kpipe_core::envfile::{self, Format};
 use kpipe_core::object::{
     MAX_OBJECT_BYTES, config_key_error, dns1123_label_error, dns1123_subdomain_error,
@@ -37,12 +39,22 @@ rendered output and re-apply that).
 With --from-env-file FILE --name NAME it makes a Secret from an env file like
 `kubectl create secret generic NAME --from-env-file FILE` (same parser as envsplit).
 
+With --docker-config FILE --name NAME (or --docker-username, --docker-password and
+optionally --docker-server, --docker-email) it adds to the stream an image pull Secret
+(type kubernetes.io/dockerconfigjson) equal to `kubectl create secret docker-registry
+NAME --from-file=.dockerconfigjson=FILE` (or `--docker-username ...`); stdin is read only
+when it is not a terminal. A docker config whose credentials live in a credential helper
+(credsStore, credHelpers: Docker Desktop) is refused: the cluster cannot use them.
+Reference the Secret with `manifest-gen --image-pull-secret NAME`.
+
 Secret values are not written to a terminal unless --show.
 
 Examples:
   envsplit --app polls env | secretgen --generate DJANGO_SECRET_KEY | kapply
   secretgen --name polls-secret --from-env-file polls-secrets > secret.yaml
   secretgen --show < secret.yaml          # look at the result on a terminal
+  envsplit env | secretgen --docker-config ~/.docker/config.json --name regcred \\
+    | manifest-gen --image registry.example.com/polls:v1 --image-pull-secret regcred
 
 Exit status: 0 done, 2 bad input (invalid base64, invalid key, object over 1 MiB; the
 message names the object; an empty pipe or a cut-off stream) with nothing on stdout,
@@ -51,6 +63,7 @@ message names the object; an empty pipe or a cut-off stream) with nothing on std
 /// Encode, generate and create Kubernetes Secret values.
 #[derive(Debug, Parser)]
 #[command(name = "secretgen", version, about, long_about = LONG_ABOUT)]
+#[command(group = ArgGroup::new("made").args(["from_env_file", "docker_config", "docker_username"]))]
 pub struct Args {
     /// Manifest streams to read; `-` is standard input.
     #[arg(
@@ -77,18 +90,42 @@ pub struct Args {
     #[arg(long, value_name = "FILE", requires = "name")]
     pub from_env_file: Option<String>,
 
-    /// Name of the Secret made with --from-env-file.
-    #[arg(long, value_name = "NAME", requires = "from_env_file")]
+    /// Name of the Secret made with --from-env-file or --docker-*.
+    #[arg(long, value_name = "NAME", requires = "made")]
     pub name: Option<String>,
 
-    /// Namespace of the Secret made with --from-env-file.
+    /// Namespace of the Secret made with --from-env-file or --docker-*.
+    #[arg(long, short = 'n', value_name = "NAMESPACE", requires = "made")]
+    pub namespace: Option<String>,
+
+    /// Add an image pull Secret NAME with this docker config file (`~/.docker/config.json`)
+    /// as its .dockerconfigjson, as kubectl create secret docker-registry --from-file does.
     #[arg(
         long,
-        short = 'n',
-        value_name = "NAMESPACE",
-        requires = "from_env_file"
+        value_name = "FILE",
+        requires = "name",
+        conflicts_with = "from_env_file"
     )]
-    pub namespace: Option<String>,
+    pub docker_config: Option<String>,
+
+    /// Registry of the pull Secret made from --docker-username [default: https://index.docker.io/v1/]
+    #[arg(long, value_name = "SERVER", requires = "docker_username")]
+    pub docker_server: Option<String>,
+
+    /// Add an image pull Secret NAME for this registry user (with --docker-password),
+    /// as kubectl create secret docker-registry does.
+    #[arg(long, value_name = "USER", requires_all = ["name", "docker_password"],
+          conflicts_with_all = ["from_env_file", "docker_config"])]
+    pub docker_username: Option<String>,
+
+    /// Password or token of --docker-username (visible to other local users in the
+    /// process list, as with kubectl: prefer --docker-config)
+    #[arg(long, value_name = "PASSWORD", requires = "docker_username")]
+    pub docker_password: Option<String>,
+
+    /// Email of --docker-username (optional)
+    #[arg(long, value_name = "EMAIL", requires = "docker_username")]
+    pub docker_email: Option<String>,
 
     /// Env file dialect for --from-env-file.
     #[arg(long, value_enum, default_value_t = Format::Dotenv)]
@@ -181,7 +218,17 @@ pub fn run(args: Args) -> Result<()> {
         None => {
             let mut docs = Vec::new();
             for file in &args.files {
+                // Making a pull Secret by hand on a terminal: nobody is typing a stream.
+                if file == "-"
+                    && registry_credentials(&args).is_some()
+                    && std::io::stdin().is_terminal()
+                {
+                    continue;
+                }
                 docs.extend(stream::read(file)?);
+            }
+            if let Some(credentials) = registry_credentials(&args) {
+                docs.push(pull_secret(&args, &credentials, &docs)?);
             }
             docs
         }
@@ -214,14 +261,70 @@ pub fn run(args: Args) -> Result<()> {
     kpipe_core::write_stdout(&kpipe_core::yaml::to_stream(values))
 }
 
-/// A Secret as `kubectl create secret generic NAME --from-env-file FILE` makes it.
-fn from_env_file(args: &Args, path: &str) -> Result<Document> {
+fn registry_credentials(args: &Args) -> Option<registry::Credentials<'_>> {
+    if let Some(path) = &args.docker_config {
+        return Some(registry::Credentials::ConfigFile(path));
+    }
+    let username = args.docker_username.as_deref()?;
+    Some(registry::Credentials::Login {
+        server: args
+            .docker_server
+            .as_deref()
+            .unwrap_or(registry::DOCKER_HUB),
+        username,
+        password: args.docker_password.as_deref().unwrap_or_default(),
+        email: args.docker_email.as_deref(),
+    })
+}
+
+/// The image pull Secret, after the stream, which must not hold one of the same name.
+fn pull_secret(
+    args: &Args,
+    credentials: &registry::Credentials,
+    docs: &[Document],
+) -> Result<Document> {
+    let (name, namespace) = name_and_namespace(args)?;
+    let value = registry::secret(name, namespace, credentials)?;
+    let id = kpipe_core::ObjectId::of(&value);
+    if let Some(same) = docs
+        .iter()
+        .find(|d| kpipe_core::ObjectId::of(&d.value) == id)
+    {
+        return Err(Error::input(format!(
+            "--name {name}: the stream already has {} ({})",
+            same.id(),
+            same.place()
+        )));
+    }
+    Ok(Document {
+        value,
+        source: "--name".to_owned(),
+        index: 1,
+        line: 1,
+    })
+}
+
+/// `--name` and `-n` of a Secret secretgen makes, checked.
+fn name_and_namespace(args: &Args) -> Result<(&str, Option<&str>)> {
     let name = args.name.as_deref().unwrap_or_default();
     if let Some(why) = dns1123_subdomain_error(name) {
         return Err(Error::input(format!(
             "--name: invalid name {name:?}: {why}"
         )));
     }
+    if let Some(ns) = &args.namespace
+        && let Some(why) = dns1123_label_error(ns)
+    {
+        return Err(Error::input(format!(
+            "--namespace: invalid namespace {ns:?}: {why}"
+        )));
+    }
+    Ok((name, args.namespace.as_deref()))
+}
+
+/// A Secret as `kubectl create secret generic NAME --from-env-file FILE` makes it.
+fn from_env_file(args: &Args, path: &str) -> Result<Document> {
+    let (name, namespace) = name_and_namespace(args)?;
     let options = envfile::Options {
         format: args.format,
         expand: args.expand,
@@ -236,12 +339,7 @@ fn from_env_file(args: &Args, path: &str) -> Result<Document> {
         .map(|e| (e.key, Value::String(e.value)))
         .collect();
     let mut metadata = json!({ "name": name });
-    if let Some(ns) = &args.namespace {
-        if let Some(why) = dns1123_label_error(ns) {
-            return Err(Error::input(format!(
-                "--namespace: invalid namespace {ns:?}: {why}"
-            )));
-        }
+    if let Some(ns) = namespace {
         metadata["namespace"] = json!(ns);
     }
     let value = json!({
