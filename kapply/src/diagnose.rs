@@ -114,7 +114,11 @@ pub async fn explain(client: &kube::Client, object: &Watched, scrubber: &Scrubbe
                 }
             }
             Err(e) => {
-                let _ = writeln!(body, "  (its pods could not be listed: {e})");
+                let _ = writeln!(
+                    body,
+                    "  (its pods could not be listed: {})",
+                    kpipe_core::api::describe(&e)
+                );
             }
         }
     }
@@ -201,6 +205,7 @@ async fn explain_pod(
             let _ = write!(out, "    container {cname}: {reason}");
             match reason {
                 "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
+                    mark_public(image);
                     let _ = writeln!(out, " (image {image})");
                     let _ = writeln!(out, "      {}", text(&waiting["message"]));
                 }
@@ -245,6 +250,13 @@ async fn explain_pod(
     out
 }
 
+/// An image is in the pod spec anyone who can read the workload sees: printed whole,
+/// even when a secret value (a registry user that is also the database user) is part of
+/// it. Taught as a public string, as names are (see `kpipe_core::redact`).
+fn mark_public(image: &str) {
+    kpipe_core::redact::learn_objects([&serde_json::json!({"metadata": {"name": image}})]);
+}
+
 /// The last lines a container wrote (for a crash loop: the instance that crashed).
 async fn log_tail(client: &kube::Client, namespace: &str, pod: &str, container: &str) -> String {
     let path = format!(
@@ -262,7 +274,10 @@ async fn log_tail(client: &kube::Client, namespace: &str, pod: &str, container: 
             }
             out
         }
-        Err(e) => format!("      (its log could not be read: {e})\n"),
+        Err(e) => format!(
+            "      (its log could not be read: {})\n",
+            kpipe_core::api::describe(&e)
+        ),
     }
 }
 
