@@ -175,6 +175,11 @@ fn deploy_keeps_settings_and_the_generated_key_promote_changes_only_the_issuer()
         .stdout_has("pods ready:  2/2")
         .stdout_has("certificate: polls-tls ready True, issuer ClusterIssuer letsencrypt-staging, expires 2");
 
+    // make logs: every web pod's last lines, prefixed with the pod.
+    make(Some(&sim), &settings, "logs", &["TAIL=1"])
+        .success()
+        .stdout_has("[pod/polls-app-");
+
     // Promote: only the Ingress changes (its issuer), and the settings keep it.
     make(Some(&sim), &settings, "promote", &[])
         .success()
