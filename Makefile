@@ -8,26 +8,33 @@ CARGO     ?= cargo
 PREFIX    ?= /usr/local
 VENV      ?= .venv
 TOOLS     := envsplit secretgen manifest-gen kapply certwait
-#> ENV=examples/polls/env	env file (the tutorial's django-polls/env)
-ENV ?= examples/polls/env
-#> RULES=examples/polls/split.rules	envsplit rules: which keys are config, which secret
-RULES ?= examples/polls/split.rules
-#> FORMAT=	env file format: docker (every value as written, a Django key with `$` too); default dotenv
-FORMAT ?=
 #> APP=polls	app name: polls-config, polls-secret, polls-app ...
 APP ?= polls
-#> IMAGE=docker.io/sammy/polls:latest	container image to deploy
-IMAGE ?= docker.io/sammy/polls:latest
-#> HOST=polls.example.com	public host name(s) for the Ingress and its one certificate: a,b for several
-HOST ?= polls.example.com
-#> ISSUER=letsencrypt-staging	cert-manager ClusterIssuer
+#> NAMESPACE=	namespace (default: the kubeconfig context's)
+NAMESPACE ?=
+# Each app and namespace keeps its deploy settings in a file the user commits, as helm
+# values files or kustomize overlays are: `make deploy` writes it after each successful
+# deploy, every target reads it, and a variable on the command line overrides it
+# (README, "Day 2"). It holds no secret values: ENV is a path.
+#> SETTINGS=deploy/APP[.NAMESPACE].mk	the app's kept settings (commit it): written by deploy, read by every target
+SETTINGS ?= deploy/$(APP)$(if $(NAMESPACE),.$(NAMESPACE)).mk
+-include $(SETTINGS)
+#> ENV=	env file (required on the first deploy; the tutorial's template: examples/polls/env)
+ENV ?=
+#> RULES=examples/polls/split.rules	envsplit rules: which keys are config, which secret
+RULES ?= examples/polls/split.rules
+#> IMAGE=	container image to deploy (required on the first deploy)
+IMAGE ?=
+#> FORMAT=	env file format: docker (every value as written, a Django key with `$` too); default dotenv
+FORMAT ?=
+#> HOST=	public host name(s) for the Ingress and its one certificate, a,b for several (required on the first deploy)
+HOST ?=
+#> ISSUER=letsencrypt-staging	cert-manager ClusterIssuer (`make promote`: letsencrypt-prod)
 ISSUER ?= letsencrypt-staging
 #> IMAGE_PULL_SECRET=	Secret (kubernetes.io/dockerconfigjson) the pods pull IMAGE with
 IMAGE_PULL_SECRET ?=
 #> DOCKER_CONFIG_FILE=	docker config.json to make IMAGE_PULL_SECRET (default APP-registry) from in the render; pruned once unset
 DOCKER_CONFIG_FILE ?=
-#> NAMESPACE=	namespace (default: the kubeconfig context's)
-NAMESPACE ?=
 #> REPLICAS=2	Deployment replicas
 REPLICAS ?= 2
 #> HPA=	MIN:MAX[:CPU%]: a HorizontalPodAutoscaler instead of fixed REPLICAS
@@ -36,6 +43,8 @@ HPA ?=
 PDB ?= 0
 #> MIGRATE=1	1: run `manage.py migrate` as a Job
 MIGRATE ?= 1
+#> GENERATE=DJANGO_SECRET_KEY	secret keys generated once when empty in ENV, then kept (`make rotate KEY=...`)
+GENERATE ?= DJANGO_SECRET_KEY
 #> APPLYSET=$(APP)	ApplySet parent (a Secret): deploy prunes what APP no longer has
 APPLYSET ?= $(APP)
 #> OUT=deploy.yaml	file written by `make render` (mode 0600)
@@ -44,6 +53,9 @@ OUT ?= deploy.yaml
 #> EMAIL=	Let's Encrypt account email for `make issuers`
 EMAIL ?=
 TIMEOUT ?= 5m
+#> TAIL=100	lines per pod shown by `make logs` (FOLLOW=1: keep following)
+TAIL ?= 100
+FOLLOW ?=
 #> BIN=target/release	where the tools are run from
 BIN ?= target/release
 
@@ -59,16 +71,53 @@ GEN_FLAGS := --app $(APP) --image $(IMAGE) --host $(HOST) --issuer $(ISSUER) \
              $(if $(filter 1,$(MIGRATE)),--migrate) $(NS_FLAG) \
              $(if $(PULL_SECRET),--image-pull-secret $(PULL_SECRET))
 
+# The settings a render cannot guess: named on an app's first deploy, kept in SETTINGS
+# after it. Checked before anything is rendered or read from the cluster.
+define REQUIRE
+missing="$(strip $(foreach v,$(1),$(if $($(v)),,$(v))))"
+if [[ -n $$missing ]]; then
+  echo "make $@: no $${missing// /, } for APP=$(APP)$(if $(NAMESPACE), NAMESPACE=$(NAMESPACE)), and no $(SETTINGS) to keep them: name them on the first deploy, e.g." >&2
+  echo "  make deploy APP=$(APP)$(if $(NAMESPACE), NAMESPACE=$(NAMESPACE)) ENV=examples/polls/env IMAGE=docker.io/you/polls:v1 HOST=polls.your-domain.com" >&2
+  echo "(a successful deploy keeps them in $(SETTINGS); later deploys need only what changes)" >&2
+  exit 2
+fi
+endef
+
+# Generated secrets are made once per app: the live Secret is their source of truth (as
+# helm's `lookup`), read into a 0600 file ($$kept, never a terminal) that secretgen keeps
+# them from; ROTATE (`make rotate`) makes one anew. $(1) is what to do when the cluster
+# cannot be read: deploy stops rather than replace a key that may well be live.
+define FETCH_KEPT
+if [[ -n "$(GENERATE)" ]] && ! kubectl $(NS_FLAG) get secret $(APP)-secret -o yaml --ignore-not-found > "$$kept"; then
+  $(1)
+fi
+endef
+
 # envsplit | secretgen | manifest-gen: the whole manifest set on stdout.
 define RENDER
 envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) \
-  | secretgen --generate DJANGO_SECRET_KEY \
+  | secretgen $(foreach k,$(GENERATE),--generate $(k)) --keep-from "$$kept" $(foreach k,$(ROTATE),--rotate $(k)) \
       $(if $(DOCKER_CONFIG_FILE),--docker-config "$(DOCKER_CONFIG_FILE)" --name $(PULL_SECRET) $(NS_FLAG)) \
   | manifest-gen $(GEN_FLAGS)
 endef
 
+# What SETTINGS keeps: every variable that changes the render (not the secrets' values).
+KEPT_VARS := ENV RULES FORMAT IMAGE HOST ISSUER REPLICAS HPA PDB MIGRATE GENERATE APPLYSET \
+             IMAGE_PULL_SECRET DOCKER_CONFIG_FILE
+
+define SAVE_SETTINGS
+mkdir -p "$(dir $(SETTINGS))"
+{
+  echo "# kpipe deploy settings of app $(APP)$(if $(NAMESPACE), in namespace $(NAMESPACE)), written by \`make deploy\`"
+  echo "# after each successful deploy: commit this file. A variable given to make overrides it."
+  $(foreach v,$(KEPT_VARS),printf '%s := %s\n' '$(v)' '$($(v))'
+  )
+} > "$(SETTINGS).tmp"
+mv "$(SETTINGS).tmp" "$(SETTINGS)"
+endef
+
 .PHONY: help build build-dev tools test test-deps lint fmt install completions man bench config \
-        render deploy diff destroy issuers wait-cert promote demo
+        render deploy diff destroy issuers wait-cert promote rotate status logs demo
 
 help: ## list targets and variables
 	@echo "kpipe targets:"
@@ -137,12 +186,16 @@ install: build completions man ## install tools, man pages and completions under
 	done
 
 config: tools ## envsplit | secretgen on ENV: the ConfigMap and Secret (shows secrets)
-	@envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) | secretgen --show
+	@$(call REQUIRE,ENV)
+	envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) | secretgen --show
 
-render: tools ## write the whole manifest set to OUT (0600: it holds Secrets), no cluster needed
-	@umask 077
+render: tools ## write the whole manifest set to OUT (0600: it holds Secrets); reads generated secrets from the cluster if it can
+	@$(call REQUIRE,ENV IMAGE HOST)
+	umask 077
 	tmp=$$(mktemp "$(OUT).XXXXXX")
-	trap 'rm -f "$$tmp"' EXIT
+	kept=$$(mktemp)
+	trap 'rm -f "$$tmp" "$$kept"' EXIT
+	$(call FETCH_KEPT,echo "kpipe: warning: cannot read the live Secret $(APP)-secret: $(OUT) gets new $(GENERATE) (deploying it would replace the live one)" >&2; : > "$$kept")
 	$(RENDER) > "$$tmp"
 	mv "$$tmp" "$(OUT)"
 	echo "kpipe: wrote $(OUT)" >&2
@@ -151,23 +204,40 @@ render: tools ## write the whole manifest set to OUT (0600: it holds Secrets), n
 # flag) stops the target with that stage's message and nothing reaches the cluster.
 # One ApplySet per app: what the render no longer has (an HPA or PDB dropped, the
 # migrate Job of an older image or config) is pruned once everything else applied.
+# The settings are kept once the app is applied and rolled out: a release that fails
+# leaves SETTINGS at the last one that worked.
 # The certificate is waited for only once the rollout is ready: a failed rollout ends
 # the target with kapply's diagnosis alone.
-deploy: tools ## render, apply (server-side), prune what APP dropped, wait for the rollout (migration first), then the TLS certificate
-	@umask 077
+deploy: tools ## render, apply (server-side), prune what APP dropped, wait for the rollout (migration first), keep the settings in SETTINGS, then wait for the TLS certificate
+	@$(call REQUIRE,ENV IMAGE HOST)
+	umask 077
 	tmp=$$(mktemp)
 	live=$$(mktemp)
-	trap 'rm -f "$$tmp" "$$live"' EXIT
+	kept=$$(mktemp)
+	trap 'rm -f "$$tmp" "$$live" "$$kept"' EXIT
+	$(call FETCH_KEPT,echo "make deploy: cannot read the live Secret $(APP)-secret (above): stopped before making new $(GENERATE)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
 	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
+	$(SAVE_SETTINGS)
 	certwait $(NS_FLAG) --timeout $(TIMEOUT) < "$$live"
 
+# kapply --diff exits 1 when something differs, as kubectl diff does: for make that is
+# an answer, not a failure.
 diff: tools ## show what deploy would change and prune in the cluster (applies nothing)
-	@umask 077
+	@$(call REQUIRE,ENV IMAGE HOST)
+	umask 077
 	tmp=$$(mktemp)
-	trap 'rm -f "$$tmp"' EXIT
+	kept=$$(mktemp)
+	trap 'rm -f "$$tmp" "$$kept"' EXIT
+	$(call FETCH_KEPT,echo "make diff: cannot read the live Secret $(APP)-secret (above)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --diff -f "$$tmp"
+	rc=0
+	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --diff -f "$$tmp" || rc=$$?
+	case $$rc in
+	  0) echo "make diff: no differences: the cluster runs what deploy would apply" >&2 ;;
+	  1) echo "make diff: the differences above are what \`make deploy\` would change (kapply --diff exit status 1 means \"there are differences\": not a failure)" >&2 ;;
+	  *) exit $$rc ;;
+	esac
 
 # The certificate's Secret is cert-manager's, outside the set: it goes too, so that
 # nothing of the app is left (a new deploy then issues a new certificate).
@@ -183,8 +253,20 @@ issuers: tools ## apply the letsencrypt-staging and letsencrypt-prod ClusterIssu
 wait-cert: tools ## wait for the certificate of APP's Ingress
 	@certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls
 
-promote: ## switch the Ingress to letsencrypt-prod and wait again (the tutorial's last step)
+# Only the issuer changes: everything else comes from SETTINGS (or the command line).
+promote: ## switch APP's Ingress to letsencrypt-prod, keep it in SETTINGS, and wait again (the tutorial's last step)
 	@$(MAKE) --no-print-directory deploy ISSUER=letsencrypt-prod
+
+rotate: ## generate secret KEY (one of GENERATE) anew and deploy: make rotate KEY=DJANGO_SECRET_KEY (the pods roll)
+	@test -n "$(KEY)" || { echo "make rotate: which key? make rotate KEY=NAME (one of GENERATE: $(GENERATE))" >&2; exit 2; }
+	$(MAKE) --no-print-directory deploy ROTATE="$(KEY)"
+
+status: ## the release of APP: image, pods ready, migration, host, certificate (issuer, expiry), in one screen
+	@bash scripts/status.sh "$(APP)" "$(NAMESPACE)" "$(SETTINGS)"
+
+logs: ## the last TAIL log lines of every pod of APP (FOLLOW=1: keep following)
+	@kubectl $(NS_FLAG) logs -l app.kubernetes.io/name=$(APP),app.kubernetes.io/component=web \
+	  -c $(APP) --prefix --tail $(TAIL) --max-log-requests 20 $(if $(filter 1,$(FOLLOW)),--follow)
 
 demo: ## everything, locally: simulator + the whole deploy pipeline (no cluster needed)
 	@bash scripts/demo.sh

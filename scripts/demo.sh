@@ -39,13 +39,12 @@ start_kubesim "$work" --cert-manager --cert-delay 2s --deploy-delay 1s \
   --pods-fail ':broken$=ImagePullBackOff'
 echo "kubesim pid $sim_pid, $(grep -m1 -o 'serving .*' "$work/kubesim.log" || echo serving)"
 
-# The tutorial leaves DJANGO_SECRET_KEY empty; fill it once so that re-deploying is a
-# no-op (secretgen --generate would make a new one on every run).
-env_file="$work/env"
-sed "s/^DJANGO_SECRET_KEY=.*/DJANGO_SECRET_KEY='$(head -c 36 /dev/urandom | base64 | tr '+/' '-_')'/" \
-  "${ENV:-examples/polls/env}" > "$env_file"
+# The tutorial's env leaves DJANGO_SECRET_KEY empty: the first deploy generates it and
+# later ones keep the live value, so deploying again changes nothing. The deploy
+# settings are kept in the demo's own folder, not in the repository's deploy/.
+env_file=${ENV:-examples/polls/env}
 make_vars=(BIN="$KPIPE_BIN" ENV="$env_file" RULES="${RULES:-examples/polls/split.rules}" HOST="${HOST:-polls.example.com}"
-           IMAGE="${IMAGE:-docker.io/sammy/polls:latest}")
+           IMAGE="${IMAGE:-docker.io/sammy/polls:latest}" SETTINGS="$work/polls.mk")
 
 step "Steps 1-5: envsplit sorts the env file into config and secret (values never shown)"
 envsplit --app polls --explain --rules "${RULES:-examples/polls/split.rules}" "$env_file" 2>&1 >/dev/null
@@ -57,8 +56,11 @@ kapply --dry-run=server -f "$work/deploy.yaml"
 step "Deploy: make deploy (envsplit | secretgen | manifest-gen, kapply --wait (migration, then rollout), then certwait)"
 make --no-print-directory deploy "${make_vars[@]}"
 
-step "Deploy again: nothing changes"
-make --no-print-directory deploy "${make_vars[@]}"
+step "Deploy again: the settings and the generated key are kept, nothing changes"
+make --no-print-directory deploy BIN="$KPIPE_BIN" SETTINGS="$work/polls.mk"
+
+step "make status: the release, its pods and the certificate in one screen"
+make --no-print-directory status BIN="$KPIPE_BIN" SETTINGS="$work/polls.mk"
 
 step "What the cluster holds now (kubectl against the simulator)"
 kubectl get configmaps,secrets,deployments,services,ingresses,jobs,certificates 2>&1 || true

@@ -155,6 +155,28 @@ impl Running {
     }
 }
 
+#[test]
+fn a_certificate_that_never_appears_is_talked_about_until_the_timeout() {
+    // cert-manager is installed, but nothing makes the Certificate (no Ingress).
+    let sim = Sim::start(&["--cert-manager"]);
+    let mut c = sim.cmd("certwait");
+    c.args(["polls-tls", "--timeout", "15s"]);
+    let mut waiting = Running::start(c);
+    waiting.expect_line("default/polls-tls: waiting for the Certificate to be created");
+    // Not a terminal: a plain line now and then (every 10 s), with the likely cause.
+    waiting.expect_line("default/polls-tls: still no Certificate after 10");
+    let (code, out, err) = waiting.finish();
+    assert_eq!(code, Some(124), "{err}");
+    assert!(out.is_empty(), "{out}");
+    assert!(
+        err.contains(
+            "cert-manager's ingress-shim makes it for an Ingress annotated \
+             cert-manager.io/cluster-issuer with a tls secretName polls-tls"
+        ),
+        "{err}"
+    );
+}
+
 // --- bad input: exit 2, nothing on stdout, no cluster needed --------------------------
 
 /// certwait reading `stream` on stdin must reject it as bad input naming `needle`.

@@ -124,6 +124,24 @@ fn an_image_that_cannot_be_pulled_fails_with_the_registry_message() {
 }
 
 #[test]
+fn an_image_is_printed_whole_even_when_a_secret_value_is_part_of_it() {
+    // The tutorial's Docker Hub user is also its database user.
+    let sim = sim();
+    let input = stack("docker.io/sammy/polls:bad", "", "").replace(
+        "{DATABASE_PASSWORD: ",
+        "{DATABASE_USERNAME: sammy, DATABASE_PASSWORD: ",
+    );
+    let out = kapply_wait(&sim, &input, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("container polls: ImagePullBackOff (image docker.io/sammy/polls:bad)"),
+        "{err}"
+    );
+    assert!(!err.contains(SECRET_VALUE), "{err}");
+}
+
+#[test]
 fn a_crash_loop_shows_the_exit_code_and_the_scrubbed_log_tail() {
     let sim = sim();
     let out = kapply_wait(&sim, &stack("polls:crash", "", ""), &[]);

@@ -1063,9 +1063,24 @@ fn make_deploy_prunes_what_the_app_dropped_and_make_destroy_leaves_nothing() {
     )
     .unwrap();
     let env = format!("ENV={}", env.display());
-    let base = [env.as_str(), "NAMESPACE=default", "TIMEOUT=30s"];
+    let settings = format!("SETTINGS={}", dir.path().join("polls.mk").display());
+    let base = [
+        env.as_str(),
+        settings.as_str(),
+        "NAMESPACE=default",
+        "TIMEOUT=30s",
+    ];
 
-    let full = [&base[..], &["HPA=2:5", "PDB=1"]].concat();
+    let full = [
+        &base[..],
+        &[
+            "IMAGE=docker.io/sammy/polls:v1",
+            "HOST=polls.example.com",
+            "HPA=2:5",
+            "PDB=1",
+        ],
+    ]
+    .concat();
     let out = make(&sim, "deploy", &full);
     assert!(
         out.status.success(),
@@ -1087,8 +1102,13 @@ fn make_deploy_prunes_what_the_app_dropped_and_make_destroy_leaves_nothing() {
         .unwrap()
         .to_owned();
 
-    // A new image: a new migrate Job name; no --hpa, no --pdb.
-    let next = [&base[..], &["IMAGE=docker.io/sammy/polls:v2"]].concat();
+    // A new image: a new migrate Job name; no --hpa, no --pdb (the kept settings have
+    // them: dropping them is said).
+    let next = [
+        &base[..],
+        &["IMAGE=docker.io/sammy/polls:v2", "HPA=", "PDB=0"],
+    ]
+    .concat();
     let out = make(&sim, "deploy", &next);
     assert!(out.status.success(), "make deploy: {}", stderr(&out));
     let err = stderr(&out);

@@ -55,6 +55,9 @@ fn render_writes_a_private_file_equal_to_the_pipe() {
         "render",
         &[
             ("ENV", env.to_str().unwrap()),
+            ("IMAGE", "docker.io/sammy/polls:latest"),
+            ("HOST", "polls.example.com"),
+            ("SETTINGS", dir.path().join("none.mk").to_str().unwrap()),
             ("OUT", file.to_str().unwrap()),
         ],
     )
@@ -103,7 +106,13 @@ fn a_failing_stage_fails_deploy_and_applies_nothing() {
     std::fs::write(&env, "DEBUG=True\nTHIS LINE IS BROKEN\n").unwrap();
     let out = make(
         "deploy",
-        &[("ENV", env.to_str().unwrap()), ("TIMEOUT", "10s")],
+        &[
+            ("ENV", env.to_str().unwrap()),
+            ("IMAGE", "docker.io/sammy/polls:v1"),
+            ("HOST", "polls.example.com"),
+            ("SETTINGS", dir.path().join("polls.mk").to_str().unwrap()),
+            ("TIMEOUT", "10s"),
+        ],
     )
     .env("KUBECONFIG", &sim.kubeconfig)
     .output()

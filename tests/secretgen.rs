@@ -127,6 +127,64 @@ fn generate_fills_missing_or_empty_keys_and_never_replaces_a_value() {
 }
 
 #[test]
+fn keep_from_keeps_the_live_generated_value_and_rotate_replaces_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let first = secretgen(&["--generate", "C"], &stream());
+    first.success();
+    let live_value = docs(&first.stdout())[1]["data"]["C"].clone();
+    // The live Secret as kubectl prints it: no kpipe stream lines, server fields.
+    let live = dir.path().join("live.yaml");
+    std::fs::write(
+        &live,
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: s\n  namespace: default\n  \
+             resourceVersion: \"7\"\ntype: Opaque\ndata:\n  C: {}\n  A: {}\n",
+            live_value.as_str().unwrap(),
+            STANDARD.encode("ignored: set in the input"),
+        ),
+    )
+    .unwrap();
+    let live = live.to_str().unwrap();
+
+    // Kept: the same bytes as the first run, however often it runs.
+    let kept = secretgen(&["--generate", "C", "--keep-from", live], &stream());
+    kept.success();
+    assert_eq!(kept.stdout(), first.stdout());
+    let data = &docs(&kept.stdout())[1]["data"];
+    assert_eq!(
+        decode(&data["A"]),
+        SECRET,
+        "a value set in the input is its own"
+    );
+
+    // No live Secret yet (kubectl --ignore-not-found prints nothing): generated.
+    let empty = dir.path().join("empty.yaml");
+    std::fs::write(&empty, "").unwrap();
+    let fresh = secretgen(
+        &["--generate", "C", "--keep-from", empty.to_str().unwrap()],
+        &stream(),
+    );
+    fresh.success();
+    assert_ne!(docs(&fresh.stdout())[1]["data"]["C"], live_value);
+
+    // Rotation on request; a key the input sets, or one not generated, is refused.
+    let rotated = secretgen(
+        &["--generate", "C", "--keep-from", live, "--rotate", "C"],
+        &stream(),
+    );
+    rotated.success();
+    assert_ne!(docs(&rotated.stdout())[1]["data"]["C"], live_value);
+    secretgen(&["--generate", "C", "--rotate", "A"], &stream())
+        .code(2)
+        .stdout_empty()
+        .stderr_has("--rotate A: not a --generate key");
+    secretgen(&["--generate", "A", "--rotate", "A"], &stream())
+        .code(2)
+        .stdout_empty()
+        .stderr_has("--rotate A: the input sets this key");
+}
+
+#[test]
 fn generate_respects_only_and_needs_a_secret() {
     let two = "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n\
                ---\napiVersion: v1\nkind: Secret\nmetadata: {name: tls}\ntype: kubernetes.io/tls\n";

@@ -65,6 +65,23 @@ impl Progress {
         }
     }
 
+    /// Whether progress is a live display on a terminal.
+    pub fn is_live(&self) -> bool {
+        self.live.is_some()
+    }
+
+    /// The same state again, said anew: on a terminal the spinner's text (no lasting
+    /// line), otherwise a line.
+    pub fn remind(&mut self, key: &CertKey, state: &str) {
+        if self.quiet {
+            return;
+        }
+        match self.live.as_ref().and_then(|l| l.spinners.get(key)) {
+            Some(spinner) => spinner.set_message(scrub(&format!("{key}: {state}")).into_owned()),
+            None => self.note(&format!("{key}: {state}")),
+        }
+    }
+
     /// A certificate is done (ready): its spinner stops with a final message.
     pub fn finish(&mut self, key: &CertKey, state: &str) {
         self.change(key, state);

@@ -2,7 +2,7 @@
 
 use crate::api;
 use crate::issued;
-use crate::target::CertKey;
+use crate::target::{CertKey, IssuerRef};
 use crate::wait::Waiter;
 use k8s_openapi::api::core::v1::Secret;
 use kpipe_core::Result;
@@ -32,7 +32,12 @@ impl Waiter {
             let line = match read {
                 Ok(issued) => {
                     if issued.is_staging() {
-                        self.progress.always(&staging_warning(key, &issued.issuer));
+                        let requested = tracked.issuer();
+                        self.progress.always(&staging_warning(
+                            key,
+                            &issued.issuer,
+                            requested.as_ref(),
+                        ));
                     }
                     [
                         key.to_string(),
@@ -87,11 +92,57 @@ impl Waiter {
     }
 }
 
-fn staging_warning(key: &CertKey, issuer: &str) -> String {
+/// What to do about a staging certificate depends on the issuer now requested: after
+/// `make promote` the Certificate asks for letsencrypt-prod and only the new certificate
+/// is missing, so advising promote again would send the user in a circle.
+fn staging_warning(key: &CertKey, issuer: &str, requested: Option<&IssuerRef>) -> String {
+    if let Some(requested) = requested.filter(|r| !r.name.contains("staging")) {
+        return format!(
+            "certwait: warning: {key}: the certificate in its Secret is still the one Let's \
+             Encrypt's STAGING CA issued ({issuer}), but the Certificate now asks for \
+             {requested}: cert-manager has not replaced it yet. Run certwait again in a \
+             moment; `kubectl describe certificate -n {} {}` shows why if it stays so.",
+            key.namespace, key.name
+        );
+    }
     format!(
         "certwait: warning: {key} was issued by Let's Encrypt's STAGING CA ({issuer}): browsers \
          will not trust it. When everything works, switch the Ingress to the production \
          ClusterIssuer letsencrypt-prod (`make promote`, or `manifest-gen --issuer \
          letsencrypt-prod ... | kapply`) and run certwait again."
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cluster_issuer(name: &str) -> IssuerRef {
+        IssuerRef {
+            kind: "ClusterIssuer".into(),
+            name: name.into(),
+            group: "cert-manager.io".into(),
+            namespace: "default".into(),
+        }
+    }
+
+    #[test]
+    fn promote_is_advised_only_while_the_staging_issuer_is_requested() {
+        let key = CertKey {
+            namespace: "default".into(),
+            name: "polls-tls".into(),
+        };
+        let staging = "CN=(STAGING) Ersatz Edamame E1";
+        let asked_staging = cluster_issuer("letsencrypt-staging");
+        assert!(staging_warning(&key, staging, Some(&asked_staging)).contains("make promote"));
+        assert!(staging_warning(&key, staging, None).contains("make promote"));
+        // After `make promote`: the old certificate is still there, the new one is asked for.
+        let asked_prod = cluster_issuer("letsencrypt-prod");
+        let after = staging_warning(&key, staging, Some(&asked_prod));
+        assert!(!after.contains("promote"), "{after}");
+        assert!(
+            after.contains("now asks for ClusterIssuer letsencrypt-prod"),
+            "{after}"
+        );
+    }
 }

@@ -18,6 +18,20 @@ use tokio::time::Instant;
 /// How long the diagnosis may take once the deadline has passed.
 const DIAGNOSIS_GRACE: Duration = Duration::from_millis(400);
 
+/// How often a Certificate that does not exist is talked about: a terminal's progress
+/// line is cheap to rewrite, a log gets a line now and then. Without them certwait would
+/// be silent until the timeout (5 minutes in `make deploy`) when nothing makes it.
+const REMIND_TERMINAL: Duration = Duration::from_secs(3);
+const REMIND_PLAIN: Duration = Duration::from_secs(10);
+
+/// What the wait loop reacts to next.
+enum Next {
+    Update(Update),
+    /// Every watch has ended.
+    Closed,
+    Remind,
+}
+
 /// One certificate being waited for.
 pub(crate) struct Tracked {
     target: Target,
@@ -45,7 +59,7 @@ impl Tracked {
 
     /// The issuer the input asks for (the Certificate's spec says it once cert-manager has
     /// caught up), else the one in the Certificate's spec.
-    fn issuer(&self) -> Option<IssuerRef> {
+    pub(crate) fn issuer(&self) -> Option<IssuerRef> {
         self.target.issuer.clone().or_else(|| {
             self.cert
                 .as_ref()
@@ -105,11 +119,29 @@ impl Waiter {
         mut updates: mpsc::UnboundedReceiver<Update>,
     ) -> Result<()> {
         let deadline = Some(self.deadline);
+        let every = if self.progress.is_live() {
+            REMIND_TERMINAL
+        } else {
+            REMIND_PLAIN
+        };
+        let mut reminders = tokio::time::interval_at(Instant::now() + every, every);
         loop {
-            let update = match bounded(deadline, updates.recv()).await {
+            let next = async {
+                tokio::select! {
+                    update = updates.recv() => update.map_or(Next::Closed, Next::Update),
+                    _ = reminders.tick() => Next::Remind,
+                }
+            };
+            let update = match bounded(deadline, next).await {
                 None => return Err(self.timed_out().await),
-                Some(None) => return Err(Error::runtime("every watch ended unexpectedly")),
-                Some(Some(update)) => update,
+                Some(Next::Closed) => {
+                    return Err(Error::runtime("every watch ended unexpectedly"));
+                }
+                Some(Next::Remind) => {
+                    self.remind_missing();
+                    continue;
+                }
+                Some(Next::Update(update)) => update,
             };
             // Handling an update (issuer lookup, diagnosis) asks the server too.
             match bounded(deadline, self.apply(update)).await {
@@ -180,6 +212,30 @@ impl Waiter {
             }
         }
         Ok(())
+    }
+
+    /// For each Certificate still absent once its namespace was listed: what certwait
+    /// waits for, and what usually keeps it from existing.
+    fn remind_missing(&mut self) {
+        let elapsed = format_elapsed(self.progress.elapsed());
+        let missing: Vec<CertKey> = self
+            .tracked
+            .iter()
+            .filter(|(k, t)| t.cert.is_none() && self.listed.contains(&k.namespace))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in missing {
+            self.progress.remind(
+                &key,
+                &format!(
+                    "still no Certificate after {elapsed}: cert-manager's ingress-shim makes it \
+                     for an Ingress annotated cert-manager.io/cluster-issuer with a tls \
+                     secretName {}; is the Ingress applied (`kubectl get ingress -n {}`) and \
+                     cert-manager running (`kubectl -n cert-manager get pods`)?",
+                    key.name, key.namespace
+                ),
+            );
+        }
     }
 
     fn track(&mut self, namespace: &str, cert: &Certificate) {

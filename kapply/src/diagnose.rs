@@ -202,6 +202,7 @@ async fn explain_pod(
             let _ = write!(out, "    container {cname}: {reason}");
             match reason {
                 "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
+                    mark_public(image);
                     let _ = writeln!(out, " (image {image})");
                     let _ = writeln!(out, "      {}", text(&waiting["message"]));
                 }
@@ -244,6 +245,13 @@ async fn explain_pod(
         }
     }
     out
+}
+
+/// An image is in the pod spec anyone who can read the workload sees: printed whole,
+/// even when a secret value (a registry user that is also the database user) is part of
+/// it. Taught as a public string, as names are (see `kpipe_core::redact`).
+fn mark_public(image: &str) {
+    kpipe_core::redact::learn_objects([&serde_json::json!({"metadata": {"name": image}})]);
 }
 
 /// The last lines a container wrote (for a crash loop: the instance that crashed).

@@ -32,9 +32,11 @@ that failed leaves: secretgen says so in one line and does nothing else.
 
 --generate KEY[:LENGTH] fills KEY from the operating system's CSPRNG when it is missing or
 empty in a Secret; a value that is set is never replaced. Default: 50 characters of
-Django's get_random_secret_key alphabet. An empty key in the env file gets a NEW value on
-every run: to keep it stable, write the value into the env file once (or keep the
-rendered output and re-apply that).
+Django's get_random_secret_key alphabet. Alone, it makes a NEW value on every run. With
+--keep-from FILE (the live Secrets, as `kubectl get secret NAME -o yaml` prints them; an
+empty file when there are none yet) a generated key keeps the value the Secret of the
+same name already has, so re-deploying changes nothing; --rotate KEY makes a new one
+anyway. `make deploy` does both (see README, Day 2).
 
 With --from-env-file FILE --name NAME it makes a Secret from an env file like
 `kubectl create secret generic NAME --from-env-file FILE` (same parser as envsplit).
@@ -51,6 +53,8 @@ Secret values are not written to a terminal unless --show.
 
 Examples:
   envsplit --app polls env | secretgen --generate DJANGO_SECRET_KEY | kapply
+  kubectl get secret polls-secret -o yaml --ignore-not-found > live.yaml   # mode 0600
+  envsplit --app polls env | secretgen --generate DJANGO_SECRET_KEY --keep-from live.yaml
   secretgen --name polls-secret --from-env-file polls-secrets > secret.yaml
   secretgen --show < secret.yaml          # look at the result on a terminal
   envsplit env | secretgen --docker-config ~/.docker/config.json --name regcred \\
@@ -76,6 +80,16 @@ pub struct Args {
     /// Fill KEY with LENGTH random characters when missing or empty (repeatable).
     #[arg(long, value_name = "KEY[:LENGTH]", value_parser = parse_generate)]
     pub generate: Vec<Generate>,
+
+    /// Keep the value a --generate key has in the Secret of the same name in FILE (the
+    /// live Secrets: `kubectl get secret NAME -o yaml`).
+    #[arg(long, value_name = "FILE")]
+    pub keep_from: Option<String>,
+
+    /// Generate KEY anew even when --keep-from has a value for it (one of the --generate
+    /// keys; repeatable).
+    #[arg(long, value_name = "KEY")]
+    pub rotate: Vec<String>,
 
     /// Characters of generated values.
     #[arg(long, value_enum, default_value_t = Charset::Django)]
@@ -213,6 +227,27 @@ pub fn random_value(charset: Charset, length: usize) -> String {
 }
 
 pub fn run(args: Args) -> Result<()> {
+    if let Some(key) = args
+        .rotate
+        .iter()
+        .find(|k| !args.generate.iter().any(|g| &g.key == *k))
+    {
+        return Err(Error::input(format!(
+            "--rotate {key}: not a --generate key; a value set in the input is changed there"
+        )));
+    }
+    let kept = match &args.keep_from {
+        Some(path) => {
+            let live = stream::read(path)?;
+            // The live values are secrets like the stream's, before anything prints.
+            kpipe_core::redact::learn_objects(live.iter().map(|d| &d.value));
+            live.into_iter()
+                .map(|d| d.value)
+                .filter(is_secret)
+                .collect()
+        }
+        None => Vec::new(),
+    };
     let mut docs = match &args.from_env_file {
         Some(path) => vec![from_env_file(&args, path)?],
         None => {
@@ -236,7 +271,7 @@ pub fn run(args: Args) -> Result<()> {
     let mut filled = vec![false; args.generate.len()];
     for doc in &mut docs {
         if is_secret(&doc.value) {
-            encode(doc, &args, &mut filled)?;
+            encode(doc, &args, &kept, &mut filled)?;
         }
     }
     if let Some(missing) = args.generate.iter().zip(&filled).find(|(_, done)| !**done) {
@@ -357,8 +392,26 @@ fn from_env_file(args: &Args, path: &str) -> Result<Document> {
     })
 }
 
+/// The base64 value of `key` in the live Secret `kept` holds for the Secret `obj`: same
+/// name, and same namespace when both say one.
+fn kept_value<'a>(kept: &'a [Value], obj: &Map<String, Value>, key: &str) -> Option<&'a str> {
+    let meta = obj.get("metadata")?;
+    let name = meta.get("name").and_then(Value::as_str)?;
+    let namespace = meta.get("namespace").and_then(Value::as_str);
+    kept.iter()
+        .find(|live| {
+            live["metadata"]["name"] == name
+                && match (namespace, live["metadata"]["namespace"].as_str()) {
+                    (Some(a), Some(b)) => a == b,
+                    _ => true,
+                }
+        })
+        .and_then(|live| live["data"][key].as_str())
+        .filter(|v| !v.is_empty() && STANDARD.decode(v).is_ok())
+}
+
 /// Moves stringData into data, fills generated keys, and checks keys, base64 and size.
-fn encode(doc: &mut Document, args: &Args, filled: &mut [bool]) -> Result<()> {
+fn encode(doc: &mut Document, args: &Args, kept: &[Value], filled: &mut [bool]) -> Result<()> {
     let place = format!("{}: {}", doc.place(), doc.id());
     let fail = |what: String| Err(Error::input(format!("{place}: {what}")));
     let obj = doc
@@ -413,15 +466,26 @@ fn encode(doc: &mut Document, args: &Args, filled: &mut [bool]) -> Result<()> {
     if opaque && chosen {
         for (spec, done) in args.generate.iter().zip(filled.iter_mut()) {
             *done = true;
-            if data
+            let set = data
                 .get(&spec.key)
                 .and_then(Value::as_str)
-                .is_none_or(str::is_empty)
-            {
-                size += spec.length;
-                let value = random_value(args.charset, spec.length);
-                data.insert(spec.key.clone(), Value::String(STANDARD.encode(value)));
+                .is_some_and(|v| !v.is_empty());
+            let rotate = args.rotate.contains(&spec.key);
+            if set && rotate {
+                return fail(format!(
+                    "--rotate {}: the input sets this key; change its value there",
+                    spec.key
+                ));
             }
+            if set {
+                continue;
+            }
+            let value = match kept_value(kept, obj, &spec.key).filter(|_| !rotate) {
+                Some(live) => live.to_owned(),
+                None => STANDARD.encode(random_value(args.charset, spec.length)),
+            };
+            size += STANDARD.decode(&value).map_or(0, |b| b.len());
+            data.insert(spec.key.clone(), Value::String(value));
         }
     }
     if size > MAX_OBJECT_BYTES && !args.no_size_limit {

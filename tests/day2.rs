@@ -1,0 +1,263 @@
+//! Day 2 through the make targets, against kubesim: settings kept per app and namespace,
+//! a generated secret made once, a re-deploy that changes nothing, a promote that
+//! changes only the issuer, a rotation that rolls the pods, `make status` and `make diff`.
+
+use crate::common::*;
+use serde_json::Value;
+use std::path::Path;
+use std::process::Command;
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// `make TARGET VARS...` in the repository with the test build's tools, against `sim`
+/// (none: no cluster at all), the settings kept in `settings`.
+fn make(sim: Option<&Sim>, settings: &Path, target: &str, vars: &[&str]) -> Run {
+    let mut c = Command::new("make");
+    c.current_dir(repo())
+        .args(["--no-print-directory", target])
+        .arg(format!("BIN={}", fresh_bin_dir().display()))
+        .arg(format!("SETTINGS={}", settings.display()))
+        .args(["NAMESPACE=default", "TIMEOUT=30s"])
+        .args(vars)
+        // A make running `cargo test` must not hand its jobserver to ours.
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .env_remove("KUBECONFIG");
+    if let Some(sim) = sim {
+        c.env("KUBECONFIG", &sim.kubeconfig)
+            .env("HOME", sim.dir.path());
+    }
+    let run = c.run();
+    match sim {
+        Some(sim) => run.context(sim.log()),
+        None => run,
+    }
+}
+
+fn sim() -> Sim {
+    Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "200ms",
+        "--deploy-delay",
+        "100ms",
+    ])
+}
+
+/// The first deploy's settings: the tutorial's template env (DJANGO_SECRET_KEY empty:
+/// generated), an image and a host.
+const FIRST: &[&str] = &[
+    "ENV=examples/polls/env",
+    "IMAGE=docker.io/sammy/polls:v1",
+    "HOST=polls.example.com",
+];
+
+/// The app's objects as the server holds them, reduced to what a deploy writes:
+/// kind/name -> generation, annotations, labels, spec and data.
+fn live(sim: &Sim) -> Vec<(String, Value)> {
+    let list: Value = serde_json::from_str(&sim.kubectl_ok(&[
+        "get",
+        "configmaps,secrets,deployments,services,ingresses,jobs",
+        "-n",
+        "default",
+        "-l",
+        "app.kubernetes.io/name=polls",
+        "-o",
+        "json",
+    ]))
+    .unwrap();
+    let mut objects: Vec<(String, Value)> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            let m = &o["metadata"];
+            (
+                format!(
+                    "{}/{}",
+                    o["kind"].as_str().unwrap(),
+                    m["name"].as_str().unwrap()
+                ),
+                serde_json::json!({
+                    "generation": m["generation"],
+                    "annotations": m["annotations"],
+                    "labels": m["labels"],
+                    "spec": o["spec"],
+                    "data": o["data"],
+                }),
+            )
+        })
+        .collect();
+    objects.sort_by(|a, b| a.0.cmp(&b.0));
+    objects
+}
+
+fn names(sim: &Sim, kinds: &str) -> String {
+    sim.kubectl_ok(&["get", kinds, "-n", "default", "-o", "name"])
+}
+
+fn secret_key(sim: &Sim) -> String {
+    sim.kubectl_ok(&[
+        "get",
+        "secret",
+        "polls-secret",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.data.DJANGO_SECRET_KEY}",
+    ])
+}
+
+/// The kapply lines of a deploy: what each object became.
+fn kapply_verdicts(run: &Run) -> Vec<String> {
+    run.stderr()
+        .lines()
+        .filter(|l| {
+            l.starts_with("kapply: ") && !l.contains(": ready: ") && !l.contains(": waiting")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn deploy_keeps_settings_and_the_generated_key_promote_changes_only_the_issuer() {
+    let sim = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("polls.default.mk");
+
+    make(Some(&sim), &settings, "deploy", FIRST).success();
+    let kept = std::fs::read_to_string(&settings).unwrap();
+    for line in [
+        "ENV := examples/polls/env\n",
+        "IMAGE := docker.io/sammy/polls:v1\n",
+        "HOST := polls.example.com\n",
+        "ISSUER := letsencrypt-staging\n",
+    ] {
+        assert!(kept.contains(line), "{line:?} not kept:\n{kept}");
+    }
+    let key = secret_key(&sim);
+    assert!(!key.is_empty(), "DJANGO_SECRET_KEY was not generated");
+    let workloads = names(&sim, "replicasets,jobs");
+    let first = live(&sim);
+
+    // Nothing given but the app: the same render, nothing written, no new key.
+    let again = make(Some(&sim), &settings, "deploy", &[]);
+    again.success();
+    let verdicts = kapply_verdicts(&again);
+    assert_eq!(verdicts.len(), 6, "{verdicts:#?}");
+    assert!(
+        verdicts.iter().all(|l| l.ends_with(" unchanged")),
+        "{verdicts:#?}"
+    );
+    assert_eq!(secret_key(&sim), key, "a re-deploy made a new secret key");
+    assert_eq!(names(&sim, "replicasets,jobs"), workloads);
+    assert_eq!(live(&sim), first);
+
+    // make render agrees with the cluster too: the key it writes is the live one.
+    let out = dir.path().join("deploy.yaml");
+    make(
+        Some(&sim),
+        &settings,
+        "render",
+        &[&format!("OUT={}", out.display())],
+    )
+    .success();
+    assert!(std::fs::read_to_string(&out).unwrap().contains(&key));
+
+    // make status: release, image, pods, certificate and its issuer, in one screen.
+    make(Some(&sim), &settings, "status", &[])
+        .success()
+        .stdout_has("release:     deployment.apps/polls-app")
+        .stdout_has("image docker.io/sammy/polls:v1")
+        .stdout_has("pods ready:  2/2")
+        .stdout_has("certificate: polls-tls ready True, issuer ClusterIssuer letsencrypt-staging, expires 2");
+
+    // make logs: every web pod's last lines, prefixed with the pod.
+    make(Some(&sim), &settings, "logs", &["TAIL=1"])
+        .success()
+        .stdout_has("[pod/polls-app-");
+
+    // Promote: only the Ingress changes (its issuer), and the settings keep it.
+    make(Some(&sim), &settings, "promote", &[])
+        .success()
+        .stderr_has("ingress.networking.k8s.io/polls-ingress configured")
+        .stderr_lacks("was issued by Let's Encrypt's STAGING CA");
+    let promoted = live(&sim);
+    let changed: Vec<&String> = first
+        .iter()
+        .zip(&promoted)
+        .filter(|(a, b)| a != b)
+        .map(|(a, _)| &a.0)
+        .collect();
+    assert_eq!(first.len(), promoted.len());
+    assert_eq!(changed, ["Ingress/polls-ingress"]);
+    let ingress = &promoted
+        .iter()
+        .find(|o| o.0 == "Ingress/polls-ingress")
+        .unwrap()
+        .1;
+    assert_eq!(
+        ingress["annotations"]["cert-manager.io/cluster-issuer"],
+        "letsencrypt-prod"
+    );
+    assert!(
+        std::fs::read_to_string(&settings)
+            .unwrap()
+            .contains("ISSUER := letsencrypt-prod\n")
+    );
+
+    // A later deploy naming the env file keeps the production issuer and the image.
+    make(Some(&sim), &settings, "deploy", &["ENV=examples/polls/env"]).success();
+    assert_eq!(live(&sim), promoted);
+
+    // Rotation on request: a new key, a new config hash, the pods roll.
+    make(Some(&sim), &settings, "rotate", &["KEY=DJANGO_SECRET_KEY"])
+        .success()
+        .stderr_has("secret/polls-secret configured")
+        .stderr_has("deployment.apps/polls-app configured");
+    assert_ne!(secret_key(&sim), key, "rotate kept the old key");
+    let rotated = names(&sim, "replicasets");
+    assert!(
+        rotated.lines().any(|rs| !workloads.contains(rs)),
+        "no new ReplicaSet after rotate:\n{rotated}"
+    );
+}
+
+#[test]
+fn make_diff_says_what_exit_1_means_and_succeeds() {
+    let sim = sim();
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("polls.default.mk");
+    make(Some(&sim), &settings, "deploy", FIRST).success();
+    make(Some(&sim), &settings, "diff", &[])
+        .success()
+        .stderr_has("make diff: no differences");
+    make(Some(&sim), &settings, "diff", &["REPLICAS=3"])
+        .success()
+        .stdout_has("replicas: 3")
+        .stderr_has("exit status 1 means \"there are differences\"")
+        .stderr_lacks("Error 1");
+}
+
+#[test]
+fn a_first_deploy_without_an_image_stops_before_rendering() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("polls.default.mk");
+    // No cluster at all: the check comes before anything is rendered or read.
+    make(
+        None,
+        &settings,
+        "deploy",
+        &["ENV=examples/polls/env", "HOST=polls.example.com"],
+    )
+    .code(2)
+    .stdout_empty()
+    .stderr_has("make deploy: no IMAGE for APP=polls NAMESPACE=default")
+    .stderr_lacks("envsplit")
+    .stderr_lacks("kubectl")
+    .stderr_lacks("docker.io/sammy/polls:latest");
+    assert!(!settings.exists());
+}
