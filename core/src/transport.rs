@@ -111,14 +111,7 @@ pub fn client(config: kube::Config, deadline: Option<Instant>) -> kube::Result<k
 /// failure came once the deadline had passed.
 pub fn explain(e: Error) -> Error {
     match e {
-        // A message that already carries kubectl's line (with context around it) stays.
-        Error::Runtime(message)
-            if !has_answered()
-                && SEEN
-                    .refused
-                    .get()
-                    .is_some_and(|line| !message.contains(line.as_str())) =>
-        {
+        Error::Runtime(_) if SEEN.refused.get().is_some() && !has_answered() => {
             Error::Runtime(SEEN.refused.get().cloned().unwrap_or_default())
         }
         Error::Runtime(message) if SEEN.deadline.get().is_some_and(|d| Instant::now() >= *d) => {

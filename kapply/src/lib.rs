@@ -72,7 +72,7 @@ pub async fn run(args: Args) -> Result<()> {
         return kpipe_core::write_stdout(text);
     }
     let client = client_dry_run.is_some();
-    let reading = |e: Error| match (client, kpipe_core::transport::explain(e)) {
+    let reading = |e: Error| match (client, e) {
         (true, Error::Runtime(why)) => Error::runtime(format!(
             "--dry-run=client with --applyset reads the set from the cluster to list what \
              would be pruned, and cannot: {why}"
