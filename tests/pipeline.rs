@@ -463,6 +463,8 @@ fn make_passes_format_hosts_and_the_pull_secret_to_the_pipe() {
             ("ENV", env.display().to_string()),
             ("OUT", out_file.display().to_string()),
             ("HOST", "polls.example.com,www.polls.example.com".into()),
+            ("IMAGE", "docker.io/sammy/polls:latest".into()),
+            ("SETTINGS", dir.path().join("polls.mk").display().to_string()),
         ];
         v.extend_from_slice(extra);
         v
@@ -550,6 +552,8 @@ fn make_passes_format_hosts_and_the_pull_secret_to_the_pipe() {
         ("OUT", out_file.display().to_string()),
         ("FORMAT", "docker".into()),
         ("HOST", "polls.example.org".into()),
+        ("IMAGE", "docker.io/sammy/polls:latest".into()),
+        ("SETTINGS", dir.path().join("polls.mk").display().to_string()),
     ])
     .code(2)
     .stderr_has("ConfigMap/polls-config: DJANGO_ALLOWED_HOSTS \".example.com\" does not admit --host polls.example.org")
@@ -567,6 +571,8 @@ fn two_hosts_get_one_certificate_for_both() {
         &[
             ("ENV", env.to_str().unwrap()),
             ("HOST", "polls.example.com,www.polls.example.com"),
+            ("IMAGE", "docker.io/sammy/polls:latest"),
+            ("SETTINGS", dir.path().join("polls.mk").to_str().unwrap()),
             ("TIMEOUT", "60s"),
         ],
     )
