@@ -1257,8 +1257,8 @@ fn objects_in_a_namespace_that_failed_are_skipped_with_one_reason_each() {
 }
 
 /// Output thrown away on purpose is not an error: stdout on /dev/null opened read-write,
-/// as Python's `subprocess.DEVNULL` and `1<>/dev/null` open it (the same as what Rust's
-/// runtime puts in place of a closed stdout, so `>&-` cannot be told apart from it).
+/// as Python's `subprocess.DEVNULL` and `1<>/dev/null` open it (what Rust's runtime
+/// would put in place of a closed stdout, had core's constructor not run first).
 #[test]
 fn stdout_on_a_read_write_dev_null_is_not_an_error() {
     let sim = Sim::start(&[]);

@@ -46,13 +46,17 @@ pub async fn run(args: Args) -> Result<()> {
     if args.delete_all {
         return delete_all(args).await;
     }
-    let mut docs = input::read_all(&args.files, args.recursive).await?;
+    let mut docs = match &args.kustomize {
+        Some(dir) => input::kustomize(dir)?,
+        None => input::read_all(&args.files, args.recursive).await?,
+    };
     if let Some(selector) = &args.selector {
         let selector = input::Selector::parse(selector)?;
         docs.retain(|d| selector.matches(&d.value["metadata"]["labels"]));
         if docs.is_empty() {
-            return Err(Error::input(format!(
-                "no objects in the input match the selector {:?}",
+            // Not bad input (the same files apply without -l): kubectl exits 1 here too.
+            return Err(Error::runtime(format!(
+                "no objects passed to apply: none in the input match the selector {:?}",
                 args.selector.as_deref().unwrap_or_default()
             )));
         }
@@ -137,6 +141,7 @@ pub async fn run(args: Args) -> Result<()> {
         scrubber,
         input_namespaces,
         interrupt: Interrupt::install()?,
+        names_only: args.output == Some(Output::Name),
     };
     let mut total = items.len();
     let ids: Vec<ObjectId> = {
