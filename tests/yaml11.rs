@@ -258,3 +258,46 @@ fn kubectl_reads_the_same_strings() {
     }
     assert_eq!(seen, expected_map(&pairs));
 }
+
+/// A tag the value does not fit (`PW: !!int abc`) is refused, as kubectl refuses the
+/// file, naming the file, line and key, never the value; a tag it fits is read.
+#[test]
+fn a_tag_the_value_does_not_fit_is_refused_as_kubectl_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret.yaml");
+    let text = |tagged: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData:\n  USER: polls\n  PW: {tagged}\n"
+        )
+    };
+    for (tagged, fits) in [
+        ("!!int s3cr3t-tagged", false),
+        ("!!bool s3cr3t-tagged", false),
+        ("!!timestamp s3cr3t-tagged", false),
+        ("!!str 0755", true),
+    ] {
+        std::fs::write(&file, text(tagged)).unwrap();
+        let kubectl = Command::new("kubectl")
+            .args(["annotate", "--local", "kpipe=check", "-o", "name", "-f"])
+            .arg(&file)
+            .env("KUBECONFIG", "/dev/null")
+            .output()
+            .expect("kubectl is installed");
+        assert_eq!(kubectl.status.success(), fits, "kubectl on {tagged}");
+        let out = cmd("kapply")
+            .args(["--dry-run=client", "-o", "name", "-f"])
+            .arg(&file)
+            .run();
+        if fits {
+            out.success();
+            continue;
+        }
+        let tag = tagged.split_whitespace().next().unwrap();
+        out.code(2)
+            .stdout_empty()
+            .stderr_has(&format!(
+                "secret.yaml: document 1 (line 6): key \"PW\": a scalar tagged {tag} is not a valid"
+            ))
+            .no_secret("s3cr3t-tagged");
+    }
+}

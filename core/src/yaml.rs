@@ -239,9 +239,9 @@ fn may_be_number_or_time(s: &str) -> bool {
     {
         return hex.bytes().all(|b| b.is_ascii_hexdigit() || b == b'_');
     }
-    unsigned.bytes().all(|b| {
-        b.is_ascii_digit() || b" ._:+-eEoObBtTzZ".contains(&b)
-    })
+    unsigned
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b" ._:+-eEoObBtTzZ".contains(&b))
 }
 
 /// A double-quoted scalar that both YAML 1.1 and 1.2 read back byte for byte.

@@ -642,7 +642,10 @@ fn is_timestamp(text: &str) -> bool {
             && s.parse().is_ok_and(|n: u32| range.contains(&n))
     }
     let (date, time) = match text.find(['T', 't', ' ']) {
-        Some(at) => (&text[..at], Some((&text[at..at + 1], &text[at + 1..]))),
+        Some(at) => {
+            let (date, rest) = text.split_at(at);
+            (date, Some(rest.split_at(1)))
+        }
         None => (text, None),
     };
     let fields: Vec<&str> = date.split('-').collect();
@@ -905,15 +908,20 @@ mod tests {
         // Few nodes, but 100 kB times 1,000 aliases: 100 MB from a 104 kB document.
         let long = "x".repeat(100_000);
         let aliases = vec!["*s"; 1_000].join(", ");
-        let err = load(&format!("s: &s {long}
+        let err = load(&format!(
+            "s: &s {long}
 l: [{aliases}]
-")).unwrap_err();
+"
+        ))
+        .unwrap_err();
         assert!(err.message.contains("excessive aliasing"), "{err:?}");
         assert_eq!(err.line, 2);
         // Anchors used as they are meant to be stay fine, and so does a large document.
-        let v = read(&format!("s: &s {long}
+        let v = read(&format!(
+            "s: &s {long}
 l: [*s, *s, *s, *s, *s]
-"));
+"
+        ));
         assert_eq!(v["l"][4].as_str().map(str::len), Some(100_000));
         assert!((allowed_alias_share(LARGE_DOCUMENT_BYTES) - MIN_ALIAS_SHARE).abs() < 1e-9);
         assert!(allowed_alias_share(SMALL_DOCUMENT_BYTES + 1) > 0.98);
@@ -930,9 +938,12 @@ l: [*s, *s, *s, *s, *s]
             ("timestamp", "2001-12-14T21:59:43"),
             ("timestamp", "2001-13-01"),
         ] {
-            let err = load(&format!("a: 1
+            let err = load(&format!(
+                "a: 1
 PW: !!{tag} {value}
-")).unwrap_err();
+"
+            ))
+            .unwrap_err();
             assert_eq!(err.line, 2, "{tag} {value}");
             assert_eq!(
                 err.message,

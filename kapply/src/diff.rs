@@ -15,7 +15,10 @@ pub fn unified(id: &ObjectId, live: Option<&Value>, merged: &Value) -> String {
     if is_secret(&merged) {
         mask_pair(live.as_mut(), &mut merged);
     }
-    if live.as_ref().is_some_and(|live| same_but_moved(live, &merged)) {
+    if live
+        .as_ref()
+        .is_some_and(|live| same_but_moved(live, &merged))
+    {
         return String::new();
     }
     let old = live
