@@ -89,3 +89,44 @@ fn an_argument_that_is_not_utf8_is_a_usage_error_not_a_panic() {
         }
     }
 }
+
+/// A closed stdout (`tool >&-`) is a write error (exit 1), not output lost with exit 0;
+/// a closed pipe (`| head`) stays a quiet 141, and /dev/null opened read-write on
+/// purpose (Python's `subprocess.DEVNULL`) stays fine.
+#[test]
+fn a_closed_stdout_is_a_write_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let env = dir.path().join("env");
+    std::fs::write(&env, "DEBUG=on\nDATABASE_PASSWORD=pw-closed-stdout\n").unwrap();
+    let manifest = dir.path().join("cm.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: polls-config}\ndata: {A: b}\n",
+    )
+    .unwrap();
+    let (env, manifest) = (env.to_str().unwrap(), manifest.to_str().unwrap());
+    let runs: [(&str, Vec<&str>); 4] = [
+        ("envsplit", vec!["--app", "polls", env]),
+        ("secretgen", vec!["--from-env-file", env, "--name", "s"]),
+        ("manifest-gen", vec!["--image", "polls:1", "-i", manifest]),
+        (
+            "kapply",
+            vec!["--dry-run=client", "-o", "yaml", "-f", manifest],
+        ),
+    ];
+    for (tool, args) in runs {
+        let through_sh = |redirect: &str| {
+            let mut c = std::process::Command::new("sh");
+            c.arg("-c")
+                .arg(format!("exec \"$0\" \"$@\" {redirect}"))
+                .arg(bin(tool))
+                .args(&args)
+                .env_remove("KUBECONFIG");
+            c.run()
+        };
+        through_sh(">&-").code(1).stderr_has(&format!(
+            "{tool}: cannot write the output: standard output is closed"
+        ));
+        through_sh("1<>/dev/null").success().stderr_empty();
+    }
+}

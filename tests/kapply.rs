@@ -1138,8 +1138,9 @@ fn recursive_selector_and_name_output() {
         "tier in (db)",
     ]);
     assert_eq!(stdout(&out), "configmap/cfg\n", "{}", stderr(&out));
+    // As kubectl's "no objects passed to apply": exit 1, not bad input.
     let out = run(&["--dry-run=client", "-R", "-f", root, "-l", "tier=none"]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
 }
 
 /// `-f URL`: plain http is read; https verifies the certificate as usual (kubesim's own
@@ -1421,8 +1422,8 @@ fn objects_in_a_namespace_that_failed_are_skipped_with_one_reason_each() {
 }
 
 /// Output thrown away on purpose is not an error: stdout on /dev/null opened read-write,
-/// as Python's `subprocess.DEVNULL` and `1<>/dev/null` open it (the same as what Rust's
-/// runtime puts in place of a closed stdout, so `>&-` cannot be told apart from it).
+/// as Python's `subprocess.DEVNULL` and `1<>/dev/null` open it (what Rust's runtime
+/// would put in place of a closed stdout, had core's constructor not run first).
 #[test]
 fn stdout_on_a_read_write_dev_null_is_not_an_error() {
     let sim = Sim::start(&[]);
@@ -1526,4 +1527,261 @@ fn a_write_whose_answer_was_lost_is_read_back_and_reported_applied() {
         "{err}"
     );
     assert!(answered(&sim, "200 lost") >= 5, "{}", sim.log());
+}
+
+// ---- files, kustomize and output exactly as kubectl --------------------------------
+
+/// kubectl reading files without a cluster (`annotate --local`): what it prints, and
+/// whether it succeeded.
+fn kubectl_local(args: &[&str], output: &str) -> (bool, String) {
+    let out = std::process::Command::new("kubectl")
+        .args(["annotate", "--local", "kpipe=check", "-o", output])
+        .args(args)
+        .env("KUBECONFIG", "/dev/null")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("kubectl is installed");
+    (out.status.success(), stdout(&out))
+}
+
+fn config_map(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata: {{name: {name}}}\ndata: {{k: v}}\n")
+}
+
+/// Symbolic links as kubectl 1.32 takes them: -R does not follow a linked directory (so
+/// a tree with `alias -> real` is not read twice and refused as duplicates), a linked
+/// file is read, `-f LINK` to a directory is refused and `-f LINK/` reads it; and the
+/// files come in kubectl's order (`sub/` before `sub.yaml`).
+#[test]
+fn symlinks_and_file_order_are_read_as_kubectl_reads_them() {
+    use std::os::unix::fs::symlink;
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    let write = |path: &str, text: &str| {
+        let path = dir.path().join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    write("app/b.yaml", &config_map("b"));
+    write("app/real/a.yaml", &config_map("a"));
+    write("app/sub/d.yaml", &config_map("d"));
+    write("app/sub.yaml", &config_map("e"));
+    write("outside/c.yaml", &config_map("c"));
+    symlink("real", root.join("alias")).unwrap();
+    symlink("../outside/c.yaml", root.join("link.yaml")).unwrap();
+    symlink("app", dir.path().join("app-link")).unwrap();
+    let at = |p: &str| dir.path().join(p).to_string_lossy().into_owned();
+    let cases: [Vec<String>; 5] = [
+        vec!["-R".into(), "-f".into(), at("app")],
+        vec!["-f".into(), at("app")],
+        vec!["-R".into(), "-f".into(), at("app-link")],
+        vec!["-R".into(), "-f".into(), at("app-link") + "/"],
+        vec!["-f".into(), at("app/link.yaml")],
+    ];
+    for args in &cases {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let (kubectl_ok, names) = kubectl_local(&args, "name");
+        let out = cmd("kapply")
+            .args(["--dry-run=client", "-o", "name"])
+            .args(&args)
+            .run();
+        if kubectl_ok {
+            out.success();
+            assert_eq!(out.stdout(), names, "{args:?}");
+        } else {
+            out.code(2)
+                .stdout_empty()
+                .stderr_has("a symbolic link to a directory");
+        }
+    }
+    let (_, all) = kubectl_local(&["-R", "-f", &at("app")], "name");
+    assert_eq!(
+        all,
+        "configmap/b\nconfigmap/c\nconfigmap/a\nconfigmap/d\nconfigmap/e\n"
+    );
+}
+
+/// `-k DIR` applies what `kubectl kustomize DIR` renders; it conflicts with -f as in
+/// kubectl, and without kubectl or kustomize on PATH kapply says what is missing.
+#[test]
+fn kustomize_directories_are_rendered_by_kubectl() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = dir.path().join("overlay");
+    std::fs::create_dir_all(&k).unwrap();
+    std::fs::write(
+        k.join("kustomization.yaml"),
+        "namePrefix: prod-\nresources: [cm.yaml]\ncommonLabels: {app: polls}\n",
+    )
+    .unwrap();
+    std::fs::write(k.join("cm.yaml"), config_map("polls-config")).unwrap();
+    let k = k.to_str().unwrap();
+    let rendered = std::process::Command::new("kubectl")
+        .args(["kustomize", k])
+        .output()
+        .unwrap();
+    assert!(rendered.status.success(), "{}", stderr(&rendered));
+    let want: serde_json::Value = serde_yaml::from_slice(&rendered.stdout).unwrap();
+    let out = cmd("kapply")
+        .args(["-k", k, "--dry-run=client", "-o", "json"])
+        .run();
+    out.success();
+    let got: serde_json::Value = serde_json::from_str(&out.stdout()).unwrap();
+    assert_eq!(got, want);
+    assert_eq!(got["metadata"]["name"], "prod-polls-config");
+
+    cmd("kapply")
+        .args(["-k", k, "-f", "x.yaml", "--dry-run=client"])
+        .run()
+        .code(2)
+        .stdout_empty()
+        .stderr_has("cannot be used with");
+    let empty = tempfile::tempdir().unwrap();
+    cmd("kapply")
+        .args(["-k", k, "--dry-run=client"])
+        .env("PATH", empty.path())
+        .run()
+        .code(2)
+        .stdout_empty()
+        .stderr_has("neither kubectl nor kustomize is on PATH");
+}
+
+/// `-o yaml` writes multi-line strings as kubectl does (`|` blocks) and args such as
+/// `--port=8444` bare: the same text as `kubectl -o yaml` for the same object.
+#[test]
+fn output_yaml_writes_strings_as_kubectl_does() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("scripts.yaml");
+    std::fs::write(&file, SCRIPTS).unwrap();
+    let file = file.to_str().unwrap();
+    let (ok, theirs) = kubectl_local(&["-f", file], "yaml");
+    assert!(ok, "{theirs}");
+    let ours = cmd("kapply")
+        .args(["--dry-run=client", "-o", "yaml", "-f", file])
+        .run();
+    ours.success();
+    // The data of the ConfigMap, line for line, and the Deployment's args.
+    let data = |text: &str| {
+        let start = text.find("data:\n").expect("data");
+        let end = start + text[start..].find("\nkind:").expect("kind");
+        text[start..end].to_owned()
+    };
+    assert_eq!(data(&ours.stdout()), data(&theirs));
+    assert!(
+        data(&theirs).contains("  run.sh: |\n    #!/bin/sh\n    echo one\n"),
+        "{theirs}"
+    );
+    for line in ["\n        - --port=8444\n", "\n        - --v=2\n"] {
+        assert!(theirs.contains(line), "{theirs}");
+        ours.stdout_has(line);
+    }
+}
+
+/// A ConfigMap holding a script and a Deployment with flags, for the tests of kubectl's
+/// output.
+const SCRIPTS: &str = "\
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: scripts, namespace: default}
+data:
+  run.sh: |
+    #!/bin/sh
+    echo one
+    echo two
+    echo three
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: default}
+spec:
+  replicas: 1
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: nginx:1.25
+        args: [\"--port=8444\", \"--v=2\"]
+";
+
+/// The hunks of a unified diff per object, without the file headers (kubectl's name
+/// temporary files), sorted by object.
+fn diff_hunks(text: &str) -> Vec<String> {
+    let mut objects: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if line.starts_with("+++ ") || line.starts_with("diff -u") {
+            continue;
+        }
+        if line.starts_with("--- ") {
+            objects.push(String::new());
+            continue;
+        }
+        if let Some(object) = objects.last_mut() {
+            object.push_str(line);
+            object.push('\n');
+        }
+    }
+    objects.sort();
+    objects
+}
+
+/// `--diff` shows what `kubectl diff --server-side` shows: a one-line edit of a script
+/// in a ConfigMap is a one-line change, flags and the uid are written bare, and
+/// resourceVersion is there. `-o name` prints the names on stdout and nothing else, and
+/// `-l` matching nothing exits 1, as kubectl does.
+#[test]
+fn diff_and_output_name_match_kubectl() {
+    let sim = Sim::start(&[]);
+    kapply_ok(&sim, &["-f", "-"], SCRIPTS);
+    let edited = SCRIPTS
+        .replace("echo two", "echo 2")
+        .replace("--v=2", "--v=3");
+    let theirs = run_with_stdin(
+        {
+            let mut c = sim.kubectl();
+            c.args(["diff", "--server-side", "--field-manager=kapply", "-f", "-"]);
+            c
+        },
+        edited.as_bytes(),
+    );
+    assert_eq!(theirs.status.code(), Some(1), "{}", stderr(&theirs));
+    let ours = kapply(&sim, &["--diff", "-f", "-"], &edited);
+    ours.code(1);
+    assert_eq!(diff_hunks(&ours.stdout()), diff_hunks(&stdout(&theirs)));
+    ours.stdout_has("\n-    echo two\n+    echo 2\n")
+        .stdout_has("\n-        - --v=2\n+        - --v=3\n")
+        .stdout_has("\n   resourceVersion: ");
+
+    let theirs = run_with_stdin(
+        {
+            let mut c = sim.kubectl();
+            c.args(["apply", "--server-side", "--field-manager=kapply"])
+                .args(["-o", "name", "-f", "-"]);
+            c
+        },
+        SCRIPTS.as_bytes(),
+    );
+    assert!(theirs.status.success(), "{}", stderr(&theirs));
+    assert!(theirs.stderr.is_empty(), "{}", stderr(&theirs));
+    kapply(&sim, &["-o", "name", "-f", "-"], SCRIPTS)
+        .success()
+        .stderr_empty();
+    assert_eq!(
+        kapply(&sim, &["-o", "name", "-f", "-"], SCRIPTS).stdout(),
+        stdout(&theirs)
+    );
+
+    let theirs = run_with_stdin(
+        {
+            let mut c = sim.kubectl();
+            c.args(["apply", "--server-side", "-l", "tier=none", "-f", "-"]);
+            c
+        },
+        SCRIPTS.as_bytes(),
+    );
+    assert_eq!(theirs.status.code(), Some(1), "{}", stderr(&theirs));
+    kapply(&sim, &["-l", "tier=none", "-f", "-"], SCRIPTS)
+        .code(1)
+        .stdout_empty()
+        .stderr_has("no objects passed to apply");
 }

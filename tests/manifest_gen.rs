@@ -1718,3 +1718,31 @@ fn cluster_issuers_are_the_tutorials_acme_issuers_and_are_ready_once_applied() {
         stderr(&out)
     );
 }
+
+/// A ConfigMap or Secret without a name in the input is an input error at its place,
+/// not a complaint about a flag the user never gave (`--config-map "": must not be
+/// empty`).
+#[test]
+fn a_nameless_config_map_or_secret_is_named_by_its_place() {
+    for (kind, body) in [
+        ("ConfigMap", "data: {DEBUG: 'True'}"),
+        ("Secret", "stringData: {PW: pw-of-a-nameless-secret}"),
+    ] {
+        let stream = format!(
+            "apiVersion: v1\nkind: Namespace\nmetadata: {{name: polls}}\n---\n\
+             apiVersion: v1\nkind: {kind}\nmetadata: {{labels: {{app: polls}}}}\n{body}\n"
+        );
+        let err = refused_stream(&stream);
+        assert!(
+            err.contains(&format!(
+                "<stdin>: document 2 (line 5): {kind} has no metadata.name"
+            )),
+            "{err}"
+        );
+        assert!(
+            !err.contains("--config-map") && !err.contains("--secret"),
+            "{err}"
+        );
+        assert!(!err.contains("pw-of-a-nameless-secret"), "{err}");
+    }
+}

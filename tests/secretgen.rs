@@ -590,3 +590,48 @@ fn a_registry_secret_joins_the_stream_and_useless_configs_are_refused() {
         cmd("secretgen").args(args).run().code(2).stdout_empty();
     }
 }
+
+/// Runs secretgen on `input` with its heap (RLIMIT_DATA) limited to 48 MiB: an input
+/// that makes it allocate more fails to allocate (and aborts) instead of being refused.
+fn secretgen_in_48_mib(input: &str) -> Run {
+    let mut c = Command::new("sh");
+    c.args(["-c", "ulimit -d 49152 && exec \"$0\""])
+        .arg(bin("secretgen"));
+    c.run_with(input)
+}
+
+/// Alias bombs are refused before they take the memory they ask for: a long string
+/// repeated by aliases ("string bomb": few nodes, 1 MB of input, gigabytes expanded)
+/// and the billion laughs (nested lists of aliases) alike.
+#[test]
+fn alias_bombs_are_refused_within_a_small_heap() {
+    let long = "y".repeat(20_000);
+    let mut bomb = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: bomb}}\nstringData:\n  s: &s {long}\n  l:\n"
+    );
+    let row = format!("  - [{}]\n", ["*s"; 20].join(", "));
+    while bomb.len() < 1_000_000 {
+        bomb.push_str(&row);
+    }
+    let mut laughs =
+        String::from("apiVersion: v1\nkind: Secret\nmetadata: {name: l}\nstringData:\n");
+    laughs.push_str(&format!("  a0: &a0 [{}]\n", ["x"; 10].join(",")));
+    for i in 1..10 {
+        let items = vec![format!("*a{}", i - 1); 10].join(",");
+        laughs.push_str(&format!("  a{i}: &a{i} [{items}]\n"));
+    }
+    for input in [&bomb, &laughs] {
+        secretgen_in_48_mib(input)
+            .code(2)
+            .stdout_empty()
+            .stderr_has("the document contains excessive aliasing");
+    }
+    // Anchors used as meant are read as before, within the same heap.
+    let fine = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: ok}}\nstringData:\n  a: &a {long}\n  b: *a\n"
+    );
+    let out = secretgen_in_48_mib(&fine);
+    out.success();
+    let doc = &docs(&out.stdout())[0];
+    assert_eq!(decode(&doc["data"]["b"]), long);
+}

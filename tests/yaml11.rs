@@ -65,6 +65,23 @@ const TRICKY_VALUES: &[&str] = &[
     "\"q\"",
     "a,b",
     "multi\nline",
+    // Literal blocks (`|`, `|-`, `|+`, `|2-`) and what must stay double-quoted.
+    "script\nline 2\n",
+    " lead\nx",
+    "kept\n\n",
+    "\n",
+    "\nfirst",
+    "x\n  indented\n",
+    "# not a comment\n- not a list",
+    "trailing space \nx",
+    "x\n ",
+    // Plain as kubectl writes them, or quoted where some reader sees a number.
+    "--port=8444",
+    "-x",
+    "100m",
+    "3f2a1b4c-1b3d-4e5f-8a9b-0c1d2e3f4a5b",
+    "10.0.0.1",
+    "1.2.3",
     "tab\tin",
     "ünïcödé ✓ 日本",
     "emoji 🎉",
@@ -240,4 +257,47 @@ fn kubectl_reads_the_same_strings() {
         }
     }
     assert_eq!(seen, expected_map(&pairs));
+}
+
+/// A tag the value does not fit (`PW: !!int abc`) is refused, as kubectl refuses the
+/// file, naming the file, line and key, never the value; a tag it fits is read.
+#[test]
+fn a_tag_the_value_does_not_fit_is_refused_as_kubectl_refuses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("secret.yaml");
+    let text = |tagged: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: s}}\nstringData:\n  USER: polls\n  PW: {tagged}\n"
+        )
+    };
+    for (tagged, fits) in [
+        ("!!int s3cr3t-tagged", false),
+        ("!!bool s3cr3t-tagged", false),
+        ("!!timestamp s3cr3t-tagged", false),
+        ("!!str 0755", true),
+    ] {
+        std::fs::write(&file, text(tagged)).unwrap();
+        let kubectl = Command::new("kubectl")
+            .args(["annotate", "--local", "kpipe=check", "-o", "name", "-f"])
+            .arg(&file)
+            .env("KUBECONFIG", "/dev/null")
+            .output()
+            .expect("kubectl is installed");
+        assert_eq!(kubectl.status.success(), fits, "kubectl on {tagged}");
+        let out = cmd("kapply")
+            .args(["--dry-run=client", "-o", "name", "-f"])
+            .arg(&file)
+            .run();
+        if fits {
+            out.success();
+            continue;
+        }
+        let tag = tagged.split_whitespace().next().unwrap();
+        out.code(2)
+            .stdout_empty()
+            .stderr_has(&format!(
+                "secret.yaml: document 1 (line 6): key \"PW\": a scalar tagged {tag} is not a valid"
+            ))
+            .no_secret("s3cr3t-tagged");
+    }
 }

@@ -4,7 +4,8 @@
 //! returns an [`Error`], this module prints `tool: message` on stderr and exits with
 //! the code the contract gives (2 bad input or usage, 1 runtime failure, 124 timeout,
 //! 130/143 stopped by SIGINT/SIGTERM).
-//! A closed stdout (`| head`) ends the tool quietly.
+//! A closed pipe on stdout (`| head`) ends the tool quietly (141); a closed stdout
+//! (`>&-`) is a write error (1).
 
 use std::fmt;
 use std::io;
@@ -164,11 +165,28 @@ fn report(tool: &str, e: Error) -> ExitCode {
 /// known secret values are masked unless the user asked to see them.
 pub fn write_stdout(text: &str) -> Result<()> {
     use io::Write;
+    if stdout_was_closed() {
+        return Err(Error::runtime(
+            "cannot write the output: standard output is closed",
+        ));
+    }
     let text = crate::redact::for_stdout(text);
     let mut out = io::stdout().lock();
     out.write_all(text.as_bytes())?;
     out.flush()?;
     Ok(())
+}
+
+/// Whether the tool was started with standard output closed (`>&-`): then fd 1 is
+/// `/dev/null` opened read-only (csrc/closed_stdout.c), where a write fails, while
+/// std's `Stdout` takes a failed write on a bad descriptor for success.
+fn stdout_was_closed() -> bool {
+    use io::Write;
+    use std::os::fd::AsFd;
+    io::stdout()
+        .as_fd()
+        .try_clone_to_owned()
+        .map_or(true, |fd| std::fs::File::from(fd).write(&[]).is_err())
 }
 
 #[cfg(test)]

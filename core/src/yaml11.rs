@@ -22,6 +22,19 @@ pub const MAX_DEPTH: usize = 10_000;
 /// Nodes that aliases may add to a document before it counts as an alias bomb.
 const MAX_ALIASED_NODES: usize = 1_000_000;
 
+/// What a node costs in [`Budget`] besides its text: about what it takes in memory.
+const NODE_BYTES: usize = 32;
+
+/// The expanded size (bytes of text plus [`NODE_BYTES`] a node) up to which aliases may
+/// make up any share of a document, and from which they may make up only
+/// [`MIN_ALIAS_SHARE`]: go-yaml v3's alias-ratio rule (99% up to 400,000 decoded nodes,
+/// falling to 10% at 4,000,000), counted in bytes so that one long string repeated by
+/// aliases (a "string bomb", which counts as few nodes) is bounded as well.
+const SMALL_DOCUMENT_BYTES: usize = 4 << 20;
+const LARGE_DOCUMENT_BYTES: usize = 40 << 20;
+const MAX_ALIAS_SHARE: f64 = 0.99;
+const MIN_ALIAS_SHARE: f64 = 0.10;
+
 /// Why a document cannot be read, with the 1-based line (within the text read) it is on.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoadError {
@@ -101,10 +114,13 @@ enum Open {
     Seq {
         items: Vec<Value>,
         anchor: usize,
+        /// Its expanded size so far (see [`Budget`]).
+        tally: Tally,
     },
     Map {
         map: Map<String, Value>,
         anchor: usize,
+        tally: Tally,
         /// Keys written in this mapping itself, to note a repeated one; a key that a
         /// merge brought is overridden silently, as merging means.
         explicit: HashSet<String>,
@@ -120,12 +136,77 @@ enum Key {
     Merge,
 }
 
+/// How much of a document aliases made, checked before an alias is expanded: an alias
+/// bomb is refused before it takes the memory it asks for.
+#[derive(Default)]
+struct Budget {
+    /// The expanded size of everything read so far, aliases included.
+    decoded: usize,
+    /// The part of it that aliases added.
+    aliased: usize,
+    aliased_nodes: usize,
+}
+
+impl Budget {
+    /// Counts an alias of a node of that tally; false when the document would then be
+    /// more alias than its size allows.
+    fn alias(&mut self, tally: Tally) -> bool {
+        self.decoded += tally.size;
+        self.aliased += tally.size;
+        self.aliased_nodes += tally.nodes;
+        let share = self.aliased as f64 / self.decoded as f64;
+        self.aliased_nodes <= MAX_ALIASED_NODES && share <= allowed_alias_share(self.decoded)
+    }
+}
+
+/// go-yaml v3's `allowedAliasRatio`, over bytes instead of nodes.
+fn allowed_alias_share(decoded: usize) -> f64 {
+    if decoded <= SMALL_DOCUMENT_BYTES {
+        // Small documents: anything goes (the node limit still holds).
+        return 1.0;
+    }
+    if decoded >= LARGE_DOCUMENT_BYTES {
+        return MIN_ALIAS_SHARE;
+    }
+    let span = (LARGE_DOCUMENT_BYTES - SMALL_DOCUMENT_BYTES) as f64;
+    let past = (decoded - SMALL_DOCUMENT_BYTES) as f64;
+    MAX_ALIAS_SHARE - (MAX_ALIAS_SHARE - MIN_ALIAS_SHARE) * past / span
+}
+
+/// The expanded size (bytes of text plus [`NODE_BYTES`] a node) and node count of a
+/// node, counted as it is built.
+#[derive(Debug, Clone, Copy, Default)]
+struct Tally {
+    size: usize,
+    nodes: usize,
+}
+
+impl Tally {
+    fn node(text: usize) -> Tally {
+        Tally {
+            size: NODE_BYTES + text,
+            nodes: 1,
+        }
+    }
+
+    fn add(&mut self, other: Tally) {
+        self.size += other.size;
+        self.nodes += other.nodes;
+    }
+}
+
+/// An anchored node: its value and tally.
+struct Anchored {
+    value: Value,
+    tally: Tally,
+}
+
 #[derive(Default)]
 struct Builder {
     stack: Vec<Open>,
-    /// Values of anchored nodes, by anchor id.
-    anchors: Vec<Option<Value>>,
-    aliased_nodes: usize,
+    /// Anchored nodes, by anchor id.
+    anchors: Vec<Option<Anchored>>,
+    budget: Budget,
     done: Option<Value>,
     repeated: Vec<RepeatedKey>,
 }
@@ -141,15 +222,24 @@ impl Builder {
                 // go-yaml's Unmarshal reads the first document of its input.
                 Event::DocumentEnd if started => break,
                 Event::Scalar(text, style, anchor, tag) => {
-                    let scalar = resolve(&text, style, tag.as_deref())
-                        .map_err(|why| LoadError::new(line, why))?;
-                    self.scalar(scalar, anchor, line)?;
+                    let tally = Tally::node(text.len());
+                    self.budget.decoded += tally.size;
+                    let scalar = resolve(&text, style, tag.as_deref()).map_err(|why| {
+                        // The key says which value (never the value itself: a secret).
+                        let why = match self.value_key() {
+                            Some(key) => format!("key {key:?}: {why}"),
+                            None => why,
+                        };
+                        LoadError::new(line, why)
+                    })?;
+                    self.scalar(scalar, anchor, tally, line)?;
                 }
                 Event::SequenceStart(_, anchor, _) => {
                     self.open(line)?;
                     self.stack.push(Open::Seq {
                         items: Vec::new(),
                         anchor,
+                        tally: Tally::node(0),
                     });
                 }
                 Event::MappingStart(_, anchor, _) => {
@@ -157,42 +247,52 @@ impl Builder {
                     self.stack.push(Open::Map {
                         map: Map::new(),
                         anchor,
+                        tally: Tally::node(0),
                         explicit: HashSet::new(),
                         key: None,
                         line,
                     });
                 }
                 Event::SequenceEnd | Event::MappingEnd => {
-                    let (value, anchor) = match self.stack.pop() {
-                        Some(Open::Seq { items, anchor }) => (Value::Array(items), anchor),
-                        Some(Open::Map { map, anchor, .. }) => (Value::Object(map), anchor),
+                    let (value, anchor, tally) = match self.stack.pop() {
+                        Some(Open::Seq {
+                            items,
+                            anchor,
+                            tally,
+                        }) => (Value::Array(items), anchor, tally),
+                        Some(Open::Map {
+                            map, anchor, tally, ..
+                        }) => (Value::Object(map), anchor, tally),
                         None => unreachable!("the parser balances collections"),
                     };
-                    self.remember(anchor, &value);
-                    self.node(value, line)?;
+                    self.budget.decoded += NODE_BYTES;
+                    self.remember(anchor, &value, tally);
+                    self.node(value, tally, line)?;
                 }
                 Event::Alias(id) => {
-                    let value = self
+                    let tally = self
                         .anchors
                         .get(id)
-                        .cloned()
-                        .flatten()
+                        .and_then(Option::as_ref)
+                        .map(|a| a.tally)
                         .ok_or_else(|| LoadError::new(line, "an alias refers to no anchor"))?;
-                    self.aliased_nodes += count_nodes(&value);
-                    if self.aliased_nodes > MAX_ALIASED_NODES {
+                    // Counted before the copy is made: a bomb never takes its memory.
+                    if !self.budget.alias(tally) {
                         return Err(LoadError::new(
                             line,
                             "the document contains excessive aliasing",
                         ));
                     }
+                    let value = self.anchors[id].as_ref().map(|a| a.value.clone());
+                    let value = value.expect("checked above");
                     if self.key_next() && !value.is_string() {
                         return Err(self.bad_key(line, &value));
                     }
                     match value {
                         Value::String(s) if self.key_next() => {
-                            self.key(Key::Name(s), line);
+                            self.key(Key::Name(s), tally, line);
                         }
-                        value => self.node(value, line)?,
+                        value => self.node(value, tally, line)?,
                     }
                 }
                 _ => {}
@@ -222,6 +322,17 @@ impl Builder {
         matches!(self.stack.last(), Some(Open::Map { key: None, .. }))
     }
 
+    /// The key whose value comes next, if the next node is a mapping's value.
+    fn value_key(&self) -> Option<&str> {
+        match self.stack.last() {
+            Some(Open::Map {
+                key: Some(Key::Name(name)),
+                ..
+            }) => Some(name),
+            _ => None,
+        }
+    }
+
     fn bad_key(&self, line: usize, value: &Value) -> LoadError {
         let what = match value {
             Value::Null => "a null mapping key (`~`, `null` or empty) cannot be a JSON key",
@@ -230,71 +341,93 @@ impl Builder {
         LoadError::new(line, what)
     }
 
-    fn remember(&mut self, anchor: usize, value: &Value) {
+    fn remember(&mut self, anchor: usize, value: &Value, tally: Tally) {
         if anchor == 0 {
             return;
         }
         if self.anchors.len() <= anchor {
-            self.anchors.resize(anchor + 1, None);
+            self.anchors.resize_with(anchor + 1, || None);
         }
-        self.anchors[anchor] = Some(value.clone());
+        self.anchors[anchor] = Some(Anchored {
+            value: value.clone(),
+            tally,
+        });
     }
 
-    fn scalar(&mut self, scalar: Scalar, anchor: usize, line: usize) -> Result<(), LoadError> {
+    fn scalar(
+        &mut self,
+        scalar: Scalar,
+        anchor: usize,
+        tally: Tally,
+        line: usize,
+    ) -> Result<(), LoadError> {
         if self.key_next() {
             let key = match scalar {
                 Scalar::Merge => Key::Merge,
                 other => Key::Name(key_string(other).map_err(|why| LoadError::new(line, why))?),
             };
             if let Key::Name(name) = &key {
-                self.remember(anchor, &Value::String(name.clone()));
+                self.remember(anchor, &Value::String(name.clone()), tally);
             }
-            self.key(key, line);
+            self.key(key, tally, line);
             return Ok(());
         }
         let value = json_value(scalar).map_err(|why| LoadError::new(line, why))?;
-        self.remember(anchor, &value);
-        self.node(value, line)
+        self.remember(anchor, &value, tally);
+        self.node(value, tally, line)
     }
 
-    fn key(&mut self, key: Key, at: usize) {
+    fn key(&mut self, key: Key, size: Tally, at: usize) {
         if let Some(Open::Map {
-            key: slot, line, ..
+            key: slot,
+            line,
+            tally,
+            ..
         }) = self.stack.last_mut()
         {
             *slot = Some(key);
             *line = at;
+            tally.add(size);
         }
     }
 
     /// A complete value: the next item of a sequence, the value of a mapping's key, or
     /// the document.
-    fn node(&mut self, value: Value, at: usize) -> Result<(), LoadError> {
+    fn node(&mut self, value: Value, size: Tally, at: usize) -> Result<(), LoadError> {
         let repeated = &mut self.repeated;
         match self.stack.last_mut() {
             None => self.done = Some(value),
-            Some(Open::Seq { items, .. }) => items.push(value),
+            Some(Open::Seq { items, tally, .. }) => {
+                tally.add(size);
+                items.push(value);
+            }
             Some(Open::Map {
                 map,
                 explicit,
                 key,
                 line,
+                tally,
                 ..
-            }) => match key.take() {
-                Some(Key::Name(name)) => {
-                    // The later value replaces the earlier one whole (a repeated
-                    // `metadata` drops the first one's labels), as in go-yaml v2.
-                    if !explicit.insert(name.clone()) {
-                        repeated.push(RepeatedKey {
-                            line: *line,
-                            key: name.clone(),
-                        });
+            }) => {
+                tally.add(size);
+                match key.take() {
+                    Some(Key::Name(name)) => {
+                        // The later value replaces the earlier one whole (a repeated
+                        // `metadata` drops the first one's labels), as in go-yaml v2.
+                        if !explicit.insert(name.clone()) {
+                            repeated.push(RepeatedKey {
+                                line: *line,
+                                key: name.clone(),
+                            });
+                        }
+                        map.insert(name, value);
                     }
-                    map.insert(name, value);
+                    Some(Key::Merge) => {
+                        merge(map, value).map_err(|why| LoadError::new(at, why))?;
+                    }
+                    None => unreachable!("scalar and alias keys are taken apart"),
                 }
-                Some(Key::Merge) => merge(map, value).map_err(|why| LoadError::new(at, why))?,
-                None => unreachable!("scalar and alias keys are taken apart"),
-            },
+            }
         }
         Ok(())
     }
@@ -317,14 +450,6 @@ fn merge(into: &mut Map<String, Value>, value: Value) -> Result<(), &'static str
         _ => return Err(WANT_MAP),
     }
     Ok(())
-}
-
-fn count_nodes(value: &Value) -> usize {
-    match value {
-        Value::Array(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
-        Value::Object(map) => 1 + map.values().map(count_nodes).sum::<usize>(),
-        _ => 1,
-    }
 }
 
 /// The 1-based line of the scalar value at `path` (mapping keys, as JSON keys) in the
@@ -493,7 +618,10 @@ fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Scalar, 
         ("float", Scalar::Uint(u)) => return Ok(Scalar::Float(*u as f64)),
         ("merge", Scalar::Merge) => true,
         // Timestamps stay strings in `interface{}` (go-yaml's backward compatibility).
-        ("timestamp", Scalar::Str(_)) => true,
+        ("timestamp", Scalar::Str(_)) => is_timestamp(text),
+        // go-yaml refuses a value that is not what a tag it resolves says (`!!int abc`:
+        // "cannot decode !!str as a !!int"), and so does kubectl.
+        ("null" | "bool" | "int" | "float" | "timestamp", _) => false,
         ("map" | "seq" | "set" | "omap" | "pairs" | "value" | "yaml", _) => false,
         _ => return Ok(Scalar::Str(text.to_owned())),
     };
@@ -502,6 +630,50 @@ fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Scalar, 
     } else {
         Err(format!("a scalar tagged !!{name} is not a valid {name}"))
     }
+}
+
+/// go-yaml v2's `parseTimestamp`: `2006-1-2`, then optionally `T`/`t` or a space and
+/// `15:4:5` with a fraction, then (after `T`/`t` only, and there required) `Z` or an
+/// offset `+07:00`.
+fn is_timestamp(text: &str) -> bool {
+    fn number(s: &str, min: usize, max: usize, range: std::ops::RangeInclusive<u32>) -> bool {
+        (min..=max).contains(&s.len())
+            && s.bytes().all(|b| b.is_ascii_digit())
+            && s.parse().is_ok_and(|n: u32| range.contains(&n))
+    }
+    let (date, time) = match text.find(['T', 't', ' ']) {
+        Some(at) => {
+            let (date, rest) = text.split_at(at);
+            (date, Some(rest.split_at(1)))
+        }
+        None => (text, None),
+    };
+    let fields: Vec<&str> = date.split('-').collect();
+    let date_ok = matches!(fields.as_slice(), [y, m, d]
+        if number(y, 4, 4, 0..=9999) && number(m, 1, 2, 1..=12) && number(d, 1, 2, 1..=31));
+    let Some((separator, time)) = time else {
+        return date_ok;
+    };
+    let (clock, zone) = if separator == " " {
+        (time, None)
+    } else {
+        match time.find(['Z', '+', '-']) {
+            Some(at) => (&time[..at], Some(&time[at..])),
+            None => return false,
+        }
+    };
+    let (clock, fraction) = clock.split_once('.').unwrap_or((clock, "0"));
+    let parts: Vec<&str> = clock.split(':').collect();
+    let clock_ok = matches!(parts.as_slice(), [h, m, s]
+        if number(h, 1, 2, 0..=23) && number(m, 1, 2, 0..=59) && number(s, 1, 2, 0..=59))
+        && number(fraction, 1, 9, 0..=u32::MAX);
+    let zone_ok = zone.is_none_or(|z| {
+        z == "Z"
+            || z[1..]
+                .split_once(':')
+                .is_some_and(|(h, m)| number(h, 2, 2, 0..=23) && number(m, 2, 2, 0..=59))
+    });
+    date_ok && clock_ok && zone_ok
 }
 
 fn binary(text: &str) -> Result<Scalar, String> {
@@ -729,6 +901,64 @@ mod tests {
         }
         let err = load(&text).unwrap_err();
         assert!(err.message.contains("excessive aliasing"), "{err:?}");
+    }
+
+    #[test]
+    fn a_long_string_repeated_by_aliases_is_refused() {
+        // Few nodes, but 100 kB times 1,000 aliases: 100 MB from a 104 kB document.
+        let long = "x".repeat(100_000);
+        let aliases = vec!["*s"; 1_000].join(", ");
+        let err = load(&format!(
+            "s: &s {long}
+l: [{aliases}]
+"
+        ))
+        .unwrap_err();
+        assert!(err.message.contains("excessive aliasing"), "{err:?}");
+        assert_eq!(err.line, 2);
+        // Anchors used as they are meant to be stay fine, and so does a large document.
+        let v = read(&format!(
+            "s: &s {long}
+l: [*s, *s, *s, *s, *s]
+"
+        ));
+        assert_eq!(v["l"][4].as_str().map(str::len), Some(100_000));
+        assert!((allowed_alias_share(LARGE_DOCUMENT_BYTES) - MIN_ALIAS_SHARE).abs() < 1e-9);
+        assert!(allowed_alias_share(SMALL_DOCUMENT_BYTES + 1) > 0.98);
+    }
+
+    #[test]
+    fn a_tag_the_value_does_not_fit_is_refused_naming_the_key() {
+        for (tag, value) in [
+            ("int", "abc"),
+            ("bool", "abc"),
+            ("float", "x1"),
+            ("null", "abc"),
+            ("timestamp", "abc"),
+            ("timestamp", "2001-12-14T21:59:43"),
+            ("timestamp", "2001-13-01"),
+        ] {
+            let err = load(&format!(
+                "a: 1
+PW: !!{tag} {value}
+"
+            ))
+            .unwrap_err();
+            assert_eq!(err.line, 2, "{tag} {value}");
+            assert_eq!(
+                err.message,
+                format!("key \"PW\": a scalar tagged !!{tag} is not a valid {tag}")
+            );
+        }
+        let v = read(
+            "a: !!int \"12\"\nb: !!float 12\nc: !!timestamp 2001-12-14T21:59:43Z\n\
+             d: !!timestamp 2001-2-3\ne: !!timestamp 2001-12-14t21:59:43.5+01:00\nf: !!foo x\n",
+        );
+        assert_eq!(
+            v,
+            json!({"a": 12, "b": 12, "c": "2001-12-14T21:59:43Z", "d": "2001-2-3",
+                   "e": "2001-12-14t21:59:43.5+01:00", "f": "x"})
+        );
     }
 
     #[test]

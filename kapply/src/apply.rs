@@ -64,6 +64,9 @@ pub(crate) struct Run {
     pub input_namespaces: HashSet<String>,
     /// SIGINT/SIGTERM: no write starts after one; those in flight get [`IN_FLIGHT_GRACE`].
     pub interrupt: Interrupt,
+    /// `-o name`: the names on stdout are the result, as kubectl prints it; no result
+    /// lines on stderr besides.
+    pub names_only: bool,
 }
 
 /// From this many objects a terminal gets a progress bar on stderr.
@@ -176,7 +179,7 @@ impl Run {
                     self.write(diff)?;
                 } else if lines {
                     self.write(&line)?;
-                } else {
+                } else if !self.names_only {
                     // stdout carries the objects: what changed is a diagnostic.
                     self.caller.say(&format!("kapply: {line}"));
                 }

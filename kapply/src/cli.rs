@@ -23,7 +23,8 @@ Order, in as few steps as Kubernetes needs: 1. Namespaces and CustomResourceDefi
 3. everything else at once (Services, workloads, Jobs, Ingresses, custom resources the
 server serves); 4. kinds of this input's CRDs, once those are Established.
 
-Each object gets one line on stdout (on stderr with -o), as kubectl prints it:
+Each object gets one line on stdout (on stderr with -o yaml|json; -o name prints only
+the names, on stdout), as kubectl prints it:
   configmap/polls-config created
   deployment.apps/polls-app configured
   ingress.networking.k8s.io/polls unchanged
@@ -80,7 +81,8 @@ Exit codes:
   0    every object applied (or checked, or diffed); with --wait, and ready
   1    some objects failed (each reported on stderr, the others applied), or with
        --wait some did not become ready (each explained on stderr), or the cluster
-       does not serve a kind of the input (nothing applied), or it cannot be reached
+       does not serve a kind of the input (nothing applied), or it cannot be reached,
+       or -l matched no object (as kubectl), or stdout is closed (`>&-`)
   2    bad input or usage: nothing was applied
   124  --timeout ran out (what was not done or not ready is reported)
   130  SIGINT (143: SIGTERM): writes in flight finished (at most 2s), the objects not
@@ -101,6 +103,11 @@ pub struct Args {
     /// Read the directories of -f and all their subdirectories.
     #[arg(short = 'R', long, requires = "files")]
     pub recursive: bool,
+
+    /// Apply what `kubectl kustomize DIR` (or, without kubectl, `kustomize build DIR`)
+    /// renders from a kustomization directory, as kubectl's -k.
+    #[arg(short = 'k', long, value_name = "DIR", conflicts_with_all = ["files", "recursive"])]
+    pub kustomize: Option<String>,
 
     /// Apply only the objects of the input whose labels match, as kubectl's -l:
     /// `key=value`, `key!=value`, `key`, `!key`, `key in (a,b)`, `key notin (a,b)`,
@@ -199,7 +206,7 @@ pub struct Args {
         long,
         requires = "applyset",
         conflicts_with_all = [
-            "files", "recursive", "selector", "prune", "diff", "output", "wait",
+            "files", "kustomize", "recursive", "selector", "prune", "diff", "output", "wait",
             "field_manager", "force_conflicts",
         ],
     )]

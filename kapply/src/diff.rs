@@ -15,14 +15,17 @@ pub fn unified(id: &ObjectId, live: Option<&Value>, merged: &Value) -> String {
     if is_secret(&merged) {
         mask_pair(live.as_mut(), &mut merged);
     }
+    if live
+        .as_ref()
+        .is_some_and(|live| same_but_moved(live, &merged))
+    {
+        return String::new();
+    }
     let old = live
         .as_ref()
         .map(kpipe_core::yaml::to_string)
         .unwrap_or_default();
     let new = kpipe_core::yaml::to_string(&merged);
-    if old == new {
-        return String::new();
-    }
     let place = match &id.namespace {
         Some(ns) => format!("{ns}/{}", kubectl_name(id)),
         None => kubectl_name(id),
@@ -53,16 +56,29 @@ pub fn removal(id: &ObjectId, live: &Value) -> String {
         .to_string()
 }
 
-/// The object without what applying it cannot change but controllers keep moving
-/// (status, and the resourceVersion their writes bump), nor bookkeeping.
+/// Whether two objects differ only in what applying cannot change but controllers keep
+/// moving meanwhile (status, and the resourceVersion their writes bump): then applying
+/// changes nothing. (Both are shown, as `kubectl diff` shows them, when something else
+/// differs.)
+fn same_but_moved(live: &Value, merged: &Value) -> bool {
+    let strip = |object: &Value| {
+        let mut object = object.clone();
+        if let Some(map) = object.as_object_mut() {
+            map.remove("status");
+        }
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.remove("resourceVersion");
+        }
+        object
+    };
+    strip(live) == strip(merged)
+}
+
+/// The object as `kubectl diff` shows it: without managedFields.
 fn comparable(object: &Value) -> Value {
     let mut object = object.clone();
-    if let Some(map) = object.as_object_mut() {
-        map.remove("status");
-    }
     if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
         meta.remove("managedFields");
-        meta.remove("resourceVersion");
     }
     // A Secret's last-applied-configuration is a JSON copy of its values.
     if is_secret(&object)

@@ -51,13 +51,17 @@ pub async fn run(args: Args) -> Result<()> {
     }
     // From the start: reading -f URLs counts too.
     let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
-    let mut docs = input::read_all(&args.files, args.recursive, deadline).await?;
+    let mut docs = match &args.kustomize {
+        Some(dir) => input::kustomize(dir)?,
+        None => input::read_all(&args.files, args.recursive, deadline).await?,
+    };
     if let Some(selector) = &args.selector {
         let selector = input::Selector::parse(selector)?;
         docs.retain(|d| selector.matches(&d.value["metadata"]["labels"]));
         if docs.is_empty() {
-            return Err(Error::input(format!(
-                "no objects in the input match the selector {:?}",
+            // Not bad input (the same files apply without -l): kubectl exits 1 here too.
+            return Err(Error::runtime(format!(
+                "no objects passed to apply: none in the input match the selector {:?}",
                 args.selector.as_deref().unwrap_or_default()
             )));
         }
@@ -194,6 +198,7 @@ pub async fn run(args: Args) -> Result<()> {
         scrubber,
         input_namespaces,
         interrupt,
+        names_only: args.output == Some(Output::Name),
     };
     let mut total = items.len();
     let ids: Vec<ObjectId> = {

@@ -125,6 +125,11 @@ fn pick<'a>(
     }
     match candidates {
         [] => Ok((None, None)),
+        // Its name goes into the Deployment: say where a missing one is missing.
+        [only] if only.id().name.is_empty() => Err(Error::input(format!(
+            "{}: {kind} has no metadata.name, and the pods' envFrom needs one",
+            only.place()
+        ))),
         [only] => Ok((Some(only.id().name), Some(only))),
         [first, second, ..] => Err(Error::input(format!(
             "the input holds more than one {kind}: {} ({}) and {} ({}); \
