@@ -464,7 +464,10 @@ fn make_passes_format_hosts_and_the_pull_secret_to_the_pipe() {
             ("OUT", out_file.display().to_string()),
             ("HOST", "polls.example.com,www.polls.example.com".into()),
             ("IMAGE", "docker.io/sammy/polls:latest".into()),
-            ("SETTINGS", dir.path().join("polls.mk").display().to_string()),
+            (
+                "SETTINGS",
+                dir.path().join("polls.mk").display().to_string(),
+            ),
         ];
         v.extend_from_slice(extra);
         v
