@@ -248,7 +248,7 @@ pub async fn handle(
         let verdict = if is_watch {
             faults.watch_verdict()
         } else {
-            faults.verdict(method.as_str())
+            faults.verdict(method.as_str(), req.uri().path())
         };
         lost = verdict == Verdict::Lost;
         match verdict {
