@@ -8,10 +8,15 @@
 //! [`eprint`], and stdout on a terminal through [`crate::write_stdout`]: both mask every
 //! known value in every form a message can carry it in (plain, base64, JSON-escaped as
 //! Rust and Go write it, Go-quoted, as a number the server reformats, each line of a
-//! multi-line value). One Aho-Corasick automaton over the textual forms does that in one
-//! pass, however many values there are; base64 is found by decoding every base64-looking
-//! run of a message and searching the decoded bytes with the same automaton, so a value
-//! costs no pattern of its base64 and is found wherever its bytes sit in longer base64.
+//! multi-line value), and the parts of structured values (a URL's password, `key=value`
+//! pairs, JSON strings: [`parts`]). One Aho-Corasick automaton over the textual forms
+//! does that in one pass, however many values there are; base64 and hex are found by
+//! decoding every base64- or hex-looking run of a message and searching the decoded
+//! bytes with the same automaton, so a value costs no pattern of its base64 or hex and is
+//! found wherever its bytes sit in longer data; percent-encoding and the escapes of
+//! JSON, Go, Python, Rust and shells are found likewise, by searching the message with
+//! its escapes resolved ([`views`]). What reaches a terminal then has its control
+//! characters escaped ([`printable`]): the cluster's text (logs, events) is anyone's.
 //!
 //! What is not masked: a value also used in an object's name, namespace or labels
 //! (public to anyone who can list objects), and values too short or too common to mask
@@ -832,8 +837,13 @@ fn escape_at(rest: &[u8]) -> Option<(Vec<u8>, usize)> {
 /// Every decoding of `text` in which a value may hide: escapes resolved (twice, for
 /// JSON in JSON), percent-encoding undone (with `+` as `%20`, and as a space).
 fn views(text: &str) -> Vec<View> {
-    let plain = View::of(text);
     let mut views = Vec::new();
+    // Most messages have nothing to decode: no view of them is made.
+    let escaped = text.contains('\\') || text.contains("'\"'\"'");
+    if !escaped && !text.contains('%') {
+        return views;
+    }
+    let plain = View::of(text);
     if let Some(once) = plain.unescaped() {
         if let Some(twice) = once.unescaped() {
             views.push(twice);
