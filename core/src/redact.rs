@@ -563,11 +563,17 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     let mut spans: Vec<(usize, usize)> = ac.find_iter(text).map(|m| (m.start(), m.end())).collect();
     base64_spans(ac, text.as_bytes(), &mut spans);
     hex_spans(ac, text.as_bytes(), &mut spans);
-    for view in views(text) {
-        spans.extend(
-            ac.find_iter(&view.bytes)
-                .map(|m| view.source(m.start(), m.end())),
-        );
+    // Escaped and percent-encoded forms hold no raw newline: a line at a time keeps
+    // the decodings of a long output small.
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        for view in views(line) {
+            spans.extend(ac.find_iter(&view.bytes).map(|m| {
+                let (start, end) = view.source(m.start(), m.end());
+                (offset + start, offset + end)
+            }));
+        }
+        offset += line.len();
     }
     if spans.is_empty() {
         return Cow::Borrowed(text);
@@ -834,8 +840,9 @@ fn escape_at(rest: &[u8]) -> Option<(Vec<u8>, usize)> {
     }
 }
 
-/// Every decoding of `text` in which a value may hide: escapes resolved (twice, for
-/// JSON in JSON), percent-encoding undone (with `+` as `%20`, and as a space).
+/// Every decoding of `text` (a line) in which a value may hide: escapes resolved
+/// (twice, for JSON in JSON), percent-encoding undone (with `+` as `%20`, and as a
+/// space).
 fn views(text: &str) -> Vec<View> {
     let mut views = Vec::new();
     // Most messages have nothing to decode: no view of them is made.
