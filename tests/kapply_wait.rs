@@ -343,3 +343,89 @@ fn manifest_gen_migrate_orders_the_migration_before_the_rollout() {
     let deploy_seen = err.find("deployment.apps/polls-app:").expect(&err);
     assert!(job_ready < deploy_seen, "{err}");
 }
+
+const HIDDEN_VALUE: &str = "hidden-s3cr3t-for-the-app";
+
+#[test]
+fn a_pod_whose_secret_cannot_be_read_shows_no_log_lines_and_says_why() {
+    // The user may not read the Secret the pod reads (RBAC's 403): its values cannot
+    // be learned, so none of the pod's log lines may be shown. The kubelet (the
+    // simulator's own controller) reads it, and the app logs its value.
+    let sim = Sim::start(&[
+        "--deploy-delay",
+        "200ms",
+        "--pods-fail",
+        "polls:crash=CrashLoopBackOff:3",
+        "--faults",
+        "403:1000@GET/api/v1/namespaces/default/secrets/polls-hidden",
+    ]);
+    let literal = format!("--from-literal=API_TOKEN={HIDDEN_VALUE}");
+    sim.kubectl_ok(&["create", "secret", "generic", "polls-hidden", &literal]);
+    let hidden_ref = "\n        - secretRef: {name: polls-hidden}";
+    let out = kapply_wait(&sim, &stack("polls:crash", hidden_ref, ""), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("CrashLoopBackOff, restarted"), "{err}");
+    assert!(
+        err.contains("(its log is not shown: it reads Secret polls-hidden, which could not be read (403 Forbidden")
+            && err.contains("so its values could not be masked)"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("log lines:") && !err.contains("      | "),
+        "{err}"
+    );
+    assert!(!err.contains(HIDDEN_VALUE), "{err}");
+    let pod = sim.kubectl_ok(&["get", "pod", "-l", "app=polls", "-o", "name"]);
+    let logs = sim.kubectl_ok(&["logs", pod.lines().next().unwrap()]);
+    assert!(logs.contains(HIDDEN_VALUE), "{logs}");
+
+    // An optional Secret that does not exist: the container starts without it, and
+    // kapply cannot know what it held.
+    let missing_ref = "\n        - secretRef: {name: polls-gone, optional: true}";
+    let out = kapply_wait(&sim, &stack("polls:crash", missing_ref, ""), &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "(its log is not shown: it reads Secret polls-gone, which could not be read (not found)"
+        ),
+        "{err}"
+    );
+    assert!(!err.contains("      | "), "{err}");
+}
+
+#[test]
+fn terminal_escapes_in_logs_and_events_are_shown_escaped() {
+    // An OSC 52 clipboard write and a clear-screen, in a log line and in an event (DEL
+    // and a C1 CSI too: an apply body may not carry them raw, an event created may).
+    let sim = sim();
+    let escapes = r#"\e]52;c;cm0gLXJmIH4=\a\e[2J\r\e[H"#;
+    let shown = r"\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\x0d\x1b[H";
+    let banner = format!("\n        env:\n        - {{name: BANNER, value: \"{escapes}\"}}");
+    let input = stack("polls:crash", &banner, "");
+    let out = run_with_stdin(sim.cmd("kapply"), input.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uid = sim.kubectl_ok(&[
+        "get",
+        "deploy",
+        "polls-app",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    sim.apply_yaml(&format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: polls-app.banner}}\ninvolvedObject: {{apiVersion: apps/v1, kind: Deployment, name: polls-app, namespace: default, uid: {uid}}}\nreason: Banner\ntype: Warning\nlastTimestamp: \"2099-01-01T00:00:00Z\"\nmessage: \"{escapes}\\x7f\\u009b\"\n"
+    ));
+    let out = kapply_wait(&sim, &input, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!("|   BANNER={shown}\n")), "{err}");
+    assert!(
+        err.contains(&format!(r"Banner deployment/polls-app: {shown}\x7f\u009b")),
+        "{err}"
+    );
+    assert!(
+        !err.contains(['\x1b', '\x07', '\r', '\x7f', '\u{9b}']),
+        "{err:?}"
+    );
+}

@@ -100,6 +100,10 @@ fn forms(value: &str) -> Vec<String> {
         json[1..json.len() - 1].to_owned(),
         STANDARD.encode(value).trim_end_matches('=').to_owned(),
         value.escape_debug().to_string(),
+        url_encoded(value),
+        python_repr(value),
+        python_json(value),
+        value.bytes().map(|b| format!("{b:02x}")).collect(),
     ];
     // Numbers as a server reads them: hex, leading-zero octal, decimal.
     let t = value.trim();
@@ -118,6 +122,54 @@ fn forms(value: &str) -> Vec<String> {
     // Short forms would match by chance.
     out.retain(|f| f.chars().count() >= 6);
     out
+}
+
+/// As `encodeURIComponent` and Python's `quote(safe="")` write it.
+fn url_encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The inside of Python's `repr(value)`.
+fn python_repr(value: &str) -> String {
+    let quote = if value.contains('\'') && !value.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    value
+        .chars()
+        .map(|c| match c {
+            '\\' => "\\\\".to_owned(),
+            '\n' => "\\n".to_owned(),
+            '\r' => "\\r".to_owned(),
+            '\t' => "\\t".to_owned(),
+            c if c == quote => format!("\\{c}"),
+            c if c.is_control() => format!("\\x{:02x}", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// The inside of Python's `json.dumps(value)` (ASCII only: `\u00e4`, surrogate pairs).
+fn python_json(value: &str) -> String {
+    value
+        .encode_utf16()
+        .map(|unit| match unit {
+            0x22 => "\\\"".to_owned(),
+            0x5c => "\\\\".to_owned(),
+            0x0a => "\\n".to_owned(),
+            0x20..0x7f => char::from(unit as u8).to_string(),
+            _ => format!("\\u{unit:04x}"),
+        })
+        .collect()
 }
 
 /// Fails with the place and form of any value found in `text`.
@@ -644,4 +696,217 @@ fn a_secret_of_many_keys_costs_about_what_a_configmap_does() {
         secret <= 5.0 * config_map + 0.5,
         "{KEYS}-key Secret: {secret:.2} s of CPU, as a ConfigMap: {config_map:.2} s"
     );
+}
+
+/// `values` joined into one text, each in every form: what an app that logs its
+/// settings, or an event that quotes them, may carry.
+fn every_form(values: &[String]) -> String {
+    values
+        .iter()
+        .flat_map(|v| forms(v))
+        .collect::<Vec<_>>()
+        .join(" ; ")
+}
+
+/// A Warning event about `kind/name` (uid `uid`), as any client may write one; the
+/// latest of all (`at` in the future), so that the diagnosis shows it.
+fn warning_event(
+    name: &str,
+    kind: &str,
+    object: &str,
+    uid: &str,
+    message: &str,
+    at: u32,
+) -> String {
+    let api_version = if kind == "Pod" { "v1" } else { "apps/v1" };
+    format!(
+        "apiVersion: v1\nkind: Event\nmetadata: {{name: {name}}}\ninvolvedObject: {{apiVersion: {api_version}, kind: {kind}, name: {object}, namespace: default, uid: {uid}}}\nreason: SettingsLoaded\ntype: Warning\nsource: {{component: polls}}\nfirstTimestamp: \"2099-01-01T00:00:0{at}Z\"\nlastTimestamp: \"2099-01-01T00:00:0{at}Z\"\ncount: 1\nmessage: {}\n",
+        yaml_quoted(message)
+    )
+}
+
+#[test]
+fn wait_diagnosis_logs_and_events_show_no_value_a_pod_reads() {
+    // Issue 21, point 1: the Secrets are in the cluster, none in kapply's input; the pod
+    // reads them by a volume, an init container, envFrom, a projected volume (a JSON
+    // document) and an env var (a DATABASE_URL whose password is a value), and its log
+    // and events print every value alone, in every form.
+    let values = Gen(37).values();
+    let sim = Sim::start(&[
+        "--deploy-delay",
+        "200ms",
+        "--pods-fail",
+        "polls:crash=CrashLoopBackOff:3",
+    ]);
+    let config = serde_json::json!({"client": {"secret": values[3]}, "tls": {"key": values[5]}});
+    let url = format!(
+        "postgres://app_user:{}@db.internal:5432/polls?sslmode=require",
+        url_encoded(&values[4])
+    );
+    let secrets = [
+        ("by-volume", "K", values[0].clone()),
+        ("by-init", "K", values[1].clone()),
+        ("by-env-from", "K2", values[2].clone()),
+        ("by-projected", "config.json", config.to_string()),
+        ("by-url", "DATABASE_URL", url),
+    ];
+    for (name, key, value) in &secrets {
+        sim.apply_yaml(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata: {{name: {name}}}\nstringData:\n  {key}: {}\n",
+            yaml_quoted(value)
+        ));
+    }
+    let stream = format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: polls-app}}
+spec:
+  replicas: 1
+  selector: {{matchLabels: {{app: polls}}}}
+  template:
+    metadata: {{labels: {{app: polls}}}}
+    spec:
+      initContainers:
+      - name: fetch-settings
+        image: polls:1
+        env:
+        - name: INIT_KEY
+          valueFrom: {{secretKeyRef: {{name: by-init, key: K}}}}
+      containers:
+      - name: polls
+        image: polls:crash
+        envFrom:
+        - secretRef: {{name: by-env-from}}
+        env:
+        - name: DATABASE_URL
+          valueFrom: {{secretKeyRef: {{name: by-url, key: DATABASE_URL}}}}
+        - name: LOADED
+          value: {}
+        volumeMounts:
+        - {{name: creds, mountPath: /run/creds}}
+        - {{name: config, mountPath: /etc/polls}}
+      volumes:
+      - name: creds
+        secret: {{secretName: by-volume}}
+      - name: config
+        projected: {{sources: [{{secret: {{name: by-projected}}}}]}}
+"#,
+        yaml_quoted(&every_form(&values))
+    );
+    // Created first, so that events about it can be written before the diagnosis.
+    let out = stderr_of(sim.cmd("kapply"), &stream);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let uid = sim.kubectl_ok(&[
+        "get",
+        "deploy",
+        "polls-app",
+        "-o",
+        "jsonpath={.metadata.uid}",
+    ]);
+    for (i, value) in values.iter().enumerate() {
+        sim.apply_yaml(&warning_event(
+            &format!("polls-app.{i}"),
+            "Deployment",
+            "polls-app",
+            &uid,
+            &every_form(std::slice::from_ref(value)),
+            i as u32,
+        ));
+    }
+    let mut c = sim.cmd("kapply");
+    c.arg("--wait");
+    let out = stderr_of(c, &stream);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_clean("kapply --wait diagnosis", &err, &values);
+    assert!(err.contains("| Traceback"), "the log is shown: {err}");
+    assert!(err.contains("LOADED=<redacted>"), "{err}");
+    assert!(
+        err.matches("SettingsLoaded deployment/polls-app: <redacted>")
+            .count()
+            == 6,
+        "the events are shown: {err}"
+    );
+    // The log really holds every value in every form: the masking is what keeps them out.
+    let pod = sim.kubectl_ok(&["get", "pod", "-l", "app=polls", "-o", "name"]);
+    let logs = sim.kubectl_ok(&["logs", pod.lines().next().unwrap(), "--tail", "20"]);
+    for value in &values {
+        for form in forms(value) {
+            assert!(logs.contains(&form), "{form:?} not in the log:\n{logs}");
+        }
+    }
+}
+
+#[test]
+fn diffs_into_a_pipe_mask_copies_of_secret_values_on_every_object() {
+    // Issue 21, point 2: copies of Secret values outside `data` (an annotation of the
+    // Secret, a ConfigMap, a Deployment's inline env values, a URL's password alone).
+    let values = Gen(41).values();
+    // values[4] is in the Secret only as the password of its DATABASE_URL.
+    let direct: Vec<String> = [0, 1, 2, 3, 5].map(|i| values[i].clone()).to_vec();
+    let sim = Sim::start(&[]);
+    let url = format!(
+        "postgres://app_user:{}@db.internal:5432/polls",
+        url_encoded(&values[4])
+    );
+    let stream = format!(
+        r#"{}  DATABASE_URL: {}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata:
+  name: settings
+  annotations: {{copied-from: {}}}
+data:
+  NOTE: {}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {{name: polls-app}}
+spec:
+  selector: {{matchLabels: {{app: polls}}}}
+  template:
+    metadata: {{labels: {{app: polls}}}}
+    spec:
+      containers:
+      - name: polls
+        image: polls:1
+        env:
+        - {{name: A, value: {}}}
+        - {{name: DB_PASSWORD, value: {}}}
+        - {{name: KEY, value: {}}}
+"#,
+        secret_yaml("creds", &direct).replace(
+            "  name: creds\n",
+            &format!(
+                "  name: creds\n  annotations:\n    backup-of-k0: {}\n",
+                yaml_quoted(&values[0])
+            )
+        ),
+        yaml_quoted(&url),
+        yaml_quoted(&values[1]),
+        yaml_quoted(&values[2]),
+        yaml_quoted(&values[3]),
+        yaml_quoted(&values[4]),
+        yaml_quoted(&values[5]),
+    );
+    let mut c = sim.cmd("kapply");
+    c.arg("--diff");
+    let out = stderr_of(c, &stream);
+    let diff = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_clean("--diff into a pipe", &diff, &values);
+    assert_clean("--diff stderr", &stderr(&out), &values);
+    for shown in [
+        "+    backup-of-k0: <redacted>",
+        "+    copied-from: <redacted>",
+        "+  NOTE: <redacted>",
+        "+        - name: DB_PASSWORD\n+          value: <redacted>",
+    ] {
+        // Quoted or not, as the value was.
+        assert!(
+            diff.replace('"', "").contains(shown),
+            "{shown:?} in:\n{diff}"
+        );
+    }
 }

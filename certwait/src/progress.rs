@@ -3,7 +3,7 @@
 
 use crate::target::CertKey;
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
-use kpipe_core::redact::scrub;
+use kpipe_core::redact::for_terminal;
 use kpipe_core::time::format_elapsed;
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
@@ -59,8 +59,8 @@ impl Progress {
                     bar.enable_steady_tick(Duration::from_millis(100));
                     bar
                 });
-                spinner.set_message(scrub(&format!("{key}: {state}")).into_owned());
-                let _ = live.bars.println(scrub(&line));
+                spinner.set_message(for_terminal(&format!("{key}: {state}")).into_owned());
+                let _ = live.bars.println(for_terminal(&line));
             }
         }
     }
@@ -77,7 +77,9 @@ impl Progress {
             return;
         }
         match self.live.as_ref().and_then(|l| l.spinners.get(key)) {
-            Some(spinner) => spinner.set_message(scrub(&format!("{key}: {state}")).into_owned()),
+            Some(spinner) => {
+                spinner.set_message(for_terminal(&format!("{key}: {state}")).into_owned())
+            }
             None => self.note(&format!("{key}: {state}")),
         }
     }
@@ -118,7 +120,7 @@ impl Progress {
     fn print(&self, text: &str) {
         match &self.live {
             Some(live) => {
-                let _ = live.bars.println(scrub(text));
+                let _ = live.bars.println(for_terminal(text));
             }
             None => eprint_line(text),
         }

@@ -8,10 +8,15 @@
 //! [`eprint`], and stdout on a terminal through [`crate::write_stdout`]: both mask every
 //! known value in every form a message can carry it in (plain, base64, JSON-escaped as
 //! Rust and Go write it, Go-quoted, as a number the server reformats, each line of a
-//! multi-line value). One Aho-Corasick automaton over the textual forms does that in one
-//! pass, however many values there are; base64 is found by decoding every base64-looking
-//! run of a message and searching the decoded bytes with the same automaton, so a value
-//! costs no pattern of its base64 and is found wherever its bytes sit in longer base64.
+//! multi-line value), and the parts of structured values (a URL's password, `key=value`
+//! pairs, JSON strings: [`parts`]). One Aho-Corasick automaton over the textual forms
+//! does that in one pass, however many values there are; base64 and hex are found by
+//! decoding every base64- or hex-looking run of a message and searching the decoded
+//! bytes with the same automaton, so a value costs no pattern of its base64 or hex and is
+//! found wherever its bytes sit in longer data; percent-encoding and the escapes of
+//! JSON, Go, Python, Rust and shells are found likewise, by searching the message with
+//! its escapes resolved ([`views`]). What reaches a terminal then has its control
+//! characters escaped ([`printable`]): the cluster's text (logs, events) is anyone's.
 //!
 //! What is not masked: a value also used in an object's name, namespace or labels
 //! (public to anyone who can list objects), and values too short or too common to mask
@@ -42,6 +47,32 @@ const MIN_LEN: usize = 3;
 /// Values too common to mask: `true` would turn every "true" of every message into
 /// [`MASK`]. Messages never print a Secret's value on purpose, so these stay unsaid too.
 const COMMON: &[&str] = &["true", "false", "null", "yes", "off", "True", "False"];
+
+/// Parts of a structured value (see [`parts`]) shorter than this are not learned: a
+/// URL's user `app`, a `port=5432` or `sslmode=off` would mask every message that names
+/// them, and protect nothing. A whole value is masked from [`MIN_LEN`] on.
+const PART_MIN_LEN: usize = 6;
+
+/// Parts that are the names of services, their default users and options rather than
+/// secrets: masking a URL's user `postgres` would turn `django.db.backends.postgresql`
+/// into `django.db.backends.<redacted>ql` in every log line.
+const COMMON_PARTS: &[&str] = &[
+    "postgres",
+    "postgresql",
+    "mysql",
+    "mariadb",
+    "mongodb",
+    "redis",
+    "rabbitmq",
+    "admin",
+    "default",
+    "localhost",
+    "require",
+    "disable",
+    "prefer",
+    "verify-ca",
+    "verify-full",
+];
 
 /// Whether an object carries secret material (a core/v1 Secret).
 pub fn is_secret(obj: &Value) -> bool {
@@ -223,6 +254,121 @@ fn scalars(value: &Value, out: &mut Vec<String>) {
     }
 }
 
+/// The parts of a structured value that are secrets of their own, as an app may log
+/// them apart from the value (a parsed `DATABASE_URL`): the user and password of every
+/// URL in it (as written and percent-decoded) and the values of its query; the value of
+/// every `key=value` pair (`password=x user=y`, `A=1;B=2`, `a=1&b=2`, an env file's
+/// lines) and `key: value` line; every string and number of a JSON value. Parts shorter
+/// than [`PART_MIN_LEN`], or in [`COMMON_PARTS`], are left out.
+fn parts(value: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    url_parts(value, &mut out);
+    pair_parts(value, &mut out);
+    let trimmed = value.trim();
+    if trimmed.starts_with(['{', '['])
+        && let Ok(json) = serde_json::from_str::<Value>(trimmed)
+    {
+        json_leaves(&json, &mut out);
+    }
+    out.retain(|p| {
+        p.chars().count() >= PART_MIN_LEN && !COMMON_PARTS.contains(&p.as_str()) && p != value
+    });
+    out
+}
+
+/// The user, password and query values of every `scheme://` URL in `value`.
+fn url_parts(value: &str, out: &mut Vec<String>) {
+    for (at, _) in value.match_indices("://") {
+        let rest = &value[at + 3..];
+        let end = rest
+            .find(|c: char| c.is_whitespace() || matches!(c, '"' | '\'' | '`' | '<' | '>'))
+            .unwrap_or(rest.len());
+        let url = &rest[..end];
+        // The password may hold an unencoded `/`, `?` or `#`: the host is after the last `@`.
+        let authority_end = match url.rfind('@') {
+            Some(at) => at + url[at..].find(['/', '?', '#']).unwrap_or(url.len() - at),
+            None => url.find(['/', '?', '#']).unwrap_or(url.len()),
+        };
+        if let Some((userinfo, _host)) = url[..authority_end].rsplit_once('@') {
+            let (user, password) = userinfo.split_once(':').unwrap_or((userinfo, ""));
+            push_decoded(user, out);
+            push_decoded(password, out);
+        }
+        let tail = &url[authority_end..];
+        if let Some((_, query)) = tail.split_once('?') {
+            let query = query.split('#').next().unwrap_or_default();
+            for pair in query.split(['&', ';']) {
+                if let Some((_, v)) = pair.split_once('=') {
+                    push_decoded(v, out);
+                }
+            }
+        }
+    }
+}
+
+/// The values of `key=value` pairs (whole lines, as in an env file, and pairs within a
+/// line: `host=db password='a b'`, `A=1;B=2`, `a=1&b=2`) and of `key: value` lines.
+fn pair_parts(value: &str, out: &mut Vec<String>) {
+    let unquote = |v: &str| v.trim().trim_matches(['"', '\'']).to_owned();
+    for line in value.lines() {
+        let line = line.trim();
+        let line = line.strip_prefix("export ").unwrap_or(line);
+        for sep in ["=", ": "] {
+            if let Some((key, v)) = line.split_once(sep)
+                && is_key(key.trim())
+            {
+                push_decoded(&unquote(v), out);
+            }
+        }
+    }
+    let separator = |c: char| c.is_whitespace() || matches!(c, ';' | '&' | ',');
+    for (at, _) in value.match_indices('=') {
+        let key_start = value[..at].rfind(separator).map_or(0, |s| s + 1);
+        if !is_key(&value[key_start..at]) {
+            continue;
+        }
+        let after = &value[at + 1..];
+        let v = match after.chars().next() {
+            Some(quote @ ('"' | '\'')) => after[1..].find(quote).map(|end| &after[1..=end]),
+            _ => Some(&after[..after.find(separator).unwrap_or(after.len())]),
+        };
+        if let Some(v) = v {
+            push_decoded(v, out);
+        }
+    }
+}
+
+/// Whether `s` reads as the key of a pair: a word of letters, digits, `_`, `-`, `.`.
+fn is_key(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+fn json_leaves(value: &Value, out: &mut Vec<String>) {
+    match value {
+        Value::String(s) => out.push(s.clone()),
+        Value::Number(n) => out.push(n.to_string()),
+        Value::Array(items) => items.iter().for_each(|v| json_leaves(v, out)),
+        Value::Object(map) => map.values().for_each(|v| json_leaves(v, out)),
+        Value::Bool(_) | Value::Null => {}
+    }
+}
+
+/// `s`, and its percent-decoding when that differs and is text.
+fn push_decoded(s: &str, out: &mut Vec<String>) {
+    if let Some(decoded) = percent_decoded(s).filter(|d| d != s) {
+        out.push(decoded);
+    }
+    out.push(s.to_owned());
+}
+
+fn percent_decoded(s: &str) -> Option<String> {
+    let mut view = View::of(s);
+    view = view.percent_decoded(false)?;
+    String::from_utf8(view.bytes).ok()
+}
+
 /// Every textual form `value` can take in a message (its base64 is found by decoding,
 /// see [`base64_spans`]).
 fn add_forms(needles: &mut HashSet<String>, value: &str) {
@@ -341,10 +487,17 @@ fn go_quoted(s: &str) -> String {
 }
 
 impl Known {
+    /// Learns `value` in every form, and the parts of it that are secrets of their own.
     fn add(&mut self, value: String) {
-        if !self.values.contains(&value) {
-            add_forms(&mut self.needles, &value);
-            self.values.insert(value);
+        if self.values.contains(&value) {
+            return;
+        }
+        add_forms(&mut self.needles, &value);
+        let parts = parts(&value);
+        self.values.insert(value);
+        // Each part is shorter than its value: this ends.
+        for part in parts {
+            self.add(part);
         }
     }
 
@@ -467,6 +620,19 @@ pub fn scrub(text: &str) -> Cow<'_, str> {
     };
     let mut spans: Vec<(usize, usize)> = ac.find_iter(text).map(|m| (m.start(), m.end())).collect();
     base64_spans(ac, text.as_bytes(), &mut spans);
+    hex_spans(ac, text.as_bytes(), &mut spans);
+    // Escaped and percent-encoded forms hold no raw newline: a line at a time keeps
+    // the decodings of a long output small.
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        for view in views(line) {
+            spans.extend(ac.find_iter(&view.bytes).map(|m| {
+                let (start, end) = view.source(m.start(), m.end());
+                (offset + start, offset + end)
+            }));
+        }
+        offset += line.len();
+    }
     if spans.is_empty() {
         return Cow::Borrowed(text);
     }
@@ -557,11 +723,250 @@ fn decode_base64(digits: &[u8], out: &mut Vec<u8>) {
     }
 }
 
+/// Adds to `spans` the parts of every run of hex digits of `text` whose decoding (from
+/// its first or its second digit) holds a known value in any form: a value costs no
+/// pattern of its hex, upper or lower case.
+fn hex_spans(ac: &AhoCorasick, text: &[u8], spans: &mut Vec<(usize, usize)>) {
+    let mut decoded = Vec::new();
+    let mut at = 0;
+    while at < text.len() {
+        let start = at;
+        while at < text.len() && text[at].is_ascii_hexdigit() {
+            at += 1;
+        }
+        if at == start {
+            at += 1;
+            continue;
+        }
+        if at - start < 2 * MIN_LEN {
+            continue;
+        }
+        for shift in 0..2 {
+            decoded.clear();
+            decoded.extend(
+                text[start + shift..at]
+                    .chunks_exact(2)
+                    .map(|pair| hex_digit(pair[0]) << 4 | hex_digit(pair[1])),
+            );
+            let from = start + shift;
+            for m in ac.find_iter(&decoded) {
+                spans.push((from + 2 * m.start(), from + 2 * m.end()));
+            }
+        }
+    }
+}
+
+fn hex_digit(d: u8) -> u8 {
+    match d {
+        b'0'..=b'9' => d - b'0',
+        b'a'..=b'f' => d - b'a' + 10,
+        _ => d - b'A' + 10,
+    }
+}
+
+/// A decoding of a message (escapes resolved, percent-encoding undone), each of its
+/// bytes tied to the bytes of the message it comes from, so that a value found in the
+/// decoding is masked where it is written.
+struct View {
+    bytes: Vec<u8>,
+    /// For each byte of `bytes`: the range of the message's bytes it was read from.
+    from: Vec<(usize, usize)>,
+}
+
+impl View {
+    /// The message itself, each byte tied to its whole character.
+    fn of(text: &str) -> View {
+        let mut from = Vec::with_capacity(text.len());
+        for (at, c) in text.char_indices() {
+            from.extend(std::iter::repeat_n((at, at + c.len_utf8()), c.len_utf8()));
+        }
+        View {
+            bytes: text.as_bytes().to_vec(),
+            from,
+        }
+    }
+
+    /// The message's range a match `start..end` in this view comes from.
+    fn source(&self, start: usize, end: usize) -> (usize, usize) {
+        (self.from[start].0, self.from[end - 1].1)
+    }
+
+    /// With the backslash escapes of JSON (`\u00e4`, surrogate pairs too), Go (`%q`,
+    /// `%+q`: `\x01`, `\U0001f511`), Python's repr (`\'`, `\xe4`), Rust's `{:?}`
+    /// (`\u{e4}`) and shells (`\!`, `'\''`, `'"'"'`) resolved; `None` without any.
+    fn unescaped(&self) -> Option<View> {
+        let b = &self.bytes;
+        let has = |needle: &[u8]| b.windows(needle.len()).any(|w| w == needle);
+        if !b.contains(&b'\\') && !has(b"'\"'\"'") {
+            return None;
+        }
+        let mut out = View {
+            bytes: Vec::with_capacity(b.len()),
+            from: Vec::with_capacity(b.len()),
+        };
+        let mut i = 0;
+        while i < b.len() {
+            let (bytes, len): (Vec<u8>, usize) = if b[i..].starts_with(b"'\\''") {
+                (vec![b'\''], 4)
+            } else if b[i..].starts_with(b"'\"'\"'") {
+                (vec![b'\''], 5)
+            } else if b[i] == b'\\' && i + 1 < b.len() {
+                match escape_at(&b[i + 1..]) {
+                    Some((bytes, len)) => (bytes, len + 1),
+                    None => (vec![b'\\'], 1),
+                }
+            } else {
+                (vec![b[i]], 1)
+            };
+            let source = (self.from[i].0, self.from[i + len - 1].1);
+            out.from.extend(std::iter::repeat_n(source, bytes.len()));
+            out.bytes.extend(bytes);
+            i += len;
+        }
+        Some(out)
+    }
+
+    /// With `%XX` decoded (and `+` read as a space, as forms encode it, when `plus`);
+    /// `None` without any `%XX`.
+    fn percent_decoded(&self, plus: bool) -> Option<View> {
+        let b = &self.bytes;
+        let at_escape = |i: usize| {
+            i + 2 < b.len()
+                && b[i] == b'%'
+                && b[i + 1].is_ascii_hexdigit()
+                && b[i + 2].is_ascii_hexdigit()
+        };
+        if !(0..b.len()).any(at_escape) {
+            return None;
+        }
+        let mut out = View {
+            bytes: Vec::with_capacity(b.len()),
+            from: Vec::with_capacity(b.len()),
+        };
+        let mut i = 0;
+        while i < b.len() {
+            if at_escape(i) {
+                out.bytes
+                    .push(hex_digit(b[i + 1]) << 4 | hex_digit(b[i + 2]));
+                out.from.push((self.from[i].0, self.from[i + 2].1));
+                i += 3;
+            } else {
+                out.bytes
+                    .push(if plus && b[i] == b'+' { b' ' } else { b[i] });
+                out.from.push(self.from[i]);
+                i += 1;
+            }
+        }
+        Some(out)
+    }
+}
+
+/// The bytes the escape after a backslash stands for, and how many bytes it takes;
+/// `None` for a backslash that escapes nothing (`\d`).
+fn escape_at(rest: &[u8]) -> Option<(Vec<u8>, usize)> {
+    let hex = |digits: &[u8]| -> Option<u32> {
+        let text = std::str::from_utf8(digits).ok()?;
+        (!text.is_empty() && text.bytes().all(|d| d.is_ascii_hexdigit()))
+            .then(|| u32::from_str_radix(text, 16).ok())
+            .flatten()
+    };
+    let utf8 = |c: char| c.to_string().into_bytes();
+    let simple = |byte: u8| Some((vec![byte], 1));
+    match rest[0] {
+        b'n' => simple(b'\n'),
+        b't' => simple(b'\t'),
+        b'r' => simple(b'\r'),
+        b'a' => simple(0x07),
+        b'b' => simple(0x08),
+        b'f' => simple(0x0c),
+        b'v' => simple(0x0b),
+        b'e' => simple(0x1b),
+        b'0' if !rest.get(1).is_some_and(u8::is_ascii_digit) => simple(0),
+        // A byte: Go's `%q` of bytes that are not UTF-8, Python's repr of bytes.
+        b'x' => Some((vec![hex(rest.get(1..3)?)? as u8], 3)),
+        b'u' if rest.get(1) == Some(&b'{') => {
+            let close = rest.iter().position(|&c| c == b'}')?;
+            Some((utf8(char::from_u32(hex(&rest[2..close])?)?), close + 1))
+        }
+        b'u' => {
+            let unit = hex(rest.get(1..5)?)?;
+            if (0xd800..0xdc00).contains(&unit)
+                && rest.get(5..7) == Some(b"\\u")
+                && let Some(low) = rest.get(7..11).and_then(hex)
+                && (0xdc00..0xe000).contains(&low)
+            {
+                let c = char::from_u32(0x10000 + ((unit - 0xd800) << 10) + (low - 0xdc00))?;
+                return Some((utf8(c), 11));
+            }
+            Some((utf8(char::from_u32(unit)?), 5))
+        }
+        b'U' => Some((utf8(char::from_u32(hex(rest.get(1..9)?)?)?), 9)),
+        // `\\`, `\"`, `\'`, `\/`, and what shells escape (`\!`, `\ `, `\$`).
+        c if c.is_ascii_punctuation() || c == b' ' => simple(c),
+        _ => None,
+    }
+}
+
+/// Every decoding of `text` (a line) in which a value may hide: escapes resolved
+/// (twice, for JSON in JSON), percent-encoding undone (with `+` as `%20`, and as a
+/// space).
+fn views(text: &str) -> Vec<View> {
+    let mut views = Vec::new();
+    // Most messages have nothing to decode: no view of them is made.
+    let escaped = text.contains('\\') || text.contains("'\"'\"'");
+    if !escaped && !text.contains('%') {
+        return views;
+    }
+    let plain = View::of(text);
+    if let Some(once) = plain.unescaped() {
+        if let Some(twice) = once.unescaped() {
+            views.push(twice);
+        }
+        views.push(once);
+    }
+    if let Some(decoded) = plain.percent_decoded(false) {
+        if text.contains('+') {
+            views.extend(plain.percent_decoded(true));
+        }
+        views.push(decoded);
+    }
+    views
+}
+
 /// The one way to stderr: writes `text` with every known secret masked.
 pub fn eprint(text: &str) {
-    let clean = scrub(text);
+    let clean = for_terminal(text);
     // Nothing useful can be done if stderr itself is gone.
     let _ = std::io::stderr().lock().write_all(clean.as_bytes());
+}
+
+/// `text` as it may reach a terminal (stderr, or a progress line above a bar): every
+/// known secret masked, then every control character escaped.
+pub fn for_terminal(text: &str) -> Cow<'_, str> {
+    match scrub(text) {
+        Cow::Borrowed(text) => printable(text),
+        Cow::Owned(masked) => Cow::Owned(printable(&masked).into_owned()),
+    }
+}
+
+/// `text` with every control character but newline and tab written visibly: C0
+/// controls (ESC, CR, BEL...) and DEL as `\x1b`, C1 controls as `\u009b`. Logs and
+/// events are the cluster's text, anyone's: an OSC 52 sequence in a log line would
+/// write the reader's clipboard, `ESC[2J` clear their screen, a CR hide what precedes it.
+pub fn printable(text: &str) -> Cow<'_, str> {
+    let raw = |c: char| c.is_control() && !matches!(c, '\n' | '\t');
+    if !text.chars().any(raw) {
+        return Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c as u32 {
+            _ if !raw(c) => out.push(c),
+            n @ (0..0x20 | 0x7f) => out.push_str(&format!("\\x{n:02x}")),
+            n => out.push_str(&format!("\\u{n:04x}")),
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The user asked to see Secret material on the terminal (`--show`, `--show-secrets`).
@@ -569,12 +974,16 @@ pub fn show_on_terminal() {
     SHOW_ON_TERMINAL.store(true, Ordering::Relaxed);
 }
 
-/// What goes to stdout: masked when stdout is a terminal, unless the user asked.
+/// What goes to stdout: on a terminal, masked (unless the user asked to see Secret
+/// material) and with control characters escaped (see [`printable`]); into a pipe or a
+/// file, as it is: that is the data.
 pub fn for_stdout(text: &str) -> Cow<'_, str> {
-    if std::io::stdout().is_terminal() && !SHOW_ON_TERMINAL.load(Ordering::Relaxed) {
-        scrub(text)
-    } else {
+    if !std::io::stdout().is_terminal() {
         Cow::Borrowed(text)
+    } else if SHOW_ON_TERMINAL.load(Ordering::Relaxed) {
+        printable(text)
+    } else {
+        for_terminal(text)
     }
 }
 
@@ -846,6 +1255,82 @@ mod tests {
         }
         let plain = "apiVersion: v1 kind: Secret data: c2VjcmV0";
         assert_eq!(scrub(plain), plain);
+    }
+
+    #[test]
+    fn parts_of_structured_values_are_learned_and_short_ones_are_not() {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "stringData": {
+            "DATABASE_URL": "postgres://app_owner:p%40ss-w0rd!@db.internal:5432/polls?sslmode=require&sslpassword=k3y-pass",
+            "DSN": "host=db user=dsn-user-1 password='dsn s3cret'",
+            "ENV": "export API_TOKEN=tok-3141592\nLEVEL: info-level-9",
+            "JSON": "{\"client\": {\"secret\": \"json-s3cret\", \"n\": 31415926}, \"port\": 5432}"}});
+        learn_objects([&secret]);
+        for part in [
+            "app_owner",
+            "p@ss-w0rd!",
+            "p%40ss-w0rd!",
+            "k3y-pass",
+            "dsn-user-1",
+            "dsn s3cret",
+            "tok-3141592",
+            "info-level-9",
+            "json-s3cret",
+            "31415926",
+        ] {
+            assert_eq!(scrub(&format!("got {part}.")), "got <redacted>.", "{part}");
+        }
+        // Short or common parts stay: they would mask every message.
+        for kept in [
+            "connecting to db on 5432 with sslmode=require",
+            "user postgres",
+        ] {
+            assert_eq!(scrub(kept), kept);
+        }
+    }
+
+    #[test]
+    fn encoded_escaped_and_hex_forms_are_found_by_decoding() {
+        let value = "it's a \"pa$$\" @ ä 🔑\u{1}";
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "stringData": {"k": value}});
+        learn_objects([&secret]);
+        let hex: String = value.bytes().map(|b| format!("{b:02x}")).collect();
+        let ascii_json = value
+            .encode_utf16()
+            .map(|u| match u {
+                0x20..0x7f if u != 0x22 && u != 0x5c => char::from(u as u8).to_string(),
+                _ => format!("\\u{u:04x}"),
+            })
+            .collect::<String>();
+        for form in [
+            // Percent-encoded (as a URL path and as a form), either case.
+            "it%27s%20a%20%22pa%24%24%22%20%40%20%C3%A4%20%F0%9F%94%91%01".to_owned(),
+            "it%27s+a+%22pa%24%24%22+%40+%c3%a4+%f0%9f%94%91%01".to_owned(),
+            // Python's repr, and json.dumps (ASCII only).
+            "it\\'s a \"pa$$\" @ ä 🔑\\x01".to_owned(),
+            ascii_json,
+            // Rust's {:?} and a shell's quoting.
+            value.escape_debug().to_string(),
+            "'it'\\''s a \"pa$$\" @ ä 🔑\u{1}'".to_owned(),
+            hex.clone(),
+            hex.to_uppercase(),
+        ] {
+            let clean = scrub(&format!("[{form}]")).into_owned();
+            assert_eq!(clean.matches(MASK).count(), 1, "{form}: {clean}");
+            assert!(
+                !clean.contains("pa$$") && !clean.contains("24243"),
+                "{form}: {clean}"
+            );
+        }
+    }
+
+    #[test]
+    fn control_characters_are_escaped_newlines_and_tabs_kept() {
+        let text = "log:\t\u{1b}]52;c;aGk=\u{7}\u{1b}[2J\r\u{7f}\u{9b}x\nnext";
+        assert_eq!(
+            printable(text),
+            "log:\t\\x1b]52;c;aGk=\\x07\\x1b[2J\\x0d\\x7f\\u009bx\nnext"
+        );
+        assert!(matches!(printable("plain\n"), Cow::Borrowed(_)));
     }
 
     #[test]

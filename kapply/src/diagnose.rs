@@ -1,7 +1,9 @@
 //! Why an object is not ready, in one screen: what `kubectl get pod`, `kubectl
 //! describe` and `kubectl logs` would have shown, for the pods of the workload's
-//! current template only. Log lines pass through the scrubber, which first learns the
-//! values of the Secrets those pods read.
+//! current template only. Before anything of a pod is shown, the values of every Secret
+//! it reads are learned (read with the user's own client), so that the scrubber masks
+//! them in its log lines and events; a pod that reads a Secret which cannot be read
+//! shows no log lines, and says which Secret and why.
 
 use crate::ready::{State, condition};
 use crate::wait::{Watched, list, pod_selector, pods_resource};
@@ -10,7 +12,7 @@ use kpipe_core::redact::Scrubber;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
-use std::collections::HashSet;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::fmt::Write as _;
 
 /// Pods shown per workload; the rest are counted.
@@ -70,6 +72,9 @@ pub async fn explain(client: &kube::Client, object: &Watched, scrubber: &Scrubbe
         return out;
     };
     let mut scrubber = scrubber.clone();
+    // What the workload's own pod template reads, for events about it and its ReplicaSet.
+    let mut unread =
+        learn_secrets(client, namespace, &live["spec"]["template"], &mut scrubber).await;
     let mut uids: HashSet<String> = HashSet::new();
     uids.extend(live["metadata"]["uid"].as_str().map(String::from));
     let mut body = String::new();
@@ -103,12 +108,18 @@ pub async fn explain(client: &kube::Client, object: &Watched, scrubber: &Scrubbe
                 }
                 for pod in &pods {
                     uids.extend(pod["metadata"]["uid"].as_str().map(String::from));
+                    // Every pod, those counted only too: their events are shown.
+                    let more = learn_secrets(client, namespace, pod, &mut scrubber).await;
+                    unread.extend(more);
                 }
                 // One log tail is enough: the pods of one template crash alike.
                 let mut log_shown = false;
                 for pod in pods.iter().take(PODS_SHOWN) {
-                    learn_secrets(client, namespace, pod, &mut scrubber).await;
-                    body.push_str(&explain_pod(client, namespace, pod, &mut log_shown).await);
+                    let log = match unreadable(pod, &unread) {
+                        Some(why) => Log::Hidden(why),
+                        None => Log::Tail(&mut log_shown),
+                    };
+                    body.push_str(&explain_pod(client, namespace, pod, log).await);
                 }
                 if pods.len() > PODS_SHOWN {
                     let _ = writeln!(body, "  ... and {} more pods", pods.len() - PODS_SHOWN);
@@ -165,12 +176,20 @@ async fn current_hash(
     })
 }
 
+/// Whether a pod's log may be shown: a tail (once per workload), or not at all.
+enum Log<'a> {
+    /// Shown unless this is already true; set once shown.
+    Tail(&'a mut bool),
+    /// Why not: a Secret it reads could not be read, so its values cannot be masked.
+    Hidden(String),
+}
+
 /// One pod: phase, scheduling, and per container the kubelet's reason and message.
 async fn explain_pod(
     client: &kube::Client,
     namespace: &str,
     pod: &Value,
-    log_shown: &mut bool,
+    mut log: Log<'_>,
 ) -> String {
     let mut out = String::new();
     let name = text(&pod["metadata"]["name"]);
@@ -202,7 +221,10 @@ async fn explain_pod(
             let _ = write!(out, "    container {cname}: {reason}");
             match reason {
                 "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" => {
-                    mark_public(image);
+                    // An image is in the pod spec anyone who can read the workload sees: printed
+                    // whole even when a secret value (a registry user that is also the
+                    // database user) is part of it.
+                    kpipe_core::redact::learn_printed_whole(image);
                     let _ = writeln!(out, " (image {image})");
                     let _ = writeln!(out, "      {}", text(&waiting["message"]));
                 }
@@ -217,9 +239,7 @@ async fn explain_pod(
                         last["exitCode"].as_i64().unwrap_or(0),
                         text(&last["reason"])
                     );
-                    if !std::mem::replace(log_shown, true) {
-                        out.push_str(&log_tail(client, namespace, name, cname).await);
-                    }
+                    out.push_str(&log_tail(client, namespace, name, cname, &mut log).await);
                 }
                 _ => {
                     let message = text(&waiting["message"]);
@@ -237,8 +257,8 @@ async fn explain_pod(
                 "    container {cname}: exited with code {code} ({})",
                 text(&done["reason"])
             );
-            if code != 0 && !std::mem::replace(log_shown, true) {
-                out.push_str(&log_tail(client, namespace, name, cname).await);
+            if code != 0 {
+                out.push_str(&log_tail(client, namespace, name, cname, &mut log).await);
             }
         } else if s["ready"] != true {
             let _ = writeln!(out, "    container {cname}: running, not ready");
@@ -247,15 +267,20 @@ async fn explain_pod(
     out
 }
 
-/// An image is in the pod spec anyone who can read the workload sees: printed whole,
-/// even when a secret value (a registry user that is also the database user) is part of
-/// it. Taught as a public string, as names are (see `kpipe_core::redact`).
-fn mark_public(image: &str) {
-    kpipe_core::redact::learn_objects([&serde_json::json!({"metadata": {"name": image}})]);
-}
-
-/// The last lines a container wrote (for a crash loop: the instance that crashed).
-async fn log_tail(client: &kube::Client, namespace: &str, pod: &str, container: &str) -> String {
+/// The last lines a container wrote (for a crash loop: the instance that crashed), or
+/// why they are not shown.
+async fn log_tail(
+    client: &kube::Client,
+    namespace: &str,
+    pod: &str,
+    container: &str,
+    log: &mut Log<'_>,
+) -> String {
+    match log {
+        Log::Hidden(why) => return format!("      (its log is not shown: {why})\n"),
+        Log::Tail(shown) if **shown => return String::new(),
+        Log::Tail(shown) => **shown = true,
+    }
     let path = format!(
         "/api/v1/namespaces/{namespace}/pods/{pod}/log?container={container}&tailLines={LOG_LINES}"
     );
@@ -275,36 +300,84 @@ async fn log_tail(client: &kube::Client, namespace: &str, pod: &str, container: 
     }
 }
 
-/// Learns the values of the Secrets a pod's containers read, so that a log line
-/// echoing one is scrubbed even when the Secret was not in the input.
+/// The names of the Secrets a pod (or a pod template) reads, by every path: `env`
+/// (`secretKeyRef`) and `envFrom` (`secretRef`) of its containers, init containers and
+/// ephemeral containers; its volumes (`secret`, the `secret` sources of `projected`,
+/// the `secretRef`/`nodePublishSecretRef`/`secretName` of the other volume types); its
+/// `imagePullSecrets`.
+fn secrets_read(pod: &Value) -> BTreeSet<&str> {
+    let spec = &pod["spec"];
+    let mut names = BTreeSet::new();
+    for kind in ["containers", "initContainers", "ephemeralContainers"] {
+        for c in each(&spec[kind]) {
+            for source in each(&c["envFrom"]) {
+                names.extend(source["secretRef"]["name"].as_str());
+            }
+            for var in each(&c["env"]) {
+                names.extend(var["valueFrom"]["secretKeyRef"]["name"].as_str());
+            }
+        }
+    }
+    for volume in each(&spec["volumes"]) {
+        for source in volume.as_object().into_iter().flat_map(|v| v.values()) {
+            names.extend(source["secretName"].as_str());
+            names.extend(source["secretRef"]["name"].as_str());
+            names.extend(source["nodePublishSecretRef"]["name"].as_str());
+            for projected in each(&source["sources"]) {
+                names.extend(projected["secret"]["name"].as_str());
+            }
+        }
+    }
+    for reference in each(&spec["imagePullSecrets"]) {
+        names.extend(reference["name"].as_str());
+    }
+    names
+}
+
+/// Learns the values of every Secret `pod` reads, each read with the user's own client,
+/// so that its log lines and events are masked even when the Secret was not in the
+/// input; returns those that could not be read (not found, forbidden, an error), each
+/// with why.
 async fn learn_secrets(
     client: &kube::Client,
     namespace: &str,
     pod: &Value,
     scrubber: &mut Scrubber,
-) {
-    let mut names: Vec<&str> = Vec::new();
-    for c in pod["spec"]["containers"].as_array().into_iter().flatten() {
-        for source in c["envFrom"].as_array().into_iter().flatten() {
-            names.extend(source["secretRef"]["name"].as_str());
-        }
-        for var in c["env"].as_array().into_iter().flatten() {
-            names.extend(var["valueFrom"]["secretKeyRef"]["name"].as_str());
-        }
-    }
-    names.sort_unstable();
-    names.dedup();
+) -> BTreeMap<String, String> {
     let resource =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Secret"), "secrets");
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
-    for name in names {
-        if let Ok(Some(secret)) = api.get_opt(name).await {
-            let mut value = serde_json::to_value(&secret).unwrap_or(Value::Null);
-            value["apiVersion"] = "v1".into();
-            value["kind"] = "Secret".into();
-            scrubber.learn([&value]);
+    let mut unread = BTreeMap::new();
+    for name in secrets_read(pod) {
+        match api.get_opt(name).await {
+            Ok(Some(secret)) => {
+                let mut value = serde_json::to_value(&secret).unwrap_or(Value::Null);
+                value["apiVersion"] = "v1".into();
+                value["kind"] = "Secret".into();
+                scrubber.learn([&value]);
+            }
+            Ok(None) => {
+                unread.insert(name.to_string(), "not found".to_string());
+            }
+            Err(e) => {
+                unread.insert(name.to_string(), kpipe_core::api::describe(&e));
+            }
         }
     }
+    unread
+}
+
+/// Why a pod's log cannot be shown: the first Secret it reads that could not be read.
+fn unreadable(pod: &Value, unread: &BTreeMap<String, String>) -> Option<String> {
+    secrets_read(pod).into_iter().find_map(|name| {
+        unread.get(name).map(|why| {
+            format!("it reads Secret {name}, which could not be read ({why}), so its values could not be masked")
+        })
+    })
+}
+
+fn each(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
 }
 
 /// The most recent Warning events about the workload, its ReplicaSet and its pods.
@@ -350,4 +423,54 @@ async fn warnings(client: &kube::Client, namespace: &str, uids: &HashSet<String>
     }
     lines.reverse();
     format!("  recent warnings:\n{}\n", lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn every_path_a_pod_reads_a_secret_by_is_found() {
+        let env = |name: &str| {
+            json!({"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": name, "key": "k"}}},
+                           {"name": "B", "value": "plain"}]})
+        };
+        let pod = json!({"spec": {
+            "containers": [{"name": "app", "envFrom": [{"secretRef": {"name": "env-from"}},
+                                                     {"configMapRef": {"name": "a-config-map"}}]},
+                           env("env-key")],
+            "initContainers": [env("init")],
+            "ephemeralContainers": [{"envFrom": [{"secretRef": {"name": "ephemeral"}}]}],
+            "volumes": [
+                {"name": "v1", "secret": {"secretName": "volume"}},
+                {"name": "v2", "projected": {"sources": [{"secret": {"name": "projected"}},
+                                                         {"configMap": {"name": "a-config-map"}}]}},
+                {"name": "v3", "csi": {"driver": "d", "nodePublishSecretRef": {"name": "csi"}}},
+                {"name": "v4", "cephfs": {"monitors": [], "secretRef": {"name": "cephfs"}}},
+                {"name": "v5", "configMap": {"name": "a-config-map"}}],
+            "imagePullSecrets": [{"name": "registry"}]}});
+        let found: Vec<&str> = secrets_read(&pod).into_iter().collect();
+        assert_eq!(
+            found,
+            [
+                "cephfs",
+                "csi",
+                "env-from",
+                "env-key",
+                "ephemeral",
+                "init",
+                "projected",
+                "registry",
+                "volume"
+            ]
+        );
+        let unread = BTreeMap::from([("projected".to_string(), "403 Forbidden".to_string())]);
+        let why = unreadable(&pod, &unread).unwrap();
+        assert!(
+            why.contains("Secret projected") && why.contains("403 Forbidden"),
+            "{why}"
+        );
+        assert_eq!(unreadable(&pod, &BTreeMap::new()), None);
+    }
 }

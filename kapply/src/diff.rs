@@ -1,14 +1,19 @@
 //! `--diff`: the live object against what the server would make of the apply.
+//!
+//! A diff is made for people, wherever it goes (a terminal, a pipe, a file): Secret
+//! values are masked on both sides, and every known secret value is masked wherever it
+//! appears, on any object (an annotation, a Deployment's inline env value).
 
 use crate::report::kubectl_name;
 use kpipe_core::ObjectId;
-use kpipe_core::redact::{LAST_APPLIED, MASK, is_secret, mask_secret};
+use kpipe_core::redact::{LAST_APPLIED, MASK, is_secret, mask_secret, scrub};
 use serde_json::Value;
 use similar::TextDiff;
 
 /// A unified diff of `live` (absent: a new object) against `merged`, empty when equal.
 /// Secret values are masked on both sides, marked `(before)`/`(after)` where they differ
-/// so that a changed value still shows as a change.
+/// so that a changed value still shows as a change; every known secret value is masked
+/// wherever it appears.
 pub fn unified(id: &ObjectId, live: Option<&Value>, merged: &Value) -> String {
     let mut merged = comparable(merged);
     let mut live = live.map(comparable);
@@ -30,15 +35,16 @@ pub fn unified(id: &ObjectId, live: Option<&Value>, merged: &Value) -> String {
         Some(ns) => format!("{ns}/{}", kubectl_name(id)),
         None => kubectl_name(id),
     };
-    TextDiff::from_lines(&old, &new)
+    let diff = TextDiff::from_lines(&old, &new)
         .unified_diff()
         .context_radius(3)
         .header(&format!("live/{place}"), &format!("merged/{place}"))
-        .to_string()
+        .to_string();
+    scrub(&diff).into_owned()
 }
 
 /// The diff of an object a prune deletes: every live line removed, Secret values
-/// masked.
+/// masked, and every known secret value wherever it appears.
 pub fn removal(id: &ObjectId, live: &Value) -> String {
     let mut live = comparable(live);
     if is_secret(&live) {
@@ -49,11 +55,12 @@ pub fn removal(id: &ObjectId, live: &Value) -> String {
         None => kubectl_name(id),
     };
     let old = kpipe_core::yaml::to_string(&live);
-    TextDiff::from_lines(old.as_str(), "")
+    let diff = TextDiff::from_lines(old.as_str(), "")
         .unified_diff()
         .context_radius(3)
         .header(&format!("live/{place}"), &format!("merged/{place}"))
-        .to_string()
+        .to_string();
+    scrub(&diff).into_owned()
 }
 
 /// Whether two objects differ only in what applying cannot change but controllers keep
@@ -168,6 +175,24 @@ mod tests {
         for value in ["b2xkLXBhc3N3b3Jk", "bmV3LXBhc3N3b3Jk", "old-password"] {
             assert!(!text.contains(value), "{text}");
         }
+    }
+
+    #[test]
+    fn copies_of_secret_values_on_other_objects_are_masked() {
+        let secret = json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+                            "stringData": {"PW": "copied-s3cret-value"}});
+        kpipe_core::redact::learn_objects([&secret]);
+        let live = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"},
+                          "data": {"A": "1"}});
+        let mut merged = live.clone();
+        merged["metadata"]["annotations"] = json!({"note": "pw is copied-s3cret-value"});
+        merged["data"]["B"] = "copied-s3cret-value".into();
+        let text = unified(&id("ConfigMap"), Some(&live), &merged);
+        assert!(!text.contains("copied-s3cret-value"), "{text}");
+        assert!(text.contains("+    note: pw is <redacted>\n"), "{text}");
+        assert!(text.contains("+  B: <redacted>\n"), "{text}");
+        let pruned = removal(&id("ConfigMap"), &merged);
+        assert!(!pruned.contains("copied-s3cret-value"), "{pruned}");
     }
 
     #[test]

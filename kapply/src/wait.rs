@@ -284,7 +284,7 @@ impl Progress {
                 kpipe_core::redact::eprint(&format!("{line}\n"));
             }
             Some((bars, spinners)) => {
-                let _ = bars.println(kpipe_core::redact::scrub(&line));
+                let _ = bars.println(kpipe_core::redact::for_terminal(&line));
                 if state.is_done() {
                     if let Some(spinner) = spinners.remove(name) {
                         spinner.finish_and_clear();

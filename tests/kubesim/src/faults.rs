@@ -18,18 +18,18 @@ enum Rule {
     Fail {
         code: u16,
         remaining: u32,
-        method: Option<String>,
+        method: Scope,
     },
     /// The next `remaining` requests get their connection closed without an answer.
     Reset {
         remaining: u32,
-        method: Option<String>,
+        method: Scope,
     },
     /// The next `remaining` requests are served (a write is stored), but their
     /// connection is closed instead of the answer.
     Lost {
         remaining: u32,
-        method: Option<String>,
+        method: Scope,
     },
     /// A fraction of requests answer `code`.
     Rate {
@@ -62,6 +62,36 @@ enum Rule {
     /// then it listens again on the same port with the same state and certificates (a
     /// killed API server that its supervisor starts again).
     Restart(Window),
+}
+
+/// Which requests a counted rule is for: `@METHOD` (any path), `@METHOD/PATH` (that
+/// method on paths starting with PATH: `403:9@GET/api/v1/namespaces/ns/secrets/db`
+/// forbids reading one Secret, as RBAC would), or every request.
+#[derive(Debug, Clone, PartialEq, Default)]
+struct Scope {
+    method: Option<String>,
+    path: Option<String>,
+}
+
+impl Scope {
+    fn parse(spec: Option<&str>) -> Scope {
+        let Some(spec) = spec else {
+            return Scope::default();
+        };
+        let (method, path) = match spec.find('/') {
+            Some(at) => (&spec[..at], Some(spec[at..].to_string())),
+            None => (spec, None),
+        };
+        Scope {
+            method: Some(method.to_ascii_uppercase()),
+            path,
+        }
+    }
+
+    fn applies(&self, method: &str, path: &str) -> bool {
+        self.method.as_deref().is_none_or(|m| m == method)
+            && self.path.as_deref().is_none_or(|p| path.starts_with(p))
+    }
 }
 
 /// A stretch of time, counted from the first request of a client under test.
@@ -137,8 +167,8 @@ fn parse_code(s: &str, rule: &str) -> Result<u16, String> {
 
 fn parse_rule(rule: &str) -> Result<Rule, String> {
     let (body, method) = match rule.split_once('@') {
-        Some((b, m)) => (b, Some(m.to_ascii_uppercase())),
-        None => (rule, None),
+        Some((b, m)) => (b, Scope::parse(Some(m))),
+        None => (rule, Scope::parse(None)),
     };
     let parts: Vec<&str> = body.split(':').collect();
     match parts.as_slice() {
@@ -181,7 +211,7 @@ fn parse_rule(rule: &str) -> Result<Rule, String> {
             method,
         }),
         _ => Err(format!(
-            "bad fault rule {rule:?}: expected CODE:N[@METHOD], reset:N[@METHOD], lost:N[@METHOD], rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang, trickle:DURATION, storm:DURATION[+START], down:DURATION[+START], freeze:DURATION[+START] or restart:DURATION[+START]"
+            "bad fault rule {rule:?}: expected CODE:N[@METHOD[/PATH]], reset:N[@METHOD[/PATH]], lost:N[@METHOD[/PATH]], rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang, trickle:DURATION, storm:DURATION[+START], down:DURATION[+START], freeze:DURATION[+START] or restart:DURATION[+START]"
         )),
     }
 }
@@ -292,12 +322,12 @@ impl Faults {
     }
 
     /// Decides the fate of a non-watch request, using up counted rules.
-    pub fn verdict(&self, method: &str) -> Verdict {
+    pub fn verdict(&self, method: &str, path: &str) -> Verdict {
         let timed = self.timed_verdict();
         if timed != Verdict::Serve {
             return timed;
         }
-        let applies = |m: &Option<String>| m.as_deref().is_none_or(|m| m == method);
+        let applies = |scope: &Scope| scope.applies(method, path);
         let rate = self.with_rules(|rules| {
             for rule in rules.iter_mut() {
                 match rule {
@@ -379,14 +409,40 @@ mod tests {
         let f = Faults::default();
         f.set("503:2@PATCH,reset:1,latency:10ms,watch-close:3")
             .unwrap();
-        assert_eq!(f.verdict("GET"), Verdict::Reset);
-        assert_eq!(f.verdict("GET"), Verdict::Serve);
-        assert_eq!(f.verdict("PATCH"), Verdict::Fail(503));
-        assert_eq!(f.verdict("PATCH"), Verdict::Fail(503));
-        assert_eq!(f.verdict("PATCH"), Verdict::Serve);
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Reset);
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Serve);
+        assert_eq!(f.verdict("PATCH", "/api"), Verdict::Fail(503));
+        assert_eq!(f.verdict("PATCH", "/api"), Verdict::Fail(503));
+        assert_eq!(f.verdict("PATCH", "/api"), Verdict::Serve);
         assert_eq!(f.latency(), Duration::from_millis(10));
         assert_eq!(f.watch_limit(), Some(3));
         assert!(!f.take_watch_gone());
+    }
+
+    #[test]
+    fn a_rule_may_be_for_one_path() {
+        let f = Faults::default();
+        f.set("403:2@get/api/v1/namespaces/ns/secrets/db").unwrap();
+        assert_eq!(
+            f.verdict("GET", "/api/v1/namespaces/ns/secrets"),
+            Verdict::Serve
+        );
+        assert_eq!(
+            f.verdict("PATCH", "/api/v1/namespaces/ns/secrets/db"),
+            Verdict::Serve
+        );
+        assert_eq!(
+            f.verdict("GET", "/api/v1/namespaces/ns/secrets/db"),
+            Verdict::Fail(403)
+        );
+        assert_eq!(
+            f.verdict("GET", "/api/v1/namespaces/ns/secrets/db"),
+            Verdict::Fail(403)
+        );
+        assert_eq!(
+            f.verdict("GET", "/api/v1/namespaces/ns/secrets/db"),
+            Verdict::Serve
+        );
     }
 
     #[test]
@@ -396,7 +452,7 @@ mod tests {
         assert!(f.set("rate:500:2").unwrap_err().contains("between 0 and 1"));
         assert!(f.set("bogus").is_err());
         f.set("rate:500:1,watch-gone:1").unwrap();
-        assert_eq!(f.verdict("GET"), Verdict::Fail(500));
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Fail(500));
         assert!(f.take_watch_gone());
         assert!(!f.take_watch_gone());
         assert!(f.set("storm:soon").unwrap_err().contains("storm:soon"));
@@ -409,13 +465,13 @@ mod tests {
         assert_eq!(f.trickle(), Some(Duration::from_millis(10)));
         std::thread::sleep(Duration::from_millis(250));
         // Nothing asked yet: the storm starts now.
-        assert_eq!(f.verdict("GET"), Verdict::Fail(429));
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Fail(429));
         assert_eq!(f.watch_verdict(), Verdict::Fail(429));
         std::thread::sleep(Duration::from_millis(200));
-        assert_eq!(f.verdict("GET"), Verdict::Serve);
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Serve);
         std::thread::sleep(Duration::from_millis(100));
         assert!(f.is_down());
-        assert_eq!(f.verdict("PATCH"), Verdict::Reset);
+        assert_eq!(f.verdict("PATCH", "/api"), Verdict::Reset);
         std::thread::sleep(Duration::from_millis(250));
         assert!(!f.is_down());
         f.set("freeze:200ms,restart:200ms+300ms").unwrap();
@@ -430,10 +486,10 @@ mod tests {
         assert!(!f.restarting() && !f.is_frozen());
         assert_eq!(f.verdict("GET"), Verdict::Serve);
         f.set("hang").unwrap();
-        assert_eq!(f.verdict("GET"), Verdict::Hang);
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Hang);
         f.set("lost:1@PATCH").unwrap();
-        assert_eq!(f.verdict("GET"), Verdict::Serve);
-        assert_eq!(f.verdict("PATCH"), Verdict::Lost);
-        assert_eq!(f.verdict("PATCH"), Verdict::Serve);
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Serve);
+        assert_eq!(f.verdict("PATCH", "/api"), Verdict::Lost);
+        assert_eq!(f.verdict("PATCH", "/api"), Verdict::Serve);
     }
 }

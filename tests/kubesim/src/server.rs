@@ -248,7 +248,7 @@ pub async fn handle(
         let mut verdict = if is_watch {
             faults.watch_verdict()
         } else {
-            faults.verdict(method.as_str())
+            faults.verdict(method.as_str(), req.uri().path())
         };
         if verdict == Verdict::Frozen {
             log(&method, &path, "frozen", &caller);
