@@ -257,7 +257,7 @@ pub async fn handle(
                 verdict = if is_watch {
                     faults.watch_verdict()
                 } else {
-                    faults.verdict(method.as_str())
+                    faults.verdict(method.as_str(), req.uri().path())
                 };
             }
         }
