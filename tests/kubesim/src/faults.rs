@@ -477,14 +477,14 @@ mod tests {
         f.set("freeze:200ms,restart:200ms+300ms").unwrap();
         assert!(f.has_restart());
         assert!(!f.restarting(), "no request yet: the clock has not started");
-        assert_eq!(f.verdict("GET"), Verdict::Frozen);
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Frozen);
         assert!(f.is_frozen() && !f.restarting());
         std::thread::sleep(Duration::from_millis(350));
         assert!(f.restarting());
-        assert_eq!(f.verdict("GET"), Verdict::Reset);
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Reset);
         std::thread::sleep(Duration::from_millis(200));
         assert!(!f.restarting() && !f.is_frozen());
-        assert_eq!(f.verdict("GET"), Verdict::Serve);
+        assert_eq!(f.verdict("GET", "/api"), Verdict::Serve);
         f.set("hang").unwrap();
         assert_eq!(f.verdict("GET", "/api"), Verdict::Hang);
         f.set("lost:1@PATCH").unwrap();
