@@ -126,9 +126,19 @@ pub fn has_answered() -> bool {
     SEEN.answered.load(Ordering::Relaxed)
 }
 
-fn answered(server: &str) {
+/// An answer to a request sent at `sent`. One sent before the outage began (served
+/// while the server was going away) does not end it: the outage is over only when a
+/// request made during it is answered.
+fn answered(server: &str, sent: Instant) {
     SEEN.answered.store(true, Ordering::Relaxed);
-    let ended = SEEN.outage.lock().map(|mut o| o.take()).unwrap_or(None);
+    let ended = SEEN
+        .outage
+        .lock()
+        .map(|mut outage| match *outage {
+            Some(since) if sent >= since => outage.take(),
+            _ => None,
+        })
+        .unwrap_or(None);
     if let Some(since) = ended {
         report(&format!(
             "the server {server} answers again (no answer for {})",
@@ -200,6 +210,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<kube::client::Body>) -> Self::Future {
+        let sent = Instant::now();
         let answer = self.inner.call(request);
         let server = self.server.clone();
         let until = self.until;
@@ -212,7 +223,7 @@ where
             };
             match answer {
                 Ok(response) => {
-                    answered(&server);
+                    answered(&server, sent);
                     Ok(response.map(|body| {
                         Box::new(Bounded {
                             inner: body,
