@@ -8,6 +8,7 @@ mod common;
 mod certwait;
 mod cli_contract;
 mod corpus;
+mod day2;
 mod envsplit;
 mod kapply;
 mod kapply_wait;

@@ -405,6 +405,25 @@ impl Run {
             Ok(before) => before,
             Err(failure) => return Outcome::Failed(failure),
         };
+        if let Some(replicas) = self.replicas_to_hand_over(item, before.as_ref()) {
+            let name = report::kubectl_name(&item.id);
+            if self.dry_run {
+                self.caller.say(&format!(
+                    "kapply: {name}: spec.replicas left the input: its live value {replicas} \
+                     would be kept for an autoscaler (field manager {HANDOVER_MANAGER})\n"
+                ));
+            } else {
+                let keep = handover_body(item, replicas);
+                let params = PatchParams::apply(HANDOVER_MANAGER);
+                if let Err(failure) = self.caller.apply(&target, &keep, &params, &what).await {
+                    return Outcome::Failed(failure);
+                }
+                self.caller.say(&format!(
+                    "kapply: {name}: spec.replicas left the input: its live value {replicas} \
+                     is kept for an autoscaler to take over (field manager {HANDOVER_MANAGER})\n"
+                ));
+            }
+        }
         let after = match self
             .caller
             .apply(&target, &item.body, &self.params, &what)
@@ -441,6 +460,29 @@ impl Run {
             object: after,
             diff,
         }
+    }
+
+    /// The live spec.replicas to keep when a Deployment or StatefulSet of the input no
+    /// longer sets it (an autoscaler takes over) while our field manager applied it so
+    /// far: applied without it, the field would lose its last owner and the server would
+    /// reset it to 1, killing pods until the autoscaler scales up again.
+    fn replicas_to_hand_over(&self, item: &Item, live: Option<&Value>) -> Option<i64> {
+        let workload = matches!(item.id.kind.as_str(), "Deployment" | "StatefulSet");
+        if !workload || item.id.group() != "apps" || !item.body["spec"]["replicas"].is_null() {
+            return None;
+        }
+        let live = live?;
+        let manager = self.params.field_manager.as_deref().unwrap_or_default();
+        let ours = live["metadata"]["managedFields"]
+            .as_array()?
+            .iter()
+            .any(|f| {
+                f["manager"] == manager
+                    && f["operation"] == "Apply"
+                    && f["subresource"].is_null()
+                    && f["fieldsV1"]["f:spec"]["f:replicas"].is_object()
+            });
+        ours.then(|| live["spec"]["replicas"].as_i64()).flatten()
     }
 
     /// The live object after a write whose answer never came, when it holds what was
@@ -485,6 +527,24 @@ impl Run {
         }
         Outcome::Failed(failure)
     }
+}
+
+/// The field manager that keeps spec.replicas at its live value while an autoscaler
+/// takes it over: the Server-Side Apply documentation's "transferring ownership".
+const HANDOVER_MANAGER: &str = "handover-to-hpa";
+
+/// An apply of only spec.replicas at its live value: shared ownership, no conflict.
+fn handover_body(item: &Item, replicas: i64) -> Value {
+    let mut metadata = serde_json::json!({"name": item.id.name});
+    if let Some(namespace) = &item.id.namespace {
+        metadata["namespace"] = namespace.clone().into();
+    }
+    serde_json::json!({
+        "apiVersion": item.body["apiVersion"],
+        "kind": item.body["kind"],
+        "metadata": metadata,
+        "spec": {"replicas": replicas},
+    })
 }
 
 /// A label (`key=value`) that every object has, to LIST just them; the first in key

@@ -598,8 +598,8 @@ impl Removal<'_> {
                         async move { (at, self.delete(id, target, params).await) }
                     })
                     .buffer_unordered(self.concurrency)
-                .collect()
-                .await;
+                    .collect()
+                    .await;
             results.sort_by_key(|(at, _)| *at);
             let results = results.into_iter().map(|(_, result)| result);
             let mut text = String::new();
