@@ -35,6 +35,8 @@ APPLYSET ?= $(APP)
 #> OUT=deploy.yaml	file written by `make render` (mode 0600)
 OUT ?= deploy.yaml
 #> TIMEOUT=5m	how long `kapply --wait` and `certwait` wait
+#> FORCE=0	1: deploy/issuers take over fields other field managers own (--force-conflicts)
+FORCE ?= 0
 #> EMAIL=	Let's Encrypt account email for `make issuers`
 EMAIL ?=
 TIMEOUT ?= 5m
@@ -44,6 +46,7 @@ BIN ?= target/release
 export PATH := $(CURDIR)/$(VENV)/bin:$(abspath $(BIN)):$(PATH)
 
 NS_FLAG   := $(if $(NAMESPACE),--namespace $(NAMESPACE))
+FORCE_FLAG := $(if $(filter 1,$(FORCE)),--force-conflicts)
 # The tutorial's split (six settings are plain config, everything else is secret) lives
 # in one rules file, shared with make demo, the benchmarks and the tests.
 SPLIT     := --rules $(RULES)
@@ -144,13 +147,13 @@ render: tools ## write the whole manifest set to OUT (0600: it holds Secrets), n
 # migrate Job of an older image or config) is pruned once everything else applied.
 # The certificate is waited for only once the rollout is ready: a failed rollout ends
 # the target with kapply's diagnosis alone.
-deploy: tools ## render, apply (server-side), prune what APP dropped, wait for the rollout (migration first), then the TLS certificate
+deploy: tools ## render, apply (server-side; NAMESPACE made if missing), prune what APP dropped, wait for the rollout (migration first), then the TLS certificate
 	@umask 077
 	tmp=$$(mktemp)
 	live=$$(mktemp)
 	trap 'rm -f "$$tmp" "$$live"' EXIT
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
+	kapply $(NS_FLAG) --create-namespace $(FORCE_FLAG) --applyset $(APPLYSET) --prune --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
 	certwait $(NS_FLAG) --timeout $(TIMEOUT) < "$$live"
 
 diff: tools ## show what deploy would change and prune in the cluster (applies nothing)
@@ -158,7 +161,7 @@ diff: tools ## show what deploy would change and prune in the cluster (applies n
 	tmp=$$(mktemp)
 	trap 'rm -f "$$tmp"' EXIT
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --diff -f "$$tmp"
+	kapply $(NS_FLAG) --create-namespace --applyset $(APPLYSET) --prune --diff -f "$$tmp"
 
 # The certificate's Secret is cert-manager's, outside the set: it goes too, so that
 # nothing of the app is left (a new deploy then issues a new certificate).
@@ -166,10 +169,11 @@ destroy: tools ## delete everything deploy made for APP (and its certificate), a
 	@kapply $(NS_FLAG) --applyset $(APPLYSET) --delete-all
 	kubectl $(NS_FLAG) delete secret $(APP)-tls --ignore-not-found --wait
 
-# The issuers are declared here: they take over issuers made by hand (--force-conflicts).
+# Issuers made by hand (another email, another ACME account key) are taken over only
+# with FORCE=1: kapply refuses first, naming what would change.
 issuers: tools ## apply the letsencrypt-staging and letsencrypt-prod ClusterIssuers (needs EMAIL=you@example.com)
 	@test -n "$(EMAIL)" || { echo "make issuers: set EMAIL=you@example.com (Let's Encrypt account)" >&2; exit 2; }
-	manifest-gen --cluster-issuers "$(EMAIL)" </dev/null | kapply --wait --force-conflicts --timeout $(TIMEOUT)
+	manifest-gen --cluster-issuers "$(EMAIL)" </dev/null | kapply --wait $(FORCE_FLAG) --timeout $(TIMEOUT)
 
 wait-cert: tools ## wait for the certificate of APP's Ingress
 	@certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls

@@ -62,8 +62,13 @@ pub(crate) struct Run {
     pub scrubber: Scrubber,
     /// Namespaces this input creates, which a dry run cannot find yet.
     pub input_namespaces: HashSet<String>,
+    /// Namespaces --create-namespace would create, which a dry run cannot find either.
+    pub would_create: HashSet<String>,
     /// SIGINT/SIGTERM: no write starts after one; those in flight get [`IN_FLIGHT_GRACE`].
     pub interrupt: Interrupt,
+    /// Live objects read before the first write (for the conflict check), by input
+    /// position: each is used once, instead of reading it again.
+    pub prefetched: std::sync::Mutex<crate::conflicts::Live>,
 }
 
 /// From this many objects a terminal gets a progress bar on stderr.
@@ -103,8 +108,20 @@ impl Run {
                 .progress()
                 .enable_steady_tick(Duration::from_millis(120));
         }
-        let all: Vec<&Item> = ranks.values().flatten().collect();
-        let mut live = self.prefetch(&all).await;
+        let mut live = HashMap::new();
+        let mut unread = Vec::new();
+        {
+            let mut prefetched = self.prefetched.lock().expect("not poisoned");
+            for item in ranks.values().flatten() {
+                match prefetched.remove(&item.position) {
+                    Some(before) => {
+                        live.insert(item.position, before);
+                    }
+                    None => unread.push(item),
+                }
+            }
+        }
+        live.extend(self.prefetch(&unread).await);
         let mut outcomes = Vec::new();
         // CRDs of this input that were applied, by name: their kinds can be resolved.
         let mut applied_crds: HashSet<String> = HashSet::new();
@@ -280,7 +297,10 @@ impl Run {
     /// larger group (same resource and namespace, or a smaller one sharing a label)
     /// instead of a GET per object, GETs in parallel for the rest. By input position;
     /// kinds not served yet are left out.
-    async fn prefetch(&self, items: &[&Item]) -> HashMap<usize, Result<Option<Value>, Failure>> {
+    pub async fn prefetch(
+        &self,
+        items: &[&Item],
+    ) -> HashMap<usize, Result<Option<Value>, Failure>> {
         type Group<'a> = Vec<(&'a Item, &'a ApiResource)>;
         let mut groups: BTreeMap<(String, String, Option<String>), Group> = BTreeMap::new();
         for item in items {
@@ -515,15 +535,21 @@ impl Run {
             && self.dry_run
             && status.code == 404
             && let Some(ns) = &item.id.namespace
-            && self.input_namespaces.contains(ns)
             && status
                 .details
                 .as_ref()
                 .is_some_and(|d| d.kind == "namespaces")
         {
-            return Outcome::Skipped(format!(
-                "not checked: namespace \"{ns}\" is created by this input"
-            ));
+            if self.input_namespaces.contains(ns) {
+                return Outcome::Skipped(format!(
+                    "not checked: namespace \"{ns}\" is created by this input"
+                ));
+            }
+            if self.would_create.contains(ns) {
+                return Outcome::Skipped(format!(
+                    "not checked: namespace \"{ns}\" would be created first (--create-namespace)"
+                ));
+            }
         }
         Outcome::Failed(failure)
     }

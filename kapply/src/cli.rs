@@ -200,10 +200,16 @@ pub struct Args {
         requires = "applyset",
         conflicts_with_all = [
             "files", "recursive", "selector", "prune", "diff", "output", "wait",
-            "field_manager", "force_conflicts",
+            "field_manager", "force_conflicts", "create_namespace",
         ],
     )]
     pub delete_all: bool,
+
+    /// Create the namespaces the objects (and the --applyset parent) go into when they
+    /// do not exist, before anything else is written, as helm's --create-namespace.
+    /// They are not members of the set and never pruned. In a dry run: said, not done.
+    #[arg(long)]
+    pub create_namespace: bool,
 
     /// Change an ApplySet another tool made (its applyset.kubernetes.io/tooling says
     /// so), making it kapply's.
