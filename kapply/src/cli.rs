@@ -34,6 +34,7 @@ Examples:
   kapply -f k8s/ --diff                    # unified diff of live vs. applied, no writes
   kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
   kapply -f stack.yaml --force-conflicts   # take over fields someone set with kubectl
+  kapply -n new --create-namespace         # make namespace/new first if it is missing
   kapply -f stack.yaml --wait --timeout 5m # applied AND running, or why not
   kapply -f stack.yaml --applyset polls --prune   # ... and delete what the stack dropped
   kapply --applyset polls --delete-all     # remove the whole set and its parent
@@ -78,7 +79,10 @@ What --prune and --delete-all never do:
 
 Exit codes:
   0    every object applied (or checked, or diffed); with --wait, and ready
-  1    some objects failed (each reported on stderr, the others applied), or with
+  1    applying would take over fields another field manager owns (found by a
+       server dry run before the first write: nothing applied; --force-conflicts
+       takes them over), or some objects failed (each reported on stderr, the
+       others applied), or with
        --wait some did not become ready (each explained on stderr), or the cluster
        does not serve a kind of the input (nothing applied), or it cannot be reached
   2    bad input or usage: nothing was applied
@@ -119,6 +123,9 @@ pub struct Args {
     pub field_manager: String,
 
     /// Take over fields another field manager owns instead of failing with a conflict.
+    /// Without it, objects whose live fields another manager owns are checked with a
+    /// server dry run before the first write, and a conflict stops the run, naming the
+    /// fields, their managers and what would change, with nothing applied.
     #[arg(long)]
     pub force_conflicts: bool,
 
