@@ -401,6 +401,7 @@ fn ctrl_c_in_make_deploy_while_the_migration_is_pending_stops_at_once_and_prunes
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("interrupted by SIGINT"), "{err}");
     assert!(err.contains("nothing pruned"), "{err}");
+    assert!(err.contains("not applied: Deployment/polls-app"), "{err}");
     assert!(!err.contains(" pruned\n"), "{err}");
     // The running release is as it was: the old Job kept, the Deployment untouched.
     assert!(jobs(&sim).contains(&old_job), "{}", jobs(&sim));

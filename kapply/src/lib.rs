@@ -175,18 +175,6 @@ pub async fn run(args: Args) -> Result<()> {
         .filter(|i| i.id.kind == "Namespace" && i.id.group().is_empty())
         .map(|i| i.id.name.clone())
         .collect();
-    // Before the first write: the parent and the objects need their namespaces.
-    let mut would_create = HashSet::new();
-    if args.create_namespace {
-        let wanted = items
-            .iter()
-            .filter_map(|i| i.id.namespace.clone())
-            .chain(set.as_ref().and_then(ApplySet::namespace))
-            .filter(|ns| !input_namespaces.contains(ns))
-            .collect();
-        would_create =
-            namespaces::create_missing(&caller, &wanted, &args.field_manager, dry_run).await?;
-    }
     // From the first write on, a signal stops work instead of the process.
     let interrupt = Interrupt::install()?;
     let mut params = PatchParams::apply(&args.field_manager);
@@ -196,7 +184,7 @@ pub async fn run(args: Args) -> Result<()> {
     if dry_run {
         params = params.dry_run();
     }
-    let run = Run {
+    let mut run = Run {
         caller,
         params,
         dry_run,
@@ -204,7 +192,7 @@ pub async fn run(args: Args) -> Result<()> {
         concurrency: args.concurrency.into(),
         scrubber,
         input_namespaces,
-        would_create,
+        would_create: HashSet::new(),
         interrupt,
         prefetched: std::sync::Mutex::default(),
     };
@@ -222,6 +210,17 @@ pub async fn run(args: Args) -> Result<()> {
         )
         .await?;
         *run.prefetched.lock().expect("not poisoned") = live;
+    }
+    // The first writes: the namespaces the parent and the objects go into.
+    if args.create_namespace {
+        let wanted = items
+            .iter()
+            .filter_map(|i| i.id.namespace.clone())
+            .chain(set.as_ref().and_then(ApplySet::namespace))
+            .filter(|ns| !run.input_namespaces.contains(ns))
+            .collect();
+        run.would_create =
+            namespaces::create_missing(&run.caller, &wanted, &args.field_manager, dry_run).await?;
     }
     // A dry run cannot write a parent into a namespace it only would create.
     if let Some(set) = set.as_ref().filter(|s| {
