@@ -50,6 +50,8 @@ APPLYSET ?= $(APP)
 #> OUT=deploy.yaml	file written by `make render` (mode 0600)
 OUT ?= deploy.yaml
 #> TIMEOUT=5m	how long `kapply --wait` and `certwait` wait
+#> FORCE=0	1: deploy/issuers take over fields other field managers own (--force-conflicts)
+FORCE ?= 0
 #> EMAIL=	Let's Encrypt account email for `make issuers`
 EMAIL ?=
 TIMEOUT ?= 5m
@@ -62,6 +64,7 @@ BIN ?= target/release
 export PATH := $(CURDIR)/$(VENV)/bin:$(abspath $(BIN)):$(PATH)
 
 NS_FLAG   := $(if $(NAMESPACE),--namespace $(NAMESPACE))
+FORCE_FLAG := $(if $(filter 1,$(FORCE)),--force-conflicts)
 # The tutorial's split (six settings are plain config, everything else is secret) lives
 # in one rules file, shared with make demo, the benchmarks and the tests.
 SPLIT     := --rules $(RULES) $(if $(FORMAT),--format $(FORMAT))
@@ -208,7 +211,7 @@ render: tools ## write the whole manifest set to OUT (0600: it holds Secrets); r
 # leaves SETTINGS at the last one that worked.
 # The certificate is waited for only once the rollout is ready: a failed rollout ends
 # the target with kapply's diagnosis alone.
-deploy: tools ## render, apply (server-side), prune what APP dropped, wait for the rollout (migration first), keep the settings in SETTINGS, then wait for the TLS certificate
+deploy: tools ## render, apply (server-side; NAMESPACE made if missing), prune what APP dropped, wait for the rollout (migration first), keep the settings in SETTINGS, then wait for the TLS certificate
 	@$(call REQUIRE,ENV IMAGE HOST)
 	umask 077
 	tmp=$$(mktemp)
@@ -217,7 +220,7 @@ deploy: tools ## render, apply (server-side), prune what APP dropped, wait for t
 	trap 'rm -f "$$tmp" "$$live" "$$kept"' EXIT
 	$(call FETCH_KEPT,echo "make deploy: cannot read the live Secret $(APP)-secret (above): stopped before making new $(GENERATE)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
+	kapply $(NS_FLAG) --create-namespace $(FORCE_FLAG) --applyset $(APPLYSET) --prune --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
 	$(SAVE_SETTINGS)
 	certwait $(NS_FLAG) --timeout $(TIMEOUT) < "$$live"
 
@@ -232,7 +235,7 @@ diff: tools ## show what deploy would change and prune in the cluster (applies n
 	$(call FETCH_KEPT,echo "make diff: cannot read the live Secret $(APP)-secret (above)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
 	rc=0
-	kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --diff -f "$$tmp" || rc=$$?
+	kapply $(NS_FLAG) --create-namespace --applyset $(APPLYSET) --prune --diff -f "$$tmp" || rc=$$?
 	case $$rc in
 	  0) echo "make diff: no differences: the cluster runs what deploy would apply" >&2 ;;
 	  1) echo "make diff: the differences above are what \`make deploy\` would change (kapply --diff exit status 1 means \"there are differences\": not a failure)" >&2 ;;
@@ -245,10 +248,11 @@ destroy: tools ## delete everything deploy made for APP (and its certificate), a
 	@kapply $(NS_FLAG) --applyset $(APPLYSET) --delete-all
 	kubectl $(NS_FLAG) delete secret $(APP)-tls --ignore-not-found --wait
 
-# The issuers are declared here: they take over issuers made by hand (--force-conflicts).
+# Issuers made by hand (another email, another ACME account key) are taken over only
+# with FORCE=1: kapply refuses first, naming what would change.
 issuers: tools ## apply the letsencrypt-staging and letsencrypt-prod ClusterIssuers (needs EMAIL=you@example.com)
 	@test -n "$(EMAIL)" || { echo "make issuers: set EMAIL=you@example.com (Let's Encrypt account)" >&2; exit 2; }
-	manifest-gen --cluster-issuers "$(EMAIL)" </dev/null | kapply --wait --force-conflicts --timeout $(TIMEOUT)
+	manifest-gen --cluster-issuers "$(EMAIL)" </dev/null | kapply --wait $(FORCE_FLAG) --timeout $(TIMEOUT)
 
 wait-cert: tools ## wait for the certificate of APP's Ingress
 	@certwait $(NS_FLAG) --timeout $(TIMEOUT) $(APP)-tls

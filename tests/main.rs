@@ -9,6 +9,7 @@ mod certwait;
 mod cli_contract;
 mod corpus;
 mod day2;
+mod day2_apply;
 mod envsplit;
 mod kapply;
 mod kapply_wait;

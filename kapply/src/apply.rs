@@ -62,11 +62,16 @@ pub(crate) struct Run {
     pub scrubber: Scrubber,
     /// Namespaces this input creates, which a dry run cannot find yet.
     pub input_namespaces: HashSet<String>,
+    /// Namespaces --create-namespace would create, which a dry run cannot find either.
+    pub would_create: HashSet<String>,
     /// SIGINT/SIGTERM: no write starts after one; those in flight get [`IN_FLIGHT_GRACE`].
     pub interrupt: Interrupt,
     /// `-o name`: the names on stdout are the result, as kubectl prints it; no result
     /// lines on stderr besides.
     pub names_only: bool,
+    /// Live objects read before the first write (for the conflict check), by input
+    /// position: each is used once, instead of reading it again.
+    pub prefetched: std::sync::Mutex<crate::conflicts::Live>,
 }
 
 /// From this many objects a terminal gets a progress bar on stderr.
@@ -106,8 +111,20 @@ impl Run {
                 .progress()
                 .enable_steady_tick(Duration::from_millis(120));
         }
-        let all: Vec<&Item> = ranks.values().flatten().collect();
-        let mut live = self.prefetch(&all).await;
+        let mut live = HashMap::new();
+        let mut unread = Vec::new();
+        {
+            let mut prefetched = self.prefetched.lock().expect("not poisoned");
+            for item in ranks.values().flatten() {
+                match prefetched.remove(&item.position) {
+                    Some(before) => {
+                        live.insert(item.position, before);
+                    }
+                    None => unread.push(item),
+                }
+            }
+        }
+        live.extend(self.prefetch(&unread).await);
         let mut outcomes = Vec::new();
         // CRDs of this input that were applied, by name: their kinds can be resolved.
         let mut applied_crds: HashSet<String> = HashSet::new();
@@ -283,7 +300,10 @@ impl Run {
     /// larger group (same resource and namespace, or a smaller one sharing a label)
     /// instead of a GET per object, GETs in parallel for the rest. By input position;
     /// kinds not served yet are left out.
-    async fn prefetch(&self, items: &[&Item]) -> HashMap<usize, Result<Option<Value>, Failure>> {
+    pub async fn prefetch(
+        &self,
+        items: &[&Item],
+    ) -> HashMap<usize, Result<Option<Value>, Failure>> {
         type Group<'a> = Vec<(&'a Item, &'a ApiResource)>;
         let mut groups: BTreeMap<(String, String, Option<String>), Group> = BTreeMap::new();
         for item in items {
@@ -408,6 +428,25 @@ impl Run {
             Ok(before) => before,
             Err(failure) => return Outcome::Failed(failure),
         };
+        if let Some(replicas) = self.replicas_to_hand_over(item, before.as_ref()) {
+            let name = report::kubectl_name(&item.id);
+            if self.dry_run {
+                self.caller.say(&format!(
+                    "kapply: {name}: spec.replicas left the input: its live value {replicas} \
+                     would be kept for an autoscaler (field manager {HANDOVER_MANAGER})\n"
+                ));
+            } else {
+                let keep = handover_body(item, replicas);
+                let params = PatchParams::apply(HANDOVER_MANAGER);
+                if let Err(failure) = self.caller.apply(&target, &keep, &params, &what).await {
+                    return Outcome::Failed(failure);
+                }
+                self.caller.say(&format!(
+                    "kapply: {name}: spec.replicas left the input: its live value {replicas} \
+                     is kept for an autoscaler to take over (field manager {HANDOVER_MANAGER})\n"
+                ));
+            }
+        }
         let after = match self
             .caller
             .apply(&target, &item.body, &self.params, &what)
@@ -446,6 +485,29 @@ impl Run {
         }
     }
 
+    /// The live spec.replicas to keep when a Deployment or StatefulSet of the input no
+    /// longer sets it (an autoscaler takes over) while our field manager applied it so
+    /// far: applied without it, the field would lose its last owner and the server would
+    /// reset it to 1, killing pods until the autoscaler scales up again.
+    fn replicas_to_hand_over(&self, item: &Item, live: Option<&Value>) -> Option<i64> {
+        let workload = matches!(item.id.kind.as_str(), "Deployment" | "StatefulSet");
+        if !workload || item.id.group() != "apps" || !item.body["spec"]["replicas"].is_null() {
+            return None;
+        }
+        let live = live?;
+        let manager = self.params.field_manager.as_deref().unwrap_or_default();
+        let ours = live["metadata"]["managedFields"]
+            .as_array()?
+            .iter()
+            .any(|f| {
+                f["manager"] == manager
+                    && f["operation"] == "Apply"
+                    && f["subresource"].is_null()
+                    && f["fieldsV1"]["f:spec"]["f:replicas"].is_object()
+            });
+        ours.then(|| live["spec"]["replicas"].as_i64()).flatten()
+    }
+
     /// The live object after a write whose answer never came, when it holds what was
     /// applied under our field manager; `None` when it does not or cannot be read in time.
     async fn read_back(&self, target: &Target, item: &Item) -> Option<Value> {
@@ -476,18 +538,42 @@ impl Run {
             && self.dry_run
             && status.code == 404
             && let Some(ns) = &item.id.namespace
-            && self.input_namespaces.contains(ns)
             && status
                 .details
                 .as_ref()
                 .is_some_and(|d| d.kind == "namespaces")
         {
-            return Outcome::Skipped(format!(
-                "not checked: namespace \"{ns}\" is created by this input"
-            ));
+            if self.input_namespaces.contains(ns) {
+                return Outcome::Skipped(format!(
+                    "not checked: namespace \"{ns}\" is created by this input"
+                ));
+            }
+            if self.would_create.contains(ns) {
+                return Outcome::Skipped(format!(
+                    "not checked: namespace \"{ns}\" would be created first (--create-namespace)"
+                ));
+            }
         }
         Outcome::Failed(failure)
     }
+}
+
+/// The field manager that keeps spec.replicas at its live value while an autoscaler
+/// takes it over: the Server-Side Apply documentation's "transferring ownership".
+const HANDOVER_MANAGER: &str = "handover-to-hpa";
+
+/// An apply of only spec.replicas at its live value: shared ownership, no conflict.
+fn handover_body(item: &Item, replicas: i64) -> Value {
+    let mut metadata = serde_json::json!({"name": item.id.name});
+    if let Some(namespace) = &item.id.namespace {
+        metadata["namespace"] = namespace.clone().into();
+    }
+    serde_json::json!({
+        "apiVersion": item.body["apiVersion"],
+        "kind": item.body["kind"],
+        "metadata": metadata,
+        "spec": {"replicas": replicas},
+    })
 }
 
 /// A label (`key=value`) that every object has, to LIST just them; the first in key

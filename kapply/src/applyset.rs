@@ -188,6 +188,11 @@ impl ApplySet {
         Ok(set)
     }
 
+    /// The parent's namespace (none for a cluster-scoped parent).
+    pub fn namespace(&self) -> Option<String> {
+        self.parent.namespace.clone()
+    }
+
     /// `applyset secret/polls in namespace default`, for messages.
     fn describe(&self) -> String {
         let id = ObjectId {
@@ -342,7 +347,27 @@ impl ApplySet {
             .apply(&self.parent, &body, &params, &what)
             .await
             .map(|_| ())
-            .map_err(|f| Error::runtime(format!("{what}: updating the parent: {}", f.message())))
+            .map_err(|f| {
+                let doing = if dry_run {
+                    "checking the parent (dry run)"
+                } else {
+                    "writing the parent"
+                };
+                let mut text = format!("{what}: {doing}: {}", f.message());
+                if let (Failure::Api { status, .. }, Some(ns)) = (&f, &self.parent.namespace)
+                    && status.code == 404
+                    && status
+                        .details
+                        .as_ref()
+                        .is_some_and(|d| d.kind == "namespaces")
+                {
+                    text.push_str(&format!(
+                        "; namespace {ns} does not exist: create it, or run again with \
+                         --create-namespace"
+                    ));
+                }
+                Error::runtime(text)
+            })
     }
 
     /// Before applying: the parent covers what the set held and what is coming.

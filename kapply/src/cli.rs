@@ -35,6 +35,7 @@ Examples:
   kapply -f k8s/ --diff                    # unified diff of live vs. applied, no writes
   kapply -f stack.yaml -o yaml | certwait  # the live objects, for the next tool
   kapply -f stack.yaml --force-conflicts   # take over fields someone set with kubectl
+  kapply -n new --create-namespace         # make namespace/new first if it is missing
   kapply -f stack.yaml --wait --timeout 5m # applied AND running, or why not
   kapply -f stack.yaml --applyset polls --prune   # ... and delete what the stack dropped
   kapply --applyset polls --delete-all     # remove the whole set and its parent
@@ -79,7 +80,10 @@ What --prune and --delete-all never do:
 
 Exit codes:
   0    every object applied (or checked, or diffed); with --wait, and ready
-  1    some objects failed (each reported on stderr, the others applied), or with
+  1    applying would take over fields another field manager owns (found by a
+       server dry run before the first write: nothing applied; --force-conflicts
+       takes them over), or some objects failed (each reported on stderr, the
+       others applied), or with
        --wait some did not become ready (each explained on stderr), or the cluster
        does not serve a kind of the input (nothing applied), or it cannot be reached,
        or -l matched no object (as kubectl), or stdout is closed (`>&-`)
@@ -126,6 +130,9 @@ pub struct Args {
     pub field_manager: String,
 
     /// Take over fields another field manager owns instead of failing with a conflict.
+    /// Without it, objects whose live fields another manager owns are checked with a
+    /// server dry run before the first write, and a conflict stops the run, naming the
+    /// fields, their managers and what would change, with nothing applied.
     #[arg(long)]
     pub force_conflicts: bool,
 
@@ -207,10 +214,16 @@ pub struct Args {
         requires = "applyset",
         conflicts_with_all = [
             "files", "kustomize", "recursive", "selector", "prune", "diff", "output", "wait",
-            "field_manager", "force_conflicts",
+            "field_manager", "force_conflicts", "create_namespace",
         ],
     )]
     pub delete_all: bool,
+
+    /// Create the namespaces the objects (and the --applyset parent) go into when they
+    /// do not exist, before anything else is written, as helm's --create-namespace.
+    /// They are not members of the set and never pruned. In a dry run: said, not done.
+    #[arg(long)]
+    pub create_namespace: bool,
 
     /// Change an ApplySet another tool made (its applyset.kubernetes.io/tooling says
     /// so), making it kapply's.

@@ -11,12 +11,14 @@ mod api;
 mod apply;
 mod applyset;
 mod cli;
+mod conflicts;
 mod diagnose;
 mod diff;
 mod discover;
 mod groups;
 mod input;
 mod keep;
+mod namespaces;
 mod order;
 mod plan;
 mod ready;
@@ -172,11 +174,13 @@ pub async fn run(args: Args) -> Result<()> {
             None => Ok(()),
         };
     }
+    let input_namespaces: HashSet<String> = items
+        .iter()
+        .filter(|i| i.id.kind == "Namespace" && i.id.group().is_empty())
+        .map(|i| i.id.name.clone())
+        .collect();
     // From the first write on, a signal stops work instead of the process.
     let interrupt = Interrupt::install()?;
-    if let Some(set) = &set {
-        set.widen(&caller, &members, dry_run).await?;
-    }
     let mut params = PatchParams::apply(&args.field_manager);
     if args.force_conflicts {
         params = params.force();
@@ -184,12 +188,7 @@ pub async fn run(args: Args) -> Result<()> {
     if dry_run {
         params = params.dry_run();
     }
-    let input_namespaces = items
-        .iter()
-        .filter(|i| i.id.kind == "Namespace" && i.id.group().is_empty())
-        .map(|i| i.id.name.clone())
-        .collect();
-    let run = Run {
+    let mut run = Run {
         caller,
         params,
         dry_run,
@@ -197,9 +196,44 @@ pub async fn run(args: Args) -> Result<()> {
         concurrency: args.concurrency.into(),
         scrubber,
         input_namespaces,
+        would_create: HashSet::new(),
         interrupt,
         names_only: args.output == Some(Output::Name),
+        prefetched: std::sync::Mutex::default(),
     };
+    // Conflicts stop the run before anything is written (a dry run meets them itself).
+    if !dry_run && !args.force_conflicts {
+        let all: Vec<&plan::Item> = items.iter().collect();
+        let live = run.prefetch(&all).await;
+        conflicts::refuse_conflicts(
+            &run.caller,
+            &items,
+            &live,
+            &run.params,
+            run.concurrency,
+            &run.scrubber,
+        )
+        .await?;
+        *run.prefetched.lock().expect("not poisoned") = live;
+    }
+    // The first writes: the namespaces the parent and the objects go into.
+    if args.create_namespace {
+        let wanted = items
+            .iter()
+            .filter_map(|i| i.id.namespace.clone())
+            .chain(set.as_ref().and_then(ApplySet::namespace))
+            .filter(|ns| !run.input_namespaces.contains(ns))
+            .collect();
+        run.would_create =
+            namespaces::create_missing(&run.caller, &wanted, &args.field_manager, dry_run).await?;
+    }
+    // A dry run cannot write a parent into a namespace it only would create.
+    if let Some(set) = set.as_ref().filter(|s| {
+        s.namespace()
+            .is_none_or(|ns| !run.would_create.contains(&ns))
+    }) {
+        set.widen(&run.caller, &members, dry_run).await?;
+    }
     let mut total = items.len();
     let ids: Vec<ObjectId> = {
         let mut sorted: Vec<&plan::Item> = items.iter().collect();

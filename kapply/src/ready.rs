@@ -96,6 +96,7 @@ pub fn assess(obj: &Value) -> State {
             _ if is_true(obj, "Ready") => State::Ready("Ready".into()),
             phase => State::Waiting(phase.unwrap_or("Pending").to_string()),
         },
+        ("cert-manager.io", "Issuer" | "ClusterIssuer") => issuer(obj),
         ("apiextensions.k8s.io", "CustomResourceDefinition") => {
             if is_true(obj, "Established") {
                 State::Ready("Established".into())
@@ -142,6 +143,13 @@ fn deployment(obj: &Value) -> State {
     } else if available < updated {
         State::Waiting(format!(
             "{available} of {updated} updated replicas available"
+        ))
+    } else if total > replicas {
+        // Scaled down (by hand or a HorizontalPodAutoscaler): the pods beyond
+        // spec.replicas are going, never "2/1 available".
+        State::Ready(format!(
+            "{}/{replicas} replicas available (scaling down from {total})",
+            available.min(replicas)
         ))
     } else {
         State::Ready(format!("{available}/{replicas} replicas available"))
@@ -221,6 +229,33 @@ fn job(obj: &Value) -> State {
     State::Waiting(text)
 }
 
+/// cert-manager's issuers are usable once cert-manager says Ready (an ACME account
+/// registered, a CA verified): stored alone, they sign nothing. Ready=False carries
+/// cert-manager's reason (a refused ACME registration), which it keeps retrying.
+fn issuer(obj: &Value) -> State {
+    match condition(obj, "Ready") {
+        Some(c) => {
+            let current = c["observedGeneration"]
+                .as_i64()
+                .is_none_or(|g| g >= int(&obj["metadata"]["generation"]));
+            match c["status"].as_str() {
+                Some("True") if current => State::Ready(format!("Ready ({})", explain(c))),
+                Some("True") => {
+                    State::Waiting("waiting for cert-manager to check the change".into())
+                }
+                status => State::Waiting(format!(
+                    "not Ready ({}): {}",
+                    status.unwrap_or("Unknown"),
+                    explain(c)
+                )),
+            }
+        }
+        None => State::Waiting(
+            "waiting for cert-manager to set Ready (is cert-manager running?)".into(),
+        ),
+    }
+}
+
 /// kstatus for kinds it has no special rules for.
 fn generic(obj: &Value) -> State {
     if let Some(waiting) = observed(obj) {
@@ -286,6 +321,37 @@ mod tests {
             {"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded",
              "message": "ReplicaSet \"a-1\" has timed out progressing."}]}));
         assert!(matches!(assess(&stuck), State::Failed(m) if m.contains("progress deadline")));
+    }
+
+    #[test]
+    fn a_deployment_scaled_down_never_shows_more_available_than_wanted() {
+        let mut scaled = deploy(
+            json!({"observedGeneration": 2, "updatedReplicas": 2, "availableReplicas": 2, "replicas": 2}),
+        );
+        scaled["spec"]["replicas"] = 1.into();
+        assert_eq!(
+            assess(&scaled),
+            State::Ready("1/1 replicas available (scaling down from 2)".into())
+        );
+    }
+
+    #[test]
+    fn issuers_are_ready_when_cert_manager_says_so() {
+        let issuer = |status: Value| {
+            json!({"apiVersion": "cert-manager.io/v1", "kind": "ClusterIssuer",
+                   "metadata": {"generation": 1}, "status": status})
+        };
+        assert!(
+            matches!(assess(&issuer(json!({}))), State::Waiting(t) if t.contains("cert-manager"))
+        );
+        let refused = issuer(json!({"conditions": [{"type": "Ready", "status": "False",
+            "reason": "ErrRegisterACMEAccount", "message": "Failed to register ACME account: 400"}]}));
+        assert!(
+            matches!(assess(&refused), State::Waiting(t) if t.contains("ErrRegisterACMEAccount: Failed to register"))
+        );
+        let ready = issuer(json!({"conditions": [{"type": "Ready", "status": "True",
+            "reason": "ACMEAccountRegistered", "observedGeneration": 1}]}));
+        assert!(matches!(assess(&ready), State::Ready(_)));
     }
 
     #[test]

@@ -97,14 +97,28 @@ async fn make_ready(
 ) -> kube::Result<()> {
     let generation = issuer.metadata.generation.unwrap_or(1);
     let status = &issuer.data["status"];
-    let ready = find_condition(status, "Ready")
-        .is_some_and(|c| c["status"] == "True" && c["observedGeneration"] == generation);
-    if ready || issuer.metadata.deletion_timestamp.is_some() {
+    // Set once per generation, True or False (a False one is not rewritten forever).
+    let current =
+        find_condition(status, "Ready").is_some_and(|c| c["observedGeneration"] == generation);
+    if current || issuer.metadata.deletion_timestamp.is_some() {
         return Ok(());
     }
     let name = issuer.metadata.name.clone().unwrap_or_default();
     let spec = &issuer.data["spec"];
     let mut new_status = json!({});
+    let mut conditions = Conditions::default();
+    if let Some(message) = refused_registration(spec) {
+        // Let's Encrypt refuses the account: cert-manager says why, and tries again later.
+        conditions.set(
+            "Ready",
+            "False",
+            "ErrRegisterACMEAccount",
+            &message,
+            json!({"observedGeneration": generation}),
+        );
+        new_status["conditions"] = conditions.to_json();
+        return write_status(api, &name, manager, new_status).await;
+    }
     let (reason, message) = if let Some(server) = spec["acme"]["server"].as_str() {
         new_status["acme"] = json!({
             "uri": format!("{}/acme/acct/{}", acme_base(server), stable_number(&name)),
@@ -122,7 +136,6 @@ async fn make_ready(
     } else {
         return Ok(());
     };
-    let mut conditions = Conditions::default();
     conditions.set(
         "Ready",
         "True",
@@ -132,6 +145,19 @@ async fn make_ready(
     );
     new_status["conditions"] = conditions.to_json();
     write_status(api, &name, manager, new_status).await
+}
+
+/// Let's Encrypt's refusal of an ACME account, as cert-manager reports it: an email
+/// whose domain has no public suffix (`ops@example.invalid`) stands for any such refusal.
+fn refused_registration(spec: &Value) -> Option<String> {
+    let email = spec["acme"]["email"].as_str()?;
+    let domain = email.rsplit_once('@').map_or(email, |(_, d)| d);
+    domain.ends_with(".invalid").then(|| {
+        "Failed to register ACME account: 400 urn:ietf:params:acme:error:invalidContact: \
+         Error creating new account :: contact email has invalid domain: Domain name does \
+         not end with a valid public suffix (TLD)"
+            .to_owned()
+    })
 }
 
 /// `https://host/directory` -> `https://host`, the base of every ACME URL.
