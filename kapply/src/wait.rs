@@ -10,6 +10,7 @@ use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kpipe_core::ObjectId;
+use kpipe_core::api;
 use kpipe_core::time::format_elapsed;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
@@ -170,7 +171,7 @@ pub async fn wait(
             watcher::Config::default().fields(&format!("metadata.name={}", object.id.name));
         streams.push(
             watcher(api, config)
-                .default_backoff()
+                .backoff(api::watch_backoff())
                 .map(move |e| (Source::Object(index), e))
                 .boxed(),
         );
@@ -180,7 +181,7 @@ pub async fn wait(
             let config = watcher::Config::default().labels(&selector);
             streams.push(
                 watcher(api, config)
-                    .default_backoff()
+                    .backoff(api::watch_backoff())
                     .map(move |e| (Source::Pods(index), e))
                     .boxed(),
             );
@@ -196,10 +197,29 @@ pub async fn wait(
             None => streams.next().await,
         };
         let Some((source, event)) = next else { break };
-        // Watch errors are retried with backoff by the watcher itself.
-        let Ok(event) = event else { continue };
         let index = match source {
             Source::Object(i) | Source::Pods(i) => i,
+        };
+        // Failures that time will not cure (not allowed to watch, a type not served)
+        // end the wait now rather than at the deadline; the others are retried by the
+        // watcher itself, with the backoff of every request.
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                if let Some((verb, e)) = api::fatal_watch_failure(&e) {
+                    let resource = match source {
+                        Source::Object(_) => &objects[index].resource,
+                        Source::Pods(_) => &pods_resource(),
+                    };
+                    let namespace = objects[index].id.namespace.clone();
+                    let why = api::cannot(verb, &plural(resource), namespace.as_deref(), e);
+                    let state = State::Failed(why);
+                    progress.show(&objects[index].name(), &state);
+                    objects[index].state = state;
+                    return End::SomeFailed;
+                }
+                continue;
+            }
         };
         if objects[index].state.is_done() {
             continue;
@@ -244,6 +264,15 @@ pub async fn wait(
         End::AllReady
     } else {
         End::SomeFailed
+    }
+}
+
+/// `deployments.apps`, `pods`: a resource as RBAC and kubectl name it.
+fn plural(resource: &ApiResource) -> String {
+    if resource.group.is_empty() {
+        resource.plural.clone()
+    } else {
+        format!("{}.{}", resource.plural, resource.group)
     }
 }
 
