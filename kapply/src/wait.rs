@@ -8,18 +8,14 @@ use crate::ready::{self, State};
 use crate::report::kubectl_name;
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kpipe_core::ObjectId;
 use kpipe_core::api;
-use kpipe_core::time::format_elapsed;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal;
-use std::time::Duration;
+use std::collections::HashMap;
 use tokio::time::Instant;
 
 /// An applied object to wait for.
@@ -278,23 +274,15 @@ fn plural(resource: &ApiResource) -> String {
 
 /// Progress on stderr: a line per change of an object's state, with the time since
 /// the wait began; on a terminal also a spinner per object still waited for.
-pub struct Progress {
-    started: Instant,
-    live: Option<(MultiProgress, BTreeMap<String, ProgressBar>)>,
-}
+pub struct Progress(kpipe_core::progress::Progress);
 
 impl Progress {
     pub fn new() -> Progress {
-        let live = std::io::stderr().is_terminal().then(|| {
-            (
-                MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-                BTreeMap::new(),
-            )
-        });
-        Progress {
-            started: Instant::now(),
-            live,
-        }
+        Progress(kpipe_core::progress::Progress::new(
+            "kapply",
+            std::time::Instant::now(),
+            true,
+        ))
     }
 
     fn show(&mut self, name: &str, state: &State) {
@@ -303,45 +291,17 @@ impl Progress {
             State::Ready(_) => "ready",
             State::Failed(_) => "failed",
         };
-        let line = format!(
-            "kapply: {} {name}: {word}: {}",
-            format_elapsed(self.started.elapsed()),
-            state.text()
-        );
-        match &mut self.live {
-            None => {
-                kpipe_core::redact::eprint(&format!("{line}\n"));
-            }
-            Some((bars, spinners)) => {
-                let _ = bars.println(kpipe_core::redact::for_terminal(&line));
-                if state.is_done() {
-                    if let Some(spinner) = spinners.remove(name) {
-                        spinner.finish_and_clear();
-                    }
-                } else {
-                    let spinner = spinners.entry(name.to_string()).or_insert_with(|| {
-                        let bar = bars.add(ProgressBar::new_spinner());
-                        bar.set_style(
-                            ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
-                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                        );
-                        bar.enable_steady_tick(Duration::from_millis(100));
-                        bar
-                    });
-                    spinner.set_message(format!("{name}: {}", state.text()));
-                }
-            }
+        self.0.line(&format!("{name}: {word}: {}", state.text()));
+        if state.is_done() {
+            self.0.stop(name);
+        } else {
+            self.0.spin(name, &format!("{name}: {}", state.text()));
         }
     }
 
     /// Stops the spinners, so that a diagnosis is printed on a clean terminal.
     pub fn clear(&mut self) {
-        if let Some((bars, spinners)) = self.live.take() {
-            for spinner in spinners.values() {
-                spinner.finish_and_clear();
-            }
-            let _ = bars.clear();
-        }
+        self.0.clear();
     }
 }
 
