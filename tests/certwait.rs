@@ -177,6 +177,24 @@ fn a_certificate_that_never_appears_is_talked_about_until_the_timeout() {
     );
 }
 
+#[test]
+fn a_watch_that_is_not_allowed_ends_the_wait_at_once_as_in_kapply() {
+    // RBAC lets the user list Certificates but not watch them: the same words as
+    // `kapply --wait` says it, exit 1, long before --timeout.
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--faults",
+        "403:1000@GET/apis/cert-manager.io/v1/namespaces/default/certificates?watch",
+    ]);
+    let started = std::time::Instant::now();
+    let out = certwait_on(&sim, &["polls-tls", "--timeout", "30s"]);
+    let took = started.elapsed();
+    out.code(1).stdout_empty().stderr_has(
+        "certwait: cannot watch certificates.cert-manager.io in namespace default: forbidden (403)",
+    );
+    assert!(took < Duration::from_secs(5), "{took:?}: {}", out.stderr());
+}
+
 // --- bad input: exit 2, nothing on stdout, no cluster needed --------------------------
 
 /// certwait reading `stream` on stdin must reject it as bad input naming `needle`.

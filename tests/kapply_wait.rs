@@ -222,6 +222,32 @@ fn a_timeout_exits_124_with_the_diagnosis() {
     );
 }
 
+#[test]
+fn a_watch_that_is_not_allowed_fails_at_once_naming_verb_and_resource() {
+    // RBAC lets the user apply and list Deployments but not watch them: waiting
+    // longer cures nothing, so the wait ends now rather than at --timeout.
+    let sim = Sim::start(&[
+        "--deploy-delay",
+        "200ms",
+        "--faults",
+        "403:1000@GET/apis/apps/v1/namespaces/default/deployments?watch",
+    ]);
+    let started = std::time::Instant::now();
+    let out = kapply_wait(&sim, &stack("polls:1", "", ""), &["--timeout", "30s"]);
+    let took = started.elapsed();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(took < std::time::Duration::from_secs(5), "{took:?}: {err}");
+    assert!(
+        err.contains(
+            "deployment.apps/polls-app: failed: cannot watch deployments.apps in namespace default: forbidden (403)"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("1 of 3 objects not ready"), "{err}");
+    assert!(!err.contains("timed out"), "{err}");
+}
+
 fn migration(job_image: &str, app_image: &str, backoff: u32) -> String {
     format!(
         r#"apiVersion: batch/v1

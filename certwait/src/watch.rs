@@ -1,15 +1,14 @@
 //! Following a namespace's Certificates with kube-runtime's watcher: list, then watch
 //! from the list's resourceVersion, resumed after a dropped stream, listed again after
-//! 410 Gone, with backoff between failed attempts (capped at 1 s, so that the return of
-//! a restarted API server is noticed within a second). Failures that will not get
-//! better (403, 404) end the wait.
+//! 410 Gone, with the backoff of every kpipe request between failed attempts
+//! ([`kpipe_core::api::watch_backoff`]). Failures that will not get better (403, 404)
+//! end the wait, as they end `kapply --wait` ([`kpipe_core::api::fatal_watch_failure`]).
 
 use crate::api;
 use crate::certmanager::{self, Certificate};
 use futures::StreamExt;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event};
-use std::time::Duration;
 use tokio::sync::mpsc::UnboundedSender;
 /// What a watcher reports to the waiting loop.
 #[derive(Debug)]
@@ -47,14 +46,7 @@ pub async fn follow(
     if let Some(name) = &name {
         config = config.fields(&format!("metadata.name={name}"));
     }
-    let backoff = backon::ExponentialBuilder::default()
-        .with_min_delay(Duration::from_millis(100))
-        // backon's jitter adds up to the step again: at most a second between attempts.
-        .with_max_delay(Duration::from_millis(500))
-        .with_jitter()
-        .without_max_times();
-    let stream =
-        watcher::watcher(certs, config).backoff(watcher::ExponentialBackoff::from(backoff));
+    let stream = watcher::watcher(certs, config).backoff(kpipe_core::api::watch_backoff());
     let mut stream = std::pin::pin!(stream);
     // A (re-)list arrives as Init, InitApply per object, InitDone.
     let mut listing = Vec::new();
@@ -86,23 +78,25 @@ pub async fn follow(
                 "watch in {namespace} expired (410 {}): listing again",
                 status.reason
             )),
-            Err(e) => match failure(&e) {
-                Some(e) if !api::is_transient(e) && api::status_code(e) != Some(410) => {
-                    let _ = tx.send(Update::Fatal(fatal(&namespace, e)));
+            Err(e) => {
+                if let Some((verb, e)) = kpipe_core::api::fatal_watch_failure(&e) {
+                    let _ = tx.send(Update::Fatal(fatal(&namespace, verb, e)));
                     return;
                 }
-                // Said once per outage, not once per attempt; a connection that broke
-                // is told by kpipe_core::transport, once for every request.
-                _ if failing => continue,
-                Some(e) if api::status_code(e).is_none() => continue,
-                _ => {
-                    failing = true;
-                    Update::Note(format!(
-                        "watching Certificates in {namespace} failed, retrying: {}",
-                        failure(&e).map_or_else(|| e.to_string(), api::describe)
-                    ))
+                match failure(&e) {
+                    // Said once per outage, not once per attempt; a connection that
+                    // broke is told by kpipe_core::transport, once for every request.
+                    _ if failing => continue,
+                    Some(e) if api::status_code(e).is_none() => continue,
+                    _ => {
+                        failing = true;
+                        Update::Note(format!(
+                            "watching Certificates in {namespace} failed, retrying: {}",
+                            failure(&e).map_or_else(|| e.to_string(), api::describe)
+                        ))
+                    }
                 }
-            },
+            }
         };
         if !matches!(update, Update::Note(_)) {
             failing = false;
@@ -123,21 +117,11 @@ fn failure(e: &watcher::Error) -> Option<&kube::Error> {
     }
 }
 
-fn fatal(namespace: &str, e: &kube::Error) -> kpipe_core::Error {
-    let what = match api::status_code(e) {
-        Some(404) => format!(
-            "cannot list Certificates in namespace {namespace}: {} (was cert-manager removed, \
-             or does the namespace not exist?)",
-            api::describe(e)
-        ),
-        Some(401 | 403) => format!(
-            "not allowed to list/watch Certificates in namespace {namespace}: {}",
-            api::describe(e)
-        ),
-        _ => format!(
-            "watching Certificates in namespace {namespace}: {}",
-            api::describe(e)
-        ),
-    };
+fn fatal(namespace: &str, verb: &str, e: &kube::Error) -> kpipe_core::Error {
+    let resource = "certificates.cert-manager.io";
+    let mut what = kpipe_core::api::cannot(verb, resource, Some(namespace), e);
+    if api::status_code(e) == Some(404) {
+        what.push_str(" (was cert-manager removed, or does the namespace not exist?)");
+    }
     kpipe_core::Error::runtime(what)
 }

@@ -15,6 +15,7 @@
 //! - [`transport`]: every request bounded by the run's deadline, refusals before the
 //!   first answer failed at once, outages told once (feature `cluster`).
 //! - [`interrupt`]: SIGINT/SIGTERM caught, so that a tool can stop cleanly.
+//! - [`progress`]: lines and terminal spinners while a tool waits (feature `cluster`).
 
 #[cfg(feature = "cluster")]
 pub mod api;
@@ -25,6 +26,8 @@ pub mod envfile;
 pub mod error;
 pub mod interrupt;
 pub mod object;
+#[cfg(feature = "cluster")]
+pub mod progress;
 pub mod redact;
 pub mod stream;
 pub mod time;

@@ -8,17 +8,14 @@ use crate::ready::{self, State};
 use crate::report::kubectl_name;
 use futures::StreamExt;
 use futures::stream::{BoxStream, SelectAll};
-use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 use kpipe_core::ObjectId;
-use kpipe_core::time::format_elapsed;
+use kpipe_core::api;
 use kube::api::{Api, DynamicObject};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::WatchStreamExt;
 use kube::runtime::watcher::{self, Event, watcher};
 use serde_json::Value;
-use std::collections::{BTreeMap, HashMap};
-use std::io::IsTerminal;
-use std::time::Duration;
+use std::collections::HashMap;
 use tokio::time::Instant;
 
 /// An applied object to wait for.
@@ -170,7 +167,7 @@ pub async fn wait(
             watcher::Config::default().fields(&format!("metadata.name={}", object.id.name));
         streams.push(
             watcher(api, config)
-                .default_backoff()
+                .backoff(api::watch_backoff())
                 .map(move |e| (Source::Object(index), e))
                 .boxed(),
         );
@@ -180,7 +177,7 @@ pub async fn wait(
             let config = watcher::Config::default().labels(&selector);
             streams.push(
                 watcher(api, config)
-                    .default_backoff()
+                    .backoff(api::watch_backoff())
                     .map(move |e| (Source::Pods(index), e))
                     .boxed(),
             );
@@ -196,10 +193,29 @@ pub async fn wait(
             None => streams.next().await,
         };
         let Some((source, event)) = next else { break };
-        // Watch errors are retried with backoff by the watcher itself.
-        let Ok(event) = event else { continue };
         let index = match source {
             Source::Object(i) | Source::Pods(i) => i,
+        };
+        // Failures that time will not cure (not allowed to watch, a type not served)
+        // end the wait now rather than at the deadline; the others are retried by the
+        // watcher itself, with the backoff of every request.
+        let event = match event {
+            Ok(event) => event,
+            Err(e) => {
+                if let Some((verb, e)) = api::fatal_watch_failure(&e) {
+                    let resource = match source {
+                        Source::Object(_) => &objects[index].resource,
+                        Source::Pods(_) => &pods_resource(),
+                    };
+                    let namespace = objects[index].id.namespace.clone();
+                    let why = api::cannot(verb, &plural(resource), namespace.as_deref(), e);
+                    let state = State::Failed(why);
+                    progress.show(&objects[index].name(), &state);
+                    objects[index].state = state;
+                    return End::SomeFailed;
+                }
+                continue;
+            }
         };
         if objects[index].state.is_done() {
             continue;
@@ -247,25 +263,26 @@ pub async fn wait(
     }
 }
 
+/// `deployments.apps`, `pods`: a resource as RBAC and kubectl name it.
+fn plural(resource: &ApiResource) -> String {
+    if resource.group.is_empty() {
+        resource.plural.clone()
+    } else {
+        format!("{}.{}", resource.plural, resource.group)
+    }
+}
+
 /// Progress on stderr: a line per change of an object's state, with the time since
 /// the wait began; on a terminal also a spinner per object still waited for.
-pub struct Progress {
-    started: Instant,
-    live: Option<(MultiProgress, BTreeMap<String, ProgressBar>)>,
-}
+pub struct Progress(kpipe_core::progress::Progress);
 
 impl Progress {
     pub fn new() -> Progress {
-        let live = std::io::stderr().is_terminal().then(|| {
-            (
-                MultiProgress::with_draw_target(ProgressDrawTarget::stderr()),
-                BTreeMap::new(),
-            )
-        });
-        Progress {
-            started: Instant::now(),
-            live,
-        }
+        Progress(kpipe_core::progress::Progress::new(
+            "kapply",
+            std::time::Instant::now(),
+            true,
+        ))
     }
 
     fn show(&mut self, name: &str, state: &State) {
@@ -274,45 +291,17 @@ impl Progress {
             State::Ready(_) => "ready",
             State::Failed(_) => "failed",
         };
-        let line = format!(
-            "kapply: {} {name}: {word}: {}",
-            format_elapsed(self.started.elapsed()),
-            state.text()
-        );
-        match &mut self.live {
-            None => {
-                kpipe_core::redact::eprint(&format!("{line}\n"));
-            }
-            Some((bars, spinners)) => {
-                let _ = bars.println(kpipe_core::redact::for_terminal(&line));
-                if state.is_done() {
-                    if let Some(spinner) = spinners.remove(name) {
-                        spinner.finish_and_clear();
-                    }
-                } else {
-                    let spinner = spinners.entry(name.to_string()).or_insert_with(|| {
-                        let bar = bars.add(ProgressBar::new_spinner());
-                        bar.set_style(
-                            ProgressStyle::with_template("{spinner} {elapsed:>4} {wide_msg}")
-                                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-                        );
-                        bar.enable_steady_tick(Duration::from_millis(100));
-                        bar
-                    });
-                    spinner.set_message(format!("{name}: {}", state.text()));
-                }
-            }
+        self.0.line(&format!("{name}: {word}: {}", state.text()));
+        if state.is_done() {
+            self.0.stop(name);
+        } else {
+            self.0.spin(name, &format!("{name}: {}", state.text()));
         }
     }
 
     /// Stops the spinners, so that a diagnosis is printed on a clean terminal.
     pub fn clear(&mut self) {
-        if let Some((bars, spinners)) = self.live.take() {
-            for spinner in spinners.values() {
-                spinner.finish_and_clear();
-            }
-            let _ = bars.clear();
-        }
+        self.0.clear();
     }
 }
 

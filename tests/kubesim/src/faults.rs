@@ -66,7 +66,8 @@ enum Rule {
 
 /// Which requests a counted rule is for: `@METHOD` (any path), `@METHOD/PATH` (that
 /// method on paths starting with PATH: `403:9@GET/api/v1/namespaces/ns/secrets/db`
-/// forbids reading one Secret, as RBAC would), or every request.
+/// forbids reading one Secret, as RBAC would; a PATH ending in `?watch` is for the
+/// watches of that path, and only them), or every request.
 #[derive(Debug, Clone, PartialEq, Default)]
 struct Scope {
     method: Option<String>,
@@ -321,6 +322,34 @@ impl Faults {
         })
     }
 
+    /// Decides the fate of a watch request (`path` is `PATH?watch`): the timed rules,
+    /// then the counted failures scoped to watches (`403:9@GET/apis/apps/v1/namespaces/
+    /// default/deployments?watch`: RBAC's list without watch). Other counted rules are
+    /// for the requests that are no watch.
+    pub fn watch_start_verdict(&self, method: &str, path: &str) -> Verdict {
+        let timed = self.timed_verdict();
+        if timed != Verdict::Serve {
+            return timed;
+        }
+        self.with_rules(|rules| {
+            for rule in rules.iter_mut() {
+                if let Rule::Fail {
+                    code,
+                    remaining,
+                    method: scope,
+                } = rule
+                    && *remaining > 0
+                    && scope.path.as_deref().is_some_and(|p| p.contains("?watch"))
+                    && scope.applies(method, path)
+                {
+                    *remaining -= 1;
+                    return Verdict::Fail(*code);
+                }
+            }
+            Verdict::Serve
+        })
+    }
+
     /// Decides the fate of a non-watch request, using up counted rules.
     pub fn verdict(&self, method: &str, path: &str) -> Verdict {
         let timed = self.timed_verdict();
@@ -443,6 +472,24 @@ mod tests {
             f.verdict("GET", "/api/v1/namespaces/ns/secrets/db"),
             Verdict::Serve
         );
+    }
+
+    #[test]
+    fn a_rule_may_be_for_the_watches_of_a_path_only() {
+        let f = Faults::default();
+        f.set("403:2@GET/apis/apps/v1/namespaces/ns/deployments?watch,503:1@GET")
+            .unwrap();
+        let list = "/apis/apps/v1/namespaces/ns/deployments";
+        let watch = "/apis/apps/v1/namespaces/ns/deployments?watch";
+        assert_eq!(f.verdict("GET", list), Verdict::Fail(503));
+        assert_eq!(f.verdict("GET", list), Verdict::Serve);
+        assert_eq!(f.watch_start_verdict("GET", watch), Verdict::Fail(403));
+        assert_eq!(
+            f.watch_start_verdict("GET", "/api/v1/namespaces/ns/pods?watch"),
+            Verdict::Serve
+        );
+        assert_eq!(f.watch_start_verdict("GET", watch), Verdict::Fail(403));
+        assert_eq!(f.watch_start_verdict("GET", watch), Verdict::Serve);
     }
 
     #[test]

@@ -104,7 +104,7 @@ pub struct ServeArgs {
     #[arg(long)]
     pub http: bool,
 
-    /// Fault injection rules, comma-separated: CODE:N[@METHOD[/PATH]], reset:N[@METHOD],
+    /// Fault injection rules, comma-separated: CODE:N[@METHOD[/PATH]] (PATH?watch: its watches only), reset:N[@METHOD],
     /// lost:N[@METHOD] (served, then the answer is lost), rate:CODE:P, latency:DURATION, watch-close:N, watch-gone:N, hang (accept and never
     /// answer), trickle:DURATION (one byte of each answer per DURATION),
     /// storm:DURATION[+START] (429 with Retry-After to everything) and

@@ -246,7 +246,7 @@ pub async fn handle(
     }
     if let Some(faults) = faults {
         let mut verdict = if is_watch {
-            faults.watch_verdict()
+            faults.watch_start_verdict(method.as_str(), &path)
         } else {
             faults.verdict(method.as_str(), req.uri().path())
         };
@@ -255,7 +255,7 @@ pub async fn handle(
             while verdict == Verdict::Frozen {
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 verdict = if is_watch {
-                    faults.watch_verdict()
+                    faults.watch_start_verdict(method.as_str(), &path)
                 } else {
                     faults.verdict(method.as_str(), req.uri().path())
                 };
