@@ -959,13 +959,16 @@ fn watch(
             && t.namespace
                 .as_deref()
                 .is_none_or(|ns| !t.rt.namespaced || e.key.namespace == ns);
+        // Every watch sees every change: another resource's costs one comparison.
+        if !ours {
+            return None;
+        }
         let now = selector.matches(&e.object);
         let before = e.previous.as_ref().map(|p| selector.matches(p));
-        match (ours, e.kind, before, now) {
-            (false, ..) => None,
-            (true, "MODIFIED", Some(false), true) => Some("ADDED"),
-            (true, "MODIFIED", Some(true), false) => Some("DELETED"),
-            (true, kind, _, true) => Some(kind),
+        match (e.kind, before, now) {
+            ("MODIFIED", Some(false), true) => Some("ADDED"),
+            ("MODIFIED", Some(true), false) => Some("DELETED"),
+            (kind, _, true) => Some(kind),
             _ => None,
         }
     };
