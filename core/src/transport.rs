@@ -133,9 +133,16 @@ pub fn has_answered() -> bool {
     SEEN.answered.load(Ordering::Relaxed)
 }
 
-fn answered(server: &str) {
+/// An answer to a request sent at `sent`. Only a request sent after the outage began
+/// ends it: one in flight when the server went down can still be answered just after
+/// another failed, and that does not mean the server is back.
+fn answered(server: &str, sent: Instant) {
     SEEN.answered.store(true, Ordering::Relaxed);
-    let ended = SEEN.outage.lock().map(|mut o| o.take()).unwrap_or(None);
+    let ended = SEEN
+        .outage
+        .lock()
+        .map(|mut o| o.take_if(|since| *since <= sent))
+        .unwrap_or(None);
     if let Some(since) = ended {
         report(&format!(
             "the server {server} answers again (no answer for {})",
@@ -207,6 +214,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<kube::client::Body>) -> Self::Future {
+        let sent = Instant::now();
         let answer = self.inner.call(request);
         let server = self.server.clone();
         let until = self.until;
@@ -219,7 +227,7 @@ where
             };
             match answer {
                 Ok(response) => {
-                    answered(&server);
+                    answered(&server, sent);
                     Ok(response.map(|body| {
                         Box::new(Bounded {
                             inner: body,

@@ -291,7 +291,10 @@ pub async fn handle(
     if let Some(LogNote(note)) = response.extensions().get::<LogNote>() {
         outcome = format!("{outcome} {note}");
     }
-    if lost {
+    // A server that went down (or was killed to restart) while serving this request
+    // never sends the answer, what it wrote stays written: the connection is reset
+    // now rather than when the listener notices.
+    if lost || faults.is_some_and(|f| f.is_down() || f.restarting()) {
         log(&method, &path, &format!("{outcome} lost"), &caller);
         return Err(ResetConnection);
     }
