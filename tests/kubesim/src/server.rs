@@ -484,11 +484,10 @@ fn parse_object(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
     if content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(content_type));
     }
-    serde_json::from_slice(bytes)
-        .or_else(|_| serde_yaml::from_slice(bytes))
-        .map_err(|e| {
-            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
-        })
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(_) => crate::yaml11::parse(bytes, "the body of the request could not be decoded"),
+    }
 }
 
 async fn serve_resource(
