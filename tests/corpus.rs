@@ -301,7 +301,7 @@ fn secret_data(yaml: &[u8]) -> serde_json::Map<String, Value> {
     let secret = text
         .split("---\n")
         .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_yaml::from_str::<Value>(d).unwrap())
+        .map(crate::common::yaml)
         .find(|o| o["kind"] == "Secret")
         .expect("a Secret");
     decoded(&secret["data"])

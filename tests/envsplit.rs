@@ -38,8 +38,8 @@ fn write_file(dir: &Path, name: &str, bytes: &[u8]) -> String {
 /// The documents of a tool's output (every one starts with a `---` line).
 fn docs(yaml: &str) -> Vec<Value> {
     yaml.split("---\n")
-        .map(|d| serde_yaml::from_str(d).unwrap())
-        .filter(|d: &Value| !d.is_null()) // the stream's first line, a comment
+        .map(crate::common::yaml)
+        .filter(|d| !d.is_null()) // the stream's first line, a comment
         .collect()
 }
 
@@ -644,7 +644,7 @@ fn credential_words_of_real_env_files_and_the_generate_hint() {
     let docs: Vec<Value> = stdout(&out)
         .split("---\n")
         .filter(|d| !d.trim().is_empty())
-        .map(|d| serde_yaml::from_str(d).unwrap())
+        .map(crate::common::yaml)
         .collect();
     let secret = docs.iter().find(|d| d["kind"] == "Secret").unwrap();
     let keys: Vec<&String> = secret["stringData"].as_object().unwrap().keys().collect();

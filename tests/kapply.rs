@@ -838,8 +838,8 @@ fn output_yaml_is_the_live_objects_without_managed_fields() {
     let text = stdout(&out);
     let docs: Vec<serde_json::Value> = text
         .split("---\n")
-        .map(|d| serde_yaml::from_str(d).unwrap())
-        .filter(|d: &serde_json::Value| !d.is_null()) // the stream's first line, a comment
+        .map(crate::common::yaml)
+        .filter(|d| !d.is_null()) // the stream's first line, a comment
         .collect();
     let kinds: Vec<&str> = docs.iter().map(|d| d["kind"].as_str().unwrap()).collect();
     assert_eq!(
@@ -1448,13 +1448,13 @@ fn stdout_on_a_read_write_dev_null_is_not_an_error() {
 fn edited_kubeconfig(
     sim: &Sim,
     name: &str,
-    edit: impl FnOnce(&mut serde_yaml::Value),
+    edit: impl FnOnce(&mut serde_json::Value),
 ) -> std::path::PathBuf {
     let text = std::fs::read_to_string(&sim.kubeconfig).unwrap();
-    let mut config: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    let mut config = crate::common::yaml(&text);
     edit(&mut config);
     let path = sim.dir.path().join(name);
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&path, crate::common::to_yaml(&config)).unwrap();
     path
 }
 
@@ -1482,7 +1482,7 @@ fn a_token_file_ending_in_a_newline_is_trimmed() {
         let user = &mut config["users"][0]["user"];
         let token = user["token"].as_str().unwrap().to_owned();
         std::fs::write(&token_file, format!("{token}\n")).unwrap();
-        let map = user.as_mapping_mut().unwrap();
+        let map = user.as_object_mut().unwrap();
         map.remove("token");
         map.insert("tokenFile".into(), token_file.to_string_lossy().into());
     });
@@ -1503,7 +1503,7 @@ fn insecure_skip_tls_verify_warns_and_with_a_ca_is_refused() {
     assert!(out.stdout.is_empty());
 
     let insecure = edited_kubeconfig(&sim, "insecure", |config| {
-        let cluster = config["clusters"][0]["cluster"].as_mapping_mut().unwrap();
+        let cluster = config["clusters"][0]["cluster"].as_object_mut().unwrap();
         cluster.remove("certificate-authority-data");
         cluster.insert("insecure-skip-tls-verify".into(), true.into());
     });

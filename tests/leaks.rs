@@ -483,16 +483,15 @@ fn exec_kubeconfig(sim: &Sim, dir: &std::path::Path, script: &str) -> std::path:
     let plugin = dir.join("kpipe-test-plugin");
     std::fs::write(&plugin, format!("#!/bin/sh\n{script}\n")).unwrap();
     std::fs::set_permissions(&plugin, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let mut config: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&sim.kubeconfig).unwrap()).unwrap();
+    let mut config: serde_json::Value =
+        crate::common::yaml(&std::fs::read_to_string(&sim.kubeconfig).unwrap());
     let user = &mut config["users"][0]["user"];
-    *user = serde_yaml::from_str(&format!(
+    *user = crate::common::yaml(&format!(
         "exec:\n  apiVersion: client.authentication.k8s.io/v1\n  command: {}\n  interactiveMode: Never\n",
         plugin.display()
-    ))
-    .unwrap();
+    ));
     let path = dir.join(format!("kubeconfig-{}", script.len()));
-    std::fs::write(&path, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&path, crate::common::to_yaml(&config)).unwrap();
     path
 }
 
@@ -544,8 +543,8 @@ fn exec_plugin_failures_show_stderr_never_stdout() {
         }
     }
     // A working plugin: the simulator's token, from the plugin, is used.
-    let config: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&sim.kubeconfig).unwrap()).unwrap();
+    let config: serde_json::Value =
+        crate::common::yaml(&std::fs::read_to_string(&sim.kubeconfig).unwrap());
     let sim_token = config["users"][0]["user"]["token"]
         .as_str()
         .unwrap()
@@ -566,8 +565,8 @@ fn a_token_with_a_control_character_is_refused_without_a_panic() {
     let values = Gen(31).values();
     let sim = Sim::start(&[]);
     let dir = tempfile::tempdir().unwrap();
-    let mut config: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(&sim.kubeconfig).unwrap()).unwrap();
+    let mut config: serde_json::Value =
+        crate::common::yaml(&std::fs::read_to_string(&sim.kubeconfig).unwrap());
     let sim_token = config["users"][0]["user"]["token"]
         .as_str()
         .unwrap()
@@ -575,7 +574,7 @@ fn a_token_with_a_control_character_is_refused_without_a_panic() {
     // The server's own token with the line break it was pasted with.
     config["users"][0]["user"]["token"] = format!("{sim_token}\n").into();
     let pasted = dir.path().join("kubeconfig-pasted");
-    std::fs::write(&pasted, serde_yaml::to_string(&config).unwrap()).unwrap();
+    std::fs::write(&pasted, crate::common::to_yaml(&config)).unwrap();
     let token = format!("{}\n{}\u{7}", values[3], values[1]);
     let credential = format!(
         "{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":{}}}}}",

@@ -34,8 +34,7 @@ fn parse_stream(text: &str) -> Vec<Value> {
     let mut current = String::new();
     for line in text.lines().chain(std::iter::once("---")) {
         if line == "---" {
-            let value: Value =
-                serde_yaml::from_str(&current).unwrap_or_else(|e| panic!("{e}\n{current}"));
+            let value = crate::common::yaml(&current);
             if !value.is_null() {
                 docs.push(value);
             }

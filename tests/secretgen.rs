@@ -20,8 +20,8 @@ fn secretgen(args: &[&str], stdin: &str) -> Run {
 /// The documents of a tool's output (every one starts with a `---` line).
 fn docs(yaml: &str) -> Vec<Value> {
     yaml.split("---\n")
-        .map(|d| serde_yaml::from_str(d).unwrap())
-        .filter(|d: &Value| !d.is_null()) // the stream's first line, a comment
+        .map(crate::common::yaml)
+        .filter(|d| !d.is_null()) // the stream's first line, a comment
         .collect()
 }
 

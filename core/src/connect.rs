@@ -297,15 +297,13 @@ fn run_exec_plugin(exec: &ExecConfig, mut auth: AuthInfo) -> Result<AuthInfo> {
 /// The plugin's output as an ExecCredential; the error says what is wrong with it,
 /// never what it holds.
 fn exec_credential(stdout: &[u8]) -> std::result::Result<Value, String> {
-    // client-go reads it with a YAML-tolerant decoder; JSON is YAML.
-    let value: Value = serde_yaml::from_slice(stdout).map_err(|e| match e.location() {
-        Some(at) => format!(
-            "its output is not JSON (line {}, column {})",
-            at.line(),
-            at.column()
-        ),
-        None => "its output is not JSON".to_owned(),
-    })?;
+    // client-go reads it with a YAML-tolerant decoder; JSON is YAML. The reader's
+    // messages never quote the input: the output holds the credential.
+    let text = std::str::from_utf8(stdout).map_err(|_| "its output is not UTF-8".to_owned())?;
+    let value = crate::yaml11::load(text)
+        .map_err(|e| format!("its output is not JSON (line {})", e.line))?
+        .value
+        .unwrap_or_default();
     if value["kind"] != "ExecCredential" {
         return Err("its output is not an object of kind ExecCredential".into());
     }

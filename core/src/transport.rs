@@ -126,18 +126,15 @@ pub fn has_answered() -> bool {
     SEEN.answered.load(Ordering::Relaxed)
 }
 
-/// An answer to a request sent at `sent`. One sent before the outage began (served
-/// while the server was going away) does not end it: the outage is over only when a
-/// request made during it is answered.
+/// An answer to a request sent at `sent`. Only a request sent after the outage began
+/// ends it: one in flight when the server went down can still be answered just after
+/// another failed, and that does not mean the server is back.
 fn answered(server: &str, sent: Instant) {
     SEEN.answered.store(true, Ordering::Relaxed);
     let ended = SEEN
         .outage
         .lock()
-        .map(|mut outage| match *outage {
-            Some(since) if sent >= since => outage.take(),
-            _ => None,
-        })
+        .map(|mut o| o.take_if(|since| *since <= sent))
         .unwrap_or(None);
     if let Some(since) = ended {
         report(&format!(

@@ -2,7 +2,7 @@
 //!
 //! Kubernetes reads YAML with a YAML 1.1 resolver (go-yaml v2 behind sigs.k8s.io/yaml),
 //! where plain `on`, `no`, `y`, `~`, `0755`, `1_000`, `12:30:00` or `2001-12-14` are
-//! bools, nulls, numbers or timestamps. serde_yaml (YAML 1.2) writes such strings bare,
+//! bools, nulls, numbers or timestamps. A YAML 1.2 writer writes such strings bare,
 //! so `DEBUG: "on"` would reach the API server as `true`. This emitter writes a string
 //! plain only when it is plainly a string under both specs, a multi-line string as a
 //! literal block (`|`, `|-`, `|+`) where that keeps every byte, as kubectl does, and
@@ -457,7 +457,7 @@ metadata:
   name: x
 ";
         assert_eq!(to_string(&v), expected);
-        let back: Value = serde_yaml::from_str(expected).unwrap();
+        let back = crate::yaml11::load(expected).unwrap().value.unwrap();
         assert_eq!(back, v);
     }
 

@@ -145,6 +145,20 @@ pub fn run_with_stdin(mut c: Command, stdin: &[u8]) -> Output {
     c.run_with(stdin).output
 }
 
+/// One YAML document read as kubectl reads it (YAML 1.1, kpipe's own reader); null
+/// when the document is empty.
+pub fn yaml(text: &str) -> serde_json::Value {
+    kpipe_core::yaml11::load(text)
+        .unwrap_or_else(|e| panic!("line {}: {}\n{text}", e.line, e.message))
+        .value
+        .unwrap_or_default()
+}
+
+/// `value` as a YAML document, written by kpipe's own writer.
+pub fn to_yaml(value: &serde_json::Value) -> String {
+    kpipe_core::yaml::to_string(value)
+}
+
 pub fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }

@@ -459,9 +459,12 @@ pub fn from_crd(crd: &Value) -> Vec<ResourceType> {
         Some(s) if !s.is_empty() => s.to_string(),
         _ => format!("{kind}List"),
     };
-    let versions = spec["versions"].as_array().cloned().unwrap_or_default();
-    versions
-        .iter()
+    // By reference: a version carries its whole OpenAPI schema (cert-manager's are
+    // hundreds of KiB), and this runs on every request that names a resource.
+    spec["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
         .filter(|v| v["served"].as_bool().unwrap_or(true))
         .map(|v| ResourceType {
             group: text(&spec["group"]),

@@ -291,7 +291,10 @@ pub async fn handle(
     if let Some(LogNote(note)) = response.extensions().get::<LogNote>() {
         outcome = format!("{outcome} {note}");
     }
-    if lost {
+    // A server that went down (or was killed to restart) while serving this request
+    // never sends the answer, what it wrote stays written: the connection is reset
+    // now rather than when the listener notices.
+    if lost || faults.is_some_and(|f| f.is_down() || f.restarting()) {
         log(&method, &path, &format!("{outcome} lost"), &caller);
         return Err(ResetConnection);
     }
@@ -481,11 +484,10 @@ fn parse_object(content_type: &str, bytes: &[u8]) -> Result<Value, ApiError> {
     if content_type.contains("cbor") {
         return Err(ApiError::unsupported_media_type(content_type));
     }
-    serde_json::from_slice(bytes)
-        .or_else(|_| serde_yaml::from_slice(bytes))
-        .map_err(|e| {
-            ApiError::bad_request(format!("the body of the request could not be decoded: {e}"))
-        })
+    match serde_json::from_slice(bytes) {
+        Ok(value) => Ok(value),
+        Err(_) => crate::yaml11::parse(bytes, "the body of the request could not be decoded"),
+    }
 }
 
 async fn serve_resource(
@@ -959,13 +961,16 @@ fn watch(
             && t.namespace
                 .as_deref()
                 .is_none_or(|ns| !t.rt.namespaced || e.key.namespace == ns);
+        // Every watch sees every change: another resource's costs one comparison.
+        if !ours {
+            return None;
+        }
         let now = selector.matches(&e.object);
         let before = e.previous.as_ref().map(|p| selector.matches(p));
-        match (ours, e.kind, before, now) {
-            (false, ..) => None,
-            (true, "MODIFIED", Some(false), true) => Some("ADDED"),
-            (true, "MODIFIED", Some(true), false) => Some("DELETED"),
-            (true, kind, _, true) => Some(kind),
+        match (e.kind, before, now) {
+            ("MODIFIED", Some(false), true) => Some("ADDED"),
+            ("MODIFIED", Some(true), false) => Some("DELETED"),
+            (kind, _, true) => Some(kind),
             _ => None,
         }
     };

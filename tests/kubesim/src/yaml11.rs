@@ -1,76 +1,24 @@
-//! Apply patches are YAML read the way kube-apiserver reads it: YAML 1.1, where
-//! a plain `on`, `yes` or `off` is a boolean (fixture 22). serde_yaml reads YAML 1.2,
-//! so those scalars are turned back into booleans here.
+//! Request bodies in YAML, read the way kube-apiserver reads them: YAML 1.1 through
+//! sigs.k8s.io/yaml, where a plain `on`, `yes` or `off` is a boolean (fixture 22) and
+//! `0755` is octal. kpipe's own reader (the one the tools use) does exactly that.
 
+use kpipe_core::yaml11;
 use serde_json::Value;
 
 use crate::status::ApiError;
 
-/// YAML 1.1 booleans that YAML 1.2 reads as strings.
-const YAML11_BOOLS: &[(&str, bool)] = &[
-    ("y", true),
-    ("Y", true),
-    ("yes", true),
-    ("Yes", true),
-    ("YES", true),
-    ("on", true),
-    ("On", true),
-    ("ON", true),
-    ("n", false),
-    ("N", false),
-    ("no", false),
-    ("No", false),
-    ("NO", false),
-    ("off", false),
-    ("Off", false),
-    ("OFF", false),
-];
+/// Reads a YAML (or JSON) body; `what` starts the 400's message, as the server words it.
+pub fn parse(bytes: &[u8], what: &str) -> Result<Value, ApiError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| ApiError::bad_request(format!("{what}: invalid UTF-8")))?;
+    let loaded = yaml11::load(text)
+        .map_err(|e| ApiError::bad_request(format!("{what}: line {}: {}", e.line, e.message)))?;
+    Ok(loaded.value.unwrap_or(Value::Null))
+}
 
 /// Parses an `application/apply-patch+yaml` body.
 pub fn parse_apply(bytes: &[u8]) -> Result<Value, ApiError> {
-    let mut value: Value = serde_yaml::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("error decoding YAML: {e}")))?;
-    let text = String::from_utf8_lossy(bytes);
-    if !text.trim_start().starts_with('{') {
-        let plain = plain_bool_entries(&text);
-        if !plain.is_empty() {
-            retype(&mut value, &plain);
-        }
-    }
-    Ok(value)
-}
-
-/// `key: on` lines whose value is an unquoted YAML 1.1 boolean.
-fn plain_bool_entries(text: &str) -> Vec<(String, bool)> {
-    text.lines()
-        .filter_map(|line| {
-            let line = line.trim_start().trim_start_matches("- ");
-            let (key, value) = line.split_once(": ")?;
-            let value = value.split(" #").next().unwrap_or_default().trim();
-            let b = YAML11_BOOLS.iter().find(|(word, _)| *word == value)?.1;
-            Some((key.trim().trim_matches(['"', '\'']).to_string(), b))
-        })
-        .collect()
-}
-
-fn retype(value: &mut Value, plain: &[(String, bool)]) {
-    match value {
-        Value::Object(map) => {
-            for (k, v) in map.iter_mut() {
-                if let Value::String(s) = v
-                    && let Some((_, b)) = plain
-                        .iter()
-                        .find(|(key, b)| key == k && YAML11_BOOLS.contains(&(s.as_str(), *b)))
-                {
-                    *v = Value::Bool(*b);
-                } else {
-                    retype(v, plain);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(|v| retype(v, plain)),
-        _ => {}
-    }
+    parse(bytes, "error decoding YAML")
 }
 
 #[cfg(test)]
@@ -87,5 +35,6 @@ mod tests {
         );
         let v = parse_apply(b"{\"data\": {\"DEBUG\": \"on\"}}").unwrap();
         assert_eq!(v, json!({"data": {"DEBUG": "on"}}));
+        assert!(parse_apply(b"data: [").is_err());
     }
 }

@@ -77,7 +77,10 @@ impl Drop for Serving {
 }
 
 fn yaml(path: &Path) -> Value {
-    serde_yaml::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    kpipe_core::yaml11::load(&std::fs::read_to_string(path).unwrap())
+        .unwrap()
+        .value
+        .unwrap()
 }
 
 #[test]

@@ -6,7 +6,7 @@ mod common;
 
 use std::process::{Output, Stdio};
 
-use common::{Sim, condition, stderr};
+use common::{Sim, condition, stderr, yaml};
 use serde_json::Value;
 
 /// Every built-in kind kubesim serves, as a manifest stream.
@@ -296,19 +296,11 @@ fn server_side_apply_of_every_kind_twice_changes_nothing_the_second_time() {
 fn get_yaml_shows_what_a_cluster_stores() {
     let sim = Sim::start(&["--deploy-delay", "1h"]);
     apply_server_side(&sim, "all.yaml", EVERY_KIND);
-    let secret: Value = serde_yaml::from_str(&sim.kubectl_ok(&[
-        "get",
-        "-n",
-        "polls",
-        "secret",
-        "polls-secret",
-        "-o",
-        "yaml",
-    ]))
-    .unwrap();
+    let secret =
+        yaml(&sim.kubectl_ok(&["get", "-n", "polls", "secret", "polls-secret", "-o", "yaml"]));
     assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0");
     assert!(secret.get("stringData").is_none());
-    let deploy: Value = serde_yaml::from_str(&sim.kubectl_ok(&[
+    let deploy = yaml(&sim.kubectl_ok(&[
         "get",
         "-n",
         "polls",
@@ -317,8 +309,7 @@ fn get_yaml_shows_what_a_cluster_stores() {
         "-o",
         "yaml",
         "--show-managed-fields",
-    ]))
-    .unwrap();
+    ]));
     assert_eq!(deploy["metadata"]["generation"], 1);
     assert_eq!(deploy["metadata"]["managedFields"][0]["manager"], "kubectl");
     assert_eq!(deploy["metadata"]["managedFields"][0]["operation"], "Apply");
