@@ -1624,7 +1624,7 @@ fn kustomize_directories_are_rendered_by_kubectl() {
         .output()
         .unwrap();
     assert!(rendered.status.success(), "{}", stderr(&rendered));
-    let want: serde_json::Value = serde_yaml::from_slice(&rendered.stdout).unwrap();
+    let want = yaml(&String::from_utf8_lossy(&rendered.stdout));
     let out = cmd("kapply")
         .args(["-k", k, "--dry-run=client", "-o", "json"])
         .run();

@@ -418,10 +418,7 @@ fn a_failed_kapply_run_fails_certwait_after_it() {
 
 /// The documents of a kpipe stream, parsed.
 fn documents(text: &str) -> Vec<serde_json::Value> {
-    text.split("\n---\n")
-        .skip(1)
-        .map(|d| serde_yaml::from_str(d).unwrap_or_else(|e| panic!("{e}\n{d}")))
-        .collect()
+    text.split("\n---\n").skip(1).map(yaml).collect()
 }
 
 fn kind<'a>(docs: &'a [serde_json::Value], kind: &str) -> &'a serde_json::Value {

@@ -413,7 +413,7 @@ fn kubectl_docker_registry(args: &[&str]) -> Value {
         .output()
         .expect("kubectl is installed");
     assert!(out.status.success(), "{}", stderr(&out));
-    serde_yaml::from_slice(&out.stdout).unwrap()
+    yaml(&String::from_utf8_lossy(&out.stdout))
 }
 
 /// What a Secret is to the API server: name, namespace, type and data.
