@@ -6,6 +6,7 @@
 //! shows no log lines, and says which Secret and why.
 
 use crate::ready::{State, condition};
+use crate::references::{self, Referent};
 use crate::wait::{Watched, list, pod_selector, pods_resource};
 use kpipe_core::api::describe;
 use kpipe_core::redact::Scrubber;
@@ -300,38 +301,15 @@ async fn log_tail(
     }
 }
 
-/// The names of the Secrets a pod (or a pod template) reads, by every path: `env`
-/// (`secretKeyRef`) and `envFrom` (`secretRef`) of its containers, init containers and
-/// ephemeral containers; its volumes (`secret`, the `secret` sources of `projected`,
-/// the `secretRef`/`nodePublishSecretRef`/`secretName` of the other volume types); its
-/// `imagePullSecrets`.
-fn secrets_read(pod: &Value) -> BTreeSet<&str> {
-    let spec = &pod["spec"];
-    let mut names = BTreeSet::new();
-    for kind in ["containers", "initContainers", "ephemeralContainers"] {
-        for c in each(&spec[kind]) {
-            for source in each(&c["envFrom"]) {
-                names.extend(source["secretRef"]["name"].as_str());
-            }
-            for var in each(&c["env"]) {
-                names.extend(var["valueFrom"]["secretKeyRef"]["name"].as_str());
-            }
-        }
-    }
-    for volume in each(&spec["volumes"]) {
-        for source in volume.as_object().into_iter().flat_map(|v| v.values()) {
-            names.extend(source["secretName"].as_str());
-            names.extend(source["secretRef"]["name"].as_str());
-            names.extend(source["nodePublishSecretRef"]["name"].as_str());
-            for projected in each(&source["sources"]) {
-                names.extend(projected["secret"]["name"].as_str());
-            }
-        }
-    }
-    for reference in each(&spec["imagePullSecrets"]) {
-        names.extend(reference["name"].as_str());
-    }
-    names
+/// The names of the Secrets a pod reads, by every path [`references::uses`] knows (env,
+/// envFrom and volumes of every kind of container and volume, imagePullSecrets): the
+/// same reading a prune keeps Secrets by.
+fn secrets_read(pod: &Value) -> BTreeSet<String> {
+    references::uses("", "Pod", pod)
+        .into_iter()
+        .filter(|used| used.what == Referent::Secret)
+        .map(|used| used.name)
+        .collect()
 }
 
 /// Learns the values of every Secret `pod` reads, each read with the user's own client,
@@ -349,7 +327,7 @@ async fn learn_secrets(
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, &resource);
     let mut unread = BTreeMap::new();
     for name in secrets_read(pod) {
-        match api.get_opt(name).await {
+        match api.get_opt(&name).await {
             Ok(Some(secret)) => {
                 let mut value = serde_json::to_value(&secret).unwrap_or(Value::Null);
                 value["apiVersion"] = "v1".into();
@@ -357,10 +335,10 @@ async fn learn_secrets(
                 scrubber.learn([&value]);
             }
             Ok(None) => {
-                unread.insert(name.to_string(), "not found".to_string());
+                unread.insert(name, "not found".to_string());
             }
             Err(e) => {
-                unread.insert(name.to_string(), kpipe_core::api::describe(&e));
+                unread.insert(name, kpipe_core::api::describe(&e));
             }
         }
     }
@@ -370,14 +348,10 @@ async fn learn_secrets(
 /// Why a pod's log cannot be shown: the first Secret it reads that could not be read.
 fn unreadable(pod: &Value, unread: &BTreeMap<String, String>) -> Option<String> {
     secrets_read(pod).into_iter().find_map(|name| {
-        unread.get(name).map(|why| {
+        unread.get(&name).map(|why| {
             format!("it reads Secret {name}, which could not be read ({why}), so its values could not be masked")
         })
     })
-}
-
-fn each(v: &Value) -> impl Iterator<Item = &Value> {
-    v.as_array().into_iter().flatten()
 }
 
 /// The most recent Warning events about the workload, its ReplicaSet and its pods.
@@ -433,7 +407,7 @@ mod tests {
     #[test]
     fn every_path_a_pod_reads_a_secret_by_is_found() {
         let env = |name: &str| {
-            json!({"env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": name, "key": "k"}}},
+            json!({"name": name, "env": [{"name": "A", "valueFrom": {"secretKeyRef": {"name": name, "key": "k"}}},
                            {"name": "B", "value": "plain"}]})
         };
         let pod = json!({"spec": {
@@ -441,7 +415,7 @@ mod tests {
                                                      {"configMapRef": {"name": "a-config-map"}}]},
                            env("env-key")],
             "initContainers": [env("init")],
-            "ephemeralContainers": [{"envFrom": [{"secretRef": {"name": "ephemeral"}}]}],
+            "ephemeralContainers": [{"name": "debug", "envFrom": [{"secretRef": {"name": "ephemeral"}}]}],
             "volumes": [
                 {"name": "v1", "secret": {"secretName": "volume"}},
                 {"name": "v2", "projected": {"sources": [{"secret": {"name": "projected"}},
@@ -450,7 +424,7 @@ mod tests {
                 {"name": "v4", "cephfs": {"monitors": [], "secretRef": {"name": "cephfs"}}},
                 {"name": "v5", "configMap": {"name": "a-config-map"}}],
             "imagePullSecrets": [{"name": "registry"}]}});
-        let found: Vec<&str> = secrets_read(&pod).into_iter().collect();
+        let found: Vec<String> = secrets_read(&pod).into_iter().collect();
         assert_eq!(
             found,
             [

@@ -192,12 +192,31 @@ fn volume_uses(volume: &Volume, found: &mut Vec<Use>) {
             "volume",
         );
     }
-    if let Some(secret) = volume
-        .csi
-        .as_ref()
-        .and_then(|c| c.node_publish_secret_ref.as_ref())
-    {
+    // Volume plugins that log in to their storage with a Secret's credentials.
+    let plugin_secrets = [
+        volume
+            .csi
+            .as_ref()
+            .and_then(|c| c.node_publish_secret_ref.as_ref()),
+        volume.cephfs.as_ref().and_then(|v| v.secret_ref.as_ref()),
+        volume.cinder.as_ref().and_then(|v| v.secret_ref.as_ref()),
+        volume
+            .flex_volume
+            .as_ref()
+            .and_then(|v| v.secret_ref.as_ref()),
+        volume.iscsi.as_ref().and_then(|v| v.secret_ref.as_ref()),
+        volume.rbd.as_ref().and_then(|v| v.secret_ref.as_ref()),
+        volume.scale_io.as_ref().map(|v| &v.secret_ref),
+        volume
+            .storageos
+            .as_ref()
+            .and_then(|v| v.secret_ref.as_ref()),
+    ];
+    for secret in plugin_secrets.into_iter().flatten() {
         push(found, Referent::Secret, &secret.name, "volume");
+    }
+    if let Some(azure) = &volume.azure_file {
+        push(found, Referent::Secret, &azure.secret_name, "volume");
     }
     let sources = volume
         .projected
@@ -294,6 +313,29 @@ mod tests {
         assert_eq!(uses("", "Pod", &json!({"spec": spec})).len(), 12);
         // The same spec under a kind that has none: nothing.
         assert!(uses("", "ConfigMap", &deployment).is_empty());
+    }
+
+    #[test]
+    fn volume_plugins_use_the_secrets_they_log_in_with() {
+        let pod = json!({"spec": {"containers": [{"name": "c"}], "volumes": [
+            {"name": "a", "cephfs": {"monitors": ["m"], "secretRef": {"name": "ceph"}}},
+            {"name": "b", "rbd": {"monitors": ["m"], "image": "i", "secretRef": {"name": "rbd"}}},
+            {"name": "c", "iscsi": {"targetPortal": "t", "iqn": "q", "lun": 0,
+                                    "secretRef": {"name": "iscsi"}}},
+            {"name": "d", "flexVolume": {"driver": "x", "secretRef": {"name": "flex"}}},
+            {"name": "e", "azureFile": {"secretName": "azure", "shareName": "s"}},
+            {"name": "f", "csi": {"driver": "d", "nodePublishSecretRef": {"name": "csi"}}}]}});
+        assert_eq!(
+            names(&uses("", "Pod", &pod)),
+            [
+                "Secret/ceph (volume)",
+                "Secret/rbd (volume)",
+                "Secret/iscsi (volume)",
+                "Secret/flex (volume)",
+                "Secret/azure (volume)",
+                "Secret/csi (volume)",
+            ]
+        );
     }
 
     #[test]
