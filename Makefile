@@ -52,6 +52,10 @@ OUT ?= deploy.yaml
 #> TIMEOUT=5m	how long `kapply --wait` and `certwait` wait
 #> FORCE=0	1: deploy/issuers take over fields other field managers own (--force-conflicts)
 FORCE ?= 0
+#> ATOMIC=1	0: a failed deploy stays in place instead of rolling back to the last good release
+ATOMIC ?= 1
+#> REVISION=	`make rollback`: the release to return to (default: the one before the current)
+REVISION ?=
 #> EMAIL=	Let's Encrypt account email for `make issuers`
 EMAIL ?=
 TIMEOUT ?= 5m
@@ -65,6 +69,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(abspath $(BIN)):$(PATH)
 
 NS_FLAG   := $(if $(NAMESPACE),--namespace $(NAMESPACE))
 FORCE_FLAG := $(if $(filter 1,$(FORCE)),--force-conflicts)
+# Every deploy is a release of the set (kapply --release): recorded with what it ran, its
+# config versions kept for a rollback; a failed one is undone unless ATOMIC=0.
+RELEASE_FLAGS := --release $(if $(filter 0,$(ATOMIC)),,--atomic)
 # The tutorial's split (six settings are plain config, everything else is secret) lives
 # in one rules file, shared with make demo, the benchmarks and the tests.
 SPLIT     := --rules $(RULES) $(if $(FORMAT),--format $(FORMAT))
@@ -120,7 +127,7 @@ mv "$(SETTINGS).tmp" "$(SETTINGS)"
 endef
 
 .PHONY: help build build-dev tools test test-deps lint fmt install completions man bench config \
-        render deploy diff destroy issuers wait-cert promote rotate status logs demo
+        render deploy diff destroy issuers wait-cert promote rotate history rollback status logs demo
 
 help: ## list targets and variables
 	@echo "kpipe targets:"
@@ -220,7 +227,7 @@ deploy: tools ## render, apply (server-side; NAMESPACE made if missing), prune w
 	trap 'rm -f "$$tmp" "$$live" "$$kept"' EXIT
 	$(call FETCH_KEPT,echo "make deploy: cannot read the live Secret $(APP)-secret (above): stopped before making new $(GENERATE)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
-	kapply $(NS_FLAG) --create-namespace $(FORCE_FLAG) --applyset $(APPLYSET) --prune --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
+	kapply $(NS_FLAG) --create-namespace $(FORCE_FLAG) --applyset $(APPLYSET) --prune $(RELEASE_FLAGS) --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
 	$(SAVE_SETTINGS)
 	certwait $(NS_FLAG) --timeout $(TIMEOUT) < "$$live"
 
@@ -235,7 +242,7 @@ diff: tools ## show what deploy would change and prune in the cluster (applies n
 	$(call FETCH_KEPT,echo "make diff: cannot read the live Secret $(APP)-secret (above)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
 	rc=0
-	kapply $(NS_FLAG) --create-namespace --applyset $(APPLYSET) --prune --diff -f "$$tmp" || rc=$$?
+	kapply $(NS_FLAG) --create-namespace --applyset $(APPLYSET) --prune --release --diff -f "$$tmp" || rc=$$?
 	case $$rc in
 	  0) echo "make diff: no differences: the cluster runs what deploy would apply" >&2 ;;
 	  1) echo "make diff: the differences above are what \`make deploy\` would change (kapply --diff exit status 1 means \"there are differences\": not a failure)" >&2 ;;
@@ -265,8 +272,18 @@ rotate: ## generate secret KEY (one of GENERATE) anew and deploy: make rotate KE
 	@test -n "$(KEY)" || { echo "make rotate: which key? make rotate KEY=NAME (one of GENERATE: $(GENERATE))" >&2; exit 2; }
 	$(MAKE) --no-print-directory deploy ROTATE="$(KEY)"
 
+history: ## the releases of APP: revision, time, status, image, config version, issuer, what happened
+	@kapply $(NS_FLAG) --applyset $(APPLYSET) --history
+
+# The recorded stream is applied again as a new release (its config versions are kept
+# for the last releases, so the pods read what they read then), and waited for.
+# SETTINGS still names what was deployed last: the next `make deploy` deploys it again.
+rollback: tools ## return APP to the release before the current one (REVISION=n: to that one) and wait until it runs
+	@kapply $(NS_FLAG) --applyset $(APPLYSET) --prune --rollback $(REVISION) --wait --timeout $(TIMEOUT)
+	echo "make rollback: $(SETTINGS) still holds the settings of the last deploy: the next \`make deploy\` deploys them again" >&2
+
 status: ## the release of APP: image, pods ready, migration, host, certificate (issuer, expiry), in one screen
-	@bash scripts/status.sh "$(APP)" "$(NAMESPACE)" "$(SETTINGS)"
+	@bash scripts/status.sh "$(APP)" "$(NAMESPACE)" "$(SETTINGS)" "$(APPLYSET)"
 
 logs: ## the last TAIL log lines of every pod of APP (FOLLOW=1: keep following)
 	@kubectl $(NS_FLAG) logs -l app.kubernetes.io/name=$(APP),app.kubernetes.io/component=web \

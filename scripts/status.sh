@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # make status: one screen on a deployed app, read with kubectl: the release (revision,
 # image, replicas ready), its pods, the migration Job, the host, and the certificate
-# (issuer requested, Ready, expiry). Usage: status.sh APP NAMESPACE SETTINGS.
+# (issuer requested, Ready, expiry). Usage: status.sh APP NAMESPACE SETTINGS [APPLYSET].
 # Exit 1 when the app is not deployed (or the cluster cannot be read).
 set -uo pipefail
 app=$1
 namespace=$2
 settings=$3
+applyset=${4:-$app}
 k=(kubectl)
 [[ -n $namespace ]] && k+=(--namespace "$namespace")
 shown_ns=${namespace:-$(kubectl config view --minify -o 'jsonpath={..namespace}' 2>/dev/null)}
@@ -20,6 +21,11 @@ if ! release=$("${k[@]}" get deployment "$app-app" -o 'jsonpath={.metadata.annot
 fi
 { read -r revision; read -r image; read -r desired; read -r updated; read -r ready; } <<<"$release"
 printf 'release:     deployment.apps/%s%s, image %s\n' "$app-app" "${revision:+ revision $revision}" "$image"
+# The newest good release kapply recorded, and the one after it when that failed.
+history=$(kapply ${namespace:+--namespace "$namespace"} --applyset "$applyset" --history 2>/dev/null)
+current=$(awk '$3 == "deployed" { print "revision " $1 " of " $2 }' <<<"$history")
+failed=$(awk 'NR > 1 { last = $3; rev = $1 } END { if (last == "failed") print "revision " rev " failed (make history)" }' <<<"$history")
+printf 'revision:    %s%s\n' "${current:-none recorded}" "${failed:+; $failed}"
 printf 'pods ready:  %s/%s (%s up to date)\n' "${ready:-0}" "${desired:-0}" "${updated:-0}"
 "${k[@]}" get pods -l "app.kubernetes.io/name=$app,app.kubernetes.io/component=web" 2>&1 | sed 's/^/  /'
 

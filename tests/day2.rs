@@ -13,7 +13,7 @@ fn repo() -> &'static Path {
 
 /// `make TARGET VARS...` in the repository with the test build's tools, against `sim`
 /// (none: no cluster at all), the settings kept in `settings`.
-fn make(sim: Option<&Sim>, settings: &Path, target: &str, vars: &[&str]) -> Run {
+pub(crate) fn make(sim: Option<&Sim>, settings: &Path, target: &str, vars: &[&str]) -> Run {
     let mut c = Command::new("make");
     c.current_dir(repo())
         .args(["--no-print-directory", target])
@@ -49,7 +49,7 @@ fn sim() -> Sim {
 
 /// The first deploy's settings: the tutorial's template env (DJANGO_SECRET_KEY empty:
 /// generated), an image and a host.
-const FIRST: &[&str] = &[
+pub(crate) const FIRST: &[&str] = &[
     "ENV=examples/polls/env",
     "IMAGE=docker.io/sammy/polls:v1",
     "HOST=polls.example.com",
@@ -172,6 +172,7 @@ fn deploy_keeps_settings_and_the_generated_key_promote_changes_only_the_issuer()
         .success()
         .stdout_has("release:     deployment.apps/polls-app")
         .stdout_has("image docker.io/sammy/polls:v1")
+        .stdout_has("revision:    revision 1 of 20")
         .stdout_has("pods ready:  2/2")
         .stdout_has("certificate: polls-tls ready True, issuer ClusterIssuer letsencrypt-staging, expires 2");
 

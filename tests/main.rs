@@ -17,5 +17,6 @@ mod leaks;
 mod lifecycle;
 mod manifest_gen;
 mod pipeline;
+mod releases;
 mod secretgen;
 mod yaml11;

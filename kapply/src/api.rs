@@ -10,7 +10,7 @@ use indicatif::ProgressBar;
 use kpipe_core::api::{RetryPolicy, Stopped};
 use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
-use kube::core::params::{DeleteParams, GetParams, ListParams, Patch, PatchParams};
+use kube::core::params::{DeleteParams, GetParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, Request, Resource};
 use serde_json::Value;
 use std::future::Future;
@@ -186,6 +186,24 @@ impl Caller {
             let req = target
                 .request()
                 .patch(&target.name, params, &Patch::Apply(body))
+                .map_err(build_error)?;
+            self.send(req).await
+        })
+        .await
+    }
+
+    /// POST of a new object (409 when one of its name exists); the object as stored.
+    pub async fn create(
+        &self,
+        target: &Target,
+        body: &Value,
+        what: &str,
+    ) -> Result<Value, Failure> {
+        let bytes = serde_json::to_vec(body).expect("a JSON value serializes");
+        self.retrying(what, || async {
+            let req = target
+                .request()
+                .create(&PostParams::default(), bytes.clone())
                 .map_err(build_error)?;
             self.send(req).await
         })

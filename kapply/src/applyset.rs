@@ -193,8 +193,13 @@ impl ApplySet {
         self.parent.namespace.clone()
     }
 
+    /// The parent's name.
+    pub fn name(&self) -> &str {
+        &self.parent.name
+    }
+
     /// `applyset secret/polls in namespace default`, for messages.
-    fn describe(&self) -> String {
+    pub fn describe(&self) -> String {
         let id = ObjectId {
             api_version: self.parent.resource.api_version.clone(),
             kind: self.parent.resource.kind.clone(),
@@ -681,14 +686,16 @@ impl Removal<'_> {
 pub type Failed = Vec<(ObjectId, Failure)>;
 
 /// Deletes the members of the set the input no longer has, but those kept objects use
-/// and Namespaces other objects live in ([`keep`]), then (all gone, no signal, no dry
-/// run) narrows the parent to the input and what was kept. `applied` are the objects
-/// this run applied, as the server answered.
+/// and Namespaces other objects live in ([`keep`]), and those `retained` names (the
+/// config versions earlier releases keep for a rollback, with why), then (all gone, no
+/// signal, no dry run) narrows the parent to the input and what was kept. `applied` are
+/// the objects this run applied, as the server answered.
 pub async fn prune(
     set: &ApplySet,
     how: &Removal<'_>,
     members: &[Member],
     applied: &[&Value],
+    retained: &[(ObjectId, String)],
 ) -> Result<Left> {
     let uids = applied
         .iter()
@@ -697,14 +704,33 @@ pub async fn prune(
     let found = set
         .find_members(how.caller, members, &uids, how.concurrency)
         .await?;
-    let selection = keep::select(how.caller, found, applied, None, how.concurrency).await?;
-    let kept = how.report_kept(&selection.kept);
+    let (found, mut kept): (Vec<Live>, Vec<Kept>) =
+        found
+            .into_iter()
+            .fold((Vec::new(), Vec::new()), |(mut found, mut kept), live| {
+                match retained.iter().find(|(id, _)| same_object(id, &live.0)) {
+                    Some((_, why)) => kept.push(Kept {
+                        live,
+                        why: why.clone(),
+                    }),
+                    None => found.push(live),
+                }
+                (found, kept)
+            });
+    let mut selection = keep::select(how.caller, found, applied, None, how.concurrency).await?;
+    kept.append(&mut selection.kept);
+    let kept = how.report_kept(&kept);
     let left = how.remove(selection.doomed, "pruned").await?;
     if left.is_whole() && how.dry_run == DryRun::None && how.interrupt.received().is_none() {
         let held: Vec<Member> = members.iter().cloned().chain(kept).collect();
         set.narrow(how.caller, &held).await?;
     }
     Ok(left)
+}
+
+/// The same object, whichever version of its group names it.
+fn same_object(a: &ObjectId, b: &ObjectId) -> bool {
+    a.group() == b.group() && a.kind == b.kind && a.namespace == b.namespace && a.name == b.name
 }
 
 /// `--delete-all`: every member of the set, in reverse order, then the parent (only

@@ -39,6 +39,10 @@ Examples:
   kapply -f stack.yaml --wait --timeout 5m # applied AND running, or why not
   kapply -f stack.yaml --applyset polls --prune   # ... and delete what the stack dropped
   kapply --applyset polls --delete-all     # remove the whole set and its parent
+  kapply --applyset polls --prune --release --atomic --wait -f stack.yaml
+                                           # a recorded release, undone when it fails
+  kapply --applyset polls --history        # what ran when, and how it ended
+  kapply --applyset polls --prune --rollback --wait   # back to the release before
 
 ApplySets (KEP-3659, as `KUBECTL_APPLYSET=true kubectl apply --prune --applyset`):
 --applyset NAME names a parent object, a Secret in the -n namespace (or
@@ -50,6 +54,18 @@ are deleted, last rank first (`configmap/old pruned`). A set made by another too
 (kubectl, ...) is refused unless --force-applyset. The same parent gives kubectl and
 kapply the same id, so `kubectl get all -l applyset.kubernetes.io/part-of=ID` lists
 the set.
+
+Releases (--release, as helm records an upgrade): each apply that reached the cluster
+becomes revision N of the set, a Secret kpipe-release.NAME.vN next to the parent with
+the applied stream (gzipped) and, in labels and annotations (never a secret value), its
+time, images, config versions (the stream's immutable ConfigMaps and Secrets), issuer
+and result. Applying the newest good release again records nothing. A prune keeps the
+config versions of the last --keep-releases good releases (`configmap/polls-config-1a2b
+kept: config version of revision 4, kept for a rollback ...`); --history-max records are
+kept. --atomic (with --wait) applies the last good release again when this one fails,
+and says so; the exit status stays the failure's. --rollback [N] applies revision N (by
+default the release before the newest good one) again, as a new revision. --history
+lists them; --delete-all deletes them once the set is gone.
 
 What --prune and --delete-all never do:
   - delete an object without the set's label, or the parent as a member: an input
@@ -97,7 +113,7 @@ Exit codes:
 /// Server-side apply of a manifest stream: ordered, parallel, retrying.
 #[derive(Parser, Debug)]
 #[command(name = "kapply", version, about, long_about = LONG_ABOUT)]
-#[command(group(ArgGroup::new("set_action").args(["prune", "delete_all"])))]
+#[command(group(ArgGroup::new("set_action").args(["prune", "delete_all", "history"])))]
 pub struct Args {
     /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted), http(s) URL or -
     /// for stdin; repeatable. Default: stdin.
@@ -209,12 +225,13 @@ pub struct Args {
     /// wait until they are gone (within --timeout). Reads no input, so takes none of
     /// the input's flags. SIGINT/SIGTERM stops it: no new deletion starts, and the
     /// parent stays while a member is left. With --dry-run: what would be deleted.
+    /// Once the parent is gone, the set's release records (--release) go too.
     #[arg(
         long,
         requires = "applyset",
         conflicts_with_all = [
             "files", "kustomize", "recursive", "selector", "prune", "diff", "output", "wait",
-            "field_manager", "force_conflicts", "create_namespace",
+            "field_manager", "force_conflicts", "create_namespace", "release", "rollback",
         ],
     )]
     pub delete_all: bool,
@@ -224,6 +241,53 @@ pub struct Args {
     /// They are not members of the set and never pruned. In a dry run: said, not done.
     #[arg(long)]
     pub create_namespace: bool,
+
+    /// Record this apply as a release of --applyset (as helm records an upgrade): a
+    /// Secret `kpipe-release.NAME.vN` next to the parent holding the applied stream
+    /// (gzipped; Secret values stay inside a Secret), with its time, images, config
+    /// versions, issuer and result. A prune then keeps the config versions (immutable
+    /// ConfigMaps and Secrets) of the last --keep-releases good releases, so that a
+    /// rollback finds what its pods read. Not in a dry run.
+    #[arg(long, requires = "applyset")]
+    pub release: bool,
+
+    /// With --release and --wait: when the release fails (an object not applied, a
+    /// rollout or migration Job failed or not ready in time), apply the last good
+    /// release again and wait for it, as `helm upgrade --atomic`; the exit status is
+    /// still the failure's. Not after SIGINT/SIGTERM: a signal stops work.
+    #[arg(long, requires_all = ["release", "wait"])]
+    pub atomic: bool,
+
+    /// Apply a recorded release of --applyset again instead of reading input: the one
+    /// before the newest good release, or revision N. Recorded as a new release.
+    #[arg(
+        long,
+        value_name = "N",
+        num_args = 0..=1,
+        requires = "applyset",
+        conflicts_with_all = ["files", "kustomize", "recursive", "selector"],
+    )]
+    pub rollback: Option<Option<u32>>,
+
+    /// List the recorded releases of --applyset: revision, time, status, images,
+    /// config versions, issuer, description. Reads no input.
+    #[arg(
+        long,
+        conflicts_with_all = [
+            "files", "kustomize", "recursive", "selector", "prune", "diff", "output", "wait",
+            "field_manager", "force_conflicts", "create_namespace", "release", "rollback",
+            "dry_run",
+        ],
+    )]
+    pub history: bool,
+
+    /// Good releases whose config versions a prune keeps (the newest included).
+    #[arg(long, value_name = "N", default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+    pub keep_releases: u32,
+
+    /// Release records kept; older ones are deleted after a good release.
+    #[arg(long, value_name = "N", default_value_t = 10, value_parser = clap::value_parser!(u32).range(1..))]
+    pub history_max: u32,
 
     /// Change an ApplySet another tool made (its applyset.kubernetes.io/tooling says
     /// so), making it kapply's.
@@ -235,6 +299,11 @@ pub struct Args {
 }
 
 impl Args {
+    /// Whether this run records a release (`--rollback` is one too).
+    pub fn is_release(&self) -> bool {
+        self.release || self.rollback.is_some()
+    }
+
     /// Combinations clap cannot see (they depend on a flag's value): refused before
     /// any request, as bad usage.
     pub fn check(&self) -> kpipe_core::Result<()> {
@@ -247,6 +316,12 @@ impl Args {
         if let (true, Some(dry_run)) = (self.diff, dry_run) {
             return refuse(format!(
                 "--diff cannot be used with {dry_run}: --diff is a server dry run of its own"
+            ));
+        }
+        if self.keep_releases > self.history_max {
+            return refuse(format!(
+                "--keep-releases {} needs as many release records: --history-max is {}",
+                self.keep_releases, self.history_max
             ));
         }
         if self.wait

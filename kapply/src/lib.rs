@@ -23,6 +23,7 @@ mod order;
 mod plan;
 mod ready;
 mod references;
+mod release;
 mod report;
 mod retry;
 mod stages;
@@ -51,8 +52,24 @@ pub async fn run(args: Args) -> Result<()> {
     if args.delete_all {
         return delete_all(args).await;
     }
-    // From the start: reading -f URLs counts too.
-    let deadline = (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout);
+    if args.history {
+        return release::history(&args).await;
+    }
+    if args.is_release() {
+        return release::run(&args).await;
+    }
+    let deadline = deadline(&args);
+    let docs = read_input(&args, deadline).await?;
+    apply(&args, docs, &Context::new(deadline)).await
+}
+
+/// When `--timeout` runs out, counted from now.
+fn deadline(args: &Args) -> Option<Instant> {
+    (!args.timeout.is_zero()).then(|| Instant::now() + args.timeout)
+}
+
+/// -f, -R, -k and -l: the objects to apply, checked as the server would check them.
+async fn read_input(args: &Args, deadline: Option<Instant>) -> Result<Vec<Document>> {
     let mut docs = match &args.kustomize {
         Some(dir) => input::kustomize(dir)?,
         None => input::read_all(&args.files, args.recursive, deadline).await?,
@@ -68,6 +85,42 @@ pub async fn run(args: Args) -> Result<()> {
             )));
         }
     }
+    Ok(docs)
+}
+
+/// What one apply of a stream is told besides the flags.
+pub(crate) struct Context {
+    /// Counted from the start: reading -f URLs counts too.
+    deadline: Option<Instant>,
+    /// Result lines (or -o objects) on stdout. An --atomic rollback sends its lines to
+    /// stderr and its objects nowhere: stdout already holds the failed release's.
+    stdout: bool,
+    /// Set members a prune keeps, with why: earlier releases' config versions.
+    retained: Vec<(ObjectId, String)>,
+    /// Set once the first write was sent: until then a failure changed nothing.
+    wrote: std::sync::atomic::AtomicBool,
+}
+
+impl Context {
+    fn new(deadline: Option<Instant>) -> Self {
+        Context {
+            deadline,
+            stdout: true,
+            retained: Vec::new(),
+            wrote: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Whether anything was written to the cluster.
+    pub(crate) fn wrote(&self) -> bool {
+        self.wrote.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// Applies `docs` as the flags say: check, plan, apply in order, wait, prune, report.
+pub(crate) async fn apply(args: &Args, docs: Vec<Document>, ctx: &Context) -> Result<()> {
+    let deadline = ctx.deadline;
+    let lines_on_stdout = args.output.is_none() && ctx.stdout;
     input::check(&docs)?;
     // A client dry run reads the cluster only to list what --prune would delete.
     let client_dry_run = (args.dry_run == DryRun::Client)
@@ -157,13 +210,13 @@ pub async fn run(args: Args) -> Result<()> {
             caller: &caller,
             dry_run: DryRun::Client,
             diff: false,
-            lines: args.output.is_none(),
+            lines: lines_on_stdout,
             concurrency: args.concurrency.into(),
             crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
             interrupt: &interrupt,
         };
         // Nothing is sent, so nothing can fail; a signal only cuts the list short.
-        applyset::prune(set, &removal, &members, &[])
+        applyset::prune(set, &removal, &members, &[], &ctx.retained)
             .await
             .map_err(reading)?;
         return match interrupt.received() {
@@ -216,6 +269,8 @@ pub async fn run(args: Args) -> Result<()> {
         .await?;
         *run.prefetched.lock().expect("not poisoned") = live;
     }
+    ctx.wrote
+        .store(!dry_run, std::sync::atomic::Ordering::SeqCst);
     // The first writes: the namespaces the parent and the objects go into.
     if args.create_namespace {
         let wanted = items
@@ -241,7 +296,7 @@ pub async fn run(args: Args) -> Result<()> {
         sorted.into_iter().map(|i| i.id.clone()).collect()
     };
     let applied = run
-        .apply_in_stages(items, &crds, args.output.is_none(), args.wait)
+        .apply_in_stages(items, &crds, lines_on_stdout, args.wait)
         .await?;
     let live = applied.live();
     let outcomes = applied.outcomes;
@@ -297,7 +352,7 @@ pub async fn run(args: Args) -> Result<()> {
                         DryRun::None
                     },
                     diff: args.diff,
-                    lines: args.output.is_none(),
+                    lines: lines_on_stdout,
                     concurrency: run.concurrency,
                     crd_groups: crds.iter().map(|c| c.group.clone()).collect(),
                     interrupt: &run.interrupt,
@@ -309,7 +364,8 @@ pub async fn run(args: Args) -> Result<()> {
                         _ => None,
                     })
                     .collect();
-                let left = applyset::prune(set, &removal, &members, &applied).await?;
+                let left =
+                    applyset::prune(set, &removal, &members, &applied, &ctx.retained).await?;
                 total += left.failed.len();
                 failures.extend(report_failed(&run.caller, &left.failed, &run.scrubber));
                 prune_interrupted = run.interrupt.received().map(|signal| {
@@ -342,7 +398,7 @@ pub async fn run(args: Args) -> Result<()> {
     // With --wait, objects are printed once all are ready (nothing half-written). A run
     // that fails writes its YAML stream without the end line: the next kpipe tool
     // refuses it as the output of a failed stage.
-    if let Some(format) = args.output.filter(|_| not_ready.is_none()) {
+    if let Some(format) = args.output.filter(|_| ctx.stdout && not_ready.is_none()) {
         let mask = std::io::stdout().is_terminal() && !args.show_secrets;
         let objects: Vec<Value> = outcomes
             .into_iter()
@@ -485,6 +541,9 @@ async fn delete_all(args: Args) -> Result<()> {
         ));
     }
     if left.failed.is_empty() {
+        if left.is_whole() {
+            release::forget(&caller, &set, &connection.namespace, args.dry_run).await;
+        }
         return Ok(());
     }
     let summary = format!(
