@@ -16,6 +16,7 @@ mod kapply_wait;
 mod leaks;
 mod lifecycle;
 mod manifest_gen;
+mod noop;
 mod pipeline;
 mod releases;
 mod secretgen;

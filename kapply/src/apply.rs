@@ -2,12 +2,12 @@
 //! live objects fetched up front and CRDs of the input waited for.
 
 use crate::api::{Caller, Target};
-use crate::diff;
 use crate::discover::{self, InputCrd, Resolved};
 use crate::order::Rank;
 use crate::plan::Item;
 use crate::report::{self, Change};
 use crate::retry::Failure;
+use crate::{diff, unchanged};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 use kpipe_core::Result;
@@ -428,6 +428,18 @@ impl Run {
             Ok(before) => before,
             Err(failure) => return Outcome::Failed(failure),
         };
+        // A dry run is the server's check: it is always asked.
+        let manager = self.params.field_manager.as_deref().unwrap_or_default();
+        if !self.dry_run
+            && let Some(live) = &before
+            && unchanged::proven(&item.body, live, manager)
+        {
+            return Outcome::Done {
+                change: Change::Unchanged,
+                object: live.clone(),
+                diff: String::new(),
+            };
+        }
         if let Some(replicas) = self.replicas_to_hand_over(item, before.as_ref()) {
             let name = report::kubectl_name(&item.id);
             if self.dry_run {
@@ -527,7 +539,7 @@ impl Run {
             .iter()
             // Written as `data` (base64), never read back as sent.
             .filter(|(key, _)| key.as_str() != "stringData")
-            .all(|(key, value)| live.get(key).is_some_and(|l| holds(value, l)));
+            .all(|(key, value)| live.get(key).is_some_and(|l| unchanged::holds(value, l)));
         (ours && holds_all).then_some(live)
     }
 
@@ -601,19 +613,6 @@ fn shared_label<'a>(objects: impl Iterator<Item = &'a Value>) -> Option<String> 
     }
     let (key, value) = shared?.into_iter().next()?;
     Some(format!("{key}={value}"))
-}
-
-/// Whether `live` has everything `sent` has (the server adds defaults, never removes).
-fn holds(sent: &Value, live: &Value) -> bool {
-    match (sent, live) {
-        (Value::Object(sent), Value::Object(live)) => sent
-            .iter()
-            .all(|(key, value)| live.get(key).is_some_and(|l| holds(value, l))),
-        (Value::Array(sent), Value::Array(live)) => {
-            sent.len() == live.len() && sent.iter().zip(live).all(|(s, l)| holds(s, l))
-        }
-        _ => sent == live,
-    }
 }
 
 /// Created, configured or unchanged, from the live object before and the answer after,

@@ -119,6 +119,8 @@ pub struct ApplySet {
     kinds: BTreeSet<GroupKind>,
     namespaces: BTreeSet<String>,
     exists: bool,
+    /// The parent as last read or written: a write that would not change it is not sent.
+    live: std::sync::Mutex<Option<Value>>,
 }
 
 /// `--applyset` as kubectl reads it: `NAME` (a Secret), or `RESOURCE[.GROUP]/NAME`
@@ -167,6 +169,7 @@ impl ApplySet {
             kinds: BTreeSet::new(),
             namespaces: BTreeSet::new(),
             exists: false,
+            live: std::sync::Mutex::new(None),
         };
         let what = set.describe();
         let live = caller
@@ -176,6 +179,7 @@ impl ApplySet {
         if let Some(live) = live {
             set.exists = true;
             set.read(&live, force)?;
+            *set.live.lock().expect("not poisoned") = Some(live);
         } else if custom {
             return Err(Error::runtime(format!(
                 "{what} does not exist: a custom resource parent is not created automatically \
@@ -343,15 +347,24 @@ impl ApplySet {
             "kind": self.parent.resource.kind,
             "metadata": metadata,
         });
-        let mut params = PatchParams::apply(&format!("{TOOL}-applyset")).force();
+        let manager = format!("{TOOL}-applyset");
+        let mut params = PatchParams::apply(&manager).force();
         if dry_run {
             params = params.dry_run();
+        } else if let Some(live) = self.live.lock().expect("not poisoned").as_ref()
+            && crate::unchanged::proven(&body, live, &manager)
+        {
+            return Ok(());
         }
         let what = self.describe();
         caller
             .apply(&self.parent, &body, &params, &what)
             .await
-            .map(|_| ())
+            .map(|written| {
+                if !dry_run {
+                    *self.live.lock().expect("not poisoned") = Some(written);
+                }
+            })
             .map_err(|f| {
                 let doing = if dry_run {
                     "checking the parent (dry run)"

@@ -27,6 +27,7 @@ mod release;
 mod report;
 mod retry;
 mod stages;
+mod unchanged;
 mod wait;
 
 pub use cli::{Args, DryRun, Output};
