@@ -8,7 +8,7 @@ CARGO     ?= cargo
 PREFIX    ?= /usr/local
 VENV      ?= .venv
 TOOLS     := envsplit secretgen manifest-gen kapply certwait
-#> APP=polls	app name: polls-config, polls-secret, polls-app ...
+#> APP=polls	app name: polls-app, polls-config-<hash>, polls-secret-<hash> ...
 APP ?= polls
 #> NAMESPACE=	namespace (default: the kubeconfig context's)
 NAMESPACE ?=
@@ -95,20 +95,28 @@ endef
 
 # Generated secrets are made once per app: the live Secret is their source of truth (as
 # helm's `lookup`), read into a 0600 file ($$kept, never a terminal) that secretgen keeps
-# them from; ROTATE (`make rotate`) makes one anew. $(1) is what to do when the cluster
-# cannot be read: deploy stops rather than replace a key that may well be live.
+# them from; ROTATE (`make rotate`) makes one anew. The config is versioned by content
+# (APP-secret-<hash>), so the live Secret is the one the live Deployment reads (its
+# envFrom secretRef): a failed release's newer version is never it; no Deployment yet
+# (the first deploy) keeps nothing. $(1) is what to do when the cluster cannot be read:
+# deploy stops rather than replace a key that may well be live.
 define FETCH_KEPT
-if [[ -n "$(GENERATE)" ]] && ! kubectl $(NS_FLAG) get secret $(APP)-secret -o yaml --ignore-not-found > "$$kept"; then
+live_secrets=
+if [[ -n "$(GENERATE)" ]] && ! live_secrets=$$(kubectl $(NS_FLAG) get deployment $(APP)-app --ignore-not-found -o jsonpath='{.spec.template.spec.containers[?(@.name=="$(APP)")].envFrom[*].secretRef.name}'); then
+  $(1)
+elif [[ -n $$live_secrets ]] && ! kubectl $(NS_FLAG) get secret $$live_secrets -o yaml --ignore-not-found > "$$kept"; then
   $(1)
 fi
 endef
 
-# envsplit | secretgen | manifest-gen: the whole manifest set on stdout.
+# envsplit | secretgen | manifest-gen: the whole manifest set on stdout, the ConfigMap and
+# Secret as immutable versions named by content (APP-config-<hash>): a release never
+# writes what the running pods read, so a failed one leaves them as they were.
 define RENDER
 envsplit --app $(APP) $(NS_FLAG) $(SPLIT) $(ENV) \
   | secretgen $(foreach k,$(GENERATE),--generate $(k)) --keep-from "$$kept" $(foreach k,$(ROTATE),--rotate $(k)) \
       $(if $(DOCKER_CONFIG_FILE),--docker-config "$(DOCKER_CONFIG_FILE)" --name $(PULL_SECRET) $(NS_FLAG)) \
-  | manifest-gen $(GEN_FLAGS)
+  | manifest-gen $(GEN_FLAGS) --versioned-config
 endef
 
 # What SETTINGS keeps: every variable that changes the render (not the secrets' values).
@@ -205,7 +213,7 @@ render: tools ## write the whole manifest set to OUT (0600: it holds Secrets); r
 	tmp=$$(mktemp "$(OUT).XXXXXX")
 	kept=$$(mktemp)
 	trap 'rm -f "$$tmp" "$$kept"' EXIT
-	$(call FETCH_KEPT,echo "kpipe: warning: cannot read the live Secret $(APP)-secret: $(OUT) gets new $(GENERATE) (deploying it would replace the live one)" >&2; : > "$$kept")
+	$(call FETCH_KEPT,echo "kpipe: warning: cannot read the live Secret of $(APP)-app: $(OUT) gets new $(GENERATE) (deploying it would replace the live one)" >&2; : > "$$kept")
 	$(RENDER) > "$$tmp"
 	mv "$$tmp" "$(OUT)"
 	echo "kpipe: wrote $(OUT)" >&2
@@ -225,7 +233,7 @@ deploy: tools ## render, apply (server-side; NAMESPACE made if missing), prune w
 	live=$$(mktemp)
 	kept=$$(mktemp)
 	trap 'rm -f "$$tmp" "$$live" "$$kept"' EXIT
-	$(call FETCH_KEPT,echo "make deploy: cannot read the live Secret $(APP)-secret (above): stopped before making new $(GENERATE)" >&2; exit 1)
+	$(call FETCH_KEPT,echo "make deploy: cannot read the live Secret of $(APP)-app (above): stopped before making new $(GENERATE)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
 	kapply $(NS_FLAG) --create-namespace $(FORCE_FLAG) --applyset $(APPLYSET) --prune $(RELEASE_FLAGS) --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
 	$(SAVE_SETTINGS)
@@ -239,7 +247,7 @@ diff: tools ## show what deploy would change and prune in the cluster (applies n
 	tmp=$$(mktemp)
 	kept=$$(mktemp)
 	trap 'rm -f "$$tmp" "$$kept"' EXIT
-	$(call FETCH_KEPT,echo "make diff: cannot read the live Secret $(APP)-secret (above)" >&2; exit 1)
+	$(call FETCH_KEPT,echo "make diff: cannot read the live Secret of $(APP)-app (above)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
 	rc=0
 	kapply $(NS_FLAG) --create-namespace --applyset $(APPLYSET) --prune --release --diff -f "$$tmp" || rc=$$?

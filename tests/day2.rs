@@ -1,6 +1,7 @@
 //! Day 2 through the make targets, against kubesim: settings kept per app and namespace,
 //! a generated secret made once, a re-deploy that changes nothing, a promote that
-//! changes only the issuer, a rotation that rolls the pods, `make status` and `make diff`.
+//! changes only the issuer, a rotation that rolls the pods, config versions a failed
+//! release never touches, `make status` and `make diff`.
 
 use crate::common::*;
 use serde_json::Value;
@@ -99,11 +100,36 @@ fn names(sim: &Sim, kinds: &str) -> String {
     sim.kubectl_ok(&["get", kinds, "-n", "default", "-o", "name"])
 }
 
+/// The names of the Secret and the ConfigMap the live Deployment's pods read: the config
+/// is versioned by content (`polls-secret-<hash>`).
+fn env_from(sim: &Sim) -> (String, String) {
+    let names = sim.kubectl_ok(&[
+        "get",
+        "deployment",
+        "polls-app",
+        "-n",
+        "default",
+        "-o",
+        "jsonpath={.spec.template.spec.containers[0].envFrom[*].secretRef.name} \
+         {.spec.template.spec.containers[0].envFrom[*].configMapRef.name}",
+    ]);
+    let (secret, config) = names.split_once(' ').expect("a Secret and a ConfigMap");
+    for (name, base) in [(secret, "polls-secret-"), (config, "polls-config-")] {
+        let hash = name.strip_prefix(base).unwrap_or_default();
+        assert!(
+            hash.len() == 10 && hash.bytes().all(|b| b.is_ascii_hexdigit()),
+            "not a version of {base}<hash>: {name:?}"
+        );
+    }
+    (secret.to_owned(), config.to_owned())
+}
+
+/// The generated key in the Secret the live pods read.
 fn secret_key(sim: &Sim) -> String {
     sim.kubectl_ok(&[
         "get",
         "secret",
-        "polls-secret",
+        &env_from(sim).0,
         "-n",
         "default",
         "-o",
@@ -214,17 +240,193 @@ fn deploy_keeps_settings_and_the_generated_key_promote_changes_only_the_issuer()
     make(Some(&sim), &settings, "deploy", &["ENV=examples/polls/env"]).success();
     assert_eq!(live(&sim), promoted);
 
-    // Rotation on request: a new key, a new config hash, the pods roll.
+    // Rotation on request: a new key in a new version of the Secret, the pods roll.
+    let (old_secret, config) = env_from(&sim);
     make(Some(&sim), &settings, "rotate", &["KEY=DJANGO_SECRET_KEY"])
         .success()
-        .stderr_has("secret/polls-secret configured")
+        .stderr_has("secret/polls-secret-")
         .stderr_has("deployment.apps/polls-app configured");
+    let (new_secret, same_config) = env_from(&sim);
+    assert_ne!(new_secret, old_secret);
+    assert_eq!(same_config, config, "only the Secret changed");
     assert_ne!(secret_key(&sim), key, "rotate kept the old key");
     let rotated = names(&sim, "replicasets");
     assert!(
         rotated.lines().any(|rs| !workloads.contains(rs)),
         "no new ReplicaSet after rotate:\n{rotated}"
     );
+}
+
+/// One live ConfigMap or Secret as the API server holds it.
+fn object(sim: &Sim, kind: &str, name: &str) -> Value {
+    serde_json::from_str(&sim.kubectl_ok(&["get", kind, name, "-n", "default", "-o", "json"]))
+        .unwrap()
+}
+
+/// The requests that wrote the object `plural/name` (not dry runs).
+fn writes_to(sim: &Sim, plural: &str, name: &str) -> Vec<String> {
+    let path = format!("/{plural}/{name}");
+    sim.log()
+        .lines()
+        .filter(|l| l.starts_with("PATCH ") || l.starts_with("PUT "))
+        .filter(|l| l.contains(&path) && !l.contains("dryRun"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn config_versions_are_immutable_and_a_failed_release_leaves_what_the_pods_read() {
+    // The v2 image's pods crash: its migration Job fails, the release with it.
+    let sim = Sim::start(&[
+        "--cert-manager",
+        "--cert-delay",
+        "200ms",
+        "--deploy-delay",
+        "100ms",
+        "--pods-fail",
+        ":v2$=CrashLoopBackOff:1",
+    ]);
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("polls.default.mk");
+    make(Some(&sim), &settings, "deploy", FIRST).success();
+    let (secret, config) = env_from(&sim);
+    let key = secret_key(&sim);
+    let live_config = object(&sim, "configmap", &config);
+    let live_secret = object(&sim, "secret", &secret);
+    assert_eq!(live_config["immutable"], true);
+    assert_eq!(live_secret["immutable"], true);
+    let config_writes = writes_to(&sim, "configmaps", &config);
+    let secret_writes = writes_to(&sim, "secrets", &secret);
+    assert!(
+        !config_writes.is_empty() && !secret_writes.is_empty(),
+        "{}",
+        sim.log()
+    );
+
+    // A bad DATABASE_HOST and another log level, with an image whose migration fails.
+    let env = dir.path().join("env");
+    let template = std::fs::read_to_string(repo().join("examples/polls/env")).unwrap();
+    std::fs::write(
+        &env,
+        template
+            .replace("DATABASE_HOST=your_db_host", "DATABASE_HOST=bad-db-host")
+            .replace("DJANGO_LOGLEVEL=info", "DJANGO_LOGLEVEL=debug"),
+    )
+    .unwrap();
+    let changed_env = format!("ENV={}", env.display());
+    let failed = make(
+        Some(&sim),
+        &settings,
+        "deploy",
+        &[
+            &changed_env,
+            "IMAGE=docker.io/sammy/polls:v2",
+            "TIMEOUT=20s",
+        ],
+    );
+    assert_ne!(failed.status.code(), Some(0), "{}", failed.stderr());
+    failed
+        .no_secret("bad-db-host")
+        .stderr_has("deployment.apps/polls-app: not applied")
+        .stderr_has("nothing pruned");
+    // New versions were made beside the live ones, which nothing wrote to.
+    let configs = names(&sim, "configmaps");
+    assert_eq!(
+        configs.matches("configmap/polls-config-").count(),
+        2,
+        "{configs}"
+    );
+    assert_eq!(env_from(&sim), (secret.clone(), config.clone()));
+    assert_eq!(object(&sim, "configmap", &config), live_config);
+    assert_eq!(object(&sim, "secret", &secret), live_secret);
+    assert_eq!(writes_to(&sim, "configmaps", &config), config_writes);
+    assert_eq!(writes_to(&sim, "secrets", &secret), secret_writes);
+    assert!(
+        std::fs::read_to_string(&settings)
+            .unwrap()
+            .contains("IMAGE := docker.io/sammy/polls:v1\n")
+    );
+
+    // The same config with an image that works: the pods read the new versions, and the
+    // generated key is the one the running pods had.
+    make(
+        Some(&sim),
+        &settings,
+        "deploy",
+        &[&changed_env, "IMAGE=docker.io/sammy/polls:v1"],
+    )
+    .success()
+    .no_secret("bad-db-host");
+    let (new_secret, new_config) = env_from(&sim);
+    assert_ne!(new_secret, secret);
+    assert_ne!(new_config, config);
+    assert_eq!(secret_key(&sim), key, "the generated key was not kept");
+    let fresh = object(&sim, "configmap", &new_config);
+    assert_eq!(fresh["data"]["DJANGO_LOGLEVEL"], "debug");
+    assert_eq!(fresh["immutable"], true);
+    // The old version is never written: still as it was, or pruned.
+    assert_eq!(writes_to(&sim, "configmaps", &config), config_writes);
+    let left = sim.kubectl_ok(&[
+        "get",
+        "configmap",
+        &config,
+        "-n",
+        "default",
+        "--ignore-not-found",
+        "-o",
+        "json",
+    ]);
+    if !left.trim().is_empty() {
+        let left: Value = serde_json::from_str(&left).unwrap();
+        assert_eq!(left["data"], live_config["data"]);
+    }
+}
+
+/// The generated key is kept from the Secret the live Deployment reads: when the cluster
+/// cannot be read, deploy stops before making a new one, render warns and makes one.
+#[test]
+fn a_cluster_that_cannot_be_read_stops_deploy_before_a_new_key_and_render_warns() {
+    let dir = tempfile::tempdir().unwrap();
+    let settings = dir.path().join("polls.default.mk");
+    let kubeconfig = dir.path().join("kubeconfig");
+    std::fs::write(
+        &kubeconfig,
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{}\"}}\n\
+             users:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\n\
+             current-context: c\n",
+            closed_port()
+        ),
+    )
+    .unwrap();
+    let make = |target: &str, vars: &[&str]| {
+        let mut c = Command::new("make");
+        c.current_dir(repo())
+            .args(["--no-print-directory", target])
+            .arg(format!("BIN={}", fresh_bin_dir().display()))
+            .arg(format!("SETTINGS={}", settings.display()))
+            .args(["NAMESPACE=default", "TIMEOUT=10s"])
+            .args(FIRST)
+            .args(vars)
+            .env_remove("MAKEFLAGS")
+            .env_remove("MFLAGS")
+            .env_remove("MAKELEVEL")
+            .env("KUBECONFIG", &kubeconfig)
+            .env("HOME", dir.path());
+        c.run()
+    };
+    make("deploy", &[])
+        .code(2)
+        .stderr_has("make deploy: cannot read the live Secret of polls-app (above): stopped before making new DJANGO_SECRET_KEY")
+        .stderr_lacks("kapply");
+    assert!(!settings.exists());
+
+    let out = dir.path().join("deploy.yaml");
+    make("render", &[&format!("OUT={}", out.display())])
+        .success()
+        .stderr_has("kpipe: warning: cannot read the live Secret of polls-app: ");
+    let rendered = std::fs::read_to_string(&out).unwrap();
+    assert!(rendered.contains("DJANGO_SECRET_KEY: "), "{rendered}");
 }
 
 #[test]

@@ -213,17 +213,17 @@ fn deploying_over_objects_made_by_hand_stops_before_any_write_until_force() {
     let out = make(&sim, "deploy", &base);
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
+    // The config is versioned by content (polls-config-<hash>): the ConfigMap made by
+    // hand is another object, neither in conflict nor taken over. The Service is.
     for needed in [
-        "ConfigMap/polls-config in namespace default: apply conflict",
-        ".data.DJANGO_LOGLEVEL",
-        "managed by \"kubectl-create\"",
-        "would change .data.DJANGO_LOGLEVEL: \"debug\" -> \"info\"",
         "Service/polls in namespace default: apply conflict",
+        "managed by \"kubectl-create\"",
         "nothing applied",
         "FORCE=1",
     ] {
         assert!(err.contains(needed), "{needed:?} missing:\n{err}");
     }
+    assert!(!err.contains("ConfigMap/polls-config"), "{err}");
     // Nothing written: not the Secret, not the Job, not the ApplySet parent.
     let names = sim.kubectl_ok(&[
         "get",
@@ -248,9 +248,18 @@ fn deploying_over_objects_made_by_hand_stops_before_any_write_until_force() {
     assert_eq!(config["data"]["DJANGO_LOGLEVEL"], "debug");
 
     make_ok(&sim, "deploy", &[&base[..], &["FORCE=1"]].concat());
-    let config = json(&sim, &["get", "configmap", "polls-config", "-n", "default"]);
-    assert_eq!(config["data"]["DJANGO_LOGLEVEL"], "info");
     let deployment = json(&sim, &["get", "deployment", "polls-app", "-n", "default"]);
+    let read = deployment["spec"]["template"]["spec"]["containers"][0]["envFrom"][1]
+        ["configMapRef"]["name"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(read.starts_with("polls-config-"), "{read}");
+    let config = json(&sim, &["get", "configmap", &read, "-n", "default"]);
+    assert_eq!(config["data"]["DJANGO_LOGLEVEL"], "info");
+    // The one made by hand is left as it was: not the app's, never pruned.
+    let by_hand = json(&sim, &["get", "configmap", "polls-config", "-n", "default"]);
+    assert_eq!(by_hand["data"]["DJANGO_LOGLEVEL"], "debug");
     assert_eq!(
         deployment["spec"]["template"]["spec"]["containers"][0]["image"],
         "docker.io/sammy/polls:latest"

@@ -1098,6 +1098,205 @@ fn two_config_maps_or_secrets_need_a_flag_to_pick_one() {
     );
 }
 
+// ---------------------------------------------------------------- --versioned-config
+
+/// `BASE-<10 lowercase hex>`.
+fn is_version_of(name: &Value, base: &str) -> bool {
+    name.as_str()
+        .and_then(|n| n.strip_prefix(base))
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hash| {
+            hash.len() == 10
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
+}
+
+const VERSIONED: &[&str] = &["--versioned-config", "--migrate", "--host", HOST];
+
+/// The versioned names of the ConfigMap and the Secret in a generated stream.
+fn version_names(objs: &[Value]) -> (String, String) {
+    let name = |kind| {
+        find(objs, kind)["metadata"]["name"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    (name("ConfigMap"), name("Secret"))
+}
+
+fn versioned_run(stdin: &str) -> String {
+    let mut args = vec!["--image", IMAGE];
+    args.extend_from_slice(VERSIONED);
+    let out = gen_stream(&args, stdin);
+    out.success().stderr_empty().no_secret(SECRET_VALUE);
+    out.stdout()
+}
+
+#[test]
+fn versioned_config_is_immutable_named_by_content_and_read_by_the_deployment_and_job() {
+    let objs = objects_from(VERSIONED, &config_stream());
+    assert_eq!(
+        kinds(&objs),
+        [
+            "ConfigMap",
+            "Secret",
+            "Job",
+            "Deployment",
+            "Service",
+            "Ingress"
+        ]
+    );
+    let input = parse_stream(&format!("---\n{}", config_stream()));
+    let (config, secret) = version_names(&objs);
+    assert!(is_version_of(&json!(config), "polls-config"), "{config}");
+    assert!(is_version_of(&json!(secret), "polls-secret"), "{secret}");
+    for (i, object) in objs[..2].iter().enumerate() {
+        assert_eq!(object["immutable"], true, "{object:#}");
+        // The rest as the stream gave it: labels, type, data.
+        let mut unversioned = object.clone();
+        unversioned.as_object_mut().unwrap().remove("immutable");
+        unversioned["metadata"]["name"] = input[i]["metadata"]["name"].clone();
+        assert_eq!(unversioned, input[i]);
+    }
+    let env_from = json!([{"secretRef": {"name": secret}}, {"configMapRef": {"name": config}}]);
+    assert_eq!(container(&objs)["envFrom"], env_from);
+    let job = find(&objs, "Job");
+    assert_eq!(
+        job["spec"]["template"]["spec"]["containers"][0]["envFrom"],
+        env_from
+    );
+    assert!(config_hash(&objs).is_some(), "the config hash is kept");
+
+    // Deterministic: the same input gives the same bytes.
+    assert_eq!(
+        versioned_run(&config_stream()),
+        versioned_run(&config_stream())
+    );
+
+    // Without the flag nothing is renamed or made immutable.
+    let plain = objects_from(&["--migrate", "--host", HOST], &config_stream());
+    assert_eq!(plain[..2], input[..]);
+    assert_eq!(
+        version_names(&plain),
+        ("polls-config".to_owned(), "polls-secret".to_owned())
+    );
+    // The rest of the render is the same but for the names the pods read.
+    let renamed = versioned_run(&config_stream())
+        .replace(&config, "polls-config")
+        .replace(&secret, "polls-secret")
+        .replace("immutable: true\n", "");
+    let plain_text = gen_stream(
+        &["--image", IMAGE, "--migrate", "--host", HOST],
+        &config_stream(),
+    )
+    .success()
+    .stdout();
+    assert_eq!(renamed, plain_text);
+}
+
+#[test]
+fn a_changed_value_changes_only_the_version_of_its_object() {
+    let base = parse_stream(&versioned_run(&config_stream()));
+    let (config, secret) = version_names(&base);
+    let job = find(&base, "Job")["metadata"]["name"].clone();
+
+    let debug = parse_stream(&versioned_run(
+        &config_stream().replace("DEBUG: \"True\"", "DEBUG: \"False\""),
+    ));
+    let (debug_config, debug_secret) = version_names(&debug);
+    assert_ne!(debug_config, config);
+    assert!(is_version_of(&json!(debug_config), "polls-config"));
+    assert_eq!(debug_secret, secret);
+    assert_ne!(find(&debug, "Job")["metadata"]["name"], job);
+
+    let key = parse_stream(&versioned_run(
+        &config_stream().replace(SECRET_VALUE, "another-django-secret-key-value"),
+    ));
+    let (key_config, key_secret) = version_names(&key);
+    assert_eq!(key_config, config);
+    assert_ne!(key_secret, secret);
+    assert_eq!(
+        container(&key)["envFrom"][0]["secretRef"]["name"],
+        key_secret.as_str()
+    );
+
+    // A label is not content: the same version.
+    let labelled = parse_stream(&versioned_run(&config_stream().replacen(
+        "app: polls",
+        "app: polls\n    tier: web",
+        1,
+    )));
+    assert_eq!(version_names(&labelled), (config, secret));
+}
+
+#[test]
+fn a_versioned_stream_read_again_keeps_its_names() {
+    let first = parse_stream(&versioned_run(&config_stream()));
+    // manifest-gen's ConfigMap and Secret, read again as they came out.
+    let again_input: String = first[..2]
+        .iter()
+        .map(|o| format!("---\n{}", to_yaml(o)))
+        .collect();
+    let again = parse_stream(&versioned_run(&again_input));
+    assert_eq!(again[..2], first[..2]);
+    for kind in ["Job", "Deployment"] {
+        assert_eq!(find(&again, kind), find(&first, kind), "{kind}");
+    }
+
+    // Already immutable under its plain name: versioned all the same.
+    let immutable =
+        config_stream().replace("kind: ConfigMap\n", "kind: ConfigMap\nimmutable: true\n");
+    let objs = parse_stream(&versioned_run(&immutable));
+    assert_eq!(version_names(&objs), version_names(&first));
+
+    // A flag naming an object the stream lacks is referenced as given; the other is versioned.
+    let objs = objects_from(
+        &["--versioned-config", "--secret", "made-elsewhere"],
+        &config_stream(),
+    );
+    assert_eq!(
+        container(&objs)["envFrom"],
+        json!([{"secretRef": {"name": "made-elsewhere"}}, {"configMapRef": {"name": version_names(&first).0}}])
+    );
+    assert_eq!(find(&objs, "Secret")["metadata"]["name"], "polls-secret");
+    assert!(find(&objs, "Secret").get("immutable").is_none());
+}
+
+#[test]
+fn versioned_config_never_shows_a_secret_value() {
+    use base64::Engine as _;
+    let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s);
+    // A name too long for its version: the message names the object, never a value.
+    let long = "s".repeat(250);
+    let stream = config_stream().replace("name: polls-secret", &format!("name: {long}"));
+    let err = gen_stream(&["--image", IMAGE, "--versioned-config"], &stream)
+        .code(2)
+        .stdout_empty()
+        .no_secret(SECRET_VALUE)
+        .stderr();
+    assert!(
+        err.contains(&format!("Secret/{long}: its versioned name")),
+        "{err}"
+    );
+    // Bad base64 in data: the key is named, not the value.
+    let bad = config_stream().replace(
+        "stringData:\n",
+        &format!("data:\n  BROKEN: \"{}!\"\nstringData:\n", b64(SECRET_VALUE)),
+    );
+    gen_stream(&["--image", IMAGE, "--versioned-config"], &bad)
+        .code(2)
+        .stdout_empty()
+        .stderr_has("data.BROKEN is not valid base64")
+        .no_secret(SECRET_VALUE);
+    // The whole render: nothing on stderr, no value in a generated object or a name.
+    let text = versioned_run(&config_stream());
+    for obj in parse_stream(&text).iter().filter(|o| o["kind"] != "Secret") {
+        assert!(!obj.to_string().contains(SECRET_VALUE), "{}", obj["kind"]);
+    }
+}
+
 #[test]
 fn invalid_streams_are_refused() {
     for (input, expect) in [

@@ -71,7 +71,8 @@ fn render_writes_a_private_file_equal_to_the_pipe() {
         "envsplit --app polls --rules examples/polls/split.rules {env} \
          | secretgen --generate DJANGO_SECRET_KEY \
          | manifest-gen --app polls --image docker.io/sammy/polls:latest \
-           --host polls.example.com --issuer letsencrypt-staging --replicas 2 --migrate",
+           --host polls.example.com --issuer letsencrypt-staging --replicas 2 --migrate \
+           --versioned-config",
         env = env.display()
     );
     let by_hand = Command::new("bash")
@@ -168,9 +169,22 @@ fn make_demo_runs_the_whole_pipeline_and_leaves_nothing_running() {
         "make demo failed:\nstdout:\n{text}\nstderr:\n{err}"
     );
     let all = format!("{text}\n{err}");
+    // The config is versioned by content: polls-config-<hash>.
+    for (prefix, suffix) in [
+        ("configmap/polls-config-", " created"),
+        ("secret/polls-secret-", " created"),
+    ] {
+        assert!(
+            all.lines()
+                .any(|l| l.split(prefix).nth(1).is_some_and(|rest| {
+                    rest.len() == 10 + suffix.len()
+                        && rest.ends_with(suffix)
+                        && rest[..10].bytes().all(|b| b.is_ascii_hexdigit())
+                })),
+            "demo output lacks {prefix}<hash>{suffix}:\n{all}"
+        );
+    }
     for expected in [
-        "configmap/polls-config created",
-        "secret/polls-secret created",
         "deployment.apps/polls-app created",
         "ingress.networking.k8s.io/polls-ingress created",
         "deployment.apps/polls-app unchanged",
@@ -494,8 +508,15 @@ fn make_passes_format_hosts_and_the_pull_secret_to_the_pipe() {
     let docs = documents(&std::fs::read_to_string(&out_file).unwrap());
     let secret = docs
         .iter()
-        .find(|d| d["metadata"]["name"] == "polls-secret")
-        .unwrap();
+        .find(|d| {
+            d["kind"] == "Secret"
+                && d["metadata"]["name"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with("polls-secret-")
+        })
+        .expect("the versioned polls-secret-<hash>");
+    assert_eq!(secret["immutable"], true);
     let decoded = base64::Engine::decode(
         &base64::engine::general_purpose::STANDARD,
         secret["data"]["DJANGO_SECRET_KEY"].as_str().unwrap(),

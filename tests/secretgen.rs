@@ -184,6 +184,42 @@ fn keep_from_keeps_the_live_generated_value_and_rotate_replaces_it() {
         .stderr_has("--rotate A: the input sets this key");
 }
 
+/// `make deploy` hands secretgen the Secret the live Deployment reads: with versioned
+/// config that is `s-<10 hex>`, an immutable version of the stream's `s`.
+#[test]
+fn keep_from_keeps_the_value_of_the_live_version_of_the_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("live.yaml");
+    let live_secret = |name: &str, value: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\n  namespace: default\n\
+             immutable: true\ntype: Opaque\ndata:\n  C: {}\n",
+            STANDARD.encode(value)
+        )
+    };
+    let kept_c = |file: &str| {
+        let out = secretgen(&["--generate", "C", "--keep-from", file], &stream());
+        out.success();
+        decode(&docs(&out.stdout())[1]["data"]["C"])
+    };
+    std::fs::write(&live, live_secret("s-0a1b2c3d4e", "versioned-live-key")).unwrap();
+    assert_eq!(kept_c(live.to_str().unwrap()), "versioned-live-key");
+
+    // A Secret of the very name wins; a name that is not a version is another Secret.
+    std::fs::write(
+        &live,
+        format!(
+            "{}---\n{}",
+            live_secret("s-0a1b2c3d4e", "versioned-live-key"),
+            live_secret("s", "plain-live-key")
+        ),
+    )
+    .unwrap();
+    assert_eq!(kept_c(live.to_str().unwrap()), "plain-live-key");
+    std::fs::write(&live, live_secret("s-other", "someone-elses-key")).unwrap();
+    assert_ne!(kept_c(live.to_str().unwrap()), "someone-elses-key");
+}
+
 #[test]
 fn generate_respects_only_and_needs_a_secret() {
     let two = "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n\

@@ -24,6 +24,19 @@ kpipe stream cut off before its last line `# kpipe stream: end`, is what a stage
 that failed leaves: refused, never read as no stream (a Deployment without its config
 would follow). No stream on purpose: a terminal, `</dev/null` or an empty file.
 
+--versioned-config (what `make deploy` uses) writes that ConfigMap and Secret as
+immutable versions named by their content, as kustomize's generators name them:
+`polls-config-<hash>` with `immutable: true`, the hash the first 10 hex digits of a
+sha256 over the object's kind, name and stored data (a Secret hashes the same in
+stringData or base64 data). The Deployment and the Job reference the versions. A changed
+value makes a new version of that object alone; the live one is never written, so a
+release that fails leaves everything the running pods read as it was, and a rollback
+can return to it. Labels and annotations are kept, every other object passes through
+unchanged, and a stream already versioned (this output, read again) keeps its names.
+Only manifest-gen's own objects are re-pointed: another workload in the stream that
+names the ConfigMap or Secret still names the unversioned one. A --config-map/--secret
+that names no object of the stream is referenced as given.
+
 With --host and a DJANGO_ALLOWED_HOSTS in the stream's ConfigMap or Secret, every host
 must be one Django admits (exact name, `.example.com` for the domain and its subdomains,
 or `*`; the tutorial's settings split the value on `,`): Django answers 400 to every
@@ -65,6 +78,10 @@ Examples:
     | manifest-gen --image IMAGE --host your-domain.com --migrate --collectstatic \\
         --hpa 2:5:70 --pdb \\
     | kapply
+
+  # Config as immutable versions (polls-config-<hash>), as make deploy renders it:
+  envsplit --app polls env | secretgen \\
+    | manifest-gen --image IMAGE --host your-domain.com --migrate --versioned-config
 
 Exit status:
   0  the stream was written
@@ -133,6 +150,12 @@ pub struct Args {
     /// Do not put the `kpipe/config-hash` annotation on the pod template
     #[arg(long)]
     pub no_config_hash: bool,
+
+    /// Write the stream's ConfigMap and Secret the pods read as immutable versions named
+    /// by their content, NAME-<10 hex of sha256> with `immutable: true`, and reference
+    /// those from the Deployment and the Job (as kustomize's generators do)
+    #[arg(long)]
+    pub versioned_config: bool,
 
     /// Service type: ClusterIP (behind the Ingress), NodePort (the tutorial's step 7) or LoadBalancer
     #[arg(long, value_enum, default_value_t = ServiceType::ClusterIP, ignore_case = true)]

@@ -29,6 +29,7 @@ pub fn run(args: Args) -> Result<()> {
             default_config_map: format!("{}-config", args.app),
             default_secret: format!("{}-secret", args.app),
             namespace: args.namespace.as_deref(),
+            versioned: args.versioned_config,
         },
     )?;
     let env = if args.no_config_hash {
@@ -65,7 +66,20 @@ pub fn run(args: Args) -> Result<()> {
     let namespace = namespace
         .into_iter()
         .filter(|ns| !input.iter().any(|d| same_object(&d.value, ns)));
-    let text = yaml::to_stream(namespace.chain(input.iter().map(|d| &d.value)).chain(own));
+    // The stream's objects in order, the versioned ConfigMap and Secret in their places.
+    let versions: Vec<(usize, serde_json::Value)> = plan
+        .env
+        .versions
+        .iter()
+        .map(|v| (v.position, sources::versioned_object(&input[v.position], v)))
+        .collect();
+    let passed = input.iter().enumerate().map(|(i, d)| {
+        versions
+            .iter()
+            .find(|(position, _)| *position == i)
+            .map_or(&d.value, |(_, versioned)| versioned)
+    });
+    let text = yaml::to_stream(namespace.chain(passed).chain(own));
     for note in &generated.notes {
         redact::eprint(&format!("manifest-gen: {note}\n"));
     }

@@ -287,6 +287,10 @@ fn deployment(plan: &Plan) -> Deployment {
         security_context: container_security(plan),
         ..Default::default()
     };
+    // Kept under --versioned-config, where the versions' names alone already roll the
+    // pods: it changes exactly when they do (so it never rolls them more often), the Job's
+    // name is derived from it, and it still rolls the pods for a stream whose sources are
+    // referenced by flag as given.
     let annotations = plan
         .env
         .config_hash

@@ -18,7 +18,24 @@ pub struct EnvSources {
     pub config_hash: Option<String>,
     /// DJANGO_ALLOWED_HOSTS as the pods will see it, when the stream's sources set it.
     pub allowed_hosts: Option<Setting>,
+    /// With `--versioned-config`: the stream's objects the pods read, by position in the
+    /// stream, each to be written as its immutable version (`config_map`/`secret` hold
+    /// the versioned names already).
+    pub versions: Vec<Version>,
 }
+
+/// A ConfigMap or Secret of the stream, written as an immutable version of its content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    /// Position of the object in the input stream.
+    pub position: usize,
+    /// `<name>-<hash>`.
+    pub name: String,
+}
+
+/// Hex digits of the content hash in a versioned name (as kustomize's generators'
+/// suffix: long enough that two contents of one object never meet by chance).
+pub const VERSION_HASH_LEN: usize = 10;
 
 /// One env var of the pods' environment, and where it is set.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -38,6 +55,8 @@ pub struct Wanted<'a> {
     pub default_secret: String,
     /// The namespace the generated objects go to, when one was given.
     pub namespace: Option<&'a str>,
+    /// `--versioned-config`: the found objects become immutable versions named by content.
+    pub versioned: bool,
 }
 
 /// Picks the envFrom sources: a flag wins; otherwise the stream's only ConfigMap and only
@@ -60,27 +79,111 @@ pub fn resolve(docs: &[Document], wanted: &Wanted) -> Result<EnvSources> {
         .filter(in_namespace)
         .collect();
 
-    let (config_map, config_doc) =
-        pick(&config_maps, wanted.config_map, "ConfigMap", "--config-map")?;
-    let (secret, secret_doc) = pick(&secrets, wanted.secret, "Secret", "--secret")?;
+    let versioned = wanted.versioned;
+    let (config_map, config_doc) = pick(
+        &config_maps,
+        wanted.config_map,
+        "ConfigMap",
+        "--config-map",
+        versioned,
+    )?;
+    let (secret, secret_doc) = pick(&secrets, wanted.secret, "Secret", "--secret", versioned)?;
     let stream_has_none = config_maps.is_empty() && secrets.is_empty();
-    let config_map =
+    let mut config_map =
         config_map.or_else(|| stream_has_none.then(|| wanted.default_config_map.clone()));
-    let secret = secret.or_else(|| stream_has_none.then(|| wanted.default_secret.clone()));
+    let mut secret = secret.or_else(|| stream_has_none.then(|| wanted.default_secret.clone()));
 
     let found: Vec<&Document> = [config_doc, secret_doc].into_iter().flatten().collect();
-    let config_hash = if found.is_empty() {
+    // The name each found object is hashed under: its own, or with --versioned-config the
+    // one without a version suffix, so that a stream manifest-gen already versioned hashes
+    // (and so names its Job and versions) as the plain stream did.
+    let mut named = Vec::new();
+    for doc in &found {
+        let name = if versioned {
+            base_name(doc)?
+        } else {
+            doc.id().name
+        };
+        named.push((*doc, name));
+    }
+    let config_hash = if named.is_empty() {
         None
     } else {
-        Some(config_hash(&found)?)
+        Some(content_hash(&named)?)
     };
     let allowed_hosts = setting(&found, crate::django::ALLOWED_HOSTS)?;
+    let mut versions = Vec::new();
+    if versioned {
+        for (doc, base) in &named {
+            let name = version_name(doc, base)?;
+            let position = docs
+                .iter()
+                .position(|d| std::ptr::eq(d, *doc))
+                .expect("a found object is one of the stream's");
+            let reference = if doc.kind() == "Secret" {
+                &mut secret
+            } else {
+                &mut config_map
+            };
+            *reference = Some(name.clone());
+            versions.push(Version { position, name });
+        }
+    }
     Ok(EnvSources {
         config_map,
         secret,
         config_hash,
         allowed_hosts,
+        versions,
     })
+}
+
+/// `<base>-<hash>`: the first [`VERSION_HASH_LEN`] hex digits of a sha256 over the
+/// object's kind, base name and stored data (stringData and base64 data alike).
+fn version_name(doc: &Document, base: &str) -> Result<String> {
+    let hash = content_hash(&[(doc, base.to_owned())])?;
+    let name = format!("{base}-{}", &hash[..VERSION_HASH_LEN]);
+    if let Some(why) = kpipe_core::object::dns1123_subdomain_error(&name) {
+        return Err(Error::input(format!(
+            "{}: {}: its versioned name {name:?} is not valid: {why}",
+            doc.place(),
+            doc.id()
+        )));
+    }
+    Ok(name)
+}
+
+/// The object's name without its version suffix when it carries the one its content
+/// gives (a stream manifest-gen --versioned-config wrote, read again), else its name:
+/// versioning it again must not add a second suffix.
+fn base_name(doc: &Document) -> Result<String> {
+    let name = doc.id().name;
+    if let Some((base, suffix)) = name.rsplit_once('-')
+        && !base.is_empty()
+        && suffix.len() == VERSION_HASH_LEN
+        && suffix
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    {
+        let hash = content_hash(&[(doc, base.to_owned())])?;
+        if hash[..VERSION_HASH_LEN] == *suffix {
+            return Ok(base.to_owned());
+        }
+    }
+    Ok(name)
+}
+
+/// The object of the stream at a [`Version`]'s position, as its version: renamed and
+/// `immutable: true`. Everything else of it (labels, annotations, data) is kept.
+pub fn versioned_object(doc: &Document, version: &Version) -> Value {
+    let mut value = doc.value.clone();
+    if let Some(object) = value.as_object_mut() {
+        object.insert("immutable".to_owned(), Value::Bool(true));
+        if let Some(Value::Object(meta)) = object.get_mut("metadata") {
+            meta.insert("name".to_owned(), Value::String(version.name.clone()));
+        }
+    }
+    value
 }
 
 /// `key` as the pods see it. `found` lists the ConfigMap first: envFrom lists it after the
@@ -113,14 +216,26 @@ fn is_env_secret(d: &Document) -> bool {
 }
 
 /// The name to reference and the stream's object of that name, if any.
+/// With `versioned`, a flag's name also finds the stream's version of that object.
 fn pick<'a>(
     candidates: &[&'a Document],
     flag: Option<&str>,
     kind: &str,
     flag_name: &str,
+    versioned: bool,
 ) -> Result<(Option<String>, Option<&'a Document>)> {
     if let Some(name) = flag {
-        let doc = candidates.iter().copied().find(|d| d.id().name == name);
+        let doc = candidates
+            .iter()
+            .copied()
+            .find(|d| d.id().name == name)
+            .or_else(|| {
+                candidates
+                    .iter()
+                    .copied()
+                    .filter(|_| versioned)
+                    .find(|d| base_name(d).is_ok_and(|base| base == name))
+            });
         return Ok((Some(name.to_owned()), doc));
     }
     match candidates {
@@ -142,20 +257,21 @@ fn pick<'a>(
     }
 }
 
-/// sha256 over kind, name and every key and value of each object, as the API server will
-/// store them: a Secret's `data` is decoded and its `stringData` wins over it, so a Secret
-/// hashes the same before and after secretgen moves stringData into data. Every field is
-/// length-prefixed so that no two different configs feed the same bytes.
-fn config_hash(objects: &[&Document]) -> Result<String> {
+/// sha256 over kind, name (the one given with each) and every key and value of each
+/// object, as the API server will store them: a Secret's `data` is decoded and its
+/// `stringData` wins over it, so a Secret hashes the same before and after secretgen moves
+/// stringData into data. Every field is length-prefixed so that no two different configs
+/// feed the same bytes.
+fn content_hash(objects: &[(&Document, String)]) -> Result<String> {
     let mut hasher = Sha256::new();
     let mut feed = |bytes: &[u8]| {
         hasher.update((bytes.len() as u64).to_be_bytes());
         hasher.update(bytes);
     };
-    for doc in objects {
+    for (doc, name) in objects {
         let entries = stored_data(doc)?;
         feed(doc.kind().as_bytes());
-        feed(doc.id().name.as_bytes());
+        feed(name.as_bytes());
         feed(&(entries.len() as u64).to_be_bytes());
         for (key, value) in &entries {
             feed(key.as_bytes());
@@ -225,6 +341,14 @@ mod tests {
             default_config_map: "polls-config".into(),
             default_secret: "polls-secret".into(),
             namespace: None,
+            versioned: false,
+        }
+    }
+
+    fn versioned() -> Wanted<'static> {
+        Wanted {
+            versioned: true,
+            ..wanted()
         }
     }
 
@@ -279,5 +403,112 @@ mod tests {
         let err = resolve(&docs(bad), &wanted()).unwrap_err().to_string();
         assert!(err.contains("Secret/s") && err.contains("data.K"), "{err}");
         assert!(!err.contains("not base64!"), "{err}");
+    }
+
+    const SECRET: &str =
+        "apiVersion: v1\nkind: Secret\nmetadata: {name: polls-secret}\nstringData: {K: hunter22}\n";
+
+    fn stream(parts: &[&str]) -> Vec<Document> {
+        docs(&parts.join("---\n"))
+    }
+
+    #[test]
+    fn versions_are_named_by_their_own_content() {
+        let s = resolve(&stream(&[CM, SECRET]), &versioned()).unwrap();
+        let cm = s.config_map.unwrap();
+        let secret = s.secret.unwrap();
+        assert!(cm.starts_with("polls-config-") && cm.len() == 13 + VERSION_HASH_LEN);
+        assert!(secret.starts_with("polls-secret-") && secret.len() == 13 + VERSION_HASH_LEN);
+        assert_eq!(
+            s.versions,
+            [
+                Version {
+                    position: 0,
+                    name: cm.clone()
+                },
+                Version {
+                    position: 1,
+                    name: secret.clone()
+                }
+            ]
+        );
+        // A changed secret value renames the Secret alone.
+        let changed = SECRET.replace("hunter22", "hunter23");
+        let t = resolve(&stream(&[CM, &changed]), &versioned()).unwrap();
+        assert_eq!(t.config_map.unwrap(), cm);
+        assert_ne!(t.secret.unwrap(), secret);
+    }
+
+    #[test]
+    fn a_secret_versions_the_same_in_string_data_and_base64_data() {
+        let encoded = "apiVersion: v1\nkind: Secret\nmetadata: {name: polls-secret}\ntype: Opaque\ndata: {K: aHVudGVyMjI=}\n";
+        let a = resolve(&stream(&[SECRET]), &versioned()).unwrap();
+        let b = resolve(&stream(&[encoded]), &versioned()).unwrap();
+        assert_eq!(a.secret, b.secret);
+        assert_eq!(a.config_hash, b.config_hash);
+    }
+
+    #[test]
+    fn a_versioned_stream_is_not_versioned_twice() {
+        let first = resolve(&stream(&[CM, SECRET]), &versioned()).unwrap();
+        let (cm, secret) = (
+            first.config_map.clone().unwrap(),
+            first.secret.clone().unwrap(),
+        );
+        let again = stream(&[
+            &CM.replace("name: polls-config", &format!("name: {cm}")),
+            &SECRET.replace("name: polls-secret", &format!("name: {secret}")),
+        ]);
+        let second = resolve(&again, &versioned()).unwrap();
+        assert_eq!(second, first);
+        // A flag naming the object finds its version too.
+        let flagged = resolve(
+            &again,
+            &Wanted {
+                config_map: Some("polls-config"),
+                ..versioned()
+            },
+        )
+        .unwrap();
+        assert_eq!(flagged, first);
+        // A suffix that is not the content's is part of the name.
+        let stale = CM.replace("name: polls-config", "name: polls-config-0123456789");
+        let third = resolve(&stream(&[&stale]), &versioned()).unwrap();
+        assert!(
+            third
+                .config_map
+                .unwrap()
+                .starts_with("polls-config-0123456789-")
+        );
+    }
+
+    #[test]
+    fn without_the_flag_nothing_is_versioned_and_a_named_outsider_is_referenced_as_given() {
+        let plain = resolve(&stream(&[CM, SECRET]), &wanted()).unwrap();
+        assert_eq!(plain.config_map.as_deref(), Some("polls-config"));
+        assert!(plain.versions.is_empty());
+        let outside = resolve(
+            &stream(&[CM]),
+            &Wanted {
+                secret: Some("made-elsewhere"),
+                ..versioned()
+            },
+        )
+        .unwrap();
+        assert_eq!(outside.secret.as_deref(), Some("made-elsewhere"));
+        assert_eq!(outside.versions.len(), 1);
+    }
+
+    #[test]
+    fn the_versioned_object_is_renamed_and_immutable_and_keeps_the_rest() {
+        let input = stream(&[
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, labels: {x: z}}\nimmutable: false\ndata: {A: b}\n",
+        ]);
+        let s = resolve(&input, &versioned()).unwrap();
+        let value = versioned_object(&input[0], &s.versions[0]);
+        assert_eq!(value["immutable"], true);
+        assert_eq!(value["metadata"]["name"], s.versions[0].name.as_str());
+        assert_eq!(value["metadata"]["labels"]["x"], "z");
+        assert_eq!(value["data"], input[0].value["data"]);
     }
 }

@@ -35,8 +35,9 @@ empty in a Secret; a value that is set is never replaced. Default: 50 characters
 Django's get_random_secret_key alphabet. Alone, it makes a NEW value on every run. With
 --keep-from FILE (the live Secrets, as `kubectl get secret NAME -o yaml` prints them; an
 empty file when there are none yet) a generated key keeps the value the Secret of the
-same name already has, so re-deploying changes nothing; --rotate KEY makes a new one
-anyway. `make deploy` does both (see README, Day 2).
+same name already has (or its immutable version NAME-<10 hex>, as `manifest-gen
+--versioned-config` names it), so re-deploying changes nothing; --rotate KEY makes a new
+one anyway. `make deploy` does both (see README, Day 2).
 
 With --from-env-file FILE --name NAME it makes a Secret from an env file like
 `kubectl create secret generic NAME --from-env-file FILE` (same parser as envsplit).
@@ -81,8 +82,8 @@ pub struct Args {
     #[arg(long, value_name = "KEY[:LENGTH]", value_parser = parse_generate)]
     pub generate: Vec<Generate>,
 
-    /// Keep the value a --generate key has in the Secret of the same name in FILE (the
-    /// live Secrets: `kubectl get secret NAME -o yaml`).
+    /// Keep the value a --generate key has in the Secret of the same name in FILE, or in
+    /// its version NAME-<10 hex> (the live Secrets: `kubectl get secret NAME -o yaml`).
     #[arg(long, value_name = "FILE")]
     pub keep_from: Option<String>,
 
@@ -393,21 +394,45 @@ fn from_env_file(args: &Args, path: &str) -> Result<Document> {
 }
 
 /// The base64 value of `key` in the live Secret `kept` holds for the Secret `obj`: same
-/// name, and same namespace when both say one.
+/// name, or its immutable version's (`NAME-<10 hex>`, as `manifest-gen
+/// --versioned-config` names it), and same namespace when both say one. A Secret of the
+/// very name wins over a version.
 fn kept_value<'a>(kept: &'a [Value], obj: &Map<String, Value>, key: &str) -> Option<&'a str> {
     let meta = obj.get("metadata")?;
     let name = meta.get("name").and_then(Value::as_str)?;
     let namespace = meta.get("namespace").and_then(Value::as_str);
+    let same_namespace = |live: &&Value| match (namespace, live["metadata"]["namespace"].as_str()) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    };
+    let live_name = |live: &Value| {
+        live["metadata"]["name"]
+            .as_str()
+            .unwrap_or_default()
+            .to_owned()
+    };
     kept.iter()
-        .find(|live| {
-            live["metadata"]["name"] == name
-                && match (namespace, live["metadata"]["namespace"].as_str()) {
-                    (Some(a), Some(b)) => a == b,
-                    _ => true,
-                }
+        .filter(same_namespace)
+        .find(|live| live_name(live) == name)
+        .or_else(|| {
+            kept.iter()
+                .filter(same_namespace)
+                .find(|live| is_version_of(&live_name(live), name))
         })
         .and_then(|live| live["data"][key].as_str())
         .filter(|v| !v.is_empty() && STANDARD.decode(v).is_ok())
+}
+
+/// `NAME-<10 lowercase hex>`: an immutable version of the Secret NAME.
+fn is_version_of(live: &str, name: &str) -> bool {
+    live.strip_prefix(name)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hash| {
+            hash.len() == 10
+                && hash
+                    .bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        })
 }
 
 /// Moves stringData into data, fills generated keys, and checks keys, base64 and size.
@@ -500,6 +525,21 @@ fn encode(doc: &mut Document, args: &Args, kept: &[Value], filled: &mut [bool]) 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_versioned_live_secret_is_a_version_of_its_base_name() {
+        assert!(is_version_of("polls-secret-0a1b2c3d4e", "polls-secret"));
+        for other in [
+            "polls-secret",
+            "polls-secret-0a1b2c3d4",
+            "polls-secret-0A1B2C3D4E",
+            "polls-secret-0a1b2c3d4g",
+            "polls-secretx0a1b2c3d4e",
+            "polls-secret-x-0a1b2c3d4e",
+        ] {
+            assert!(!is_version_of(other, "polls-secret"), "{other}");
+        }
+    }
 
     #[test]
     fn generate_spec_parses_key_and_length() {

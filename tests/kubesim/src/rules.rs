@@ -308,11 +308,47 @@ pub fn validate(rt: &ResourceType, obj: &Value, old: Option<&Value>) -> Result<(
         if is(rt, "batch", "jobs") {
             immutable("spec.template", &["spec", "template"], &mut causes);
         }
+        if is(rt, "", "configmaps") || is(rt, "", "secrets") {
+            immutable_data(rt, obj, old, &mut causes);
+        }
     }
     if causes.is_empty() {
         Ok(())
     } else {
         Err(ApiError::invalid(rt, name, causes))
+    }
+}
+
+/// A ConfigMap or Secret stored with `immutable: true` (ValidateConfigMapUpdate,
+/// ValidateSecretUpdate): its data cannot change and `immutable` cannot be unset; its
+/// metadata can. A Secret's stringData is folded into data before this, as the real
+/// server converts it before validating.
+fn immutable_data(rt: &ResourceType, obj: &Value, old: &Value, causes: &mut Vec<Cause>) {
+    if old["immutable"] != true {
+        return;
+    }
+    let forbidden = |field: &str| Cause {
+        reason: "FieldValueForbidden",
+        message: "Forbidden: field is immutable when `immutable` is set".into(),
+        field: field.into(),
+    };
+    if obj["immutable"] != true {
+        causes.push(forbidden("immutable"));
+    }
+    // Go's maps: absent and empty are both nil once stored.
+    let map = |v: &Value, field: &str| match v.get(field) {
+        Some(Value::Object(m)) if !m.is_empty() => Some(m.clone()),
+        _ => None,
+    };
+    let fields: &[&str] = if is(rt, "", "secrets") {
+        &["data"]
+    } else {
+        &["data", "binaryData"]
+    };
+    for field in fields {
+        if map(obj, field) != map(old, field) {
+            causes.push(forbidden(field));
+        }
     }
 }
 
@@ -753,6 +789,73 @@ mod tests {
         let e = validate(&rt("deployments"), &new, Some(&old)).unwrap_err();
         assert_eq!(e.code, 422);
         assert!(e.message.starts_with("Deployment.apps \"d\" is invalid: spec.selector: Invalid value: {\"matchLabels\":{\"app\":\"b\"}}: field is immutable"), "{}", e.message);
+    }
+
+    #[test]
+    fn immutable_config_maps_and_secrets_keep_their_data() {
+        let cm = |data: Value, immutable: Value| json!({"metadata": {"name": "c", "labels": {"v": "1"}}, "immutable": immutable, "data": data});
+        let old = cm(json!({"A": "1"}), json!(true));
+        // Metadata may change; the same data may be written again.
+        let relabelled = json!({"metadata": {"name": "c", "labels": {"v": "2"}}, "immutable": true, "data": {"A": "1"}});
+        validate(&rt("configmaps"), &relabelled, Some(&old)).unwrap();
+
+        let e = validate(
+            &rt("configmaps"),
+            &cm(json!({"A": "2"}), json!(true)),
+            Some(&old),
+        )
+        .unwrap_err();
+        assert_eq!((e.code, e.reason.as_deref()), (422, Some("Invalid")));
+        assert_eq!(
+            e.message,
+            "ConfigMap \"c\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+        );
+        let causes = &e.details.as_ref().unwrap()["causes"];
+        assert_eq!(
+            causes[0],
+            json!({"reason": "FieldValueForbidden", "message": "Forbidden: field is immutable when `immutable` is set", "field": "data"})
+        );
+
+        for unset in [json!(false), Value::Null] {
+            let e =
+                validate(&rt("configmaps"), &cm(json!({"A": "1"}), unset), Some(&old)).unwrap_err();
+            assert_eq!(
+                e.message,
+                "ConfigMap \"c\" is invalid: immutable: Forbidden: field is immutable when `immutable` is set"
+            );
+        }
+        let binary = json!({"metadata": {"name": "c"}, "immutable": true, "data": {"A": "1"}, "binaryData": {"B": "AA=="}});
+        let e = validate(&rt("configmaps"), &binary, Some(&old)).unwrap_err();
+        assert!(
+            e.message
+                .ends_with("binaryData: Forbidden: field is immutable when `immutable` is set"),
+            "{}",
+            e.message
+        );
+
+        // A mutable one may change, and may become immutable.
+        let mutable = cm(json!({"A": "1"}), Value::Null);
+        validate(
+            &rt("configmaps"),
+            &cm(json!({"A": "2"}), json!(true)),
+            Some(&mutable),
+        )
+        .unwrap();
+
+        // A Secret: its stringData is folded into data first, as the real server does.
+        let old = json!({"metadata": {"name": "s"}, "immutable": true, "data": {"K": "b2xk"}});
+        let mut new =
+            json!({"metadata": {"name": "s"}, "immutable": true, "stringData": {"K": "new"}});
+        fold_secret_string_data(&rt("secrets"), &mut new).unwrap();
+        let e = validate(&rt("secrets"), &new, Some(&old)).unwrap_err();
+        assert_eq!(
+            e.message,
+            "Secret \"s\" is invalid: data: Forbidden: field is immutable when `immutable` is set"
+        );
+        assert!(!e.message.contains("new") && !e.message.contains("b2xk"));
+        let mut same = json!({"metadata": {"name": "s", "annotations": {"a": "b"}}, "immutable": true, "stringData": {"K": "old"}});
+        fold_secret_string_data(&rt("secrets"), &mut same).unwrap();
+        validate(&rt("secrets"), &same, Some(&old)).unwrap();
     }
 
     #[test]

@@ -706,3 +706,68 @@ fn unknown_fields_are_rejected_by_default_and_dropped_without_validation() {
     assert_eq!(spec["replicas"], 2);
     assert!(spec.get("replica").is_none(), "{spec}");
 }
+
+#[test]
+fn an_immutable_config_map_or_secret_keeps_its_data_as_the_real_server_does() {
+    let sim = Sim::start(&[]);
+    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: polls-config-0a1b2c3d4e\n\
+                  immutable: true\ndata:\n  DATABASE_HOST: db.example.com\n";
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: polls-secret-0a1b2c3d4e\n\
+                  immutable: true\nstringData:\n  DATABASE_PASSWORD: s3cr3t-value\n";
+    apply_server_side(&sim, "config.yaml", &format!("{config}---\n{secret}"));
+
+    // Its labels may change, its data may not: 422 Invalid, in the real server's words.
+    apply_server_side(
+        &sim,
+        "labelled.yaml",
+        &config.replace("metadata:\n", "metadata:\n  labels: {release: two}\n"),
+    );
+    let out = sim
+        .kubectl()
+        .args(["apply", "--server-side", "-v=6", "-f"])
+        .arg(write(
+            &sim,
+            "changed.yaml",
+            &config.replace("db.example.com", "bad.example.com"),
+        ))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_rejected(
+        &out,
+        "ConfigMap \"polls-config-0a1b2c3d4e\" is invalid: data: Forbidden: field is immutable when `immutable` is set",
+    );
+    assert!(
+        stderr(&out).contains("422 Unprocessable Entity"),
+        "{}",
+        stderr(&out)
+    );
+    let out = try_apply_server_side(
+        &sim,
+        "mutable.yaml",
+        &config.replace("immutable: true\n", "immutable: false\n"),
+    );
+    assert_rejected(
+        &out,
+        "ConfigMap \"polls-config-0a1b2c3d4e\" is invalid: immutable: Forbidden: field is immutable when `immutable` is set",
+    );
+    let out = try_apply_server_side(
+        &sim,
+        "secret.yaml",
+        &secret.replace("s3cr3t-value", "an0ther-value"),
+    );
+    assert_rejected(
+        &out,
+        "Secret \"polls-secret-0a1b2c3d4e\" is invalid: data: Forbidden: field is immutable when `immutable` is set",
+    );
+    assert!(!stderr(&out).contains("an0ther-value"), "{}", stderr(&out));
+
+    let live = sim.kubectl_ok(&[
+        "get",
+        "configmap",
+        "polls-config-0a1b2c3d4e",
+        "-o",
+        "jsonpath={.data.DATABASE_HOST} {.immutable} {.metadata.labels.release}",
+    ]);
+    assert_eq!(live, "db.example.com true two");
+}
