@@ -328,12 +328,15 @@ fn config_versions_are_immutable_and_a_failed_release_leaves_what_the_pods_read(
     failed
         .no_secret("bad-db-host")
         .stderr_has("deployment.apps/polls-app: not applied")
-        .stderr_has("nothing pruned");
-    // New versions were made beside the live ones, which nothing wrote to.
+        .stderr_has("nothing pruned")
+        .stderr_has("kapply: revision 2 failed: rolling back to revision 1 (--atomic)")
+        .stderr_has("rolled back to revision 1, which runs again");
+    // The new versions were made beside the live ones, which nothing wrote to, and
+    // pruned by the rollback; the live ones stay, as they were.
     let configs = names(&sim, "configmaps");
     assert_eq!(
         configs.matches("configmap/polls-config-").count(),
-        2,
+        1,
         "{configs}"
     );
     assert_eq!(env_from(&sim), (secret.clone(), config.clone()));

@@ -82,14 +82,21 @@ fn history_atomic_rollback_and_destroy_through_make() {
     assert_eq!(rows.len(), 1, "{rows:?}");
     assert_eq!(rows[0][0], "1");
     assert_eq!(
-        rows[0][2..],
+        [&rows[0][2], &rows[0][3], &rows[0][5], &rows[0][6]],
         [
             "deployed",
             "docker.io/sammy/polls:v1",
-            "-",
             "letsencrypt-staging",
             "install"
         ]
+    );
+    // The config versions the release's pods read, by content-named version.
+    let config: Vec<&str> = rows[0][4].split(',').collect();
+    assert!(
+        config.len() == 2
+            && config[0].starts_with("polls-config-")
+            && config[1].starts_with("polls-secret-"),
+        "{rows:?}"
     );
 
     make(Some(&sim), &settings, "deploy", &[v2]).success();
