@@ -130,8 +130,15 @@ fn history_atomic_rollback_and_destroy_through_make() {
     assert!(rows[2][6].starts_with("upgrade failed: "), "{rows:?}");
     assert_eq!(rows[3][6], "rollback to 2 after revision 3 failed");
 
-    // ATOMIC=0: the failed release stays, and says how to go back (without the
-    // migration Job, whose failure would stop the release before the Deployment).
+    // A rollout that fails (no migration Job to stop the release before it) is undone
+    // too: the Deployment's pod template is the good release's again.
+    make(Some(&sim), &settings, "deploy", &[broken, "MIGRATE=0"])
+        .code(2)
+        .stderr_has("deployment.apps/polls-app configured")
+        .stderr_has("kapply: revision 5 failed: rolling back to revision 4 (--atomic)");
+    assert_eq!(image(&sim), "docker.io/sammy/polls:v2");
+
+    // ATOMIC=0: the failed release stays, and says how to go back.
     make(
         Some(&sim),
         &settings,
@@ -140,7 +147,7 @@ fn history_atomic_rollback_and_destroy_through_make() {
     )
     .code(2)
     .stderr_has(
-        "the failed release stays (no --atomic); `--rollback 4` returns to the last good one",
+        "the failed release stays (no --atomic); `--rollback 6` returns to the last good one",
     )
     .stderr_lacks("rolling back");
     assert_eq!(image(&sim), "docker.io/sammy/polls:broken");
@@ -155,7 +162,11 @@ fn history_atomic_rollback_and_destroy_through_make() {
     assert_eq!(image(&sim), "docker.io/sammy/polls:v1");
     let rows = history(&sim, &settings);
     let described: Vec<&str> = rows[5..].iter().map(|r| r[6].as_str()).collect();
-    assert_eq!(described, ["rollback to 4", "rollback to 1"]);
+    assert_eq!(
+        described[..2],
+        ["rollback to 4 after revision 5 failed", "upgrade failed: 1 of 5 objects not ready"]
+    );
+    assert_eq!(described[2..], ["rollback to 6", "rollback to 1"]);
     make(Some(&sim), &settings, "rollback", &["REVISION=99"])
         .code(2)
         .stderr_has("--rollback 99: applyset secret/polls in namespace default has no revision 99");
@@ -180,7 +191,7 @@ fn history_atomic_rollback_and_destroy_through_make() {
     )
     .unwrap();
     let all = records(&sim);
-    assert_eq!(all.len(), 7);
+    assert_eq!(all.len(), 9);
     for record in &all {
         assert_eq!(record["type"], "kpipe.dev/release.v1");
         let shown = record["metadata"].to_string();
