@@ -157,7 +157,7 @@ fn a_crash_loop_shows_the_exit_code_and_the_scrubbed_log_tail() {
     assert!(err.contains("| django.db.utils.OperationalError"), "{err}");
     assert!(err.contains("DATABASE_PASSWORD=<redacted>"), "{err}");
     assert!(!err.contains(SECRET_VALUE), "{err}");
-    // The container's log really holds the value: the scrubber is what keeps it out.
+    // The container's log really holds the value: the redaction is what keeps it out.
     let pod = sim.kubectl_ok(&["get", "pod", "-l", "app=polls", "-o", "name"]);
     let logs = sim.kubectl_ok(&["logs", pod.lines().next().unwrap()]);
     assert!(logs.contains(SECRET_VALUE), "{logs}");

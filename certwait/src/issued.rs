@@ -1,7 +1,10 @@
-//! What was issued: the certificate in the Secret's `tls.crt`, read with x509-parser.
-//! Only the public certificate is read; `tls.key` is never touched.
+//! What was issued: the facts of the certificate in a Secret's `tls.crt` (names, issuer,
+//! expiry), read with x509-parser. Only the public certificate is parsed; `tls.key` is
+//! only made known to the redaction choke point.
 
+use crate::api;
 use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Secret;
 use x509_parser::extensions::GeneralName;
 use x509_parser::pem::Pem;
 
@@ -20,6 +23,27 @@ impl Issued {
     pub fn is_staging(&self) -> bool {
         self.issuer.contains("(STAGING)") || self.issuer.contains("Fake LE")
     }
+}
+
+/// The certificate in the Secret `namespace/name`, read from the API server. Messages
+/// never include the Secret's data.
+pub async fn read(client: &kube::Client, namespace: &str, name: &str) -> Result<Issued, String> {
+    let secrets: kube::Api<Secret> = kube::Api::namespaced(client.clone(), namespace);
+    let secret = api::retry(|| secrets.get(name))
+        .await
+        .map_err(|e| api::describe(&e))?;
+    // Its tls.key is a secret like any other: known before anything prints.
+    if let Ok(mut value) = serde_json::to_value(&secret) {
+        value["apiVersion"] = "v1".into();
+        value["kind"] = "Secret".into();
+        kpipe_core::redact::learn_objects([&value]);
+    }
+    let crt = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get("tls.crt"))
+        .ok_or("the Secret has no tls.crt")?;
+    parse_tls_crt(&crt.0)
 }
 
 /// Reads the first (leaf) certificate of a PEM bundle.

@@ -5,7 +5,8 @@
 //! that the cluster serves cert-manager.io/v1, follow each namespace's Certificates with
 //! list + watch ([`watch`]), report every change of the Ready/Issuing conditions, stop at
 //! the first new failed issuance (unless `--keep-waiting`) or at the deadline with the
-//! chain cmctl would show ([`chain`]), and on success print what was issued ([`issued`]).
+//! chain cmctl would show ([`chain`]), and on success print what was issued (read from
+//! each Secret by [`issued`], printed by `report`).
 pub mod api;
 pub mod certmanager;
 pub mod chain;

@@ -1,10 +1,10 @@
-//! What was issued: one line per certificate on stdout, read from its Secret.
+//! The lines certwait ends with once every certificate is ready: one per certificate on
+//! stdout (what [`crate::issued`] read from its Secret, else its status), warnings on
+//! stderr (a staging CA, a Secret that cannot be read).
 
-use crate::api;
 use crate::issued;
 use crate::target::{CertKey, IssuerRef};
 use crate::wait::Waiter;
-use k8s_openapi::api::core::v1::Secret;
 use kpipe_core::Result;
 use kpipe_core::api::bounded;
 use std::time::Duration;
@@ -24,7 +24,7 @@ impl Waiter {
             // Past the deadline the Certificate's status has to do.
             let read = bounded(
                 Some(self.deadline.max(Instant::now() + READ_GRACE)),
-                self.read_tls_crt(&key.namespace, secret_name),
+                issued::read(&self.client, &key.namespace, secret_name),
             );
             let read = read
                 .await
@@ -69,26 +69,6 @@ impl Waiter {
             out.push('\n');
         }
         kpipe_core::write_stdout(&out)
-    }
-
-    /// The Secret's tls.crt, parsed. Messages never include the Secret's data.
-    async fn read_tls_crt(&self, namespace: &str, name: &str) -> Result<issued::Issued, String> {
-        let secrets: kube::Api<Secret> = kube::Api::namespaced(self.client.clone(), namespace);
-        let secret = api::retry(|| secrets.get(name))
-            .await
-            .map_err(|e| api::describe(&e))?;
-        // Its tls.key is a secret like any other: known before anything prints.
-        if let Ok(mut value) = serde_json::to_value(&secret) {
-            value["apiVersion"] = "v1".into();
-            value["kind"] = "Secret".into();
-            kpipe_core::redact::learn_objects([&value]);
-        }
-        let crt = secret
-            .data
-            .as_ref()
-            .and_then(|d| d.get("tls.crt"))
-            .ok_or("the Secret has no tls.crt")?;
-        issued::parse_tls_crt(&crt.0)
     }
 }
 

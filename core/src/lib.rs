@@ -2,7 +2,7 @@
 //!
 //! - [`stream`]: reading the multi-document manifest stream, with source positions.
 //! - [`yaml`]: writing YAML that YAML 1.1 (Kubernetes) and 1.2 readers agree on.
-//! - [`yaml11`]: finding unquoted input values that Kubernetes (YAML 1.1) reads otherwise.
+//! - [`yaml11`]: reading one YAML document as Kubernetes reads it (YAML 1.1, go-yaml v2).
 //! - [`object`]: object identity and the API server's name and key rules.
 //! - [`error`]: errors as values, messages and exit codes, quiet broken pipes.
 //! - [`redact`]: keeping secret values out of messages and terminals.

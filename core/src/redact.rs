@@ -1,7 +1,7 @@
 //! Keeping secret values out of every message, log and terminal: the one choke point.
 //!
 //! Secrets are learned once, where they enter a tool: the stream reader learns the
-//! values of every Secret it reads ([`learn_objects`]), envsplit the values it
+//! values of every Secret it reads ([`learn_objects_in`]), envsplit the values it
 //! classifies as secret, kapply what the server returns (Secret data and
 //! `last-applied-configuration`), the kube connection the credentials (token, client
 //! key, exec plugin output). Every byte a tool writes to stderr goes through
@@ -180,6 +180,15 @@ pub fn learn_objects<'a>(objects: impl IntoIterator<Item = &'a Value>) {
     }
     if changed {
         known.matcher = None;
+    }
+}
+
+/// Learns the objects of one value as read or received (see [`learn_objects`]): the
+/// items of a list (`kind: List`, a LIST answer), else the object itself.
+pub fn learn_objects_in(value: &Value) {
+    match value["items"].as_array() {
+        Some(items) => learn_objects(items),
+        None => learn_objects([value]),
     }
 }
 
@@ -592,24 +601,6 @@ fn public_needles<'a, 'p>(
         }
     }
     hits
-}
-
-/// A handle on the process-wide registry for code that passes its secrets around
-/// explicitly: learning through any handle teaches them all, and [`Scrubber::scrub`]
-/// masks every value the process knows.
-#[derive(Debug, Default, Clone)]
-pub struct Scrubber(());
-
-impl Scrubber {
-    /// Learns the values of every Secret in `objects` (see [`learn_objects`]).
-    pub fn learn<'a>(&mut self, objects: impl IntoIterator<Item = &'a Value>) {
-        learn_objects(objects);
-    }
-
-    /// `text` with every known secret value masked (see [`scrub`]).
-    pub fn scrub(&self, text: &str) -> String {
-        scrub(text).into_owned()
-    }
 }
 
 /// `text` with every known secret value replaced by [`MASK`].

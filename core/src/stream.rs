@@ -14,6 +14,12 @@
 //! kubectl and every YAML reader skip; a stream that begins with `BEGIN` and lacks `END`
 //! is refused as cut off ([`parse`]). Input without `BEGIN` (written by hand, by helm or
 //! kustomize) is read as before.
+//!
+//! What the API server refuses of a value YAML reads fine is [`server_rules`]'s; the
+//! Secrets read are taught to the redaction choke point ([`crate::redact`]) as they are
+//! parsed, before anything can print them.
+
+mod server_rules;
 
 use crate::error::{Error, Result};
 use crate::object::ObjectId;
@@ -190,9 +196,10 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Document>> {
         let Some(value) = loaded.value else {
             continue;
         };
-        learn_secrets(&value);
+        // Known to the redaction choke point before anything can print them.
+        crate::redact::learn_objects_in(&value);
         let first = first_content_line(chunk).map_or(line, |l| line + l);
-        if let Some((path, why)) = server_rejects(&value) {
+        if let Some((path, why)) = server_rules::rejects(&value) {
             let at = yaml11::line_of(chunk, &path).map_or(first, |l| line + l - 1);
             return Err(Error::input(format!("{}: {why}", place(at))));
         }
@@ -201,76 +208,10 @@ pub fn parse(source: &str, text: &str) -> Result<Vec<Document>> {
     Ok(docs)
 }
 
-/// Tells the redaction choke point the values of every Secret read, before anything
-/// can print them.
-fn learn_secrets(value: &Value) {
-    match value["items"].as_array() {
-        Some(items) => crate::redact::learn_objects(items),
-        None => crate::redact::learn_objects([value]),
-    }
-}
-
 /// Reads and parses one source (`-` for stdin).
 pub fn read(path: &str) -> Result<Vec<Document>> {
     let text = read_source(path)?;
     parse(&source_name(path), &text)
-}
-
-/// Where values must be strings for the API server (`map[string]string` fields): a
-/// plain `on`, `yes` or `0755` there is read by Kubernetes as a bool or number, and
-/// the server rejects the object. The path of the first such value and why, naming
-/// the key only (a Secret's value stays out of messages).
-fn server_rejects(object: &Value) -> Option<(Vec<String>, String)> {
-    fn strings_only(map: &Value, path: &[&str], what: &str) -> Option<(Vec<String>, String)> {
-        let (key, value) = map
-            .as_object()?
-            .iter()
-            .find(|(_, v)| !(v.is_string() || v.is_null()))?;
-        let reads = match value {
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            _ => "a list or mapping",
-        };
-        let mut at: Vec<String> = path.iter().map(|s| (*s).to_owned()).collect();
-        at.push(key.clone());
-        Some((
-            at,
-            format!(
-                "{what} {key:?}: Kubernetes (YAML 1.1) reads this unquoted value as {reads}, \
-                 and the API server accepts only strings there; quote the value"
-            ),
-        ))
-    }
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let api_core = object["apiVersion"] == "v1";
-    let mut checks: Vec<(Vec<&str>, String)> = vec![
-        (vec!["metadata", "labels"], "label".into()),
-        (vec!["metadata", "annotations"], "annotation".into()),
-        (
-            vec!["spec", "template", "metadata", "labels"],
-            "pod template label".into(),
-        ),
-        (
-            vec!["spec", "template", "metadata", "annotations"],
-            "pod template annotation".into(),
-        ),
-        (
-            vec!["spec", "selector", "matchLabels"],
-            "selector label".into(),
-        ),
-    ];
-    if api_core && kind == "ConfigMap" {
-        checks.push((vec!["data"], "ConfigMap data key".into()));
-        checks.push((vec!["binaryData"], "ConfigMap binaryData key".into()));
-    }
-    if api_core && kind == "Secret" {
-        checks.push((vec!["data"], "Secret data key".into()));
-        checks.push((vec!["stringData"], "Secret stringData key".into()));
-    }
-    checks.into_iter().find_map(|(path, what)| {
-        let map = path.iter().try_fold(object, |v, k| v.get(*k))?;
-        strings_only(map, &path, &what)
-    })
 }
 
 /// The 1-based line of the first character go-yaml refuses ("control characters are not

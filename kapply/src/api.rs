@@ -4,11 +4,10 @@
 //! and sent with `Client::send`, because `Api::patch` keeps neither the status code nor
 //! the `Retry-After` header a 429 carries, and retrying on the server's terms needs it.
 
-use crate::retry::Failure;
+use crate::failure::Failure;
 use http_body_util::BodyExt;
 use indicatif::ProgressBar;
 use kpipe_core::api::{RetryPolicy, Stopped};
-use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
 use kube::core::params::{DeleteParams, GetParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, Request, Resource};
@@ -37,12 +36,11 @@ impl Target {
     }
 }
 
-/// A client that retries, knows the overall deadline and scrubs what it prints.
+/// A client that retries, knows the overall deadline and prints above the progress bar.
 pub struct Caller {
     client: kube::Client,
     policy: RetryPolicy,
     deadline: Option<Instant>,
-    scrubber: Scrubber,
     progress: ProgressBar,
     /// Server warnings already printed: as kubectl, each is shown once.
     warned: std::sync::Mutex<std::collections::HashSet<String>>,
@@ -53,20 +51,17 @@ impl Caller {
         client: kube::Client,
         policy: RetryPolicy,
         deadline: Option<Instant>,
-        scrubber: Scrubber,
         progress: ProgressBar,
     ) -> Self {
         // Outages are told above the progress bar, as every other line.
-        let (bar, outages) = (progress.clone(), scrubber.clone());
+        let bar = progress.clone();
         kpipe_core::transport::report_with(move |line| {
-            let text = outages.scrub(&format!("kapply: {line}\n"));
-            bar.suspend(|| kpipe_core::redact::eprint(&text));
+            bar.suspend(|| kpipe_core::redact::eprint(&format!("kapply: {line}\n")));
         });
         Caller {
             client,
             policy,
             deadline,
-            scrubber,
             progress,
             warned: Default::default(),
         }
@@ -91,10 +86,9 @@ impl Caller {
     }
 
     /// Prints a diagnostic line (or lines) on stderr, above the progress bar if one
-    /// is shown; secret values of the input are scrubbed.
+    /// is shown; through the redaction choke point, as all of stderr.
     pub fn say(&self, text: &str) {
-        let text = self.scrubber.scrub(text);
-        self.progress.suspend(|| kpipe_core::redact::eprint(&text));
+        self.progress.suspend(|| kpipe_core::redact::eprint(text));
     }
 
     /// The progress bar (hidden unless stderr is a terminal).
@@ -278,10 +272,7 @@ impl Caller {
             })?;
             // Live Secrets hold values the input may not (data set by others, old
             // values in last-applied-configuration): known before anything prints.
-            match answer["items"].as_array() {
-                Some(items) => kpipe_core::redact::learn_objects(items),
-                None => kpipe_core::redact::learn_objects([&answer]),
-            }
+            kpipe_core::redact::learn_objects_in(&answer);
             return Ok(answer);
         }
         let status = kpipe_core::api::status_from_body(code.as_u16(), &bytes);

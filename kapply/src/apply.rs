@@ -2,17 +2,16 @@
 //! live objects fetched up front and CRDs of the input waited for.
 
 use crate::api::{Caller, Target};
-use crate::discover::{self, InputCrd, Resolved};
+use crate::discover::{self, InputCrd};
+use crate::failure::Failure;
 use crate::order::Rank;
 use crate::plan::Item;
 use crate::report::{self, Change};
-use crate::retry::Failure;
 use crate::{diff, unchanged};
 use futures::StreamExt;
 use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 use kpipe_core::Result;
 use kpipe_core::interrupt::Interrupt;
-use kpipe_core::redact::Scrubber;
 use kube::core::ApiResource;
 use kube::core::params::PatchParams;
 use serde_json::Value;
@@ -59,7 +58,6 @@ pub(crate) struct Run {
     pub dry_run: bool,
     pub diff: bool,
     pub concurrency: usize,
-    pub scrubber: Scrubber,
     /// Namespaces this input creates, which a dry run cannot find yet.
     pub input_namespaces: HashSet<String>,
     /// Namespaces --create-namespace would create, which a dry run cannot find either.
@@ -209,7 +207,6 @@ impl Run {
                     &item.id,
                     failure,
                     self.caller.retry_budget(),
-                    &self.scrubber,
                 ));
             }
             // Summed up once at the end.
@@ -254,14 +251,10 @@ impl Run {
         discovered: &mut HashMap<String, Result<ApiResource, String>>,
     ) {
         for item in items.iter_mut() {
-            let Resolved::Pending {
-                resource,
-                scope,
-                crd,
-            } = &item.resolved
-            else {
+            let Some(crd) = &item.resolved.pending_crd else {
                 continue;
             };
+            let resource = &item.resolved.resource;
             let key = format!("{}/{}", resource.api_version, resource.kind);
             if !discovered.contains_key(&key) {
                 let result = if !applied.contains(crd) {
@@ -286,10 +279,8 @@ impl Run {
             }
             match &discovered[&key] {
                 Ok(found) => {
-                    item.resolved = Resolved::Served {
-                        resource: found.clone(),
-                        scope: scope.clone(),
-                    }
+                    item.resolved.resource = found.clone();
+                    item.resolved.pending_crd = None;
                 }
                 Err(why) => item.blocked = Some(why.clone()),
             }
@@ -307,7 +298,7 @@ impl Run {
         type Group<'a> = Vec<(&'a Item, &'a ApiResource)>;
         let mut groups: BTreeMap<(String, String, Option<String>), Group> = BTreeMap::new();
         for item in items {
-            if let Resolved::Served { resource, .. } = &item.resolved {
+            if let Some(resource) = item.resolved.served() {
                 let key = (
                     resource.api_version.clone(),
                     resource.plural.clone(),
@@ -402,22 +393,20 @@ impl Run {
                 transient: false,
             });
         }
-        let resource = match &item.resolved {
-            Resolved::Served { resource, .. } => resource,
-            Resolved::Pending { crd, resource, .. } => {
-                return if self.dry_run {
-                    Outcome::Skipped(format!(
-                        "not checked: {} is served only once CustomResourceDefinition/{crd} of this input is applied",
-                        resource.api_version
-                    ))
-                } else {
-                    Outcome::Failed(Failure::Transport {
-                        message: format!("not applied: {} is not served", resource.api_version),
-                        transient: false,
-                    })
-                };
-            }
-        };
+        let resource = &item.resolved.resource;
+        if let Some(crd) = &item.resolved.pending_crd {
+            return if self.dry_run {
+                Outcome::Skipped(format!(
+                    "not checked: {} is served only once CustomResourceDefinition/{crd} of this input is applied",
+                    resource.api_version
+                ))
+            } else {
+                Outcome::Failed(Failure::Transport {
+                    message: format!("not applied: {} is not served", resource.api_version),
+                    transient: false,
+                })
+            };
+        }
         let target = item.target(resource);
         let what = item.id.to_string();
         let before = match live {

@@ -11,10 +11,10 @@
 
 use crate::api::{Caller, Target};
 use crate::cli::DryRun;
+use crate::failure::Failure;
 use crate::keep::{self, Kept};
 use crate::order::{self, Rank};
 use crate::report::kubectl_name;
-use crate::retry::Failure;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;

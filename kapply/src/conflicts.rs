@@ -6,12 +6,11 @@
 //! re-apply sends nothing more.
 
 use crate::api::Caller;
-use crate::discover::Resolved;
+use crate::failure::Failure;
 use crate::plan::Item;
 use crate::report;
-use crate::retry::Failure;
 use futures::StreamExt;
-use kpipe_core::redact::Scrubber;
+use kpipe_core::redact::scrub;
 use kpipe_core::{Error, Result};
 use kube::core::params::PatchParams;
 use serde_json::Value;
@@ -28,13 +27,10 @@ pub(crate) async fn refuse_conflicts(
     live: &Live,
     params: &PatchParams,
     concurrency: usize,
-    scrubber: &Scrubber,
 ) -> Result<()> {
     let manager = params.field_manager.as_deref().unwrap_or_default();
     let candidates = items.iter().filter_map(|item| {
-        let Resolved::Served { resource, .. } = &item.resolved else {
-            return None;
-        };
+        let resource = item.resolved.served()?;
         let Some(Ok(Some(before))) = live.get(&item.position) else {
             return None;
         };
@@ -53,10 +49,9 @@ pub(crate) async fn refuse_conflicts(
                     if failure.code() == Some(409) && conflicted(&failure) =>
                 {
                     report::note_operations(&mut failure, Some(before));
-                    let mut text =
-                        report::failure(&item.id, &failure, caller.retry_budget(), scrubber);
+                    let mut text = report::failure(&item.id, &failure, caller.retry_budget());
                     text.push_str(&changes(&failure, before, &item.body, &item.id.kind));
-                    Some((item.position, scrubber.scrub(&text)))
+                    Some((item.position, scrub(&text).into_owned()))
                 }
                 // Anything else is met, and reported, by the apply itself.
                 _ => None,

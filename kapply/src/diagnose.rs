@@ -1,15 +1,14 @@
 //! Why an object is not ready, in one screen: what `kubectl get pod`, `kubectl
 //! describe` and `kubectl logs` would have shown, for the pods of the workload's
 //! current template only. Before anything of a pod is shown, the values of every Secret
-//! it reads are learned (read with the user's own client), so that the scrubber masks
-//! them in its log lines and events; a pod that reads a Secret which cannot be read
-//! shows no log lines, and says which Secret and why.
+//! it reads are learned (read with the user's own client), so that the redaction choke
+//! point masks them in its log lines and events; a pod that reads a Secret which cannot
+//! be read shows no log lines, and says which Secret and why.
 
 use crate::ready::{State, condition};
 use crate::references::{self, Referent};
 use crate::wait::{Watched, list, pod_selector, pods_resource};
 use kpipe_core::api::describe;
-use kpipe_core::redact::Scrubber;
 use kube::api::{Api, DynamicObject, ListParams};
 use kube::core::{ApiResource, GroupVersionKind};
 use serde_json::Value;
@@ -39,9 +38,9 @@ fn text(v: &Value) -> &str {
     v.as_str().unwrap_or_default()
 }
 
-/// The diagnosis of one object not ready; `scrubber` masks the input's secrets and
-/// learns those the pods read.
-pub async fn explain(client: &kube::Client, object: &Watched, scrubber: &Scrubber) -> String {
+/// The diagnosis of one object not ready, every known secret masked (those the pods
+/// read are learned first).
+pub async fn explain(client: &kube::Client, object: &Watched) -> String {
     let mut out = String::new();
     let verdict = match &object.state {
         State::Failed(why) => format!("failed: {why}"),
@@ -72,10 +71,8 @@ pub async fn explain(client: &kube::Client, object: &Watched, scrubber: &Scrubbe
     let Some(namespace) = object.id.namespace.as_deref() else {
         return out;
     };
-    let mut scrubber = scrubber.clone();
     // What the workload's own pod template reads, for events about it and its ReplicaSet.
-    let mut unread =
-        learn_secrets(client, namespace, &live["spec"]["template"], &mut scrubber).await;
+    let mut unread = learn_secrets(client, namespace, &live["spec"]["template"]).await;
     let mut uids: HashSet<String> = HashSet::new();
     uids.extend(live["metadata"]["uid"].as_str().map(String::from));
     let mut body = String::new();
@@ -110,7 +107,7 @@ pub async fn explain(client: &kube::Client, object: &Watched, scrubber: &Scrubbe
                 for pod in &pods {
                     uids.extend(pod["metadata"]["uid"].as_str().map(String::from));
                     // Every pod, those counted only too: their events are shown.
-                    let more = learn_secrets(client, namespace, pod, &mut scrubber).await;
+                    let more = learn_secrets(client, namespace, pod).await;
                     unread.extend(more);
                 }
                 // One log tail is enough: the pods of one template crash alike.
@@ -132,7 +129,7 @@ pub async fn explain(client: &kube::Client, object: &Watched, scrubber: &Scrubbe
         }
     }
     body.push_str(&warnings(client, namespace, &uids).await);
-    out.push_str(&scrubber.scrub(&body));
+    out.push_str(&kpipe_core::redact::scrub(&body));
     out
 }
 
@@ -320,7 +317,6 @@ async fn learn_secrets(
     client: &kube::Client,
     namespace: &str,
     pod: &Value,
-    scrubber: &mut Scrubber,
 ) -> BTreeMap<String, String> {
     let resource =
         ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("", "v1", "Secret"), "secrets");
@@ -332,7 +328,7 @@ async fn learn_secrets(
                 let mut value = serde_json::to_value(&secret).unwrap_or(Value::Null);
                 value["apiVersion"] = "v1".into();
                 value["kind"] = "Secret".into();
-                scrubber.learn([&value]);
+                kpipe_core::redact::learn_objects([&value]);
             }
             Ok(None) => {
                 unread.insert(name, "not found".to_string());

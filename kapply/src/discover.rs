@@ -1,8 +1,8 @@
 //! Kind -> resource through discovery, asking only for the group-versions the input uses.
 
 use crate::api::Caller;
+use crate::failure::Failure;
 use crate::order::is_built_in_group;
-use crate::retry::Failure;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kpipe_core::api::{RetryPolicy, Stopped};
@@ -66,25 +66,19 @@ impl InputCrd {
 
 /// How an object's kind maps to a resource on this server.
 #[derive(Debug, Clone)]
-pub enum Resolved {
-    Served {
-        resource: ApiResource,
-        scope: Scope,
-    },
-    /// Defined by a CRD in this input that the server does not serve yet: known from
-    /// the CRD itself, to be confirmed by discovery once the CRD is Established.
-    Pending {
-        resource: ApiResource,
-        scope: Scope,
-        crd: String,
-    },
+pub struct Resolved {
+    pub resource: ApiResource,
+    pub scope: Scope,
+    /// The name of the CRD of this input that defines the kind, while the server does
+    /// not serve it yet: the resource is known from the CRD itself, to be confirmed by
+    /// discovery once the CRD is Established.
+    pub pending_crd: Option<String>,
 }
 
 impl Resolved {
-    pub fn scope(&self) -> &Scope {
-        match self {
-            Resolved::Served { scope, .. } | Resolved::Pending { scope, .. } => scope,
-        }
+    /// The resource, if the server serves it already.
+    pub fn served(&self) -> Option<&ApiResource> {
+        self.pending_crd.is_none().then_some(&self.resource)
     }
 }
 
@@ -124,16 +118,17 @@ pub async fn resolve(
         let gv = group_version_of(doc.api_version());
         let kind = doc.kind();
         let defined = crds.iter().find(|c| c.defines(&gv, kind));
-        let pending = |crd: &InputCrd| Resolved::Pending {
+        let pending = |crd: &InputCrd| Resolved {
             resource: ApiResource::from_gvk_with_plural(&gv.clone().with_kind(kind), &crd.plural),
             scope: crd.scope.clone(),
-            crd: crd.name.clone(),
+            pending_crd: Some(crd.name.clone()),
         };
         match &found[doc.api_version()] {
             Ok(group) => match group.recommended_kind(kind) {
-                Some((resource, caps)) => resolved.push(Resolved::Served {
+                Some((resource, caps)) => resolved.push(Resolved {
                     resource,
                     scope: caps.scope,
+                    pending_crd: None,
                 }),
                 None => match defined {
                     Some(crd) => resolved.push(pending(crd)),

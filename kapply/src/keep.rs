@@ -11,9 +11,9 @@
 
 use crate::api::Caller;
 use crate::applyset::{Live, identified};
+use crate::failure::Failure;
 use crate::references::{self, Referent};
 use crate::report::kubectl_name;
-use crate::retry::Failure;
 use futures::StreamExt;
 use kpipe_core::{Error, ObjectId, Result};
 use kube::core::ApiResource;

@@ -5,7 +5,8 @@
 //! rank ([`order`]), the objects of one rank in parallel, each with one server-side
 //! apply PATCH; the live objects before (to tell created, configured and unchanged
 //! apart) are fetched up front, all in parallel. Every request is retried on transient
-//! failures ([`retry`]).
+//! failures ([`api::Caller::retrying`]); what a failure is, and whether it is transient,
+//! is [`failure`]'s.
 
 mod api;
 mod apply;
@@ -15,6 +16,7 @@ mod conflicts;
 mod diagnose;
 mod diff;
 mod discover;
+mod failure;
 mod groups;
 mod input;
 mod keep;
@@ -25,7 +27,6 @@ mod ready;
 mod references;
 mod release;
 mod report;
-mod retry;
 mod stages;
 mod unchanged;
 mod wait;
@@ -35,11 +36,11 @@ pub use cli::{Args, DryRun, Output};
 use api::Caller;
 use apply::{Outcome, Run};
 use applyset::{ApplySet, Member, Removal};
-use discover::{InputCrd, Resolved};
+use discover::InputCrd;
 use indicatif::ProgressBar;
 use kpipe_core::api::RetryPolicy;
 use kpipe_core::interrupt::Interrupt;
-use kpipe_core::redact::{Scrubber, mask_secret};
+use kpipe_core::redact::mask_secret;
 use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::params::PatchParams;
 use report::FailureKind;
@@ -142,15 +143,11 @@ pub(crate) async fn apply(args: &Args, docs: Vec<Document>, ctx: &Context) -> Re
     if args.show_secrets {
         kpipe_core::redact::show_on_terminal();
     }
-    // The stream reader taught the choke point every value of the input.
-    let scrubber = Scrubber::default();
-
     let connection = args.connect.connect(deadline).await.map_err(reading)?;
     let caller = Caller::new(
         connection.client.clone(),
         RetryPolicy::new(args.retry_for),
         deadline,
-        scrubber.clone(),
         apply::progress_bar(docs.len()),
     );
 
@@ -189,16 +186,10 @@ pub(crate) async fn apply(args: &Args, docs: Vec<Document>, ctx: &Context) -> Re
     };
     let members: Vec<Member> = items
         .iter()
-        .map(|item| {
-            let (Resolved::Served { resource, scope }
-            | Resolved::Pending {
-                resource, scope, ..
-            }) = &item.resolved;
-            Member {
-                id: item.id.clone(),
-                resource: resource.clone(),
-                scope: scope.clone(),
-            }
+        .map(|item| Member {
+            id: item.id.clone(),
+            resource: item.resolved.resource.clone(),
+            scope: item.resolved.scope.clone(),
         })
         .collect();
     if let Some(text) = client_dry_run {
@@ -248,7 +239,6 @@ pub(crate) async fn apply(args: &Args, docs: Vec<Document>, ctx: &Context) -> Re
         dry_run,
         diff: args.diff,
         concurrency: args.concurrency.into(),
-        scrubber,
         input_namespaces,
         would_create: HashSet::new(),
         interrupt,
@@ -259,15 +249,8 @@ pub(crate) async fn apply(args: &Args, docs: Vec<Document>, ctx: &Context) -> Re
     if !dry_run && !args.force_conflicts {
         let all: Vec<&plan::Item> = items.iter().collect();
         let live = run.prefetch(&all).await;
-        conflicts::refuse_conflicts(
-            &run.caller,
-            &items,
-            &live,
-            &run.params,
-            run.concurrency,
-            &run.scrubber,
-        )
-        .await?;
+        conflicts::refuse_conflicts(&run.caller, &items, &live, &run.params, run.concurrency)
+            .await?;
         *run.prefetched.lock().expect("not poisoned") = live;
     }
     ctx.wrote
@@ -368,7 +351,7 @@ pub(crate) async fn apply(args: &Args, docs: Vec<Document>, ctx: &Context) -> Re
                 let left =
                     applyset::prune(set, &removal, &members, &applied, &ctx.retained).await?;
                 total += left.failed.len();
-                failures.extend(report_failed(&run.caller, &left.failed, &run.scrubber));
+                failures.extend(report_failed(&run.caller, &left.failed));
                 prune_interrupted = run.interrupt.received().map(|signal| {
                     let summary = report::interrupted_removal("pruned", &left);
                     Error::Interrupted(
@@ -485,20 +468,11 @@ fn verdict(run: Verdict<'_>) -> Result<()> {
 }
 
 /// Reports each object a prune or delete could not remove; their kinds for the summary.
-fn report_failed(
-    caller: &Caller,
-    failed: &applyset::Failed,
-    scrubber: &Scrubber,
-) -> Vec<FailureKind> {
+fn report_failed(caller: &Caller, failed: &applyset::Failed) -> Vec<FailureKind> {
     failed
         .iter()
         .map(|(id, failure)| {
-            caller.say(&report::failure(
-                id,
-                failure,
-                caller.retry_budget(),
-                scrubber,
-            ));
+            caller.say(&report::failure(id, failure, caller.retry_budget()));
             FailureKind::of(failure)
         })
         .collect()
@@ -513,7 +487,6 @@ async fn delete_all(args: Args) -> Result<()> {
         connection.client.clone(),
         RetryPolicy::new(args.retry_for),
         deadline,
-        Scrubber::default(),
         ProgressBar::hidden(),
     );
     let set = ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;
@@ -528,7 +501,7 @@ async fn delete_all(args: Args) -> Result<()> {
         interrupt: &interrupt,
     };
     let left = applyset::delete_all(&set, &removal).await?;
-    let kinds = report_failed(&caller, &left.failed, &Scrubber::default());
+    let kinds = report_failed(&caller, &left.failed);
     if let Some(signal) = interrupt.received() {
         let summary = report::interrupted_removal("deleted", &left);
         let parent = if left.is_whole() {

@@ -54,7 +54,7 @@ pub(crate) fn plan(
         let meta = meta
             .as_object_mut()
             .expect("metadata is checked to be a mapping");
-        match resolved.scope() {
+        match resolved.scope {
             Scope::Cluster => {
                 meta.remove("namespace");
                 id.namespace = None;
@@ -98,13 +98,14 @@ mod tests {
         let docs = kpipe_core::stream::parse("in.yaml", text).unwrap();
         let resolved = docs
             .iter()
-            .map(|d| Resolved::Served {
+            .map(|d| Resolved {
                 resource: ApiResource::from_gvk(&kube::core::GroupVersionKind::gvk(
                     "",
                     "v1",
                     d.kind(),
                 )),
                 scope: scope.clone(),
+                pending_crd: None,
             })
             .collect();
         plan(docs, resolved, &[], ns, from_flag)

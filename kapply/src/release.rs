@@ -19,7 +19,6 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use indicatif::ProgressBar;
 use kpipe_core::api::RetryPolicy;
-use kpipe_core::redact::Scrubber;
 use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::ApiResource;
 use serde_json::{Value, json};
@@ -110,7 +109,6 @@ impl Releases {
             connection.client.clone(),
             RetryPolicy::new(args.retry_for),
             deadline(args),
-            Scrubber::default(),
             ProgressBar::hidden(),
         );
         let set = ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;

@@ -2,9 +2,8 @@
 
 use crate::apply::Outcome;
 use crate::cli::Output;
-use crate::retry::Failure;
+use crate::failure::Failure;
 use kpipe_core::ObjectId;
-use kpipe_core::redact::Scrubber;
 use kpipe_core::time::format_elapsed;
 use serde_json::Value;
 use std::fmt;
@@ -86,10 +85,11 @@ impl FailureKind {
     }
 }
 
-/// The full report of one failed object, every line starting `kapply: `.
-pub fn failure(id: &ObjectId, failure: &Failure, retried: Duration, scrubber: &Scrubber) -> String {
+/// The full report of one failed object, every line starting `kapply: `, every known
+/// secret value masked.
+pub fn failure(id: &ObjectId, failure: &Failure, retried: Duration) -> String {
     let retried = format_elapsed(retried);
-    let mut text = match failure {
+    let text = match failure {
         Failure::Api { status, .. } if status.code == 409 && !conflicts(status).is_empty() => {
             conflict_report(id, status)
         }
@@ -126,8 +126,7 @@ pub fn failure(id: &ObjectId, failure: &Failure, retried: Duration, scrubber: &S
         }
         _ => format!("kapply: {id}: {}\n", failure.message()),
     };
-    text = scrubber.scrub(&text);
-    text
+    kpipe_core::redact::scrub(&text).into_owned()
 }
 
 /// One field in conflict: who manages it and how (`Apply` or `Update`, when known).
@@ -407,7 +406,6 @@ mod tests {
             &id("v1", "ConfigMap", "polls-config"),
             &failure,
             Duration::from_secs(30),
-            &Scrubber::default(),
         );
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(
@@ -442,7 +440,6 @@ mod tests {
             &id("v1", "ConfigMap", "polls-config"),
             &failure,
             Duration::from_secs(30),
-            &Scrubber::default(),
         );
         assert!(text.contains("2 fields are managed"), "{text}");
         assert!(
@@ -469,7 +466,6 @@ mod tests {
             &id("v1", "ConfigMap", "x"),
             &failure,
             Duration::from_secs(30),
-            &Scrubber::default(),
         );
         assert_eq!(
             text,
@@ -478,18 +474,12 @@ mod tests {
         assert_eq!(FailureKind::of(&failure), FailureKind::NotFound);
 
         let secret = serde_json::json!({"apiVersion": "v1", "kind": "Secret", "stringData": {"pw": "hunter2-pw"}});
-        let mut scrubber = Scrubber::default();
-        scrubber.learn([&secret]);
+        kpipe_core::redact::learn_objects([&secret]);
         let echo = Failure::api(
             kube::core::Status::failure("bad value \"hunter2-pw\"", "Invalid").with_code(422),
             None,
         );
-        let text = super::failure(
-            &id("v1", "Secret", "s"),
-            &echo,
-            Duration::from_secs(30),
-            &scrubber,
-        );
+        let text = super::failure(&id("v1", "Secret", "s"), &echo, Duration::from_secs(30));
         assert!(!text.contains("hunter2"), "{text}");
     }
 
@@ -503,7 +493,6 @@ mod tests {
             &id("apps/v1", "Deployment", "polls-app"),
             &failure,
             Duration::from_secs(30),
-            &Scrubber::default(),
         );
         assert!(text.contains("spec.selector: Invalid value"), "{text}");
         assert!(
@@ -523,7 +512,6 @@ mod tests {
             &id("v1", "ConfigMap", "x"),
             &failure,
             Duration::from_secs(30),
-            &Scrubber::default(),
         );
         assert!(
             text.ends_with("busy (HTTP 503; gave up after retrying for 30.0s)\n"),

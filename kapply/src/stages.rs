@@ -3,9 +3,9 @@
 //! Deployment that follows its migration Job is not touched when the Job fails.
 
 use crate::apply::{Outcome, Run};
-use crate::discover::{InputCrd, Resolved};
+use crate::discover::InputCrd;
+use crate::failure::Failure;
 use crate::plan::Item;
-use crate::retry::Failure;
 use crate::wait::{End, Progress, Watched};
 use crate::{diagnose, groups, wait};
 use kpipe_core::{ObjectId, Result};
@@ -29,12 +29,6 @@ impl Applied {
             .flat_map(|(_, objects)| objects)
             .map(|o| (o.id.clone(), o.live.clone()))
             .collect()
-    }
-}
-
-fn resource(item: &Item) -> ApiResource {
-    match &item.resolved {
-        Resolved::Served { resource, .. } | Resolved::Pending { resource, .. } => resource.clone(),
     }
 }
 
@@ -86,7 +80,7 @@ impl Run {
             let meta: Vec<(usize, ObjectId, ApiResource)> = {
                 let mut m: Vec<_> = items
                     .iter()
-                    .map(|i| (i.position, i.id.clone(), resource(i)))
+                    .map(|i| (i.position, i.id.clone(), i.resolved.resource.clone()))
                     .collect();
                 m.sort_by_key(|(position, _, _)| *position);
                 m
@@ -133,7 +127,7 @@ impl Run {
             .filter(|o| !matches!(o.state, crate::ready::State::Ready(_)))
         {
             count += 1;
-            let text = diagnose::explain(self.caller.client(), object, &self.scrubber).await;
+            let text = diagnose::explain(self.caller.client(), object).await;
             self.caller.say(&format!("kapply: {text}"));
         }
         count

@@ -1,5 +1,6 @@
-//! What failed, whether trying again can help, and how long to wait before it does.
-//! What a failure means, and the retry policy, are kpipe_core::api's.
+//! Why a request failed ([`Failure`]), in the terms the retry policy judges: whether
+//! trying again can help, and how long to wait first. Which answers are transient, and
+//! the retry loop itself, are kpipe_core::api's.
 
 use kpipe_core::api;
 use kube::core::Status;
