@@ -6,6 +6,7 @@
 mod common;
 
 mod certwait;
+mod change_rules;
 mod cli_contract;
 mod corpus;
 mod day2;

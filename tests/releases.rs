@@ -164,7 +164,10 @@ fn history_atomic_rollback_and_destroy_through_make() {
     let described: Vec<&str> = rows[5..].iter().map(|r| r[6].as_str()).collect();
     assert_eq!(
         described[..2],
-        ["rollback to 4 after revision 5 failed", "upgrade failed: 1 of 5 objects not ready"]
+        [
+            "rollback to 4 after revision 5 failed",
+            "upgrade failed: 1 of 5 objects not ready"
+        ]
     );
     assert_eq!(described[2..], ["rollback to 6", "rollback to 1"]);
     make(Some(&sim), &settings, "rollback", &["REVISION=99"])

@@ -1,10 +1,9 @@
-//! Applying the planned objects: rank after rank, in parallel within a rank, with the
-//! live objects fetched up front and CRDs of the input waited for.
+//! Applying one wave of the change graph ([`crate::graph`]): its objects in parallel,
+//! with the live objects fetched up front and CRDs of the input waited for.
 
 use crate::api::{Caller, Target};
 use crate::discover::{self, InputCrd};
 use crate::failure::Failure;
-use crate::order::Rank;
 use crate::plan::Item;
 use crate::report::{self, Change};
 use crate::{diff, unchanged};
@@ -72,6 +71,19 @@ pub(crate) struct Run {
     pub prefetched: std::sync::Mutex<crate::conflicts::Live>,
 }
 
+/// What the waves of one run pass on to the next.
+#[derive(Default)]
+pub(crate) struct Memory {
+    /// The live objects read before applying, by input position (taken when applied).
+    pub live: HashMap<usize, std::result::Result<Option<Value>, Failure>>,
+    /// CRDs of this input that were applied, by name: their kinds can be resolved.
+    applied_crds: HashSet<String>,
+    /// Namespaces of this input that could not be created: their objects are doomed.
+    failed_namespaces: HashSet<String>,
+    /// Kinds of this input's CRDs, resolved once they were established (or why not).
+    discovered: HashMap<String, std::result::Result<ApiResource, String>>,
+}
+
 /// From this many objects a terminal gets a progress bar on stderr.
 const PROGRESS_FROM: usize = 20;
 
@@ -90,98 +102,90 @@ pub(crate) fn progress_bar(objects: usize) -> ProgressBar {
 }
 
 impl Run {
-    /// Applies rank after rank, printing each result line as soon as its object and
-    /// those before it in the rank are done, on stdout when `lines`, else on stderr; the
-    /// outcomes come back in input order. Objects in a namespace this input failed to
-    /// create are not sent. After SIGINT/SIGTERM nothing more is started.
-    pub async fn apply_all(
+    /// Applies one wave of the change graph, its objects in parallel, printing each
+    /// result line as soon as its object and those before it in the wave are done, on
+    /// stdout when `lines`, else on stderr; the outcomes come back in input order.
+    /// Objects in a namespace this input failed to create are not sent, custom resources
+    /// of this input's CRDs only once those are established. After SIGINT/SIGTERM
+    /// nothing more is started.
+    pub async fn apply_wave(
         &self,
-        items: Vec<Item>,
+        mut items: Vec<Item>,
         crds: &[InputCrd],
         lines: bool,
+        memory: &mut Memory,
     ) -> Result<Vec<Outcome>> {
-        let mut ranks: BTreeMap<Rank, Vec<Item>> = BTreeMap::new();
-        for item in items {
-            ranks.entry(item.rank).or_default().push(item);
+        items.sort_by_key(|i| i.position);
+        if !self.dry_run && self.interrupt.received().is_none() {
+            self.confirm_pending(&mut items, crds, memory).await;
         }
-        if !self.caller.progress().is_hidden() {
-            self.caller
-                .progress()
-                .enable_steady_tick(Duration::from_millis(120));
+        for item in &mut items {
+            if let Some(ns) = &item.id.namespace
+                && memory.failed_namespaces.contains(ns)
+            {
+                item.blocked = Some(format!(
+                    "not applied: its Namespace/{ns} of this input could not be created"
+                ));
+            }
         }
-        let mut live = HashMap::new();
+        let befores: Vec<_> = items
+            .iter()
+            .map(|i| memory.live.remove(&i.position))
+            .collect();
+        // Unordered, so that one object waiting out a backoff does not hold the others
+        // back; the lines are printed in input order as far as done.
+        let mut results = futures::stream::iter(items.iter().zip(befores).enumerate())
+            .map(|(index, (item, before))| async move {
+                let outcome = self.apply_interruptibly(item, before).await;
+                self.caller.progress().inc(1);
+                (index, outcome)
+            })
+            .buffer_unordered(self.concurrency);
+        let mut outcomes = Vec::with_capacity(items.len());
+        let mut done: Vec<Option<Outcome>> = items.iter().map(|_| None).collect();
+        let mut printed = 0;
+        while let Some((index, outcome)) = results.next().await {
+            done[index] = Some(outcome);
+            while let Some(outcome) = done.get_mut(printed).and_then(Option::take) {
+                let item = &items[printed];
+                match &outcome {
+                    Outcome::Done { .. }
+                        if item.id.kind == "CustomResourceDefinition"
+                            && item.id.group() == "apiextensions.k8s.io" =>
+                    {
+                        memory.applied_crds.insert(item.id.name.clone());
+                    }
+                    Outcome::Failed(_)
+                        if item.id.kind == "Namespace" && item.id.group().is_empty() =>
+                    {
+                        memory.failed_namespaces.insert(item.id.name.clone());
+                    }
+                    _ => {}
+                }
+                self.print(item, &outcome, lines)?;
+                outcomes.push(outcome);
+                printed += 1;
+            }
+        }
+        Ok(outcomes)
+    }
+
+    /// Reads the live objects of `items` before they are applied (those the conflict
+    /// check read are taken from it), into `memory`.
+    pub async fn read_before(&self, items: &[&Item], memory: &mut Memory) {
         let mut unread = Vec::new();
         {
             let mut prefetched = self.prefetched.lock().expect("not poisoned");
-            for item in ranks.values().flatten() {
+            for item in items {
                 match prefetched.remove(&item.position) {
                     Some(before) => {
-                        live.insert(item.position, before);
+                        memory.live.insert(item.position, before);
                     }
-                    None => unread.push(item),
+                    None => unread.push(*item),
                 }
             }
         }
-        live.extend(self.prefetch(&unread).await);
-        let mut outcomes = Vec::new();
-        // CRDs of this input that were applied, by name: their kinds can be resolved.
-        let mut applied_crds: HashSet<String> = HashSet::new();
-        // Namespaces of this input that could not be created: their objects are doomed.
-        let mut failed_namespaces: HashSet<String> = HashSet::new();
-        let mut discovered: HashMap<String, Result<ApiResource, String>> = HashMap::new();
-        for (rank, mut items) in ranks {
-            if rank == Rank::Custom && !self.dry_run && self.interrupt.received().is_none() {
-                self.confirm_pending(&mut items, crds, &applied_crds, &mut discovered)
-                    .await;
-            }
-            for item in &mut items {
-                if let Some(ns) = &item.id.namespace
-                    && failed_namespaces.contains(ns)
-                {
-                    item.blocked = Some(format!(
-                        "not applied: its Namespace/{ns} of this input could not be created"
-                    ));
-                }
-            }
-            let befores: Vec<_> = items.iter().map(|i| live.remove(&i.position)).collect();
-            // Unordered, so that one object waiting out a backoff does not hold the
-            // others back; the lines are printed in input order as far as done.
-            let mut results = futures::stream::iter(items.iter().zip(befores).enumerate())
-                .map(|(index, (item, before))| async move {
-                    let outcome = self.apply_interruptibly(item, before).await;
-                    self.caller.progress().inc(1);
-                    (index, outcome)
-                })
-                .buffer_unordered(self.concurrency);
-            let mut done: Vec<Option<Outcome>> = items.iter().map(|_| None).collect();
-            let mut printed = 0;
-            while let Some((index, outcome)) = results.next().await {
-                done[index] = Some(outcome);
-                while let Some(outcome) = done.get_mut(printed).and_then(Option::take) {
-                    let item = &items[printed];
-                    match &outcome {
-                        Outcome::Done { .. }
-                            if item.id.kind == "CustomResourceDefinition"
-                                && item.id.group() == "apiextensions.k8s.io" =>
-                        {
-                            applied_crds.insert(item.id.name.clone());
-                        }
-                        Outcome::Failed(_)
-                            if item.id.kind == "Namespace" && item.id.group().is_empty() =>
-                        {
-                            failed_namespaces.insert(item.id.name.clone());
-                        }
-                        _ => {}
-                    }
-                    self.print(item, &outcome, lines)?;
-                    outcomes.push((item.position, outcome));
-                    printed += 1;
-                }
-            }
-        }
-        self.caller.progress().finish_and_clear();
-        outcomes.sort_by_key(|(position, _)| *position);
-        Ok(outcomes.into_iter().map(|(_, outcome)| outcome).collect())
+        memory.live.extend(self.prefetch(&unread).await);
     }
 
     /// One object's result: its line on stdout (or stderr when stdout carries the
@@ -243,13 +247,8 @@ impl Run {
 
     /// Waits for the input's CRDs to be Established and resolves their kinds through
     /// discovery; an object whose CRD failed is failed with a reason.
-    async fn confirm_pending(
-        &self,
-        items: &mut [Item],
-        crds: &[InputCrd],
-        applied: &HashSet<String>,
-        discovered: &mut HashMap<String, Result<ApiResource, String>>,
-    ) {
+    async fn confirm_pending(&self, items: &mut [Item], crds: &[InputCrd], memory: &mut Memory) {
+        let (applied, discovered) = (&memory.applied_crds, &mut memory.discovered);
         for item in items.iter_mut() {
             let Some(crd) = &item.resolved.pending_crd else {
                 continue;

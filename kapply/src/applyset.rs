@@ -12,8 +12,8 @@
 use crate::api::{Caller, Target};
 use crate::cli::DryRun;
 use crate::failure::Failure;
+use crate::graph::{self, Change};
 use crate::keep::{self, Kept};
-use crate::order::{self, Rank};
 use crate::report::kubectl_name;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -544,7 +544,7 @@ pub struct Removal<'a> {
     /// Result lines on stdout (else on stderr, when stdout carries objects).
     pub lines: bool,
     pub concurrency: usize,
-    /// Groups the input's CRDs define, whose kinds rank as custom.
+    /// Groups the input's CRDs define, whose kinds are deleted first.
     pub crd_groups: HashSet<String>,
     /// SIGINT/SIGTERM: no deletion starts after one.
     pub interrupt: &'a Interrupt,
@@ -612,16 +612,31 @@ impl Removal<'_> {
             .collect()
     }
 
-    /// Deletes `objects` in reverse apply order, one rank at a time, the objects of a
-    /// rank in parallel, each deletion accepted by the server before the next rank;
-    /// prints `kind/name VERB` for each. After SIGINT/SIGTERM no deletion starts and
-    /// those in flight get [`IN_FLIGHT_GRACE`].
+    /// Deletes `objects` wave after wave of the change graph's deletions (the built-in
+    /// order reversed, then kapp's delete rules of the objects as they live), the
+    /// objects of a wave in parallel, each deletion accepted by the server before the
+    /// next wave; prints `kind/name VERB` for each. After SIGINT/SIGTERM no deletion
+    /// starts and those in flight get [`IN_FLIGHT_GRACE`].
     async fn remove(&self, objects: Vec<Live>, verb: &str) -> Result<Left> {
-        let mut ranks: BTreeMap<Rank, Vec<Live>> = BTreeMap::new();
-        for object in objects {
-            let rank = order::rank(object.0.group(), &object.0.kind, &self.crd_groups);
-            ranks.entry(rank).or_default().push(object);
-        }
+        let schedule = {
+            let changes: Vec<Change> = objects
+                .iter()
+                .map(|(id, _, object)| Change { id, object })
+                .collect();
+            graph::deletions(&changes, &self.crd_groups).map_err(|e| {
+                Error::runtime(format!("nothing {verb}: the objects' change rules: {e}"))
+            })?
+        };
+        let mut slots: Vec<Option<Live>> = objects.into_iter().map(Some).collect();
+        let waves: Vec<Vec<Live>> = schedule
+            .waves
+            .iter()
+            .map(|wave| {
+                wave.iter()
+                    .map(|&i| slots[i].take().expect("once"))
+                    .collect()
+            })
+            .collect();
         let mut params = DeleteParams::background();
         params.dry_run = self.dry_run == DryRun::Server;
         let suffix = match self.dry_run {
@@ -630,7 +645,7 @@ impl Removal<'_> {
             DryRun::Server => " (server dry run)",
         };
         let mut left = Left::default();
-        for (_, mut objects) in ranks.into_iter().rev() {
+        for mut objects in waves {
             objects.sort_by_key(|(id, _, _)| id.to_string());
             // Unordered, as apply: a deletion that waits out a retry holds one slot of
             // `concurrency`, not every slot behind it.
@@ -731,6 +746,22 @@ pub async fn prune(
                 (found, kept)
             });
     let mut selection = keep::select(how.caller, found, applied, None, how.concurrency).await?;
+    let applied_ids: Vec<(ObjectId, &Value)> = applied
+        .iter()
+        .filter_map(|o| Some((ObjectId::of(o)?, *o)))
+        .collect();
+    let upserted: Vec<Change> = applied_ids
+        .iter()
+        .map(|(id, object)| Change { id, object })
+        .collect();
+    let deleted: Vec<Change> = selection
+        .doomed
+        .iter()
+        .map(|(id, _, object)| Change { id, object })
+        .collect();
+    for warning in graph::unkept_rules(&upserted, &deleted) {
+        how.caller.say(&format!("kapply: warning: {warning}\n"));
+    }
     kept.append(&mut selection.kept);
     let kept = how.report_kept(&kept);
     let left = how.remove(selection.doomed, "pruned").await?;

@@ -18,10 +18,17 @@ there): quote it (`DEBUG: \"on\"`). An empty pipe on stdin, or a kpipe stream cu
 before its last line `# kpipe stream: end`, is what a stage before that failed leaves:
 nothing is applied or pruned. -o yaml writes such a stream, without the end line when the
 run fails (so `| certwait` stops too); -o json and -o name carry no such line.
-Order, in as few steps as Kubernetes needs: 1. Namespaces and CustomResourceDefinitions;
-2. what pods consume (ServiceAccount, RBAC, ConfigMap, Secret, PersistentVolumeClaim);
-3. everything else at once (Services, workloads, Jobs, Ingresses, custom resources the
-server serves); 4. kinds of this input's CRDs, once those are Established.
+Order, in as few steps as Kubernetes needs, as waves of one change graph (kapp's
+model): 1. Namespaces and CustomResourceDefinitions; 2. what pods consume
+(ServiceAccount, RBAC, ConfigMap, Secret, PersistentVolumeClaim); 3. everything else at
+once (Services, workloads, Jobs, Ingresses, custom resources the server serves); 4. kinds
+of this input's CRDs, once those are Established; deletions in reverse. kapp's change
+rules reorder them: `kapp.k14s.io/change-group: G` and `kapp.k14s.io/change-rule:
+upsert after upserting G`, `upsert before upserting G`, `delete after deleting G`,
+`delete before deleting G` (deletions come after every upsert, so `upsert after deleting`
+and `delete before upserting` cannot hold: a prune that meets one warns).
+A re-apply sends nothing for an object whose live state provably holds the input
+(every value, and kapply's field manager owning exactly those fields): `unchanged`.
 
 Each object gets one line on stdout (on stderr with -o yaml|json; -o name prints only
 the names, on stdout), as kubectl prints it:
@@ -197,7 +204,8 @@ pub struct Args {
     /// Job, fails the wait at once; then, and on timeout, kapply says why: pods,
     /// container reasons, the crashing container's last log lines, Warning events.
     /// Objects annotated with kapp change rules (`kapp.k14s.io/change-rule: upsert
-    /// after upserting GROUP`) are applied only once that group is ready.
+    /// after upserting GROUP`, or `upsert before upserting` on the group's side) are
+    /// applied only once the changes they follow are ready.
     #[arg(long)]
     pub wait: bool,
 

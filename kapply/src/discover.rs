@@ -2,7 +2,7 @@
 
 use crate::api::Caller;
 use crate::failure::Failure;
-use crate::order::is_built_in_group;
+use crate::graph::is_built_in_group;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kpipe_core::api::{RetryPolicy, Stopped};

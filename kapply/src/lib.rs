@@ -1,10 +1,11 @@
 //! kapply: fast, ordered, retrying server-side apply of a manifest stream.
 //!
 //! The whole input is read and checked first (parse, names, duplicates, namespaces,
-//! kinds the server serves); only then is anything written. Objects are applied by
-//! rank ([`order`]), the objects of one rank in parallel, each with one server-side
-//! apply PATCH; the live objects before (to tell created, configured and unchanged
-//! apart) are fetched up front, all in parallel. Every request is retried on transient
+//! kinds the server serves); only then is anything written. Changes run in the waves
+//! of one change graph ([`graph`], [`waves`]), the objects of a wave in parallel, each
+//! with one server-side apply PATCH, or none when the live object provably holds it
+//! already ([`unchanged`]); the live objects before (to tell created, configured and
+//! unchanged apart) are fetched up front, all in parallel. Every request is retried on transient
 //! failures ([`api::Caller::retrying`]); what a failure is, and whether it is transient,
 //! is [`failure`]'s.
 
@@ -17,19 +18,18 @@ mod diagnose;
 mod diff;
 mod discover;
 mod failure;
-mod groups;
+mod graph;
 mod input;
 mod keep;
 mod namespaces;
-mod order;
 mod plan;
 mod ready;
 mod references;
 mod release;
 mod report;
-mod stages;
 mod unchanged;
 mod wait;
+mod waves;
 
 pub use cli::{Args, DryRun, Output};
 
@@ -158,7 +158,6 @@ pub(crate) async fn apply(args: &Args, docs: Vec<Document>, ctx: &Context) -> Re
     let mut items = plan::plan(
         docs,
         resolved,
-        &crds,
         &connection.namespace,
         connection.namespace_from_flag,
     )?;
@@ -280,7 +279,7 @@ pub(crate) async fn apply(args: &Args, docs: Vec<Document>, ctx: &Context) -> Re
         sorted.into_iter().map(|i| i.id.clone()).collect()
     };
     let applied = run
-        .apply_in_stages(items, &crds, lines_on_stdout, args.wait)
+        .apply_waves(items, &crds, lines_on_stdout, args.wait)
         .await?;
     let live = applied.live();
     let outcomes = applied.outcomes;
@@ -429,7 +428,7 @@ fn verdict(run: Verdict<'_>) -> Result<()> {
         return Err(interrupted);
     }
     if let Some((count, end)) = run.not_ready {
-        let summary = stages::summary(end, count, run.total);
+        let summary = waves::summary(end, count, run.total);
         return match end {
             wait::End::TimedOut => Err(Error::Timeout(summary)),
             _ => Err(Error::Summary(summary)),

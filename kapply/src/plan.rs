@@ -1,20 +1,17 @@
-//! Planning: each input object placed (rank, namespace, body to send) before any write.
+//! Planning: each input object placed (namespace, body to send) before any write.
 
 use crate::api::Target;
-use crate::discover::{InputCrd, Resolved};
-use crate::order::{self, Rank};
+use crate::discover::Resolved;
 use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::ApiResource;
 use kube::discovery::Scope;
 use serde_json::Value;
-use std::collections::HashSet;
 
 /// One object ready to apply.
 pub(crate) struct Item {
     /// Position in the input, for output in input order.
     pub position: usize,
     pub id: ObjectId,
-    pub rank: Rank,
     pub resolved: Resolved,
     /// The object as sent: namespace set for namespaced kinds, removed for the others.
     pub body: Value,
@@ -32,16 +29,14 @@ impl Item {
     }
 }
 
-/// Places every object: rank, namespace, the body to send. A namespace that
+/// Places every object: namespace, the body to send. A namespace that
 /// contradicts `-n` is bad input, as in kubectl.
 pub(crate) fn plan(
     docs: Vec<Document>,
     resolved: Vec<Resolved>,
-    crds: &[InputCrd],
     namespace: &str,
     namespace_from_flag: bool,
 ) -> Result<Vec<Item>> {
-    let crd_groups: HashSet<String> = crds.iter().map(|c| c.group.clone()).collect();
     let mut items = Vec::with_capacity(docs.len());
     for (position, (doc, resolved)) in docs.into_iter().zip(resolved).enumerate() {
         let mut id = doc.id();
@@ -77,11 +72,9 @@ pub(crate) fn plan(
                 id.namespace = Some(ns);
             }
         }
-        let rank = order::rank(id.group(), &id.kind, &crd_groups);
         items.push(Item {
             position,
             id,
-            rank,
             resolved,
             body,
             blocked: None,
@@ -108,7 +101,7 @@ mod tests {
                 pending_crd: None,
             })
             .collect();
-        plan(docs, resolved, &[], ns, from_flag)
+        plan(docs, resolved, ns, from_flag)
     }
 
     #[test]
@@ -136,6 +129,5 @@ mod tests {
         let items = planned(text, Scope::Cluster, "polls", true).unwrap();
         assert!(items[0].body["metadata"].get("namespace").is_none());
         assert_eq!(items[0].id.namespace, None);
-        assert_eq!(items[0].rank, Rank::Foundation);
     }
 }
