@@ -15,6 +15,7 @@ mod conflicts;
 mod diagnose;
 mod diff;
 mod discover;
+mod fetch;
 mod groups;
 mod input;
 mod keep;
