@@ -1198,6 +1198,207 @@ fn manifests_are_read_from_urls_with_certificates_verified() {
     );
 }
 
+/// A plain-http server on 127.0.0.1 for `-f URL`, answering each request (one a
+/// connection) with what `answer` makes of its request line (`GET /x HTTP/1.1`); the
+/// request lines it was sent, in order.
+struct HttpServer {
+    port: u16,
+    requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl HttpServer {
+    fn start(answer: impl Fn(&str) -> String + Send + 'static) -> HttpServer {
+        use std::io::{BufRead, BufReader, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let requests: std::sync::Arc<std::sync::Mutex<Vec<String>>> = std::sync::Arc::default();
+        let log = std::sync::Arc::clone(&requests);
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let mut reader = BufReader::new(stream.try_clone().unwrap());
+                let mut request = String::new();
+                let _ = reader.read_line(&mut request);
+                let mut line = String::new();
+                while reader.read_line(&mut line).unwrap_or(0) > 2 {
+                    line.clear();
+                }
+                let request = request.trim_end().to_owned();
+                let answer = answer(&request);
+                log.lock().unwrap().push(request);
+                let _ = (&stream).write_all(answer.as_bytes());
+            }
+        });
+        HttpServer { port, requests }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+const URL_MANIFEST: &str = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: from-url}\n";
+
+fn http_answer(status: &str, headers: &str, body: &str) -> String {
+    format!(
+        "HTTP/1.1 {status}\r\n{headers}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+/// kapply as a user runs it on a URL, with no proxy but the `env` given.
+fn kapply_url(env: &[(&str, &str)], args: &[&str]) -> Run {
+    let mut c = cmd("kapply");
+    for name in [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "NO_PROXY",
+        "no_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "REQUEST_METHOD",
+    ] {
+        c.env_remove(name);
+    }
+    c.envs(env.iter().copied())
+        .args(["--timeout", "20s"])
+        .args(args);
+    c.run()
+}
+
+/// Redirects are followed as kubectl's Go client follows them (GitHub's raw links
+/// answer 302): a chain of 9, not a 10th.
+#[test]
+fn urls_are_read_through_redirects_as_kubectl_follows_them() {
+    let server = HttpServer::start(|request| {
+        let target = request.split(' ').nth(1).unwrap_or_default();
+        let path = target.split('?').next().unwrap_or_default();
+        let found = |to: &str| http_answer("302 Found", &format!("Location: {to}\r\n"), "");
+        if path == "/moved" {
+            found("/stack/cm.yaml")
+        } else if path == "/stack/cm.yaml" || path == "/hops/0" {
+            http_answer("200 OK", "", URL_MANIFEST)
+        } else if let Some(n) = path.strip_prefix("/hops/") {
+            found(&format!("/hops/{}", n.parse::<u32>().unwrap() - 1))
+        } else if path == "/loop" {
+            found("/loop?token=signed")
+        } else {
+            http_answer("404 Not Found", "", "")
+        }
+    });
+    let moved = server.url("/moved");
+    kapply_url(&[], &["--dry-run=client", "-o", "name", "-f", &moved])
+        .code(0)
+        .stderr_empty();
+    let out = kapply_url(&[], &["--dry-run=client", "-f", &moved]);
+    assert_eq!(
+        out.code(0).stdout(),
+        "configmap/from-url created (dry run)\n"
+    );
+    assert_eq!(
+        server.requests()[..2],
+        ["GET /moved HTTP/1.1", "GET /stack/cm.yaml HTTP/1.1"]
+    );
+
+    let hops = server.url("/hops/9");
+    let out = kapply_url(&[], &["--dry-run=client", "-o", "name", "-f", &hops]);
+    assert_eq!(out.code(0).stdout(), "configmap/from-url\n");
+
+    let looping = server.url("/loop");
+    let before = server.requests().len();
+    let out = kapply_url(&[], &["--dry-run=client", "-f", &looping]);
+    out.code(2).stdout_empty();
+    assert_eq!(
+        out.stderr(),
+        format!(
+            "kapply: {looping}: cannot read: stopped after 10 redirects (the last to {})\n",
+            server.url("/loop")
+        )
+    );
+    assert_eq!(server.requests().len() - before, 10);
+}
+
+/// An answer other than 200 OK is refused in kubectl's words, nothing applied.
+#[test]
+fn a_url_answered_with_an_error_status_is_refused_as_kubectl_words_it() {
+    let server = HttpServer::start(|_| http_answer("404 Not Found", "", "404: Not Found"));
+    let url = server.url("/missing.yaml");
+    let out = kapply_url(&[], &["-f", &url]);
+    out.code(2).stdout_empty();
+    assert_eq!(
+        out.stderr(),
+        format!(
+            "kapply: unable to read URL \"{url}\", server reported 404 Not Found, status code=404\n"
+        )
+    );
+}
+
+/// HTTP_PROXY, HTTPS_PROXY and NO_PROXY as kubectl (Go's net/http) takes them: a URL is
+/// read through the proxy, except for the hosts of NO_PROXY and loopback addresses.
+#[test]
+fn urls_are_read_through_the_proxy_of_the_environment() {
+    let proxy = HttpServer::start(|request| {
+        if request.starts_with("CONNECT ") {
+            http_answer("403 Forbidden", "", "")
+        } else {
+            http_answer("200 OK", "", URL_MANIFEST)
+        }
+    });
+    // As people write it, without a scheme: http.
+    let via = format!("127.0.0.1:{}", proxy.port);
+    // A name no resolver knows: only the proxy can answer for it.
+    let url = "http://manifests.invalid/stack/cm.yaml";
+    let out = kapply_url(
+        &[("HTTP_PROXY", &via)],
+        &["--dry-run=client", "-o", "name", "-f", url],
+    );
+    assert_eq!(out.code(0).stdout(), "configmap/from-url\n");
+    assert_eq!(proxy.requests(), [format!("GET {url} HTTP/1.1")]);
+
+    // https goes through HTTPS_PROXY's tunnel (which this proxy refuses).
+    let out = kapply_url(
+        &[("https_proxy", &format!("http://{via}"))],
+        &[
+            "--dry-run=client",
+            "-f",
+            "https://manifests.invalid/cm.yaml",
+        ],
+    );
+    out.code(2)
+        .stdout_empty()
+        .stderr_has("kapply: https://manifests.invalid/cm.yaml: cannot read: cannot connect");
+    assert_eq!(
+        proxy.requests()[1..],
+        ["CONNECT manifests.invalid:443 HTTP/1.1"]
+    );
+
+    // NO_PROXY: straight to the host, whose name does not resolve.
+    let out = kapply_url(
+        &[("HTTP_PROXY", &via), ("NO_PROXY", "example.com, .invalid")],
+        &["--dry-run=client", "-f", url],
+    );
+    out.code(2)
+        .stdout_empty()
+        .stderr_has(&format!("kapply: {url}: cannot read: cannot connect"));
+    assert_eq!(proxy.requests().len(), 2);
+
+    // A loopback address never goes through a proxy, as in kubectl.
+    let server = HttpServer::start(|_| http_answer("200 OK", "", URL_MANIFEST));
+    let local = server.url("/cm.yaml");
+    let out = kapply_url(
+        &[("HTTP_PROXY", &via)],
+        &["--dry-run=client", "-o", "name", "-f", &local],
+    );
+    assert_eq!(out.code(0).stdout(), "configmap/from-url\n");
+    assert_eq!(server.requests(), ["GET /cm.yaml HTTP/1.1"]);
+    assert_eq!(proxy.requests().len(), 2);
+}
+
 // ---- deadlines, outages, throttling storms, interrupts ------------------------------
 
 /// `n` ConfigMaps, one document each.

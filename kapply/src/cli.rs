@@ -123,7 +123,11 @@ Exit codes:
 #[command(group(ArgGroup::new("set_action").args(["prune", "delete_all", "history"])))]
 pub struct Args {
     /// Manifest file, directory (its *.yaml, *.yml, *.json, sorted), http(s) URL or -
-    /// for stdin; repeatable. Default: stdin.
+    /// for stdin; repeatable. Default: stdin. A URL is read as kubectl reads it:
+    /// redirects followed (stopped at the 10th), through HTTPS_PROXY / HTTP_PROXY but
+    /// for the hosts of NO_PROXY and loopback, only a 200 answer taken; https with the
+    /// system's certificate roots, never unverified, and never redirected to plain
+    /// http. At most 64 MiB, within --timeout; 30s to connect, at most 30s of silence.
     #[arg(short = 'f', long = "filename", value_name = "FILE|DIR|URL|-")]
     pub files: Vec<String>,
 

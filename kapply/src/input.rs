@@ -136,53 +136,6 @@ fn is_url(path: &str) -> bool {
     path.starts_with("https://") || path.starts_with("http://")
 }
 
-/// The body of a URL: https with the system's certificate roots and normal
-/// verification (never switched off), or plain http; all of it (connection, answer,
-/// body) by `deadline`, a server that accepts and never answers included.
-async fn fetch(url: &str, deadline: Option<Instant>) -> Result<String> {
-    let read = kpipe_core::api::bounded(deadline, fetch_unbounded(url)).await;
-    read.unwrap_or_else(|| {
-        Err(Error::Timeout(format!(
-            "{url}: cannot read: no answer before --timeout ran out; nothing was applied"
-        )))
-    })
-}
-
-async fn fetch_unbounded(url: &str) -> Result<String> {
-    use http_body_util::BodyExt;
-    let fail = |why: String| Error::input(format!("{url}: cannot read: {why}"));
-    let uri: http::Uri = url.parse().map_err(|e| fail(format!("{e}")))?;
-    let https = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(|e| fail(format!("no certificate roots: {e}")))?
-        .https_or_http()
-        .enable_http1()
-        .build();
-    let client: hyper_util::client::legacy::Client<_, http_body_util::Empty<bytes::Bytes>> =
-        hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
-            .build(https);
-    let response = client.get(uri).await.map_err(|e| {
-        // The connector's own error (certificate, DNS, refused) is the useful part.
-        let mut why = e.to_string();
-        let mut source = std::error::Error::source(&e);
-        while let Some(inner) = source {
-            why = format!("{why}: {inner}");
-            source = inner.source();
-        }
-        fail(why)
-    })?;
-    if !response.status().is_success() {
-        return Err(fail(format!("HTTP {}", response.status())));
-    }
-    let body = response
-        .into_body()
-        .collect()
-        .await
-        .map_err(|e| fail(e.to_string()))?
-        .to_bytes();
-    stream::text_of(url, body.to_vec())
-}
-
 /// Reads every source (stdin when none is given) into one list of documents.
 pub async fn read_all(
     paths: &[String],
@@ -201,7 +154,10 @@ pub async fn read_all(
     let mut docs = Vec::new();
     for path in &paths {
         if is_url(path) {
-            docs.extend(stream::parse(path, &fetch(path, deadline).await?)?);
+            docs.extend(stream::parse(
+                path,
+                &crate::fetch::fetch(path, deadline).await?,
+            )?);
             continue;
         }
         for file in expand(path, recursive)? {

@@ -18,6 +18,7 @@ mod diagnose;
 mod diff;
 mod discover;
 mod failure;
+mod fetch;
 mod graph;
 mod input;
 mod keep;
