@@ -50,6 +50,27 @@ fn a_no_op_re_apply_of_a_real_install_sends_no_write() {
         .stdout_has("configmap/argocd-cm unchanged");
     assert_eq!(writes(&sim, from), Vec::<String>::new());
 
+    // Another manager applying the same values co-owns them: nothing to check by a
+    // dry run either, nothing sent.
+    let cm = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  labels:\n    app.kubernetes.io/name: argocd-cm\n    app.kubernetes.io/part-of: argocd\n  name: argocd-cm\n";
+    let mut c = sim.kubectl();
+    c.args([
+        "apply",
+        "--server-side",
+        "--field-manager",
+        "other",
+        "-n",
+        "argocd",
+        "-f",
+        "-",
+    ]);
+    c.run_with(cm).success();
+    let from = sim.tool_requests().len();
+    apply(&install)
+        .success()
+        .stdout_has("configmap/argocd-cm unchanged");
+    assert_eq!(writes(&sim, from), Vec::<String>::new());
+
     // One value changed in the input: that object alone is sent.
     let text = std::fs::read_to_string(&install).unwrap();
     let changed = text.replacen(
@@ -66,9 +87,11 @@ fn a_no_op_re_apply_of_a_real_install_sends_no_write() {
         .success()
         .stdout_has("configmap/argocd-cm configured");
     let sent = writes(&sim, from);
-    assert_eq!(sent.len(), 1, "{sent:#?}");
+    // The apply, after a dry run that checks it against the other manager's fields.
+    assert_eq!(sent.len(), 2, "{sent:#?}");
     assert!(
-        sent[0].starts_with("PATCH /api/v1/namespaces/argocd/configmaps/argocd-cm "),
+        sent.iter()
+            .all(|r| r.starts_with("PATCH /api/v1/namespaces/argocd/configmaps/argocd-cm ")),
         "{sent:#?}"
     );
 }

@@ -308,8 +308,17 @@ impl Run {
         }
         let mut known = HashMap::new();
         let mut singles = Vec::new();
-        for members in groups.into_values() {
-            match self.list_group(&members).await {
+        // The LISTs at once, as the GETs below: each costs a round trip.
+        let listed: Vec<(Group, _)> = futures::stream::iter(groups.into_values())
+            .map(|members| async move {
+                let listed = self.list_group(&members).await;
+                (members, listed)
+            })
+            .buffer_unordered(self.concurrency)
+            .collect()
+            .await;
+        for (members, listed) in listed {
+            match listed {
                 Some((mut by_name, complete)) => {
                     for (member, resource) in members {
                         match by_name.remove(&member.id.name) {

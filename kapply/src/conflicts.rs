@@ -2,8 +2,8 @@
 //! another field manager that the input sets is tried with a server-side dry run (not
 //! forced); any conflict stops the run before anything is written, naming the fields,
 //! their managers and what would change. Objects only kapply manages (or only status
-//! writers besides it), and objects that do not exist yet, cannot conflict: a no-op
-//! re-apply sends nothing more.
+//! writers besides it), objects that do not exist yet, and objects the apply will not
+//! send (unchanged), cannot conflict: a no-op re-apply sends nothing more.
 
 use crate::api::Caller;
 use crate::failure::Failure;
@@ -34,7 +34,9 @@ pub(crate) async fn refuse_conflicts(
         let Some(Ok(Some(before))) = live.get(&item.position) else {
             return None;
         };
-        shares_fields(before, &item.body, manager).then_some((item, resource, before))
+        // Sent nothing, it cannot conflict ([`crate::unchanged`]).
+        let sent = !crate::unchanged::proven(&item.body, before, manager);
+        (sent && shares_fields(before, &item.body, manager)).then_some((item, resource, before))
     });
     let dry_run = params.clone().dry_run();
     let dry_run = &dry_run;
