@@ -12,6 +12,7 @@
 mod api;
 mod apply;
 mod applyset;
+mod checks;
 mod cli;
 mod conflicts;
 mod diagnose;
@@ -28,6 +29,7 @@ mod ready;
 mod references;
 mod release;
 mod report;
+mod selector;
 mod unchanged;
 mod wait;
 mod waves;
@@ -78,7 +80,7 @@ async fn read_input(args: &Args, deadline: Option<Instant>) -> Result<Vec<Docume
         None => input::read_all(&args.files, args.recursive, deadline).await?,
     };
     if let Some(selector) = &args.selector {
-        let selector = input::Selector::parse(selector)?;
+        let selector = selector::Selector::parse(selector)?;
         docs.retain(|d| selector.matches(&d.value["metadata"]["labels"]));
         if docs.is_empty() {
             // Not bad input (the same files apply without -l): kubectl exits 1 here too.
@@ -124,7 +126,7 @@ impl Context {
 pub(crate) async fn apply(args: &Args, docs: Vec<Document>, ctx: &Context) -> Result<()> {
     let deadline = ctx.deadline;
     let lines_on_stdout = args.output.is_none() && ctx.stdout;
-    input::check(&docs)?;
+    checks::check(&docs)?;
     // A client dry run reads the cluster only to list what --prune would delete.
     let client_dry_run = (args.dry_run == DryRun::Client)
         .then(|| client_dry_run(&docs, args.output, args.show_secrets));
