@@ -66,14 +66,17 @@ step "What the cluster holds now (kubectl against the simulator)"
 kubectl get configmaps,secrets,deployments,services,ingresses,jobs,certificates 2>&1 || true
 kubectl get pods 2>&1 || true
 
-step "A bad release: an image the registry refuses; kapply --wait says why and exits 1"
+step "A bad release: an image the registry refuses; kapply --wait says why, rolls back to the last good release, exits 1"
 bad_image="${IMAGE:-docker.io/sammy/polls:latest}"
 bad_image="${bad_image%:*}:broken"
 if make --no-print-directory deploy "${make_vars[@]}" IMAGE="$bad_image" TIMEOUT=30s; then
   echo "demo: the bad release was not caught" >&2
   exit 1
 fi
-echo "(the migration Job of the bad release failed first: the running Deployment was not touched)"
+echo "(the migration Job of the bad release failed first: the running Deployment and the config it reads were not touched)"
 kubectl get deploy,pods 2>&1 || true
+
+step "make history: every release, the failed one and the rollback included"
+make --no-print-directory history BIN="$KPIPE_BIN" SETTINGS="$work/polls.mk"
 
 step "Done. The simulator stops now; nothing is left running."

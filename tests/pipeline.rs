@@ -188,6 +188,8 @@ fn make_demo_runs_the_whole_pipeline_and_leaves_nothing_running() {
         "deployment.apps/polls-app created",
         "ingress.networking.k8s.io/polls-ingress created",
         "deployment.apps/polls-app unchanged",
+        "kapply: revision 2 failed: rolling back to revision 1 (--atomic)",
+        "rollback to 1 after revision 2 failed",
     ] {
         assert!(
             all.contains(expected),
