@@ -57,7 +57,7 @@ RESOURCE[.GROUP]/NAME: configmaps/polls, or a custom resource whose CRD is label
 applyset.kubernetes.io/is-parent-type). Every applied object gets the label
 applyset.kubernetes.io/part-of=ID; the parent records the set's kinds and namespaces.
 With --prune, once every object applied, the set's objects the input no longer has
-are deleted, last rank first (`configmap/old pruned`). A set made by another tool
+are deleted, last kind first (`configmap/old pruned`). A set made by another tool
 (kubectl, ...) is refused unless --force-applyset. The same parent gives kubectl and
 kapply the same id, so `kubectl get all -l applyset.kubernetes.io/part-of=ID` lists
 the set.
@@ -233,7 +233,7 @@ pub struct Args {
     #[arg(long, requires = "applyset")]
     pub prune: bool,
 
-    /// Delete every object of --applyset and then its parent, last rank first, and
+    /// Delete every object of --applyset and then its parent, last kind first, and
     /// wait until they are gone (within --timeout). Reads no input, so takes none of
     /// the input's flags. SIGINT/SIGTERM stops it: no new deletion starts, and the
     /// parent stays while a member is left. With --dry-run: what would be deleted.
