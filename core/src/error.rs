@@ -45,7 +45,31 @@ pub enum Error {
     BrokenPipe,
     /// Stopped by SIGINT/SIGTERM; the message says what was not done.
     #[error("{1}")]
-    Interrupted(crate::interrupt::Signal, String),
+    Interrupted(Signal, String),
+}
+
+/// Which signal asked the tool to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        }
+    }
+
+    /// 128 + the signal's number, as the shell reports it.
+    pub fn exit_code(self) -> u8 {
+        match self {
+            Signal::Interrupt => 130,
+            Signal::Terminate => 143,
+        }
+    }
 }
 
 impl Error {

@@ -2,46 +2,16 @@
 //! can stop starting work, let what is in flight finish, and say what was done and what
 //! was not; it then exits 130 or 143, as the shell reports a process the signal killed.
 
-#[cfg(feature = "cluster")]
-use crate::error::{Error, Result};
-#[cfg(feature = "cluster")]
+use crate::error::{Error, Result, Signal};
 use tokio::signal::unix::{SignalKind, signal};
-#[cfg(feature = "cluster")]
 use tokio::sync::watch;
 
-/// Which signal asked the tool to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Signal {
-    Interrupt,
-    Terminate,
-}
-
-impl Signal {
-    pub fn name(self) -> &'static str {
-        match self {
-            Signal::Interrupt => "SIGINT",
-            Signal::Terminate => "SIGTERM",
-        }
-    }
-
-    /// 128 + the signal's number, as the shell reports it.
-    pub fn exit_code(self) -> u8 {
-        match self {
-            Signal::Interrupt => 130,
-            Signal::Terminate => 143,
-        }
-    }
-}
-
-/// Caught SIGINT/SIGTERM; cheap to clone and to ask (feature `cluster`: it needs the
-/// async runtime).
-#[cfg(feature = "cluster")]
+/// Caught SIGINT/SIGTERM; cheap to clone and to ask.
 #[derive(Clone)]
 pub struct Interrupt {
     received: watch::Receiver<Option<Signal>>,
 }
 
-#[cfg(feature = "cluster")]
 impl Interrupt {
     /// Catches both signals from now on (in the current tokio runtime).
     pub fn install() -> Result<Interrupt> {

@@ -14,7 +14,8 @@
 //!   (feature `cluster`).
 //! - [`transport`]: every request bounded by the run's deadline, refusals before the
 //!   first answer failed at once, outages told once (feature `cluster`).
-//! - [`interrupt`]: SIGINT/SIGTERM caught, so that a tool can stop cleanly.
+//! - [`interrupt`]: SIGINT/SIGTERM caught, so that a tool can stop cleanly (feature
+//!   `cluster`).
 //! - [`progress`]: lines and terminal spinners while a tool waits (feature `cluster`).
 
 #[cfg(feature = "cluster")]
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod connect;
 pub mod envfile;
 pub mod error;
+#[cfg(feature = "cluster")]
 pub mod interrupt;
 pub mod object;
 #[cfg(feature = "cluster")]

@@ -5,10 +5,9 @@
 //! the `Retry-After` header a 429 carries, and retrying on the server's terms needs it.
 
 use crate::failure::Failure;
+use crate::reporter::Reporter;
 use http_body_util::BodyExt;
-use indicatif::ProgressBar;
 use kpipe_core::api::{RetryPolicy, Stopped};
-use kpipe_core::time::format_elapsed;
 use kube::core::params::{DeleteParams, GetParams, ListParams, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, DynamicObject, Request, Resource};
 use serde_json::Value;
@@ -36,13 +35,14 @@ impl Target {
     }
 }
 
-/// A client that retries, knows the overall deadline and prints above the progress bar.
+/// A client that retries and knows the overall deadline; what it has to tell while it
+/// does (retry notices, the server's warnings) it hands to the run's reporter.
 pub struct Caller {
     client: kube::Client,
     policy: RetryPolicy,
     deadline: Option<Instant>,
-    progress: ProgressBar,
-    /// Server warnings already printed: as kubectl, each is shown once.
+    reporter: Reporter,
+    /// Server warnings already handed on: as kubectl, each is shown once.
     warned: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
@@ -51,24 +51,18 @@ impl Caller {
         client: kube::Client,
         policy: RetryPolicy,
         deadline: Option<Instant>,
-        progress: ProgressBar,
+        reporter: Reporter,
     ) -> Self {
-        // Outages are told above the progress bar, as every other line.
-        let bar = progress.clone();
-        kpipe_core::transport::report_with(move |line| {
-            bar.suspend(|| kpipe_core::redact::eprint(&format!("kapply: {line}\n")));
-        });
         Caller {
             client,
             policy,
             deadline,
-            progress,
+            reporter,
             warned: Default::default(),
         }
     }
 
-    /// Prints the `Warning` headers of an answer as kubectl does (`Warning: TEXT` on
-    /// stderr), each text once per run.
+    /// Hands the `Warning` headers of an answer to the reporter, each text once.
     fn warn(&self, headers: &http::HeaderMap) {
         for value in headers.get_all("warning") {
             let Some(text) = value.to_str().ok().and_then(warning_text) else {
@@ -80,20 +74,9 @@ impl Caller {
                 .map(|mut seen| seen.insert(text.clone()))
                 .unwrap_or(true);
             if new {
-                self.say(&format!("Warning: {text}\n"));
+                self.reporter.warning(&text);
             }
         }
-    }
-
-    /// Prints a diagnostic line (or lines) on stderr, above the progress bar if one
-    /// is shown; through the redaction choke point, as all of stderr.
-    pub fn say(&self, text: &str) {
-        self.progress.suspend(|| kpipe_core::redact::eprint(text));
-    }
-
-    /// The progress bar (hidden unless stderr is a terminal).
-    pub fn progress(&self) -> &ProgressBar {
-        &self.progress
     }
 
     pub fn client(&self) -> &kube::Client {
@@ -229,22 +212,14 @@ impl Caller {
     }
 
     /// Runs `attempt` under kpipe's retry policy and the run's deadline, with a notice
-    /// on stderr before each retry of an answer (a broken connection is an outage,
-    /// which kpipe_core::transport tells once for every request that waits it out).
+    /// to the reporter before each retry.
     pub async fn retrying<T, F, Fut>(&self, what: &str, attempt: F) -> Result<T, Failure>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, Failure>>,
     {
         let notice = |failure: &Failure, retry: u32, wait: Duration| {
-            if matches!(failure, Failure::Transport { .. }) {
-                return;
-            }
-            self.say(&format!(
-                "kapply: {what}: {}; retry {retry} in {}\n",
-                short(failure),
-                format_elapsed(wait)
-            ));
+            self.reporter.retrying(what, failure, retry, wait);
         };
         kpipe_core::api::retry(&self.policy, self.deadline, &notice, attempt)
             .await
@@ -302,14 +277,6 @@ fn build_error(e: kube::core::request::Error) -> Failure {
     }
 }
 
-/// One line for retry notices: `503 Service Unavailable: message`.
-fn short(failure: &Failure) -> String {
-    match failure {
-        Failure::Api { status, .. } => kpipe_core::api::status_line(status),
-        other => other.message(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -326,17 +293,5 @@ mod tests {
             Some("would violate PodSecurity \"restricted:latest\": x")
         );
         assert_eq!(warning_text("299 -"), None);
-    }
-    use kube::core::Status;
-
-    #[test]
-    fn retry_notices_are_one_line_with_code_and_reason() {
-        let f = Failure::api(
-            Status::failure("too many\nrequests", "").with_code(429),
-            None,
-        );
-        assert_eq!(short(&f), "429 Too Many Requests: too many");
-        let f = Failure::api(Status::failure("", "").with_code(503), None);
-        assert_eq!(short(&f), "503 Service Unavailable");
     }
 }

@@ -4,18 +4,18 @@
 use crate::api::{Caller, Target};
 use crate::discover::{self, InputCrd};
 use crate::failure::Failure;
+use crate::outcome::{Change, Outcome};
 use crate::plan::Item;
-use crate::report::{self, Change};
+use crate::report;
+use crate::reporter::{Reporter, Results};
 use crate::{diff, unchanged};
 use futures::StreamExt;
-use indicatif::{ProgressBar, ProgressFinish, ProgressStyle};
 use kpipe_core::Result;
 use kpipe_core::interrupt::Interrupt;
 use kube::core::ApiResource;
 use kube::core::params::PatchParams;
 use serde_json::Value;
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::io::IsTerminal;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -35,27 +35,13 @@ const LIST_FROM: usize = 8;
 /// no-op re-apply cost the server a quarter less with LISTs than with a GET per object.
 const LIST_SELECTED_FROM: usize = 2;
 
-/// What happened to one object.
-pub(crate) enum Outcome {
-    Done {
-        change: Change,
-        object: Value,
-        diff: String,
-    },
-    /// Not checkable in a dry run (its namespace or CRD comes with this input).
-    Skipped(String),
-    Failed(Failure),
-    /// Not started, or cut short in flight, because SIGINT/SIGTERM came.
-    Interrupted {
-        in_flight: bool,
-    },
-}
-
-pub(crate) struct Run {
+pub(crate) struct Run<'a> {
     pub caller: Caller,
+    pub reporter: &'a Reporter,
     pub params: PatchParams,
     pub dry_run: bool,
-    pub diff: bool,
+    /// Where each object's result goes (with --diff, a diff is made of each).
+    pub results: Results,
     pub concurrency: usize,
     /// Namespaces this input creates, which a dry run cannot find yet.
     pub input_namespaces: HashSet<String>,
@@ -63,9 +49,6 @@ pub(crate) struct Run {
     pub would_create: HashSet<String>,
     /// SIGINT/SIGTERM: no write starts after one; those in flight get [`IN_FLIGHT_GRACE`].
     pub interrupt: Interrupt,
-    /// `-o name`: the names on stdout are the result, as kubectl prints it; no result
-    /// lines on stderr besides.
-    pub names_only: bool,
     /// Live objects read before the first write (for the conflict check), by input
     /// position: each is used once, instead of reading it again.
     pub prefetched: std::sync::Mutex<crate::conflicts::Live>,
@@ -84,27 +67,10 @@ pub(crate) struct Memory {
     discovered: HashMap<String, std::result::Result<ApiResource, String>>,
 }
 
-/// From this many objects a terminal gets a progress bar on stderr.
-const PROGRESS_FROM: usize = 20;
-
-/// A progress bar over the objects on a terminal; elsewhere a hidden one, so that
-/// logs get plain lines only.
-pub(crate) fn progress_bar(objects: usize) -> ProgressBar {
-    if objects < PROGRESS_FROM || !std::io::stderr().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let style = ProgressStyle::with_template("{spinner} {pos}/{len} objects {wide_bar} {elapsed}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    // Cleared however the run ends, so that an error message stands alone.
-    ProgressBar::new(objects as u64)
-        .with_style(style)
-        .with_finish(ProgressFinish::AndClear)
-}
-
-impl Run {
-    /// Applies one wave of the change graph, its objects in parallel, printing each
-    /// result line as soon as its object and those before it in the wave are done, on
-    /// stdout when `lines`, else on stderr; the outcomes come back in input order.
+impl Run<'_> {
+    /// Applies one wave of the change graph, its objects in parallel, reporting each
+    /// result as soon as its object and those before it in the wave are done; the
+    /// outcomes come back in input order.
     /// Objects in a namespace this input failed to create are not sent, custom resources
     /// of this input's CRDs only once those are established. After SIGINT/SIGTERM
     /// nothing more is started.
@@ -112,7 +78,6 @@ impl Run {
         &self,
         mut items: Vec<Item>,
         crds: &[InputCrd],
-        lines: bool,
         memory: &mut Memory,
     ) -> Result<Vec<Outcome>> {
         items.sort_by_key(|i| i.position);
@@ -137,7 +102,7 @@ impl Run {
         let mut results = futures::stream::iter(items.iter().zip(befores).enumerate())
             .map(|(index, (item, before))| async move {
                 let outcome = self.apply_interruptibly(item, before).await;
-                self.caller.progress().inc(1);
+                self.reporter.advance_progress();
                 (index, outcome)
             })
             .buffer_unordered(self.concurrency);
@@ -162,7 +127,7 @@ impl Run {
                     }
                     _ => {}
                 }
-                self.print(item, &outcome, lines)?;
+                self.report(item, &outcome)?;
                 outcomes.push(outcome);
                 printed += 1;
             }
@@ -188,26 +153,19 @@ impl Run {
         memory.live.extend(self.prefetch(&unread).await);
     }
 
-    /// One object's result: its line on stdout (or stderr when stdout carries the
-    /// objects), a failure's report on stderr.
-    fn print(&self, item: &Item, outcome: &Outcome, lines: bool) -> Result<()> {
+    /// One object's result: its line (or diff) where the flags send it, a failure's
+    /// report on stderr.
+    fn report(&self, item: &Item, outcome: &Outcome) -> Result<()> {
         match outcome {
             Outcome::Done { change, diff, .. } => {
                 let line = report::result_line(&item.id, *change, self.dry_run);
-                if self.diff {
-                    self.write(diff)?;
-                } else if lines {
-                    self.write(&line)?;
-                } else if !self.names_only {
-                    // stdout carries the objects: what changed is a diagnostic.
-                    self.caller.say(&format!("kapply: {line}"));
-                }
+                self.reporter.result(self.results, &line, diff)?;
             }
             Outcome::Skipped(why) => {
-                self.caller.say(&format!("kapply: {}: {why}\n", item.id));
+                self.reporter.say(&format!("kapply: {}: {why}\n", item.id));
             }
             Outcome::Failed(failure) => {
-                self.caller.say(&report::failure(
+                self.reporter.say(&report::failure(
                     &item.id,
                     failure,
                     self.caller.retry_budget(),
@@ -217,12 +175,6 @@ impl Run {
             Outcome::Interrupted { .. } => {}
         }
         Ok(())
-    }
-
-    fn write(&self, text: &str) -> Result<()> {
-        self.caller
-            .progress()
-            .suspend(|| kpipe_core::write_stdout(text))
     }
 
     /// [`Run::apply_one`], unless SIGINT/SIGTERM came before it started, or came and
@@ -265,14 +217,19 @@ impl Run {
                         .iter()
                         .find(|c| &c.name == crd)
                         .expect("pending kinds come from input CRDs");
-                    discover::wait_for_crd(&self.caller, definition, &resource.version)
-                        .await
-                        .map_err(|f| {
-                            format!(
-                                "CustomResourceDefinition/{crd} did not become usable: {}",
-                                f.message()
-                            )
-                        })
+                    discover::wait_for_crd(
+                        &self.caller,
+                        self.reporter,
+                        definition,
+                        &resource.version,
+                    )
+                    .await
+                    .map_err(|f| {
+                        format!(
+                            "CustomResourceDefinition/{crd} did not become usable: {}",
+                            f.message()
+                        )
+                    })
                 };
                 discovered.insert(key.clone(), result);
             }
@@ -440,7 +397,7 @@ impl Run {
         if let Some(replicas) = self.replicas_to_hand_over(item, before.as_ref()) {
             let name = report::kubectl_name(&item.id);
             if self.dry_run {
-                self.caller.say(&format!(
+                self.reporter.say(&format!(
                     "kapply: {name}: spec.replicas left the input: its live value {replicas} \
                      would be kept for an autoscaler (field manager {HANDOVER_MANAGER})\n"
                 ));
@@ -450,7 +407,7 @@ impl Run {
                 if let Err(failure) = self.caller.apply(&target, &keep, &params, &what).await {
                     return Outcome::Failed(failure);
                 }
-                self.caller.say(&format!(
+                self.reporter.say(&format!(
                     "kapply: {name}: spec.replicas left the input: its live value {replicas} \
                      is kept for an autoscaler to take over (field manager {HANDOVER_MANAGER})\n"
                 ));
@@ -466,7 +423,7 @@ impl Run {
             Err(failure) if failure.is_transient() && !self.dry_run => {
                 match self.read_back(&target, item).await {
                     Some(after) => {
-                        self.caller.say(&format!(
+                        self.reporter.say(&format!(
                             "kapply: {what}: the answer to the write was lost ({}), but the \
                              server has the object as applied\n",
                             failure.message()
@@ -482,7 +439,7 @@ impl Run {
             }
         };
         let change = classify(before.as_ref(), &after);
-        let diff = if self.diff {
+        let diff = if self.results == Results::Diffs {
             diff::unified(&item.id, before.as_ref(), &after)
         } else {
             String::new()

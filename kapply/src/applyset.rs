@@ -15,6 +15,7 @@ use crate::failure::Failure;
 use crate::graph::{self, Change};
 use crate::keep::{self, Kept};
 use crate::report::kubectl_name;
+use crate::reporter::{Reporter, Results};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use futures::StreamExt;
@@ -421,6 +422,7 @@ impl ApplySet {
     async fn find_members(
         &self,
         caller: &Caller,
+        reporter: &Reporter,
         keep: &[Member],
         applied: &HashSet<&str>,
         concurrency: usize,
@@ -440,7 +442,7 @@ impl ApplySet {
                 Some((found, kind)) => {
                     kinds.entry(found).or_insert(kind);
                 }
-                None => caller.say(&format!(
+                None => reporter.say(&format!(
                     "kapply: {}: {gk} is not served any more: nothing of that kind to find\n",
                     self.describe()
                 )),
@@ -537,12 +539,11 @@ pub fn identified(resource: &ApiResource, objects: impl IntoIterator<Item = Valu
 /// How a prune or a delete goes.
 pub struct Removal<'a> {
     pub caller: &'a Caller,
+    pub reporter: &'a Reporter,
     /// `Server`: dry-run DELETEs; `Client`: none at all, only the lines.
     pub dry_run: DryRun,
-    /// Print a diff of each object's removal instead of its line.
-    pub diff: bool,
-    /// Result lines on stdout (else on stderr, when stdout carries objects).
-    pub lines: bool,
+    /// Where each removal's line (or with --diff its diff) goes.
+    pub results: Results,
     pub concurrency: usize,
     /// Groups the input's CRDs define, whose kinds are deleted first.
     pub crd_groups: HashSet<String>,
@@ -597,7 +598,7 @@ impl Removal<'_> {
         kept.iter()
             .map(|k| {
                 let (id, target, _) = &k.live;
-                self.caller
+                self.reporter
                     .say(&format!("kapply: {} kept: {}\n", kubectl_name(id), k.why));
                 Member {
                     id: id.clone(),
@@ -663,17 +664,16 @@ impl Removal<'_> {
             let mut text = String::new();
             for ((id, _, live), result) in objects.into_iter().zip(results) {
                 match result {
-                    Deletion::Done if self.diff => {
-                        left.deleted += 1;
-                        text.push_str(&crate::diff::removal(&id, &live));
-                    }
                     Deletion::Done => {
                         left.deleted += 1;
                         let line = format!("{} {verb}{suffix}\n", kubectl_name(&id));
-                        if self.lines {
-                            text.push_str(&line);
-                        } else {
-                            self.caller.say(&format!("kapply: {line}"));
+                        match self.results {
+                            Results::Diffs => text.push_str(&crate::diff::removal(&id, &live)),
+                            Results::Lines => text.push_str(&line),
+                            // -o name silences an apply's lines, not a removal's.
+                            Results::OnStderr | Results::Names => {
+                                self.reporter.say(&format!("kapply: {line}"));
+                            }
                         }
                     }
                     Deletion::Failed(failure) => left.failed.push((id, failure)),
@@ -681,7 +681,7 @@ impl Removal<'_> {
                     Deletion::CutShort => left.unsure.push(id),
                 }
             }
-            kpipe_core::write_stdout(&text)?;
+            self.reporter.write(&text)?;
         }
         Ok(left)
     }
@@ -730,7 +730,7 @@ pub async fn prune(
         .filter_map(|o| o["metadata"]["uid"].as_str())
         .collect();
     let found = set
-        .find_members(how.caller, members, &uids, how.concurrency)
+        .find_members(how.caller, how.reporter, members, &uids, how.concurrency)
         .await?;
     let (found, mut kept): (Vec<Live>, Vec<Kept>) =
         found
@@ -760,7 +760,7 @@ pub async fn prune(
         .map(|(id, _, object)| Change { id, object })
         .collect();
     for warning in graph::unkept_rules(&upserted, &deleted) {
-        how.caller.say(&format!("kapply: warning: {warning}\n"));
+        how.reporter.say(&format!("kapply: warning: {warning}\n"));
     }
     kept.append(&mut selection.kept);
     let kept = how.report_kept(&kept);
@@ -783,14 +783,20 @@ fn same_object(a: &ObjectId, b: &ObjectId) -> bool {
 /// narrowed to it.
 pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Left> {
     if !set.exists {
-        how.caller.say(&format!(
+        how.reporter.say(&format!(
             "kapply: {} does not exist: nothing to delete\n",
             set.describe()
         ));
         return Ok(Left::default());
     }
     let found = set
-        .find_members(how.caller, &[], &HashSet::new(), how.concurrency)
+        .find_members(
+            how.caller,
+            how.reporter,
+            &[],
+            &HashSet::new(),
+            how.concurrency,
+        )
         .await?;
     let parent = set.parent_id();
     let selection = keep::select(how.caller, found, &[], Some(&parent), how.concurrency).await?;
@@ -809,13 +815,12 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Left> {
         let parent = (parent, set.parent.clone(), Value::Null);
         targets.push((parent.0.clone(), parent.1.clone()));
         let removal = Removal {
-            diff: false,
             crd_groups: HashSet::new(),
             ..*how
         };
         left.extend(removal.remove(vec![parent], "deleted").await?);
     } else {
-        how.caller.say(&format!(
+        how.reporter.say(&format!(
             "kapply: {} kept: it still tracks the {} kept\n",
             set.describe(),
             match kept.len() {
@@ -829,7 +834,7 @@ pub async fn delete_all(set: &ApplySet, how: &Removal<'_>) -> Result<Left> {
     }
     if left.is_whole() && how.dry_run == DryRun::None {
         tokio::select! {
-            failed = wait_gone(how.caller, &targets, how.concurrency) => left.failed.extend(failed),
+            failed = wait_gone(how, &targets) => left.failed.extend(failed),
             _ = how.interrupt.wait() => {}
         }
     }
@@ -842,7 +847,8 @@ const GONE_WAIT: Duration = Duration::from_secs(120);
 const ANNOUNCE_AFTER: Duration = Duration::from_millis(500);
 /// Waits until each object is gone (what a finalizer or foreground deletion holds) with
 /// kube-runtime's `await_condition`, a watch of the object, under the retry policy.
-async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)], concurrency: usize) -> Failed {
+async fn wait_gone(how: &Removal<'_>, targets: &[(ObjectId, Target)]) -> Failed {
+    let caller = how.caller;
     let until = caller
         .deadline()
         .unwrap_or_else(|| Instant::now() + GONE_WAIT);
@@ -869,14 +875,14 @@ async fn wait_gone(caller: &Caller, targets: &[(ObjectId, Target)], concurrency:
             left.fetch_sub(1, Ordering::Relaxed);
             gone.err().map(|failure| (id.clone(), failure))
         })
-        .buffer_unordered(concurrency)
+        .buffer_unordered(how.concurrency)
         .filter_map(std::future::ready)
         .collect::<Failed>();
     tokio::pin!(waits);
     tokio::select! {
         failed = &mut waits => failed,
         () = tokio::time::sleep(ANNOUNCE_AFTER) => {
-            caller.say(&format!(
+            how.reporter.say(&format!(
                 "kapply: waiting for {} deleted objects to be gone\n",
                 left.load(Ordering::Relaxed)
             ));

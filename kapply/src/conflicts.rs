@@ -9,6 +9,7 @@ use crate::api::Caller;
 use crate::failure::Failure;
 use crate::plan::Item;
 use crate::report;
+use crate::reporter::Reporter;
 use futures::StreamExt;
 use kpipe_core::redact::scrub;
 use kpipe_core::{Error, Result};
@@ -23,6 +24,7 @@ pub(crate) type Live = HashMap<usize, std::result::Result<Option<Value>, Failure
 /// report on stderr, then the summary as the error.
 pub(crate) async fn refuse_conflicts(
     caller: &Caller,
+    reporter: &Reporter,
     items: &[Item],
     live: &Live,
     params: &PatchParams,
@@ -68,7 +70,7 @@ pub(crate) async fn refuse_conflicts(
     }
     found.sort_by_key(|(position, _)| *position);
     for (_, text) in &found {
-        caller.say(text);
+        reporter.say(text);
     }
     Err(Error::Summary(format!(
         "{} of {} objects would take over fields another field manager owns: nothing \

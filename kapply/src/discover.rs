@@ -3,6 +3,7 @@
 use crate::api::Caller;
 use crate::failure::Failure;
 use crate::graph::is_built_in_group;
+use crate::reporter::Reporter;
 use futures::StreamExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kpipe_core::api::{RetryPolicy, Stopped};
@@ -242,6 +243,7 @@ const CRD_WAIT: Duration = Duration::from_secs(120);
 /// resource as discovery gives it.
 pub async fn wait_for_crd(
     caller: &Caller,
+    reporter: &Reporter,
     crd: &InputCrd,
     version: &str,
 ) -> Result<ApiResource, Failure> {
@@ -256,7 +258,7 @@ pub async fn wait_for_crd(
         let done = tokio::select! {
             done = &mut wait => done,
             () = tokio::time::sleep(ANNOUNCE_AFTER) => {
-                caller.say(&format!("kapply: waiting for {what} to be Established\n"));
+                reporter.say(&format!("kapply: waiting for {what} to be Established\n"));
                 wait.await
             }
         };

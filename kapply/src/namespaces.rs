@@ -3,6 +3,7 @@
 //! parent included. They stay outside the set (no set label), so no prune deletes them.
 
 use crate::api::{Caller, Target};
+use crate::reporter::Reporter;
 use kpipe_core::{Error, Result};
 use kube::core::ApiResource;
 use kube::core::params::PatchParams;
@@ -28,6 +29,7 @@ fn target(name: &str) -> Target {
 /// whose objects the server cannot check yet.
 pub(crate) async fn create_missing(
     caller: &Caller,
+    reporter: &Reporter,
     wanted: &BTreeSet<String>,
     field_manager: &str,
     dry_run: bool,
@@ -44,7 +46,7 @@ pub(crate) async fn create_missing(
             continue;
         }
         if dry_run {
-            caller.say(&format!(
+            reporter.say(&format!(
                 "kapply: {what} would be created (--create-namespace; dry run: nothing written)\n"
             ));
             missing.insert(name.clone());
@@ -55,7 +57,7 @@ pub(crate) async fn create_missing(
             .apply(&target, &body, &PatchParams::apply(field_manager), &what)
             .await
             .map_err(|f| Error::runtime(format!("{what}: creating it: {}", f.message())))?;
-        caller.say(&format!(
+        reporter.say(&format!(
             "kapply: {what} created (--create-namespace: not part of any set, never pruned)\n"
         ));
     }

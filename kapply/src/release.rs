@@ -11,13 +11,13 @@
 use crate::api::{Caller, Target};
 use crate::applyset::ApplySet;
 use crate::cli::{Args, DryRun};
+use crate::reporter::Reporter;
 use crate::{Context, apply, deadline, read_input};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use flate2::Compression;
 use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
-use indicatif::ProgressBar;
 use kpipe_core::api::RetryPolicy;
 use kpipe_core::{Document, Error, ObjectId, Result};
 use kube::core::ApiResource;
@@ -87,8 +87,9 @@ impl Record {
 }
 
 /// The recorded releases of one set, and where they live.
-struct Releases {
+struct Releases<'a> {
     caller: Caller,
+    reporter: &'a Reporter,
     secrets: ApiResource,
     namespace: String,
     /// The set's id: records are labelled with it.
@@ -101,21 +102,22 @@ struct Releases {
     records: Vec<Record>,
 }
 
-impl Releases {
-    async fn open(args: &Args) -> Result<Releases> {
+impl<'a> Releases<'a> {
+    async fn open(args: &Args, reporter: &'a Reporter) -> Result<Releases<'a>> {
         let spec = args.applyset.as_deref().expect("clap requires --applyset");
         let connection = args.connect.connect(deadline(args)).await?;
         let caller = Caller::new(
             connection.client.clone(),
             RetryPolicy::new(args.retry_for),
             deadline(args),
-            ProgressBar::hidden(),
+            reporter.clone(),
         );
         let set = ApplySet::open(&caller, spec, &connection.namespace, args.force_applyset).await?;
         let namespace = set.namespace().unwrap_or(connection.namespace);
         let secrets = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
         let mut releases = Releases {
             caller,
+            reporter,
             secrets,
             set_id: set.id.clone(),
             set_name: set.name().to_owned(),
@@ -345,7 +347,7 @@ impl Releases {
     }
 
     fn not_recorded(&self, why: &str) -> Option<u32> {
-        self.caller.say(&format!(
+        self.reporter.say(&format!(
             "kapply: warning: the release of {} was not recorded: {why}\n",
             self.set
         ));
@@ -364,7 +366,7 @@ impl Releases {
                 .delete(&self.target(&record.name), &params, &what)
                 .await
             {
-                self.caller.say(&format!(
+                self.reporter.say(&format!(
                     "kapply: warning: old release record {what} not deleted: {}\n",
                     failure.message()
                 ));
@@ -435,9 +437,9 @@ fn one_line(text: &str) -> String {
 }
 
 /// `--release` and `--rollback`: apply, record, and with `--atomic` undo a failure.
-pub async fn run(args: &Args) -> Result<()> {
+pub async fn run(args: &Args, reporter: &Reporter) -> Result<()> {
     let dry_run = args.dry_run != DryRun::None || args.diff;
-    let mut releases = Releases::open(args).await?;
+    let mut releases = Releases::open(args, reporter).await?;
     let (docs, description) = match args.rollback {
         Some(wanted) => {
             let target = releases.rollback_target(wanted)?;
@@ -457,7 +459,7 @@ pub async fn run(args: &Args) -> Result<()> {
     };
     let mut ctx = Context::new(deadline(args));
     ctx.retained = releases.retained(args.keep_releases, &releases.namespace);
-    let outcome = apply(args, docs.clone(), &ctx).await;
+    let outcome = apply(args, docs.clone(), &ctx, reporter).await;
     if dry_run || !ctx.wrote() || matches!(outcome, Err(Error::Input(_))) {
         return outcome;
     }
@@ -466,7 +468,7 @@ pub async fn run(args: &Args) -> Result<()> {
             .last_good(None)
             .map(|r| format!(": `--rollback {}` returns to the last good one", r.revision))
             .unwrap_or_default();
-        releases.caller.say(&format!(
+        releases.reporter.say(&format!(
             "kapply: a signal stops work: this release is not recorded and not rolled back{back}\n"
         ));
         return outcome;
@@ -480,7 +482,7 @@ pub async fn run(args: &Args) -> Result<()> {
         Err(failure) if args.atomic => roll_back(args, &mut releases, failure, revision).await,
         Err(failure) => {
             if let Some(good) = releases.last_good(revision) {
-                releases.caller.say(&format!(
+                releases.reporter.say(&format!(
                     "kapply: the failed release stays (no --atomic); `--rollback {}` returns to \
                      the last good one\n",
                     good.revision
@@ -495,13 +497,13 @@ pub async fn run(args: &Args) -> Result<()> {
 /// The exit status stays the failure's; its message says where the app is now.
 async fn roll_back(
     args: &Args,
-    releases: &mut Releases,
+    releases: &mut Releases<'_>,
     failure: Error,
     failed: Option<u32>,
 ) -> Result<()> {
     let failed_name = failed.map_or_else(|| "the release".to_owned(), |n| format!("revision {n}"));
     let Some(good) = releases.last_good(failed).filter(|r| r.manifest.is_some()) else {
-        releases.caller.say(&format!(
+        releases.reporter.say(&format!(
             "kapply: {failed_name} failed and {} has no earlier good release to roll back to: \
              it stays as it is\n",
             releases.set
@@ -509,13 +511,13 @@ async fn roll_back(
         return Err(failure);
     };
     let (good, docs) = (good.revision, releases.stream(good)?);
-    releases.caller.say(&format!(
+    releases.reporter.say(&format!(
         "kapply: {failed_name} failed: rolling back to revision {good} (--atomic)\n"
     ));
     let mut ctx = Context::new(deadline(args));
     ctx.stdout = false;
     ctx.retained = releases.retained(args.keep_releases, &releases.namespace);
-    let back = apply(args, docs.clone(), &ctx).await;
+    let back = apply(args, docs.clone(), &ctx, releases.reporter).await;
     if ctx.wrote() && !matches!(back, Err(Error::Interrupted(..))) {
         let description = format!("rollback to {good} after {failed_name} failed");
         releases.record(&docs, &back, &description).await;
@@ -529,7 +531,7 @@ async fn roll_back(
             ))
         }
         Err(e) => {
-            releases.caller.say(&format!(
+            releases.reporter.say(&format!(
                 "kapply: the rollback to revision {good} failed too: {}\n",
                 one_line(&e.to_string())
             ));
@@ -552,10 +554,10 @@ fn amend(failure: Error, more: &str) -> Error {
 }
 
 /// `--history`: the records as a table on stdout, oldest first.
-pub async fn history(args: &Args) -> Result<()> {
-    let releases = Releases::open(args).await?;
+pub async fn history(args: &Args, reporter: &Reporter) -> Result<()> {
+    let releases = Releases::open(args, reporter).await?;
     if releases.records.is_empty() {
-        releases.caller.say(&format!(
+        releases.reporter.say(&format!(
             "kapply: no releases of {} recorded (kapply --release records them)\n",
             releases.set
         ));
@@ -618,12 +620,18 @@ pub async fn history(args: &Args) -> Result<()> {
         text.push_str(line.trim_end());
         text.push('\n');
     }
-    kpipe_core::write_stdout(&text)
+    reporter.write(&text)
 }
 
 /// After `--delete-all` removed the whole set: its release records go too (a new
 /// deploy starts at revision 1), or with a dry run, are listed.
-pub async fn forget(caller: &Caller, set: &ApplySet, namespace: &str, dry_run: DryRun) {
+pub async fn forget(
+    caller: &Caller,
+    reporter: &Reporter,
+    set: &ApplySet,
+    namespace: &str,
+    dry_run: DryRun,
+) {
     let secrets = ApiResource::erase::<k8s_openapi::api::core::v1::Secret>(&());
     let namespace = set.namespace().unwrap_or_else(|| namespace.to_owned());
     let what = format!("releases of {}", set.describe());
@@ -638,7 +646,7 @@ pub async fn forget(caller: &Caller, set: &ApplySet, namespace: &str, dry_run: D
     {
         Ok(listed) => listed,
         Err(failure) => {
-            caller.say(&format!(
+            reporter.say(&format!(
                 "kapply: warning: the {what} were not deleted: {}\n",
                 failure.message()
             ));
@@ -664,7 +672,7 @@ pub async fn forget(caller: &Caller, set: &ApplySet, namespace: &str, dry_run: D
             || match caller.delete(&target, &params, &what).await {
                 Ok(_) => true,
                 Err(failure) => {
-                    caller.say(&format!(
+                    reporter.say(&format!(
                         "kapply: warning: release record {what} not deleted: {}\n",
                         failure.message()
                     ));
@@ -676,7 +684,7 @@ pub async fn forget(caller: &Caller, set: &ApplySet, namespace: &str, dry_run: D
         }
     }
     // The lines are data, as every other deletion's; a closed stdout ends quietly.
-    let _ = kpipe_core::write_stdout(&text);
+    let _ = reporter.write(&text);
 }
 
 #[cfg(test)]

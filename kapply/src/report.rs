@@ -1,31 +1,12 @@
 //! What kapply says about each object: result lines, failures, the summary.
 
-use crate::apply::Outcome;
 use crate::cli::Output;
 use crate::failure::Failure;
+use crate::outcome::{Change, Outcome};
 use kpipe_core::ObjectId;
 use kpipe_core::time::format_elapsed;
 use serde_json::Value;
-use std::fmt;
 use std::time::Duration;
-
-/// What applying did to an object, decided from the live object before and after.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Change {
-    Created,
-    Configured,
-    Unchanged,
-}
-
-impl fmt::Display for Change {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Change::Created => "created",
-            Change::Configured => "configured",
-            Change::Unchanged => "unchanged",
-        })
-    }
-}
 
 /// `deployment.apps/polls`, as kubectl names objects in its result lines.
 pub fn kubectl_name(id: &ObjectId) -> String {

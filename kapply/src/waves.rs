@@ -4,17 +4,17 @@
 //! that follows its migration Job is not touched when the Job fails. Then everything
 //! applied is waited for.
 
-use crate::apply::{Memory, Outcome, Run};
+use crate::apply::{Memory, Run};
 use crate::discover::InputCrd;
 use crate::failure::Failure;
 use crate::graph::{self, Change};
+use crate::outcome::Outcome;
 use crate::plan::Item;
 use crate::wait::{End, Progress, Watched};
 use crate::{diagnose, wait};
 use kpipe_core::{ObjectId, Result};
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
-use std::time::Duration;
 
 /// What applying (and waiting) did.
 pub(crate) struct Applied {
@@ -35,12 +35,11 @@ impl Applied {
     }
 }
 
-impl Run {
+impl Run<'_> {
     pub(crate) async fn apply_waves(
         &self,
         items: Vec<Item>,
         crds: &[InputCrd],
-        lines: bool,
         wait: bool,
     ) -> Result<Applied> {
         let crd_groups: HashSet<String> = crds.iter().map(|c| c.group.clone()).collect();
@@ -64,11 +63,7 @@ impl Run {
         let mut progress = Progress::new();
         let mut end = End::AllReady;
         let mut memory = Memory::default();
-        if !self.caller.progress().is_hidden() {
-            self.caller
-                .progress()
-                .enable_steady_tick(Duration::from_millis(120));
-        }
+        self.reporter.tick_progress();
         let mut read_from = 0;
         for (at, wave) in schedule.waves.iter().enumerate() {
             let mut before: Vec<usize> = wave
@@ -101,7 +96,7 @@ impl Run {
                         ),
                     };
                     let name = crate::report::kubectl_name(&item.id);
-                    self.caller.say(&format!("kapply: {name}: {message}\n"));
+                    self.reporter.say(&format!("kapply: {name}: {message}\n"));
                     let failure = Failure::Transport {
                         message,
                         transient: false,
@@ -142,7 +137,7 @@ impl Run {
                 .map(|i| (i.position, i.id.clone(), i.resolved.resource.clone()))
                 .collect();
             meta.sort_by_key(|(position, _, _)| *position);
-            let results = self.apply_wave(items, crds, lines, &mut memory).await?;
+            let results = self.apply_wave(items, crds, &mut memory).await?;
             for ((position, id, resource), outcome) in meta.into_iter().zip(results) {
                 if wait && let Outcome::Done { object, .. } = &outcome {
                     watched[index[&position]] = Some(Watched::new(id, resource, object.clone()));
@@ -150,7 +145,7 @@ impl Run {
                 outcomes.push((position, outcome));
             }
         }
-        self.caller.progress().finish_and_clear();
+        self.reporter.end_progress();
         // After SIGINT/SIGTERM, what was applied is reported at once: the wait stops,
         // and what it did not see ready counts as not ready.
         if wait && end == End::AllReady {
@@ -213,7 +208,7 @@ impl Run {
         {
             count += 1;
             let text = diagnose::explain(self.caller.client(), object).await;
-            self.caller.say(&format!("kapply: {text}"));
+            self.reporter.say(&format!("kapply: {text}"));
         }
         count
     }
