@@ -11,8 +11,8 @@
 use crate::api::{Caller, Target};
 use crate::applyset::ApplySet;
 use crate::cli::{Args, DryRun};
+use crate::pipeline::{Context, apply, deadline, read_input};
 use crate::reporter::Reporter;
-use crate::{Context, apply, deadline, read_input};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use flate2::Compression;
