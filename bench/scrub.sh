@@ -40,6 +40,12 @@ fi
 
 read -r s_s s_kib < <(python3 bench/measure.py -n "$RUNS" -- "$(cmd Secret)")
 read -r c_s c_kib < <(python3 bench/measure.py -n "$RUNS" -- "$(cmd ConfigMap)")
+# The guard the test suite once ran (scrubbing was quadratic in the values once: 15x
+# and more): a run that costs more than 5 ConfigMaps' worth fails the benchmark.
+if ! awk -v s="$s_s" -v c="$c_s" 'BEGIN { exit !(s <= 5 * c + 0.5) }'; then
+    echo "scrub.sh: the ${KEYS}-key Secret took $s_s s, the same as ConfigMap $c_s s: more than 5x (quadratic again?)" >&2
+    exit 1
+fi
 
 python3 - "$s_s" "$s_kib" "$c_s" "$c_kib" "$RUNS" "$KEYS" <<'PY'
 import sys

@@ -2,10 +2,7 @@
 //! with pipes, exit codes and stderr.
 
 use crate::common::*;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::Output;
 
 fn certificate(name: &str, issuer: &str, dns: &str) -> String {
     format!(
@@ -80,79 +77,26 @@ fn assert_success(sim: &Sim, out: &Output) {
     assert_eq!(out.status.code(), Some(0), "{}\n{}", stderr(out), sim.log());
 }
 
-/// certwait running in the background, its stderr readable line by line.
-struct Running {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-    seen: Vec<String>,
+/// `certwait NAME --timeout 2m` against the simulator, in the background.
+fn certwait_background(sim: &Sim, name: &str) -> Background {
+    let mut c = sim.cmd("certwait");
+    c.args([name, "--timeout", "2m"]);
+    Background::start(c)
 }
 
-impl Running {
-    /// `certwait NAME --timeout 2m` against the simulator, in the background.
-    fn certwait(sim: &Sim, name: &str) -> Running {
-        let mut c = sim.cmd("certwait");
-        c.args([name, "--timeout", "2m"]);
-        Running::start(c)
-    }
+/// [`certwait_background`], once it has said that the Certificate does not exist yet.
+fn until_created(sim: &Sim, name: &str) -> Background {
+    let mut waiting = certwait_background(sim, name);
+    waiting.expect_line(&format!(
+        "default/{name}: waiting for the Certificate to be created"
+    ));
+    waiting
+}
 
-    /// [`Running::certwait`], once it has said that the Certificate does not exist yet.
-    fn until_created(sim: &Sim, name: &str) -> Running {
-        let mut waiting = Running::certwait(sim, name);
-        waiting.expect_line(&format!(
-            "default/{name}: waiting for the Certificate to be created"
-        ));
-        waiting
-    }
-
-    fn start(mut c: Command) -> Running {
-        c.stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = c.spawn().unwrap();
-        let err = child.stderr.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(err).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Running {
-            child,
-            lines,
-            seen: Vec::new(),
-        }
-    }
-
-    /// Blocks until a stderr line contains `text`; the generous limit only guards
-    /// against a hang.
-    fn expect_line(&mut self, text: &str) {
-        loop {
-            match self.lines.recv_timeout(Duration::from_secs(60)) {
-                Ok(line) => {
-                    let found = line.contains(text);
-                    self.seen.push(line);
-                    if found {
-                        return;
-                    }
-                }
-                Err(_) => panic!(
-                    "no stderr line with {text:?}; saw:\n{}",
-                    self.seen.join("\n")
-                ),
-            }
-        }
-    }
-
-    /// Waits for the exit; returns the code, stdout and the whole stderr.
-    fn finish(mut self) -> (Option<i32>, String, String) {
-        let mut out = String::new();
-        std::io::Read::read_to_string(self.child.stdout.as_mut().unwrap(), &mut out).unwrap();
-        let status = self.child.wait().unwrap();
-        self.seen.extend(self.lines.iter());
-        (status.code(), out, self.seen.join("\n"))
-    }
+/// Waits for the exit; returns the code, stdout and the whole stderr.
+fn finish(waiting: Background) -> (Option<i32>, String, String) {
+    let run = waiting.finish();
+    (run.status.code(), run.stdout(), run.stderr())
 }
 
 #[test]
@@ -160,12 +104,12 @@ fn a_certificate_that_never_appears_is_talked_about_until_the_timeout() {
     // cert-manager is installed, but nothing makes the Certificate (no Ingress).
     let sim = Sim::start(&["--cert-manager"]);
     let mut c = sim.cmd("certwait");
-    c.args(["polls-tls", "--timeout", "15s"]);
-    let mut waiting = Running::start(c);
+    c.args(["polls-tls", "--timeout", "12s"]);
+    let mut waiting = Background::start(c);
     waiting.expect_line("default/polls-tls: waiting for the Certificate to be created");
     // Not a terminal: a plain line now and then (every 10 s), with the likely cause.
     waiting.expect_line("default/polls-tls: still no Certificate after 10");
-    let (code, out, err) = waiting.finish();
+    let (code, out, err) = finish(waiting);
     assert_eq!(code, Some(124), "{err}");
     assert!(out.is_empty(), "{out}");
     assert!(
@@ -180,19 +124,18 @@ fn a_certificate_that_never_appears_is_talked_about_until_the_timeout() {
 #[test]
 fn a_watch_that_is_not_allowed_ends_the_wait_at_once_as_in_kapply() {
     // RBAC lets the user list Certificates but not watch them: the same words as
-    // `kapply --wait` says it, exit 1, long before --timeout.
+    // `kapply --wait` says it, exit 1, long before --timeout (an hour: a run that waits
+    // for it is killed and fails). How soon: bench/deadlines.sh.
     let sim = Sim::start(&[
         "--cert-manager",
         "--faults",
         "403:1000@GET/apis/cert-manager.io/v1/namespaces/default/certificates?watch",
     ]);
-    let started = std::time::Instant::now();
-    let out = certwait_on(&sim, &["polls-tls", "--timeout", "30s"]);
-    let took = started.elapsed();
-    out.code(1).stdout_empty().stderr_has(
+    let mut c = sim.cmd("certwait");
+    c.args(["polls-tls", "--timeout", "1h"]);
+    run_bounded(&mut c).code(1).stdout_empty().stderr_has(
         "certwait: cannot watch certificates.cert-manager.io in namespace default: forbidden (403)",
     );
-    assert!(took < Duration::from_secs(5), "{took:?}: {}", out.stderr());
 }
 
 // --- bad input: exit 2, nothing on stdout, no cluster needed --------------------------
@@ -317,9 +260,9 @@ fn waits_for_ready_then_prints_the_certificate_and_the_staging_warning() {
 #[test]
 fn a_certificate_created_after_certwait_started_is_waited_for() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
-    let waiting = Running::until_created(&sim, "later-tls");
+    let waiting = until_created(&sim, "later-tls");
     apply_certificate(&sim, "later-tls", "letsencrypt-prod", "later.example.com");
-    let (code, out, err) = waiting.finish();
+    let (code, out, err) = finish(waiting);
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(
         out.starts_with("default/later-tls\tlater.example.com\t"),
@@ -467,10 +410,10 @@ fn an_old_failure_is_not_fatal_but_a_new_one_is() {
         )
     };
     patch_status(&sim, "old-tls", &failed("2020-01-01T00:00:00Z"));
-    let mut waiting = Running::certwait(&sim, "old-tls");
+    let mut waiting = certwait_background(&sim, "old-tls");
     waiting.expect_line("Issuing=False Failed");
     patch_status(&sim, "old-tls", &failed("2020-01-01T01:00:00Z"));
-    let (code, _, err) = waiting.finish();
+    let (code, _, err) = finish(waiting);
     assert_eq!(code, Some(1), "{err}");
     assert!(
         err.contains("issuance failed at 2020-01-01T01:00:00Z"),
@@ -487,10 +430,10 @@ fn ready_for_an_older_generation_is_not_ready() {
         )
     };
     patch_status(&sim, "gen-tls", &ready(0));
-    let mut waiting = Running::certwait(&sim, "gen-tls");
+    let mut waiting = certwait_background(&sim, "gen-tls");
     waiting.expect_line("(for generation 0, the spec is at 1)");
     patch_status(&sim, "gen-tls", &ready(1));
-    let (code, out, err) = waiting.finish();
+    let (code, out, err) = finish(waiting);
     assert_eq!(code, Some(0), "{err}");
     // The simulated controller never got to write the Secret: the status stands in.
     assert_eq!(
@@ -526,14 +469,14 @@ fn dropped_watch_streams_are_resumed() {
         "--faults",
         "watch-close:1",
     ]);
-    let waiting = Running::until_created(&sim, "flaky-tls");
+    let waiting = until_created(&sim, "flaky-tls");
     apply_certificate(
         &sim,
         "flaky-tls",
         "letsencrypt-staging",
         "flaky.example.com",
     );
-    let (code, out, err) = waiting.finish();
+    let (code, out, err) = finish(waiting);
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(out.starts_with("default/flaky-tls\t"), "{out}");
     // Created, Issuing, Ready: each in a stream of its own, the first two cut.
@@ -569,10 +512,10 @@ fn a_watch_answered_410_gone_lists_again() {
         "--faults",
         "watch-gone:3,watch-close:1",
     ]);
-    let mut waiting = Running::until_created(&sim, "gone-tls");
+    let mut waiting = until_created(&sim, "gone-tls");
     waiting.expect_line("watch in default expired (410");
     apply_certificate(&sim, "gone-tls", "letsencrypt-staging", "gone.example.com");
-    let (code, out, err) = waiting.finish();
+    let (code, out, err) = finish(waiting);
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(
         out.starts_with("default/gone-tls\tgone.example.com\t"),
@@ -602,9 +545,9 @@ fn a_flaky_api_server_at_startup_is_survived() {
         "--faults",
         "503:2@GET",
     ]);
-    let waiting = Running::until_created(&sim, "retry-tls");
+    let waiting = until_created(&sim, "retry-tls");
     apply_certificate(&sim, "retry-tls", "letsencrypt-prod", "retry.example.com");
-    let (code, out, err) = waiting.finish();
+    let (code, out, err) = finish(waiting);
     assert_eq!(code, Some(0), "{err}\n{}", sim.log());
     assert!(out.starts_with("default/retry-tls\t"), "{out}");
     assert_eq!(certwait_lines(&sim, " -> 503"), 2, "{}", sim.log());
@@ -754,20 +697,21 @@ fn base64_decode(text: &str) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// certwait `args` against `sim`, which must end by itself (see [`run_bounded`]).
+fn certwait_bounded(sim: &Sim, args: &[&str]) -> Run {
+    let mut c = sim.cmd("certwait");
+    c.args(args);
+    run_bounded(&mut c).context(format!("kubesim log:\n{}", sim.log()))
+}
+
+// How soon after --timeout certwait ends on such servers: bench/deadlines.sh.
 #[test]
 fn timeout_bounds_a_server_that_accepts_and_never_answers() {
     for fault in ["hang", "trickle:200ms"] {
         let sim = Sim::start(&["--cert-manager", "--faults", fault]);
-        let started = std::time::Instant::now();
-        let out = certwait_on(&sim, &["polls-tls", "--timeout", "3s"]);
-        let took = started.elapsed();
-        assert_eq!(out.status.code(), Some(124), "{fault}: {}", stderr(&out));
-        assert!(took < Duration::from_millis(3500), "{fault}: {took:?}");
-        assert!(
-            stderr(&out).contains("timed out after 3.0s"),
-            "{fault}: {}",
-            stderr(&out)
-        );
+        certwait_bounded(&sim, &["polls-tls", "--timeout", "1s"])
+            .code(124)
+            .stderr_has("timed out after 1.0s");
     }
 }
 
@@ -788,27 +732,22 @@ fn timeout_bounds_the_diagnosis_too() {
         "letsencrypt-staging",
         "polls.example.com",
     );
-    let started = std::time::Instant::now();
-    let out = certwait_on(&sim, &["polls-tls", "--timeout", "3s"]);
-    let took = started.elapsed();
-    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
-    assert!(
-        took < Duration::from_millis(3500),
-        "{took:?}: {}",
-        stderr(&out)
-    );
+    certwait_bounded(&sim, &["polls-tls", "--timeout", "3s"])
+        .code(124)
+        .stderr_has("timed out after 3.0s");
 }
 
 #[test]
-fn a_restarted_server_is_noticed_within_a_second_of_its_return() {
-    // Applying the Certificate starts the clock: down from 1 s to 5 s; cert-manager
-    // (exempt) issues at about 3 s, while certwait cannot see it.
+fn a_certificate_issued_during_an_outage_is_seen_once_the_server_is_back() {
+    // Applying the Certificate starts the clock: down from 1 s to 3 s; cert-manager
+    // (exempt) issues at about 2 s, while certwait cannot see it. How soon after the
+    // server's return certwait sees it: bench/deadlines.sh.
     let sim = Sim::start(&[
         "--cert-manager",
         "--cert-delay",
-        "3s",
+        "2s",
         "--faults",
-        "down:4s+1s",
+        "down:2s+1s",
     ]);
     apply_certificate(
         &sim,
@@ -818,17 +757,8 @@ fn a_restarted_server_is_noticed_within_a_second_of_its_return() {
     );
     let out = certwait_on(&sim, &["polls-tls", "--timeout", "30s"]);
     assert_success(&sim, &out);
-    // certwait's own clock starts after the apply: the server is back before its 5 s.
     let err = stderr(&out);
-    let ready_at: f64 = err
-        .lines()
-        .find_map(|l| {
-            l.strip_prefix("certwait: ")?
-                .split_once("s default/polls-tls: Ready=True")
-        })
-        .and_then(|(at, _)| at.parse().ok())
-        .unwrap_or_else(|| panic!("no Ready=True line with a time in:\n{err}"));
-    assert!(ready_at < 6.0, "{err}");
+    assert!(err.contains("s default/polls-tls: Ready=True"), "{err}");
     assert_outage_told_once(&err);
 }
 
@@ -844,14 +774,14 @@ fn assert_outage_told_once(err: &str) {
 #[test]
 fn a_killed_and_restarted_server_is_ridden_out() {
     // The API server is killed 1 s after the Certificate is applied (open connections
-    // reset, new ones refused) and back on the same port 3 s later; cert-manager
+    // reset, new ones refused) and back on the same port 2 s later; cert-manager
     // (exempt) issues meanwhile.
     let sim = Sim::start(&[
         "--cert-manager",
         "--cert-delay",
-        "2s",
+        "1500ms",
         "--faults",
-        "restart:3s+1s",
+        "restart:2s+1s",
     ]);
     apply_certificate(
         &sim,
@@ -885,17 +815,15 @@ fn a_server_that_refuses_before_any_answer_fails_at_once_as_kubectl_says() {
     );
     let path = sim.dir.path().join("refused.kubeconfig");
     std::fs::write(&path, moved).unwrap();
+    // At once, not at --timeout (an hour); how soon: bench/deadlines.sh.
     let mut c = cmd("certwait");
-    c.env("KUBECONFIG", &path).arg("polls-tls");
-    let started = std::time::Instant::now();
-    let out = c.run();
-    let took = started.elapsed();
+    c.env("KUBECONFIG", &path)
+        .args(["polls-tls", "--timeout", "1h"]);
     assert_eq!(
-        out.code(1).stderr(),
+        run_bounded(&mut c).code(1).stderr(),
         format!(
             "certwait: The connection to the server 127.0.0.1:{port} was refused - did you \
              specify the right host or port?\n"
         )
     );
-    assert!(took < Duration::from_secs(2), "{took:?}");
 }

@@ -510,17 +510,12 @@ fn delete_all_waits_for_what_a_finalizer_holds_and_no_longer() {
     hold(&sim, "stuck", r#"["example.com/hold"]"#);
     hold(&sim, "held", r#"["example.com/hold"]"#);
 
-    // Held for good: --timeout ends the wait and names what is not gone.
-    let started = Instant::now();
-    let out = kapply(
-        &sim,
-        &["--applyset", "stuck", "--delete-all", "--timeout", "2s"],
-        "",
-    );
-    let elapsed = started.elapsed();
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(124), "{err}");
-    assert!(elapsed < Duration::from_millis(3500), "{elapsed:?}");
+    // Held for good: --timeout ends the wait and names what is not gone (how soon
+    // after it: bench/deadlines.sh).
+    let mut c = sim.cmd("kapply");
+    c.args(["--applyset", "stuck", "--delete-all", "--timeout", "2s"]);
+    let out = run_bounded(&mut c);
+    let err = out.code(124).stderr();
     assert!(
         err.contains("waiting for 1 deleted objects to be gone"),
         "{err}"
@@ -530,25 +525,15 @@ fn delete_all_waits_for_what_a_finalizer_holds_and_no_longer() {
         "{err}"
     );
 
-    // Let go a second in: kapply is done a moment after, not at a poll or a timeout.
-    let out = std::thread::scope(|s| {
-        s.spawn(|| {
-            std::thread::sleep(Duration::from_secs(1));
-            hold(&sim, "held", "null");
-        });
-        let started = Instant::now();
-        let out = kapply(&sim, &["--applyset", "held", "--delete-all"], "");
-        (out, started.elapsed())
-    });
-    let (out, elapsed) = out;
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}\n{}", sim.log());
-    assert!(
-        err.contains("waiting for 1 deleted objects to be gone"),
-        "{err}"
-    );
-    assert!(elapsed >= Duration::from_secs(1), "{elapsed:?}");
-    assert!(elapsed < Duration::from_secs(3), "{elapsed:?}");
+    // Let go while kapply waits: it is done then, not at its timeout (how soon:
+    // bench/deadlines.sh).
+    let mut c = sim.cmd("kapply");
+    c.args(["--applyset", "held", "--delete-all", "--timeout", "1h"]);
+    let mut waiting = Background::start(c);
+    waiting.expect_line("waiting for 1 deleted objects to be gone");
+    hold(&sim, "held", "null");
+    let out = waiting.finish().context(sim.log());
+    out.success();
     assert!(!exists(&sim, "configmap/held", "default"));
 }
 
@@ -858,9 +843,11 @@ fn background_deletion_collects_dependents_and_dry_run_deletes_nothing() {
     assert!(exists(&sim, "configmap/owner", "default"));
     sim.kubectl_ok(&["delete", "configmap", "owner"]);
     assert!(!exists(&sim, "configmap/owner", "default"));
-    eventually("the child is collected", || {
-        !exists(&sim, "configmap/child", "default")
-    });
+    sim.await_gc("configmaps default/owner");
+    assert!(
+        !exists(&sim, "configmap/child", "default"),
+        "the child is collected"
+    );
 }
 
 #[test]
@@ -876,7 +863,7 @@ fn finalizers_hold_a_deletion_until_the_last_one_is_taken_off() {
         r#"{"metadata":{"finalizers":["example.com/hold"]}}"#,
     ]);
     sim.kubectl_ok(&["delete", "configmap", "owner", "--wait=false"]);
-    std::thread::sleep(Duration::from_millis(300));
+    sim.await_gc("configmaps default/owner");
     let owner = sim.get_json("configmap/owner");
     assert!(
         owner["metadata"].get("deletionTimestamp").is_some(),
@@ -895,9 +882,12 @@ fn finalizers_hold_a_deletion_until_the_last_one_is_taken_off() {
         r#"{"metadata":{"finalizers":null}}"#,
     ]);
     assert!(!exists(&sim, "configmap/owner", "default"));
-    eventually("the child is collected", || {
-        !exists(&sim, "configmap/child", "default")
-    });
+    // Taking off the last finalizer completes the deletion, dependents included.
+    sim.await_gc("configmaps default/owner");
+    assert!(
+        !exists(&sim, "configmap/child", "default"),
+        "the child is collected"
+    );
 }
 
 #[test]
@@ -906,7 +896,7 @@ fn orphan_deletion_keeps_dependents_without_the_reference() {
     owner_and_child(&sim);
     sim.kubectl_ok(&["delete", "configmap", "owner", "--cascade=orphan"]);
     assert!(!exists(&sim, "configmap/owner", "default"));
-    std::thread::sleep(Duration::from_millis(300));
+    sim.await_gc("configmaps default/owner");
     let child = sim.get_json("configmap/child");
     assert!(
         child["metadata"].get("ownerReferences").is_none(),
@@ -934,11 +924,12 @@ fn foreground_deletion_removes_the_owner_only_after_its_dependents() {
         "--cascade=foreground",
         "--wait=false",
     ]);
-    eventually("the child is being deleted", || {
-        sim.get_json("configmap/child")["metadata"]
-            .get("deletionTimestamp")
-            .is_some()
-    });
+    sim.await_gc("configmaps default/owner");
+    let child = sim.get_json("configmap/child");
+    assert!(
+        child["metadata"].get("deletionTimestamp").is_some(),
+        "the child is being deleted: {child}"
+    );
     let owner = sim.get_json("configmap/owner");
     assert!(
         owner["metadata"].get("deletionTimestamp").is_some(),
@@ -968,16 +959,30 @@ fn deleting_a_deployment_or_a_job_collects_its_replica_sets_and_pods() {
          apiVersion: batch/v1\nkind: Job\nmetadata: {name: once}\nspec:\n  template:\n    spec:\n      \
          restartPolicy: Never\n      containers: [{name: c, image: busybox}]\n",
     );
+    // The simulated controllers make a ReplicaSet and pods of both.
+    sim.await_log_count(
+        "POST /apis/apps/v1/namespaces/default/replicasets -> 201 [kubesim-controller]",
+        1,
+    );
+    sim.await_log_count(
+        "POST /api/v1/namespaces/default/pods -> 201 [kubesim-controller]",
+        3,
+    );
     let owned = || sim.kubectl_ok(&["get", "replicasets,pods", "-o", "name"]);
-    eventually("a ReplicaSet and pods of both", || {
-        let names = owned();
-        names.contains("replicaset.apps/web-") && names.matches("pod/").count() >= 3
-    });
+    let names = owned();
+    assert!(
+        names.contains("replicaset.apps/web-") && names.matches("pod/").count() >= 3,
+        "{names}"
+    );
     sim.kubectl_ok(&["delete", "deployment", "web"]);
     sim.kubectl_ok(&["delete", "job", "once"]);
-    eventually("the ReplicaSet and every pod are collected", || {
-        owned().trim().is_empty()
-    });
+    sim.await_gc("deployments.apps default/web");
+    sim.await_gc("jobs.batch default/once");
+    assert_eq!(
+        owned().trim(),
+        "",
+        "the ReplicaSet and every pod are collected"
+    );
 }
 
 #[test]
@@ -998,8 +1003,8 @@ fn a_job_deleted_without_a_policy_orphans_as_batch_v1_does() {
         "--raw",
         "/apis/batch/v1/namespaces/default/jobs/once",
     ]);
-    eventually("the Job is gone", || !exists(&sim, "job/once", "default"));
-    std::thread::sleep(Duration::from_millis(300));
+    sim.await_gc("jobs.batch default/once");
+    assert!(!exists(&sim, "job/once", "default"), "the Job is gone");
     assert!(exists(&sim, "configmap/job-output", "default"));
 }
 
@@ -1121,9 +1126,9 @@ fn make_deploy_prunes_what_the_app_dropped_and_make_destroy_leaves_nothing() {
         stderr(&out),
         sim.log()
     );
-    eventually("nothing of the app is left", || {
-        names(&sim).trim().is_empty()
-    });
+    // What the app's objects owned (the Certificate, the ReplicaSets) is collected.
+    sim.await_gc("");
+    assert_eq!(names(&sim).trim(), "", "nothing of the app is left");
 }
 
 // ---- what prune and delete never do ---------------------------------------------------

@@ -81,33 +81,94 @@ fn objects_from(args: &[&str], stdin: &str) -> Vec<Value> {
 }
 
 fn valid_objects(args: &[&str], text: String) -> Vec<Value> {
-    let out = python_script(VALIDATE_SCRIPT, text.as_bytes());
+    let (ok, problems) = python_worker("validate", &text);
     assert!(
-        out.status.success(),
+        ok,
         "{args:?}: not valid for Kubernetes (or kubernetes-validate is missing: run `make test-deps`, \
-         .venv/bin first on PATH):\n{}{}",
-        stdout(&out),
-        stderr(&out)
+         .venv/bin first on PATH):\n{problems}"
     );
     parse_stream(&text)
 }
 
-/// kubernetes-validate's Python API, strict, for Kubernetes 1.29 and the newest version it
-/// ships: an unknown kind or apiVersion is a failure too (its CLI only warns about those).
-const VALIDATE_SCRIPT: &str = r#"
-import sys, yaml, kubernetes_validate as kv
-docs = [d for d in yaml.safe_load_all(sys.stdin) if d is not None]
-problems = []
-for version in ["1.29.0", kv.latest_version()]:
-    for doc in docs:
-        try:
-            kv.validate(doc, version, strict=True)
-        except Exception as e:
-            why = getattr(e, "message", "") or str(e)
-            problems.append("%s: %s/%s: %s %s" % (version, doc.get("kind"), doc.get("metadata", {}).get("name"), type(e).__name__, why))
-print("\n".join(problems))
-sys.exit(1 if problems or not docs else 0)
+/// One Python process for the whole test run, serving requests one JSON line each:
+/// `validate` checks a stream with kubernetes-validate's Python API, strict, for
+/// Kubernetes 1.29 and the newest version it ships (an unknown kind or apiVersion is a
+/// failure too: its CLI only warns about those); `yaml11` reads a stream with PyYAML
+/// (YAML 1.1, as Kubernetes does) into JSON. Each answer is `{"ok": bool, "out": text}`.
+/// Started once, it spares every check the start-up and imports (most of its cost).
+const PYTHON_WORKER: &str = r#"
+import sys, json, yaml, kubernetes_validate as kv
+versions = ["1.29.0", kv.latest_version()]
+def validate(text):
+    docs = [d for d in yaml.safe_load_all(text) if d is not None]
+    problems = []
+    for version in versions:
+        for doc in docs:
+            try:
+                kv.validate(doc, version, strict=True)
+            except Exception as e:
+                why = getattr(e, "message", "") or str(e)
+                problems.append("%s: %s/%s: %s %s" % (version, doc.get("kind"), doc.get("metadata", {}).get("name"), type(e).__name__, why))
+    return bool(docs) and not problems, "\n".join(problems)
+def yaml11(text):
+    return True, json.dumps([d for d in yaml.safe_load_all(text) if d is not None])
+for line in sys.stdin:
+    request = json.loads(line)
+    try:
+        ok, out = {"validate": validate, "yaml11": yaml11}[request["op"]](request["text"])
+    except Exception as e:
+        ok, out = False, "%s: %s" % (type(e).__name__, e)
+    print(json.dumps({"ok": ok, "out": out}), flush=True)
 "#;
+
+/// Asks the shared [`PYTHON_WORKER`] to do `op` with `text`: whether it succeeded, and
+/// what it said.
+fn python_worker(op: &str, text: &str) -> (bool, String) {
+    use std::io::{BufRead, BufReader, Read, Seek, Write};
+    use std::process::{Child, ChildStdout};
+    use std::sync::{Mutex, OnceLock};
+    type Worker = (Child, BufReader<ChildStdout>, std::fs::File);
+    static WORKER: OnceLock<Mutex<Worker>> = OnceLock::new();
+    let worker = WORKER.get_or_init(|| {
+        // Its stderr goes to a file (a pipe nobody reads could fill up and stop it).
+        let err = tempfile::tempfile().expect("a temporary file");
+        let mut child = python3()
+            .args(["-c", PYTHON_WORKER])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(err.try_clone().expect("a second handle"))
+            .spawn()
+            .expect("python3 must be installed");
+        let out = BufReader::new(child.stdout.take().expect("stdout"));
+        Mutex::new((child, out, err))
+    });
+    // A test that failed while holding it left the worker as it was: still usable.
+    let mut guard = worker
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let (child, out, err) = &mut *guard;
+    let request = json!({"op": op, "text": text}).to_string() + "\n";
+    let mut answer = String::new();
+    let asked = child
+        .stdin
+        .as_mut()
+        .expect("stdin")
+        .write_all(request.as_bytes())
+        .is_ok();
+    if !asked || out.read_line(&mut answer).unwrap_or(0) == 0 {
+        // It is gone (PyYAML or kubernetes-validate missing): say why.
+        let mut why = String::new();
+        let _ = child.wait();
+        let _ = err.rewind();
+        let _ = err.read_to_string(&mut why);
+        return (false, format!("the Python worker stopped: {why}"));
+    }
+    let answer: Value = serde_json::from_str(&answer).expect("a JSON answer");
+    (
+        answer["ok"] == true,
+        answer["out"].as_str().unwrap_or_default().to_owned(),
+    )
+}
 
 fn find<'a>(objects: &'a [Value], kind: &str) -> &'a Value {
     objects
@@ -1566,13 +1627,6 @@ fn python3() -> Command {
     Command::new("python3")
 }
 
-/// `python3 -c SCRIPT` with `stdin` piped in.
-fn python_script(script: &str, stdin: &[u8]) -> Output {
-    let mut c = python3();
-    c.args(["-c", script]);
-    run_with_stdin(c, stdin)
-}
-
 /// The newest Kubernetes version kubernetes-validate ships schemas for.
 fn newest_kubernetes() -> String {
     let out = python3()
@@ -1668,14 +1722,9 @@ fn output_is_deterministic_and_reads_back_the_same_under_yaml_1_1() {
         let second = gen_stream(&all, &tricky).success().stdout();
         assert_eq!(first, second, "{name}: two runs differ");
 
-        let script = "import sys, json, yaml\nprint(json.dumps([d for d in yaml.safe_load_all(sys.stdin) if d is not None]))";
-        let out = python_script(script, first.as_bytes());
-        assert!(
-            out.status.success(),
-            "PyYAML (run `make test-deps`): {}",
-            stderr(&out)
-        );
-        let yaml11: Value = serde_json::from_str(&stdout(&out)).unwrap();
+        let (ok, out) = python_worker("yaml11", &first);
+        assert!(ok, "PyYAML (run `make test-deps`): {out}");
+        let yaml11: Value = serde_json::from_str(&out).unwrap();
         assert_eq!(
             yaml11,
             Value::Array(parse_stream(&first)),

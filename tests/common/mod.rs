@@ -226,6 +226,19 @@ pub fn run_at_most(c: &mut Command, limit: Duration) -> (Run, Duration) {
     (out.into(), started.elapsed())
 }
 
+/// Runs a command (stdin closed) that must end by itself: one still running after
+/// [`WAIT_LIMIT`] is killed and the test fails. For a tool
+/// that must stop long before a deadline of its own (`--timeout 1h`) or at one: how
+/// soon it stops is measured in bench/, not asserted here.
+pub fn run_bounded(c: &mut Command) -> Run {
+    Background::spawn(c.stdin(Stdio::null())).finish()
+}
+
+/// [`run_bounded`] with `stdin` written to the command.
+pub fn run_bounded_with(c: &mut Command, stdin: &str) -> Run {
+    Background::spawn_with(c, stdin).finish()
+}
+
 /// A port on 127.0.0.1 that accepts connections and never answers (a server whose
 /// process is stopped, or a proxy whose backend is gone), for as long as the test runs.
 pub fn silent_listener() -> u16 {
@@ -384,6 +397,154 @@ impl Run {
     }
 }
 
+/// How long a test waits for something that is bound to happen (a log line, a process
+/// to get somewhere): far more than it takes on a loaded machine, so that reaching it
+/// means a hang, not a slow run.
+pub const WAIT_LIMIT: Duration = Duration::from_secs(60);
+
+/// A tool running in the background, its stderr readable line by line as it comes: a
+/// test waits for the tool to say it has got somewhere, then acts (writes to the
+/// cluster, sends a signal).
+pub struct Background {
+    child: Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// The whole stderr, exactly as written, once the tool has closed it.
+    stderr: Option<std::thread::JoinHandle<Vec<u8>>>,
+    seen: Vec<String>,
+}
+
+impl Background {
+    /// Starts `c` with stdin closed, stdout and stderr piped.
+    pub fn start(mut c: Command) -> Background {
+        Background::spawn(c.stdin(Stdio::null()))
+    }
+
+    /// Starts `c` with `stdin` written to it and then closed.
+    pub fn start_with(mut c: Command, stdin: &str) -> Background {
+        Background::spawn_with(&mut c, stdin)
+    }
+
+    fn spawn_with(c: &mut Command, stdin: &str) -> Background {
+        let mut background = Background::spawn(c.stdin(Stdio::piped()));
+        let mut input = background.child.stdin.take().expect("stdin");
+        let data = stdin.to_owned();
+        std::thread::spawn(move || {
+            // A tool may exit before reading everything: a failed write is its business.
+            let _ = input.write_all(data.as_bytes());
+        });
+        background
+    }
+
+    fn spawn(c: &mut Command) -> Background {
+        use std::io::BufRead;
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn a tool");
+        let mut err = std::io::BufReader::new(child.stderr.take().expect("stderr"));
+        let (tx, lines) = std::sync::mpsc::channel();
+        let stderr = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let mut line = Vec::new();
+            while err.read_until(b'\n', &mut line).unwrap_or(0) > 0 {
+                all.extend_from_slice(&line);
+                let _ = tx.send(String::from_utf8_lossy(&line).trim_end().to_owned());
+                line.clear();
+            }
+            all
+        });
+        Background {
+            child,
+            lines,
+            stderr: Some(stderr),
+            seen: Vec::new(),
+        }
+    }
+
+    /// The process id (for a signal to it, or to its group).
+    pub fn id(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Blocks until a stderr line contains `text`; the generous limit only guards
+    /// against a hang.
+    #[track_caller]
+    pub fn expect_line(&mut self, text: &str) {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let found = line.contains(text);
+                    self.seen.push(line);
+                    if found {
+                        return;
+                    }
+                }
+                Err(_) => panic!(
+                    "no stderr line with {text:?}; saw:\n{}",
+                    self.seen.join("\n")
+                ),
+            }
+        }
+    }
+
+    /// Sends `signal` (`-INT`, `-TERM`) to the process.
+    pub fn signal(&self, signal: &str) {
+        let sent = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill {signal}");
+    }
+
+    /// Waits for the exit (at most [`WAIT_LIMIT`], then it is killed and the test
+    /// fails); the whole run: its exit status, stdout and stderr.
+    #[track_caller]
+    pub fn finish(mut self) -> Run {
+        let mut stdout = self.child.stdout.take().expect("stdout");
+        let reader = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut stdout, &mut out);
+            out
+        });
+        let deadline = Instant::now() + WAIT_LIMIT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("wait for a tool") {
+                break status;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "still running after {WAIT_LIMIT:?}; stderr so far:\n{}",
+                    self.seen.join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let stdout = reader.join().expect("stdout reader");
+        let stderr = self
+            .stderr
+            .take()
+            .expect("stderr reader")
+            .join()
+            .expect("stderr reader");
+        Run::from(Output {
+            status,
+            stdout,
+            stderr,
+        })
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// A `kubesim serve` process on its own port and state, killed on drop.
 pub struct Sim {
     child: Child,
@@ -424,9 +585,90 @@ impl Sim {
         sim
     }
 
+    /// Sends SIG`signal` (`TERM`, `INT`) to the simulator and returns its exit code.
+    pub fn stop(mut self, signal: &str) -> Option<i32> {
+        let sent = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -{signal}");
+        self.child.wait().expect("wait for kubesim").code()
+    }
+
     /// The simulator's own stderr so far, for assertion messages.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("kubesim.log")).unwrap_or_default()
+    }
+
+    /// Blocks until a line of the simulator's log satisfies `found` and returns it:
+    /// how a test waits for something to have happened on the server (a request seen,
+    /// a controller's step) instead of sleeping. `what` names it for the failure; the
+    /// generous limit only guards against a hang.
+    #[track_caller]
+    pub fn await_log(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            if let Some(line) = self.log().lines().find(|l| found(l)) {
+                return line.to_owned();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "never happened: {what}\n--- kubesim log ---\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Blocks until `n` lines of the simulator's log contain `needle` (see [`Sim::await_log`]).
+    #[track_caller]
+    pub fn await_log_count(&self, needle: &str, n: usize) {
+        self.await_log_lines(&format!("{n} log lines with {needle:?}"), n, |l| {
+            l.contains(needle)
+        });
+    }
+
+    /// Blocks until `n` lines of the simulator's log satisfy `found` (see [`Sim::await_log`]).
+    #[track_caller]
+    pub fn await_log_lines(&self, what: &str, n: usize, found: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + WAIT_LIMIT;
+        while self.log().lines().filter(|l| found(l)).count() < n {
+            assert!(
+                Instant::now() < deadline,
+                "never happened: {what}\n--- kubesim log ---\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Blocks until the simulated garbage collector has done what the deletions of
+    /// `owner` (`PLURAL[.GROUP] NAMESPACE/NAME`, as `configmaps default/owner`; "": of
+    /// anything) answered so far left it to do: at once when they left it nothing.
+    /// After it, what the collector does or leaves alone is there to be checked.
+    #[track_caller]
+    pub fn await_gc(&self, owner: &str) {
+        let of = if owner.is_empty() {
+            String::new()
+        } else {
+            format!("{owner} (")
+        };
+        let will = format!("kubesim: garbage collector: will act on the deletion of {of}");
+        let acted = format!("kubesim: garbage collector: acted on the deletion of {of}");
+        let count = |log: &str, what: &str| log.lines().filter(|l| l.starts_with(what)).count();
+        let deadline = Instant::now() + WAIT_LIMIT;
+        loop {
+            let log = self.log();
+            if count(&log, &acted) >= count(&log, &will) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "the garbage collector never acted on the deletion of {owner}\n--- kubesim log ---\n{log}"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     /// The simulator's log lines (`METHOD PATH -> OUTCOME [CALLER]`) for requests of

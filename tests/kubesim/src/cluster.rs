@@ -134,6 +134,29 @@ pub struct Garbage {
     policy: Propagation,
 }
 
+impl std::fmt::Display for Garbage {
+    /// `PLURAL[.GROUP] NAMESPACE/NAME (POLICY)`: the owner whose deletion left the work.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Key {
+            group,
+            plural,
+            namespace,
+            name,
+        } = &self.key;
+        let resource = if group.is_empty() {
+            plural.clone()
+        } else {
+            format!("{plural}.{group}")
+        };
+        let at = if namespace.is_empty() {
+            name.clone()
+        } else {
+            format!("{namespace}/{name}")
+        };
+        write!(f, "{resource} {at} ({:?})", self.policy)
+    }
+}
+
 /// The body of a PATCH, by content type.
 pub enum Patch {
     Apply(Value),

@@ -683,12 +683,19 @@ async fn serve_stored(
                 cluster.delete_collection(&t, &selector, &opts, policy)?
             };
             if !garbage.is_empty() {
+                // Logged before the answer, and again once done: a test that has the
+                // answer knows whether there is anything to wait for, and waits for the
+                // second line rather than for a while.
+                for work in &garbage {
+                    eprintln!("kubesim: garbage collector: will act on the deletion of {work}");
+                }
                 let cluster = shared.cluster.clone();
                 tokio::spawn(async move {
                     // The garbage collector acts a moment after the deletion, not in it.
                     tokio::time::sleep(GC_DELAY).await;
                     for work in &garbage {
                         cluster.collect(work);
+                        eprintln!("kubesim: garbage collector: acted on the deletion of {work}");
                     }
                 });
             }

@@ -1,92 +1,20 @@
 //! `kubesim serve` as `make demo` and the test helpers run it: kubeconfig,
 //! stderr lines, signals, `--state`, `--http`, bad flags.
 
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use crate::common::Sim;
+use std::process::Command;
 
 use serde_json::Value;
 
-struct Serving {
-    child: Child,
-    dir: tempfile::TempDir,
-}
-
-impl Serving {
-    fn start(args: &[&str]) -> Serving {
-        let dir = tempfile::tempdir().unwrap();
-        let log = std::fs::File::create(dir.path().join("log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_kubesim"))
-            .arg("serve")
-            .arg("--kubeconfig-out")
-            .arg(dir.path().join("kc"))
-            .args(args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let serving = Serving { child, dir };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !serving.kubeconfig().exists() {
-            assert!(
-                Instant::now() < deadline,
-                "kubesim did not start: {}",
-                serving.log()
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        serving
-    }
-
-    fn kubeconfig(&self) -> std::path::PathBuf {
-        self.dir.path().join("kc")
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("log")).unwrap_or_default()
-    }
-
-    fn kubectl(&self, args: &[&str]) -> std::process::Output {
-        Command::new("kubectl")
-            .args(args)
-            .env("KUBECONFIG", self.kubeconfig())
-            .env("HOME", self.dir.path())
-            .stdin(Stdio::null())
-            .output()
-            .unwrap()
-    }
-
-    /// Sends a signal and returns the exit code.
-    fn stop(mut self, signal: &str) -> Option<i32> {
-        let status = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        self.child.wait().unwrap().code()
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn yaml(path: &Path) -> Value {
-    kpipe_core::yaml11::load(&std::fs::read_to_string(path).unwrap())
-        .unwrap()
-        .value
-        .unwrap()
+/// The kubeconfig `kubesim serve` wrote, read as kubectl reads it.
+fn kubeconfig(s: &Sim) -> Value {
+    crate::common::yaml(&std::fs::read_to_string(&s.kubeconfig).unwrap())
 }
 
 #[test]
 fn kubeconfig_names_everything_kubesim_and_stderr_gives_the_address() {
-    let s = Serving::start(&[]);
-    let kc = yaml(&s.kubeconfig());
+    let s = Sim::start(&[]);
+    let kc = kubeconfig(&s);
     assert_eq!(kc["current-context"], "kubesim");
     assert_eq!(kc["contexts"][0]["context"]["namespace"], "default");
     let server = kc["clusters"][0]["cluster"]["server"]
@@ -101,7 +29,7 @@ fn kubeconfig_names_everything_kubesim_and_stderr_gives_the_address() {
         "{}",
         s.log()
     );
-    let out = s.kubectl(&["get", "ns", "-o", "name"]);
+    let out = s.kubectl_run(&["get", "ns", "-o", "name"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "namespace/default\nnamespace/kube-public\nnamespace/kube-system\n"
@@ -115,14 +43,14 @@ fn kubeconfig_names_everything_kubesim_and_stderr_gives_the_address() {
 
 #[test]
 fn a_wrong_token_is_refused() {
-    let s = Serving::start(&[]);
-    let text = std::fs::read_to_string(s.kubeconfig()).unwrap();
-    let token = yaml(&s.kubeconfig())["users"][0]["user"]["token"]
+    let s = Sim::start(&[]);
+    let text = std::fs::read_to_string(&s.kubeconfig).unwrap();
+    let token = kubeconfig(&s)["users"][0]["user"]["token"]
         .as_str()
         .unwrap()
         .to_string();
-    std::fs::write(s.kubeconfig(), text.replace(&token, "wrong")).unwrap();
-    let out = s.kubectl(&["get", "configmaps"]);
+    std::fs::write(&s.kubeconfig, text.replace(&token, "wrong")).unwrap();
+    let out = s.kubectl_run(&["get", "configmaps"]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("You must be logged in to the server"), "{err}");
@@ -131,7 +59,7 @@ fn a_wrong_token_is_refused() {
 #[test]
 fn sigterm_and_sigint_stop_cleanly() {
     for signal in ["TERM", "INT"] {
-        let s = Serving::start(&[]);
+        let s = Sim::start(&[]);
         assert_eq!(s.stop(signal), Some(0), "SIG{signal}");
     }
 }
@@ -141,13 +69,13 @@ fn state_is_saved_on_exit_and_loaded_at_start() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");
     let state_arg = state.to_str().unwrap();
-    let s = Serving::start(&["--state", state_arg]);
+    let s = Sim::start(&["--state", state_arg]);
     let manifest = dir.path().join("cm.yaml");
     // The CRD's group sorts after its custom resources' one in the saved file.
     let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.a.example.com\nspec:\n  group: a.example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions: [{name: v1, served: true, storage: true}]\n";
     let crd_file = dir.path().join("crd.yaml");
     std::fs::write(&crd_file, crd).unwrap();
-    let out = s.kubectl(&["apply", "--server-side", "-f", crd_file.to_str().unwrap()]);
+    let out = s.kubectl_run(&["apply", "--server-side", "-f", crd_file.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -158,7 +86,7 @@ fn state_is_saved_on_exit_and_loaded_at_start() {
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  A: \"1\"\n---\napiVersion: a.example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
     )
     .unwrap();
-    let out = s.kubectl(&["create", "-f", manifest.to_str().unwrap()]);
+    let out = s.kubectl_run(&["create", "-f", manifest.to_str().unwrap()]);
     assert!(
         out.status.success(),
         "{}",
@@ -167,15 +95,15 @@ fn state_is_saved_on_exit_and_loaded_at_start() {
     assert_eq!(s.stop("TERM"), Some(0));
     assert!(state.exists());
 
-    let s = Serving::start(&["--state", state_arg]);
-    let out = s.kubectl(&["get", "configmap", "kept", "-o", "jsonpath={.data.A}"]);
+    let s = Sim::start(&["--state", state_arg]);
+    let out = s.kubectl_run(&["get", "configmap", "kept", "-o", "jsonpath={.data.A}"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "1",
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let out = s.kubectl(&["get", "widget", "w", "-o", "name"]);
+    let out = s.kubectl_run(&["get", "widget", "w", "-o", "name"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "widget.a.example.com/w\n",
@@ -183,7 +111,7 @@ fn state_is_saved_on_exit_and_loaded_at_start() {
         String::from_utf8_lossy(&out.stderr)
     );
     // Changes go on from the saved resourceVersion, never back to an old one.
-    let out = s.kubectl(&["label", "configmap", "kept", "x=y"]);
+    let out = s.kubectl_run(&["label", "configmap", "kept", "x=y"]);
     assert!(
         out.status.success(),
         "{}",
@@ -193,15 +121,15 @@ fn state_is_saved_on_exit_and_loaded_at_start() {
 
 #[test]
 fn plain_http_on_request() {
-    let s = Serving::start(&["--http"]);
-    let kc = yaml(&s.kubeconfig());
+    let s = Sim::start(&["--http"]);
+    let kc = kubeconfig(&s);
     assert!(
         kc["clusters"][0]["cluster"]["server"]
             .as_str()
             .unwrap()
             .starts_with("http://127.0.0.1:")
     );
-    let out = s.kubectl(&["get", "ns", "default", "-o", "name"]);
+    let out = s.kubectl_run(&["get", "ns", "default", "-o", "name"]);
     assert_eq!(
         String::from_utf8_lossy(&out.stdout),
         "namespace/default\n",
@@ -212,7 +140,7 @@ fn plain_http_on_request() {
 
 #[test]
 fn faults_flag_fails_requests_and_bad_specs_are_usage_errors() {
-    let s = Serving::start(&["--faults", "500:1@PATCH"]);
+    let s = Sim::start(&["--faults", "500:1@PATCH"]);
     let manifest = s.dir.path().join("cm.yaml");
     std::fs::write(
         &manifest,
@@ -220,7 +148,7 @@ fn faults_flag_fails_requests_and_bad_specs_are_usage_errors() {
     )
     .unwrap();
     let apply = ["apply", "--server-side", "-f", manifest.to_str().unwrap()];
-    let out = s.kubectl(&apply);
+    let out = s.kubectl_run(&apply);
     assert!(!out.status.success());
     assert!(
         s.log()
@@ -228,7 +156,7 @@ fn faults_flag_fails_requests_and_bad_specs_are_usage_errors() {
         "{}",
         s.log()
     );
-    let out = s.kubectl(&apply);
+    let out = s.kubectl_run(&apply);
     assert!(
         out.status.success(),
         "{}",

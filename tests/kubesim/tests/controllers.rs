@@ -2,10 +2,7 @@
 //! (ClusterIssuers, ingress-shim, issuance, failures), Deployment rollouts with
 //! ReplicaSets and Pods, Jobs and their Pods, the simulated kubelet's failures.
 
-#[path = "../../common/mod.rs"]
-mod common;
-
-use common::*;
+use crate::common::*;
 
 use std::io::Write;
 use std::process::{Command, Stdio};

@@ -1,19 +1,12 @@
 //! Fault injection through the library API, seen by a kube-rs client.
 
+use crate::support::no_retry_client as client;
 use futures::{StreamExt, TryStreamExt};
 use http_body_util::BodyExt;
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams, WatchEvent, WatchParams};
 use kubesim::ServeOptions;
 use serde_json::json;
-
-/// A client that does not retry by itself (kube-rs retries 429, 503 and 504), so
-/// that every injected failure is seen.
-async fn client(server: &kubesim::RunningServer) -> kube::Client {
-    let mut config = server.config().await.unwrap();
-    config.default_retry = false;
-    kube::Client::try_from(config).unwrap()
-}
 
 async fn setup() -> (kubesim::RunningServer, Api<ConfigMap>) {
     let server = kubesim::serve(ServeOptions::default()).await.unwrap();

@@ -270,10 +270,7 @@ fn assert_aggregated_matches(name: &str, mine: &Value, theirs: &Value) {
 
 #[tokio::test]
 async fn recorded_exchanges_replay_identically() {
-    let server = kubesim::serve(kubesim::ServeOptions::default())
-        .await
-        .unwrap();
-    let client = server.client().await.unwrap();
+    let (_server, client) = crate::support::start(kubesim::ServeOptions::default()).await;
     let mut certificate_rv = String::new();
     let mut replayed = 0;
     for name in fixture_names() {

@@ -1,6 +1,7 @@
 //! The kubectl scenarios again, through kube-rs (the client kapply and certwait
 //! use), against an in-process simulator per test.
 
+use crate::support::start;
 use futures::TryStreamExt;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
@@ -9,14 +10,8 @@ use kube::api::{
 };
 use kube::discovery::{ApiResource, Discovery};
 use kube::runtime::wait::{await_condition, conditions};
-use kubesim::{RunningServer, ServeOptions};
+use kubesim::ServeOptions;
 use serde_json::{Value, json};
-
-async fn start(opts: ServeOptions) -> (RunningServer, kube::Client) {
-    let server = kubesim::serve(opts).await.unwrap();
-    let client = server.client().await.unwrap();
-    (server, client)
-}
 
 fn apply_as(manager: &str) -> PatchParams {
     PatchParams::apply(manager)

@@ -1,12 +1,9 @@
 //! The installed kubectl, a client nobody here wrote, against a fresh `kubesim serve`
 //! per test: if kubectl accepts the simulator, so do kapply and certwait.
 
-#[path = "../../common/mod.rs"]
-mod common;
-
 use std::process::{Output, Stdio};
 
-use common::{Sim, condition, stderr, yaml};
+use crate::common::{Sim, condition, stderr, yaml};
 use serde_json::Value;
 
 /// Every built-in kind kubesim serves, as a manifest stream.
