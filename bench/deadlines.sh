@@ -83,11 +83,16 @@ def median(measure):
     return statistics.median(measure() for _ in range(runs))
 
 
+def shown(secs):
+    return f"{secs:.2f} s" if secs >= 1 else f"{secs * 1000:.0f} ms"
+
+
 def row(name, kpipe, kubectl, notes):
+    notes = f"{notes}; median of {runs}" if notes else f"median of {runs}"
     if kubectl is None:
-        print(f"| {name} | {kpipe:.2f} s | n/a | n/a | {notes}; median of {runs} |")
+        print(f"| {name} | {shown(kpipe)} | n/a | n/a | {notes} |")
     else:
-        print(f"| {name} | {kpipe:.2f} s | {kubectl:.2f} s | {kpipe / kubectl:.2f} | {notes}; median of {runs} |")
+        print(f"| {name} | {shown(kpipe)} | {shown(kubectl)} | {kpipe / max(kubectl, 1e-3):.2f} | {notes} |")
 
 
 def fresh(flags, command, stdin="", expect=(0,)):
