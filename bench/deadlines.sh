@@ -15,7 +15,7 @@ RUNS=${RUNS:-3}
 scratch_dir
 
 python3 - "$RUNS" "$work" <<'PY'
-import os, signal, socket, statistics, subprocess, sys, tempfile, threading, time
+import base64, http.client, json, os, signal, socket, ssl, statistics, subprocess, sys, tempfile, threading, time, urllib.parse
 
 runs, work = int(sys.argv[1]), sys.argv[2]
 CONFIGMAP = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: polls-config}\ndata: {K: v}\n"
@@ -83,11 +83,16 @@ def median(measure):
     return statistics.median(measure() for _ in range(runs))
 
 
+def shown(secs):
+    return f"{secs:.2f} s" if secs >= 1 else f"{secs * 1000:.0f} ms"
+
+
 def row(name, kpipe, kubectl, notes):
+    notes = f"{notes}; median of {runs}" if notes else f"median of {runs}"
     if kubectl is None:
-        print(f"| {name} | {kpipe:.2f} s | n/a | n/a | {notes}; median of {runs} |")
+        print(f"| {name} | {shown(kpipe)} | n/a | n/a | {notes} |")
     else:
-        print(f"| {name} | {kpipe:.2f} s | {kubectl:.2f} s | {kpipe / kubectl:.2f} | {notes}; median of {runs} |")
+        print(f"| {name} | {shown(kpipe)} | {shown(kubectl)} | {kpipe / max(kubectl, 1e-3):.2f} | {notes} |")
 
 
 def fresh(flags, command, stdin="", expect=(0,)):
@@ -187,6 +192,27 @@ HOLD = '{"metadata":{"finalizers":["example.com/hold"]}}'
 LET_GO = '{"metadata":{"finalizers":null}}'
 
 
+def let_go(sim, name):
+    """Takes the finalizers off ConfigMap `name` with one PATCH from this process, on a
+    connection opened before (no process start-up in the measurement); returns the
+    time the PATCH was sent."""
+    config = json.loads(subprocess.check_output(["kubectl", "config", "view", "--raw", "-o", "json"], env=sim.env))
+    cluster = config["clusters"][0]["cluster"]
+    url = urllib.parse.urlsplit(cluster["server"])
+    context = ssl.create_default_context(cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    connection = http.client.HTTPSConnection(url.hostname, url.port, context=context)
+    connection.connect()
+    sent = time.perf_counter()
+    connection.request("PATCH", f"/api/v1/namespaces/default/configmaps/{name}", LET_GO, {
+        "Authorization": f"Bearer {config['users'][0]['user']['token']}",
+        "Content-Type": "application/merge-patch+json"})
+    response = connection.getresponse()
+    response.read()
+    if response.status != 200:
+        sys.exit(f"deadlines.sh: taking the finalizer off answered {response.status}")
+    return sent
+
+
 def held_configmap(sim, name):
     sim.run(KUBECTL_APPLY, CONFIGMAP.replace("polls-config", name))
     sim.run(["kubectl", "patch", "configmap", name, "--type=merge", "-p", HOLD])
@@ -203,13 +229,12 @@ def release_to_exit(tool):
             held_configmap(sim, "held")
             waiter = sim.background(["kubectl", "delete", "configmap", "held", "--timeout=60s"])
             until_line(waiter, "deleted")
-        sim.run(["kubectl", "patch", "configmap", "held", "--type=merge", "-p", LET_GO])
-        released = time.perf_counter()
+        released = let_go(sim, "held")
         if waiter.wait() != 0:
             sys.exit(f"deadlines.sh: {tool} failed once the finalizer was off")
         return time.perf_counter() - released
 row("kapply --delete-all: finalizer taken off to exit", median(lambda: release_to_exit("kapply")),
-    median(lambda: release_to_exit("kubectl")), "kubectl delete (waits by default); from the end of the patch")
+    median(lambda: release_to_exit("kubectl")), "kubectl delete (waits by default); from the PATCH that takes it off")
 
 
 def held_timeout(tool):

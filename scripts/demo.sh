@@ -34,9 +34,11 @@ else
 fi
 
 step "Starting kubesim (local API simulator with cert-manager simulation)"
-# Pods start after 1s; an image tagged :broken cannot be pulled, as from a real registry.
-start_kubesim "$work" --cert-manager --cert-delay 2s --deploy-delay 1s \
-  --pods-fail ':broken$=ImagePullBackOff'
+# Pods start after 1s and the certificate takes 2s, as on a cluster for a person watching
+# (the tests, which only read the output, set DEMO_DEPLOY_DELAY and DEMO_CERT_DELAY
+# shorter); an image tagged :broken cannot be pulled, as from a real registry.
+start_kubesim "$work" --cert-manager --cert-delay "${DEMO_CERT_DELAY:-2s}" \
+  --deploy-delay "${DEMO_DEPLOY_DELAY:-1s}" --pods-fail ':broken$=ImagePullBackOff'
 echo "kubesim pid $sim_pid, $(grep -m1 -o 'serving .*' "$work/kubesim.log" || echo serving)"
 
 # The tutorial's env leaves DJANGO_SECRET_KEY empty: the first deploy generates it and

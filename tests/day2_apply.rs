@@ -6,7 +6,7 @@ use crate::common::*;
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -38,18 +38,17 @@ fn make_cmd(sim: &Sim, target: &str, vars: &[&str]) -> Command {
     c
 }
 
-fn make(sim: &Sim, target: &str, vars: &[&str]) -> Output {
-    make_cmd(sim, target, vars).output().unwrap()
+fn make(sim: &Sim, target: &str, vars: &[&str]) -> Run {
+    let run = make_cmd(sim, target, vars).run();
+    run.context(format!(
+        "make {target} {vars:?}\n--- kubesim ---\n{}",
+        sim.log()
+    ))
 }
 
-fn make_ok(sim: &Sim, target: &str, vars: &[&str]) -> Output {
+fn make_ok(sim: &Sim, target: &str, vars: &[&str]) -> Run {
     let out = make(sim, target, vars);
-    assert!(
-        out.status.success(),
-        "make {target} {vars:?}: {}\n--- kubesim ---\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    out.success();
     out
 }
 
@@ -118,14 +117,10 @@ fn switching_to_an_hpa_never_lowers_the_replicas() {
     assert_eq!(seen.next().unwrap().unwrap(), "2");
 
     let out = make_ok(&sim, "deploy", &[&base[..], &["HPA=2:5:70"]].concat());
-    let err = stderr(&out);
-    assert!(
-        err.contains(
-            "deployment.apps/polls-app: spec.replicas left the input: its live value 2 is kept"
-        ),
-        "{err}"
-    );
-    assert!(!err.contains("2/1"), "{err}");
+    out.stderr_has(
+        "deployment.apps/polls-app: spec.replicas left the input: its live value 2 is kept",
+    )
+    .stderr_lacks("2/1");
     let deployment = json(
         &sim,
         &[
@@ -160,12 +155,7 @@ fn switching_to_an_hpa_never_lowers_the_replicas() {
     );
 
     // Applied again as it is: nothing more to hand over, nothing said.
-    let again = make_ok(&sim, "deploy", &[&base[..], &["HPA=2:5:70"]].concat());
-    assert!(
-        !stderr(&again).contains("left the input"),
-        "{}",
-        stderr(&again)
-    );
+    make_ok(&sim, "deploy", &[&base[..], &["HPA=2:5:70"]].concat()).stderr_lacks("left the input");
 }
 
 // ---- point 6: objects made by hand, ClusterIssuers --------------------------------------
@@ -202,19 +192,14 @@ fn deploying_over_objects_made_by_hand_stops_before_any_write_until_force() {
     ]);
 
     let out = make(&sim, "deploy", &base);
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
+    assert!(!out.status.success(), "{}", out.stderr());
     // The config is versioned by content (polls-config-<hash>): the ConfigMap made by
     // hand is another object, neither in conflict nor taken over. The Service is.
-    for needed in [
-        "Service/polls in namespace default: apply conflict",
-        "managed by \"kubectl-create\"",
-        "nothing applied",
-        "FORCE=1",
-    ] {
-        assert!(err.contains(needed), "{needed:?} missing:\n{err}");
-    }
-    assert!(!err.contains("ConfigMap/polls-config"), "{err}");
+    out.stderr_has("Service/polls in namespace default: apply conflict")
+        .stderr_has("managed by \"kubectl-create\"")
+        .stderr_has("nothing applied")
+        .stderr_has("FORCE=1")
+        .stderr_lacks("ConfigMap/polls-config");
     // Nothing written: not the Secret, not the Job, not the ApplySet parent.
     let names = sim.kubectl_ok(&[
         "get",
@@ -262,16 +247,13 @@ fn make_issuers_refuses_to_take_over_issuers_without_force_and_waits_for_ready()
     // The simulator's pair stands for issuers made by hand (another email and manager).
     let sim = Sim::start(&["--cert-manager"]);
     let out = make(&sim, "issuers", &["EMAIL=ops@example.com", "TIMEOUT=20s"]);
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
-    for needed in [
-        "ClusterIssuer/letsencrypt-staging: apply conflict",
-        "managed by \"kubesim\"",
-        "would change .spec.acme.email: \"admin@your_domain.com\" -> \"ops@example.com\"",
-        "FORCE=1",
-    ] {
-        assert!(err.contains(needed), "{needed:?} missing:\n{err}");
-    }
+    assert!(!out.status.success(), "{}", out.stderr());
+    out.stderr_has("ClusterIssuer/letsencrypt-staging: apply conflict")
+        .stderr_has("managed by \"kubesim\"")
+        .stderr_has(
+            "would change .spec.acme.email: \"admin@your_domain.com\" -> \"ops@example.com\"",
+        )
+        .stderr_has("FORCE=1");
     let issuer = json(&sim, &["get", "clusterissuer", "letsencrypt-staging"]);
     assert_eq!(issuer["spec"]["acme"]["email"], "admin@your_domain.com");
 
@@ -280,14 +262,10 @@ fn make_issuers_refuses_to_take_over_issuers_without_force_and_waits_for_ready()
         "issuers",
         &["EMAIL=ops@example.com", "TIMEOUT=20s", "FORCE=1"],
     );
-    let err = stderr(&out);
-    assert!(
-        err.contains(
-            "clusterissuer.cert-manager.io/letsencrypt-prod: ready: Ready (ACMEAccountRegistered"
-        ),
-        "{err}"
-    );
-    assert!(!err.contains("ready: stored"), "{err}");
+    out.stderr_has(
+        "clusterissuer.cert-manager.io/letsencrypt-prod: ready: Ready (ACMEAccountRegistered",
+    )
+    .stderr_lacks("ready: stored");
 
     // An account Let's Encrypt refuses: not ready, and why.
     let out = make(
@@ -295,17 +273,10 @@ fn make_issuers_refuses_to_take_over_issuers_without_force_and_waits_for_ready()
         "issuers",
         &["EMAIL=ops@example.invalid", "TIMEOUT=3s", "FORCE=1"],
     );
-    let err = stderr(&out);
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "make passes on kapply's 124 as 2: {err}"
-    );
-    assert!(
-        err.contains("contact email has invalid domain"),
-        "the condition's message explains it:\n{err}"
-    );
-    assert!(!err.contains("letsencrypt-prod: ready"), "{err}");
+    // make passes on kapply's 124 as 2; the condition's message explains it.
+    out.code(2)
+        .stderr_has("contact email has invalid domain")
+        .stderr_lacks("letsencrypt-prod: ready");
 }
 
 // ---- point 7: a new namespace -----------------------------------------------------------
@@ -324,19 +295,13 @@ fn make_deploy_creates_a_new_namespace_and_make_diff_only_says_so() {
     let base = [env.as_str(), "NAMESPACE=fresh", "TIMEOUT=60s"];
 
     let diff = make(&sim, "diff", &base);
-    let err = stderr(&diff);
-    assert!(err.contains("namespace/fresh would be created"), "{err}");
-    assert!(!err.contains("updating"), "{err}");
-    assert!(!err.contains("namespaces not found"), "{err}");
+    diff.stderr_has("namespace/fresh would be created")
+        .stderr_lacks("updating")
+        .stderr_lacks("namespaces not found");
     let out = sim.kubectl_run(&["get", "namespace", "fresh"]);
     assert!(!out.status.success(), "a diff created the namespace");
 
-    let out = make_ok(&sim, "deploy", &base);
-    assert!(
-        stderr(&out).contains("namespace/fresh created"),
-        "{}",
-        stderr(&out)
-    );
+    make_ok(&sim, "deploy", &base).stderr_has("namespace/fresh created");
     let ns = json(&sim, &["get", "namespace", "fresh"]);
     assert!(
         ns["metadata"]["labels"]["applyset.kubernetes.io/part-of"].is_null(),
@@ -346,12 +311,7 @@ fn make_deploy_creates_a_new_namespace_and_make_diff_only_says_so() {
     assert!(parent["metadata"]["labels"]["applyset.kubernetes.io/id"].is_string());
 
     // Deployed again (the namespace exists now), nothing about it is said; it stays.
-    let again = make_ok(&sim, "deploy", &base);
-    assert!(
-        !stderr(&again).contains("namespace/fresh"),
-        "{}",
-        stderr(&again)
-    );
+    make_ok(&sim, "deploy", &base).stderr_lacks("namespace/fresh");
     sim.kubectl_ok(&["get", "namespace", "fresh"]);
 }
 
@@ -402,10 +362,10 @@ fn ctrl_c_in_make_deploy_while_the_migration_is_pending_stops_at_once_and_prunes
     let out = child.finish();
     let err = stderr(&out);
     assert!(!out.status.success(), "{err}");
-    assert!(err.contains("interrupted by SIGINT"), "{err}");
-    assert!(err.contains("nothing pruned"), "{err}");
-    assert!(err.contains("not applied: Deployment/polls-app"), "{err}");
-    assert!(!err.contains(" pruned\n"), "{err}");
+    out.stderr_has("interrupted by SIGINT")
+        .stderr_has("nothing pruned")
+        .stderr_has("not applied: Deployment/polls-app")
+        .stderr_lacks(" pruned\n");
     // The running release is as it was: the old Job kept, the Deployment untouched.
     assert!(jobs(&sim).contains(&old_job), "{}", jobs(&sim));
     let after = json(&sim, &["get", "deployment", "polls-app", "-n", "default"]);

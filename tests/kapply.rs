@@ -730,15 +730,18 @@ fn assert_fault_survived(fault: &str, notice: &str, met: &[(&str, usize)]) {
         "{fault}: no retry reported with {notice:?}: {err}"
     );
     out.no_secrets(SECRETS);
-    for object in [
-        ["configmap", "polls-config"],
-        ["secret", "polls-secret"],
-        ["service", "polls"],
-        ["deployment", "polls-app"],
-        ["ingress", "polls"],
-    ] {
-        assert!(exists(&sim, &object), "{fault}: {object:?} missing");
-    }
+    // Every object is there (kubectl fails naming any that is not).
+    let live = sim.kubectl_ok(&[
+        "get",
+        "configmap/polls-config",
+        "secret/polls-secret",
+        "service/polls",
+        "deployment/polls-app",
+        "ingress/polls",
+        "-o",
+        "name",
+    ]);
+    assert_eq!(live.lines().count(), 5, "{fault}: {live}");
 }
 
 #[test]

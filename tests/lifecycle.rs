@@ -55,6 +55,20 @@ fn exists(sim: &Sim, what: &str, ns: &str) -> bool {
     sim.kubectl_run(&["get", what, "-n", ns]).status.success()
 }
 
+/// Which of `objects` (`TYPE/NAME` as `kubectl get -o name` writes them) exist in
+/// `ns`, asked in one kubectl run, sorted.
+fn existing(sim: &Sim, objects: &[&str], ns: &str) -> Vec<String> {
+    let args = [
+        &["get"],
+        objects,
+        &["-n", ns, "--ignore-not-found", "-o", "name"],
+    ]
+    .concat();
+    let mut names: Vec<String> = sim.kubectl_ok(&args).lines().map(String::from).collect();
+    names.sort();
+    names
+}
+
 /// Polls until `done` holds (the simulated garbage collector acts a moment after).
 fn eventually(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -474,15 +488,21 @@ spec:
         ["configmap/polls-config deleted", "secret/polls deleted"],
         "{out}"
     );
-    for gone in [
-        "configmap/polls-config",
-        "deployment/polls-app",
-        "hpa/polls-app",
-        "secret/polls",
-    ] {
-        assert!(!exists(&sim, gone, "default"), "{gone} is left");
-    }
-    assert!(exists(&sim, "configmap/bystander", "default"));
+    // The set and its parent are gone, the bystander is not.
+    assert_eq!(
+        existing(
+            &sim,
+            &[
+                "configmap/polls-config",
+                "deployment.apps/polls-app",
+                "horizontalpodautoscaler.autoscaling/polls-app",
+                "secret/polls",
+                "configmap/bystander",
+            ],
+            "default"
+        ),
+        ["configmap/bystander"]
+    );
     let again = kapply(&sim, &["--applyset", "polls", "--delete-all"], "");
     assert!(again.status.success(), "{}", stderr(&again));
     assert!(
@@ -627,16 +647,28 @@ fn a_prune_keeps_what_kept_objects_use_and_says_who_uses_it() {
     ] {
         assert!(err.contains(line), "{line:?} missing:\n{err}");
     }
-    for what in [
-        "secret/polls-secret",
-        "configmap/polls-config",
-        "service/polls",
-        "secret/polls-tls",
-        "secret/shared",
-    ] {
-        assert!(exists(&sim, what, "default"), "{what} was deleted");
-    }
-    assert!(!exists(&sim, "configmap/worker-config", "default"));
+    // What is used is kept, what is not is pruned.
+    assert_eq!(
+        existing(
+            &sim,
+            &[
+                "secret/polls-secret",
+                "configmap/polls-config",
+                "service/polls",
+                "secret/polls-tls",
+                "secret/shared",
+                "configmap/worker-config",
+            ],
+            "default"
+        ),
+        [
+            "configmap/polls-config",
+            "secret/polls-secret",
+            "secret/polls-tls",
+            "secret/shared",
+            "service/polls",
+        ]
+    );
     // Kept objects stay members: the parent still records their kinds.
     assert_eq!(
         parent(&sim, "polls", "default")["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],

@@ -97,7 +97,11 @@ fn valid_objects(args: &[&str], text: String) -> Vec<Value> {
 /// (YAML 1.1, as Kubernetes does) into JSON. Each answer is `{"ok": bool, "out": text}`.
 /// Started once, it spares every check the start-up and imports (most of its cost).
 const PYTHON_WORKER: &str = r#"
-import sys, json, yaml, kubernetes_validate as kv
+import sys, json, functools, yaml, kubernetes_validate as kv, kubernetes_validate.utils
+# Each check reads its schema and the version's definitions (a megabyte of JSON) from
+# disk again; once is enough for a worker that does them all.
+kubernetes_validate.utils.schema_contents = functools.lru_cache(maxsize=None)(
+    kubernetes_validate.utils.schema_contents)
 versions = ["1.29.0", kv.latest_version()]
 def validate(text):
     docs = [d for d in yaml.safe_load_all(text) if d is not None]

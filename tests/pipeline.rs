@@ -159,8 +159,11 @@ fn a_failing_stage_fails_deploy_and_applies_nothing() {
 
 #[test]
 fn make_demo_runs_the_whole_pipeline_and_leaves_nothing_running() {
+    // The simulator's delays shorter than a person watching gets: the output is the same.
     let out = make("demo", &[])
         .env("KPIPE_BIN", fresh_bin_dir())
+        .env("DEMO_DEPLOY_DELAY", "100ms")
+        .env("DEMO_CERT_DELAY", "200ms")
         .output()
         .unwrap();
     let (text, err) = (stdout(&out), stderr(&out));
