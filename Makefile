@@ -162,9 +162,9 @@ $(VENV)/.ok: tests/requirements.txt
 test-deps: $(VENV)/.ok ## install what the tests need (Python: PyYAML, kubernetes-validate)
 
 # The binaries the tests and the demo run: one dev-profile build of the workspace serves
-# both (the first `make demo` then `make test` compile once), in under a third of the
-# CPU time of `make build`: no optimisation, one cargo run (make build needs two, and the
-# second compiles the shared dependencies again with kube's features).
+# both (the first `make demo` then `make test` compile once), in one cargo run (make
+# build needs two, and the second compiles the shared dependencies again with kube's
+# features). The dev profile optimises the dependencies and kubesim (Cargo.toml says why).
 build-dev: ## build every binary with the dev profile into target/debug (what demo and test run)
 	$(CARGO) build --workspace --bins
 
@@ -173,12 +173,13 @@ build-dev: ## build every binary with the dev profile into target/debug (what de
 # starting. Run two at a time (cargo's default on 2 cores), the CPU idles for half the
 # run; six at a time keep it busy (measured on 2 cores: 133 s -> 77 s for tests/main.rs)
 # and no test depends on timing (each waits for the event it needs, bounded by a
-# generous limit), so more at once only makes each slower, not flaky.
-#> TEST_THREADS=6	tests run at once by `make test` (cargo's default is one per core)
+# generous limit), so more at once only makes each slower, not flaky. For the same
+# reason scripts/test.sh runs the test executables side by side, not one after another.
+#> TEST_THREADS=6	tests run at once by each test executable (cargo's default is one per core)
 TEST_THREADS ?= 6
 
 test: test-deps build-dev ## build everything and run all tests (what CI runs)
-	RUST_TEST_THREADS=$(TEST_THREADS) $(CARGO) test --workspace --no-fail-fast
+	RUST_TEST_THREADS=$(TEST_THREADS) CARGO=$(CARGO) scripts/test.sh
 
 lint: ## rustfmt check and clippy (with the pedantic lints chosen in Cargo.toml) as errors
 	$(CARGO) fmt --all -- --check

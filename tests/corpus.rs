@@ -8,7 +8,7 @@
 use crate::common::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -40,7 +40,7 @@ fn normal(mut object: Value) -> Value {
 }
 
 fn kubectl_reads(file: &Path) -> Output {
-    Command::new("kubectl")
+    crate::common::kubectl_cmd()
         .args(["annotate", "--local", "-o", "json", "kpipe-oracle-", "-f"])
         .arg(file)
         .env("KUBECONFIG", "/dev/null")
@@ -260,7 +260,7 @@ fn values_the_server_would_reject_are_refused_with_the_fix() {
 /// `--from-env-file` as kubectl reads it: key -> value, or `None` when kubectl refuses
 /// the file.
 fn kubectl_env_file(file: &Path) -> Option<serde_json::Map<String, Value>> {
-    let out = Command::new("kubectl")
+    let out = crate::common::kubectl_cmd()
         .args([
             "create",
             "secret",

@@ -6,7 +6,6 @@
 use crate::common::*;
 use serde_json::Value;
 use std::path::Path;
-use std::process::Command;
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -15,18 +14,10 @@ fn repo() -> &'static Path {
 /// `make TARGET VARS...` in the repository with the test build's tools, against `sim`
 /// (none: no cluster at all), the settings kept in `settings`.
 pub(crate) fn make(sim: Option<&Sim>, settings: &Path, target: &str, vars: &[&str]) -> Run {
-    let mut c = Command::new("make");
-    c.current_dir(repo())
-        .args(["--no-print-directory", target])
-        .arg(format!("BIN={}", fresh_bin_dir().display()))
-        .arg(format!("SETTINGS={}", settings.display()))
+    let mut c = make_cmd(target);
+    c.arg(format!("SETTINGS={}", settings.display()))
         .args(["NAMESPACE=default", "TIMEOUT=30s"])
-        .args(vars)
-        // A make running `cargo test` must not hand its jobserver to ours.
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .env_remove("KUBECONFIG");
+        .args(vars);
     if let Some(sim) = sim {
         c.env("KUBECONFIG", &sim.kubeconfig)
             .env("HOME", sim.dir.path());
@@ -403,17 +394,11 @@ fn a_cluster_that_cannot_be_read_stops_deploy_before_a_new_key_and_render_warns(
     )
     .unwrap();
     let make = |target: &str, vars: &[&str]| {
-        let mut c = Command::new("make");
-        c.current_dir(repo())
-            .args(["--no-print-directory", target])
-            .arg(format!("BIN={}", fresh_bin_dir().display()))
-            .arg(format!("SETTINGS={}", settings.display()))
+        let mut c = make_cmd(target);
+        c.arg(format!("SETTINGS={}", settings.display()))
             .args(["NAMESPACE=default", "TIMEOUT=10s"])
             .args(FIRST)
             .args(vars)
-            .env_remove("MAKEFLAGS")
-            .env_remove("MFLAGS")
-            .env_remove("MAKELEVEL")
             .env("KUBECONFIG", &kubeconfig)
             .env("HOME", dir.path());
         c.run()

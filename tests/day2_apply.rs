@@ -14,27 +14,21 @@ fn repo() -> &'static Path {
 
 /// `make TARGET` in the repository with the test build's tools, against `sim`.
 fn make_cmd(sim: &Sim, target: &str, vars: &[&str]) -> Command {
-    let mut c = Command::new("make");
-    c.current_dir(repo())
-        .args(["--no-print-directory", target])
-        .arg(format!("BIN={}", fresh_bin_dir().display()))
-        // The settings a first deploy needs, kept in the simulator's folder (nothing is
-        // written into the repository); `vars` come later, so they win.
-        .arg(format!(
-            "SETTINGS={}",
-            sim.dir.path().join("settings.mk").display()
-        ))
-        .args([
-            "IMAGE=docker.io/sammy/polls:latest",
-            "HOST=polls.example.com",
-        ])
-        .args(vars)
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .env("KUBECONFIG", &sim.kubeconfig)
-        .env("HOME", sim.dir.path())
-        .stdin(Stdio::null());
+    let mut c = crate::common::make_cmd(target);
+    // The settings a first deploy needs, kept in the simulator's folder (nothing is
+    // written into the repository); `vars` come later, so they win.
+    c.arg(format!(
+        "SETTINGS={}",
+        sim.dir.path().join("settings.mk").display()
+    ))
+    .args([
+        "IMAGE=docker.io/sammy/polls:latest",
+        "HOST=polls.example.com",
+    ])
+    .args(vars)
+    .env("KUBECONFIG", &sim.kubeconfig)
+    .env("HOME", sim.dir.path())
+    .stdin(Stdio::null());
     c
 }
 

@@ -418,7 +418,7 @@ fn docker_format_matches_kubectl_on_the_corpus() {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();
         let env = [("KPIPE_CORPUS_FROM_ENV", "from the environment")];
         let kubectl = |what: &[&str]| {
-            let out = Command::new("kubectl")
+            let out = crate::common::kubectl_cmd()
                 .args(["create"])
                 .args(what)
                 .args([

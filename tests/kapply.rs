@@ -1716,7 +1716,7 @@ fn a_write_whose_answer_was_lost_is_read_back_and_reported_applied() {
 /// kubectl reading files without a cluster (`annotate --local`): what it prints, and
 /// whether it succeeded.
 fn kubectl_local(args: &[&str], output: &str) -> (bool, String) {
-    let out = std::process::Command::new("kubectl")
+    let out = crate::common::kubectl_cmd()
         .args(["annotate", "--local", "kpipe=check", "-o", output])
         .args(args)
         .env("KUBECONFIG", "/dev/null")
@@ -1797,7 +1797,7 @@ fn kustomize_directories_are_rendered_by_kubectl() {
     .unwrap();
     std::fs::write(k.join("cm.yaml"), config_map("polls-config")).unwrap();
     let k = k.to_str().unwrap();
-    let rendered = std::process::Command::new("kubectl")
+    let rendered = crate::common::kubectl_cmd()
         .args(["kustomize", k])
         .output()
         .unwrap();

@@ -1047,14 +1047,8 @@ fn repo() -> &'static Path {
 }
 
 fn make(sim: &Sim, target: &str, vars: &[&str]) -> Output {
-    let mut c = Command::new("make");
-    c.current_dir(repo())
-        .args(["--no-print-directory", target])
-        .arg(format!("BIN={}", bin_dir().display()))
-        .args(vars)
-        .env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
+    let mut c = make_cmd(target);
+    c.args(vars)
         .env("KUBECONFIG", &sim.kubeconfig)
         .env("HOME", sim.dir.path());
     c.output().unwrap()

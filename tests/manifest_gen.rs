@@ -1837,7 +1837,7 @@ fn kubectl_client_dry_run_accepts_the_output() {
     for (name, args, stream) in combinations() {
         let text = generate_combination(&args, stream);
         let count = parse_stream(&text).len();
-        let mut kubectl = Command::new("kubectl");
+        let mut kubectl = crate::common::kubectl_cmd();
         kubectl
             .env_remove("KUBECONFIG")
             .env("HOME", home.path())

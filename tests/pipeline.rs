@@ -14,19 +14,10 @@ fn repo() -> &'static Path {
 
 /// `make TARGET ...` in the repository, using the test build's binaries.
 fn make(target: &str, vars: &[(&str, &str)]) -> Command {
-    let mut c = Command::new("make");
-    c.current_dir(repo())
-        .arg("--no-print-directory")
-        .arg(target);
-    c.arg(format!("BIN={}", fresh_bin_dir().display()));
+    let mut c = make_cmd(target);
     for (k, v) in vars {
         c.arg(format!("{k}={v}"));
     }
-    // A make running `cargo test` must not hand its jobserver to ours.
-    c.env_remove("MAKEFLAGS")
-        .env_remove("MFLAGS")
-        .env_remove("MAKELEVEL")
-        .env_remove("KUBECONFIG");
     c
 }
 

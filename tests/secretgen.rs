@@ -441,7 +441,7 @@ fn passed_through_objects_read_as_kapply_reads_them() {
 
 /// `kubectl create secret docker-registry NAME ARGS --dry-run=client -o yaml`, parsed.
 fn kubectl_docker_registry(args: &[&str]) -> Value {
-    let out = Command::new("kubectl")
+    let out = crate::common::kubectl_cmd()
         .args(["create", "secret", "docker-registry"])
         .args(args)
         .args(["--dry-run=client", "-o", "yaml"])

@@ -209,7 +209,7 @@ fn kubectl_reads_the_same_strings() {
     let encoded = run_with_stdin(cmd("secretgen"), &split.stdout);
     assert!(encoded.status.success(), "{}", stderr(&encoded));
 
-    let mut kubectl = Command::new("kubectl")
+    let mut kubectl = crate::common::kubectl_cmd()
         // `--local` parses and prints without a cluster: kubectl's own YAML reading.
         .args([
             "annotate",
@@ -277,7 +277,7 @@ fn a_tag_the_value_does_not_fit_is_refused_as_kubectl_refuses_it() {
         ("!!str 0755", true),
     ] {
         std::fs::write(&file, text(tagged)).unwrap();
-        let kubectl = Command::new("kubectl")
+        let kubectl = crate::common::kubectl_cmd()
             .args(["annotate", "--local", "kpipe=check", "-o", "name", "-f"])
             .arg(&file)
             .env("KUBECONFIG", "/dev/null")

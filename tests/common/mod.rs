@@ -66,11 +66,106 @@ pub fn fresh_bin_dir() -> PathBuf {
 
 /// A PATH with [`fresh_bin_dir`] first, for commands run through a shell.
 pub fn path_with_tools() -> String {
+    format!("{}:{}", fresh_bin_dir().display(), path_with_kubectl())
+}
+
+/// The kubectl the tests drive. The Google Cloud SDK installs `kubectl` as a dispatcher
+/// (`v1.32.4-dispatcher`) that asks the server for its version on every run, then starts
+/// a second, version-matched kubectl (`kubectl.1.33` for kubesim): two Go processes and
+/// an extra request per call, a fifth of the suite's CPU. Where it is one, the tests run
+/// the kubectl it is built for (`kubectl.1.32` beside it, the version the tools target);
+/// anywhere else, `kubectl` from PATH as it is. `KUBECTL=/path/to/kubectl` chooses one.
+pub fn kubectl_path() -> &'static Path {
+    static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    PATH.get_or_init(|| {
+        if let Some(chosen) = std::env::var_os("KUBECTL") {
+            return std::path::absolute(chosen).expect("KUBECTL as an absolute path");
+        }
+        let plain = PathBuf::from("kubectl");
+        let Ok(out) = Command::new("kubectl")
+            .args(["version", "--client", "-o", "json"])
+            .env_remove("KUBECONFIG")
+            .output()
+        else {
+            return plain;
+        };
+        let version: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let Some(client) = version["clientVersion"]["gitVersion"]
+            .as_str()
+            .and_then(|v| v.strip_suffix("-dispatcher"))
+        else {
+            return plain;
+        };
+        // v1.32.4 -> 1.32
+        let minor = client
+            .trim_start_matches('v')
+            .rsplit_once('.')
+            .map_or("", |(minor, _patch)| minor);
+        let found = std::env::var_os("PATH").and_then(|path| {
+            std::env::split_paths(&path)
+                .map(|dir| dir.join("kubectl"))
+                .find(|k| k.is_file())
+        });
+        found
+            .and_then(|k| std::fs::canonicalize(k).ok())
+            .map(|k| k.with_file_name(format!("kubectl.{minor}")))
+            .filter(|k| k.is_file())
+            .unwrap_or(plain)
+    })
+}
+
+/// A folder whose only entry, `kubectl`, is [`kubectl_path`]: first on the PATH of what
+/// runs kubectl by name (make, the scripts).
+pub fn kubectl_dir() -> PathBuf {
+    static DIR: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = bin_dir().join("kubectl-for-tests");
+        let link = dir.join("kubectl");
+        std::fs::create_dir_all(&dir).expect("kubectl-for-tests folder");
+        let target = match kubectl_path() {
+            p if p.is_absolute() => p.to_path_buf(),
+            _ => return std::env::temp_dir().join("kpipe-no-kubectl-shim"),
+        };
+        if std::fs::read_link(&link).ok().as_deref() != Some(target.as_path()) {
+            // Another test process may be making the same link: one of them wins.
+            let temp = dir.join(format!("kubectl.{}", std::process::id()));
+            let _ = std::fs::remove_file(&temp);
+            std::os::unix::fs::symlink(&target, &temp).expect("kubectl link");
+            std::fs::rename(&temp, &link).expect("kubectl link in place");
+        }
+        dir
+    })
+    .clone()
+}
+
+/// A command running [`kubectl_path`], with the caller's environment.
+pub fn kubectl_cmd() -> Command {
+    Command::new(kubectl_path())
+}
+
+/// The PATH for commands that run kubectl by name: [`kubectl_dir`] first.
+pub fn path_with_kubectl() -> String {
     format!(
         "{}:{}",
-        fresh_bin_dir().display(),
+        kubectl_dir().display(),
         std::env::var("PATH").unwrap_or_default()
     )
+}
+
+/// `make TARGET` in the repository with the test build's tools (`BIN=`) and the tests'
+/// kubectl first on PATH, no cluster unless the caller names one (KUBECONFIG).
+pub fn make_cmd(target: &str) -> Command {
+    let mut c = Command::new("make");
+    c.current_dir(workspace_root())
+        .args(["--no-print-directory", target])
+        .arg(format!("BIN={}", fresh_bin_dir().display()))
+        // A make running `cargo test` must not hand its jobserver to ours.
+        .env_remove("MAKEFLAGS")
+        .env_remove("MFLAGS")
+        .env_remove("MAKELEVEL")
+        .env_remove("KUBECONFIG")
+        .env("PATH", path_with_kubectl());
+    c
 }
 
 /// The folders and files a workspace binary is built from.
@@ -694,7 +789,7 @@ impl Sim {
 
     /// The real kubectl pointed at this simulator.
     pub fn kubectl(&self) -> Command {
-        let mut c = Command::new("kubectl");
+        let mut c = kubectl_cmd();
         c.env("KUBECONFIG", &self.kubeconfig)
             .env("HOME", self.dir.path());
         c
