@@ -354,6 +354,15 @@ pub fn closed_port() -> u16 {
     listener.local_addr().unwrap().port()
 }
 
+/// A unified diff of what a stream should have held against what it held.
+fn differs(stream: &str, expected: &str, actual: &str) -> String {
+    let diff = similar::TextDiff::from_lines(expected, actual)
+        .unified_diff()
+        .header("expected", "actual")
+        .to_string();
+    format!("{stream} differs from what is expected:\n{diff}")
+}
+
 impl From<Output> for Run {
     fn from(output: Output) -> Run {
         Run {
@@ -457,6 +466,20 @@ impl Run {
             !self.stderr().contains(needle),
             &format!("expected no {needle:?} on stderr"),
         )
+    }
+
+    /// Stdout is exactly `expected`: a whole output, where it is stable.
+    #[track_caller]
+    pub fn stdout_is(&self, expected: &str) -> &Run {
+        let actual = self.stdout();
+        self.check(actual == expected, &differs("stdout", expected, &actual))
+    }
+
+    /// Stderr is exactly `expected`: a whole output, where it is stable.
+    #[track_caller]
+    pub fn stderr_is(&self, expected: &str) -> &Run {
+        let actual = self.stderr();
+        self.check(actual == expected, &differs("stderr", expected, &actual))
     }
 
     /// `secret` is on stderr in none of the forms a leak takes: as is, base64 (standard
