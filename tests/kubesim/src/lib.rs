@@ -26,7 +26,7 @@ mod store;
 mod table;
 mod tls;
 mod typed;
-mod yaml11;
+pub mod yaml11;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -318,10 +318,8 @@ fn install_cert_manager_crds(cluster: &Cluster) -> Result<()> {
         .find_type("apiextensions.k8s.io", "v1", "customresourcedefinitions")
         .expect("CRDs are built in");
     for text in CERT_MANAGER_CRDS {
-        let crd = kpipe_core::yaml11::load(text)
-            .ok()
-            .and_then(|loaded| loaded.value)
-            .ok_or_else(|| Error::runtime("bad embedded CRD"))?;
+        let crd =
+            yaml11::load(text).map_err(|e| Error::runtime(format!("bad embedded CRD: {e}")))?;
         let name = crd["metadata"]["name"]
             .as_str()
             .unwrap_or_default()

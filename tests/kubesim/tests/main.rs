@@ -11,3 +11,4 @@ mod faults;
 mod fixtures;
 mod kube_client;
 mod kubesim_kubectl;
+mod yaml;
