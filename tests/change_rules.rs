@@ -112,9 +112,12 @@ fn delete_after_and_before_deleting_order_the_prune() {
     prune(&all[0])
         .success()
         .stdout_has("configmap/first pruned")
-        .stderr_has(
+        .stdout_is(
+            "configmap/keep unchanged\nconfigmap/first pruned\nconfigmap/middle pruned\nconfigmap/last pruned\n",
+        )
+        .stderr_is(
             "kapply: warning: configmap/keep: change rule \"upsert after deleting old\" not kept: \
-             kapply deletes only after every object applied (configmap/middle of group old)",
+             kapply deletes only after every object applied (configmap/middle of group old)\n",
         );
     let deleted: Vec<String> = sim
         .log()
@@ -166,6 +169,7 @@ spec:
         .code(1)
         .stdout_has("job.batch/check created")
         .stdout_lacks("deployment.apps/web")
+        .stdout_is("job.batch/check created\n")
         .stderr_has(
             "kapply: deployment.apps/web: not applied: changes it waits for did not become ready",
         );

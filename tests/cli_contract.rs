@@ -10,59 +10,90 @@ const TOOLS: &[&str] = &[
     "certwait",
 ];
 
+/// The usage line clap prints for `tool` after a usage error.
+fn usage(tool: &str) -> &'static str {
+    match tool {
+        "envsplit" => "envsplit [OPTIONS] --app <APP> [FILE]",
+        "secretgen" => "secretgen [OPTIONS] [FILE]...",
+        "manifest-gen" => "manifest-gen [OPTIONS]",
+        "kapply" => "kapply [OPTIONS]",
+        "certwait" => "certwait [OPTIONS] [NAME]...",
+        _ => panic!("no such tool: {tool}"),
+    }
+}
+
+/// clap's message for a usage error: `error`, its `tip` if any, the `usage` line.
+fn usage_error(error: &str, tip: &str, usage: &str) -> String {
+    format!("error: {error}\n{tip}\nUsage: {usage}\n\nFor more information, try '--help'.\n")
+}
+
 #[test]
 fn help_goes_to_stdout_and_exits_zero() {
     for tool in TOOLS {
-        let out = cmd(tool).arg("--help").output().unwrap();
-        assert!(out.status.success(), "{tool} --help failed");
-        assert!(
-            stdout(&out).contains("Usage:"),
-            "{tool} --help has no usage"
-        );
-        assert!(out.stderr.is_empty(), "{tool} --help wrote to stderr");
+        cmd(tool)
+            .arg("--help")
+            .run()
+            .context(tool)
+            .success()
+            .stdout_has("Usage:")
+            .stderr_empty();
     }
 }
 
 #[test]
 fn unknown_flag_is_a_usage_error_with_exit_2() {
     for tool in TOOLS {
-        let out = cmd(tool).arg("--no-such-flag").output().unwrap();
-        assert_eq!(out.status.code(), Some(2), "{tool}");
-        assert!(
-            out.stdout.is_empty(),
-            "{tool} wrote to stdout on a usage error"
-        );
-        assert!(stderr(&out).contains("--no-such-flag"), "{tool}");
+        cmd(tool)
+            .arg("--no-such-flag")
+            .run()
+            .context(tool)
+            .code(2)
+            .stdout_empty()
+            .stderr_has("--no-such-flag")
+            .stderr_is(&usage_error(
+                "unexpected argument '--no-such-flag' found",
+                match *tool {
+                    // Tools without arguments of their own have no tip about `--`.
+                    "kapply" => "",
+                    "manifest-gen" => "\n  tip: a similar argument exists: '--no-config-hash'\n",
+                    _ => "\n  tip: to pass '--no-such-flag' as a value, use '-- --no-such-flag'\n",
+                },
+                match *tool {
+                    "manifest-gen" => "manifest-gen --no-config-hash",
+                    _ => usage(tool),
+                },
+            ));
     }
 }
 
 #[test]
 fn man_pages_and_completions_come_from_the_same_definitions() {
     for tool in TOOLS {
-        let man = cmd(tool).arg("--man").output().unwrap();
-        assert!(
-            man.status.success(),
-            "{tool} --man failed: {}",
-            stderr(&man)
-        );
-        assert!(
-            stdout(&man).contains(&format!(".TH {tool}")),
-            "{tool} man page has no title"
-        );
+        // The man page has a title.
+        cmd(tool)
+            .arg("--man")
+            .run()
+            .context(tool)
+            .success()
+            .stdout_has(&format!(".TH {tool}"));
         for shell in ["bash", "zsh", "fish"] {
-            let out = cmd(tool).args(["--completions", shell]).output().unwrap();
-            assert!(out.status.success(), "{tool} --completions {shell}");
-            assert!(
-                stdout(&out).contains("--help"),
-                "{tool} {shell} completion lacks flags"
-            );
+            // The completion has the flags.
+            cmd(tool)
+                .args(["--completions", shell])
+                .run()
+                .context(format!("{tool} {shell}"))
+                .success()
+                .stdout_has("--help");
         }
-        let bad = cmd(tool).args(["--completions", "tcsh"]).output().unwrap();
-        assert_eq!(
-            bad.status.code(),
-            Some(2),
-            "{tool} accepted an unknown shell"
-        );
+        // An unknown shell is refused.
+        cmd(tool)
+            .args(["--completions", "tcsh"])
+            .run()
+            .context(tool)
+            .code(2)
+            .stderr_is(&format!(
+                "{tool}: --completions: unknown shell \"tcsh\" (bash, zsh or fish)\n"
+            ));
     }
 }
 
@@ -75,17 +106,20 @@ fn an_argument_that_is_not_utf8_is_a_usage_error_not_a_panic() {
         for args in [vec![bad], vec![OsStr::new("--namespace"), bad]] {
             let out = cmd(tool)
                 .args(&args)
-                .stdin(std::process::Stdio::null())
-                .output()
-                .unwrap();
-            let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(2), "{tool} {args:?}: {err}");
-            assert!(out.stdout.is_empty(), "{tool} {args:?} wrote to stdout");
+                .run()
+                .context(format!("{tool} {args:?}"));
+            let err = out.code(2).stdout_empty().stderr_lacks("panicked").stderr();
             assert!(
                 err.contains("invalid UTF-8") || err.contains("unexpected argument"),
                 "{tool} {args:?}: {err}"
             );
-            assert!(!err.contains("panicked"), "{tool} {args:?}: {err}");
+            // A tool that takes no argument of its own reads `caf\xe9` as an unexpected one.
+            let error = if args.len() == 1 && matches!(*tool, "manifest-gen" | "kapply") {
+                "unexpected argument 'caf\u{fffd}' found"
+            } else {
+                "invalid UTF-8 was detected in one or more arguments"
+            };
+            out.stderr_is(&usage_error(error, "", usage(tool)));
         }
     }
 }
@@ -124,9 +158,14 @@ fn a_closed_stdout_is_a_write_error() {
                 .env_remove("KUBECONFIG");
             c.run()
         };
-        through_sh(">&-").code(1).stderr_has(&format!(
-            "{tool}: cannot write the output: standard output is closed"
-        ));
+        through_sh(">&-")
+            .code(1)
+            .stderr_has(&format!(
+                "{tool}: cannot write the output: standard output is closed"
+            ))
+            .stderr_is(&format!(
+                "{tool}: cannot write the output: standard output is closed\n"
+            ));
         through_sh("1<>/dev/null").success().stderr_empty();
     }
 }

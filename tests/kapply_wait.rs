@@ -3,7 +3,7 @@
 //! that hold a Deployment back until its migration Job is complete. kubectl reads
 //! the same cluster, to show what the diagnosis stands for.
 
-use crate::common::{Exec, Run, Sim, run_bounded_with, run_with_stdin, stderr, stdout};
+use crate::common::{Exec, Run, Sim, run_bounded_with};
 
 const SECRET_VALUE: &str = "s3cr3t-hunter2-value";
 
@@ -78,7 +78,7 @@ fn a_good_rollout_is_waited_for_and_ready() {
 fn with_output_the_objects_are_printed_once_ready() {
     let sim = sim();
     let out = kapply_wait(&sim, &stack("polls:1", "", ""), &["-o", "json"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.success();
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let deployment = &list["items"][2];
     assert_eq!(deployment["kind"], "Deployment");
@@ -189,6 +189,7 @@ fn a_watch_that_is_not_allowed_fails_at_once_naming_verb_and_resource() {
     let mut c = sim.cmd("kapply");
     c.args(["--wait", "--timeout", "1h"]);
     let out = run_bounded_with(&mut c, &stack("polls:1", "", ""));
+    // Its lines carry timings: the lines that matter, not the whole output.
     out.code(1)
         .stderr_has("deployment.apps/polls-app: failed: cannot watch deployments.apps in namespace default: forbidden (403)")
         .stderr_has("1 of 3 objects not ready")
@@ -227,8 +228,8 @@ fn kapp_change_rules_apply_the_deployment_after_the_job_completed() {
     let sim = sim();
     let since = resource_version(&sim);
     let out = kapply_wait(&sim, &migration("polls:1", "polls:1", 1), &[]);
-    let err = stderr(&out);
-    out.success();
+    // Its lines carry timings: their order, not the whole output.
+    let err = out.success().stderr();
     let job_ready = err
         .find("job.batch/polls-migrate-1: ready: complete")
         .expect(&err);
@@ -301,8 +302,7 @@ fn first_change(
 #[test]
 fn a_failed_migration_leaves_the_running_deployment_untouched() {
     let sim = sim();
-    let out = kapply_wait(&sim, &migration("polls:1", "polls:1", 1), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    kapply_wait(&sim, &migration("polls:1", "polls:1", 1), &[]).success();
     let out = kapply_wait(&sim, &migration("polls:crash", "polls:crash", 1), &[]);
     out.code(1)
         .stderr_has("job.batch/polls-migrate-crash: failed: failed (BackoffLimitExceeded")
@@ -333,27 +333,19 @@ fn manifest_gen_migrate_orders_the_migration_before_the_rollout() {
         "--migrate",
         "--no-config-hash",
     ]);
-    let generated = run_with_stdin(
-        generate,
+    let generated = generate.run_with(
         stack("polls:1", "", "")
             .split("---\napiVersion: apps/v1")
             .next()
-            .unwrap()
-            .as_bytes(),
+            .unwrap(),
     );
-    assert!(generated.status.success(), "{}", stderr(&generated));
-    let text = stdout(&generated);
-    assert!(
-        text.contains("kapp.k14s.io/change-group: polls/migrate"),
-        "{text}"
-    );
-    assert!(
-        text.contains("kapp.k14s.io/change-rule: upsert after upserting polls/migrate"),
-        "{text}"
-    );
-    let out = kapply_wait(&sim, &text, &[]);
-    let err = stderr(&out);
-    out.success();
+    generated
+        .success()
+        .stdout_has("kapp.k14s.io/change-group: polls/migrate")
+        .stdout_has("kapp.k14s.io/change-rule: upsert after upserting polls/migrate");
+    let out = kapply_wait(&sim, &generated.stdout(), &[]);
+    // Its lines carry timings: their order, not the whole output.
+    let err = out.success().stderr();
     let job_ready = err.find(": ready: complete").expect(&err);
     let deploy_seen = err.find("deployment.apps/polls-app:").expect(&err);
     assert!(job_ready < deploy_seen, "{err}");
@@ -409,8 +401,7 @@ fn terminal_escapes_in_logs_and_events_are_shown_escaped() {
     let shown = r"\x1b]52;c;cm0gLXJmIH4=\x07\x1b[2J\x0d\x1b[H";
     let banner = format!("\n        env:\n        - {{name: BANNER, value: \"{escapes}\"}}");
     let input = stack("polls:crash", &banner, "");
-    let out = run_with_stdin(sim.cmd("kapply"), input.as_bytes());
-    assert!(out.status.success(), "{}", stderr(&out));
+    sim.cmd("kapply").run_with(&input).success();
     let uid = sim.kubectl_ok(&[
         "get",
         "deploy",
@@ -422,12 +413,10 @@ fn terminal_escapes_in_logs_and_events_are_shown_escaped() {
         "apiVersion: v1\nkind: Event\nmetadata: {{name: polls-app.banner}}\ninvolvedObject: {{apiVersion: apps/v1, kind: Deployment, name: polls-app, namespace: default, uid: {uid}}}\nreason: Banner\ntype: Warning\nlastTimestamp: \"2099-01-01T00:00:00Z\"\nmessage: \"{escapes}\\x7f\\u009b\"\n"
     ));
     let out = kapply_wait(&sim, &input, &[]);
-    let err = stderr(&out);
     out.code(1)
         .stderr_has(&format!("|   BANNER={shown}\n"))
         .stderr_has(&format!(r"Banner deployment/polls-app: {shown}\x7f\u009b"));
-    assert!(
-        !err.contains(['\x1b', '\x07', '\r', '\x7f', '\u{9b}']),
-        "{err:?}"
-    );
+    for raw in ['\x1b', '\x07', '\r', '\x7f', '\u{9b}'] {
+        out.stderr_lacks(&raw.to_string());
+    }
 }

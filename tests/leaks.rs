@@ -44,11 +44,11 @@
 //! 7. quadratic cost: `a_secret_of_many_keys_costs_about_what_a_configmap_does` (20k
 //!    keys: 9 to 11 s of CPU, against 0.4 to 0.7 s as a ConfigMap).
 
-use crate::common::{Sim, cmd, path_with_tools, run_with_stdin, stderr};
+use crate::common::{Exec, Run, Sim, cmd, path_with_tools, stderr};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use std::os::unix::fs::PermissionsExt;
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 
 /// A small deterministic generator: the same values on every run, many shapes.
 struct Gen(u64);
@@ -185,23 +185,22 @@ fn assert_clean(what: &str, text: &str, values: &[String]) {
 }
 
 /// Runs `c` with `stdin`; the searched output is its stderr.
-fn stderr_of(c: Command, stdin: &str) -> Output {
-    run_with_stdin(c, stdin.as_bytes())
+fn stderr_of(mut c: Command, stdin: &str) -> Run {
+    c.run_with(stdin)
 }
 
-/// Runs a shell command line on a pty (stdout and stderr both a terminal); returns what
-/// the terminal showed.
-fn on_pty(line: &str, kubeconfig: Option<&std::path::Path>) -> String {
+/// Runs a shell command line on a pty (stdout and stderr both a terminal); what the
+/// terminal showed is its stdout.
+fn on_pty(line: &str, kubeconfig: Option<&std::path::Path>) -> Run {
     let mut c = Command::new("script");
     c.args(["-qec", line, "/dev/null"])
         .env("PATH", path_with_tools())
         .env("NO_COLOR", "1")
-        .env_remove("KUBECONFIG")
-        .stdin(Stdio::null());
+        .env_remove("KUBECONFIG");
     if let Some(k) = kubeconfig {
         c.env("KUBECONFIG", k);
     }
-    String::from_utf8_lossy(&c.output().expect("script runs").stdout).into_owned()
+    c.run()
 }
 
 fn yaml_quoted(value: &str) -> String {
@@ -278,6 +277,42 @@ fn pasted_lines_show_no_fragment() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("env");
     std::fs::write(&path, format!("OK=1\nTLS_KEY={pem}\n")).unwrap();
+    // What each tool says, line by line of the file: none of the key's lines is shown.
+    let says = |tool: &str, format: &str| {
+        let docker = format == "docker";
+        let at = |n: usize| format!("{tool}: {}:{n}: ", path.display());
+        let mut text = String::new();
+        if !docker {
+            text += &at(2);
+            text += "TLS_KEY: unquoted value contains a space: quote the value, \
+                     or read the file as docker and kubectl do with --format docker\n";
+        }
+        let (bare, key) = if docker {
+            (
+                "not a KEY=VALUE line: no '=', and not a variable name alone either (letters, digits, \
+                 '_', '-' or '.', not starting with a digit); the line is not shown, it may be a value",
+                "'_', '-' or '.'",
+            )
+        } else {
+            ("missing '=' (a line must read KEY=value)", "'_' and '.'")
+        };
+        for n in 3..=12 {
+            if n == 10 {
+                text += &format!(
+                    "{}not a KEY=VALUE line: the text before '=' has a character a key cannot have \
+                     (a key is letters, digits, {key}, not starting with a digit); the line is not \
+                     shown, it may be a value\n",
+                    at(n)
+                );
+            } else if docker && n == 5 {
+                // Letters and digits only: a variable name alone, to be passed from the
+                // environment as docker reads it.
+            } else {
+                text += &format!("{}{bare}\n", at(n));
+            }
+        }
+        text
+    };
     for format in ["dotenv", "docker"] {
         for (tool, args) in [
             ("envsplit", ["--app", "a", "--format", format, "--explain"]),
@@ -288,17 +323,13 @@ fn pasted_lines_show_no_fragment() {
         ] {
             let mut c = cmd(tool);
             c.args(args).arg(&path);
-            let out = stderr_of(c, "");
-            let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(2), "{tool} {format}: {err}");
+            let out = stderr_of(c, "").context(format!("{tool} {format}"));
+            out.code(2).stderr_is(&says(tool, format));
             for line in &lines {
                 let chars: Vec<char> = line.chars().collect();
                 for piece in chars.windows(6) {
-                    let piece: String = piece.iter().collect();
-                    assert!(
-                        !err.contains(&piece),
-                        "{tool} {format}: {piece:?} of a pasted line:\n{err}"
-                    );
+                    // A piece of a pasted line.
+                    out.stderr_lacks(&piece.iter().collect::<String>());
                 }
             }
         }
@@ -408,7 +439,9 @@ fn server_rejections_show_no_value() {
             assert_clean(&format!("kapply on {stream:?}"), &err, &values);
             // Refused as bad input (2: YAML 1.1 reads it otherwise), or by the server (1).
             match out.status.code() {
-                Some(1) => assert!(err.contains(&format!("Secret/s{n}")), "{err}"),
+                Some(1) => {
+                    out.stderr_has(&format!("Secret/s{n}"));
+                }
                 code => assert_eq!(code, Some(2), "{stream}\n{err}"),
             }
         }
@@ -442,22 +475,35 @@ fn conflicts_diffs_dry_runs_and_terminals_show_no_value() {
     let run = |args: &[&str]| {
         let mut c = sim.cmd("kapply");
         c.args(["-f", file]).args(args);
-        c.stdin(Stdio::null()).output().unwrap()
+        c.run()
     };
     // A conflict with kubectl's fields.
     let out = run(&[]);
     assert_clean("conflict", &stderr(&out), &all);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("conflict"), "{}", stderr(&out));
+    out.code(1).stderr_is(
+        "kapply: Secret/creds in namespace default: apply conflict: 6 fields are managed by another field manager:\n\
+         kapply:   .stringData.K0  managed by \"kubectl-client-side-apply\" (update)\n\
+         kapply:   .stringData.K1  managed by \"kubectl-client-side-apply\" (update)\n\
+         kapply:   .stringData.K2  managed by \"kubectl-client-side-apply\" (update)\n\
+         kapply:   .stringData.K3  managed by \"kubectl-client-side-apply\" (update)\n\
+         kapply:   .stringData.K4  managed by \"kubectl-client-side-apply\" (update)\n\
+         kapply:   .stringData.K5  managed by \"kubectl-client-side-apply\" (update)\n\
+         kapply:   \"kubectl-client-side-apply\" wrote these fields with an update (such as kubectl edit, \
+         create or client-side apply): to take them over, run again with --force-conflicts; \
+         from then on change them in the manifests\n\
+         kapply: 1 of 1 objects would take over fields another field manager owns: nothing applied; \
+         to take them over, run again with --force-conflicts (make deploy/issuers: FORCE=1)\n",
+    );
     // The diff goes to a pipe, and is masked: it is made for people.
     let out = run(&["--diff", "--force-conflicts"]);
-    let diff = String::from_utf8_lossy(&out.stdout).into_owned();
+    let diff = out.stdout();
     assert_clean("--diff stdout", &diff, &all);
     assert_clean("--diff stderr", &stderr(&out), &all);
-    assert!(diff.contains("last-applied-configuration"), "{diff}");
-    assert!(diff.contains("<redacted> (after)"), "{diff}");
-    // As kubectl diff: 1 when something differs.
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    // The diff holds uids and resourceVersions: its lines, not the whole of it.
+    out.stdout_has("last-applied-configuration")
+        .stdout_has("<redacted> (after)")
+        // As kubectl diff: 1 when something differs.
+        .code(1);
     // On a terminal: dry run, then the real apply, as YAML and JSON.
     let kubeconfig = sim.kubeconfig.clone();
     for args in [
@@ -467,15 +513,13 @@ fn conflicts_diffs_dry_runs_and_terminals_show_no_value() {
         "-o yaml --force-conflicts",
         "-o json",
     ] {
-        let shown = on_pty(&format!("kapply -f {file} {args}"), Some(&kubeconfig));
-        assert_clean(&format!("kapply {args} on a pty"), &shown, &all);
-        assert!(shown.contains("creds"), "kapply {args}: {shown}");
+        let shown = on_pty(&format!("kapply -f {file} {args}"), Some(&kubeconfig))
+            .context(format!("kapply {args}"));
+        assert_clean(&format!("kapply {args} on a pty"), &shown.stdout(), &all);
+        shown.stdout_has("creds");
     }
     // Piped, -o yaml carries the values on to the next tool, as it must.
-    let out = run(&["-o", "yaml"]);
-    let piped = String::from_utf8_lossy(&out.stdout);
-    let k0 = STANDARD.encode(&new[0]);
-    assert!(piped.contains(&k0), "{piped}");
+    run(&["-o", "yaml"]).stdout_has(&STANDARD.encode(&new[0]));
 }
 
 /// A kubeconfig for `sim` whose user gets its token from an exec plugin `script`.
@@ -505,14 +549,22 @@ fn exec_plugin_failures_show_stderr_never_stdout() {
         "{{\"apiVersion\":\"client.authentication.k8s.io/v1\",\"kind\":\"ExecCredential\",\"status\":{{\"token\":{}}}}}",
         yaml_quoted(&token)
     );
+    let plugin = dir.path().join("kpipe-test-plugin");
+    let not_a_credential =
+        "did not print an ExecCredential: its output is not an object of kind ExecCredential";
     let cases = [
         (
             format!("echo '{credential}'; echo 'plugin says: expired' >&2; exit 3"),
             "exit code 3",
+            // The plugin's stderr passes through, then the tool's line.
+            "plugin says: expired\n",
+            "failed with exit code 3",
         ),
         (
             format!("echo 'token: {token} {{'"),
             "did not print an ExecCredential",
+            "",
+            not_a_credential,
         ),
         (
             format!(
@@ -520,9 +572,11 @@ fn exec_plugin_failures_show_stderr_never_stdout() {
                 credential.replace("ExecCredential", "Credential")
             ),
             "did not print an ExecCredential",
+            "",
+            not_a_credential,
         ),
     ];
-    for (script, expected) in &cases {
+    for (script, expected, passed, why) in &cases {
         let kubeconfig = exec_kubeconfig(&sim, dir.path(), script);
         let stream = secret_yaml("s", &values[..2]);
         for tool in ["kapply", "certwait"] {
@@ -531,14 +585,21 @@ fn exec_plugin_failures_show_stderr_never_stdout() {
             if tool == "certwait" {
                 c.args(["c", "--timeout", "5s"]);
             }
-            let out = stderr_of(c, &stream);
-            let err = stderr(&out);
-            assert_clean(&format!("{tool} with plugin {script}"), &err, &values);
-            assert_eq!(out.status.code(), Some(1), "{tool}: {err}");
-            assert!(err.contains("kpipe-test-plugin"), "{tool}: {err}");
-            assert!(err.contains(expected), "{tool}: {err}");
+            let out = stderr_of(c, &stream).context(tool);
+            assert_clean(
+                &format!("{tool} with plugin {script}"),
+                &out.stderr(),
+                &values,
+            );
+            out.code(1)
+                .stderr_has("kpipe-test-plugin")
+                .stderr_has(expected)
+                .stderr_is(&format!(
+                    "{passed}{tool}: exec credential plugin \"{}\" {why}\n",
+                    plugin.display()
+                ));
             if expected.starts_with("exit") {
-                assert!(err.contains("plugin says: expired"), "{tool}: {err}");
+                out.stderr_has("plugin says: expired");
             }
         }
     }
@@ -553,8 +614,7 @@ fn exec_plugin_failures_show_stderr_never_stdout() {
     let kubeconfig = exec_kubeconfig(&sim, dir.path(), &format!("echo '{credential}'"));
     let mut c = cmd("kapply");
     c.env("KUBECONFIG", &kubeconfig);
-    let out = stderr_of(c, &secret_yaml("s-ok", &values[..2]));
-    assert!(out.status.success(), "{}", stderr(&out));
+    stderr_of(c, &secret_yaml("s-ok", &values[..2])).success();
 }
 
 /// A token with a line break or another control character (pasted into the kubeconfig
@@ -582,20 +642,31 @@ fn a_token_with_a_control_character_is_refused_without_a_panic() {
     );
     let plugin = exec_kubeconfig(&sim, dir.path(), &format!("echo '{credential}'"));
     let searched = [values[1].clone(), values[3].clone(), sim_token];
-    for (kubeconfig, from) in [(&pasted, "kubeconfig"), (&plugin, "kpipe-test-plugin")] {
+    let by_plugin = format!(
+        "exec credential plugin \"{}\"",
+        dir.path().join("kpipe-test-plugin").display()
+    );
+    for (kubeconfig, from, whose) in [
+        (&pasted, "kubeconfig", "the kubeconfig's user"),
+        (&plugin, "kpipe-test-plugin", by_plugin.as_str()),
+    ] {
         for tool in ["kapply", "certwait"] {
             let mut c = cmd(tool);
             c.env("KUBECONFIG", kubeconfig);
             if tool == "certwait" {
                 c.args(["c", "--timeout", "5s"]);
             }
-            let out = stderr_of(c, &secret_yaml("s", &values[4..5]));
-            let err = stderr(&out);
-            assert_eq!(out.status.code(), Some(1), "{tool} {from}: {err}");
-            assert!(err.contains("control character"), "{tool} {from}: {err}");
-            assert!(err.contains(from), "{tool} {from}: {err}");
-            assert!(!err.contains("panic"), "{tool} {from}: {err}");
-            assert_clean(&format!("{tool} {from}"), &err, &searched);
+            let out =
+                stderr_of(c, &secret_yaml("s", &values[4..5])).context(format!("{tool} {from}"));
+            out.code(1)
+                .stderr_has("control character")
+                .stderr_has(from)
+                .stderr_lacks("panic")
+                .stderr_is(&format!(
+                    "{tool}: the token of {whose} holds a newline or another control character, \
+                     which no HTTP header may carry: check how the token was copied (a line break pasted with it?)\n"
+                ));
+            assert_clean(&format!("{tool} {from}"), &out.stderr(), &searched);
         }
     }
 }
@@ -608,21 +679,20 @@ fn certwait_failures_and_timeouts_show_no_value() {
         "{}---\napiVersion: cert-manager.io/v1\nkind: Certificate\nmetadata:\n  name: c\nspec:\n  secretName: c-tls\n  dnsNames: [a.example.com]\n  issuerRef: {{name: letsencrypt-staging, kind: ClusterIssuer}}\n",
         secret_yaml("s", &values)
     );
-    let mut c = sim.cmd("kapply");
-    c.args(["-o", "yaml"]);
-    let applied = run_with_stdin(c, stream.as_bytes());
-    assert!(applied.status.success(), "{}", stderr(&applied));
+    let applied = sim.cmd("kapply").args(["-o", "yaml"]).run_with(&stream);
+    applied.success();
     assert_clean("kapply", &stderr(&applied), &values);
-    let mut c = sim.cmd("certwait");
-    c.args(["--timeout", "2s"]);
-    let out = run_with_stdin(c, &applied.stdout);
-    assert_eq!(out.status.code(), Some(124), "{}", stderr(&out));
+    let out = sim
+        .cmd("certwait")
+        .args(["--timeout", "2s"])
+        .run_with(&applied.stdout);
+    out.code(124);
     assert_clean("certwait timeout", &stderr(&out), &values);
     // No server at all.
-    let mut c = cmd("certwait");
-    c.args(["--timeout", "2s", "--kubeconfig", "/dev/null"]);
-    let out = run_with_stdin(c, &applied.stdout);
-    assert_ne!(out.status.code(), Some(0));
+    let out = cmd("certwait")
+        .args(["--timeout", "2s", "--kubeconfig", "/dev/null"])
+        .run_with(&applied.stdout);
+    assert_ne!(out.status.code(), Some(0), "{}", out.stderr());
     assert_clean("certwait without a server", &stderr(&out), &values);
     // On a terminal.
     let path = tempfile::NamedTempFile::new().unwrap();
@@ -631,7 +701,7 @@ fn certwait_failures_and_timeouts_show_no_value() {
         &format!("certwait --timeout 2s < {}", path.path().display()),
         Some(&sim.kubeconfig),
     );
-    assert_clean("certwait on a pty", &shown, &values);
+    assert_clean("certwait on a pty", &shown.stdout(), &values);
 }
 
 #[test]
@@ -651,11 +721,11 @@ fn a_secret_of_many_keys_is_masked_on_a_terminal() {
     }
     let file = dir.path().join("Secret");
     std::fs::write(&file, text).unwrap();
-    let shown = on_pty(
+    on_pty(
         &format!("kapply --dry-run=server -o yaml -f {}", file.display()),
         Some(&sim.kubeconfig),
-    );
-    assert!(shown.contains("<redacted>"), "{shown:.500}");
+    )
+    .stdout_has("<redacted>");
 }
 
 /// `values` joined into one text, each in every form: what an app that logs its
@@ -754,8 +824,7 @@ spec:
         yaml_quoted(&every_form(&values))
     );
     // Created first, so that events about it can be written before the diagnosis.
-    let out = stderr_of(sim.cmd("kapply"), &stream);
-    assert!(out.status.success(), "{}", stderr(&out));
+    stderr_of(sim.cmd("kapply"), &stream).success();
     let uid = sim.kubectl_ok(&[
         "get",
         "deploy",
@@ -776,11 +845,11 @@ spec:
     let mut c = sim.cmd("kapply");
     c.arg("--wait");
     let out = stderr_of(c, &stream);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
+    let err = out.code(1).stderr();
     assert_clean("kapply --wait diagnosis", &err, &values);
-    assert!(err.contains("| Traceback"), "the log is shown: {err}");
-    assert!(err.contains("LOADED=<redacted>"), "{err}");
+    // The diagnosis holds pod names and timings: its lines, not the whole of it.
+    out.stderr_has("| Traceback") // the log is shown
+        .stderr_has("LOADED=<redacted>");
     assert!(
         err.matches("SettingsLoaded deployment/polls-app: <redacted>")
             .count()
@@ -853,8 +922,7 @@ spec:
     let mut c = sim.cmd("kapply");
     c.arg("--diff");
     let out = stderr_of(c, &stream);
-    let diff = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let diff = out.code(1).stdout();
     assert_clean("--diff into a pipe", &diff, &values);
     assert_clean("--diff stderr", &stderr(&out), &values);
     for shown in [

@@ -4,26 +4,22 @@
 
 use crate::common::*;
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 const PART_OF: &str = "applyset.kubernetes.io/part-of";
 
-fn kapply(sim: &Sim, args: &[&str], stdin: &str) -> Output {
-    let mut c = sim.cmd("kapply");
-    c.args(args);
-    run_with_stdin(c, stdin.as_bytes())
+fn kapply(sim: &Sim, args: &[&str], stdin: &str) -> Run {
+    let out = sim.cmd("kapply").args(args).run_with(stdin);
+    let log = sim.log();
+    out.context(format!("kapply {args:?}\n--- kubesim ---\n{log}"))
 }
 
-fn kapply_ok(sim: &Sim, args: &[&str], stdin: &str) -> String {
+/// kapply as [`kapply`], which must succeed.
+fn kapply_ok(sim: &Sim, args: &[&str], stdin: &str) -> Run {
     let out = kapply(sim, args, stdin);
-    assert!(
-        out.status.success(),
-        "kapply {args:?}: {}\n--- kubesim ---\n{}",
-        stderr(&out),
-        sim.log()
-    );
-    stdout(&out)
+    out.success();
+    out
 }
 
 /// `kubectl apply --server-side --prune --applyset=SET -n NS -f -`, with kubectl's
@@ -93,10 +89,8 @@ fn set_id(sim: &Sim, name: &str, ns: &str) -> String {
 fn applying_without_the_hpa_prunes_it_and_narrows_the_parent() {
     let sim = Sim::start(&[]);
     let with = configmap("polls-config") + HPA;
-    let out = kapply_ok(&sim, &["--applyset", "polls", "--prune"], &with);
-    assert_eq!(
-        out,
-        "configmap/polls-config created\nhorizontalpodautoscaler.autoscaling/polls-app created\n"
+    kapply_ok(&sim, &["--applyset", "polls", "--prune"], &with).stdout_is(
+        "configmap/polls-config created\nhorizontalpodautoscaler.autoscaling/polls-app created\n",
     );
     let annotations = &parent(&sim, "polls", "default")["metadata"]["annotations"];
     assert_eq!(
@@ -114,14 +108,13 @@ fn applying_without_the_hpa_prunes_it_and_narrows_the_parent() {
         serde_json::from_str(&sim.kubectl_ok(&["get", "hpa", "polls-app", "-o", "json"])).unwrap();
     assert_eq!(hpa["metadata"]["labels"][PART_OF], id.as_str());
 
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "polls", "--prune"],
         &configmap("polls-config"),
-    );
-    assert_eq!(
-        out,
-        "configmap/polls-config unchanged\nhorizontalpodautoscaler.autoscaling/polls-app pruned\n"
+    )
+    .stdout_is(
+        "configmap/polls-config unchanged\nhorizontalpodautoscaler.autoscaling/polls-app pruned\n",
     );
     assert!(!exists(&sim, "hpa/polls-app", "default"));
     assert!(exists(&sim, "configmap/polls-config", "default"));
@@ -144,12 +137,12 @@ fn objects_without_the_label_survive_a_prune_even_with_the_same_kind_and_name() 
     // without the label; and one made by hand next to the set.
     sim.kubectl_ok(&["create", "configmap", "dropped", "-n", "other"]);
     sim.kubectl_ok(&["create", "configmap", "by-hand", "-n", "default"]);
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "polls", "--prune", "-n", "default"],
         &configmap("keep"),
-    );
-    assert_eq!(out, "configmap/keep unchanged\nconfigmap/dropped pruned\n");
+    )
+    .stdout_is("configmap/keep unchanged\nconfigmap/dropped pruned\n");
     assert!(exists(&sim, "configmap/dropped", "other"));
     assert!(exists(&sim, "configmap/by-hand", "default"));
     assert!(!exists(&sim, "configmap/dropped", "default"));
@@ -161,12 +154,12 @@ fn objects_without_the_label_survive_a_prune_even_with_the_same_kind_and_name() 
         &(configmap("keep") + &configmap("unlabelled")),
     );
     sim.kubectl_ok(&["label", "configmap", "unlabelled", &format!("{PART_OF}-")]);
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "polls", "--prune"],
         &configmap("keep"),
-    );
-    assert_eq!(out, "configmap/keep unchanged\n");
+    )
+    .stdout_is("configmap/keep unchanged\n");
     assert!(exists(&sim, "configmap/unlabelled", "default"));
 }
 
@@ -184,12 +177,12 @@ fn a_set_spread_over_namespaces_is_recorded_and_pruned_in_each() {
         parent(&sim, "polls", "default")["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"],
         "two"
     );
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "polls", "--prune"],
         &configmap("near"),
-    );
-    assert_eq!(out, "configmap/near unchanged\nconfigmap/far pruned\n");
+    )
+    .stdout_is("configmap/near unchanged\nconfigmap/far pruned\n");
     assert!(!exists(&sim, "configmap/far", "two"));
     assert_eq!(
         parent(&sim, "polls", "default")["metadata"]["annotations"]["applyset.kubernetes.io/additional-namespaces"],
@@ -207,30 +200,28 @@ fn dry_run_and_diff_list_what_would_be_pruned_and_delete_nothing() {
         &["--applyset", "polls", "--prune"],
         &(configmap("polls-config") + HPA + secret),
     );
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "polls", "--prune", "--dry-run=server"],
         &configmap("polls-config"),
-    );
-    assert_eq!(
-        out,
+    )
+    .stdout_is(
         "configmap/polls-config unchanged (server dry run)\n\
          horizontalpodautoscaler.autoscaling/polls-app pruned (server dry run)\n\
-         secret/old-secret pruned (server dry run)\n"
+         secret/old-secret pruned (server dry run)\n",
     );
+    // The diff holds uids and resourceVersions: its lines, not the whole of it.
     let diff = kapply_ok(
         &sim,
         &["--applyset", "polls", "--prune", "--diff"],
         &configmap("polls-config"),
     );
-    assert!(
-        diff.contains("--- live/default/horizontalpodautoscaler.autoscaling/polls-app\n"),
-        "{diff}"
-    );
-    assert!(diff.contains("\n-  maxReplicas: 5\n"), "{diff}");
-    assert!(diff.contains("\n-  PW: \"<redacted>\"\n"), "{diff}");
+    diff.stdout_has("--- live/default/horizontalpodautoscaler.autoscaling/polls-app\n")
+        .stdout_has("\n-  maxReplicas: 5\n")
+        .stdout_has("\n-  PW: \"<redacted>\"\n");
     for leak in ["s3cr3t-old-pw", "czNjcjN0LW9sZC1wdw"] {
-        assert!(!diff.contains(leak), "a Secret value in the diff: {diff}");
+        // A Secret value in the diff.
+        diff.stdout_lacks(leak);
     }
     assert!(exists(&sim, "hpa/polls-app", "default"));
     // The parent still records the HPA: a real run prunes it.
@@ -245,14 +236,15 @@ fn dry_run_and_diff_list_what_would_be_pruned_and_delete_nothing() {
         .filter(|l| l.starts_with("DELETE "))
         .count();
     assert_eq!(deletes, 4, "dry-run DELETEs only: {}", sim.log());
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "polls", "--prune"],
         &configmap("polls-config"),
-    );
-    assert!(
-        out.ends_with("polls-app pruned\nsecret/old-secret pruned\n"),
-        "{out}"
+    )
+    .stdout_is(
+        "configmap/polls-config unchanged\n\
+         horizontalpodautoscaler.autoscaling/polls-app pruned\n\
+         secret/old-secret pruned\n",
     );
 }
 
@@ -272,11 +264,14 @@ fn a_failed_apply_prunes_nothing() {
         &(configmap("polls-config")
             + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: lost, namespace: missing}\n"),
     );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(err.contains("namespaces \"missing\" not found"), "{err}");
-    assert!(err.contains("nothing pruned from applyset-"), "{err}");
-    assert!(!stdout(&out).contains("pruned"), "{}", stdout(&out));
+    out.code(1)
+        .stdout_lacks("pruned")
+        .stdout_is("configmap/polls-config unchanged\n")
+        .stderr_is(
+            "kapply: ConfigMap/lost in namespace missing: namespaces \"missing\" not found\n\
+             kapply: nothing pruned from applyset-vS1dmJLpR3vh7ng1pQB7lZnkFii6AMlsbYx1M_bzff8-v1: not every object applied\n\
+             kapply: 1 of 2 objects failed (1 not found); 1 applied\n",
+        );
     assert!(exists(&sim, "configmap/old", "default"));
     assert!(
         !sim.log().lines().any(|l| l.starts_with("DELETE ")),
@@ -292,23 +287,28 @@ fn a_set_made_by_kubectl_is_refused_unless_forced() {
     let out = run_with_stdin(c, configmap("k1").as_bytes());
     sim.kubectl_stdout("apply --applyset", &out);
 
-    let out = kapply(&sim, &["--applyset", "theirs", "--prune"], &configmap("k2"));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    let err = stderr(&out);
-    assert!(
-        err.contains("applyset secret/theirs in namespace default: it is managed by \"kubectl\""),
-        "{err}"
-    );
-    assert!(err.contains("--force-applyset"), "{err}");
-    assert!(stdout(&out).is_empty());
+    // kubectl writes its own version there.
+    let tooling = parent(&sim, "theirs", "default")["metadata"]["annotations"]
+        ["applyset.kubernetes.io/tooling"]
+        .as_str()
+        .expect("kubectl's tooling annotation")
+        .to_owned();
+    kapply(&sim, &["--applyset", "theirs", "--prune"], &configmap("k2"))
+        .code(1)
+        .stdout_empty()
+        .stderr_is(&format!(
+            "kapply: applyset secret/theirs in namespace default: it is managed by \"kubectl\" \
+             (applyset.kubernetes.io/tooling: {tooling}); kapply changes only sets it made \
+             (--force-applyset takes this one over)\n"
+        ));
     assert!(!exists(&sim, "configmap/k2", "default"), "nothing applied");
 
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "theirs", "--prune", "--force-applyset"],
         &configmap("k2"),
-    );
-    assert_eq!(out, "configmap/k2 created\nconfigmap/k1 pruned\n");
+    )
+    .stdout_is("configmap/k2 created\nconfigmap/k1 pruned\n");
     assert!(
         parent(&sim, "theirs", "default")["metadata"]["annotations"]
             ["applyset.kubernetes.io/tooling"]
@@ -322,19 +322,21 @@ fn a_set_made_by_kubectl_is_refused_unless_forced() {
 fn an_object_that_is_not_a_set_parent_is_refused() {
     let sim = Sim::start(&[]);
     sim.kubectl_ok(&["create", "secret", "generic", "plain", "--from-literal=a=b"]);
-    let out = kapply(&sim, &["--applyset", "plain", "--prune"], &configmap("x"));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("has no applyset.kubernetes.io/tooling annotation"),
-        "{}",
-        stderr(&out)
-    );
-    let out = kapply(&sim, &["--applyset", "plain"], &configmap("x"));
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "--applyset alone is a usage error"
-    );
+    kapply(&sim, &["--applyset", "plain", "--prune"], &configmap("x"))
+        .code(1)
+        .stderr_is(
+            "kapply: applyset secret/plain in namespace default: the object exists but has no \
+             applyset.kubernetes.io/tooling annotation: it is not an ApplySet parent; kapply changes only sets \
+             it made (--force-applyset takes this one over)\n",
+        );
+    // --applyset alone is a usage error.
+    kapply(&sim, &["--applyset", "plain"], &configmap("x"))
+        .code(2)
+        .stderr_is(
+            "error: the following required arguments were not provided:\n  <--prune|--delete-all|--history>\n\n\
+             Usage: kapply --applyset <[RESOURCE[.GROUP]/]NAME> <--prune|--delete-all|--history>\n\n\
+             For more information, try '--help'.\n",
+        );
 }
 
 #[test]
@@ -351,12 +353,16 @@ fn kubectl_and_kapply_compute_the_same_id_and_kubectl_lists_the_set() {
     sim.kubectl_ok(&["delete", "secret", "same", "-n", "shop"]);
 
     // kapply, same parent: the same id, so kubectl's member is kapply's to prune.
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "same", "--prune", "-n", "shop"],
         &(configmap("from-kapply") + HPA),
+    )
+    .stdout_is(
+        "configmap/from-kapply created\n\
+         horizontalpodautoscaler.autoscaling/polls-app created\n\
+         configmap/from-kubectl pruned\n",
     );
-    assert!(out.ends_with("configmap/from-kubectl pruned\n"), "{out}");
     assert_eq!(set_id(&sim, "same", "shop"), kubectl_id);
 
     let listed = sim.kubectl_ok(&[
@@ -401,34 +407,32 @@ fn a_custom_resource_parent_needs_its_crd_labelled_and_to_exist() {
         sim.kubectl_run(&["get", "applysets"]).status.success()
     });
     let spec = ["--applyset", "applysets.example.com/mine", "--prune"];
-    let out = kapply(&sim, &spec, &configmap("a"));
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("needs the applyset.kubernetes.io/is-parent-type label"),
-        "{}",
-        stderr(&out)
-    );
+    kapply(&sim, &spec, &configmap("a"))
+        .code(2)
+        .stderr_is(
+            "kapply: ApplySet is not permitted as an ApplySet parent: its CustomResourceDefinition applysets.example.com \
+             needs the applyset.kubernetes.io/is-parent-type label (as kubectl requires)\n",
+        );
 
     sim.apply_yaml(&crd("applyset.kubernetes.io/is-parent-type: \"true\""));
-    let out = kapply(&sim, &spec, &configmap("a"));
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("is not created automatically"),
-        "{}",
-        stderr(&out)
-    );
+    kapply(&sim, &spec, &configmap("a"))
+        .code(1)
+        .stderr_is(
+            "kapply: applyset applyset.example.com/mine in namespace default does not exist: \
+             a custom resource parent is not created automatically (as in kubectl); create it first\n",
+        );
 
     // Made by hand it is no set yet (kubectl refuses it too): taken over once.
     sim.apply_yaml("apiVersion: example.com/v1\nkind: ApplySet\nmetadata: {name: mine}\n");
-    let out = kapply(&sim, &spec, &configmap("a"));
-    assert!(
-        stderr(&out).contains("it is not an ApplySet parent"),
-        "{}",
-        stderr(&out)
-    );
+    kapply(&sim, &spec, &configmap("a"))
+        .stderr_is(
+            "kapply: applyset applyset.example.com/mine in namespace default: the object exists but has no \
+             applyset.kubernetes.io/tooling annotation: it is not an ApplySet parent; kapply changes only sets \
+             it made (--force-applyset takes this one over)\n",
+        );
     let forced = [&spec[..], &["--force-applyset"]].concat();
-    let out = kapply_ok(&sim, &forced, &(configmap("a") + &configmap("b")));
-    assert_eq!(out, "configmap/a created\nconfigmap/b created\n");
+    kapply_ok(&sim, &forced, &(configmap("a") + &configmap("b")))
+        .stdout_is("configmap/a created\nconfigmap/b created\n");
     let parent: serde_json::Value =
         serde_json::from_str(&sim.kubectl_ok(&["get", "applyset", "mine", "-o", "json"])).unwrap();
     // sha256("mine.default.ApplySet.example.com"), computed apart.
@@ -436,8 +440,8 @@ fn a_custom_resource_parent_needs_its_crd_labelled_and_to_exist() {
         parent["metadata"]["labels"]["applyset.kubernetes.io/id"],
         "applyset-5fd1NQ1qz6UNuK3FKGOuTY6w2Hnh4gyc79Bmp-qb2p8-v1"
     );
-    let out = kapply_ok(&sim, &spec, &configmap("a"));
-    assert_eq!(out, "configmap/a unchanged\nconfigmap/b pruned\n");
+    kapply_ok(&sim, &spec, &configmap("a"))
+        .stdout_is("configmap/a unchanged\nconfigmap/b pruned\n");
 }
 
 #[test]
@@ -458,20 +462,19 @@ spec:
     kapply_ok(&sim, &["--applyset", "polls", "--prune"], &stack);
     sim.kubectl_ok(&["create", "configmap", "bystander"]);
 
-    let dry = kapply_ok(
+    // The HPA and the Deployment are deleted together, in either order: a line, not
+    // the whole output.
+    kapply_ok(
         &sim,
         &["--applyset", "polls", "--delete-all", "--dry-run=server"],
         "",
-    );
-    assert!(
-        dry.contains("configmap/polls-config deleted (server dry run)\n"),
-        "{dry}"
-    );
+    )
+    .stdout_has("configmap/polls-config deleted (server dry run)\n");
     assert!(exists(&sim, "deployment/polls-app", "default"));
 
     // Last step first: the HPA and the Deployment share kapply's last step (deleted
     // together, in either order), then the ConfigMap, then the parent.
-    let out = kapply_ok(&sim, &["--applyset", "polls", "--delete-all"], "");
+    let out = kapply_ok(&sim, &["--applyset", "polls", "--delete-all"], "").stdout();
     let lines: Vec<&str> = out.lines().collect();
     let mut last_step = lines[..2.min(lines.len())].to_vec();
     last_step.sort_unstable();
@@ -503,13 +506,9 @@ spec:
         ),
         ["configmap/bystander"]
     );
-    let again = kapply(&sim, &["--applyset", "polls", "--delete-all"], "");
-    assert!(again.status.success(), "{}", stderr(&again));
-    assert!(
-        stderr(&again).contains("does not exist: nothing to delete"),
-        "{}",
-        stderr(&again)
-    );
+    kapply(&sim, &["--applyset", "polls", "--delete-all"], "")
+        .success()
+        .stderr_is("kapply: applyset secret/polls in namespace default does not exist: nothing to delete\n");
 }
 
 /// Puts a finalizer of its own on ConfigMap `name`: its deletion waits until it is taken off.
@@ -534,16 +533,11 @@ fn delete_all_waits_for_what_a_finalizer_holds_and_no_longer() {
     // after it: bench/deadlines.sh).
     let mut c = sim.cmd("kapply");
     c.args(["--applyset", "stuck", "--delete-all", "--timeout", "2s"]);
-    let out = run_bounded(&mut c);
-    let err = out.code(124).stderr();
-    assert!(
-        err.contains("waiting for 1 deleted objects to be gone"),
-        "{err}"
-    );
-    assert!(
-        err.contains("ConfigMap/stuck in namespace default: not done when --timeout ran out"),
-        "{err}"
-    );
+    // Not the whole stderr: its last line says "1 objects".
+    run_bounded(&mut c)
+        .code(124)
+        .stderr_has("waiting for 1 deleted objects to be gone")
+        .stderr_has("ConfigMap/stuck in namespace default: not done when --timeout ran out");
 
     // Let go while kapply waits: it is done then, not at its timeout (how soon:
     // bench/deadlines.sh).
@@ -624,9 +618,17 @@ fn a_prune_keeps_what_kept_objects_use_and_says_who_uses_it() {
     // The stream drops what the Deployment, the Ingress and the Pod use, and the
     // worker with its ConfigMap.
     let out = kapply(&sim, &["--applyset", "polls", "--prune"], &kept);
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    let printed = stdout(&out);
+    let err = out
+        .success()
+        .stderr_is(
+            "kapply: configmap/polls-config kept: used by deployment.apps/polls-app (env)\n\
+             kapply: secret/polls-secret kept: used by deployment.apps/polls-app (envFrom)\n\
+             kapply: secret/polls-tls kept: used by ingress.networking.k8s.io/polls (tls)\n\
+             kapply: secret/shared kept: used by pod/by-hand (volume)\n\
+             kapply: service/polls kept: used by ingress.networking.k8s.io/polls (backend)\n",
+        )
+        .stderr();
+    let printed = out.stdout();
     let mut pruned: Vec<&str> = printed.lines().filter(|l| l.ends_with(" pruned")).collect();
     pruned.sort_unstable();
     assert_eq!(
@@ -645,7 +647,7 @@ fn a_prune_keeps_what_kept_objects_use_and_says_who_uses_it() {
         "kapply: secret/polls-tls kept: used by ingress.networking.k8s.io/polls (tls)\n",
         "kapply: secret/shared kept: used by pod/by-hand (volume)\n",
     ] {
-        assert!(err.contains(line), "{line:?} missing:\n{err}");
+        out.stderr_has(line);
     }
     // What is used is kept, what is not is pruned.
     assert_eq!(
@@ -682,13 +684,22 @@ fn a_prune_keeps_what_kept_objects_use_and_says_who_uses_it() {
         &["--applyset", "polls", "--prune"],
         &configmap("polls-config"),
     );
+    out.stdout_is(
+        "configmap/polls-config unchanged\n\
+         deployment.apps/polls-app pruned\n\
+         ingress.networking.k8s.io/polls pruned\n\
+         service/polls pruned\n\
+         secret/polls-secret pruned\n\
+         secret/polls-tls pruned\n\
+         secret/shared pruned\n",
+    );
     for gone in [
         "secret/polls-secret pruned",
         "service/polls pruned",
         "secret/shared pruned",
         "deployment.apps/polls-app pruned",
     ] {
-        assert!(out.contains(gone), "{gone} missing:\n{out}");
+        out.stdout_has(gone);
     }
 }
 
@@ -719,29 +730,26 @@ fn a_namespace_is_pruned_only_when_nothing_else_lives_in_it() {
         &["--applyset", "polls", "--prune"],
         &(configmap("home") + &stays),
     );
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    let printed = stdout(&out);
+    out.success()
+        .stdout_is(
+            "configmap/home unchanged\nconfigmap/stays unchanged\nconfigmap/catalog pruned\n\
+             configmap/leaves pruned\nnamespace/empty pruned\n",
+        )
+        .stderr_is(
+            "kapply: namespace/keeps kept: configmap/stays still in it\n\
+             kapply: namespace/shop kept: configmap/by-hand still in it\n",
+        );
     for line in [
         "configmap/catalog pruned\n",
         "configmap/leaves pruned\n",
         "namespace/empty pruned\n",
     ] {
-        assert!(
-            printed.contains(line),
-            "{line:?} missing:\n{printed}\n{err}"
-        );
+        out.stdout_has(line);
     }
-    assert!(!printed.contains("namespace/shop"), "{printed}");
-    assert!(!printed.contains("namespace/keeps"), "{printed}");
-    assert!(
-        err.contains("kapply: namespace/shop kept: configmap/by-hand still in it\n"),
-        "{err}"
-    );
-    assert!(
-        err.contains("kapply: namespace/keeps kept: configmap/stays still in it\n"),
-        "{err}"
-    );
+    out.stdout_lacks("namespace/shop")
+        .stdout_lacks("namespace/keeps")
+        .stderr_has("kapply: namespace/shop kept: configmap/by-hand still in it\n")
+        .stderr_has("kapply: namespace/keeps kept: configmap/stays still in it\n");
     assert!(exists(&sim, "configmap/by-hand", "shop"));
     assert!(exists(&sim, "configmap/stays", "keeps"));
     assert!(!exists(&sim, "configmap/catalog", "shop"));
@@ -752,13 +760,12 @@ fn a_namespace_is_pruned_only_when_nothing_else_lives_in_it() {
     );
 
     // --delete-all keeps it too, and the parent that tracks it.
-    let out = kapply(&sim, &["--applyset", "polls", "--delete-all"], "");
-    let err = stderr(&out);
-    assert!(out.status.success(), "{err}");
-    assert!(
-        err.contains("kapply: namespace/shop kept: configmap/by-hand still in it\n"),
-        "{err}"
-    );
+    kapply(&sim, &["--applyset", "polls", "--delete-all"], "")
+        .success()
+        .stderr_is(
+            "kapply: namespace/shop kept: configmap/by-hand still in it\n\
+             kapply: applyset secret/polls in namespace default kept: it still tracks the object kept\n",
+        );
     assert!(exists(&sim, "configmap/by-hand", "shop"));
     assert!(
         exists(&sim, "secret/polls", "default"),
@@ -820,19 +827,21 @@ fn an_object_served_under_two_groups_is_never_pruned_when_applied_under_either()
     assert!(!first.is_empty());
     assert_eq!(uid("events"), first, "one object under both groups");
 
-    for (stream, before) in [(EVENT_V1, "Event.events.k8s.io"), (EVENT_NEW, "Event")] {
-        let out = kapply(
+    for (stream, before, name) in [
+        (EVENT_V1, "Event.events.k8s.io", "event/deployed"),
+        (EVENT_NEW, "Event", "event.events.k8s.io/deployed"),
+    ] {
+        kapply(
             &sim,
             &["--applyset", "polls", "--prune"],
             &(configmap("polls-config") + stream),
-        );
-        let err = stderr(&out);
-        assert!(out.status.success(), "{err}");
-        let printed = stdout(&out);
-        assert!(
-            !printed.contains("pruned"),
-            "after {before}:\n{printed}{err}"
-        );
+        )
+        .context(format!("after {before}"))
+        .success()
+        .stdout_lacks("pruned")
+        .stdout_is(&format!(
+            "configmap/polls-config unchanged\n{name} unchanged\n"
+        ));
         assert_eq!(
             uid("events"),
             first,
@@ -1046,12 +1055,14 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn make(sim: &Sim, target: &str, vars: &[&str]) -> Output {
+fn make(sim: &Sim, target: &str, vars: &[&str]) -> Run {
     let mut c = make_cmd(target);
     c.args(vars)
         .env("KUBECONFIG", &sim.kubeconfig)
         .env("HOME", sim.dir.path());
-    c.output().unwrap()
+    let out = c.run();
+    let log = sim.log();
+    out.context(format!("make {target}\n--- kubesim ---\n{log}"))
 }
 
 fn names(sim: &Sim) -> String {
@@ -1101,13 +1112,7 @@ fn make_deploy_prunes_what_the_app_dropped_and_make_destroy_leaves_nothing() {
         ],
     ]
     .concat();
-    let out = make(&sim, "deploy", &full);
-    assert!(
-        out.status.success(),
-        "make deploy: {}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    make(&sim, "deploy", &full).success();
     let before = names(&sim);
     for kind in [
         "horizontalpodautoscaler",
@@ -1129,15 +1134,15 @@ fn make_deploy_prunes_what_the_app_dropped_and_make_destroy_leaves_nothing() {
         &["IMAGE=docker.io/sammy/polls:v2", "HPA=", "PDB=0"],
     ]
     .concat();
+    // Among the lines of every tool make runs, some with timings.
     let out = make(&sim, "deploy", &next);
-    assert!(out.status.success(), "make deploy: {}", stderr(&out));
-    let err = stderr(&out);
+    out.success();
     for pruned in [
         "horizontalpodautoscaler.autoscaling/polls-app pruned",
         "poddisruptionbudget.policy/polls-app pruned",
         &format!("{old_job} pruned"),
     ] {
-        assert!(err.contains(pruned), "{pruned} missing:\n{err}");
+        out.stderr_has(pruned);
     }
     let after = names(&sim);
     assert!(!after.contains("horizontalpodautoscaler"), "{after}");
@@ -1145,13 +1150,7 @@ fn make_deploy_prunes_what_the_app_dropped_and_make_destroy_leaves_nothing() {
     assert!(!after.contains(&old_job), "{after}");
     assert_eq!(after.matches("job.batch/").count(), 1, "{after}");
 
-    let out = make(&sim, "destroy", &base);
-    assert!(
-        out.status.success(),
-        "make destroy: {}\n{}",
-        stderr(&out),
-        sim.log()
-    );
+    make(&sim, "destroy", &base).success();
     // What the app's objects owned (the Certificate, the ReplicaSets) is collected.
     sim.await_gc("");
     assert_eq!(names(&sim).trim(), "", "nothing of the app is left");
@@ -1194,7 +1193,7 @@ fn signalled_when(
     stdin: &str,
     event: impl Fn(&str) -> bool,
     signals: &[&str],
-) -> Output {
+) -> Run {
     use std::io::Write;
     use std::process::Stdio;
     let from = sim.tool_requests().len();
@@ -1228,7 +1227,7 @@ fn signalled_when(
             .unwrap();
         assert!(sent.success());
     }
-    child.wait_with_output().unwrap()
+    child.wait_with_output().unwrap().into()
 }
 
 #[test]
@@ -1250,21 +1249,15 @@ fn a_signal_while_applying_or_waiting_prunes_nothing() {
         |l| l.starts_with("PATCH ") && l.contains("/configmaps/new-"),
         &["-INT"],
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    let applied = stdout(&out).matches(" created\n").count();
+    // How far it got varies: the lines, not the whole output.
+    let err = out.code(130).stderr();
+    let applied = out.stdout().matches(" created\n").count();
     assert!(applied > 0 && applied < 40, "{err}");
-    assert!(
-        err.contains(&format!(
-            "kapply: interrupted by SIGINT: {applied} of 40 objects applied; not applied: "
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains("; nothing pruned: the run was interrupted"),
-        "{err}"
-    );
-    assert!(!stdout(&out).contains("pruned"), "{}", stdout(&out));
+    out.stderr_has(&format!(
+        "kapply: interrupted by SIGINT: {applied} of 40 objects applied; not applied: "
+    ))
+    .stderr_has("; nothing pruned: the run was interrupted")
+    .stdout_lacks("pruned");
     assert_eq!(live_configmaps(&sim, "old-").len(), 40);
     let deletes: Vec<String> = requests_since(&sim, from)
         .into_iter()
@@ -1292,9 +1285,10 @@ spec:
         |l| l.contains("/deployments?watch"),
         &["-TERM"],
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(143), "{err}");
-    assert!(err.contains("kapply: interrupted by SIGTERM: 1 of 1 objects applied; nothing pruned: the run was interrupted"), "{err}");
+    // Also on stderr: how long the wait had been going.
+    out.code(143).stderr_has(
+        "kapply: interrupted by SIGTERM: 1 of 1 objects applied; nothing pruned: the run was interrupted",
+    );
     assert_eq!(live_configmaps(&sim, "old-").len(), 40);
     assert!(
         !requests_since(&sim, from)
@@ -1322,18 +1316,15 @@ fn a_signal_during_a_prune_or_delete_all_stops_it_and_names_what_is_kept() {
         |l| l.starts_with("DELETE "),
         &["-INT", "-INT"],
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(130), "{err}");
-    let pruned = stdout(&out).matches(" pruned\n").count();
+    // How far it got varies: the lines, not the whole output.
+    let err = out.code(130).stderr();
+    let pruned = out.stdout().matches(" pruned\n").count();
     let left = live_configmaps(&sim, "old-");
     assert!(pruned > 0 && pruned < 40, "{err}");
     assert_eq!(left.len(), 40 - pruned, "{err}");
-    assert!(
-        err.contains(&format!(
-            "kapply: interrupted by SIGINT while pruning: {pruned} of 40 objects pruned; kept (not pruned): ConfigMap/old-"
-        )),
-        "{err}"
-    );
+    out.stderr_has(&format!(
+        "kapply: interrupted by SIGINT while pruning: {pruned} of 40 objects pruned; kept (not pruned): ConfigMap/old-"
+    ));
     // Not narrowed: the parent still covers what is left.
     assert_eq!(
         parent(&sim, "app", "default")["metadata"]["annotations"]["applyset.kubernetes.io/contains-group-kinds"],
@@ -1348,18 +1339,14 @@ fn a_signal_during_a_prune_or_delete_all_stops_it_and_names_what_is_kept() {
         |l| l.starts_with("DELETE "),
         &["-TERM"],
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(143), "{err}");
-    let deleted = stdout(&out).matches(" deleted\n").count();
+    let err = out.code(143).stderr();
+    let deleted = out.stdout().matches(" deleted\n").count();
     let members = left.len() + 1;
     assert!(deleted > 0 && deleted < members, "{err}");
-    assert!(
-        err.contains(&format!(
-            "kapply: interrupted by SIGTERM: {deleted} of {members} objects deleted; kept (not deleted): "
-        )),
-        "{err}"
-    );
-    assert!(err.contains("the parent applyset-"), "{err}");
+    out.stderr_has(&format!(
+        "kapply: interrupted by SIGTERM: {deleted} of {members} objects deleted; kept (not deleted): "
+    ))
+    .stderr_has("the parent applyset-");
     assert!(exists(&sim, "secret/app", "default"));
     assert_eq!(live_configmaps(&sim, "").len(), members - deleted, "{err}");
 }
@@ -1390,14 +1377,11 @@ fn a_rollout_that_fails_or_times_out_prunes_nothing() {
         &["--applyset", "app", "--prune", "--wait", "--timeout", "30s"],
         &deployment("web:bad"),
     );
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("ImagePullBackOff"), "{err}");
-    assert!(
-        err.contains("kapply: nothing pruned from applyset-")
-            && err.contains(": 1 object not ready\n"),
-        "{err}"
-    );
+    // The diagnosis holds pod names and how long it waited: its lines, not the whole of it.
+    out.code(1)
+        .stderr_has("ImagePullBackOff")
+        .stderr_has("kapply: nothing pruned from applyset-")
+        .stderr_has(": 1 object not ready\n");
     assert!(exists(&sim, "configmap/old", "default"));
     assert!(
         !requests_since(&sim, from)
@@ -1420,23 +1404,21 @@ fn dry_runs_write_nothing_and_list_what_a_real_run_would_delete() {
     let recorded = annotations();
     let from = sim.tool_requests().len();
 
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "app", "--delete-all", "--dry-run=client"],
         "",
+    )
+    .stdout_is(
+        "configmap/keep deleted (dry run)\nconfigmap/old deleted (dry run)\nsecret/app deleted (dry run)\n",
     );
-    assert_eq!(
-        out,
-        "configmap/keep deleted (dry run)\nconfigmap/old deleted (dry run)\nsecret/app deleted (dry run)\n"
-    );
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &["--applyset", "app", "--prune", "--dry-run=client"],
         &(configmap("keep") + &configmap("new")),
-    );
-    assert_eq!(
-        out,
-        "configmap/keep created (dry run)\nconfigmap/new created (dry run)\nconfigmap/old pruned (dry run)\n"
+    )
+    .stdout_is(
+        "configmap/keep created (dry run)\nconfigmap/new created (dry run)\nconfigmap/old pruned (dry run)\n",
     );
     // A client dry run reads, and only reads.
     let writes: Vec<String> = requests_since(&sim, from)
@@ -1451,7 +1433,7 @@ fn dry_runs_write_nothing_and_list_what_a_real_run_would_delete() {
         &["--applyset", "app", "--delete-all", "--dry-run=server"],
         "",
     );
-    let out = kapply_ok(
+    kapply_ok(
         &sim,
         &[
             "--applyset",
@@ -1462,15 +1444,16 @@ fn dry_runs_write_nothing_and_list_what_a_real_run_would_delete() {
             "name",
         ],
         &configmap("new"),
-    );
-    assert_eq!(out, "configmap/new\n");
-    let out = kapply(
+    )
+    .stdout_is("configmap/new\n");
+    // The diff holds uids and resourceVersions: a line, not the whole of it.
+    kapply(
         &sim,
         &["--applyset", "app", "--prune", "--diff"],
         &configmap("new"),
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stdout(&out).contains("--- live/default/configmap/old\n"));
+    )
+    .code(1)
+    .stdout_has("--- live/default/configmap/old\n");
     assert_eq!(
         live_configmaps(&sim, ""),
         ["configmap/keep", "configmap/old"]
@@ -1496,15 +1479,13 @@ fn dry_runs_write_nothing_and_list_what_a_real_run_would_delete() {
         "--retry-for",
         "0s",
     ]);
-    let out = run_with_stdin(c, configmap("keep").as_bytes());
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     // A server that never answered: kubectl's one line, as for any other run.
-    assert!(
-        stderr(&out).contains("was refused - did you specify the right host or port?"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+    c.run_with(configmap("keep"))
+        .code(1)
+        .stdout_empty()
+        .stderr_is(
+            "kapply: The connection to the server 127.0.0.1:1 was refused - did you specify the right host or port?\n",
+        );
 }
 
 #[test]
@@ -1514,61 +1495,111 @@ fn flags_kapply_cannot_honour_together_are_refused_before_any_request() {
                  ---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: db, labels: {app: db}}\n";
     kapply_ok(&sim, &["--applyset", "app", "--prune"], input);
     let from = sim.tool_requests().len();
-    for (flags, names) in [
+    let clap = |error: &str, usage: &str| {
+        format!("error: {error}\n\nUsage: kapply {usage}\n\nFor more information, try '--help'.\n")
+    };
+    let applyset_usage = "--applyset <[RESOURCE[.GROUP]/]NAME> <--prune|--delete-all|--history>";
+    let conflict = |a: &str, b: &str| {
+        clap(
+            &format!("the argument '{a}' cannot be used with '{b}'"),
+            applyset_usage,
+        )
+    };
+    let missing = |what: &str, usage: &str| {
+        clap(
+            &format!("the following required arguments were not provided:\n  {what}"),
+            usage,
+        )
+    };
+    for (flags, names, says) in [
         // -l would leave `db` out of the input, and prune it (kubectl refuses too).
         (
             &["--applyset", "app", "--prune", "-l", "app=web"][..],
             &["--applyset", "--selector"][..],
+            conflict("--applyset <[RESOURCE[.GROUP]/]NAME>", "--selector <SELECTOR>"),
         ),
         (
             &["--applyset", "app", "--delete-all", "-l", "app=web"],
             &["--applyset", "--selector"],
+            conflict("--applyset <[RESOURCE[.GROUP]/]NAME>", "--selector <SELECTOR>"),
         ),
         (
             &["--applyset", "app", "--delete-all", "--wait"],
             &["--delete-all", "--wait"],
+            conflict("--delete-all", "--wait"),
         ),
         (
             &["--applyset", "app", "--delete-all", "-R"],
             &["--delete-all", "--recursive"],
+            conflict("--delete-all", "--recursive"),
         ),
         (
             &["--applyset", "app", "--delete-all", "--force-conflicts"],
             &["--delete-all", "--force-conflicts"],
+            conflict("--delete-all", "--force-conflicts"),
         ),
         (
             &["--applyset", "app", "--delete-all", "--field-manager", "x"],
             &["--delete-all", "--field-manager"],
+            conflict("--delete-all", "--field-manager <NAME>"),
         ),
         (
             &["--applyset", "app", "--delete-all", "-f", "-"],
             &["--delete-all", "--filename"],
+            conflict("--delete-all", "--filename <FILE|DIR|URL|->"),
         ),
         (
             &["--applyset", "app", "--delete-all", "--prune"],
             &["--delete-all", "--prune"],
+            conflict("--delete-all", "--prune"),
         ),
-        (&["--applyset", "app"], &["--prune", "--delete-all"]),
-        (&["--prune"], &["--applyset"]),
+        (
+            &["--applyset", "app"],
+            &["--prune", "--delete-all"],
+            missing("<--prune|--delete-all|--history>", applyset_usage),
+        ),
+        (
+            &["--prune"],
+            &["--applyset"],
+            missing("--applyset <[RESOURCE[.GROUP]/]NAME>", applyset_usage),
+        ),
         (
             &["--diff", "--dry-run=server"],
             &["--diff", "--dry-run=server"],
+            "kapply: --diff cannot be used with --dry-run=server: --diff is a server dry run of its own\n"
+                .to_owned(),
         ),
         (
             &["--wait", "--dry-run=server"],
             &["--wait", "--dry-run=server"],
+            "kapply: --wait cannot be used with --dry-run=server: a dry run makes nothing to wait for\n"
+                .to_owned(),
         ),
-        (&["--wait", "--diff"], &["--wait", "--diff"]),
-        (&["--show-secrets"], &["--output"]),
-        (&["--show-managed-fields"], &["--output"]),
-        (&["-R"], &["--filename"]),
+        (
+            &["--wait", "--diff"],
+            &["--wait", "--diff"],
+            "kapply: --wait cannot be used with --diff: a dry run makes nothing to wait for\n".to_owned(),
+        ),
+        (
+            &["--show-secrets"],
+            &["--output"],
+            missing("--output <FORMAT>", "--output <FORMAT> --show-secrets"),
+        ),
+        (
+            &["--show-managed-fields"],
+            &["--output"],
+            missing("--output <FORMAT>", "--output <FORMAT> --show-managed-fields"),
+        ),
+        (
+            &["-R"],
+            &["--filename"],
+            missing("--filename <FILE|DIR|URL|->", "--filename <FILE|DIR|URL|-> --recursive"),
+        ),
     ] {
-        let out = kapply(&sim, flags, input);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{flags:?}: {err}");
-        assert!(stdout(&out).is_empty(), "{flags:?}");
+        let out = kapply(&sim, flags, input).context(format!("{flags:?}"));
+        out.code(2).stdout_empty().stderr_is(&says);
         for name in names {
-            assert!(err.contains(name), "{flags:?} should name {name}: {err}");
+            out.stderr_has(name);
         }
     }
     assert!(requests_since(&sim, from).is_empty(), "{}", sim.log());
@@ -1576,9 +1607,9 @@ fn flags_kapply_cannot_honour_together_are_refused_before_any_request() {
 
     // --prune without input (an empty pipe: the stage before failed): nothing to
     // compare with, so nothing is pruned.
-    let out = kapply(&sim, &["--applyset", "app", "--prune"], "");
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no input: the stage before me failed"));
+    kapply(&sim, &["--applyset", "app", "--prune"], "")
+        .code(2)
+        .stderr_is("kapply: <stdin>: no input: the stage before me failed or wrote nothing\n");
     assert!(exists(&sim, "configmap/db", "default"));
 }
 
@@ -1589,13 +1620,12 @@ fn the_parent_is_never_a_member_and_only_a_parent_kind_is_one() {
     let parent_too =
         configmap("web") + "---\napiVersion: v1\nkind: Secret\nmetadata: {name: app}\n";
     let from = sim.tool_requests().len();
-    let out = kapply(&sim, &["--applyset", "app", "--prune"], &parent_too);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("kapply: Secret/app in namespace default is the parent of --applyset app"),
-        "{err}"
-    );
+    kapply(&sim, &["--applyset", "app", "--prune"], &parent_too)
+        .code(2)
+        .stderr_is(
+            "kapply: Secret/app in namespace default is the parent of --applyset app: \
+             a set cannot hold its own parent; leave it out of the input\n",
+        );
     assert!(
         !requests_since(&sim, from).iter().any(|l| is_write(l)),
         "{}",
@@ -1603,14 +1633,17 @@ fn the_parent_is_never_a_member_and_only_a_parent_kind_is_one() {
     );
     assert!(exists(&sim, "configmap/web", "default"));
 
-    for spec in ["namespaces/x", "deployments.apps/x"] {
-        let out = kapply(&sim, &["--applyset", spec, "--prune"], &configmap("web"));
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{err}");
-        assert!(err.contains("cannot be an ApplySet parent; a parent is a Secret (NAME or secrets/NAME), a ConfigMap (configmaps/NAME) or a custom resource"), "{err}");
-        assert!(
-            !err.contains("CustomResourceDefinition namespaces"),
-            "{err}"
-        );
+    for (spec, kind) in [
+        ("namespaces/x", "Namespace"),
+        ("deployments.apps/x", "Deployment"),
+    ] {
+        kapply(&sim, &["--applyset", spec, "--prune"], &configmap("web"))
+            .code(2)
+            .stderr_is(&format!(
+                "kapply: --applyset {spec}: a {kind} cannot be an ApplySet parent; a parent is a Secret \
+                 (NAME or secrets/NAME), a ConfigMap (configmaps/NAME) or a custom resource whose \
+                 CustomResourceDefinition carries the applyset.kubernetes.io/is-parent-type label\n"
+            ))
+            .stderr_lacks("CustomResourceDefinition namespaces");
     }
 }

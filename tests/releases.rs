@@ -222,6 +222,14 @@ fn release(n: u32) -> String {
     )
 }
 
+/// kapply's line for ConfigMap `cfg-N` kept as the config version of release N.
+fn kept(n: u32) -> String {
+    format!(
+        "kapply: configmap/cfg-{n} kept: config version of revision {n}, kept for a rollback \
+         (the last 3 good releases keep theirs)\n"
+    )
+}
+
 fn config_maps(sim: &Sim) -> String {
     sim.kubectl_ok(&["get", "configmaps", "-n", "default", "-o", "name"])
 }
@@ -242,6 +250,10 @@ fn config_versions_of_the_last_good_releases_are_kept_then_pruned() {
     // keeps those of releases 2 and 3 (the last three good ones, with 4), saying why.
     kapply(4, &[])
         .success()
+        .stdout_is(
+            "configmap/cfg-4 created\nconfigmap/plain-4 created\nconfigmap/cfg-1 pruned\nconfigmap/plain-3 pruned\n",
+        )
+        .stderr_is(&[kept(2), kept(3)].concat())
         .stdout_has("configmap/cfg-1 pruned")
         .stdout_has("configmap/plain-3 pruned")
         .stderr_has("kapply: configmap/cfg-2 kept: config version of revision 2, kept for a rollback (the last 3 good releases keep theirs)")
@@ -258,6 +270,11 @@ fn config_versions_of_the_last_good_releases_are_kept_then_pruned() {
     // A dry run keeps them too, and writes no record.
     kapply(5, &["--dry-run=server"])
         .success()
+        .stdout_is(
+            "configmap/cfg-5 created (server dry run)\nconfigmap/plain-5 created (server dry run)\n\
+             configmap/cfg-2 pruned (server dry run)\nconfigmap/plain-4 pruned (server dry run)\n",
+        )
+        .stderr_is(&[kept(3), kept(4)].concat())
         .stdout_has("configmap/cfg-2 pruned (server dry run)")
         .stdout_lacks("cfg-3 pruned")
         .stdout_lacks("cfg-4 pruned");
@@ -266,6 +283,11 @@ fn config_versions_of_the_last_good_releases_are_kept_then_pruned() {
     // Fewer kept on request; a rollback brings a pruned version back from the record.
     kapply(5, &["--keep-releases", "1"])
         .success()
+        .stdout_is(
+            "configmap/cfg-5 created\nconfigmap/plain-5 created\nconfigmap/cfg-2 pruned\n\
+             configmap/cfg-3 pruned\nconfigmap/cfg-4 pruned\nconfigmap/plain-4 pruned\n",
+        )
+        .stderr_empty()
         .stdout_has("configmap/cfg-2 pruned")
         .stdout_has("configmap/cfg-3 pruned")
         .stdout_has("configmap/cfg-4 pruned");
@@ -281,6 +303,8 @@ fn config_versions_of_the_last_good_releases_are_kept_then_pruned() {
     ]);
     c.run_with("")
         .success()
+        .stdout_is("configmap/cfg-2 created\nconfigmap/plain-2 created\nconfigmap/plain-5 pruned\n")
+        .stderr_is(&kept(5))
         .stdout_has("configmap/cfg-2 created")
         .stdout_has("configmap/plain-5 pruned")
         .stderr_has("kapply: configmap/cfg-5 kept: config version of revision 5");
@@ -292,17 +316,28 @@ fn release_flags_that_cannot_be_honoured_are_refused() {
     let sim = Sim::start(&[]);
     let mut c = sim.cmd("kapply");
     c.args(["--applyset", "app", "--prune", "--release", "--atomic"]);
-    c.run_with(release(1)).code(2).stderr_has("--wait");
+    c.run_with(release(1)).code(2).stderr_has("--wait").stderr_is(
+        "error: the following required arguments were not provided:\n  --wait\n\n\
+         Usage: kapply --applyset <[RESOURCE[.GROUP]/]NAME> --release --wait --atomic <--prune|--delete-all|--history>\n\n\
+         For more information, try '--help'.\n",
+    );
     let mut c = sim.cmd("kapply");
     c.args(["--applyset", "app", "--prune", "--rollback"]);
     c.run_with("")
         .code(2)
+        .stderr_is(
+            "kapply: --rollback: applyset secret/app in namespace default has no earlier good release \
+             to return to (none recorded)\n",
+        )
         .stderr_has("--rollback: applyset secret/app in namespace default has no earlier good release to return to (none recorded)");
     let mut c = sim.cmd("kapply");
     c.args(["--applyset", "app", "--history"]);
     c.run_with("")
         .success()
         .stdout_empty()
+        .stderr_is(
+            "kapply: no releases of applyset secret/app in namespace default recorded (kapply --release records them)\n",
+        )
         .stderr_has("kapply: no releases of applyset secret/app in namespace default recorded");
     assert!(
         sim.tool_requests()
