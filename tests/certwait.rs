@@ -347,7 +347,10 @@ fn stream_objects_keep_their_namespaces() {
         .cmd("certwait")
         .args(["-n", "default"])
         .run_with(&stream);
-    out.code(2).stderr_has("does not match -n \"default\"");
+    out.code(2).stderr_is(
+        "certwait: <stdin>: document 2 (line 5): Certificate/web-tls: its namespace \"web\" \
+         does not match -n \"default\" (drop -n or pass -n web)\n",
+    );
 }
 
 #[test]

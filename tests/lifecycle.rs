@@ -536,7 +536,7 @@ fn delete_all_waits_for_what_a_finalizer_holds_and_no_longer() {
     // Not the whole stderr: its last line says "1 objects".
     run_bounded(&mut c)
         .code(124)
-        .stderr_has("waiting for 1 deleted objects to be gone")
+        .stderr_has("waiting for 1 deleted object to be gone")
         .stderr_has("ConfigMap/stuck in namespace default: not done when --timeout ran out");
 
     // Let go while kapply waits: it is done then, not at its timeout (how soon:
@@ -544,7 +544,7 @@ fn delete_all_waits_for_what_a_finalizer_holds_and_no_longer() {
     let mut c = sim.cmd("kapply");
     c.args(["--applyset", "held", "--delete-all", "--timeout", "1h"]);
     let mut waiting = Background::start(c);
-    waiting.expect_line("waiting for 1 deleted objects to be gone");
+    waiting.expect_line("waiting for 1 deleted object to be gone");
     hold(&sim, "held", "null");
     let out = waiting.finish().context(sim.log());
     out.success();

@@ -198,9 +198,11 @@ pub fn from_stream(docs: &[Document], namespace: &str, strict: bool) -> Result<S
         let ns = match id.namespace.as_deref() {
             Some(ns) if strict && ns != namespace && doc.kind() != "ClusterIssuer" => {
                 return Err(Error::input(format!(
-                    "{}: {} is in namespace {ns:?}, which does not match -n {namespace:?}",
+                    "{}: {}/{}: its namespace {ns:?} does not match -n {namespace:?} \
+                     (drop -n or pass -n {ns})",
                     doc.place(),
-                    id
+                    id.kind,
+                    id.name
                 )));
             }
             Some(ns) => ns,

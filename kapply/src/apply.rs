@@ -353,10 +353,7 @@ impl Run<'_> {
         live: Option<Result<Option<Value>, Failure>>,
     ) -> Outcome {
         if let Some(why) = &item.blocked {
-            return Outcome::Failed(Failure::Transport {
-                message: why.clone(),
-                transient: false,
-            });
+            return Outcome::Failed(Failure::NotApplied(why.clone()));
         }
         let resource = &item.resolved.resource;
         if let Some(crd) = &item.resolved.pending_crd {
@@ -366,10 +363,10 @@ impl Run<'_> {
                     resource.api_version
                 ))
             } else {
-                Outcome::Failed(Failure::Transport {
-                    message: format!("not applied: {} is not served", resource.api_version),
-                    transient: false,
-                })
+                Outcome::Failed(Failure::NotApplied(format!(
+                    "not applied: {} is not served",
+                    resource.api_version
+                )))
             };
         }
         let target = item.target(resource);

@@ -883,8 +883,8 @@ async fn wait_gone(how: &Removal<'_>, targets: &[(ObjectId, Target)]) -> Failed 
         failed = &mut waits => failed,
         () = tokio::time::sleep(ANNOUNCE_AFTER) => {
             how.reporter.say(&format!(
-                "kapply: waiting for {} deleted objects to be gone\n",
-                left.load(Ordering::Relaxed)
+                "kapply: waiting for {} to be gone\n",
+                crate::report::counted(left.load(Ordering::Relaxed), "deleted object")
             ));
             waits.await
         }
@@ -899,9 +899,14 @@ fn list(text: &str) -> impl Iterator<Item = &str> {
     text.split(',').map(str::trim).filter(|s| !s.is_empty())
 }
 
+/// A group as discovery names it: the core group by its one version, `v1`.
+fn group_name(group: &str) -> &str {
+    if group.is_empty() { "v1" } else { group }
+}
+
 /// A group's discovery ("" is the core group), under the retry policy as every request.
 async fn discover_group(caller: &Caller, group: &str) -> Result<discovery::ApiGroup, Failure> {
-    let what = format!("discovery of {group:?}");
+    let what = format!("discovery of {}", group_name(group));
     caller
         .retrying(&what, || async {
             if group.is_empty() {
@@ -924,7 +929,8 @@ async fn parent_type(
 ) -> Result<(ApiResource, Scope)> {
     let found = discover_group(caller, group).await.map_err(|f| {
         Error::runtime(format!(
-            "--applyset {spec}: discovery of {group:?}: {}",
+            "--applyset {spec}: discovery of {}: {}",
+            group_name(group),
             f.message()
         ))
     })?;

@@ -20,6 +20,9 @@ pub enum Failure {
     Transport { message: String, transient: bool },
     /// `--timeout` ran out.
     OutOfTime,
+    /// Not sent: what it needs failed first (its Namespace, its CRD, the changes a
+    /// change rule makes it wait for). Says why, starting `not applied: `.
+    NotApplied(String),
 }
 
 impl Failure {
@@ -42,7 +45,7 @@ impl Failure {
         match self {
             Failure::Api { status, .. } => api::is_transient_status(status),
             Failure::Transport { transient, .. } => *transient,
-            Failure::OutOfTime => false,
+            Failure::OutOfTime | Failure::NotApplied(_) => false,
         }
     }
 
@@ -63,6 +66,7 @@ impl Failure {
             Failure::Api { status, .. } => api::status_message(status),
             Failure::Transport { message, .. } => message.clone(),
             Failure::OutOfTime => "not done when --timeout ran out".into(),
+            Failure::NotApplied(why) => why.clone(),
         }
     }
 }

@@ -112,8 +112,8 @@ async fn delete_all(args: &Args, reporter: &Reporter) -> Result<()> {
         return Ok(());
     }
     let summary = format!(
-        "{} objects of {} not deleted; its parent keeps track of them",
-        left.failed.len(),
+        "{} of {} not deleted; its parent keeps track of them",
+        crate::report::counted(left.failed.len(), "object"),
         set.id
     );
     if kinds.contains(&FailureKind::TimedOut) {

@@ -398,10 +398,10 @@ impl Ran {
         let not_pruned = if !self.failures.is_empty() {
             Some("not every object applied".to_owned())
         } else if let Some((count, end)) = &self.not_ready {
-            let objects = if *count == 1 { "object" } else { "objects" };
+            let objects = crate::report::counted(*count, "object");
             Some(match end {
-                wait::End::TimedOut => format!("{count} {objects} not ready in time"),
-                _ => format!("{count} {objects} not ready"),
+                wait::End::TimedOut => format!("{objects} not ready in time"),
+                _ => format!("{objects} not ready"),
             })
         } else {
             None
@@ -522,22 +522,23 @@ fn verdict(run: Verdict<'_>) -> Result<()> {
     if run.failures.is_empty() {
         // As `kubectl diff`: exit 1 when something differs.
         if run.differing > 0 {
-            let objects = if run.differing == 1 {
-                "object"
+            let verb = if run.differing == 1 {
+                "differs"
             } else {
-                "objects"
+                "differ"
             };
             return Err(Error::Summary(format!(
-                "{} of {} {objects} differ from the live state",
-                run.differing, run.total
+                "{} of {} {verb} from the live state",
+                run.differing,
+                crate::report::counted(run.total, "object")
             )));
         }
         // A dry run succeeds only when the server checked every object.
         if run.skipped > 0 {
             return Err(Error::Summary(format!(
-                "{} of {} objects not checked (see above); {} checked",
+                "{} of {} not checked (see above); {} checked",
                 run.skipped,
-                run.total,
+                crate::report::counted(run.total, "object"),
                 run.total - run.skipped
             )));
         }

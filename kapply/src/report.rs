@@ -17,6 +17,15 @@ pub fn kubectl_name(id: &ObjectId) -> String {
     }
 }
 
+/// `n` and `noun`, plural unless `n` is 1: `1 object`, `3 objects`.
+pub fn counted(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// One result line: `configmap/polls-config created`, `... (server dry run)`.
 pub fn result_line(id: &ObjectId, change: Change, dry_run: bool) -> String {
     let suffix = if dry_run { " (server dry run)" } else { "" };
@@ -32,13 +41,17 @@ pub enum FailureKind {
     Forbidden,
     Unavailable,
     TimedOut,
+    /// Not sent, because what it needs failed.
+    NotApplied,
     Other,
 }
 
 impl FailureKind {
     pub fn of(failure: &Failure) -> Self {
-        if matches!(failure, Failure::OutOfTime) {
-            return FailureKind::TimedOut;
+        match failure {
+            Failure::OutOfTime => return FailureKind::TimedOut,
+            Failure::NotApplied(_) => return FailureKind::NotApplied,
+            _ => {}
         }
         if failure.is_transient() {
             return FailureKind::Unavailable;
@@ -61,6 +74,7 @@ impl FailureKind {
             FailureKind::Forbidden => "forbidden",
             FailureKind::Unavailable => "server unavailable",
             FailureKind::TimedOut => "timed out",
+            FailureKind::NotApplied => "not applied",
             FailureKind::Other => "other",
         }
     }
@@ -236,10 +250,10 @@ pub fn summary(kinds: &[FailureKind], total: usize, dry_run: bool) -> String {
         .collect();
     let done = total - kinds.len();
     let verb = if dry_run { "checked" } else { "applied" };
-    let objects = if total == 1 { "object" } else { "objects" };
     format!(
-        "{} of {total} {objects} failed ({}); {done} {verb}",
+        "{} of {} failed ({}); {done} {verb}",
         kinds.len(),
+        counted(total, "object"),
         detail.join(", ")
     )
 }

@@ -97,10 +97,7 @@ impl Run<'_> {
                     };
                     let name = crate::report::kubectl_name(&item.id);
                     self.reporter.say(&format!("kapply: {name}: {message}\n"));
-                    let failure = Failure::Transport {
-                        message,
-                        transient: false,
-                    };
+                    let failure = Failure::NotApplied(message);
                     outcomes.push((item.position, Outcome::Failed(failure)));
                 }
                 continue;
@@ -216,8 +213,10 @@ impl Run<'_> {
 
 /// The closing message of a wait that did not end with everything ready.
 pub(crate) fn summary(end: &End, not_ready: usize, total: usize) -> String {
-    let objects = if total == 1 { "object" } else { "objects" };
-    let what = format!("{not_ready} of {total} {objects} not ready");
+    let what = format!(
+        "{not_ready} of {} not ready",
+        crate::report::counted(total, "object")
+    );
     match end {
         End::TimedOut => format!("timed out waiting: {what}"),
         _ => what,
