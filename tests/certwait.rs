@@ -2,7 +2,6 @@
 //! with pipes, exit codes and stderr.
 
 use crate::common::*;
-use std::process::Output;
 
 fn certificate(name: &str, issuer: &str, dns: &str) -> String {
     format!(
@@ -72,9 +71,11 @@ fn certwait_on(sim: &Sim, args: &[&str]) -> Run {
     out.context(format!("kubesim log:\n{log}"))
 }
 
-/// Asserts that certwait exited 0, showing its stderr and the simulator's log if not.
-fn assert_success(sim: &Sim, out: &Output) {
-    assert_eq!(out.status.code(), Some(0), "{}\n{}", stderr(out), sim.log());
+/// certwait reading `stream` on stdin against the simulator.
+fn certwait_stdin(sim: &Sim, args: &[&str], stream: &str) -> Run {
+    let out = sim.cmd("certwait").args(args).run_with(stream);
+    let log = sim.log();
+    out.context(format!("kubesim log:\n{log}"))
 }
 
 /// `certwait NAME --timeout 2m` against the simulator, in the background.
@@ -93,10 +94,11 @@ fn until_created(sim: &Sim, name: &str) -> Background {
     waiting
 }
 
-/// Waits for the exit; returns the code, stdout and the whole stderr.
-fn finish(waiting: Background) -> (Option<i32>, String, String) {
+/// Waits for the exit; the whole run, with the simulator's log for failure messages.
+fn finish(sim: &Sim, waiting: Background) -> Run {
     let run = waiting.finish();
-    (run.status.code(), run.stdout(), run.stderr())
+    let log = sim.log();
+    run.context(format!("kubesim log:\n{log}"))
 }
 
 #[test]
@@ -109,15 +111,9 @@ fn a_certificate_that_never_appears_is_talked_about_until_the_timeout() {
     waiting.expect_line("default/polls-tls: waiting for the Certificate to be created");
     // Not a terminal: a plain line now and then (every 10 s), with the likely cause.
     waiting.expect_line("default/polls-tls: still no Certificate after 10");
-    let (code, out, err) = finish(waiting);
-    assert_eq!(code, Some(124), "{err}");
-    assert!(out.is_empty(), "{out}");
-    assert!(
-        err.contains(
-            "cert-manager's ingress-shim makes it for an Ingress annotated \
-             cert-manager.io/cluster-issuer with a tls secretName polls-tls"
-        ),
-        "{err}"
+    finish(&sim, waiting).code(124).stdout_empty().stderr_has(
+        "cert-manager's ingress-shim makes it for an Ingress annotated \
+             cert-manager.io/cluster-issuer with a tls secretName polls-tls",
     );
 }
 
@@ -133,6 +129,7 @@ fn a_watch_that_is_not_allowed_ends_the_wait_at_once_as_in_kapply() {
     ]);
     let mut c = sim.cmd("certwait");
     c.args(["polls-tls", "--timeout", "1h"]);
+    // After a progress line with a time in it.
     run_bounded(&mut c).code(1).stdout_empty().stderr_has(
         "certwait: cannot watch certificates.cert-manager.io in namespace default: forbidden (403)",
     );
@@ -140,48 +137,69 @@ fn a_watch_that_is_not_allowed_ends_the_wait_at_once_as_in_kapply() {
 
 // --- bad input: exit 2, nothing on stdout, no cluster needed --------------------------
 
-/// certwait reading `stream` on stdin must reject it as bad input naming `needle`.
-fn assert_bad_stdin(stream: &str, needle: &str) {
-    assert_bad_input(&cmd("certwait").run_with(stream), needle);
+/// certwait reading `stream` on stdin must reject it as bad input saying `message`.
+#[track_caller]
+fn assert_bad_stdin(stream: &str, message: &str) {
+    assert_bad_input(&cmd("certwait").run_with(stream), message);
 }
 
-/// Bad input: exit 2, nothing on stdout, a `certwait: ` message saying `needle`.
+/// Bad input: exit 2, nothing on stdout, `message` (a `certwait: ` line) on stderr.
 #[track_caller]
-fn assert_bad_input(out: &Run, needle: &str) {
-    out.code(2).stdout_empty().stderr_has(needle);
-    assert!(out.stderr().starts_with("certwait: "), "{}", out.stderr());
+fn assert_bad_input(out: &Run, message: &str) {
+    out.code(2).stdout_empty().stderr_is(message);
+    assert!(message.starts_with("certwait: "), "{message}");
 }
 
 #[test]
 fn invalid_certificate_name_is_bad_input() {
     assert_bad_input(
         &certwait(&["Polls_TLS"]),
-        "invalid Certificate name \"Polls_TLS\"",
+        "certwait: invalid Certificate name \"Polls_TLS\": a lowercase RFC 1123 subdomain \
+         must consist of lower case alphanumeric characters, '-' or '.', and must start and \
+         end with an alphanumeric character\n",
     );
 }
 
 #[test]
 fn names_and_all_together_are_a_usage_error() {
     let out = certwait(&["--all", "polls-tls"]);
-    out.code(2).stderr_has("--all");
+    out.code(2).stdout_empty().stderr_is(
+        "error: the argument '--all' cannot be used with '[NAME]...'\n\
+         \n\
+         Usage: certwait --all [NAME]...\n\
+         \n\
+         For more information, try '--help'.\n",
+    );
 }
 
 #[test]
 fn bad_timeout_is_a_usage_error() {
     let out = certwait(&["--timeout", "soon", "polls-tls"]);
-    out.code(2).stderr_has("invalid duration");
+    out.code(2).stdout_empty().stderr_is(
+        "error: invalid value 'soon' for '--timeout <DURATION>': invalid duration \"soon\" \
+         (expected number at 0); use e.g. 30s, 5m, 1h\n\
+         \n\
+         For more information, try '--help'.\n",
+    );
 }
 
 #[test]
 fn stream_without_certificates_is_bad_input() {
     let stream = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: polls}\ndata: {A: b}\n";
-    assert_bad_stdin(stream, "nothing to wait for");
+    assert_bad_stdin(
+        stream,
+        "certwait: <stdin>: no Certificate, and no Ingress annotated with \
+         cert-manager.io/cluster-issuer or cert-manager.io/issuer: nothing to wait for\n",
+    );
 }
 
 #[test]
 fn invalid_yaml_on_stdin_names_the_line() {
     let stream = certificate("a", "letsencrypt-staging", "a.example") + "---\nkind: [\n";
-    assert_bad_stdin(&stream, "<stdin>: document 2");
+    assert_bad_stdin(
+        &stream,
+        "certwait: <stdin>: document 2 (line 13): invalid YAML: unclosed bracket '['\n",
+    );
 }
 
 #[test]
@@ -190,7 +208,9 @@ fn unquoted_yaml11_values_on_stdin_are_bad_input() {
         + "---\napiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata:\n  DEBUG: off\n";
     assert_bad_stdin(
         &stream,
-        "<stdin>: document 2 (line 17): ConfigMap data key \"DEBUG\": Kubernetes (YAML 1.1) reads this unquoted value as a boolean",
+        "certwait: <stdin>: document 2 (line 17): ConfigMap data key \"DEBUG\": Kubernetes \
+         (YAML 1.1) reads this unquoted value as a boolean, and the API server accepts only \
+         strings there; quote the value\n",
     );
 }
 
@@ -198,14 +218,22 @@ fn unquoted_yaml11_values_on_stdin_are_bad_input() {
 fn ingress_tls_without_secret_name_is_bad_input() {
     let stream = ingress("polls-tls", "letsencrypt-staging", "polls.example.com")
         .replace("    secretName: polls-tls\n", "");
-    assert_bad_stdin(&stream, "Ingress/polls spec.tls[0] has no secretName");
+    assert_bad_stdin(
+        &stream,
+        "certwait: <stdin>: document 1 (line 1): Ingress/polls spec.tls[0] has no secretName; \
+         cert-manager names the certificate after it and skips entries without one\n",
+    );
 }
 
 #[test]
 fn old_certificate_api_version_is_bad_input() {
     let stream = certificate("a", "x", "a.example")
         .replace("cert-manager.io/v1\n", "cert-manager.io/v1alpha2\n");
-    assert_bad_stdin(&stream, "cert-manager.io/v1alpha2");
+    assert_bad_stdin(
+        &stream,
+        "certwait: <stdin>: document 1 (line 1): Certificate apiVersion \
+         \"cert-manager.io/v1alpha2\" is not served by cert-manager 1.x; use cert-manager.io/v1\n",
+    );
 }
 
 // --- against the simulator ---------------------------------------------------------------
@@ -220,18 +248,18 @@ fn waits_for_ready_then_prints_the_certificate_and_the_staging_warning() {
         "polls.example.com",
     );
     let out = certwait_on(&sim, &["polls-tls"]);
-    let (err, data) = (stderr(&out), stdout(&out));
-    assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
+    out.success()
+        .stderr_has("default/polls-tls: Ready=True Ready")
+        .stderr_has("Let's Encrypt's STAGING CA")
+        .stderr_has("browsers will not trust it")
+        .stderr_has("letsencrypt-prod");
+    let data = out.stdout();
     let fields: Vec<&str> = data.trim_end().split('\t').collect();
     assert_eq!(fields.len(), 4, "{data}");
     assert_eq!(fields[0], "default/polls-tls");
     assert_eq!(fields[1], "polls.example.com");
     assert!(fields[2].contains("(STAGING) Ersatz Edamame E1"), "{data}");
     assert!(fields[3].ends_with('Z') && fields[3].len() == 20, "{data}");
-    assert!(err.contains("default/polls-tls: Ready=True Ready"), "{err}");
-    assert!(err.contains("Let's Encrypt's STAGING CA"), "{err}");
-    assert!(err.contains("browsers will not trust it"), "{err}");
-    assert!(err.contains("letsencrypt-prod"), "{err}");
 
     // No secret material anywhere in what certwait wrote.
     let key_b64 = stdout(&sim.kubectl_run(&[
@@ -250,11 +278,10 @@ fn waits_for_ready_then_prints_the_certificate_and_the_staging_warning() {
         .lines()
         .filter(|l| !l.starts_with("-----"))
         .collect();
-    for output in [&err, &data] {
-        assert!(!output.contains(&key_b64[..40]), "secret data leaked");
-        assert!(!output.contains(&body[..40]), "secret key leaked");
-        assert!(!output.contains("PRIVATE KEY"), "secret key leaked");
+    for secret in [&key_b64[..40], &body[..40], "PRIVATE KEY"] {
+        out.stdout_lacks(secret).stderr_lacks(secret);
     }
+    out.no_secrets(&[&key_b64[..40], &body[..40]]);
 }
 
 #[test]
@@ -262,16 +289,13 @@ fn a_certificate_created_after_certwait_started_is_waited_for() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
     let waiting = until_created(&sim, "later-tls");
     apply_certificate(&sim, "later-tls", "letsencrypt-prod", "later.example.com");
-    let (code, out, err) = finish(waiting);
-    assert_eq!(code, Some(0), "{err}\n{}", sim.log());
+    let out = finish(&sim, waiting);
+    out.success().stdout_has("CN=E5").stderr_lacks("STAGING");
     assert!(
-        out.starts_with("default/later-tls\tlater.example.com\t"),
-        "{out}"
-    );
-    assert!(out.contains("CN=E5"), "{out}");
-    assert!(
-        !err.contains("STAGING"),
-        "production certificate warned about: {err}"
+        out.stdout()
+            .starts_with("default/later-tls\tlater.example.com\t"),
+        "{}",
+        out.stdout()
     );
 }
 
@@ -283,14 +307,13 @@ fn names_come_from_an_ingress_on_stdin() {
         ingress("polls-tls", "letsencrypt-staging", "polls.example.com")
     );
     sim.apply_yaml(&stream);
-    let out = run_with_stdin(sim.cmd("certwait"), stream.as_bytes());
-    assert_success(&sim, &out);
+    let out = certwait_stdin(&sim, &[], &stream);
+    let data = out.success().stdout();
     assert!(
-        stdout(&out).starts_with("default/polls-tls\tpolls.example.com\t"),
-        "{}",
-        stdout(&out)
+        data.starts_with("default/polls-tls\tpolls.example.com\t"),
+        "{data}"
     );
-    assert_eq!(stdout(&out).lines().count(), 1, "{}", stdout(&out));
+    assert_eq!(data.lines().count(), 1, "{data}");
 }
 
 #[test]
@@ -302,8 +325,7 @@ fn several_certificates_one_line_each_and_all() {
             + &certificate("b-tls", "letsencrypt-prod", "b.example.com")),
     );
     let out = certwait_on(&sim, &["b-tls", "a-tls"]);
-    assert_success(&sim, &out);
-    let lines: Vec<String> = stdout(&out).lines().map(str::to_owned).collect();
+    let lines: Vec<String> = out.success().stdout().lines().map(str::to_owned).collect();
     assert_eq!(lines.len(), 2, "{lines:?}");
     assert!(
         lines[0].starts_with("default/a-tls\ta.example.com\t"),
@@ -313,17 +335,21 @@ fn several_certificates_one_line_each_and_all() {
         lines[1].starts_with("default/b-tls\tb.example.com\t"),
         "{lines:?}"
     );
-    let warnings = stderr(&out).matches("STAGING CA").count();
-    assert_eq!(warnings, 1, "only a-tls is from staging: {}", stderr(&out));
+    let warnings = out.stderr().matches("STAGING CA").count();
+    assert_eq!(warnings, 1, "only a-tls is from staging: {}", out.stderr());
 
-    let all = certwait_on(&sim, &["--all", "-q"]);
-    assert_eq!(all.status.code(), Some(0), "{}", stderr(&all));
-    assert_eq!(stdout(&all), stdout(&out));
-    assert!(
-        !stderr(&all).contains("Ready=True"),
-        "-q still showed progress: {}",
-        stderr(&all)
-    );
+    // -q: the same lines, no progress.
+    certwait_on(&sim, &["--all", "-q"])
+        .success()
+        .stdout_is(&out.stdout())
+        .stderr_is(
+            "certwait: warning: default/a-tls was issued by Let's Encrypt's STAGING CA (C=US, \
+             O=(STAGING) Let's Encrypt, CN=(STAGING) Ersatz Edamame E1): browsers will not \
+             trust it. When everything works, switch the Ingress to the production \
+             ClusterIssuer letsencrypt-prod (`make promote`, or `manifest-gen --issuer \
+             letsencrypt-prod ... | kapply`) and run certwait again.\n",
+        )
+        .stderr_lacks("Ready=True");
 }
 
 #[test]
@@ -336,21 +362,19 @@ fn stream_objects_keep_their_namespaces() {
         certificate("home-tls", "letsencrypt-prod", "home.example.com")
     );
     sim.apply_yaml(&stream);
-    let out = run_with_stdin(sim.cmd("certwait"), stream.as_bytes());
-    assert_success(&sim, &out);
-    let data = stdout(&out);
+    let data = certwait_stdin(&sim, &[], &stream).success().stdout();
     let names: Vec<&str> = data.lines().filter_map(|l| l.split('\t').next()).collect();
     assert_eq!(names, ["default/home-tls", "web/web-tls"], "{data}");
 
     // -n must agree with the objects' own namespace, as with kubectl.
-    let out = sim
-        .cmd("certwait")
-        .args(["-n", "default"])
-        .run_with(&stream);
-    out.code(2).stderr_is(
-        "certwait: <stdin>: document 2 (line 5): Certificate/web-tls: its namespace \"web\" \
-         does not match -n \"default\" (drop -n or pass -n web)\n",
-    );
+    certwait_stdin(&sim, &["-n", "default"], &stream)
+        .code(2)
+        .stdout_empty()
+        .stderr_is(
+            "certwait: <stdin>: document 2 (line 5): Certificate/web-tls: its namespace \"web\" \
+             does not match -n \"default\" (drop -n or pass -n web)
+",
+        );
 }
 
 #[test]
@@ -369,9 +393,8 @@ fn failed_issuance_prints_the_chain_and_exits_1() {
         "polls.example.com",
     );
     let out = certwait_on(&sim, &["polls-tls"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}\n{}", sim.log());
-    assert!(out.stdout.is_empty(), "{}", stdout(&out));
+    // Progress lines with times, a failure time: no whole output.
+    out.code(1).stdout_empty();
     for expected in [
         "Certificate default/polls-tls:",
         "Issuing: False, Reason: Failed",
@@ -384,22 +407,18 @@ fn failed_issuance_prints_the_chain_and_exits_1() {
         "Hint: Let's Encrypt could not fetch http://polls.example.com/",
         "certwait: default/polls-tls: issuance failed at ",
     ] {
-        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+        out.stderr_has(expected);
     }
 }
 
 #[test]
 fn timeout_exits_124_after_the_diagnosis() {
     let sim = stalled_certificate("slow-tls", "slow.example.com");
-    let out = certwait_on(&sim, &["slow-tls", "--timeout", "1s"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(124), "{err}\n{}", sim.log());
-    assert!(err.contains("Certificate default/slow-tls:"), "{err}");
-    assert!(err.contains("Ready: False"), "{err}");
-    assert!(
-        err.contains("certwait: timed out after 1.0s waiting for default/slow-tls"),
-        "{err}"
-    );
+    certwait_on(&sim, &["slow-tls", "--timeout", "1s"])
+        .code(124)
+        .stderr_has("Certificate default/slow-tls:")
+        .stderr_has("Ready: False")
+        .stderr_has("certwait: timed out after 1.0s waiting for default/slow-tls");
 }
 
 #[test]
@@ -416,12 +435,9 @@ fn an_old_failure_is_not_fatal_but_a_new_one_is() {
     let mut waiting = certwait_background(&sim, "old-tls");
     waiting.expect_line("Issuing=False Failed");
     patch_status(&sim, "old-tls", &failed("2020-01-01T01:00:00Z"));
-    let (code, _, err) = finish(waiting);
-    assert_eq!(code, Some(1), "{err}");
-    assert!(
-        err.contains("issuance failed at 2020-01-01T01:00:00Z"),
-        "{err}"
-    );
+    finish(&sim, waiting)
+        .code(1)
+        .stderr_has("issuance failed at 2020-01-01T01:00:00Z");
 }
 
 #[test]
@@ -436,17 +452,11 @@ fn ready_for_an_older_generation_is_not_ready() {
     let mut waiting = certwait_background(&sim, "gen-tls");
     waiting.expect_line("(for generation 0, the spec is at 1)");
     patch_status(&sim, "gen-tls", &ready(1));
-    let (code, out, err) = finish(waiting);
-    assert_eq!(code, Some(0), "{err}");
     // The simulated controller never got to write the Secret: the status stands in.
-    assert_eq!(
-        out,
-        "default/gen-tls\tgen.example.com\t-\t2027-02-22T00:00:00Z\n"
-    );
-    assert!(
-        err.contains("cannot read the certificate in Secret default/gen-tls"),
-        "{err}"
-    );
+    finish(&sim, waiting)
+        .success()
+        .stdout_is("default/gen-tls\tgen.example.com\t-\t2027-02-22T00:00:00Z\n")
+        .stderr_has("cannot read the certificate in Secret default/gen-tls");
 }
 
 /// How many of certwait's requests the simulator logged as `tail` (`METHOD PATH ->
@@ -479,9 +489,13 @@ fn dropped_watch_streams_are_resumed() {
         "letsencrypt-staging",
         "flaky.example.com",
     );
-    let (code, out, err) = finish(waiting);
-    assert_eq!(code, Some(0), "{err}\n{}", sim.log());
-    assert!(out.starts_with("default/flaky-tls\t"), "{out}");
+    let out = finish(&sim, waiting);
+    out.success().stderr_lacks("410");
+    assert!(
+        out.stdout().starts_with("default/flaky-tls\t"),
+        "{}",
+        out.stdout()
+    );
     // Created, Issuing, Ready: each in a stream of its own, the first two cut.
     let cut = certwait_lines(
         &sim,
@@ -500,7 +514,6 @@ fn dropped_watch_streams_are_resumed() {
         "resuming from the last resourceVersion needs no re-list:\n{}",
         sim.log()
     );
-    assert!(!err.contains("410"), "{err}");
 }
 
 #[test]
@@ -518,11 +531,10 @@ fn a_watch_answered_410_gone_lists_again() {
     let mut waiting = until_created(&sim, "gone-tls");
     waiting.expect_line("watch in default expired (410");
     apply_certificate(&sim, "gone-tls", "letsencrypt-staging", "gone.example.com");
-    let (code, out, err) = finish(waiting);
-    assert_eq!(code, Some(0), "{err}\n{}", sim.log());
+    let data = finish(&sim, waiting).success().stdout();
     assert!(
-        out.starts_with("default/gone-tls\tgone.example.com\t"),
-        "{out}"
+        data.starts_with("default/gone-tls\tgone.example.com\t"),
+        "{data}"
     );
     assert_eq!(
         certwait_lines(
@@ -550,35 +562,31 @@ fn a_flaky_api_server_at_startup_is_survived() {
     ]);
     let waiting = until_created(&sim, "retry-tls");
     apply_certificate(&sim, "retry-tls", "letsencrypt-prod", "retry.example.com");
-    let (code, out, err) = finish(waiting);
-    assert_eq!(code, Some(0), "{err}\n{}", sim.log());
-    assert!(out.starts_with("default/retry-tls\t"), "{out}");
+    let data = finish(&sim, waiting).success().stdout();
+    assert!(data.starts_with("default/retry-tls\t"), "{data}");
     assert_eq!(certwait_lines(&sim, " -> 503"), 2, "{}", sim.log());
 }
 
 #[test]
 fn without_cert_manager_it_fails_at_once() {
     let sim = Sim::start(&[]);
-    let out = certwait_on(&sim, &["polls-tls"]);
-    out.code(1).stderr_has("cert-manager is not installed");
-    assert!(out.stdout.is_empty());
+    certwait_on(&sim, &["polls-tls"])
+        .code(1)
+        .stdout_empty()
+        .stderr_is(
+            "certwait: cert-manager is not installed: the cluster does not serve \
+             cert-manager.io/v1 Certificates (https://cert-manager.io/docs/installation/)\n",
+        );
 }
 
 #[test]
 fn a_missing_issuer_fails_unless_keep_waiting() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
     apply_certificate(&sim, "lost-tls", "letsencrypt-nope", "lost.example.com");
-    let out = certwait_on(&sim, &["lost-tls"]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("ClusterIssuer letsencrypt-nope does not exist"),
-        "{err}"
-    );
-    assert!(
-        err.contains("Hint: create the ClusterIssuer letsencrypt-nope"),
-        "{err}"
-    );
+    certwait_on(&sim, &["lost-tls"])
+        .code(1)
+        .stderr_has("ClusterIssuer letsencrypt-nope does not exist")
+        .stderr_has("Hint: create the ClusterIssuer letsencrypt-nope");
 
     // The CertificateRequest the simulated cert-manager leaves pending, for the chain.
     for condition in ["--for=create", "--for=condition=Ready=false"] {
@@ -589,24 +597,16 @@ fn a_missing_issuer_fails_unless_keep_waiting() {
             "--timeout=30s",
         ]);
     }
-    let kept = certwait_on(&sim, &["lost-tls", "--keep-waiting", "--timeout", "1s"]);
-    let err = stderr(&kept);
-    assert_eq!(kept.status.code(), Some(124), "{err}");
-    assert!(
-        err.contains("warning: default/lost-tls: ClusterIssuer letsencrypt-nope does not exist"),
-        "{err}"
-    );
-    assert!(
-        err.contains("Referenced \"ClusterIssuer\" not found"),
-        "the CertificateRequest's reason: {err}"
-    );
+    certwait_on(&sim, &["lost-tls", "--keep-waiting", "--timeout", "1s"])
+        .code(124)
+        .stderr_has("warning: default/lost-tls: ClusterIssuer letsencrypt-nope does not exist")
+        // The CertificateRequest's reason.
+        .stderr_has("Referenced \"ClusterIssuer\" not found");
 }
 
 /// certwait reading `stream` on stdin, giving up after `timeout`.
 fn certwait_stream(sim: &Sim, stream: &str, timeout: &str) -> Run {
-    sim.cmd("certwait")
-        .args(["--timeout", timeout])
-        .run_with(stream)
+    certwait_stdin(sim, &["--timeout", timeout], stream)
 }
 
 /// `make promote`'s race: kapply has switched the Ingress to letsencrypt-prod, but
@@ -617,39 +617,30 @@ fn a_certificate_not_yet_switched_to_the_streams_issuer_is_not_ready() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
     let staging = ingress("polls-tls", "letsencrypt-staging", "polls.example.com");
     sim.apply_yaml(&staging);
-    let out = certwait_stream(&sim, &staging, "1m");
-    assert_success(&sim, &out);
-    assert!(stdout(&out).contains("(STAGING)"), "{}", stdout(&out));
+    certwait_stream(&sim, &staging, "1m")
+        .success()
+        .stdout_has("(STAGING)");
 
     let prod = ingress("polls-tls", "letsencrypt-prod", "polls.example.com");
-    let out = certwait_stream(&sim, &prod, "2s");
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(124), "{err}\n{}", stdout(&out));
-    assert!(out.stdout.is_empty(), "{}", stdout(&out));
-    assert!(
-        err.contains(
+    certwait_stream(&sim, &prod, "2s")
+        .code(124)
+        .stdout_empty()
+        .stderr_has(
             "default/polls-tls: waiting for cert-manager to update the Certificate \
-             (issuer ClusterIssuer letsencrypt-staging -> letsencrypt-prod)"
-        ),
-        "{err}"
-    );
-    assert!(
-        err.contains("Hint: the Certificate does not have the spec the input asks for yet"),
-        "{err}"
-    );
+             (issuer ClusterIssuer letsencrypt-staging -> letsencrypt-prod)",
+        )
+        .stderr_has("Hint: the Certificate does not have the spec the input asks for yet");
 
     sim.apply_yaml(&prod);
     let out = certwait_stream(&sim, &prod, "1m");
-    let (err, data) = (stderr(&out), stdout(&out));
-    assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
+    out.success()
+        .stdout_has("CN=E5")
+        .stdout_lacks("STAGING")
+        .stderr_lacks("STAGING");
+    let data = out.stdout();
     assert!(
         data.starts_with("default/polls-tls\tpolls.example.com\t"),
         "{data}"
-    );
-    assert!(data.contains("CN=E5"), "{data}");
-    assert!(
-        !data.contains("STAGING") && !err.contains("STAGING"),
-        "{data}\n{err}"
     );
 }
 
@@ -659,29 +650,22 @@ fn a_certificate_not_yet_covering_the_streams_hosts_is_not_ready() {
     let sim = Sim::start(&["--cert-manager", "--cert-delay", "300ms"]);
     let one = ingress("polls-tls", "letsencrypt-prod", "polls.example.com");
     sim.apply_yaml(&one);
-    let out = certwait_stream(&sim, &one, "1m");
-    assert_success(&sim, &out);
+    certwait_stream(&sim, &one, "1m").success();
 
     let two = one.replace(
         "hosts: [polls.example.com]",
         "hosts: [www.polls.example.com, polls.example.com]",
     );
-    let out = certwait_stream(&sim, &two, "2s");
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(124), "{err}\n{}", stdout(&out));
-    assert!(out.stdout.is_empty(), "{}", stdout(&out));
-    assert!(
-        err.contains(
+    certwait_stream(&sim, &two, "2s")
+        .code(124)
+        .stdout_empty()
+        .stderr_has(
             "default/polls-tls: waiting for cert-manager to update the Certificate \
-             (dnsNames polls.example.com -> polls.example.com, www.polls.example.com)"
-        ),
-        "{err}"
-    );
+             (dnsNames polls.example.com -> polls.example.com, www.polls.example.com)",
+        );
 
     sim.apply_yaml(&two);
-    let out = certwait_stream(&sim, &two, "1m");
-    let (err, data) = (stderr(&out), stdout(&out));
-    assert_eq!(out.status.code(), Some(0), "{err}\n{}", sim.log());
+    let data = certwait_stream(&sim, &two, "1m").success().stdout();
     let fields: Vec<&str> = data.trim_end().split('\t').collect();
     let mut names: Vec<&str> = fields[1].split(',').collect();
     names.sort_unstable();
@@ -700,6 +684,16 @@ fn base64_decode(text: &str) -> String {
     String::from_utf8(bytes).unwrap()
 }
 
+/// The simulator's address as its kubeconfig gives it (`https://127.0.0.1:PORT/`).
+fn server(sim: &Sim) -> String {
+    let kubeconfig = std::fs::read_to_string(&sim.kubeconfig).unwrap();
+    let line = kubeconfig
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("server: "))
+        .expect("a server in the kubeconfig");
+    format!("{}/", line.trim_end_matches('/'))
+}
+
 /// certwait `args` against `sim`, which must end by itself (see [`run_bounded`]).
 fn certwait_bounded(sim: &Sim, args: &[&str]) -> Run {
     let mut c = sim.cmd("certwait");
@@ -714,7 +708,10 @@ fn timeout_bounds_a_server_that_accepts_and_never_answers() {
         let sim = Sim::start(&["--cert-manager", "--faults", fault]);
         certwait_bounded(&sim, &["polls-tls", "--timeout", "1s"])
             .code(124)
-            .stderr_has("timed out after 1.0s");
+            .stderr_is(&format!(
+                "certwait: timed out after 1.0s asking {} whether it serves cert-manager.io/v1\n",
+                server(&sim)
+            ));
     }
 }
 
@@ -759,10 +756,8 @@ fn a_certificate_issued_during_an_outage_is_seen_once_the_server_is_back() {
         "polls.example.com",
     );
     let out = certwait_on(&sim, &["polls-tls", "--timeout", "30s"]);
-    assert_success(&sim, &out);
-    let err = stderr(&out);
-    assert!(err.contains("s default/polls-tls: Ready=True"), "{err}");
-    assert_outage_told_once(&err);
+    out.success().stderr_has("s default/polls-tls: Ready=True");
+    assert_outage_told_once(&out.stderr());
 }
 
 /// One line when the outage began and one when it ended, not one per retry.
@@ -793,15 +788,13 @@ fn a_killed_and_restarted_server_is_ridden_out() {
         "polls.example.com",
     );
     let out = certwait_on(&sim, &["polls-tls", "--timeout", "30s"]);
-    assert_success(&sim, &out);
+    out.success().stderr_has("default/polls-tls: Ready=True");
     assert!(
         sim.log().contains("kubesim: restart: listening again"),
         "{}",
         sim.log()
     );
-    let err = stderr(&out);
-    assert!(err.contains("default/polls-tls: Ready=True"), "{err}");
-    assert_outage_told_once(&err);
+    assert_outage_told_once(&out.stderr());
 }
 
 #[test]
@@ -822,11 +815,8 @@ fn a_server_that_refuses_before_any_answer_fails_at_once_as_kubectl_says() {
     let mut c = cmd("certwait");
     c.env("KUBECONFIG", &path)
         .args(["polls-tls", "--timeout", "1h"]);
-    assert_eq!(
-        run_bounded(&mut c).code(1).stderr(),
-        format!(
-            "certwait: The connection to the server 127.0.0.1:{port} was refused - did you \
-             specify the right host or port?\n"
-        )
-    );
+    run_bounded(&mut c).code(1).stderr_is(&format!(
+        "certwait: The connection to the server 127.0.0.1:{port} was refused - did you \
+         specify the right host or port?\n"
+    ));
 }

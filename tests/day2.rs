@@ -425,12 +425,21 @@ fn make_diff_says_what_exit_1_means_and_succeeds() {
     make(Some(&sim), &settings, "deploy", FIRST).success();
     make(Some(&sim), &settings, "diff", &[])
         .success()
-        .stderr_has("make diff: no differences");
+        .stderr_is(
+            "envsplit: examples/polls/env:3: warning: secret key DJANGO_SECRET_KEY is empty: \
+             fill it in, or let `secretgen --generate DJANGO_SECRET_KEY` do it\n\
+             make diff: no differences: the cluster runs what deploy would apply\n",
+        );
     make(Some(&sim), &settings, "diff", &["REPLICAS=3"])
         .success()
         .stdout_has("replicas: 3")
-        .stderr_has("exit status 1 means \"there are differences\"")
-        .stderr_lacks("Error 1");
+        .stderr_is(
+            "envsplit: examples/polls/env:3: warning: secret key DJANGO_SECRET_KEY is empty: \
+             fill it in, or let `secretgen --generate DJANGO_SECRET_KEY` do it\n\
+             kapply: 1 of 6 objects differs from the live state\n\
+             make diff: the differences above are what `make deploy` would change \
+             (kapply --diff exit status 1 means \"there are differences\": not a failure)\n",
+        );
 }
 
 #[test]
@@ -446,7 +455,14 @@ fn a_first_deploy_without_an_image_stops_before_rendering() {
     )
     .code(2)
     .stdout_empty()
-    .stderr_has("make deploy: no IMAGE for APP=polls NAMESPACE=default")
+    // Then make's own line, naming the Makefile's line: not pinned.
+    .stderr_has(&format!(
+        "make deploy: no IMAGE for APP=polls NAMESPACE=default, and no {settings} to keep \
+         them: name them on the first deploy, e.g.\n  make deploy APP=polls NAMESPACE=default \
+         ENV=examples/polls/env IMAGE=docker.io/you/polls:v1 HOST=polls.your-domain.com\n\
+         (a successful deploy keeps them in {settings}; later deploys need only what changes)\n",
+        settings = settings.display()
+    ))
     .stderr_lacks("envsplit")
     .stderr_lacks("kubectl")
     .stderr_lacks("docker.io/sammy/polls:latest");

@@ -354,8 +354,7 @@ fn ctrl_c_in_make_deploy_while_the_migration_is_pending_stops_at_once_and_prunes
         .unwrap();
     assert!(kill.success());
     let out = child.finish();
-    let err = stderr(&out);
-    assert!(!out.status.success(), "{err}");
+    assert!(!out.status.success(), "{}", out.stderr());
     out.stderr_has("interrupted by SIGINT")
         .stderr_has("nothing pruned")
         .stderr_has("not applied: Deployment/polls-app")

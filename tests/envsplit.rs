@@ -6,7 +6,7 @@ use base64::Engine as _;
 use serde_json::{Map, Value};
 use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 /// A value that stands for a password in the inputs below: it must never reach stderr.
 const SECRET: &str = "hunter2-Xyzzy";
@@ -53,9 +53,8 @@ fn data_of(objects: &[Value], kind: &str, field: &str) -> Map<String, Value> {
 
 /// The ConfigMap's `data` and the Secret's `stringData` of an envsplit run that must
 /// have succeeded.
-fn split_of(out: &Output) -> (Map<String, Value>, Map<String, Value>) {
-    assert!(out.status.success(), "{}", stderr(out));
-    let objects = docs(&stdout(out));
+fn split_of(out: &Run) -> (Map<String, Value>, Map<String, Value>) {
+    let objects = docs(&out.success().stdout());
     (
         data_of(&objects, "ConfigMap", "data"),
         data_of(&objects, "Secret", "stringData"),
@@ -74,33 +73,23 @@ fn tutorial_env_through_secretgen_equals_the_reviewed_golden_file() {
     args.extend(TUTORIAL_SPLIT);
     args.push(env.to_str().unwrap());
     let split = envsplit(&args, b"");
-    assert!(split.status.success(), "{}", stderr(&split));
     // The tutorial leaves DJANGO_SECRET_KEY empty for the user to fill: say so.
-    assert!(
-        stderr(&split).contains("secret key DJANGO_SECRET_KEY is empty"),
-        "{}",
-        stderr(&split)
-    );
-    let encoded = run_with_stdin(cmd("secretgen"), &split.stdout);
-    assert!(encoded.status.success(), "{}", stderr(&encoded));
-    for placeholder_secret in [
+    split.success().stderr_is(&format!(
+        "envsplit: {}:3: warning: secret key DJANGO_SECRET_KEY is empty: fill it in, or let \
+         `secretgen --generate DJANGO_SECRET_KEY` do it\n",
+        env.display()
+    ));
+    let encoded = cmd("secretgen").run_with(&split.stdout);
+    encoded.success().stderr_empty();
+    let placeholder_secrets = [
         "your_django_db_user_password",
         "your_space_access_key_secret",
-    ] {
-        assert!(
-            !stderr(&split).contains(placeholder_secret),
-            "{}",
-            stderr(&split)
-        );
-        assert!(
-            !stderr(&encoded).contains(placeholder_secret),
-            "{}",
-            stderr(&encoded)
-        );
-    }
+    ];
+    split.no_secrets(&placeholder_secrets);
+    encoded.no_secrets(&placeholder_secrets);
     let golden =
         std::fs::read_to_string(root().join("tests/golden/polls-config-secret.yaml")).unwrap();
-    assert_eq!(stdout(&encoded), golden);
+    encoded.stdout_is(&golden);
 
     // The split is exactly the tutorial's: six config keys, the other eight secret.
     let objects = docs(&golden);
@@ -140,16 +129,12 @@ fn default_heuristic_and_explain_never_show_values() {
     assert_eq!(keys(&config), ["DATABASE_HOST", "DEBUG"]);
     assert_eq!(keys(&secret), ["DATABASE_URL", "DJANGO_SECRET_KEY"]);
     assert_eq!(secret["DJANGO_SECRET_KEY"], SECRET);
-    let err = stderr(&out);
-    assert!(
-        err.contains("<stdin>:1: DJANGO_SECRET_KEY: secret (default: key part SECRET)"),
-        "{err}"
+    out.stderr_is(
+        "envsplit: <stdin>:1: DJANGO_SECRET_KEY: secret (default: key part SECRET)\n\
+         envsplit: <stdin>:2: DEBUG: config (default: no credential word in the key)\n\
+         envsplit: <stdin>:3: DATABASE_URL: secret (default: value is a URL with a password)\n\
+         envsplit: <stdin>:4: DATABASE_HOST: config (default: key ends in _HOST, which names a setting)\n",
     );
-    assert!(
-        err.contains("<stdin>:3: DATABASE_URL: secret (default: value is a URL with a password)"),
-        "{err}"
-    );
-    assert!(err.contains("<stdin>:2: DEBUG: config"), "{err}");
 }
 
 /// A path the user gave and the tool's own words are public: printed whole even where a
@@ -169,15 +154,15 @@ fn paths_keys_and_explain_lines_are_printed_whole() {
         .run_with(b"");
     let (_, secret) = split_of(&out);
     assert_eq!(secret["POSTGRES_PASSWORD"], "plane");
-    let err = stderr(&out);
-    for line in [
-        format!("envsplit: {file}:2: POSTGRES_PASSWORD: secret (default: key part PASSWORD)"),
-        format!("envsplit: {file}:3: SECRET_KEY: secret (default: key part SECRET)"),
-        format!("envsplit: {file}:4: DB_PASS: secret (default: key part PASS)"),
-        format!("envsplit: {file}:5: warning: secret key SOME_PASSWORD is empty"),
-    ] {
-        assert!(err.contains(&line), "{line}\n{err}");
-    }
+    out.stderr_is(&format!(
+        "envsplit: {file}:1: DEBUG: config (default: no credential word in the key)\n\
+         envsplit: {file}:2: POSTGRES_PASSWORD: secret (default: key part PASSWORD)\n\
+         envsplit: {file}:3: SECRET_KEY: secret (default: key part SECRET)\n\
+         envsplit: {file}:4: DB_PASS: secret (default: key part PASS)\n\
+         envsplit: {file}:5: SOME_PASSWORD: secret (default: key part PASSWORD)\n\
+         envsplit: {file}:5: warning: secret key SOME_PASSWORD is empty: fill it in, or let \
+         `secretgen --generate SOME_PASSWORD` do it\n"
+    ));
 }
 
 #[test]
@@ -211,19 +196,21 @@ fn flags_then_rules_then_heuristic_first_match_wins() {
         keys(&secret),
         ["DATABASE_HOST", "DATABASE_PASSWORD", "DEBUG"]
     );
-    assert!(stderr(&out).contains(&format!(
-        "API_KEY_ID: config ({rules}:2: config API_KEY_ID)"
-    )));
-    assert!(stderr(&out).contains("STRIPE_KEY: config (--config 'STRIPE_*')"));
+    out.stderr_is(&format!(
+        "envsplit: <stdin>:1: API_KEY_ID: config ({rules}:2: config API_KEY_ID)\n\
+         envsplit: <stdin>:2: DATABASE_HOST: secret ({rules}:3: secret DATABASE_*)\n\
+         envsplit: <stdin>:3: DATABASE_PASSWORD: secret ({rules}:3: secret DATABASE_*)\n\
+         envsplit: <stdin>:4: DEBUG: secret (--secret 'DEBUG')\n\
+         envsplit: <stdin>:5: STRIPE_KEY: config (--config 'STRIPE_*')\n"
+    ));
 
     let bad = write_file(dir.path(), "bad", b"secret A\nsecrets B\n");
-    let out = envsplit(&["--app", "a", "--rules", &bad], b"A=1\n");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    assert_eq!(
-        stderr(&out),
-        format!("envsplit: {bad}:2: expected `secret GLOB` or `config GLOB`\n")
-    );
+    envsplit(&["--app", "a", "--rules", &bad], b"A=1\n")
+        .code(2)
+        .stdout_empty()
+        .stderr_is(&format!(
+            "envsplit: {bad}:2: expected `secret GLOB` or `config GLOB`\n"
+        ));
 }
 
 #[test]
@@ -240,8 +227,7 @@ fn names_namespace_labels_and_always_both() {
         ],
         b"DEBUG=1\n",
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let objects = docs(&stdout(&out));
+    let objects = docs(&out.success().stdout());
     assert_eq!(objects.len(), 2);
     assert_eq!(objects[0]["metadata"]["name"], "cfg");
     assert_eq!(objects[1]["metadata"]["name"], "polls-secret");
@@ -257,14 +243,14 @@ fn names_namespace_labels_and_always_both() {
     }
     // Without --always-both an empty side is left out.
     let out = envsplit(&["--app", "polls"], b"DEBUG=1\n");
-    assert_eq!(docs(&stdout(&out)).len(), 1);
-    let out = envsplit(&["--app", "Polls"], b"DEBUG=1\n");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("invalid name \"Polls-config\""),
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(docs(&out.stdout()).len(), 1);
+    envsplit(&["--app", "Polls"], b"DEBUG=1\n")
+        .code(2)
+        .stderr_is(
+            "envsplit: --config-name (or --app): invalid name \"Polls-config\": a lowercase \
+             RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', \
+             and must start and end with an alphanumeric character\n",
+        );
 }
 
 #[test]
@@ -276,11 +262,11 @@ fn bom_crlf_and_warnings_are_accepted() {
     let (config, secret) = split_of(&out);
     assert_eq!(config["A"], "1");
     assert_eq!(secret["PASSWORD"], SECRET);
-    let err = stderr(&out);
-    assert!(err.contains("<stdin>:2: warning: key \"my.key\""), "{err}");
-    assert!(
-        err.contains("<stdin>:3: warning: secret key API_TOKEN is empty"),
-        "{err}"
+    out.stderr_is(
+        "envsplit: <stdin>:2: warning: key \"my.key\" is a valid ConfigMap/Secret key but not \
+         a shell variable name: the app may not see it through envFrom\n\
+         envsplit: <stdin>:3: warning: secret key API_TOKEN is empty: fill it in, or let \
+         `secretgen --generate API_TOKEN` do it\n",
     );
 }
 
@@ -298,13 +284,16 @@ fn bad_input_exits_2_with_file_line_and_empty_stdout() {
             "missing =",
             format!("A={SECRET}\n{SECRET}\n").into(),
             &[],
-            "2: missing '='".into(),
+            "2: missing '=' (a line must read KEY=value)".into(),
         ),
         (
             "invalid key",
             b"A=1\n1BAD=x\n".to_vec(),
             &[],
-            "2: not a KEY=VALUE line: the text before '=' starts with a digit".into(),
+            "2: not a KEY=VALUE line: the text before '=' starts with a digit (a key is letters, \
+             digits, '_' and '.', not starting with a digit); the line is not shown, it may be \
+             a value"
+                .into(),
         ),
         (
             "duplicate",
@@ -334,31 +323,42 @@ fn bad_input_exits_2_with_file_line_and_empty_stdout() {
             "over 1 MiB",
             big.into(),
             &[],
-            "2: B: the ConfigMap's values pass 1048576 bytes".into(),
+            "2: B: the ConfigMap's values pass 1048576 bytes, the API server's 1 MiB object \
+             limit: split the file"
+                .into(),
         ),
         (
             "dollar",
             format!("PASSWORD={SECRET}$x\n").into(),
             &[],
-            "1: PASSWORD: '$' would be expanded".into(),
+            "1: PASSWORD: '$' would be expanded by dotenv rules, changing the value: keep it \
+             literal with single quotes (KEY='...') or \\$, or use --format docker; pass \
+             --expand to expand it"
+                .into(),
         ),
         (
             "space",
             format!("PASSWORD={SECRET} x\n").into(),
             &[],
-            "1: PASSWORD: unquoted value contains a space".into(),
+            "1: PASSWORD: unquoted value contains a space: quote the value, or read the file as \
+             docker and kubectl do with --format docker"
+                .into(),
         ),
         (
             "docker key",
             b"A=1\nexport B=2\n".to_vec(),
             &["--format", "docker"],
-            "2: invalid key".into(),
+            "2: invalid key (\"export B\"): `export` is dotenv syntax, which kubectl and docker do \
+             not read: drop it, or read the file with --format dotenv"
+                .into(),
         ),
         (
             "docker long line",
             long.into(),
             &["--format", "docker"],
-            "2: line is 64 KiB or longer".into(),
+            "2: line is 64 KiB or longer: kubectl and docker cannot read it (kubectl silently \
+             drops the rest of the file)"
+                .into(),
         ),
     ];
     let dir = tempfile::tempdir().unwrap();
@@ -367,15 +367,11 @@ fn bad_input_exits_2_with_file_line_and_empty_stdout() {
         let mut args = vec!["--app", "a"];
         args.extend(extra);
         args.push(&file);
-        let out = envsplit(&args, b"");
-        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
-        assert!(out.stdout.is_empty(), "{name}: wrote to stdout");
-        let err = stderr(&out);
-        assert!(
-            err.starts_with(&format!("envsplit: {file}:{reason}")),
-            "{name}: {err}"
-        );
-        assert_eq!(err.lines().count(), 1, "{name}: {err}");
+        envsplit(&args, b"")
+            .context(name)
+            .code(2)
+            .stdout_empty()
+            .stderr_is(&format!("envsplit: {file}:{reason}\n"));
     }
 }
 
@@ -383,20 +379,19 @@ fn bad_input_exits_2_with_file_line_and_empty_stdout() {
 fn dollar_is_literal_in_single_quotes_docker_format_or_expanded_on_request() {
     let env = b"A='x$y'\nB=a\\$b\n";
     let out = envsplit(&["--app", "a"], env);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let data = data_of(&docs(&stdout(&out)), "ConfigMap", "data");
+    let data = data_of(&docs(&out.success().stdout()), "ConfigMap", "data");
     assert_eq!(
         (data["A"].as_str(), data["B"].as_str()),
         (Some("x$y"), Some("a$b"))
     );
     let out = envsplit(&["--app", "a", "--format", "docker"], b"A=x$y\n");
     assert_eq!(
-        data_of(&docs(&stdout(&out)), "ConfigMap", "data")["A"],
+        data_of(&docs(&out.stdout()), "ConfigMap", "data")["A"],
         "x$y"
     );
     let out = envsplit(&["--app", "a", "--expand"], b"A=x\nB=${A}y\n");
     assert_eq!(
-        data_of(&docs(&stdout(&out)), "ConfigMap", "data")["B"],
+        data_of(&docs(&out.stdout()), "ConfigMap", "data")["B"],
         "xy"
     );
 }
@@ -439,7 +434,7 @@ fn docker_format_matches_kubectl_on_the_corpus() {
         let run = |tool: &str, args: &[&str]| {
             let mut c = cmd(tool);
             c.args(args).envs(env).env_remove("KPIPE_CORPUS_UNSET_XYZ");
-            run_with_stdin(c, b"")
+            c.run_with(b"").context(&name)
         };
         let cm = run(
             "envsplit",
@@ -474,8 +469,7 @@ fn docker_format_matches_kubectl_on_the_corpus() {
         match (kubectl(&["configmap"]), kubectl(&["secret", "generic"])) {
             (Some(kube_cm), Some(kube_secret)) => {
                 assert!(!name.contains(".err."), "{name}: kubectl accepts it");
-                assert!(cm.status.success(), "{name}: {}", stderr(&cm));
-                let ours = data_of(&docs(&stdout(&cm)), "ConfigMap", "data");
+                let ours = data_of(&docs(&cm.success().stdout()), "ConfigMap", "data");
                 let theirs = kube_cm["data"].as_object().cloned().unwrap_or_default();
                 assert_eq!(
                     ours, theirs,
@@ -483,19 +477,21 @@ fn docker_format_matches_kubectl_on_the_corpus() {
                 );
 
                 let theirs = decoded(kube_secret["data"].as_object().cloned().unwrap_or_default());
-                let encoded = run_with_stdin(cmd("secretgen"), &split.stdout);
-                assert!(encoded.status.success(), "{name}: {}", stderr(&encoded));
-                let piped = decoded(data_of(&docs(&stdout(&encoded)), "Secret", "data"));
+                let encoded = cmd("secretgen")
+                    .run_with(&split.stdout)
+                    .context(&name)
+                    .success()
+                    .stdout();
+                let piped = decoded(data_of(&docs(&encoded), "Secret", "data"));
                 assert_eq!(
                     piped, theirs,
                     "{name}: envsplit | secretgen differs from kubectl"
                 );
-                assert!(
-                    standalone.status.success(),
-                    "{name}: {}",
-                    stderr(&standalone)
-                );
-                let made = decoded(data_of(&docs(&stdout(&standalone)), "Secret", "data"));
+                let made = decoded(data_of(
+                    &docs(&standalone.success().stdout()),
+                    "Secret",
+                    "data",
+                ));
                 assert_eq!(
                     made, theirs,
                     "{name}: secretgen --from-env-file differs from kubectl"
@@ -505,16 +501,12 @@ fn docker_format_matches_kubectl_on_the_corpus() {
             (None, None) => {
                 assert!(name.contains(".err."), "{name}: kubectl rejects it");
                 for (what, out) in [("envsplit", &cm), ("secretgen", &standalone)] {
-                    assert_eq!(
-                        out.status.code(),
-                        Some(2),
-                        "{name}: {what} accepted what kubectl rejects"
-                    );
-                    assert!(out.stdout.is_empty(), "{name}: {what} wrote to stdout");
+                    // kubectl rejects it: so must the tool, naming the file.
+                    out.code(2).stdout_empty();
                     assert!(
-                        stderr(out).starts_with(&format!("{what}: {f}:")),
+                        out.stderr().starts_with(&format!("{what}: {f}:")),
                         "{name}: {}",
-                        stderr(out)
+                        out.stderr()
                     );
                 }
                 agreed_err += 1;
@@ -554,24 +546,20 @@ fn a_closed_pipe_ends_quietly() {
         .unwrap();
     let mut first = [0u8; 1];
     child.stdout.take().unwrap().read_exact(&mut first).unwrap(); // then dropped: `| head -c1`
-    let out = child.wait_with_output().unwrap();
+    let out: Run = child.wait_with_output().unwrap().into();
     assert_eq!(&first, b"#");
-    assert_eq!(out.status.code(), Some(141));
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    out.code(141).stderr_empty();
 }
 
 /// Runs a shell command line with stdout on a pseudo-terminal (util-linux `script`).
-fn on_terminal(command_line: &str) -> Output {
+fn on_terminal(command_line: &str) -> Run {
     Command::new("script")
         .args(["-qec", command_line, "/dev/null"])
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .output()
         .expect("script(1) from util-linux")
+        .into()
 }
 
 #[test]
@@ -583,28 +571,23 @@ fn secret_values_reach_a_terminal_only_with_show() {
         format!("PASSWORD={SECRET}\nDEBUG=1\n").as_bytes(),
     );
     let envsplit = bin("envsplit");
-    let refused = on_terminal(&format!("{} --app a {file}", envsplit.display()));
-    assert_eq!(refused.status.code(), Some(2));
-    let text = stdout(&refused);
-    assert!(
-        text.contains("refusing to write Secret values to a terminal"),
-        "{text}"
-    );
-    assert!(!text.contains(SECRET), "{text}");
-    let shown = on_terminal(&format!("{} --app a --show {file}", envsplit.display()));
-    assert_eq!(shown.status.code(), Some(0));
-    assert!(stdout(&shown).contains(SECRET));
+    // The terminal shows stdout and stderr together, with its line ending.
+    on_terminal(&format!("{} --app a {file}", envsplit.display()))
+        .code(2)
+        .stdout_is(
+            "envsplit: refusing to write Secret values to a terminal: pipe the output on, \
+             redirect it to a file, or pass --show\r\n",
+        )
+        .stdout_lacks(SECRET);
+    on_terminal(&format!("{} --app a --show {file}", envsplit.display()))
+        .success()
+        .stdout_has(SECRET);
     // Plain settings are fine on a terminal.
-    let config_only = on_terminal(&format!(
+    on_terminal(&format!(
         "{} --app a --config '*' {file}",
         envsplit.display()
-    ));
-    assert_eq!(
-        config_only.status.code(),
-        Some(0),
-        "{}",
-        stdout(&config_only)
-    );
+    ))
+    .success();
 }
 
 /// Every bad line of a file in one run (up to 20), each `envsplit: FILE:LINE: why`; an
@@ -616,20 +599,32 @@ fn every_bad_line_is_reported_in_one_run() {
         text.push_str(&format!("{i}X=y\n"));
     }
     let out = envsplit(&["--app", "a"], text.as_bytes());
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    let err = stderr(&out);
-    let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 21, "{err}");
-    assert!(lines.iter().all(|l| l.starts_with("envsplit: ")), "{err}");
-    assert!(
-        lines[0].starts_with("envsplit: <stdin>:2: NAME: unquoted value contains a space")
-            && lines[0].ends_with("--format docker"),
-        "{err}"
+    // Lines 3 and 6 to 22 start with a digit; the 20 reported, then a count.
+    let digit = |line: usize| {
+        format!(
+            "envsplit: <stdin>:{line}: not a KEY=VALUE line: the text before '=' starts with a \
+             digit (a key is letters, digits, '_' and '.', not starting with a digit); the \
+             line is not shown, it may be a value\n"
+        )
+    };
+    let mut expected = String::from(
+        "envsplit: <stdin>:2: NAME: unquoted value contains a space: quote the value, or read \
+         the file as docker and kubectl do with --format docker\n",
     );
-    assert!(lines[1].starts_with("envsplit: <stdin>:3: "), "{err}");
-    assert_eq!(lines[20], "envsplit: ... and 13 more bad lines", "{err}");
-    assert!(!err.contains("two words"), "{err}");
+    expected.push_str(&digit(3));
+    expected.push_str(
+        "envsplit: <stdin>:5: not a KEY=VALUE line: the text before '=' has a space (a key is \
+         letters, digits, '_' and '.', not starting with a digit); the line is not shown, it \
+         may be a value\n",
+    );
+    for line in 6..=22 {
+        expected.push_str(&digit(line));
+    }
+    expected.push_str("envsplit: ... and 13 more bad lines\n");
+    out.code(2)
+        .stdout_empty()
+        .stderr_is(&expected)
+        .stderr_lacks("two words");
 }
 
 /// Real env files name credentials many ways; only random secrets get the hint to
@@ -640,8 +635,9 @@ fn credential_words_of_real_env_files_and_the_generate_hint() {
                 STRIPE_KEYS=x\nGOOGLE_APPLICATION_CREDENTIALS=/c.json\nSENTRY_DSN=\n\
                 DEBUG=1\nSPIN_COUNT=3\n";
     let out = envsplit(&["--app", "a"], text.as_bytes());
-    assert!(out.status.success(), "{}", stderr(&out));
-    let docs: Vec<Value> = stdout(&out)
+    let docs: Vec<Value> = out
+        .success()
+        .stdout()
         .split("---\n")
         .filter(|d| !d.trim().is_empty())
         .map(crate::common::yaml)
@@ -651,12 +647,11 @@ fn credential_words_of_real_env_files_and_the_generate_hint() {
     assert_eq!(keys.len(), 8, "{keys:?}");
     let config = docs.iter().find(|d| d["kind"] == "ConfigMap").unwrap();
     assert_eq!(config["data"].as_object().unwrap().len(), 2);
-    let err = stderr(&out);
-    assert!(
-        err.contains("DB_PW is empty: fill it in, or let `secretgen --generate DB_PW` do it"),
-        "{err}"
+    out.stderr_is(
+        "envsplit: <stdin>:1: warning: secret key DB_PW is empty: fill it in, or let \
+         `secretgen --generate DB_PW` do it\n\
+         envsplit: <stdin>:8: warning: secret key SENTRY_DSN is empty: fill it in\n",
     );
-    assert!(err.contains("SENTRY_DSN is empty: fill it in\n"), "{err}");
 }
 
 /// The default split (no --config, --secret or --rules) against every key of the real

@@ -57,13 +57,10 @@ fn gen_stream(args: &[&str], stdin: &str) -> Run {
 }
 
 /// manifest-gen `--image IMAGE` reading `stream` must refuse it: exit 2, nothing on
-/// stdout. Returns its stderr.
-fn refused_stream(stream: &str) -> String {
-    gen_stream(&["--image", IMAGE], stream)
-        .context(stream)
-        .code(2)
-        .stdout_empty()
-        .stderr()
+/// stdout. Returns the run, for its stderr.
+#[track_caller]
+fn refused_stream(stream: &str) -> Run {
+    refused_stream_with(&[], stream)
 }
 
 /// A generated stream's objects, with `--image IMAGE` added to `args`; every stream a
@@ -358,7 +355,14 @@ fn with_a_host_the_probes_are_http_and_send_it_as_host_header() {
         "/",
     ])
     .code(2)
-    .stdout_empty();
+    .stdout_empty()
+    .stderr_is(
+        "error: the argument '--tcp-probes' cannot be used with '--probe-path <PATH>'\n\
+         \n\
+         Usage: manifest-gen --image <IMAGE> --host <HOST[,HOST]> --tcp-probes\n\
+         \n\
+         For more information, try '--help'.\n",
+    );
 }
 
 #[test]
@@ -398,7 +402,7 @@ fn two_hosts_give_a_rule_each_and_one_tls_entry_for_one_certificate() {
     gen_args(&["--image", IMAGE, "--host", "polls.example.com,"])
         .code(2)
         .stdout_empty()
-        .stderr_has("--host");
+        .stderr_is("manifest-gen: --host \"\": must not be empty\n");
 }
 
 /// The test config with DJANGO_ALLOWED_HOSTS set to `value` (in the ConfigMap).
@@ -427,46 +431,52 @@ fn hosts_django_does_not_allow_are_refused_naming_the_setting() {
     }
     objects_from(&["--host", "*.example.com"], &allowing(".example.com"));
 
-    // Refused: exit 2, nothing written, the object and the setting named.
-    for (allowed, refused) in [
+    // Refused: exit 2, nothing written, the object and the setting named, the fix given.
+    let both = "--host polls.example.com, --host www.polls.example.com";
+    let add_both = "polls.example.com,www.polls.example.com (or *)";
+    for (allowed, refused, add) in [
+        ("localhost,127.0.0.1", both, add_both),
         (
-            "localhost,127.0.0.1",
-            "--host polls.example.com, --host www.polls.example.com",
+            "polls.example.com",
+            "--host www.polls.example.com",
+            "www.polls.example.com (or .www.polls.example.com with its subdomains, or *)",
         ),
-        ("polls.example.com", "--host www.polls.example.com"),
-        (
-            "example.com",
-            "--host polls.example.com, --host www.polls.example.com",
-        ),
-        (
-            "*.example.com",
-            "--host polls.example.com, --host www.polls.example.com",
-        ),
-        ("", "--host polls.example.com, --host www.polls.example.com"),
+        ("example.com", both, add_both),
+        ("*.example.com", both, add_both),
+        ("", both, add_both),
     ] {
         let mut args = vec!["--image", IMAGE];
         args.extend_from_slice(&two);
-        let err = gen_stream(&args, &allowing(allowed))
+        gen_stream(&args, &allowing(allowed))
             .context(allowed)
             .code(2)
             .stdout_empty()
-            .stderr_has(&format!(
+            .stderr_is(&format!(
                 "manifest-gen: <stdin>: document 1 (line 4): ConfigMap/polls-config: \
                  DJANGO_ALLOWED_HOSTS {} does not admit {refused}: Django would answer \
-                 every request with 400 Bad Request",
+                 every request with 400 Bad Request (and the HTTP probes would fail); \
+                 add {add} to it\n",
                 json!(allowed)
             ))
-            .stderr();
-        assert!(!err.contains(SECRET_VALUE), "{err}");
+            .no_secret(SECRET_VALUE);
     }
-    let err = refused_stream_with(&["--host", "*.example.com"], &allowing("polls.example.com"));
-    assert!(
-        err.contains("does not admit --host *.example.com") && err.contains("add .example.com"),
-        "{err}"
+    refused_stream_with(&["--host", "*.example.com"], &allowing("polls.example.com")).stderr_is(
+        "manifest-gen: <stdin>: document 1 (line 4): ConfigMap/polls-config: \
+         DJANGO_ALLOWED_HOSTS \"polls.example.com\" does not admit --host *.example.com: \
+         Django would answer every request with 400 Bad Request (and the HTTP probes \
+         would fail); add .example.com (or *) to it\n",
     );
     // The tutorial's settings split on ',' alone: a space is part of the next name.
-    let err = refused_stream_with(&["--host", HOST], &allowing("localhost, your-domain.com"));
-    assert!(err.contains("remove them"), "{err}");
+    refused_stream_with(&["--host", HOST], &allowing("localhost, your-domain.com")).stderr_is(
+        &format!(
+            "manifest-gen: <stdin>: document 1 (line 4): ConfigMap/polls-config: \
+             DJANGO_ALLOWED_HOSTS \"localhost, {HOST}\" does not admit --host {HOST}: \
+             Django would answer every request with 400 Bad Request (and the HTTP probes \
+             would fail); add {HOST} (or .{HOST} with its subdomains, or *) to it; the \
+             spaces around its commas are part of the names (the tutorial's settings split \
+             on ',' alone): remove them\n"
+        ),
+    );
 
     // Not in the stream, or no stream: nothing to check, nothing guessed.
     let without = config_stream().replace("  DJANGO_ALLOWED_HOSTS: \"*\"\n", "");
@@ -475,14 +485,14 @@ fn hosts_django_does_not_allow_are_refused_naming_the_setting() {
 }
 
 /// manifest-gen `--image IMAGE ARGS` refuses `stream`: exit 2, nothing on stdout.
-fn refused_stream_with(args: &[&str], stream: &str) -> String {
+/// Returns the run, for its stderr.
+#[track_caller]
+fn refused_stream_with(args: &[&str], stream: &str) -> Run {
     let mut all = vec!["--image", IMAGE];
     all.extend_from_slice(args);
-    gen_stream(&all, stream)
-        .context(stream)
-        .code(2)
-        .stdout_empty()
-        .stderr()
+    let run = gen_stream(&all, stream).context(stream);
+    run.code(2).stdout_empty();
+    run
 }
 
 #[test]
@@ -495,16 +505,14 @@ fn allowed_hosts_in_the_secret_are_checked_without_showing_them() {
             "stringData:\n",
             &format!("stringData:\n  DJANGO_ALLOWED_HOSTS: \"{hidden}\"\n"),
         );
-    let err = refused_stream_with(&["--host", HOST], &in_secret);
-    assert!(
-        err.contains("Secret/polls-secret: DJANGO_ALLOWED_HOSTS (its value is not shown")
-            && err.contains(&format!("does not admit --host {HOST}")),
-        "{err}"
-    );
-    assert!(
-        !err.contains(hidden) && !err.contains(SECRET_VALUE),
-        "{err}"
-    );
+    refused_stream_with(&["--host", HOST], &in_secret)
+        .stderr_is(&format!(
+            "manifest-gen: <stdin>: document 2 (line 17): Secret/polls-secret: \
+             DJANGO_ALLOWED_HOSTS (its value is not shown: a Secret holds it) does not admit \
+             --host {HOST}: Django would answer every request with 400 Bad Request (and the \
+             HTTP probes would fail); add {HOST} (or .{HOST} with its subdomains, or *) to it\n"
+        ))
+        .no_secrets(&[hidden, SECRET_VALUE]);
     objects_from(&["--host", hidden], &in_secret);
     // Both set it: envFrom lists the ConfigMap last, and its value is the one Django sees.
     let both = config_stream().replace(
@@ -544,7 +552,11 @@ fn image_pull_secrets_go_on_every_pod_and_into_the_job_name() {
     gen_args(&["--image", IMAGE, "--image-pull-secret", "Reg_Cred"])
         .code(2)
         .stdout_empty()
-        .stderr_has("--image-pull-secret \"Reg_Cred\"");
+        .stderr_is(
+            "manifest-gen: --image-pull-secret \"Reg_Cred\": a lowercase RFC 1123 subdomain \
+             must consist of lower case alphanumeric characters, '-' or '.', and must start \
+             and end with an alphanumeric character\n",
+        );
 }
 
 // ---------------------------------------------------------------- labels and selectors
@@ -915,14 +927,14 @@ fn hpa_replaces_replicas_and_pdb_needs_two_replicas() {
     ] {
         let mut all = vec!["--image", IMAGE];
         all.extend_from_slice(args);
-        let out = gen_args(&all);
-        assert!(out.status.success());
-        assert!(!stdout(&out).contains("PodDisruptionBudget"), "{args:?}");
-        assert!(
-            stderr(&out).contains("--pdb skipped"),
-            "{args:?}: {}",
-            stderr(&out)
-        );
+        gen_args(&all)
+            .context(format!("{args:?}"))
+            .success()
+            .stdout_lacks("PodDisruptionBudget")
+            .stderr_is(
+                "manifest-gen: --pdb skipped: at most 1 replica can run, and a \
+                 PodDisruptionBudget with minAvailable 1 would block every node drain\n",
+            );
     }
 }
 
@@ -1002,7 +1014,7 @@ fn config_hash(objs: &[Value]) -> Option<String> {
 
 fn hash_of(stream: &str) -> String {
     let out = gen_stream(&["--image", IMAGE], stream);
-    assert!(!stderr(&out).contains(SECRET_VALUE));
+    out.no_secret(SECRET_VALUE);
     config_hash(&parse_stream(&out.success().stdout())).unwrap()
 }
 
@@ -1094,14 +1106,13 @@ fn secret_values_never_reach_stderr_or_the_generated_objects() {
         );
     }
     let bad = config_stream().replace("stringData:", "data:");
-    let out = gen_stream(&["--image", IMAGE], &bad);
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("Secret/polls-secret"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(!stderr(&out).contains(SECRET_VALUE));
+    gen_stream(&["--image", IMAGE], &bad)
+        .code(2)
+        .stderr_is(
+            "manifest-gen: <stdin>: document 2 (line 18): Secret/polls-secret: \
+             data.DATABASE_HOST is not valid base64\n",
+        )
+        .no_secret(SECRET_VALUE);
 }
 
 #[test]
@@ -1110,12 +1121,10 @@ fn two_config_maps_or_secrets_need_a_flag_to_pick_one() {
         "{}---\napiVersion: v1\nkind: ConfigMap\nmetadata: {{name: extra}}\ndata: {{A: b}}\n",
         config_stream()
     );
-    let err = refused_stream(&two);
-    assert!(
-        err.contains("ConfigMap/polls-config")
-            && err.contains("ConfigMap/extra")
-            && err.contains("--config-map"),
-        "{err}"
+    refused_stream(&two).stderr_is(
+        "manifest-gen: the input holds more than one ConfigMap: ConfigMap/polls-config \
+         (<stdin>: document 1 (line 4)) and ConfigMap/extra (<stdin>: document 3 (line 35)); \
+         name the one the pods read with --config-map NAME\n",
     );
 
     let picked = objects_from(&["--config-map", "extra"], &two);
@@ -1148,14 +1157,13 @@ fn two_config_maps_or_secrets_need_a_flag_to_pick_one() {
         "{}---\napiVersion: v1\nkind: Secret\nmetadata: {{name: more}}\n",
         config_stream()
     );
-    let err = refused_stream(&two);
-    assert!(
-        err.contains("Secret/polls-secret")
-            && err.contains("Secret/more")
-            && err.contains("--secret"),
-        "{err}"
-    );
-    assert!(!err.contains(SECRET_VALUE));
+    refused_stream(&two)
+        .stderr_is(
+            "manifest-gen: the input holds more than one Secret: Secret/polls-secret \
+             (<stdin>: document 2 (line 18)) and Secret/more (<stdin>: document 3 (line 35)); \
+             name the one the pods read with --secret NAME\n",
+        )
+        .no_secret(SECRET_VALUE);
     let picked = objects_from(&["--secret", "more"], &two);
     assert_eq!(
         container(&picked)["envFrom"][0],
@@ -1336,15 +1344,14 @@ fn versioned_config_never_shows_a_secret_value() {
     // A name too long for its version: the message names the object, never a value.
     let long = "s".repeat(250);
     let stream = config_stream().replace("name: polls-secret", &format!("name: {long}"));
-    let err = gen_stream(&["--image", IMAGE, "--versioned-config"], &stream)
+    gen_stream(&["--image", IMAGE, "--versioned-config"], &stream)
         .code(2)
         .stdout_empty()
         .no_secret(SECRET_VALUE)
-        .stderr();
-    assert!(
-        err.contains(&format!("Secret/{long}: its versioned name")),
-        "{err}"
-    );
+        .stderr_is(&format!(
+            "manifest-gen: <stdin>: document 2 (line 18): Secret/{long}: its versioned name \
+             \"{long}-ca1fcf585f\" is not valid: must be no more than 253 characters\n"
+        ));
     // Bad base64 in data: the key is named, not the value.
     let bad = config_stream().replace(
         "stringData:\n",
@@ -1353,7 +1360,10 @@ fn versioned_config_never_shows_a_secret_value() {
     gen_stream(&["--image", IMAGE, "--versioned-config"], &bad)
         .code(2)
         .stdout_empty()
-        .stderr_has("data.BROKEN is not valid base64")
+        .stderr_is(
+            "manifest-gen: <stdin>: document 2 (line 18): Secret/polls-secret: \
+             data.BROKEN is not valid base64\n",
+        )
         .no_secret(SECRET_VALUE);
     // The whole render: nothing on stderr, no value in a generated object or a name.
     let text = versioned_run(&config_stream());
@@ -1365,18 +1375,20 @@ fn versioned_config_never_shows_a_secret_value() {
 #[test]
 fn invalid_streams_are_refused() {
     for (input, expect) in [
-        ("apiVersion: v1\nkind: [\n", "<stdin>: document 1"),
+        (
+            "apiVersion: v1\nkind: [\n",
+            "manifest-gen: <stdin>: document 1 (line 2): invalid YAML: unclosed bracket '['\n",
+        ),
         (
             "kind: ConfigMap\nmetadata: {name: a}\n",
-            "missing apiVersion",
+            "manifest-gen: <stdin>: document 1 (line 1): missing apiVersion\n",
         ),
-        ("- a\n", "not a Kubernetes object"),
+        (
+            "- a\n",
+            "manifest-gen: <stdin>: document 1 (line 1): not a Kubernetes object (expected a mapping)\n",
+        ),
     ] {
-        let err = refused_stream(input);
-        assert!(
-            err.starts_with("manifest-gen: ") && err.contains(expect),
-            "{err}"
-        );
+        refused_stream(input).stderr_is(expect);
     }
 }
 
@@ -1385,58 +1397,106 @@ fn invalid_streams_are_refused() {
 #[test]
 fn bad_flags_exit_2_with_nothing_on_stdout_naming_the_flag() {
     let cases: &[(&[&str], &str)] = &[
-        (&["--image", ""], "--image"),
-        (&["--image", "polls app:1"], "--image"),
-        (&["--image", "polls:1\t"], "--image"),
-        (&["--image", IMAGE, "--app", "Polls"], "--app"),
-        (&["--image", IMAGE, "--app", "polls_app"], "--app"),
+        (
+            &["--image", ""],
+            "manifest-gen: --image: must not be empty\n",
+        ),
+        (
+            &["--image", "polls app:1"],
+            "manifest-gen: --image \"polls app:1\": must not contain whitespace\n",
+        ),
+        (
+            &["--image", "polls:1\t"],
+            "manifest-gen: --image \"polls:1\\t\": must not contain whitespace\n",
+        ),
+        (
+            &["--image", IMAGE, "--app", "Polls"],
+            "manifest-gen: --app \"Polls\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character\n",
+        ),
+        (
+            &["--image", IMAGE, "--app", "polls_app"],
+            "manifest-gen: --app \"polls_app\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character\n",
+        ),
         (
             &["--image", IMAGE, "--app", &"a".repeat(50), "--migrate"],
-            "--app",
+            "manifest-gen: --app \"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\": the migration Job name aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-migrate-0000000000 would be longer than 63 characters\n",
         ),
         (
             &["--image", IMAGE, "--deployment-name=-x"],
-            "--deployment-name",
+            "manifest-gen: --deployment-name \"-x\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character\n",
         ),
         (
             &["--image", IMAGE, "--service-name", "9lives"],
-            "--service-name",
+            "manifest-gen: --service-name \"9lives\": a Service name must start with a letter\n",
         ),
         (
             &["--image", IMAGE, "--container-name", "a.b"],
-            "--container-name",
+            "manifest-gen: --container-name \"a.b\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character\n",
         ),
-        (&["--image", IMAGE, "--config-map", "A"], "--config-map"),
-        (&["--image", IMAGE, "--secret", "a_b"], "--secret"),
-        (&["--image", IMAGE, "--namespace", "Web"], "--namespace"),
-        (&["--image", IMAGE, "--port", "0"], "--port"),
-        (&["--image", IMAGE, "--port", "65536"], "--port"),
-        (&["--image", IMAGE, "--port", "http"], "--port"),
+        (
+            &["--image", IMAGE, "--config-map", "A"],
+            "manifest-gen: --config-map \"A\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character\n",
+        ),
+        (
+            &["--image", IMAGE, "--secret", "a_b"],
+            "manifest-gen: --secret \"a_b\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character\n",
+        ),
+        (
+            &["--image", IMAGE, "--namespace", "Web"],
+            "manifest-gen: --namespace \"Web\": a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character\n",
+        ),
+        (
+            &["--image", IMAGE, "--port", "0"],
+            "error: invalid value '0' for '--port <PORT>': 0 is not in 1..=65535\n\nFor more information, try '--help'.\n",
+        ),
+        (
+            &["--image", IMAGE, "--port", "65536"],
+            "error: invalid value '65536' for '--port <PORT>': 65536 is not in 1..=65535\n\nFor more information, try '--help'.\n",
+        ),
+        (
+            &["--image", IMAGE, "--port", "http"],
+            "error: invalid value 'http' for '--port <PORT>': invalid digit found in string\n\nFor more information, try '--help'.\n",
+        ),
         (
             &["--image", IMAGE, "--port-name", "Gunicorn"],
-            "--port-name",
+            "manifest-gen: --port-name \"Gunicorn\": must be 1-15 lowercase letters, digits or '-', with a letter, no '--' and no '-' at either end\n",
         ),
-        (&["--image", IMAGE, "--hpa", "5:2"], "--hpa"),
-        (&["--image", IMAGE, "--hpa", "0:2"], "--hpa"),
-        (&["--image", IMAGE, "--hpa", "2"], "--hpa"),
+        (
+            &["--image", IMAGE, "--hpa", "5:2"],
+            "manifest-gen: --hpa \"5:2\": MIN must not be greater than MAX (expected MIN:MAX[:CPU%], e.g. 2:5:70)\n",
+        ),
+        (
+            &["--image", IMAGE, "--hpa", "0:2"],
+            "manifest-gen: --hpa \"0:2\": MIN must be at least 1 (expected MIN:MAX[:CPU%], e.g. 2:5:70)\n",
+        ),
+        (
+            &["--image", IMAGE, "--hpa", "2"],
+            "manifest-gen: --hpa \"2\": wrong number of fields (expected MIN:MAX[:CPU%], e.g. 2:5:70)\n",
+        ),
         (
             &["--image", IMAGE, "--hpa", "2:3", "--cpu-request", "none"],
-            "--cpu-request",
+            "manifest-gen: --hpa scales on CPU utilisation, a share of the CPU request: set --cpu-request\n",
         ),
         (
             &["--image", IMAGE, "--hpa", "2:3", "--replicas", "2"],
-            "--replicas",
+            "error: the argument '--hpa <MIN:MAX[:CPU%]>' cannot be used with '--replicas <N>'\n\nUsage: manifest-gen --image <IMAGE> --hpa <MIN:MAX[:CPU%]>\n\nFor more information, try '--help'.\n",
         ),
         (
             &["--image", IMAGE, "--cpu-request", "100 m"],
-            "--cpu-request",
+            "manifest-gen: --cpu-request: \"100 m\" is not a quantity: a number with an optional suffix (m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei or e<exponent>), e.g. 250m, 128Mi, 1.5\n",
         ),
         (
             &["--image", IMAGE, "--memory-request", "128MB"],
-            "--memory-request",
+            "manifest-gen: --memory-request: \"128MB\" is not a quantity: a number with an optional suffix (m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei or e<exponent>), e.g. 250m, 128Mi, 1.5\n",
         ),
-        (&["--image", IMAGE, "--memory-limit=-1Gi"], "--memory-limit"),
-        (&["--image", IMAGE, "--cpu-limit", "1x"], "--cpu-limit"),
+        (
+            &["--image", IMAGE, "--memory-limit=-1Gi"],
+            "manifest-gen: --memory-limit: \"-1Gi\" is negative\n",
+        ),
+        (
+            &["--image", IMAGE, "--cpu-limit", "1x"],
+            "manifest-gen: --cpu-limit: \"1x\" is not a quantity: a number with an optional suffix (m, k, M, G, T, P, E, Ki, Mi, Gi, Ti, Pi, Ei or e<exponent>), e.g. 250m, 128Mi, 1.5\n",
+        ),
         (
             &[
                 "--image",
@@ -1446,35 +1506,56 @@ fn bad_flags_exit_2_with_nothing_on_stdout_naming_the_flag() {
                 "--memory-limit",
                 "512Mi",
             ],
-            "--memory-request",
+            "manifest-gen: --memory-request is greater than --memory-limit: a pod cannot request more than its limit\n",
         ),
-        (&["--image", IMAGE, "--host", "your_domain.com"], "--host"),
-        (&["--image", IMAGE, "--host", "10.0.0.1"], "--host"),
+        (
+            &["--image", IMAGE, "--host", "your_domain.com"],
+            "manifest-gen: --host \"your_domain.com\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character\n",
+        ),
+        (
+            &["--image", IMAGE, "--host", "10.0.0.1"],
+            "manifest-gen: --host \"10.0.0.1\": must be a DNS name, not an IP address\n",
+        ),
         (
             &["--image", IMAGE, "--host", HOST, "--tls-secret", "Bad"],
-            "--tls-secret",
+            "manifest-gen: --tls-secret \"Bad\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character\n",
         ),
         (
             &["--image", IMAGE, "--host", HOST, "--issuer", "Bad Issuer"],
-            "--issuer",
+            "manifest-gen: --issuer \"Bad Issuer\": a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character\n",
         ),
-        (&["--image", IMAGE, "--probe-path", "polls"], "--probe-path"),
+        (
+            &["--image", IMAGE, "--probe-path", "polls"],
+            "manifest-gen: --probe-path \"polls\": must be a URL path starting with '/' and without spaces\n",
+        ),
         (
             &["--image", IMAGE, "--max-unavailable", "200%"],
-            "--max-unavailable",
+            "manifest-gen: --max-unavailable \"200%\": expected a whole number or a percentage (0, 1, 25%)\n",
         ),
-        (&["--image", IMAGE, "--run-as-user", "0"], "--run-as-user"),
-        (&["--image", IMAGE, "--replicas=-1"], "--replicas"),
-        (&["--image", IMAGE, "--collectstatic"], "--migrate"),
+        (
+            &["--image", IMAGE, "--run-as-user", "0"],
+            "error: invalid value '0' for '--run-as-user <UID>': 0 is not in 1..=2147483647\n\nFor more information, try '--help'.\n",
+        ),
+        (
+            &["--image", IMAGE, "--replicas=-1"],
+            "error: invalid value '-1' for '--replicas <N>': -1 is not in 0..=2147483647\n\nFor more information, try '--help'.\n",
+        ),
+        (
+            &["--image", IMAGE, "--collectstatic"],
+            "error: the following required arguments were not provided:\n  --migrate\n\nUsage: manifest-gen --migrate --image <IMAGE> --collectstatic\n\nFor more information, try '--help'.\n",
+        ),
         (
             &["--image", IMAGE, "--migrate", "--migrate-command", "[1]"],
-            "--migrate-command",
+            "manifest-gen: --migrate-command: not a JSON array of strings: invalid type: integer `1`, expected a string at line 1 column 2\n",
         ),
         (
             &["--image", IMAGE, "--migrate", "--job-ttl", "soon"],
-            "--job-ttl",
+            "manifest-gen: --job-ttl: invalid duration \"soon\" (expected number at 0); use e.g. 30s, 5m, 1h\n",
         ),
-        (&["--image", IMAGE, "--emit-namespace"], "--namespace"),
+        (
+            &["--image", IMAGE, "--emit-namespace"],
+            "error: the following required arguments were not provided:\n  --namespace <NAMESPACE>\n\nUsage: manifest-gen --namespace <NAMESPACE> --image <IMAGE> --emit-namespace\n\nFor more information, try '--help'.\n",
+        ),
         (
             &[
                 "--image",
@@ -1484,19 +1565,19 @@ fn bad_flags_exit_2_with_nothing_on_stdout_naming_the_flag() {
                 "--namespaced-issuer",
                 "y",
             ],
-            "--namespaced-issuer",
+            "error: the argument '--issuer <NAME>' cannot be used with '--namespaced-issuer <NAME>'\n\nUsage: manifest-gen --image <IMAGE> --issuer <NAME>\n\nFor more information, try '--help'.\n",
         ),
-        (&["--app", "polls"], "--image"),
+        (
+            &["--app", "polls"],
+            "error: the following required arguments were not provided:\n  --image <IMAGE>\n\nUsage: manifest-gen --app <APP> --image <IMAGE>\n\nFor more information, try '--help'.\n",
+        ),
     ];
-    for (args, flag) in cases {
-        let out = gen_args(args);
-        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", stderr(&out));
-        assert!(out.stdout.is_empty(), "{args:?} wrote to stdout");
-        assert!(
-            stderr(&out).contains(flag),
-            "{args:?}: message does not name {flag}: {}",
-            stderr(&out)
-        );
+    for (args, expected) in cases {
+        gen_args(args)
+            .context(format!("{args:?}"))
+            .code(2)
+            .stdout_empty()
+            .stderr_is(expected);
     }
 }
 
@@ -1680,12 +1761,12 @@ fn every_combination_passes_kubernetes_validate_for_1_29_and_the_newest() {
     }
     // The check can fail: the tutorial's own v1beta1 Ingress (removed in 1.22) and a
     // misspelt field are both reported.
-    let out = kubernetes_validate("1.29.0", &[golden_path("polls-ingress-v1beta1.yaml")]);
-    assert!(
-        stdout(&out).contains("Couldn't find schema"),
-        "kubernetes-validate accepted a removed API: {}",
-        stdout(&out)
-    );
+    Run::from(kubernetes_validate(
+        "1.29.0",
+        &[golden_path("polls-ingress-v1beta1.yaml")],
+    ))
+    .context("kubernetes-validate accepted a removed API")
+    .stdout_has("Couldn't find schema");
     let misspelt = dir.path().join("misspelt.yaml");
     std::fs::write(
         &misspelt,
@@ -1705,12 +1786,10 @@ fn unquoted_yaml11_values_in_the_input_stream_are_bad_input() {
     // Kubernetes reads the value `no` as false, which the API server refuses in a
     // ConfigMap: said up front, with the line and the fix.
     let tricky = config_stream().replace("DEBUG: \"True\"", "DEBUG: no");
-    let err = refused_stream(&tricky);
-    assert!(
-        err.starts_with("manifest-gen: <stdin>: document 1 (line ")
-            && err.contains("ConfigMap data key \"DEBUG\": Kubernetes (YAML 1.1) reads this unquoted value as a boolean")
-            && err.contains("quote the value"),
-        "{err}"
+    refused_stream(&tricky).stderr_is(
+        "manifest-gen: <stdin>: document 1 (line 15): ConfigMap data key \"DEBUG\": \
+         Kubernetes (YAML 1.1) reads this unquoted value as a boolean, and the API server \
+         accepts only strings there; quote the value\n",
     );
 }
 
@@ -1739,9 +1818,8 @@ fn output_is_deterministic_and_reads_back_the_same_under_yaml_1_1() {
 
 #[test]
 fn help_teaches_the_tutorials_steps() {
-    let out = cmd("manifest-gen").arg("--help").output().unwrap();
-    assert!(out.status.success());
-    let help = stdout(&out);
+    let out = cmd("manifest-gen").arg("--help").run();
+    out.success();
     for needle in [
         "Step 6",
         "Step 7",
@@ -1752,7 +1830,7 @@ fn help_teaches_the_tutorials_steps() {
         "Exit status",
         "kpipe/config-hash",
     ] {
-        assert!(help.contains(needle), "--help lacks {needle:?}");
+        out.stdout_has(needle);
     }
 }
 
@@ -1886,7 +1964,7 @@ fn envsplit_and_envsplit_secretgen_give_the_same_config_hash() {
 
 /// Runs manifest-gen with stdin, stdout and stderr on a terminal, through util-linux
 /// `script` (which gives the command a pseudo-terminal).
-fn on_terminal(args: &str) -> Output {
+fn on_terminal(args: &str) -> Run {
     let command = format!("{} --image {IMAGE} {args}", bin("manifest-gen").display());
     Command::new("script")
         .args(["-qec", &command, "/dev/null"])
@@ -1894,29 +1972,29 @@ fn on_terminal(args: &str) -> Output {
         .stdin(Stdio::null())
         .output()
         .expect("util-linux `script` runs commands on a pseudo-terminal")
+        .into()
 }
 
 #[test]
 fn on_a_terminal_stdin_is_not_read_and_secrets_are_not_shown() {
     // Nobody types a manifest: with stdin a terminal and no -i, it writes at once.
-    let out = on_terminal("");
-    assert!(out.status.success(), "{}", stdout(&out));
-    assert!(stdout(&out).contains("kind: Deployment"));
+    on_terminal("").success().stdout_has("kind: Deployment");
 
     let config = golden_path("polls-config.yaml");
-    let out = on_terminal(&format!("-i {}", config.display()));
-    assert_eq!(out.status.code(), Some(2));
-    let text = stdout(&out);
-    assert!(
-        text.contains("Secret/polls-secret") && text.contains("--show"),
-        "{text}"
-    );
-    assert!(
-        !text.contains(SECRET_VALUE) && !text.contains("kind: Deployment"),
-        "{text}"
-    );
-    let shown = on_terminal(&format!("-i {} --show", config.display()));
-    assert!(shown.status.success() && stdout(&shown).contains(SECRET_VALUE));
+    on_terminal(&format!("-i {}", config.display()))
+        .code(2)
+        // The terminal's line ending: stdout and stderr are the pseudo-terminal.
+        .stdout_is(&format!(
+            "manifest-gen: stdout is a terminal and the input holds Secret/polls-secret \
+             ({}: document 2 (line 18)): pipe the stream on (| kapply), redirect it to a \
+             file, or pass --show\r\n",
+            config.display()
+        ))
+        .stdout_lacks(SECRET_VALUE)
+        .stdout_lacks("kind: Deployment");
+    on_terminal(&format!("-i {} --show", config.display()))
+        .success()
+        .stdout_has(SECRET_VALUE);
 }
 
 #[test]
@@ -1945,29 +2023,33 @@ fn cluster_issuers_are_the_tutorials_acme_issuers_and_are_ready_once_applied() {
             "nginx"
         );
     }
-    let bad = gen_args(&["--cluster-issuers", "not-an-email"]);
-    assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
-    assert!(bad.stdout.is_empty());
-    assert!(
-        stderr(&bad).contains("is not an email address"),
-        "{}",
-        stderr(&bad)
-    );
-    let both = gen_args(&["--cluster-issuers", "ops@example.com", "--image", IMAGE]);
-    assert_eq!(both.status.code(), Some(2), "{}", stderr(&both));
+    gen_args(&["--cluster-issuers", "not-an-email"])
+        .code(2)
+        .stdout_empty()
+        .stderr_is(
+            "manifest-gen: --cluster-issuers: \"not-an-email\" is not an email address \
+             (Let's Encrypt registers the ACME account with it)\n",
+        );
+    gen_args(&["--cluster-issuers", "ops@example.com", "--image", IMAGE])
+        .code(2)
+        .stderr_is(
+            "error: the argument '--cluster-issuers <EMAIL>' cannot be used with '--image <IMAGE>'\n\
+             \n\
+             Usage: manifest-gen --cluster-issuers <EMAIL>\n\
+             \n\
+             For more information, try '--help'.\n",
+        );
 
     // `make issuers`: applied (over the simulator's own pair, as over issuers made by
     // hand) and waited for until cert-manager made them Ready.
     let sim = Sim::start(&["--cert-manager"]);
     let mut c = sim.cmd("kapply");
     c.args(["--wait", "--force-conflicts", "--timeout", "30s"]);
-    let out = run_with_stdin(c, text.as_bytes());
-    assert!(out.status.success(), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("clusterissuer.cert-manager.io/letsencrypt-prod: ready"),
-        "{}",
-        stderr(&out)
-    );
+    c.run_with(&text)
+        .context(sim.log())
+        .success()
+        // Progress lines with timings, in the order the issuers became ready.
+        .stderr_has("clusterissuer.cert-manager.io/letsencrypt-prod: ready");
 }
 
 /// A ConfigMap or Secret without a name in the input is an input error at its place,
@@ -1983,17 +2065,13 @@ fn a_nameless_config_map_or_secret_is_named_by_its_place() {
             "apiVersion: v1\nkind: Namespace\nmetadata: {{name: polls}}\n---\n\
              apiVersion: v1\nkind: {kind}\nmetadata: {{labels: {{app: polls}}}}\n{body}\n"
         );
-        let err = refused_stream(&stream);
-        assert!(
-            err.contains(&format!(
-                "<stdin>: document 2 (line 5): {kind} has no metadata.name"
-            )),
-            "{err}"
-        );
-        assert!(
-            !err.contains("--config-map") && !err.contains("--secret"),
-            "{err}"
-        );
-        assert!(!err.contains("pw-of-a-nameless-secret"), "{err}");
+        refused_stream(&stream)
+            .stderr_is(&format!(
+                "manifest-gen: <stdin>: document 2 (line 5): {kind} has no metadata.name, \
+                 and the pods' envFrom needs one\n"
+            ))
+            .stderr_lacks("--config-map")
+            .stderr_lacks("--secret")
+            .no_secret("pw-of-a-nameless-secret");
     }
 }

@@ -43,8 +43,7 @@ fn stream() -> String {
 #[test]
 fn moves_string_data_into_base64_data_and_passes_the_rest_in_order() {
     let out = secretgen(&[], &stream());
-    assert!(out.status.success(), "{}", stderr(&out));
-    let objects = docs(&stdout(&out));
+    let objects = docs(&out.success().stderr_empty().stdout());
     let kinds: Vec<_> = objects
         .iter()
         .map(|o| o["kind"].as_str().unwrap())
@@ -63,8 +62,7 @@ fn moves_string_data_into_base64_data_and_passes_the_rest_in_order() {
     assert_eq!(data["A"], STANDARD.encode(SECRET), "standard padded base64");
 
     // A fixed point: running it on its own output changes no byte.
-    let again = secretgen(&[], &stdout(&out));
-    assert_eq!(stdout(&again), stdout(&out));
+    secretgen(&[], &out.stdout()).stdout_is(&out.stdout());
 }
 
 #[test]
@@ -80,7 +78,7 @@ fn reads_files_and_stdin_in_argument_order() {
         &[file.to_str().unwrap(), "-"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: second}\n",
     );
-    let names: Vec<_> = docs(&stdout(&out))
+    let names: Vec<_> = docs(&out.stdout())
         .iter()
         .map(|o| o["metadata"]["name"].as_str().unwrap().to_owned())
         .collect();
@@ -102,8 +100,7 @@ fn generate_fills_missing_or_empty_keys_and_never_replaces_a_value() {
         ],
         &stream(),
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let data = docs(&stdout(&out))[1]["data"].clone();
+    let data = docs(&out.success().stdout())[1]["data"].clone();
     assert_eq!(decode(&data["A"]), SECRET, "a set value was replaced");
     let django = "abcdefghijklmnopqrstuvwxyz0123456789!@#$%^&*(-_=+)";
     let c = decode(&data["C"]);
@@ -113,7 +110,7 @@ fn generate_fills_missing_or_empty_keys_and_never_replaces_a_value() {
 
     // Fresh randomness each run, and another charset.
     let other = secretgen(&["--generate", "C", "--charset", "hex"], &stream());
-    let c2 = decode(&docs(&stdout(&other))[1]["data"]["C"]);
+    let c2 = decode(&docs(&other.stdout())[1]["data"]["C"]);
     assert_ne!(c, c2);
     assert!(
         c2.chars()
@@ -122,8 +119,7 @@ fn generate_fills_missing_or_empty_keys_and_never_replaces_a_value() {
     );
 
     // Once filled, a second run keeps it: the output is stable.
-    let again = secretgen(&["--generate", "C"], &stdout(&out));
-    assert_eq!(stdout(&again), stdout(&out));
+    secretgen(&["--generate", "C"], &out.stdout()).stdout_is(&out.stdout());
 }
 
 #[test]
@@ -177,11 +173,17 @@ fn keep_from_keeps_the_live_generated_value_and_rotate_replaces_it() {
     secretgen(&["--generate", "C", "--rotate", "A"], &stream())
         .code(2)
         .stdout_empty()
-        .stderr_has("--rotate A: not a --generate key");
+        .stderr_is(
+            "secretgen: --rotate A: not a --generate key; a value set in the input is changed \
+             there\n",
+        );
     secretgen(&["--generate", "A", "--rotate", "A"], &stream())
         .code(2)
         .stdout_empty()
-        .stderr_has("--rotate A: the input sets this key");
+        .stderr_is(
+            "secretgen: <stdin>: document 2 (line 6): Secret/s: --rotate A: the input sets this \
+             key; change its value there\n",
+        );
 }
 
 /// `make deploy` hands secretgen the Secret the live Deployment reads: with versioned
@@ -225,8 +227,7 @@ fn generate_respects_only_and_needs_a_secret() {
     let two = "apiVersion: v1\nkind: Secret\nmetadata: {name: a}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: b}\n\
                ---\napiVersion: v1\nkind: Secret\nmetadata: {name: tls}\ntype: kubernetes.io/tls\n";
     let out = secretgen(&["--generate", "K", "--only", "b"], two);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let objects = docs(&stdout(&out));
+    let objects = docs(&out.success().stdout());
     assert_eq!(objects[0]["data"].as_object().unwrap().len(), 0);
     assert!(objects[1]["data"]["K"].is_string());
     assert!(
@@ -234,16 +235,13 @@ fn generate_respects_only_and_needs_a_secret() {
         "generated into a TLS secret"
     );
 
-    let out = secretgen(
+    secretgen(
         &["--generate", "K"],
         "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\n",
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    assert_eq!(
-        stderr(&out),
-        "secretgen: --generate K: no Secret to put it in\n"
-    );
+    )
+    .code(2)
+    .stdout_empty()
+    .stderr_is("secretgen: --generate K: no Secret to put it in\n");
 }
 
 #[test]
@@ -258,50 +256,49 @@ fn bad_secrets_exit_2_naming_the_object_with_empty_stdout() {
         (
             "base64",
             secret(&format!("data: {{A: \"{SECRET}!\"}}")),
-            "data.A is not valid base64",
+            "data.A is not valid base64 (standard, padded)",
         ),
         (
             "key",
             secret(&format!("stringData: {{\"a b\": {SECRET}}}")),
-            "stringData: invalid key \"a b\"",
+            "stringData: invalid key \"a b\": a valid config key must consist of alphanumeric \
+             characters, '-', '_' or '.'",
         ),
         (
             "data key",
             secret("data: {\"a/b\": eA==}"),
-            "data: invalid key \"a/b\"",
+            "data: invalid key \"a/b\": a valid config key must consist of alphanumeric \
+             characters, '-', '_' or '.'",
         ),
         (
             "size",
             secret(&format!("stringData: {{A: {big}, B: {big}}}")),
-            "data holds 1433600 bytes",
+            "data holds 1433600 bytes, over the API server's limit of 1048576 (1 MiB)",
         ),
     ];
     // A number where the server takes only strings is refused as the stream is read,
     // at the value's line, naming the key and the fix.
-    let out = secretgen(&[], &secret("stringData:\n  PORT: 25060\n"));
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).starts_with("secretgen: <stdin>: document 2 (line 9): Secret stringData key \"PORT\": Kubernetes (YAML 1.1) reads this unquoted value as a number"),
-        "{}",
-        stderr(&out)
-    );
-    for (name, input, reason) in cases {
-        let out = secretgen(&[], &input);
-        assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
-        assert!(out.stdout.is_empty(), "{name}: wrote to stdout");
-        let expected =
-            format!("secretgen: <stdin>: document 2 (line 5): Secret/s in namespace web: {reason}");
-        assert!(
-            stderr(&out).starts_with(&expected),
-            "{name}: {}",
-            stderr(&out)
+    secretgen(&[], &secret("stringData:\n  PORT: 25060\n"))
+        .code(2)
+        .stderr_is(
+            "secretgen: <stdin>: document 2 (line 9): Secret stringData key \"PORT\": Kubernetes \
+             (YAML 1.1) reads this unquoted value as a number, and the API server accepts only \
+             strings there; quote the value\n",
         );
+    for (name, input, reason) in cases {
+        secretgen(&[], &input)
+            .context(name)
+            .code(2)
+            .stdout_empty()
+            .stderr_is(&format!(
+                "secretgen: <stdin>: document 2 (line 5): Secret/s in namespace web: {reason}\n"
+            ));
     }
-    let out = secretgen(
+    secretgen(
         &["--no-size-limit"],
         &secret(&format!("stringData: {{A: {big}, B: {big}}}")),
-    );
-    assert!(out.status.success(), "{}", stderr(&out));
+    )
+    .success();
 }
 
 #[test]
@@ -327,8 +324,7 @@ fn from_env_file_makes_a_secret_like_kubectl() {
         ],
         "",
     );
-    assert!(out.status.success(), "{}", stderr(&out));
-    let objects = docs(&stdout(&out));
+    let objects = docs(&out.success().stdout());
     assert_eq!(objects.len(), 1);
     let s = &objects[0];
     assert_eq!(
@@ -344,20 +340,28 @@ fn from_env_file_makes_a_secret_like_kubectl() {
     // Same parser as envsplit: its errors, with secretgen's name.
     std::fs::write(dir.path().join("bad"), format!("A=1\nPASSWORD={SECRET}$\n")).unwrap();
     let bad = dir.path().join("bad");
-    let out = secretgen(
+    secretgen(
         &["--name", "x", "--from-env-file", bad.to_str().unwrap()],
         "",
-    );
-    assert_eq!(out.status.code(), Some(2));
-    assert!(out.stdout.is_empty());
-    assert!(
-        stderr(&out).starts_with(&format!("secretgen: {}:2: PASSWORD: '$'", bad.display())),
-        "{}",
-        stderr(&out)
-    );
+    )
+    .code(2)
+    .stdout_empty()
+    .stderr_is(&format!(
+        "secretgen: {}:2: PASSWORD: '$' would be expanded by dotenv rules, changing the value: \
+         keep it literal with single quotes (KEY='...') or \\$, or use --format docker; pass \
+         --expand to expand it\n",
+        bad.display()
+    ));
 
-    let out = secretgen(&["--from-env-file", env], "");
-    assert_eq!(out.status.code(), Some(2), "--from-env-file without --name");
+    // --from-env-file without --name.
+    secretgen(&["--from-env-file", env], "").code(2).stderr_is(
+        "error: the following required arguments were not provided:\n  --name <NAME>\n\
+             \n\
+             Usage: secretgen --name <NAME> <--from-env-file <FILE>|--docker-config <FILE>|\
+             --docker-username <USER>> [FILE]...\n\
+             \n\
+             For more information, try '--help'.\n",
+    );
 }
 
 #[test]
@@ -374,14 +378,9 @@ fn a_closed_pipe_ends_quietly() {
     let writer = std::thread::spawn(move || std::io::Write::write_all(&mut stdin, big.as_bytes()));
     let mut first = [0u8; 1];
     std::io::Read::read_exact(&mut child.stdout.take().unwrap(), &mut first).unwrap();
-    let out = child.wait_with_output().unwrap();
+    let out: Run = child.wait_with_output().unwrap().into();
     writer.join().unwrap().unwrap();
-    assert_eq!(out.status.code(), Some(141));
-    assert!(
-        out.stderr.is_empty(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    out.code(141).stderr_empty();
 }
 
 #[test]
@@ -405,15 +404,20 @@ fn secret_values_reach_a_terminal_only_with_show() {
             ])
             .stdin(Stdio::null())
             .output()
+            .map(Run::from)
             .expect("script(1) from util-linux")
     };
-    let refused = on_terminal("");
-    assert_eq!(refused.status.code(), Some(2));
-    assert!(stdout(&refused).contains("refusing to write Secret values to a terminal"));
-    assert!(!stdout(&refused).contains(&STANDARD.encode(SECRET)));
-    let shown = on_terminal("--show");
-    assert_eq!(shown.status.code(), Some(0));
-    assert!(stdout(&shown).contains(&STANDARD.encode(SECRET)));
+    // The terminal shows stdout and stderr together, with its line ending.
+    on_terminal("")
+        .code(2)
+        .stdout_is(
+            "secretgen: refusing to write Secret values to a terminal: pipe the output on, \
+             redirect it to a file, or pass --show\r\n",
+        )
+        .stdout_lacks(&STANDARD.encode(SECRET));
+    on_terminal("--show")
+        .success()
+        .stdout_has(&STANDARD.encode(SECRET));
 }
 
 /// secretgen passes other objects on as every tool reads them: merge keys merged, big
@@ -425,12 +429,12 @@ fn passed_through_objects_read_as_kapply_reads_them() {
                   spec: {replicas: 0x2, progressDeadlineSeconds: 18446744073709551615, \
                   template: {metadata: {labels: {<<: {app: polls}}}}}\n";
     let out = secretgen(&[], stream);
-    assert!(out.status.success(), "{}", stderr(&out));
+    out.success();
     let read = |text: &[u8]| {
-        let mut c = cmd("kapply");
-        c.args(["--dry-run=client", "-o", "json"]);
-        let out = run_with_stdin(c, text);
-        assert!(out.status.success(), "{}", stderr(&out));
+        let out = cmd("kapply")
+            .args(["--dry-run=client", "-o", "json"])
+            .run_with(text);
+        out.success();
         serde_json::from_slice::<Value>(&out.stdout).unwrap()
     };
     let before = read(stream.as_bytes());
@@ -582,7 +586,9 @@ fn a_registry_secret_joins_the_stream_and_useless_configs_are_refused() {
     )
     .code(2)
     .stdout_empty()
-    .stderr_has("--name s: the stream already has Secret/s");
+    .stderr_is(
+        "secretgen: --name s: the stream already has Secret/s (<stdin>: document 2 (line 6))\n",
+    );
 
     // Docker Desktop keeps the credentials in a helper the cluster cannot run; a file
     // that is not JSON would be refused by the API server. Neither is quoted.
@@ -590,13 +596,19 @@ fn a_registry_secret_joins_the_stream_and_useless_configs_are_refused() {
     for (text, why) in [
         (
             format!("{{\"auths\": {{}}, \"credsStore\": \"desktop\", \"x\": \"{SECRET}\"}}"),
-            "credential helper",
+            ": not a docker config with credentials: no registry in \"auths\": its credentials \
+             are kept by a credential helper (credsStore/credHelpers), which the cluster cannot \
+             run; give them with --docker-server, --docker-username and --docker-password \
+             instead",
         ),
         (
             format!("{{\"auths\": {{\"r\": \"{SECRET}\"}}"),
-            "invalid JSON",
+            ":1: not a docker config: invalid JSON at column 32",
         ),
-        ("{}".to_owned(), "no registry in \"auths\""),
+        (
+            "{}".to_owned(),
+            ": not a docker config with credentials: no registry in \"auths\"",
+        ),
     ] {
         let file = dir.path().join("config.json");
         std::fs::write(&file, &text).unwrap();
@@ -605,25 +617,58 @@ fn a_registry_secret_joins_the_stream_and_useless_configs_are_refused() {
             .run();
         out.code(2)
             .stdout_empty()
-            .stderr_has(&format!("secretgen: {}", file.display()))
-            .stderr_has(why)
+            .stderr_is(&format!("secretgen: {}{why}\n", file.display()))
             .no_secret(SECRET);
     }
     // Half a login, or no name: usage errors.
-    for args in [
-        &["--name", "r", "--docker-username", "u"][..],
-        &["--name", "r", "--docker-password", "p"],
-        &["--docker-username", "u", "--docker-password", "p"],
-        &[
-            "--name",
-            "r",
-            "--docker-config",
-            "f",
-            "--docker-username",
-            "u",
-        ],
+    let usage = |missing: &str| {
+        format!(
+            "error: the following required arguments were not provided:\n  {missing}\n\
+             \n\
+             Usage: secretgen --name <NAME> --docker-password <PASSWORD> <--from-env-file \
+             <FILE>|--docker-config <FILE>|--docker-username <USER>> [FILE]...\n\
+             \n\
+             For more information, try '--help'.\n"
+        )
+    };
+    for (args, expected) in [
+        (
+            &["--name", "r", "--docker-username", "u"][..],
+            usage("--docker-password <PASSWORD>"),
+        ),
+        (
+            &["--name", "r", "--docker-password", "p"],
+            usage("<--from-env-file <FILE>|--docker-config <FILE>|--docker-username <USER>>"),
+        ),
+        (
+            &["--docker-username", "u", "--docker-password", "p"],
+            usage("--name <NAME>"),
+        ),
+        (
+            &[
+                "--name",
+                "r",
+                "--docker-config",
+                "f",
+                "--docker-username",
+                "u",
+            ],
+            "error: the argument '--docker-config <FILE>' cannot be used with '--docker-username \
+             <USER>'\n\
+             \n\
+             Usage: secretgen --name <NAME> <--from-env-file <FILE>|--docker-config <FILE>|\
+             --docker-username <USER>> [FILE]...\n\
+             \n\
+             For more information, try '--help'.\n"
+                .to_owned(),
+        ),
     ] {
-        cmd("secretgen").args(args).run().code(2).stdout_empty();
+        cmd("secretgen")
+            .args(args)
+            .run()
+            .code(2)
+            .stdout_empty()
+            .stderr_is(&expected);
     }
 }
 
@@ -656,11 +701,15 @@ fn alias_bombs_are_refused_within_a_small_heap() {
         let items = vec![format!("*a{}", i - 1); 10].join(",");
         laughs.push_str(&format!("  a{i}: &a{i} [{items}]\n"));
     }
-    for input in [&bomb, &laughs] {
+    // Refused at the line where the aliases pass the limit.
+    for (input, line) in [(&bomb, 17), (&laughs, 10)] {
         secretgen_in_48_mib(input)
             .code(2)
             .stdout_empty()
-            .stderr_has("the document contains excessive aliasing");
+            .stderr_is(&format!(
+                "secretgen: <stdin>: document 1 (line {line}): the document contains excessive \
+                 aliasing\n"
+            ));
     }
     // Anchors used as meant are read as before, within the same heap.
     let fine = format!(

@@ -151,10 +151,10 @@ fn tricky_values_read_back_identically_under_yaml_1_1() {
         .map(|(i, v)| (format!("K{i:02}"), (*v).to_owned()))
         .collect();
     let env: String = pairs.iter().map(|(k, v)| dotenv_line(k, v)).collect();
-    let mut c = cmd("envsplit");
-    c.args(["--app", "yaml", "--config", "*"]);
-    let out = run_with_stdin(c, env.as_bytes());
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cmd("envsplit")
+        .args(["--app", "yaml", "--config", "*"])
+        .run_with(&env);
+    out.success();
     let docs = python_yaml_to_json(&out.stdout);
     assert_eq!(docs.len(), 1);
     let data = docs[0]["data"]
@@ -173,7 +173,7 @@ fn tricky_values_read_back_identically_under_yaml_1_1() {
     }
     assert_eq!(data, expected);
     // kpipe's own reader (what kapply reads it with) agrees.
-    let body = stdout(&out);
+    let body = out.stdout();
     let body = body.split_once("\n---\n").expect("a document").1;
     let back = crate::common::yaml(body);
     assert_eq!(back["data"].as_object().unwrap(), &expected);
@@ -186,10 +186,10 @@ fn tricky_keys_read_back_identically_under_yaml_1_1() {
         .map(|k| ((*k).to_owned(), format!("v-{k}")))
         .collect();
     let env: String = pairs.iter().map(|(k, v)| format!("{k}={v}\n")).collect();
-    let mut c = cmd("envsplit");
-    c.args(["--app", "yaml", "--format", "docker", "--config", "*"]);
-    let out = run_with_stdin(c, env.as_bytes());
-    assert!(out.status.success(), "{}", stderr(&out));
+    let out = cmd("envsplit")
+        .args(["--app", "yaml", "--format", "docker", "--config", "*"])
+        .run_with(&env);
+    out.success();
     let docs = python_yaml_to_json(&out.stdout);
     assert_eq!(docs[0]["data"].as_object().unwrap(), &expected_map(&pairs));
 }
@@ -202,12 +202,12 @@ fn kubectl_reads_the_same_strings() {
         .map(|(i, v)| (format!("K{i:02}"), (*v).to_owned()))
         .collect();
     let env: String = pairs.iter().map(|(k, v)| dotenv_line(k, v)).collect();
-    let mut split = cmd("envsplit");
-    split.args(["--app", "yaml", "--config", "K0*", "--secret", "*"]);
-    let split = run_with_stdin(split, env.as_bytes());
-    assert!(split.status.success(), "{}", stderr(&split));
-    let encoded = run_with_stdin(cmd("secretgen"), &split.stdout);
-    assert!(encoded.status.success(), "{}", stderr(&encoded));
+    let split = cmd("envsplit")
+        .args(["--app", "yaml", "--config", "K0*", "--secret", "*"])
+        .run_with(&env);
+    split.success();
+    let encoded = cmd("secretgen").run_with(&split.stdout);
+    encoded.success();
 
     let mut kubectl = crate::common::kubectl_cmd()
         // `--local` parses and prints without a cluster: kubectl's own YAML reading.
@@ -295,8 +295,11 @@ fn a_tag_the_value_does_not_fit_is_refused_as_kubectl_refuses_it() {
         let tag = tagged.split_whitespace().next().unwrap();
         out.code(2)
             .stdout_empty()
-            .stderr_has(&format!(
-                "secret.yaml: document 1 (line 6): key \"PW\": a scalar tagged {tag} is not a valid"
+            .stderr_is(&format!(
+                "kapply: {}: document 1 (line 6): key \"PW\": a scalar tagged {tag} is not a \
+                 valid {}\n",
+                file.display(),
+                tag.trim_start_matches("!!")
             ))
             .no_secret("s3cr3t-tagged");
     }

@@ -1,7 +1,7 @@
 //! `kubesim serve` as `make demo` and the test helpers run it: kubeconfig,
 //! stderr lines, signals, `--state`, `--http`, bad flags.
 
-use crate::common::Sim;
+use crate::common::{Exec, Run, Sim};
 use std::process::Command;
 
 use serde_json::Value;
@@ -29,11 +29,8 @@ fn kubeconfig_names_everything_kubesim_and_stderr_gives_the_address() {
         "{}",
         s.log()
     );
-    let out = s.kubectl_run(&["get", "ns", "-o", "name"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "namespace/default\nnamespace/kube-public\nnamespace/kube-system\n"
-    );
+    Run::from(s.kubectl_run(&["get", "ns", "-o", "name"]))
+        .stdout_is("namespace/default\nnamespace/kube-public\nnamespace/kube-system\n");
     assert!(
         s.log().contains("GET /api/v1/namespaces -> 200"),
         "{}",
@@ -50,10 +47,10 @@ fn a_wrong_token_is_refused() {
         .unwrap()
         .to_string();
     std::fs::write(&s.kubeconfig, text.replace(&token, "wrong")).unwrap();
-    let out = s.kubectl_run(&["get", "configmaps"]);
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("You must be logged in to the server"), "{err}");
+    // kubectl's words around the server's answer (and its log lines) are its own.
+    let out = Run::from(s.kubectl_run(&["get", "configmaps"]));
+    assert!(!out.status.success(), "{}", out.stderr());
+    out.stderr_has("You must be logged in to the server");
 }
 
 #[test]
@@ -75,48 +72,24 @@ fn state_is_saved_on_exit_and_loaded_at_start() {
     let crd = "apiVersion: apiextensions.k8s.io/v1\nkind: CustomResourceDefinition\nmetadata:\n  name: widgets.a.example.com\nspec:\n  group: a.example.com\n  names: {kind: Widget, plural: widgets}\n  scope: Namespaced\n  versions: [{name: v1, served: true, storage: true}]\n";
     let crd_file = dir.path().join("crd.yaml");
     std::fs::write(&crd_file, crd).unwrap();
-    let out = s.kubectl_run(&["apply", "--server-side", "-f", crd_file.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Run::from(s.kubectl_run(&["apply", "--server-side", "-f", crd_file.to_str().unwrap()]))
+        .success();
     std::fs::write(
         &manifest,
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: kept\ndata:\n  A: \"1\"\n---\napiVersion: a.example.com/v1\nkind: Widget\nmetadata:\n  name: w\n",
     )
     .unwrap();
-    let out = s.kubectl_run(&["create", "-f", manifest.to_str().unwrap()]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Run::from(s.kubectl_run(&["create", "-f", manifest.to_str().unwrap()])).success();
     assert_eq!(s.stop("TERM"), Some(0));
     assert!(state.exists());
 
     let s = Sim::start(&["--state", state_arg]);
-    let out = s.kubectl_run(&["get", "configmap", "kept", "-o", "jsonpath={.data.A}"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "1",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = s.kubectl_run(&["get", "widget", "w", "-o", "name"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "widget.a.example.com/w\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Run::from(s.kubectl_run(&["get", "configmap", "kept", "-o", "jsonpath={.data.A}"]))
+        .stdout_is("1");
+    Run::from(s.kubectl_run(&["get", "widget", "w", "-o", "name"]))
+        .stdout_is("widget.a.example.com/w\n");
     // Changes go on from the saved resourceVersion, never back to an old one.
-    let out = s.kubectl_run(&["label", "configmap", "kept", "x=y"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Run::from(s.kubectl_run(&["label", "configmap", "kept", "x=y"])).success();
 }
 
 #[test]
@@ -129,13 +102,8 @@ fn plain_http_on_request() {
             .unwrap()
             .starts_with("http://127.0.0.1:")
     );
-    let out = s.kubectl_run(&["get", "ns", "default", "-o", "name"]);
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        "namespace/default\n",
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Run::from(s.kubectl_run(&["get", "ns", "default", "-o", "name"]))
+        .stdout_is("namespace/default\n");
 }
 
 #[test]
@@ -156,21 +124,17 @@ fn faults_flag_fails_requests_and_bad_specs_are_usage_errors() {
         "{}",
         s.log()
     );
-    let out = s.kubectl_run(&apply);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    Run::from(s.kubectl_run(&apply)).success();
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_kubesim"))
+    Command::new(env!("CARGO_BIN_EXE_kubesim"))
         .args(["serve", "--faults", "bogus"])
-        .output()
-        .unwrap();
-    assert_eq!(bad.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&bad.stderr).starts_with("kubesim: bad fault rule \"bogus\""),
-        "{}",
-        String::from_utf8_lossy(&bad.stderr)
-    );
+        .run()
+        .code(2)
+        .stdout_empty()
+        .stderr_is(
+            "kubesim: bad fault rule \"bogus\": expected CODE:N[@METHOD[/PATH]], \
+             reset:N[@METHOD[/PATH]], lost:N[@METHOD[/PATH]], rate:CODE:P, latency:DURATION, \
+             watch-close:N, watch-gone:N, hang, trickle:DURATION, storm:DURATION[+START], \
+             down:DURATION[+START], freeze:DURATION[+START] or restart:DURATION[+START]\n",
+        );
 }

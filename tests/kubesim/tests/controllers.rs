@@ -853,12 +853,8 @@ fn kubelet_failures_show_in_kubectl_as_on_a_cluster() {
     ] {
         assert!(describe.contains(expected), "{expected:?} in {describe}");
     }
-    let logs = sim.kubectl_run(&["logs", &pod]);
-    assert!(
-        stderr(&logs).contains("is waiting to start: trying and failing to pull image"),
-        "{}",
-        stderr(&logs)
-    );
+    Run::from(sim.kubectl_run(&["logs", &pod]))
+        .stderr_has("is waiting to start: trying and failing to pull image");
 
     sim.kubectl_ok(&["set", "image", "deployment/web", "web=polls:crash"]);
     let pod = pod_in("CrashLoopBackOff");
@@ -894,13 +890,9 @@ fn a_deployment_without_progress_exceeds_its_deadline() {
         &web_deployment("polls:huge", "")
             .replace("replicas: 4", "replicas: 1\n  progressDeadlineSeconds: 1"),
     );
-    let out = sim.kubectl_run(&["rollout", "status", "deployment/web", WAIT]);
-    assert!(!out.status.success());
-    assert!(
-        stderr(&out).contains("exceeded its progress deadline"),
-        "{}",
-        stderr(&out)
-    );
+    let out = Run::from(sim.kubectl_run(&["rollout", "status", "deployment/web", WAIT]));
+    assert!(!out.status.success(), "{}", out.stderr());
+    out.stderr_has("exceeded its progress deadline");
     let pending = sim.kubectl_ok(&["get", "pod"]);
     assert!(pending.contains("Pending"), "{pending}");
 }

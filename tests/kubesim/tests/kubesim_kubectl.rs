@@ -3,7 +3,7 @@
 
 use std::process::{Output, Stdio};
 
-use crate::common::{Sim, condition, stderr, yaml};
+use crate::common::{Run, Sim, condition, yaml};
 use serde_json::Value;
 
 /// Every built-in kind kubesim serves, as a manifest stream.
@@ -197,10 +197,13 @@ fn patch_certificate_status(sim: &Sim, patch: &str) {
     ]);
 }
 
-/// Asserts that kubectl exited 1, saying `needle` on stderr.
-fn assert_rejected(out: &Output, needle: &str) {
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(out));
-    assert!(stderr(out).contains(needle), "{}", stderr(out));
+/// Asserts that kubectl exited 1, saying `needle` on stderr (in kubectl's own words
+/// around it, not pinned here); the run, for more checks.
+#[track_caller]
+fn assert_rejected(out: &Output, needle: &str) -> Run {
+    let run = Run::from(out.clone());
+    run.code(1).stderr_has(needle);
+    run
 }
 
 /// `kind/name -> resourceVersion` for every object in a file.
@@ -322,13 +325,9 @@ fn delete_removes_objects_and_namespaces_take_their_objects_along() {
     apply_server_side(&sim, "all.yaml", EVERY_KIND);
     let out = sim.kubectl_ok(&["delete", "-n", "polls", "configmap", "polls-config"]);
     assert_eq!(out.trim(), "configmap \"polls-config\" deleted");
-    let missing = sim.kubectl_run(&["get", "-n", "polls", "configmap", "polls-config"]);
-    assert!(!missing.status.success());
-    assert!(
-        stderr(&missing).contains("NotFound"),
-        "{}",
-        stderr(&missing)
-    );
+    let missing = Run::from(sim.kubectl_run(&["get", "-n", "polls", "configmap", "polls-config"]));
+    assert!(!missing.status.success(), "{}", missing.stderr());
+    missing.stderr_has("NotFound");
     sim.kubectl_ok(&["delete", "namespace", "polls"]);
     let left = sim.kubectl_ok(&["get", "deploy", "-A", "-o", "name"]);
     assert_eq!(left, "");
@@ -477,15 +476,10 @@ fn bad_labels_and_a_misnamed_crd_are_invalid() {
         "labels.yaml",
         "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: labelled\n  labels: {\"bad key\": ok, app: -polls}\n",
     );
-    assert_eq!(out.status.code(), Some(1));
-    let err = stderr(&out);
     // kubectl lists the causes of a 422 one per line.
-    assert!(
-        err.contains("The ConfigMap \"labelled\" is invalid: \n")
-            && err.contains("\n* metadata.labels: Invalid value: \"-polls\": a valid label must be an empty string or consist of alphanumeric characters")
-            && err.contains("\n* metadata.labels: Invalid value: \"bad key\": name part must consist of alphanumeric characters"),
-        "{err}"
-    );
+    assert_rejected(&out, "The ConfigMap \"labelled\" is invalid: \n")
+        .stderr_has("\n* metadata.labels: Invalid value: \"-polls\": a valid label must be an empty string or consist of alphanumeric characters")
+        .stderr_has("\n* metadata.labels: Invalid value: \"bad key\": name part must consist of alphanumeric characters");
     let crd = write(
         &sim,
         "crd.yaml",
@@ -625,9 +619,10 @@ fn kubectl_create_secret_from_env_file_as_the_tutorial_does() {
     let secret = sim.get_json("secret/polls-secret");
     assert_eq!(secret["data"]["DATABASE_PASSWORD"], "czNjcjN0");
     assert_eq!(secret["type"], "Opaque");
-    let out = sim.kubectl_run(&["create", "ingress", "i", "--rule=a.example.com/=svc:80"]);
+    let out =
+        Run::from(sim.kubectl_run(&["create", "ingress", "i", "--rule=a.example.com/=svc:80"]));
     assert!(!out.status.success(), "protobuf Ingresses are not decoded");
-    assert!(stderr(&out).contains("unknown format"), "{}", stderr(&out));
+    out.stderr_has("unknown format");
 }
 
 #[test]
@@ -733,12 +728,8 @@ fn an_immutable_config_map_or_secret_keeps_its_data_as_the_real_server_does() {
     assert_rejected(
         &out,
         "ConfigMap \"polls-config-0a1b2c3d4e\" is invalid: data: Forbidden: field is immutable when `immutable` is set",
-    );
-    assert!(
-        stderr(&out).contains("422 Unprocessable Entity"),
-        "{}",
-        stderr(&out)
-    );
+    )
+    .stderr_has("422 Unprocessable Entity");
     let out = try_apply_server_side(
         &sim,
         "mutable.yaml",
@@ -756,8 +747,8 @@ fn an_immutable_config_map_or_secret_keeps_its_data_as_the_real_server_does() {
     assert_rejected(
         &out,
         "Secret \"polls-secret-0a1b2c3d4e\" is invalid: data: Forbidden: field is immutable when `immutable` is set",
-    );
-    assert!(!stderr(&out).contains("an0ther-value"), "{}", stderr(&out));
+    )
+    .stderr_lacks("an0ther-value");
 
     let live = sim.kubectl_ok(&[
         "get",
