@@ -99,14 +99,19 @@ endef
 # (APP-secret-<hash>), so the live Secret is the one the live Deployment reads (its
 # envFrom secretRef): a failed release's newer version is never it; no Deployment yet
 # (the first deploy) keeps nothing. $(1) is what to do when the cluster cannot be read:
-# deploy stops rather than replace a key that may well be live.
+# deploy stops rather than replace a key that may well be live. $$why, for $(1), is
+# kubectl's last line (its client-go log lines before it say nothing more).
 define FETCH_KEPT
 live_secrets=
-if [[ -n "$(GENERATE)" ]] && ! live_secrets=$$(kubectl $(NS_FLAG) get deployment $(APP)-app --ignore-not-found -o jsonpath='{.spec.template.spec.containers[?(@.name=="$(APP)")].envFrom[*].secretRef.name}'); then
+err=$$(mktemp)
+if [[ -n "$(GENERATE)" ]] && ! live_secrets=$$(kubectl $(NS_FLAG) get deployment $(APP)-app --ignore-not-found -o jsonpath='{.spec.template.spec.containers[?(@.name=="$(APP)")].envFrom[*].secretRef.name}' 2>"$$err"); then
+  why=$$(tail -n 1 "$$err"); rm -f "$$err"
   $(1)
-elif [[ -n $$live_secrets ]] && ! kubectl $(NS_FLAG) get secret $$live_secrets -o yaml --ignore-not-found > "$$kept"; then
+elif [[ -n $$live_secrets ]] && ! kubectl $(NS_FLAG) get secret $$live_secrets -o yaml --ignore-not-found > "$$kept" 2>"$$err"; then
+  why=$$(tail -n 1 "$$err"); rm -f "$$err"
   $(1)
 fi
+rm -f "$$err"
 endef
 
 # envsplit | secretgen | manifest-gen: the whole manifest set on stdout, the ConfigMap and
@@ -223,7 +228,7 @@ render: tools ## write the whole manifest set to OUT (0600: it holds Secrets); r
 	tmp=$$(mktemp "$(OUT).XXXXXX")
 	kept=$$(mktemp)
 	trap 'rm -f "$$tmp" "$$kept"' EXIT
-	$(call FETCH_KEPT,echo "kpipe: warning: cannot read the live Secret of $(APP)-app: $(OUT) gets new $(GENERATE) (deploying it would replace the live one)" >&2; : > "$$kept")
+	$(call FETCH_KEPT,echo "kpipe: warning: cannot read the live Secret of $(APP)-app ($$why): $(OUT) gets new $(GENERATE) (deploying it would replace the live one)" >&2; : > "$$kept")
 	$(RENDER) > "$$tmp"
 	mv "$$tmp" "$(OUT)"
 	echo "kpipe: wrote $(OUT)" >&2
@@ -243,7 +248,7 @@ deploy: tools ## render, apply (server-side; NAMESPACE made if missing), prune w
 	live=$$(mktemp)
 	kept=$$(mktemp)
 	trap 'rm -f "$$tmp" "$$live" "$$kept"' EXIT
-	$(call FETCH_KEPT,echo "make deploy: cannot read the live Secret of $(APP)-app (above): stopped before making new $(GENERATE)" >&2; exit 1)
+	$(call FETCH_KEPT,echo "make deploy: cannot read the live Secret of $(APP)-app ($$why): stopped before making new $(GENERATE)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
 	kapply $(NS_FLAG) --create-namespace $(FORCE_FLAG) --applyset $(APPLYSET) --prune $(RELEASE_FLAGS) --wait --timeout $(TIMEOUT) -o yaml -f "$$tmp" > "$$live"
 	$(SAVE_SETTINGS)
@@ -257,7 +262,7 @@ diff: tools ## show what deploy would change and prune in the cluster (applies n
 	tmp=$$(mktemp)
 	kept=$$(mktemp)
 	trap 'rm -f "$$tmp" "$$kept"' EXIT
-	$(call FETCH_KEPT,echo "make diff: cannot read the live Secret of $(APP)-app (above)" >&2; exit 1)
+	$(call FETCH_KEPT,echo "make diff: cannot read the live Secret of $(APP)-app ($$why)" >&2; exit 1)
 	$(RENDER) > "$$tmp"
 	rc=0
 	kapply $(NS_FLAG) --create-namespace --applyset $(APPLYSET) --prune --release --diff -f "$$tmp" || rc=$$?

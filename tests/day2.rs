@@ -383,16 +383,20 @@ fn a_cluster_that_cannot_be_read_stops_deploy_before_a_new_key_and_render_warns(
     let dir = tempfile::tempdir().unwrap();
     let settings = dir.path().join("polls.default.mk");
     let kubeconfig = dir.path().join("kubeconfig");
+    let port = closed_port();
     std::fs::write(
         &kubeconfig,
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{}\"}}\n\
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster: {{server: \"http://127.0.0.1:{port}\"}}\n\
              users:\n- name: u\n  user: {{token: t}}\ncontexts:\n- name: c\n  context: {{cluster: c, user: u}}\n\
              current-context: c\n",
-            closed_port()
         ),
     )
     .unwrap();
+    // kubectl's last line, the reason; not its client-go log lines before it.
+    let why = format!(
+        "(The connection to the server 127.0.0.1:{port} was refused - did you specify the right host or port?)"
+    );
     let make = |target: &str, vars: &[&str]| {
         let mut c = make_cmd(target);
         c.arg(format!("SETTINGS={}", settings.display()))
@@ -405,14 +409,18 @@ fn a_cluster_that_cannot_be_read_stops_deploy_before_a_new_key_and_render_warns(
     };
     make("deploy", &[])
         .code(2)
-        .stderr_has("make deploy: cannot read the live Secret of polls-app (above): stopped before making new DJANGO_SECRET_KEY")
+        .stderr_has(&format!("make deploy: cannot read the live Secret of polls-app {why}: stopped before making new DJANGO_SECRET_KEY\n"))
+        .stderr_lacks("memcache.go")
         .stderr_lacks("kapply");
     assert!(!settings.exists());
 
     let out = dir.path().join("deploy.yaml");
     make("render", &[&format!("OUT={}", out.display())])
         .success()
-        .stderr_has("kpipe: warning: cannot read the live Secret of polls-app: ");
+        .stderr_has(&format!(
+            "kpipe: warning: cannot read the live Secret of polls-app {why}: "
+        ))
+        .stderr_lacks("memcache.go");
     let rendered = std::fs::read_to_string(&out).unwrap();
     assert!(rendered.contains("DJANGO_SECRET_KEY: "), "{rendered}");
 }
