@@ -595,7 +595,10 @@ impl Removal<'_> {
     /// Says why each kept object stays (`secret/x kept: used by ...`); they remain
     /// members of the set, as the parent must record.
     fn report_kept(&self, kept: &[Kept]) -> Vec<Member> {
-        kept.iter()
+        let mut kept: Vec<&Kept> = kept.iter().collect();
+        // By name: the set's kinds are listed at once and come back in any order.
+        kept.sort_by_key(|k| (kubectl_name(&k.live.0), k.live.0.namespace.clone()));
+        kept.into_iter()
             .map(|k| {
                 let (id, target, _) = &k.live;
                 self.reporter
