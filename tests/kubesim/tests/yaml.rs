@@ -111,18 +111,23 @@ fn document() -> String {
     text
 }
 
+/// kubectl's reading of a manifest file, printed as JSON (`--local`: no cluster).
+fn kubectl_reads(file: &std::path::Path) -> std::process::Output {
+    kubectl_cmd()
+        .args(["annotate", "--local", "-o", "json", "kpipe=oracle", "-f"])
+        .arg(file)
+        .env("KUBECONFIG", "/dev/null")
+        .output()
+        .expect("run kubectl")
+}
+
 #[test]
 fn kubesim_reads_yaml_as_kubectl_does() {
     let text = document();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("oracle.yaml");
     std::fs::write(&file, &text).unwrap();
-    let out = kubectl_cmd()
-        .args(["annotate", "--local", "-o", "json", "kpipe=oracle", "-f"])
-        .arg(&file)
-        .env("KUBECONFIG", "/dev/null")
-        .output()
-        .expect("run kubectl");
+    let out = kubectl_reads(&file);
     assert!(
         out.status.success(),
         "kubectl: {}",
@@ -184,12 +189,7 @@ fn what_json_cannot_hold_is_refused_as_kubectl_refuses_it() {
             format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: x\nspec:\n  {body}\n");
         let file = dir.path().join(format!("{i}.yaml"));
         std::fs::write(&file, &text).unwrap();
-        let out = kubectl_cmd()
-            .args(["annotate", "--local", "-o", "json", "kpipe=oracle", "-f"])
-            .arg(&file)
-            .env("KUBECONFIG", "/dev/null")
-            .output()
-            .expect("run kubectl");
+        let out = kubectl_reads(&file);
         assert!(!out.status.success(), "{body}: kubectl read it");
         assert!(
             kubesim::yaml11::load(&text).is_err(),
