@@ -473,6 +473,17 @@ fn go_json_escaped(s: &str) -> String {
         .replace('\u{2029}', "\\u2029")
 }
 
+/// Go's `unicode.IsPrint`: letters, marks, numbers, punctuation, symbols and the ASCII
+/// space; what it rejects (a no-break space, U+200B, a BOM) `strconv.Quote` escapes.
+fn go_prints(c: char) -> bool {
+    use unicode_properties::{GeneralCategoryGroup as Group, UnicodeGeneralCategory};
+    c == ' '
+        || matches!(
+            c.general_category_group(),
+            Group::Letter | Group::Mark | Group::Number | Group::Punctuation | Group::Symbol
+        )
+}
+
 /// The inside of Go's `strconv.Quote(s)` (`%q`, `%#v`), as servers quote values.
 fn go_quoted(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -488,8 +499,9 @@ fn go_quoted(s: &str) -> String {
             '\\' => out.push_str("\\\\"),
             '"' => out.push_str("\\\""),
             c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
+            c if go_prints(c) => out.push(c),
+            c if (c as u32) < 0x1_0000 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push_str(&format!("\\U{:08x}", c as u32)),
         }
     }
     out
@@ -1139,6 +1151,18 @@ pub fn refuse_secrets_on_terminal<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn go_quoting_escapes_what_go_does_not_print() {
+        // Recorded from Go itself: kubectl 1.32's go-template `printf "%q"`.
+        let value = "tab\there nl\n cr\r bell\x07 del\x7f nbsp\u{a0} shy\u{ad} nel\u{85} \
+                     zwsp\u{200b} lre\u{202a} bom\u{feff} pua\u{e000} ls\u{2028} emoji\u{1f600} \
+                     tag\u{e0041} quote\" back\\ \u{e9} \u{f1} \u{4e2d} \u{301}";
+        let go = "tab\\there nl\\n cr\\r bell\\a del\\x7f nbsp\\u00a0 shy\\u00ad nel\\u0085 \
+                  zwsp\\u200b lre\\u202a bom\\ufeff pua\\ue000 ls\\u2028 emoji\u{1f600} \
+                  tag\\U000e0041 quote\\\" back\\\\ \u{e9} \u{f1} \u{4e2d} \u{301}";
+        assert_eq!(go_quoted(value), go);
+    }
     use serde_json::json;
 
     // The registry is process-wide: each test uses values of its own.

@@ -28,6 +28,10 @@ mod tls;
 mod typed;
 pub mod yaml11;
 
+/// Go's `strconv.Quote`, as the server quotes values in its messages (its tests check
+/// it against Go's own, through kubectl).
+pub use rules::go_quote;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -91,8 +91,25 @@ fn go_value(v: &Value) -> String {
     }
 }
 
-/// Go's `strconv.Quote`: `\x` escapes for control bytes where JSON writes `\u00XX`.
-fn go_quote(s: &str) -> String {
+/// Go's `strconv.Quote`: `\x` escapes for control bytes where JSON writes `\u00XX`,
+/// `\u`/`\U` for any other rune Go does not print (`unicode.IsPrint`: no control,
+/// format, private-use, unassigned or separator rune but the ASCII space).
+pub fn go_quote(s: &str) -> String {
+    use unicode_properties::{GeneralCategory as G, UnicodeGeneralCategory};
+    let unprintable = |c: char| {
+        c != ' '
+            && matches!(
+                c.general_category(),
+                G::Control
+                    | G::Format
+                    | G::Surrogate
+                    | G::PrivateUse
+                    | G::Unassigned
+                    | G::SpaceSeparator
+                    | G::LineSeparator
+                    | G::ParagraphSeparator
+            )
+    };
     let mut out = String::from("\"");
     for c in s.chars() {
         match c {
@@ -108,6 +125,10 @@ fn go_quote(s: &str) -> String {
                 out.push(c);
             }
             c if (c as u32) < 0x20 || c == '\x7f' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if unprintable(c) && (c as u32) > 0xffff => {
+                out.push_str(&format!("\\U{:08x}", c as u32));
+            }
+            c if unprintable(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
             c => out.push(c),
         }
     }

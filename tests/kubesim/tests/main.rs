@@ -9,6 +9,7 @@ mod cli;
 mod controllers;
 mod faults;
 mod fixtures;
+mod go_quote;
 mod kube_client;
 mod kubesim_kubectl;
 mod yaml;
