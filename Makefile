@@ -167,11 +167,13 @@ $(VENV)/.ok: tests/requirements.txt
 test-deps: $(VENV)/.ok ## install what the tests need (Python: PyYAML, kubernetes-validate)
 
 # The binaries the tests and the demo run: one dev-profile build of the workspace serves
-# both (the first `make demo` then `make test` compile once), in one cargo run (make
-# build needs two, and the second compiles the shared dependencies again with kube's
-# features). The dev profile optimises the dependencies and kubesim (Cargo.toml says why).
-build-dev: ## build every binary with the dev profile into target/debug (what demo and test run)
-	$(CARGO) build --workspace --bins
+# both (the first `make demo` then `make test` compile once). It builds the tests too:
+# with them, cargo turns on the dev-dependencies' features (tokio's test-util, tempfile's
+# rustix) in the shared dependencies, so binaries built without them would be built
+# again for the tests, tokio, hyper and kube with them. The dev profile optimises the
+# dependencies and kubesim (Cargo.toml says why).
+build-dev: ## build every binary and test with the dev profile into target/debug (what demo and test run)
+	$(CARGO) build --workspace --all-targets
 
 # Most of the binary-level tests wait rather than compute: on a simulated cluster's
 # delays (a rollout, an issuance, an outage, a --timeout), on kubectl and the tools

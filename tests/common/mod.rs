@@ -41,7 +41,7 @@ const BINARIES: &[&str] = &[
 /// before its tests (`CARGO_BIN_EXE_*`, kubesim's tests); the root package's tests run
 /// other packages' binaries, so the first call in a test process checks every one
 /// against its sources (its package, core, Cargo.lock) and, if one is missing or older,
-/// runs `cargo build --workspace --bins` (as `make test` does) before any test goes on:
+/// runs `cargo build --workspace --all-targets` (as `make test` does) before any test goes on:
 /// a plain `cargo test` then tests the code as it is.
 pub fn bin(name: &str) -> PathBuf {
     static FRESH: std::sync::Once = std::sync::Once::new();
@@ -209,11 +209,13 @@ fn stale(path: &Path, name: &str) -> bool {
     sources(name).iter().any(|s| newest(s) > built)
 }
 
-/// `cargo build --workspace --bins` into the target folder these tests run from.
+/// `cargo build --workspace --all-targets` into the target folder these tests run from:
+/// with the tests, as `make build-dev`, so that the binaries share the test build's
+/// dependencies (built with the dev-dependencies' features) instead of their own.
 fn build() {
     let dir = bin_dir();
     let mut c = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    c.args(["build", "--quiet", "--workspace", "--bins"])
+    c.args(["build", "--quiet", "--workspace", "--all-targets"])
         .arg("--target-dir")
         .arg(dir.parent().expect("target folder"))
         .current_dir(workspace_root());
