@@ -78,8 +78,13 @@ pub fn path_with_tools() -> String {
 pub fn kubectl_path() -> &'static Path {
     static PATH: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     PATH.get_or_init(|| {
-        if let Some(chosen) = std::env::var_os("KUBECTL") {
-            return std::path::absolute(chosen).expect("KUBECTL as an absolute path");
+        if let Some(chosen) = std::env::var_os("KUBECTL").map(PathBuf::from) {
+            // A bare name is looked up on PATH, as a shell would.
+            return if chosen.components().count() > 1 {
+                std::path::absolute(chosen).expect("KUBECTL as an absolute path")
+            } else {
+                chosen
+            };
         }
         let plain = PathBuf::from("kubectl");
         let Ok(out) = Command::new("kubectl")
