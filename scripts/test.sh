@@ -26,14 +26,14 @@ for line in sys.stdin:
 
 out=$(mktemp -d)
 trap 'rm -rf "$out"' EXIT
-declare -A names=()
+declare -A names=() logs=()
 for entry in "${executables[@]}"; do
     dir=${entry%%$'\t'*} executable=${entry#*$'\t'}
     log="$out/${#names[@]}"
     (cd "$dir" && exec "$executable" "$@") >"$log" 2>&1 &
     folder=${dir#"$PWD"} folder=${folder#/}
     names[$!]="${executable#"$PWD"/} (in ${folder:-.}/)"
-    echo "$log" >"$out/$!.log"
+    logs[$!]=$log
 done
 
 failed=()
@@ -42,7 +42,7 @@ while ((${#names[@]})); do
     wait -n -p pid || status=$?
     [[ -n ${pid:-} && -n ${names[$pid]:-} ]] || continue
     printf '\n     Ran %s\n' "${names[$pid]}"
-    cat "$(cat "$out/$pid.log")"
+    cat "${logs[$pid]}"
     ((status == 0)) || failed+=("${names[$pid]}")
     unset "names[$pid]"
 done

@@ -1151,6 +1151,9 @@ pub fn refuse_secrets_on_terminal<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    // The registry is process-wide: each test uses values of its own.
 
     #[test]
     fn go_quoting_escapes_what_go_does_not_print() {
@@ -1163,9 +1166,6 @@ mod tests {
                   tag\\U000e0041 quote\\\" back\\\\ \u{e9} \u{f1} \u{4e2d} \u{301}";
         assert_eq!(go_quoted(value), go);
     }
-    use serde_json::json;
-
-    // The registry is process-wide: each test uses values of its own.
 
     #[test]
     fn masks_secret_data_and_last_applied_only() {

@@ -732,15 +732,24 @@ impl Sim {
     /// generous limit only guards against a hang.
     #[track_caller]
     pub fn await_log(&self, what: &str, found: impl Fn(&str) -> bool) -> String {
+        self.await_in_log(what, |log| {
+            log.lines().find(|l| found(l)).map(str::to_owned)
+        })
+    }
+
+    /// Polls the simulator's log until `seen` finds what it waits for (the one polling
+    /// loop of the `await_*` helpers).
+    #[track_caller]
+    fn await_in_log<T>(&self, what: &str, seen: impl Fn(&str) -> Option<T>) -> T {
         let deadline = Instant::now() + WAIT_LIMIT;
         loop {
-            if let Some(line) = self.log().lines().find(|l| found(l)) {
-                return line.to_owned();
+            let log = self.log();
+            if let Some(found) = seen(&log) {
+                return found;
             }
             assert!(
                 Instant::now() < deadline,
-                "never happened: {what}\n--- kubesim log ---\n{}",
-                self.log()
+                "never happened: {what}\n--- kubesim log ---\n{log}"
             );
             std::thread::sleep(Duration::from_millis(10));
         }
@@ -757,15 +766,9 @@ impl Sim {
     /// Blocks until `n` lines of the simulator's log satisfy `found` (see [`Sim::await_log`]).
     #[track_caller]
     pub fn await_log_lines(&self, what: &str, n: usize, found: impl Fn(&str) -> bool) {
-        let deadline = Instant::now() + WAIT_LIMIT;
-        while self.log().lines().filter(|l| found(l)).count() < n {
-            assert!(
-                Instant::now() < deadline,
-                "never happened: {what}\n--- kubesim log ---\n{}",
-                self.log()
-            );
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        self.await_in_log(what, |log| {
+            (log.lines().filter(|l| found(l)).count() >= n).then_some(())
+        });
     }
 
     /// Blocks until the simulated garbage collector has done what the deletions of
